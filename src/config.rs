@@ -1,0 +1,250 @@
+//! Typed configuration: every section defaulted, unknown keys refused, and
+//! [`Config::validate`] reporting *every* violation at once with its key path.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::domain::RunMode;
+use crate::supervision::RestartPolicy;
+
+/// The defaults shipped in the repository's `config.toml`, compiled in so that the
+/// engine runs with no file at all.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../config.toml");
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub engine: EngineConfig,
+    pub supervision: SupervisionConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            engine: EngineConfig::default(),
+            supervision: SupervisionConfig::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    pub mode: RunMode,
+    /// A workflow still open after this long fails with reason `timeout`.
+    pub workflow_timeout_secs: u64,
+    /// How often the broker looks for overdue workflows.
+    pub timeout_check_ms: u64,
+    /// Finished workflows whose causation chains stay in memory.
+    pub retain_finished_workflows: usize,
+    /// In `run` mode without `--once`: seconds between workflows.
+    pub cycle_secs: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            mode: RunMode::Paper,
+            workflow_timeout_secs: 300,
+            timeout_check_ms: 500,
+            retain_finished_workflows: 1000,
+            cycle_secs: 86_400,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SupervisionConfig {
+    pub max_restarts: u32,
+    pub within_secs: u64,
+    pub backoff_initial_ms: u64,
+    pub backoff_cap_ms: u64,
+}
+
+impl Default for SupervisionConfig {
+    fn default() -> Self {
+        let p = RestartPolicy::default();
+        Self {
+            max_restarts: p.max_restarts,
+            within_secs: p.within.as_secs(),
+            backoff_initial_ms: p.backoff_initial.as_millis() as u64,
+            backoff_cap_ms: p.backoff_cap.as_millis() as u64,
+        }
+    }
+}
+
+impl SupervisionConfig {
+    pub fn policy(&self) -> RestartPolicy {
+        RestartPolicy {
+            max_restarts: self.max_restarts,
+            within: Duration::from_secs(self.within_secs),
+            backoff_initial: Duration::from_millis(self.backoff_initial_ms),
+            backoff_cap: Duration::from_millis(self.backoff_cap_ms),
+        }
+    }
+}
+
+/// One violated rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigViolation {
+    pub key: String,
+    pub message: String,
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub struct ConfigErrors {
+    pub source_name: String,
+    pub violations: Vec<ConfigViolation>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration in {}:", self.source_name)?;
+        for v in &self.violations {
+            write!(f, "\n  {}: {}", v.key, v.message)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct Violations(Vec<ConfigViolation>);
+
+impl Violations {
+    fn check(&mut self, ok: bool, key: &str, message: impl Into<String>) {
+        if !ok {
+            self.0.push(ConfigViolation {
+                key: key.to_string(),
+                message: message.into(),
+            });
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+            source_name: name.clone(),
+            violations: vec![ConfigViolation {
+                key: "(file)".into(),
+                message: format!("cannot read: {e}"),
+            }],
+        })?;
+        Self::parse(&text, &name)
+    }
+
+    /// Loads `path` if given, else the embedded defaults.
+    pub fn load_or_default(path: Option<&PathBuf>) -> Result<Config, ConfigErrors> {
+        match path {
+            Some(p) => Self::load(p),
+            None => Self::parse(EMBEDDED_DEFAULT, "embedded config.toml"),
+        }
+    }
+
+    /// Parses TOML text; `source_name` names it in errors.
+    pub fn parse(text: &str, source_name: &str) -> Result<Config, ConfigErrors> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let location = e
+                .span()
+                .map(|s| {
+                    let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+                    format!("line {line}")
+                })
+                .unwrap_or_else(|| "(document)".into());
+            ConfigErrors {
+                source_name: source_name.to_string(),
+                violations: vec![ConfigViolation {
+                    key: location,
+                    message: e.message().to_string(),
+                }],
+            }
+        })?;
+        config.validate().map_err(|violations| ConfigErrors {
+            source_name: source_name.to_string(),
+            violations,
+        })?;
+        Ok(config)
+    }
+
+    /// Every rule violated, not just the first.
+    pub fn validate(&self) -> Result<(), Vec<ConfigViolation>> {
+        let mut v = Violations::default();
+        let e = &self.engine;
+        v.check(
+            e.workflow_timeout_secs > 0,
+            "engine.workflow_timeout_secs",
+            "must be > 0",
+        );
+        v.check(
+            e.timeout_check_ms > 0,
+            "engine.timeout_check_ms",
+            "must be > 0",
+        );
+        v.check(
+            e.retain_finished_workflows > 0,
+            "engine.retain_finished_workflows",
+            "must be > 0",
+        );
+        v.check(e.cycle_secs > 0, "engine.cycle_secs", "must be > 0");
+        let s = &self.supervision;
+        v.check(
+            s.within_secs > 0,
+            "supervision.within_secs",
+            "must be > 0",
+        );
+        v.check(
+            s.backoff_cap_ms >= s.backoff_initial_ms,
+            "supervision.backoff_cap_ms",
+            format!(
+                "must be >= supervision.backoff_initial_ms ({})",
+                s.backoff_initial_ms
+            ),
+        );
+        if v.0.is_empty() {
+            Ok(())
+        } else {
+            Err(v.0)
+        }
+    }
+
+    pub fn workflow_timeout(&self) -> Duration {
+        Duration::from_secs(self.engine.workflow_timeout_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_config_parses_and_validates() {
+        let c = Config::parse(EMBEDDED_DEFAULT, "config.toml").unwrap();
+        assert_eq!(c.engine.mode, RunMode::Paper);
+    }
+
+    #[test]
+    fn every_violation_is_reported() {
+        let text = "[engine]\nworkflow_timeout_secs = 0\n[supervision]\nbackoff_initial_ms = 10\nbackoff_cap_ms = 5\n";
+        let err = Config::parse(text, "bad.toml").unwrap_err();
+        let keys: Vec<_> = err.violations.iter().map(|v| v.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["engine.workflow_timeout_secs", "supervision.backoff_cap_ms"]
+        );
+        assert!(err.to_string().contains("bad.toml"));
+    }
+
+    #[test]
+    fn unknown_key_names_its_line() {
+        let err = Config::parse("[engine]\n\nworkflow_timout_secs = 3\n", "typo.toml").unwrap_err();
+        assert_eq!(err.violations[0].key, "line 3");
+        assert!(err.violations[0].message.contains("workflow_timout_secs"));
+    }
+}

@@ -1,0 +1,140 @@
+//! Deterministic content hashes (`signal_hash`, `plan_hash`, `execution_plan_hash`).
+//!
+//! Each hashed payload lists its trade-relevant fields as a [`Canon`] value; the
+//! canonical encoding is compact JSON with object keys sorted and every `Decimal`
+//! written in normalised form (`1.50` and `1.5` hash alike). Ids and timestamps are
+//! never part of a `Canon`, so the same inputs give the same hash in every run.
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+
+/// A canonical value: what a hash is computed over.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Canon {
+    Null,
+    Str(String),
+    Dec(Decimal),
+    Int(i64),
+    List(Vec<Canon>),
+    Map(BTreeMap<String, Canon>),
+}
+
+impl Canon {
+    /// Builds a map from `(key, value)` pairs; key order does not matter.
+    pub fn map<K: Into<String>>(pairs: impl IntoIterator<Item = (K, Canon)>) -> Canon {
+        Canon::Map(pairs.into_iter().map(|(k, v)| (k.into(), v)).collect())
+    }
+
+    pub fn str(s: impl Into<String>) -> Canon {
+        Canon::Str(s.into())
+    }
+
+    pub fn opt_dec(d: Option<Decimal>) -> Canon {
+        d.map_or(Canon::Null, Canon::Dec)
+    }
+
+    /// The canonical byte encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
+        self.write(&mut out);
+        out
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            Canon::Null => out.extend_from_slice(b"null"),
+            Canon::Str(s) => write_json_str(s, out),
+            Canon::Dec(d) => {
+                out.push(b'"');
+                out.extend_from_slice(d.normalize().to_string().as_bytes());
+                out.push(b'"');
+            }
+            Canon::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
+            Canon::List(items) => {
+                out.push(b'[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    item.write(out);
+                }
+                out.push(b']');
+            }
+            Canon::Map(map) => {
+                out.push(b'{');
+                for (i, (k, v)) in map.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    write_json_str(k, out);
+                    out.push(b':');
+                    v.write(out);
+                }
+                out.push(b'}');
+            }
+        }
+    }
+
+    /// blake3 of the canonical encoding, as lowercase hex, under a domain tag so that a
+    /// signal and a plan with coincidentally equal encodings never share a hash.
+    pub fn hash(&self, domain: &str) -> String {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(domain.as_bytes());
+        hasher.update(&[0]);
+        hasher.update(&self.encode());
+        hasher.finalize().to_hex().to_string()
+    }
+}
+
+impl From<&Decimal> for Canon {
+    fn from(d: &Decimal) -> Self {
+        Canon::Dec(*d)
+    }
+}
+
+impl From<&str> for Canon {
+    fn from(s: &str) -> Self {
+        Canon::Str(s.to_string())
+    }
+}
+
+/// Decimal-valued map (weights by symbol) as a canonical map.
+pub fn decimal_map(map: &BTreeMap<String, Decimal>) -> Canon {
+    Canon::Map(map.iter().map(|(k, v)| (k.clone(), Canon::Dec(*v))).collect())
+}
+
+fn write_json_str(s: &str, out: &mut Vec<u8>) {
+    // serde_json's string escaping is canonical (shortest escapes), so reuse it.
+    match serde_json::to_vec(s) {
+        Ok(bytes) => out.extend_from_slice(&bytes),
+        Err(_) => out.extend_from_slice(b"\"\""),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    #[test]
+    fn decimals_are_normalised() {
+        let a = Canon::map([("x", Canon::Dec(Decimal::from_str("1.50").unwrap()))]);
+        let b = Canon::map([("x", Canon::Dec(Decimal::from_str("1.5").unwrap()))]);
+        assert_eq!(a.encode(), b.encode());
+        assert_eq!(a.encode(), br#"{"x":"1.5"}"#.to_vec());
+    }
+
+    #[test]
+    fn keys_are_sorted_and_strings_escaped() {
+        let v = Canon::map([("b", Canon::Int(2)), ("a", Canon::str("q\"uote"))]);
+        assert_eq!(v.encode(), br#"{"a":"q\"uote","b":2}"#.to_vec());
+    }
+
+    #[test]
+    fn domain_separates_hashes() {
+        let v = Canon::List(vec![]);
+        assert_ne!(v.hash("signal"), v.hash("plan"));
+        assert_eq!(v.hash("signal").len(), 64);
+    }
+}

@@ -1,0 +1,12 @@
+//! Event contracts: the [`Envelope`], the versioned [`Payload`] enum, identifier
+//! newtypes and the canonical hashing behind `signal_hash`, `plan_hash` and
+//! `execution_plan_hash`. Business modules share nothing but these types.
+
+pub mod envelope;
+pub mod hash;
+pub mod ids;
+pub mod payload;
+
+pub use envelope::{Envelope, EnvelopeError, TriggeredBy};
+pub use ids::{CorrelationId, EventId};
+pub use payload::*;

@@ -1,0 +1,478 @@
+//! The event contracts: one struct per event type and the [`Payload`] enum that the
+//! broker routes on. Evolution is additive: a field added later carries
+//! `#[serde(default)]`, unknown fields are ignored, so v1 JSON keeps deserialising.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use super::hash::{decimal_map, Canon};
+use super::ids::{CorrelationId, EventId};
+use crate::domain::{OrderType, PlanAction, RunMode, Side, Symbol};
+
+/// Root of every workflow: run the pipeline as of one trading day.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowStarted {
+    pub as_of: NaiveDate,
+    #[serde(default)]
+    pub mode: RunMode,
+    /// What started it: `schedule`, `manual`, `backtest`, `recovery`, `reconciliation`.
+    #[serde(default)]
+    pub trigger: String,
+}
+
+/// One strategy file's contribution to a signal.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StrategyAllocation {
+    pub name: String,
+    /// Share of the portfolio given to this file (normalised across files).
+    pub file_weight: Decimal,
+    /// In-file weights by symbol, summing to 1 (empty when the file failed).
+    pub weights: BTreeMap<Symbol, Decimal>,
+    /// Indicator values that decided the allocation, keyed by the call (`rsi(SPY,10)`).
+    #[serde(default)]
+    pub indicators: BTreeMap<String, Decimal>,
+    /// Why the file's slice went to cash, when it failed to evaluate.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+impl StrategyAllocation {
+    fn canon(&self) -> Canon {
+        Canon::map([
+            ("name", Canon::str(&self.name)),
+            ("file_weight", Canon::Dec(self.file_weight)),
+            ("weights", decimal_map(&self.weights)),
+            ("error", self.error.as_deref().map_or(Canon::Null, Canon::from)),
+        ])
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SignalGenerated {
+    pub as_of: NaiveDate,
+    /// Consolidated weights by symbol, 6 decimals, summing to exactly 1 (or empty: all cash).
+    pub target_weights: BTreeMap<Symbol, Decimal>,
+    #[serde(default)]
+    pub strategies: Vec<StrategyAllocation>,
+    pub signal_hash: String,
+    /// blake3 of the market data the signal was computed from.
+    #[serde(default)]
+    pub market_snapshot_id: String,
+}
+
+impl SignalGenerated {
+    /// The hash of the trade-relevant content: date, targets and per-file allocations.
+    pub fn compute_hash(
+        as_of: NaiveDate,
+        target_weights: &BTreeMap<Symbol, Decimal>,
+        strategies: &[StrategyAllocation],
+    ) -> String {
+        Canon::map([
+            ("as_of", Canon::str(as_of.to_string())),
+            ("target_weights", decimal_map(target_weights)),
+            (
+                "strategies",
+                Canon::List(strategies.iter().map(StrategyAllocation::canon).collect()),
+            ),
+        ])
+        .hash("signal.v1")
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AllocationRow {
+    pub symbol: Symbol,
+    pub target_weight: Decimal,
+    pub target_value: Decimal,
+    pub current_value: Decimal,
+    pub delta: Decimal,
+}
+
+/// Target against current allocation, per symbol, before the plan is cut.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AllocationCompared {
+    pub signal_hash: String,
+    pub portfolio_value: Decimal,
+    pub rows: Vec<AllocationRow>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlanItem {
+    pub symbol: Symbol,
+    pub action: PlanAction,
+    pub qty: Decimal,
+    pub price: Decimal,
+    pub target_value: Decimal,
+    pub current_value: Decimal,
+    pub delta: Decimal,
+}
+
+impl PlanItem {
+    fn canon(&self) -> Canon {
+        Canon::map([
+            ("symbol", Canon::str(&self.symbol)),
+            ("action", Canon::str(self.action.as_str())),
+            ("qty", Canon::Dec(self.qty)),
+            ("price", Canon::Dec(self.price)),
+            ("target_value", Canon::Dec(self.target_value)),
+            ("current_value", Canon::Dec(self.current_value)),
+            ("delta", Canon::Dec(self.delta)),
+        ])
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RebalancePlanned {
+    pub signal_hash: String,
+    pub plan_hash: String,
+    pub account_snapshot_id: String,
+    pub portfolio_value: Decimal,
+    pub cash: Decimal,
+    pub investable: Decimal,
+    /// Sells, then buys, then holds; each by symbol.
+    pub items: Vec<PlanItem>,
+}
+
+impl RebalancePlanned {
+    /// Hash of the plan's trade-relevant content (items and the values they derive from).
+    pub fn compute_hash(
+        signal_hash: &str,
+        portfolio_value: Decimal,
+        cash: Decimal,
+        items: &[PlanItem],
+    ) -> String {
+        Canon::map([
+            ("signal_hash", Canon::str(signal_hash)),
+            ("portfolio_value", Canon::Dec(portfolio_value)),
+            ("cash", Canon::Dec(cash)),
+            ("items", Canon::List(items.iter().map(PlanItem::canon).collect())),
+        ])
+        .hash("plan.v1")
+    }
+
+    pub fn has_trades(&self) -> bool {
+        self.items.iter().any(|i| i.action != PlanAction::Hold)
+    }
+}
+
+/// An order the execution step intends to place; its `client_order_id` is derived from
+/// the plan so a retry can never create a second order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OrderIntent {
+    pub client_order_id: String,
+    pub symbol: Symbol,
+    pub side: Side,
+    pub qty: Decimal,
+    #[serde(default)]
+    pub order_type: OrderType,
+    #[serde(default)]
+    pub limit_price: Option<Decimal>,
+}
+
+impl OrderIntent {
+    fn canon(&self) -> Canon {
+        Canon::map([
+            ("symbol", Canon::str(&self.symbol)),
+            ("side", Canon::str(self.side.as_str())),
+            ("qty", Canon::Dec(self.qty)),
+            ("order_type", Canon::str(self.order_type.as_str())),
+            ("limit_price", Canon::opt_dec(self.limit_price)),
+        ])
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionStarted {
+    pub plan_hash: String,
+    pub execution_plan_hash: String,
+    pub orders: Vec<OrderIntent>,
+}
+
+impl ExecutionStarted {
+    /// Hash of the ordered intents (sides, symbols, quantities, prices) and their plan.
+    pub fn compute_hash(plan_hash: &str, orders: &[OrderIntent]) -> String {
+        Canon::map([
+            ("plan_hash", Canon::str(plan_hash)),
+            ("orders", Canon::List(orders.iter().map(OrderIntent::canon).collect())),
+        ])
+        .hash("execution_plan.v1")
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OrderSubmitted {
+    pub client_order_id: String,
+    #[serde(default)]
+    pub venue_order_id: Option<String>,
+    pub symbol: Symbol,
+    pub side: Side,
+    pub qty: Decimal,
+    #[serde(default)]
+    pub order_type: OrderType,
+    #[serde(default)]
+    pub limit_price: Option<Decimal>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OrderFilled {
+    pub client_order_id: String,
+    /// Venue's fill identity; fills are deduplicated by it.
+    pub fill_id: String,
+    pub symbol: Symbol,
+    pub side: Side,
+    pub qty: Decimal,
+    pub price: Decimal,
+    #[serde(default)]
+    pub commission: Decimal,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OrderOutcome {
+    pub client_order_id: String,
+    pub symbol: Symbol,
+    pub side: Side,
+    pub requested_qty: Decimal,
+    pub filled_qty: Decimal,
+    #[serde(default)]
+    pub avg_price: Option<Decimal>,
+    /// `filled`, `partially_filled`, `rejected`, `skipped`, `canceled`.
+    pub status: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OrderSettled {
+    pub plan_hash: String,
+    pub execution_plan_hash: String,
+    pub orders: Vec<OrderOutcome>,
+    pub placed: u32,
+    pub succeeded: u32,
+    pub traded_value: Decimal,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReconciliationStatus {
+    Ok,
+    Drift,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PositionCheck {
+    pub symbol: Symbol,
+    pub expected_qty: Decimal,
+    pub actual_qty: Decimal,
+    #[serde(default)]
+    pub expected_value: Option<Decimal>,
+    #[serde(default)]
+    pub actual_value: Option<Decimal>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReconciliationCompleted {
+    pub status: ReconciliationStatus,
+    pub positions: Vec<PositionCheck>,
+    #[serde(default)]
+    pub expected_cash: Option<Decimal>,
+    #[serde(default)]
+    pub actual_cash: Option<Decimal>,
+    /// Client order ids open at the venue that no journaled intent explains.
+    #[serde(default)]
+    pub unexplained_orders: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecoveryKind {
+    /// Failure recorded; nothing to repair.
+    Noted,
+    CancelOpenOrders,
+    Retry,
+    GiveUp,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecoveryAction {
+    pub failed_correlation: CorrelationId,
+    pub action: RecoveryKind,
+    #[serde(default)]
+    pub attempt: u32,
+    pub detail: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowCompleted {
+    pub orders_placed: u32,
+    #[serde(default)]
+    pub duration_ms: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureReason {
+    /// The workflow exceeded `workflow_timeout_secs`.
+    Timeout,
+    /// An event of the workflow failed its handler twice and was dead-lettered.
+    DeadLetter,
+    /// A business step reported failure (the step names which).
+    StepFailed,
+    /// Trading was halted while the workflow ran.
+    TradingHalted,
+}
+
+impl FailureReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureReason::Timeout => "timeout",
+            FailureReason::DeadLetter => "dead_letter",
+            FailureReason::StepFailed => "step_failed",
+            FailureReason::TradingHalted => "trading_halted",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowFailed {
+    /// The step that failed: `strategy`, `portfolio`, `execution`, `broker`, ...
+    pub step: String,
+    pub reason: FailureReason,
+    pub detail: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HaltReason {
+    /// An actor exceeded its restart policy.
+    RestartIntensity,
+    Manual,
+    RiskLimit,
+    Reconciliation,
+    Authorization,
+}
+
+/// Trading stops: no new workflows, execution refuses new orders.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TradingHalted {
+    pub reason: HaltReason,
+    pub detail: String,
+}
+
+/// The broker refused an event (bad causation, duplicate id, closed workflow).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventRejected {
+    pub event_id: EventId,
+    pub event_type: String,
+    pub correlation_id: CorrelationId,
+    #[serde(default)]
+    pub causation_id: Option<EventId>,
+    pub reason: String,
+}
+
+macro_rules! payloads {
+    ($( $variant:ident => $wire:literal ),+ $(,)?) => {
+        /// Every event's typed content; one variant per contract, named as on the wire.
+        #[derive(Clone, Debug, PartialEq)]
+        pub enum Payload {
+            $( $variant($variant), )+
+        }
+
+        /// Field-less mirror of [`Payload`]: what the broker routes and counts on.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[repr(u8)]
+        pub enum EventKind {
+            $( $variant, )+
+        }
+
+        impl EventKind {
+            pub const ALL: &'static [EventKind] = &[$( EventKind::$variant, )+];
+            pub const COUNT: usize = Self::ALL.len();
+
+            /// Stable wire name, ending in its version.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $( EventKind::$variant => $wire, )+
+                }
+            }
+
+            pub fn from_wire(name: &str) -> Option<EventKind> {
+                match name {
+                    $( $wire => Some(EventKind::$variant), )+
+                    _ => None,
+                }
+            }
+
+            pub fn index(self) -> usize {
+                self as usize
+            }
+        }
+
+        impl Payload {
+            pub fn kind(&self) -> EventKind {
+                match self {
+                    $( Payload::$variant(_) => EventKind::$variant, )+
+                }
+            }
+
+            pub(crate) fn to_json_value(&self) -> serde_json::Result<serde_json::Value> {
+                match self {
+                    $( Payload::$variant(p) => serde_json::to_value(p), )+
+                }
+            }
+
+            pub(crate) fn from_json_str(kind: EventKind, json: &str) -> serde_json::Result<Payload> {
+                match kind {
+                    $( EventKind::$variant => serde_json::from_str(json).map(Payload::$variant), )+
+                }
+            }
+        }
+
+        $(
+            impl From<$variant> for Payload {
+                fn from(p: $variant) -> Payload {
+                    Payload::$variant(p)
+                }
+            }
+        )+
+    };
+}
+
+payloads! {
+    WorkflowStarted => "workflow.started.v1",
+    SignalGenerated => "strategy.signal.generated.v1",
+    AllocationCompared => "portfolio.allocation.compared.v1",
+    RebalancePlanned => "portfolio.rebalance.planned.v1",
+    ExecutionStarted => "execution.started.v1",
+    OrderSubmitted => "execution.order.submitted.v1",
+    OrderFilled => "execution.order.filled.v1",
+    OrderSettled => "execution.order.settled.v1",
+    ReconciliationCompleted => "reconciliation.completed.v1",
+    RecoveryAction => "recovery.action.v1",
+    WorkflowCompleted => "workflow.completed.v1",
+    WorkflowFailed => "workflow.failed.v1",
+    TradingHalted => "trading.halted.v1",
+    EventRejected => "broker.event.rejected.v1",
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl EventKind {
+    /// Version of the contract, read from the wire name's `.vN` suffix.
+    pub fn schema_version(self) -> u32 {
+        self.as_str()
+            .rsplit_once(".v")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(1)
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, EventKind::WorkflowCompleted | EventKind::WorkflowFailed)
+    }
+}

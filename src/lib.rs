@@ -1,0 +1,23 @@
+//! alchemiser: a trading engine of supervised actors.
+//!
+//! `src/` is the pure core (no actor runtime): event contracts, domain types, planning
+//! maths, venues and configuration. `actors/` is the actix layer that carries events
+//! between the cores through one broker.
+
+pub mod causation;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod events;
+pub mod execution;
+pub mod halt;
+pub mod portfolio;
+pub mod reconciliation;
+pub mod recovery;
+pub mod strategy;
+pub mod supervision;
+pub mod venue;
+pub mod workflow;
+
+#[path = "../actors/mod.rs"]
+pub mod actors;

@@ -1,0 +1,251 @@
+//! Portfolio core: the rebalance planner, with the original system's rules.
+//!
+//! PV = cash + Σ qty·price; investable = PV·(1 − reserve); per symbol in
+//! targets ∪ holdings: target$ = w·investable, current$ = qty·price, delta = target$ −
+//! current$. A held symbol with target 0 is sold in full; otherwise |delta| <
+//! min_trade·PV holds; else buy/sell |delta|/price rounded toward zero (6 decimals
+//! when fractional, whole shares otherwise), a sell never exceeding the holding. Items
+//! are ordered sells, buys, holds, each by symbol.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rust_decimal::{Decimal, RoundingStrategy};
+use thiserror::Error;
+
+use crate::domain::{PlanAction, Symbol};
+use crate::events::{AllocationCompared, AllocationRow, PlanItem, RebalancePlanned, SignalGenerated};
+use crate::venue::AccountSnapshot;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlanParams {
+    pub cash_reserve_pct: Decimal,
+    pub min_trade_pct: Decimal,
+    pub fractional: bool,
+}
+
+impl Default for PlanParams {
+    fn default() -> Self {
+        Self {
+            cash_reserve_pct: Decimal::new(1, 2),
+            min_trade_pct: Decimal::new(1, 2),
+            fractional: true,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum PlanError {
+    #[error("no price for {symbol}")]
+    MissingPrice { symbol: Symbol },
+    #[error("non-positive price {price} for {symbol}")]
+    BadPrice { symbol: Symbol, price: Decimal },
+}
+
+/// Symbols the planner needs prices for.
+pub fn symbols_to_price(signal: &SignalGenerated, account: &AccountSnapshot) -> Vec<Symbol> {
+    let set: BTreeSet<&Symbol> = signal
+        .target_weights
+        .keys()
+        .chain(account.positions.keys())
+        .collect();
+    set.into_iter().cloned().collect()
+}
+
+pub fn plan_rebalance(
+    signal: &SignalGenerated,
+    account: &AccountSnapshot,
+    prices: &BTreeMap<Symbol, Decimal>,
+    params: &PlanParams,
+) -> Result<(AllocationCompared, RebalancePlanned), PlanError> {
+    let price_of = |symbol: &Symbol| -> Result<Decimal, PlanError> {
+        match prices.get(symbol) {
+            None => Err(PlanError::MissingPrice {
+                symbol: symbol.clone(),
+            }),
+            Some(p) if *p <= Decimal::ZERO => Err(PlanError::BadPrice {
+                symbol: symbol.clone(),
+                price: *p,
+            }),
+            Some(p) => Ok(*p),
+        }
+    };
+    let mut pv = account.cash;
+    for (symbol, qty) in &account.positions {
+        pv += *qty * price_of(symbol)?;
+    }
+    let investable = pv * (Decimal::ONE - params.cash_reserve_pct);
+    let min_trade = params.min_trade_pct * pv;
+    let dp = if params.fractional { 6 } else { 0 };
+
+    let mut rows = Vec::new();
+    let mut items = Vec::new();
+    for symbol in symbols_to_price(signal, account) {
+        let price = price_of(&symbol)?;
+        let weight = signal
+            .target_weights
+            .get(&symbol)
+            .copied()
+            .unwrap_or_default();
+        let held = account.positions.get(&symbol).copied().unwrap_or_default();
+        let target_value = weight * investable;
+        let current_value = held * price;
+        let delta = target_value - current_value;
+        rows.push(AllocationRow {
+            symbol: symbol.clone(),
+            target_weight: weight,
+            target_value,
+            current_value,
+            delta,
+        });
+        let (action, qty) = if weight.is_zero() && held > Decimal::ZERO {
+            (PlanAction::Sell, held)
+        } else if delta.abs() < min_trade {
+            (PlanAction::Hold, Decimal::ZERO)
+        } else {
+            let qty = (delta.abs() / price).round_dp_with_strategy(dp, RoundingStrategy::ToZero);
+            if delta > Decimal::ZERO {
+                (PlanAction::Buy, qty)
+            } else {
+                (PlanAction::Sell, qty.min(held))
+            }
+        };
+        let action = if qty.is_zero() { PlanAction::Hold } else { action };
+        items.push(PlanItem {
+            symbol,
+            action,
+            qty,
+            price,
+            target_value,
+            current_value,
+            delta,
+        });
+    }
+    items.sort_by(|a, b| a.action.cmp(&b.action).then_with(|| a.symbol.cmp(&b.symbol)));
+    let plan_hash = RebalancePlanned::compute_hash(&signal.signal_hash, pv, account.cash, &items);
+    Ok((
+        AllocationCompared {
+            signal_hash: signal.signal_hash.clone(),
+            portfolio_value: pv,
+            rows,
+        },
+        RebalancePlanned {
+            signal_hash: signal.signal_hash.clone(),
+            plan_hash,
+            account_snapshot_id: account.snapshot_id(),
+            portfolio_value: pv,
+            cash: account.cash,
+            investable,
+            items,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::strategy::consolidate;
+    use chrono::NaiveDate;
+    use rust_decimal_macros::dec;
+
+    fn signal(weights: &[(&str, Decimal)]) -> SignalGenerated {
+        let strategies = vec![crate::events::StrategyAllocation {
+            name: "t".into(),
+            file_weight: dec!(1),
+            weights: weights.iter().map(|(s, w)| (s.to_string(), *w)).collect(),
+            indicators: BTreeMap::new(),
+            error: None,
+        }];
+        consolidate(NaiveDate::from_ymd_opt(2024, 1, 2).unwrap(), strategies, String::new())
+    }
+
+    fn account(cash: Decimal, pos: &[(&str, Decimal)]) -> AccountSnapshot {
+        AccountSnapshot {
+            cash,
+            positions: pos.iter().map(|(s, q)| (s.to_string(), *q)).collect(),
+        }
+    }
+
+    fn prices(p: &[(&str, Decimal)]) -> BTreeMap<Symbol, Decimal> {
+        p.iter().map(|(s, q)| (s.to_string(), *q)).collect()
+    }
+
+    #[test]
+    fn buys_with_reserve_and_truncates_to_six_decimals() {
+        let (_, plan) = plan_rebalance(
+            &signal(&[("SPY", dec!(1))]),
+            &account(dec!(1000), &[]),
+            &prices(&[("SPY", dec!(3))]),
+            &PlanParams::default(),
+        )
+        .unwrap();
+        assert_eq!(plan.investable, dec!(990.00));
+        assert_eq!(plan.items[0].action, PlanAction::Buy);
+        assert_eq!(plan.items[0].qty, dec!(330));
+        let (_, plan) = plan_rebalance(
+            &signal(&[("SPY", dec!(1))]),
+            &account(dec!(1000), &[]),
+            &prices(&[("SPY", dec!(7))]),
+            &PlanParams::default(),
+        )
+        .unwrap();
+        assert_eq!(plan.items[0].qty, dec!(141.428571));
+    }
+
+    #[test]
+    fn zero_target_sells_in_full_and_order_is_sells_buys_holds() {
+        let (_, plan) = plan_rebalance(
+            &signal(&[("AAA", dec!(0.5)), ("BBB", dec!(0.5))]),
+            &account(dec!(500), &[("ZZZ", dec!(5)), ("AAA", dec!(4.95))]),
+            &prices(&[("AAA", dec!(100)), ("BBB", dec!(50)), ("ZZZ", dec!(100))]),
+            &PlanParams::default(),
+        )
+        .unwrap();
+        let got: Vec<_> = plan.items.iter().map(|i| (i.symbol.as_str(), i.action, i.qty)).collect();
+        // PV = 500 + 500 + 495 = 1495; investable 1480.05; AAA target 740.025 vs 495 -> buy 2.45025
+        assert_eq!(
+            got,
+            vec![
+                ("ZZZ", PlanAction::Sell, dec!(5)),
+                ("AAA", PlanAction::Buy, dec!(2.450250)),
+                ("BBB", PlanAction::Buy, dec!(14.8005)),
+            ]
+        );
+    }
+
+    #[test]
+    fn small_delta_holds_and_whole_shares_round_toward_zero() {
+        let params = PlanParams {
+            fractional: false,
+            ..PlanParams::default()
+        };
+        let (_, plan) = plan_rebalance(
+            &signal(&[("SPY", dec!(1))]),
+            &account(dec!(10), &[("SPY", dec!(9.85))]),
+            &prices(&[("SPY", dec!(100))]),
+            &params,
+        )
+        .unwrap();
+        // PV 995, target 985.05 vs 985: |delta| 0.05 < 9.95 -> hold
+        assert_eq!(plan.items[0].action, PlanAction::Hold);
+        let (_, plan) = plan_rebalance(
+            &signal(&[("SPY", dec!(1))]),
+            &account(dec!(1000), &[]),
+            &prices(&[("SPY", dec!(400))]),
+            &params,
+        )
+        .unwrap();
+        assert_eq!(plan.items[0].qty, dec!(2));
+    }
+
+    #[test]
+    fn missing_price_is_an_error() {
+        let err = plan_rebalance(
+            &signal(&[("SPY", dec!(1))]),
+            &account(dec!(1000), &[]),
+            &prices(&[]),
+            &PlanParams::default(),
+        )
+        .unwrap_err();
+        assert_eq!(err, PlanError::MissingPrice { symbol: "SPY".into() });
+    }
+}

@@ -1,0 +1,125 @@
+//! Strategy core: turns per-file allocations into one signal. (The symphony language
+//! that produces those allocations arrives with the strategy engine.)
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use rust_decimal::{Decimal, RoundingStrategy};
+
+use crate::domain::Symbol;
+use crate::events::{SignalGenerated, StrategyAllocation};
+
+/// Decimal places of consolidated target weights.
+pub const WEIGHT_DP: u32 = 6;
+
+/// Consolidates file allocations: a symbol's weight is Σ file weight × in-file weight,
+/// rounded to [`WEIGHT_DP`] decimals by largest remainder so the weights sum to exactly
+/// the invested share (1 when every file evaluated; failed files' slices stay in cash).
+pub fn consolidate(
+    as_of: NaiveDate,
+    strategies: Vec<StrategyAllocation>,
+    market_snapshot_id: String,
+) -> SignalGenerated {
+    let total_file_weight: Decimal = strategies.iter().map(|s| s.file_weight).sum();
+    let mut raw: BTreeMap<Symbol, Decimal> = BTreeMap::new();
+    let mut invested = Decimal::ZERO;
+    if total_file_weight > Decimal::ZERO {
+        for s in strategies.iter().filter(|s| s.error.is_none()) {
+            let share = s.file_weight / total_file_weight;
+            invested += share;
+            for (symbol, w) in &s.weights {
+                *raw.entry(symbol.clone()).or_default() += share * *w;
+            }
+        }
+    }
+    raw.retain(|_, w| *w > Decimal::ZERO);
+    let target_weights = largest_remainder(&raw, invested);
+    let signal_hash = SignalGenerated::compute_hash(as_of, &target_weights, &strategies);
+    SignalGenerated {
+        as_of,
+        target_weights,
+        strategies,
+        signal_hash,
+        market_snapshot_id,
+    }
+}
+
+/// Rounds `weights` down to [`WEIGHT_DP`] decimals, then hands the remaining units to the
+/// largest remainders (ties by symbol) so the result sums to `total` rounded likewise.
+pub fn largest_remainder(
+    weights: &BTreeMap<Symbol, Decimal>,
+    total: Decimal,
+) -> BTreeMap<Symbol, Decimal> {
+    let unit = Decimal::new(1, WEIGHT_DP);
+    let target_total = total.round_dp_with_strategy(WEIGHT_DP, RoundingStrategy::MidpointNearestEven);
+    let mut floored: BTreeMap<Symbol, Decimal> = weights
+        .iter()
+        .map(|(s, w)| (s.clone(), w.round_dp_with_strategy(WEIGHT_DP, RoundingStrategy::ToZero)))
+        .collect();
+    let mut remainders: Vec<(Decimal, &Symbol)> = weights
+        .iter()
+        .map(|(s, w)| (*w - floored[s], s))
+        .collect();
+    remainders.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+    let mut missing = target_total - floored.values().copied().sum::<Decimal>();
+    for (_, symbol) in remainders.iter().cycle().take(remainders.len() * 2) {
+        if missing < unit {
+            break;
+        }
+        if let Some(w) = floored.get_mut(*symbol) {
+            *w += unit;
+            missing -= unit;
+        }
+    }
+    floored.retain(|_, w| *w > Decimal::ZERO);
+    floored
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal_macros::dec;
+
+    fn alloc(name: &str, fw: Decimal, weights: &[(&str, Decimal)]) -> StrategyAllocation {
+        StrategyAllocation {
+            name: name.into(),
+            file_weight: fw,
+            weights: weights.iter().map(|(s, w)| (s.to_string(), *w)).collect(),
+            indicators: BTreeMap::new(),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn thirds_sum_to_exactly_one() {
+        let third = Decimal::ONE / dec!(3);
+        let s = consolidate(
+            NaiveDate::from_ymd_opt(2024, 1, 2).unwrap(),
+            vec![alloc("a", dec!(1), &[("A", third), ("B", third), ("C", third)])],
+            String::new(),
+        );
+        assert_eq!(s.target_weights.values().copied().sum::<Decimal>(), dec!(1));
+        assert_eq!(s.target_weights["A"], dec!(0.333334));
+        assert_eq!(s.target_weights["B"], dec!(0.333333));
+    }
+
+    #[test]
+    fn file_weights_multiply_and_failed_files_go_to_cash() {
+        let mut bad = alloc("b", dec!(1), &[]);
+        bad.error = Some("short history".into());
+        let s = consolidate(
+            NaiveDate::from_ymd_opt(2024, 1, 2).unwrap(),
+            vec![alloc("a", dec!(3), &[("SPY", dec!(0.5)), ("TLT", dec!(0.5))]), bad],
+            String::new(),
+        );
+        assert_eq!(s.target_weights["SPY"], dec!(0.375));
+        assert_eq!(s.target_weights["TLT"], dec!(0.375));
+    }
+
+    #[test]
+    fn no_strategies_is_all_cash() {
+        let s = consolidate(NaiveDate::from_ymd_opt(2024, 1, 2).unwrap(), vec![], String::new());
+        assert!(s.target_weights.is_empty());
+        assert_eq!(s.signal_hash.len(), 64);
+    }
+}

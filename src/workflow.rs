@@ -1,0 +1,260 @@
+//! A workflow's lifecycle as an explicit `(stage, event) -> stage` transition function.
+//!
+//! ```text
+//! Started -signal-> Signalled -planned-> Planned -execution.started-> Executing
+//!   -settled-> Settled -reconciliation.completed-> Reconciled -workflow.completed-> Completed
+//! any non-terminal -workflow.failed-> Failed | TimedOut (reason timeout)
+//! ```
+//! Terminal stages stay terminal; the only events a closed workflow still accepts are the
+//! after-the-fact ones (recovery actions, reconciliation). Anything else is an
+//! [`TransitionError`], never an overwrite.
+
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::events::{EventKind, FailureReason, Payload};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkflowStage {
+    Started,
+    Signalled,
+    Planned,
+    Executing,
+    Settled,
+    Reconciled,
+    Completed,
+    Failed,
+    TimedOut,
+}
+
+/// The coarse status the issue tracker and `status` talk about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkflowStatus {
+    Started,
+    Running,
+    Completed,
+    Failed,
+    TimedOut,
+}
+
+impl WorkflowStage {
+    pub fn status(self) -> WorkflowStatus {
+        match self {
+            WorkflowStage::Started => WorkflowStatus::Started,
+            WorkflowStage::Completed => WorkflowStatus::Completed,
+            WorkflowStage::Failed => WorkflowStatus::Failed,
+            WorkflowStage::TimedOut => WorkflowStatus::TimedOut,
+            _ => WorkflowStatus::Running,
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            WorkflowStage::Completed | WorkflowStage::Failed | WorkflowStage::TimedOut
+        )
+    }
+
+    /// The next stage after `payload`, or why that event may not happen now.
+    pub fn apply(self, payload: &Payload) -> Result<WorkflowStage, TransitionError> {
+        use EventKind as K;
+        use WorkflowStage as S;
+        let kind = payload.kind();
+        let next = match (self, kind) {
+            // After-the-fact events never move a stage.
+            (_, K::RecoveryAction) => Some(self),
+            (s, K::ReconciliationCompleted) if s.is_terminal() => Some(self),
+            (s, K::WorkflowFailed) if !s.is_terminal() => match payload {
+                Payload::WorkflowFailed(f) if f.reason == FailureReason::Timeout => {
+                    Some(S::TimedOut)
+                }
+                _ => Some(S::Failed),
+            },
+            (S::Started, K::SignalGenerated) => Some(S::Signalled),
+            (S::Signalled, K::AllocationCompared) => Some(S::Signalled),
+            (S::Signalled, K::RebalancePlanned) => Some(S::Planned),
+            (S::Planned, K::ExecutionStarted) => Some(S::Executing),
+            (S::Executing, K::OrderSubmitted | K::OrderFilled) => Some(S::Executing),
+            (S::Executing, K::OrderSettled) => Some(S::Settled),
+            (S::Settled, K::ReconciliationCompleted) => Some(S::Reconciled),
+            (S::Reconciled, K::WorkflowCompleted) => Some(S::Completed),
+            _ => None,
+        };
+        next.ok_or(TransitionError { from: self, event: kind })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+#[error("event `{event}` is not allowed in workflow stage {from:?}")]
+pub struct TransitionError {
+    pub from: WorkflowStage,
+    pub event: EventKind,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::*;
+    use chrono::NaiveDate;
+    use proptest::prelude::*;
+    use rust_decimal::Decimal;
+
+    fn sample(kind: EventKind) -> Payload {
+        let d = Decimal::ZERO;
+        match kind {
+            EventKind::WorkflowStarted => Payload::WorkflowStarted(WorkflowStarted {
+                as_of: NaiveDate::from_ymd_opt(2024, 1, 2).unwrap(),
+                mode: Default::default(),
+                trigger: String::new(),
+            }),
+            EventKind::SignalGenerated => Payload::SignalGenerated(SignalGenerated {
+                as_of: NaiveDate::from_ymd_opt(2024, 1, 2).unwrap(),
+                target_weights: Default::default(),
+                strategies: vec![],
+                signal_hash: String::new(),
+                market_snapshot_id: String::new(),
+            }),
+            EventKind::AllocationCompared => Payload::AllocationCompared(AllocationCompared {
+                signal_hash: String::new(),
+                portfolio_value: d,
+                rows: vec![],
+            }),
+            EventKind::RebalancePlanned => Payload::RebalancePlanned(RebalancePlanned {
+                signal_hash: String::new(),
+                plan_hash: String::new(),
+                account_snapshot_id: String::new(),
+                portfolio_value: d,
+                cash: d,
+                investable: d,
+                items: vec![],
+            }),
+            EventKind::ExecutionStarted => Payload::ExecutionStarted(ExecutionStarted {
+                plan_hash: String::new(),
+                execution_plan_hash: String::new(),
+                orders: vec![],
+            }),
+            EventKind::OrderSubmitted => Payload::OrderSubmitted(OrderSubmitted {
+                client_order_id: String::new(),
+                venue_order_id: None,
+                symbol: "SPY".into(),
+                side: crate::domain::Side::Buy,
+                qty: d,
+                order_type: Default::default(),
+                limit_price: None,
+            }),
+            EventKind::OrderFilled => Payload::OrderFilled(OrderFilled {
+                client_order_id: String::new(),
+                fill_id: String::new(),
+                symbol: "SPY".into(),
+                side: crate::domain::Side::Buy,
+                qty: d,
+                price: d,
+                commission: d,
+            }),
+            EventKind::OrderSettled => Payload::OrderSettled(OrderSettled {
+                plan_hash: String::new(),
+                execution_plan_hash: String::new(),
+                orders: vec![],
+                placed: 0,
+                succeeded: 0,
+                traded_value: d,
+            }),
+            EventKind::ReconciliationCompleted => {
+                Payload::ReconciliationCompleted(ReconciliationCompleted {
+                    status: ReconciliationStatus::Ok,
+                    positions: vec![],
+                    expected_cash: None,
+                    actual_cash: None,
+                    unexplained_orders: vec![],
+                })
+            }
+            EventKind::RecoveryAction => Payload::RecoveryAction(RecoveryAction {
+                failed_correlation: CorrelationId::new(),
+                action: RecoveryKind::Noted,
+                attempt: 0,
+                detail: String::new(),
+            }),
+            EventKind::WorkflowCompleted => Payload::WorkflowCompleted(WorkflowCompleted {
+                orders_placed: 0,
+                duration_ms: 0,
+            }),
+            EventKind::WorkflowFailed => Payload::WorkflowFailed(WorkflowFailed {
+                step: "x".into(),
+                reason: FailureReason::StepFailed,
+                detail: String::new(),
+            }),
+            EventKind::TradingHalted => Payload::TradingHalted(TradingHalted {
+                reason: HaltReason::Manual,
+                detail: String::new(),
+            }),
+            EventKind::EventRejected => Payload::EventRejected(EventRejected {
+                event_id: EventId::new(),
+                event_type: String::new(),
+                correlation_id: CorrelationId::new(),
+                causation_id: None,
+                reason: String::new(),
+            }),
+        }
+    }
+
+    #[test]
+    fn happy_path_reaches_completed() {
+        use EventKind as K;
+        let mut stage = WorkflowStage::Started;
+        for k in [
+            K::SignalGenerated,
+            K::AllocationCompared,
+            K::RebalancePlanned,
+            K::ExecutionStarted,
+            K::OrderSubmitted,
+            K::OrderFilled,
+            K::OrderSettled,
+            K::ReconciliationCompleted,
+            K::WorkflowCompleted,
+        ] {
+            stage = stage.apply(&sample(k)).unwrap();
+        }
+        assert_eq!(stage, WorkflowStage::Completed);
+    }
+
+    #[test]
+    fn skipping_a_step_is_refused() {
+        let err = WorkflowStage::Started
+            .apply(&sample(EventKind::RebalancePlanned))
+            .unwrap_err();
+        assert_eq!(err.from, WorkflowStage::Started);
+        assert_eq!(err.event, EventKind::RebalancePlanned);
+    }
+
+    #[test]
+    fn timeout_failure_is_timed_out() {
+        let p = Payload::WorkflowFailed(WorkflowFailed {
+            step: "broker".into(),
+            reason: FailureReason::Timeout,
+            detail: String::new(),
+        });
+        assert_eq!(
+            WorkflowStage::Planned.apply(&p).unwrap(),
+            WorkflowStage::TimedOut
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn random_sequences_never_leave_a_terminal_stage(ks in proptest::collection::vec(0usize..EventKind::COUNT, 0..40)) {
+            let mut stage = WorkflowStage::Started;
+            let mut seen_terminal = false;
+            for k in ks {
+                if let Ok(next) = stage.apply(&sample(EventKind::ALL[k])) {
+                    if seen_terminal {
+                        prop_assert_eq!(next, stage);
+                    }
+                    stage = next;
+                    seen_terminal |= stage.is_terminal();
+                }
+            }
+        }
+    }
+}
