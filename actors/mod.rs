@@ -1,1 +1,13 @@
-pub mod placeholder {}
+//! The actix layer: one broker, five supervised business actors, and the CLI that
+//! starts them. Actors receive an event, call their core in `src/`, and publish.
+
+pub mod broker;
+pub mod cli;
+pub mod engine;
+pub mod supervision;
+
+pub mod execution;
+pub mod portfolio;
+pub mod reconciliation;
+pub mod recovery;
+pub mod strategy;

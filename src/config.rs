@@ -20,6 +20,7 @@ pub const EMBEDDED_DEFAULT: &str = include_str!("../config.toml");
 pub struct Config {
     pub engine: EngineConfig,
     pub supervision: SupervisionConfig,
+    pub venue: VenueConfig,
 }
 
 impl Default for Config {
@@ -27,6 +28,28 @@ impl Default for Config {
         Self {
             engine: EngineConfig::default(),
             supervision: SupervisionConfig::default(),
+            venue: VenueConfig::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct VenueConfig {
+    pub sim: SimVenueConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimVenueConfig {
+    /// Starting cash of the simulated account.
+    pub initial_cash: rust_decimal::Decimal,
+}
+
+impl Default for SimVenueConfig {
+    fn default() -> Self {
+        Self {
+            initial_cash: rust_decimal::Decimal::from(100_000),
         }
     }
 }
@@ -206,6 +229,11 @@ impl Config {
                 "must be >= supervision.backoff_initial_ms ({})",
                 s.backoff_initial_ms
             ),
+        );
+        v.check(
+            self.venue.sim.initial_cash >= rust_decimal::Decimal::ZERO,
+            "venue.sim.initial_cash",
+            "must be >= 0",
         );
         if v.0.is_empty() {
             Ok(())

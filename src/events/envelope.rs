@@ -65,12 +65,24 @@ impl Envelope {
         source: impl Into<Cow<'static, str>>,
         clock: &dyn Clock,
     ) -> Envelope {
+        Self::child_of(parent.correlation_id, parent.event_id, payload, source, clock)
+    }
+
+    /// A child of the event `causation` in `correlation`, for code that holds the ids
+    /// but not the parent (the broker failing a workflow on its latest event).
+    pub fn child_of(
+        correlation_id: CorrelationId,
+        causation: EventId,
+        payload: impl Into<Payload>,
+        source: impl Into<Cow<'static, str>>,
+        clock: &dyn Clock,
+    ) -> Envelope {
         let payload = payload.into();
         Envelope {
             event_id: EventId::new(),
             schema_version: payload.kind().schema_version(),
-            correlation_id: parent.correlation_id,
-            causation_id: Some(parent.event_id),
+            correlation_id,
+            causation_id: Some(causation),
             triggered_by: None,
             occurred_at: clock.now(),
             source: source.into(),

@@ -1,0 +1,612 @@
+//! The central broker: every event passes through here.
+//!
+//! Per event, in one turn: validate its lineage against the [`CausationLog`] (refusals
+//! become `broker.event.rejected.v1` and a counter, never a panic), give it the next
+//! global sequence number, count it, and fan it out (behind an `Arc`) to each
+//! subscriber registered for its type. Each subscriber's unacknowledged deliveries stay
+//! queued here, so a crashed actor loses nothing: its fresh incarnation gets them again.
+//!
+//! The broker also owns workflow lifecycles: it completes a workflow once
+//! reconciliation reports, fails it on timeout or on a dead-lettered event, and halts
+//! trading when an actor exceeds its restart policy.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use serde::Serialize;
+use thiserror::Error;
+use tokio::sync::oneshot;
+
+use super::engine::EngineDeps;
+use super::supervision::{panic_message, HandlerActor, HandlerFactory, Registry, SubscriberProgress};
+use crate::causation::{CausationLog, CausationTree, Refusal, WorkflowSummary};
+use crate::events::{
+    CorrelationId, Envelope, EventId, EventKind, EventRejected, FailureReason, HaltReason, Payload,
+    TradingHalted, TriggeredBy, WorkflowCompleted, WorkflowFailed, WorkflowStarted,
+};
+use crate::supervision::{RestartDecision, RestartHistory, RestartPolicy};
+use crate::workflow::WorkflowStage;
+
+/// The broker's own name as an event source.
+pub const BROKER: &str = "broker";
+
+#[derive(Clone, Debug)]
+pub struct BrokerSettings {
+    pub policy: RestartPolicy,
+    pub workflow_timeout: Duration,
+    pub timeout_check: Duration,
+    pub retain_finished_workflows: usize,
+}
+
+impl BrokerSettings {
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self {
+            policy: config.supervision.policy(),
+            workflow_timeout: config.workflow_timeout(),
+            timeout_check: Duration::from_millis(config.engine.timeout_check_ms),
+            retain_finished_workflows: config.engine.retain_finished_workflows,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum PublishError {
+    #[error("refused: {0}")]
+    Refused(#[from] Refusal),
+    #[error("trading is halted: {0}")]
+    Halted(String),
+}
+
+/// Publish one event. Answered with its sequence number, or why it was refused.
+#[derive(Message)]
+#[rtype(result = "Result<u64, PublishError>")]
+pub struct Publish(pub Envelope);
+
+/// Start a workflow (refused while trading is halted).
+#[derive(Message)]
+#[rtype(result = "Result<CorrelationId, PublishError>")]
+pub struct StartWorkflow {
+    pub started: WorkflowStarted,
+    pub triggered_by: Option<TriggeredBy>,
+}
+
+/// One event handed to a subscriber.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct Deliver {
+    pub seq: u64,
+    pub env: Arc<Envelope>,
+}
+
+/// A subscriber incarnation failed while handling `seq` (if known).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ActorFailed {
+    pub slot: usize,
+    pub incarnation: u32,
+    pub seq: Option<u64>,
+    pub error: String,
+}
+
+/// Halt trading by hand.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Halt {
+    pub reason: HaltReason,
+    pub detail: String,
+}
+
+/// Resolves once the workflow is terminal (at once if it already is); `None` if the
+/// broker does not know it.
+#[derive(Message)]
+#[rtype(result = "Option<WorkflowSummary>")]
+pub struct AwaitWorkflow(pub CorrelationId);
+
+#[derive(Message)]
+#[rtype(result = "Option<CausationTree>")]
+pub struct QueryTree(pub CorrelationId);
+
+#[derive(Message)]
+#[rtype(result = "Option<WorkflowSummary>")]
+pub struct QueryWorkflow(pub CorrelationId);
+
+#[derive(Message)]
+#[rtype(result = "BrokerStats")]
+pub struct QueryStats;
+
+/// Every accepted event, for observers (tests, the CLI's progress output).
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct Observed {
+    pub seq: u64,
+    pub env: Arc<Envelope>,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Observe(pub Recipient<Observed>);
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DeadLetter {
+    pub actor: &'static str,
+    pub seq: u64,
+    pub event_id: EventId,
+    pub event_type: &'static str,
+    pub correlation_id: CorrelationId,
+    pub error: String,
+    pub attempts: u8,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ActorStats {
+    pub name: &'static str,
+    pub restarts: u64,
+    pub handled: u64,
+    pub handler_latency_mean_us: f64,
+    pub handler_latency_max_us: f64,
+    pub unacknowledged: usize,
+    pub running: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BrokerStats {
+    pub last_seq: u64,
+    pub published: BTreeMap<&'static str, u64>,
+    pub delivered: u64,
+    pub redelivered: u64,
+    pub rejected: u64,
+    pub restarts: u64,
+    pub actors: Vec<ActorStats>,
+    pub dead_letters: Vec<DeadLetter>,
+    pub halted: Option<TradingHalted>,
+    pub chains_in_memory: usize,
+    pub events_in_memory: usize,
+    pub workflows: Vec<WorkflowSummary>,
+}
+
+impl BrokerStats {
+    pub fn published_total(&self) -> u64 {
+        self.published.values().sum()
+    }
+
+    pub fn published_of(&self, kind: EventKind) -> u64 {
+        self.published.get(kind.as_str()).copied().unwrap_or(0)
+    }
+
+    pub fn actor(&self, name: &str) -> Option<&ActorStats> {
+        self.actors.iter().find(|a| a.name == name)
+    }
+}
+
+struct Inflight {
+    seq: u64,
+    env: Arc<Envelope>,
+    failures: u8,
+}
+
+struct SubscriberSlot {
+    name: &'static str,
+    factory: HandlerFactory,
+    addr: Option<Addr<HandlerActor>>,
+    incarnation: u32,
+    progress: Arc<SubscriberProgress>,
+    inflight: VecDeque<Inflight>,
+    history: RestartHistory,
+}
+
+impl SubscriberSlot {
+    fn trim_acked(&mut self) {
+        let acked = self.progress.acked();
+        while self.inflight.front().is_some_and(|d| d.seq <= acked) {
+            self.inflight.pop_front();
+        }
+    }
+}
+
+pub struct Broker {
+    seq: u64,
+    log: CausationLog,
+    routes: Vec<Vec<usize>>,
+    slots: Vec<SubscriberSlot>,
+    published: [u64; EventKind::COUNT],
+    delivered: u64,
+    redelivered: u64,
+    rejected: u64,
+    restarts: u64,
+    dead_letters: Vec<DeadLetter>,
+    halted: Option<TradingHalted>,
+    settings: BrokerSettings,
+    deps: EngineDeps,
+    waiters: HashMap<CorrelationId, Vec<oneshot::Sender<WorkflowSummary>>>,
+    observers: Vec<Recipient<Observed>>,
+}
+
+impl Broker {
+    /// Starts the broker on the current arbiter and one actor per registered subscription.
+    pub fn start(registry: Registry, settings: BrokerSettings) -> Addr<Broker> {
+        let deps = registry.deps().clone();
+        let subscriptions = registry.subscriptions;
+        Broker::create(move |ctx| {
+            let mut routes = vec![Vec::new(); EventKind::COUNT];
+            let mut slots = Vec::with_capacity(subscriptions.len());
+            for (i, sub) in subscriptions.into_iter().enumerate() {
+                for kind in &sub.consumes {
+                    routes[kind.index()].push(i);
+                }
+                slots.push(SubscriberSlot {
+                    name: sub.name,
+                    factory: sub.factory,
+                    addr: None,
+                    incarnation: 0,
+                    progress: Arc::new(SubscriberProgress::default()),
+                    inflight: VecDeque::new(),
+                    history: RestartHistory::default(),
+                });
+            }
+            let mut broker = Broker {
+                seq: 0,
+                log: CausationLog::new(settings.retain_finished_workflows),
+                routes,
+                slots,
+                published: [0; EventKind::COUNT],
+                delivered: 0,
+                redelivered: 0,
+                rejected: 0,
+                restarts: 0,
+                dead_letters: Vec::new(),
+                halted: None,
+                settings,
+                deps,
+                waiters: HashMap::new(),
+                observers: Vec::new(),
+            };
+            for i in 0..broker.slots.len() {
+                broker.spawn_slot(i, ctx);
+            }
+            broker
+        })
+    }
+
+    /// Builds a fresh incarnation of a subscriber and hands it every unacknowledged
+    /// delivery, in order.
+    fn spawn_slot(&mut self, i: usize, ctx: &mut Context<Self>) {
+        let me = ctx.address();
+        let deps = self.deps.clone();
+        let slot = &mut self.slots[i];
+        slot.incarnation += 1;
+        let handler = match catch_unwind(AssertUnwindSafe(|| (slot.factory)())) {
+            Ok(h) => h,
+            Err(panic) => {
+                let error = format!("factory failed: {}", panic_message(panic.as_ref()));
+                let incarnation = slot.incarnation;
+                self.on_failure(i, incarnation, None, error, ctx);
+                return;
+            }
+        };
+        let actor = HandlerActor::new(slot.name, handler, me, i, slot.incarnation, slot.progress.clone(), deps);
+        let addr = actor.start();
+        slot.trim_acked();
+        let first_start = slot.incarnation == 1;
+        for d in &slot.inflight {
+            addr.do_send(Deliver {
+                seq: d.seq,
+                env: d.env.clone(),
+            });
+            if !first_start {
+                self.redelivered += 1;
+            }
+        }
+        slot.addr = Some(addr);
+    }
+
+    fn publish(&mut self, env: Envelope, ctx: &mut Context<Self>) -> Result<u64, PublishError> {
+        let kind = env.kind();
+        if kind == EventKind::WorkflowStarted {
+            if let Some(h) = &self.halted {
+                let detail = h.detail.clone();
+                self.reject(&env, format!("trading is halted: {detail}"), ctx);
+                return Err(PublishError::Halted(detail));
+            }
+        }
+        let seq = self.seq + 1;
+        let recorded = match self.log.record(&env, seq, Instant::now()) {
+            Ok(r) => r,
+            Err(refusal) => {
+                self.reject(&env, refusal.to_string(), ctx);
+                return Err(PublishError::Refused(refusal));
+            }
+        };
+        self.seq = seq;
+        self.published[kind.index()] += 1;
+        let env = Arc::new(env);
+        if let Payload::TradingHalted(h) = &env.payload {
+            tracing::error!(reason = ?h.reason, detail = %h.detail, "trading halted");
+            self.halted = Some(h.clone());
+            self.deps.gate.halt();
+        }
+        for k in 0..self.routes[kind.index()].len() {
+            let i = self.routes[kind.index()][k];
+            let slot = &mut self.slots[i];
+            slot.trim_acked();
+            slot.inflight.push_back(Inflight {
+                seq,
+                env: env.clone(),
+                failures: 0,
+            });
+            if let Some(addr) = &slot.addr {
+                addr.do_send(Deliver {
+                    seq,
+                    env: env.clone(),
+                });
+                self.delivered += 1;
+            }
+        }
+        for obs in &self.observers {
+            obs.do_send(Observed {
+                seq,
+                env: env.clone(),
+            });
+        }
+        if kind == EventKind::ReconciliationCompleted && recorded.stage == Some(WorkflowStage::Reconciled) {
+            let summary = self.log.workflow(&env.correlation_id, Instant::now());
+            let completed = WorkflowCompleted {
+                orders_placed: summary.as_ref().map_or(0, |s| s.orders_placed),
+                duration_ms: summary.map_or(0, |s| s.duration_ms),
+            };
+            let child = Envelope::caused_by(&env, completed, BROKER, &*self.deps.clock);
+            let _ = self.publish(child, ctx);
+        }
+        if recorded.closed_workflow {
+            if let Some(waiters) = self.waiters.remove(&env.correlation_id) {
+                if let Some(summary) = self.log.workflow(&env.correlation_id, Instant::now()) {
+                    for w in waiters {
+                        let _ = w.send(summary.clone());
+                    }
+                }
+            }
+        }
+        Ok(seq)
+    }
+
+    fn reject(&mut self, env: &Envelope, reason: String, ctx: &mut Context<Self>) {
+        self.rejected += 1;
+        tracing::warn!(event_id = %env.event_id, event_type = env.event_type(), correlation_id = %env.correlation_id, %reason, "event refused");
+        let notice = EventRejected {
+            event_id: env.event_id,
+            event_type: env.event_type().to_string(),
+            correlation_id: env.correlation_id,
+            causation_id: env.causation_id,
+            reason,
+        };
+        let root = Envelope::root(notice, BROKER, &*self.deps.clock, None);
+        // A fresh root with a fresh id is always accepted; a failure here is a broker bug
+        // worth a log line, not a reason to recurse.
+        if let Err(e) = self.publish(root, ctx) {
+            tracing::error!(error = %e, "could not record a rejection notice");
+        }
+    }
+
+    /// Fails an open workflow with a broker-made `workflow.failed.v1` caused by `cause`
+    /// (or by the workflow's latest event).
+    fn fail_workflow(
+        &mut self,
+        correlation: CorrelationId,
+        cause: Option<EventId>,
+        reason: FailureReason,
+        detail: String,
+        ctx: &mut Context<Self>,
+    ) {
+        let open = self.log.stage(&correlation).is_some_and(|s| !s.is_terminal());
+        let cause = cause
+            .filter(|c| self.log.contains_event(c))
+            .or_else(|| self.log.last_event(&correlation));
+        if let (true, Some(cause)) = (open, cause) {
+            let failed = WorkflowFailed {
+                step: BROKER.to_string(),
+                reason,
+                detail,
+            };
+            let env = Envelope::child_of(correlation, cause, failed, BROKER, &*self.deps.clock);
+            let _ = self.publish(env, ctx);
+        }
+    }
+
+    fn halt(&mut self, reason: HaltReason, detail: String, ctx: &mut Context<Self>) {
+        if self.halted.is_some() {
+            return;
+        }
+        let env = Envelope::root(TradingHalted { reason, detail }, BROKER, &*self.deps.clock, None);
+        let _ = self.publish(env, ctx);
+    }
+
+    fn on_failure(&mut self, i: usize, incarnation: u32, seq: Option<u64>, error: String, ctx: &mut Context<Self>) {
+        let slot = &mut self.slots[i];
+        if incarnation != slot.incarnation {
+            return;
+        }
+        slot.addr = None;
+        self.restarts += 1;
+        slot.trim_acked();
+        let failing = seq.or_else(|| slot.inflight.front().map(|d| d.seq));
+        let mut dead = None;
+        if let Some(pos) = failing.and_then(|s| slot.inflight.iter().position(|d| d.seq == s)) {
+            slot.inflight[pos].failures += 1;
+            if slot.inflight[pos].failures >= 2 {
+                dead = slot.inflight.remove(pos);
+            }
+        }
+        let name = slot.name;
+        let decision = slot.history.on_failure(&self.settings.policy, Instant::now());
+        if let Some(d) = dead {
+            tracing::error!(actor = name, seq = d.seq, event_type = d.env.event_type(), %error, "dead-lettered after redelivery");
+            self.dead_letters.push(DeadLetter {
+                actor: name,
+                seq: d.seq,
+                event_id: d.env.event_id,
+                event_type: d.env.event_type(),
+                correlation_id: d.env.correlation_id,
+                error: error.clone(),
+                attempts: d.failures,
+            });
+            let detail = format!("{name} failed twice on {} (seq {}): {error}", d.env.event_type(), d.seq);
+            self.fail_workflow(d.env.correlation_id, Some(d.env.event_id), FailureReason::DeadLetter, detail, ctx);
+        }
+        let delay = match decision {
+            RestartDecision::Restart { delay, .. } => delay,
+            RestartDecision::Escalate { delay, attempt } => {
+                let p = &self.settings.policy;
+                let detail = format!(
+                    "actor {name} failed {attempt} times within {}s (max_restarts {}): {error}",
+                    p.within.as_secs(),
+                    p.max_restarts
+                );
+                self.halt(HaltReason::RestartIntensity, detail, ctx);
+                delay
+            }
+        };
+        ctx.run_later(delay, move |act, ctx| act.spawn_slot(i, ctx));
+    }
+
+    fn check_timeouts(&mut self, ctx: &mut Context<Self>) {
+        let timeout = self.settings.workflow_timeout;
+        for correlation in self.log.overdue(Instant::now(), timeout) {
+            let stage = self.log.stage(&correlation);
+            let detail = format!("workflow exceeded {}s in stage {:?}", timeout.as_secs_f64(), stage.unwrap_or(WorkflowStage::Started));
+            self.fail_workflow(correlation, None, FailureReason::Timeout, detail, ctx);
+        }
+    }
+
+    fn stats(&mut self) -> BrokerStats {
+        let now = Instant::now();
+        let actors = self
+            .slots
+            .iter_mut()
+            .map(|s| {
+                s.trim_acked();
+                let (handled, mean, max) = s.progress.latency();
+                ActorStats {
+                    name: s.name,
+                    restarts: s.history.total(),
+                    handled,
+                    handler_latency_mean_us: mean,
+                    handler_latency_max_us: max,
+                    unacknowledged: s.inflight.len(),
+                    running: s.addr.is_some(),
+                }
+            })
+            .collect();
+        BrokerStats {
+            last_seq: self.seq,
+            published: EventKind::ALL
+                .iter()
+                .filter(|k| self.published[k.index()] > 0)
+                .map(|k| (k.as_str(), self.published[k.index()]))
+                .collect(),
+            delivered: self.delivered,
+            redelivered: self.redelivered,
+            rejected: self.rejected,
+            restarts: self.restarts,
+            actors,
+            dead_letters: self.dead_letters.clone(),
+            halted: self.halted.clone(),
+            chains_in_memory: self.log.chains_in_memory(),
+            events_in_memory: self.log.events_in_memory(),
+            workflows: self.log.workflows(now),
+        }
+    }
+}
+
+impl Actor for Broker {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(usize::MAX);
+        ctx.run_interval(self.settings.timeout_check, |act, ctx| act.check_timeouts(ctx));
+    }
+}
+
+impl Handler<Publish> for Broker {
+    type Result = Result<u64, PublishError>;
+
+    fn handle(&mut self, msg: Publish, ctx: &mut Self::Context) -> Self::Result {
+        self.publish(msg.0, ctx)
+    }
+}
+
+impl Handler<StartWorkflow> for Broker {
+    type Result = Result<CorrelationId, PublishError>;
+
+    fn handle(&mut self, msg: StartWorkflow, ctx: &mut Self::Context) -> Self::Result {
+        let env = Envelope::root(msg.started, "engine", &*self.deps.clock, msg.triggered_by);
+        let correlation = env.correlation_id;
+        self.publish(env, ctx).map(|_| correlation)
+    }
+}
+
+impl Handler<ActorFailed> for Broker {
+    type Result = ();
+
+    fn handle(&mut self, msg: ActorFailed, ctx: &mut Self::Context) {
+        self.on_failure(msg.slot, msg.incarnation, msg.seq, msg.error, ctx);
+    }
+}
+
+impl Handler<Halt> for Broker {
+    type Result = ();
+
+    fn handle(&mut self, msg: Halt, ctx: &mut Self::Context) {
+        self.halt(msg.reason, msg.detail, ctx);
+    }
+}
+
+impl Handler<AwaitWorkflow> for Broker {
+    type Result = ResponseFuture<Option<WorkflowSummary>>;
+
+    fn handle(&mut self, msg: AwaitWorkflow, _ctx: &mut Self::Context) -> Self::Result {
+        let summary = self.log.workflow(&msg.0, Instant::now());
+        match summary {
+            Some(s) if s.stage.is_terminal() => Box::pin(async move { Some(s) }),
+            Some(_) => {
+                let (tx, rx) = oneshot::channel();
+                self.waiters.entry(msg.0).or_default().push(tx);
+                Box::pin(async move { rx.await.ok() })
+            }
+            None => Box::pin(async { None }),
+        }
+    }
+}
+
+impl Handler<QueryTree> for Broker {
+    type Result = Option<CausationTree>;
+
+    fn handle(&mut self, msg: QueryTree, _ctx: &mut Self::Context) -> Self::Result {
+        self.log.tree(&msg.0)
+    }
+}
+
+impl Handler<QueryWorkflow> for Broker {
+    type Result = Option<WorkflowSummary>;
+
+    fn handle(&mut self, msg: QueryWorkflow, _ctx: &mut Self::Context) -> Self::Result {
+        self.log.workflow(&msg.0, Instant::now())
+    }
+}
+
+impl Handler<QueryStats> for Broker {
+    type Result = MessageResult<QueryStats>;
+
+    fn handle(&mut self, _msg: QueryStats, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.stats())
+    }
+}
+
+impl Handler<Observe> for Broker {
+    type Result = ();
+
+    fn handle(&mut self, msg: Observe, _ctx: &mut Self::Context) {
+        self.observers.push(msg.0);
+    }
+}

@@ -1,0 +1,52 @@
+//! System wiring: the dependencies every actor may use, and the start order
+//! (registry of the five business modules, then the broker that starts them).
+
+use std::sync::Arc;
+
+use actix::Addr;
+
+use super::broker::{Broker, BrokerSettings};
+use super::supervision::Registry;
+use super::{execution, portfolio, reconciliation, recovery, strategy};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::halt::TradingGate;
+use crate::venue::Venue;
+
+/// What actors are built from. Cloned into every factory; shared, never mutated
+/// except through the gate (set by the broker on a halt).
+#[derive(Clone)]
+pub struct EngineDeps {
+    pub config: Arc<Config>,
+    pub clock: Arc<dyn Clock>,
+    pub venue: Arc<dyn Venue>,
+    pub gate: TradingGate,
+}
+
+impl EngineDeps {
+    pub fn new(config: Config, clock: Arc<dyn Clock>, venue: Arc<dyn Venue>) -> Self {
+        Self {
+            config: Arc::new(config),
+            clock,
+            venue,
+            gate: TradingGate::default(),
+        }
+    }
+}
+
+/// The standard registry: the five business actors.
+pub fn standard_registry(deps: EngineDeps) -> Registry {
+    let mut registry = Registry::new(deps);
+    strategy::register(&mut registry);
+    portfolio::register(&mut registry);
+    execution::register(&mut registry);
+    reconciliation::register(&mut registry);
+    recovery::register(&mut registry);
+    registry
+}
+
+/// Starts the broker and the actors of `registry` on the current actix system.
+pub fn start(registry: Registry) -> Addr<Broker> {
+    let settings = BrokerSettings::from_config(&registry.deps().config);
+    Broker::start(registry, settings)
+}

@@ -1,0 +1,66 @@
+//! Portfolio actor: on a signal, snapshot the account and prices at the venue, plan the
+//! rebalance and publish the comparison and the plan (or the workflow's failure).
+
+use std::sync::Arc;
+
+use super::engine::EngineDeps;
+use super::supervision::{EventHandler, HandlerFault, Reaction, Registry};
+use crate::events::{Envelope, EventKind, FailureReason, Payload, WorkflowFailed};
+use crate::portfolio::{plan_rebalance, symbols_to_price, PlanParams};
+use crate::venue::Venue;
+
+pub const NAME: &str = "portfolio";
+pub const CONSUMES: &[EventKind] = &[EventKind::SignalGenerated];
+
+pub struct PortfolioActor {
+    venue: Arc<dyn Venue>,
+    params: PlanParams,
+}
+
+impl PortfolioActor {
+    pub fn new(deps: &EngineDeps) -> Self {
+        Self {
+            venue: deps.venue.clone(),
+            params: PlanParams::default(),
+        }
+    }
+}
+
+fn failed(detail: String) -> Vec<Payload> {
+    vec![Payload::WorkflowFailed(WorkflowFailed {
+        step: NAME.to_string(),
+        reason: FailureReason::StepFailed,
+        detail,
+    })]
+}
+
+impl EventHandler for PortfolioActor {
+    fn handle(&mut self, event: &Envelope) -> Result<Reaction, HandlerFault> {
+        let Payload::SignalGenerated(signal) = &event.payload else {
+            return Ok(Reaction::nothing());
+        };
+        let signal = signal.clone();
+        let venue = self.venue.clone();
+        let params = self.params.clone();
+        Ok(Reaction::Later(Box::pin(async move {
+            let account = match venue.account().await {
+                Ok(a) => a,
+                Err(e) => return Ok(failed(format!("account snapshot: {e}"))),
+            };
+            let symbols = symbols_to_price(&signal, &account);
+            let prices = match venue.prices(&symbols).await {
+                Ok(p) => p,
+                Err(e) => return Ok(failed(format!("prices: {e}"))),
+            };
+            Ok(match plan_rebalance(&signal, &account, &prices, &params) {
+                Ok((compared, planned)) => vec![compared.into(), planned.into()],
+                Err(e) => failed(format!("planning: {e}")),
+            })
+        })))
+    }
+}
+
+pub fn register(registry: &mut Registry) {
+    let deps = registry.deps().clone();
+    registry.add(NAME, CONSUMES, move || PortfolioActor::new(&deps));
+}

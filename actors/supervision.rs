@@ -1,0 +1,252 @@
+//! Supervision that really restarts.
+//!
+//! actix 0.13's `Supervisor` does not survive a panicking handler (the panic ends the
+//! actor's task). Here each business handler runs inside a [`HandlerActor`] that
+//! catches panics (and fatal [`HandlerFault`]s) at the handler boundary, reports the
+//! failure to the broker and stops. The broker owns every subscriber's unacknowledged
+//! deliveries, builds a fresh handler from the registered factory after the policy's
+//! backoff, and redelivers what was not acknowledged: at-least-once, in order.
+
+use std::any::Any;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+use futures_util::FutureExt;
+use thiserror::Error;
+
+use super::broker::{ActorFailed, Broker, Deliver, Publish};
+use super::engine::EngineDeps;
+use crate::events::{Envelope, EventKind, Payload};
+
+/// A failure that should restart the actor (state is suspect), as opposed to a business
+/// failure, which a handler reports by publishing `workflow.failed.v1`.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct HandlerFault(pub String);
+
+pub type PendingReaction = Pin<Box<dyn Future<Output = Result<Vec<Payload>, HandlerFault>>>>;
+
+/// What a handler does with one event: the payloads to publish (each caused by it), now
+/// or when an asynchronous step (a venue call) finishes.
+pub enum Reaction {
+    Publish(Vec<Payload>),
+    Later(PendingReaction),
+}
+
+impl Reaction {
+    pub fn nothing() -> Reaction {
+        Reaction::Publish(Vec::new())
+    }
+
+    pub fn one(payload: impl Into<Payload>) -> Reaction {
+        Reaction::Publish(vec![payload.into()])
+    }
+}
+
+/// A business actor's behaviour: receive an event, call the core, say what to publish.
+pub trait EventHandler: 'static {
+    fn handle(&mut self, event: &Envelope) -> Result<Reaction, HandlerFault>;
+}
+
+pub type HandlerFactory = Box<dyn Fn() -> Box<dyn EventHandler>>;
+
+/// One business actor as the broker knows it: its name, the event types it consumes
+/// and how to build a fresh one.
+pub struct Subscription {
+    pub name: &'static str,
+    pub consumes: Vec<EventKind>,
+    pub factory: HandlerFactory,
+}
+
+/// What the broker wiring knows of the business modules: each adds itself here.
+pub struct Registry {
+    deps: EngineDeps,
+    pub(crate) subscriptions: Vec<Subscription>,
+}
+
+impl Registry {
+    pub fn new(deps: EngineDeps) -> Self {
+        Self {
+            deps,
+            subscriptions: Vec::new(),
+        }
+    }
+
+    pub fn deps(&self) -> &EngineDeps {
+        &self.deps
+    }
+
+    /// Registers an actor consuming `consumes`, built by `factory` at start and after
+    /// every restart.
+    pub fn add<H, F>(&mut self, name: &'static str, consumes: &[EventKind], factory: F)
+    where
+        H: EventHandler,
+        F: Fn() -> H + 'static,
+    {
+        self.subscriptions.push(Subscription {
+            name,
+            consumes: consumes.to_vec(),
+            factory: Box::new(move || Box::new(factory())),
+        });
+    }
+
+    pub fn names(&self) -> Vec<&'static str> {
+        self.subscriptions.iter().map(|s| s.name).collect()
+    }
+}
+
+/// Progress of one subscriber, written by its actor and read by the broker: the last
+/// acknowledged sequence number (deliveries are handled in order) and handler latency.
+#[derive(Debug, Default)]
+pub struct SubscriberProgress {
+    acked: AtomicU64,
+    handled: AtomicU64,
+    latency_ns_total: AtomicU64,
+    latency_ns_max: AtomicU64,
+}
+
+impl SubscriberProgress {
+    pub fn acked(&self) -> u64 {
+        self.acked.load(Ordering::Acquire)
+    }
+
+    fn ack(&self, seq: u64, started: Instant) {
+        let ns = started.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
+        self.handled.fetch_add(1, Ordering::Relaxed);
+        self.latency_ns_total.fetch_add(ns, Ordering::Relaxed);
+        self.latency_ns_max.fetch_max(ns, Ordering::Relaxed);
+        self.acked.fetch_max(seq, Ordering::AcqRel);
+    }
+
+    /// (handled, mean µs, max µs)
+    pub fn latency(&self) -> (u64, f64, f64) {
+        let n = self.handled.load(Ordering::Relaxed);
+        let total = self.latency_ns_total.load(Ordering::Relaxed) as f64;
+        let max = self.latency_ns_max.load(Ordering::Relaxed) as f64;
+        let mean = if n == 0 { 0.0 } else { total / n as f64 / 1000.0 };
+        (n, mean, max / 1000.0)
+    }
+}
+
+/// The actix actor around one business handler incarnation.
+pub struct HandlerActor {
+    name: &'static str,
+    handler: Box<dyn EventHandler>,
+    broker: Addr<Broker>,
+    slot: usize,
+    incarnation: u32,
+    progress: Arc<SubscriberProgress>,
+    deps: EngineDeps,
+    /// Set once a failure is reported: later deliveries in the mailbox are ignored (the
+    /// broker redelivers them to the next incarnation).
+    faulted: bool,
+    stopped_cleanly: bool,
+}
+
+impl HandlerActor {
+    pub(crate) fn new(
+        name: &'static str,
+        handler: Box<dyn EventHandler>,
+        broker: Addr<Broker>,
+        slot: usize,
+        incarnation: u32,
+        progress: Arc<SubscriberProgress>,
+        deps: EngineDeps,
+    ) -> Self {
+        Self {
+            name,
+            handler,
+            broker,
+            slot,
+            incarnation,
+            progress,
+            deps,
+            faulted: false,
+            stopped_cleanly: false,
+        }
+    }
+
+    fn complete(&mut self, parent: &Envelope, seq: u64, payloads: Vec<Payload>, started: Instant) {
+        for payload in payloads {
+            let env = Envelope::caused_by(parent, payload, self.name, &*self.deps.clock);
+            self.broker.do_send(Publish(env));
+        }
+        self.progress.ack(seq, started);
+    }
+
+    fn fault(&mut self, seq: u64, error: String, ctx: &mut Context<Self>) {
+        tracing::error!(actor = self.name, seq, error = %error, "handler failed; restarting");
+        self.faulted = true;
+        self.broker.do_send(ActorFailed {
+            slot: self.slot,
+            incarnation: self.incarnation,
+            seq: Some(seq),
+            error,
+        });
+        ctx.stop();
+    }
+}
+
+impl Actor for HandlerActor {
+    type Context = Context<Self>;
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        self.stopped_cleanly = true;
+    }
+}
+
+impl Drop for HandlerActor {
+    /// An actor that disappears without reporting (a panic outside a handler) is a
+    /// failure too; during system shutdown the broker is gone and this is a no-op.
+    fn drop(&mut self) {
+        if !self.faulted && !self.stopped_cleanly {
+            self.broker.do_send(ActorFailed {
+                slot: self.slot,
+                incarnation: self.incarnation,
+                seq: None,
+                error: format!("actor {} stopped unexpectedly", self.name),
+            });
+        }
+    }
+}
+
+impl Handler<Deliver> for HandlerActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Deliver, ctx: &mut Self::Context) {
+        if self.faulted {
+            return;
+        }
+        let started = Instant::now();
+        let env = &msg.env;
+        match catch_unwind(AssertUnwindSafe(|| self.handler.handle(env))) {
+            Ok(Ok(Reaction::Publish(payloads))) => self.complete(env, msg.seq, payloads, started),
+            Ok(Ok(Reaction::Later(pending))) => {
+                let fut = AssertUnwindSafe(pending).catch_unwind();
+                ctx.wait(fut.into_actor(self).map(move |outcome, act, ctx| match outcome {
+                    Ok(Ok(payloads)) => act.complete(&msg.env, msg.seq, payloads, started),
+                    Ok(Err(fault)) => act.fault(msg.seq, fault.0, ctx),
+                    Err(panic) => act.fault(msg.seq, panic_message(panic.as_ref()), ctx),
+                }));
+            }
+            Ok(Err(fault)) => self.fault(msg.seq, fault.0, ctx),
+            Err(panic) => self.fault(msg.seq, panic_message(panic.as_ref()), ctx),
+        }
+    }
+}
+
+/// The text of a caught panic.
+pub fn panic_message(panic: &(dyn Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        format!("panic: {s}")
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        format!("panic: {s}")
+    } else {
+        "panic with a non-text payload".to_string()
+    }
+}
