@@ -21,7 +21,9 @@ use thiserror::Error;
 use tokio::sync::oneshot;
 
 use super::engine::EngineDeps;
-use super::supervision::{panic_message, HandlerActor, HandlerFactory, Registry, SubscriberProgress};
+use super::supervision::{
+    panic_message, HandlerActor, HandlerFactory, Registry, SubscriberProgress,
+};
 use crate::causation::{CausationLog, CausationTree, Refusal, WorkflowSummary};
 use crate::events::{
     CorrelationId, Envelope, EventId, EventKind, EventRejected, FailureReason, HaltReason, Payload,
@@ -185,6 +187,8 @@ struct Inflight {
     seq: u64,
     env: Arc<Envelope>,
     failures: u8,
+    /// Handed to some incarnation already (a later send counts as a redelivery).
+    sent: bool,
 }
 
 struct SubscriberSlot {
@@ -286,17 +290,27 @@ impl Broker {
                 return;
             }
         };
-        let actor = HandlerActor::new(slot.name, handler, me, i, slot.incarnation, slot.progress.clone(), deps);
+        let actor = HandlerActor::new(
+            slot.name,
+            handler,
+            me,
+            i,
+            slot.incarnation,
+            slot.progress.clone(),
+            deps,
+        );
         let addr = actor.start();
         slot.trim_acked();
-        let first_start = slot.incarnation == 1;
-        for d in &slot.inflight {
+        for d in slot.inflight.iter_mut() {
             addr.do_send(Deliver {
                 seq: d.seq,
                 env: d.env.clone(),
             });
-            if !first_start {
+            if d.sent {
                 self.redelivered += 1;
+            } else {
+                self.delivered += 1;
+                d.sent = true;
             }
         }
         slot.addr = Some(addr);
@@ -331,18 +345,22 @@ impl Broker {
             let i = self.routes[kind.index()][k];
             let slot = &mut self.slots[i];
             slot.trim_acked();
-            slot.inflight.push_back(Inflight {
-                seq,
-                env: env.clone(),
-                failures: 0,
-            });
-            if let Some(addr) = &slot.addr {
+            let sent = if let Some(addr) = &slot.addr {
                 addr.do_send(Deliver {
                     seq,
                     env: env.clone(),
                 });
                 self.delivered += 1;
-            }
+                true
+            } else {
+                false
+            };
+            slot.inflight.push_back(Inflight {
+                seq,
+                env: env.clone(),
+                failures: 0,
+                sent,
+            });
         }
         for obs in &self.observers {
             obs.do_send(Observed {
@@ -350,7 +368,9 @@ impl Broker {
                 env: env.clone(),
             });
         }
-        if kind == EventKind::ReconciliationCompleted && recorded.stage == Some(WorkflowStage::Reconciled) {
+        if kind == EventKind::ReconciliationCompleted
+            && recorded.stage == Some(WorkflowStage::Reconciled)
+        {
             let summary = self.log.workflow(&env.correlation_id, Instant::now());
             let completed = WorkflowCompleted {
                 orders_placed: summary.as_ref().map_or(0, |s| s.orders_placed),
@@ -399,7 +419,10 @@ impl Broker {
         detail: String,
         ctx: &mut Context<Self>,
     ) {
-        let open = self.log.stage(&correlation).is_some_and(|s| !s.is_terminal());
+        let open = self
+            .log
+            .stage(&correlation)
+            .is_some_and(|s| !s.is_terminal());
         let cause = cause
             .filter(|c| self.log.contains_event(c))
             .or_else(|| self.log.last_event(&correlation));
@@ -418,11 +441,23 @@ impl Broker {
         if self.halted.is_some() {
             return;
         }
-        let env = Envelope::root(TradingHalted { reason, detail }, BROKER, &*self.deps.clock, None);
+        let env = Envelope::root(
+            TradingHalted { reason, detail },
+            BROKER,
+            &*self.deps.clock,
+            None,
+        );
         let _ = self.publish(env, ctx);
     }
 
-    fn on_failure(&mut self, i: usize, incarnation: u32, seq: Option<u64>, error: String, ctx: &mut Context<Self>) {
+    fn on_failure(
+        &mut self,
+        i: usize,
+        incarnation: u32,
+        seq: Option<u64>,
+        error: String,
+        ctx: &mut Context<Self>,
+    ) {
         let slot = &mut self.slots[i];
         if incarnation != slot.incarnation {
             return;
@@ -439,7 +474,9 @@ impl Broker {
             }
         }
         let name = slot.name;
-        let decision = slot.history.on_failure(&self.settings.policy, Instant::now());
+        let decision = slot
+            .history
+            .on_failure(&self.settings.policy, Instant::now());
         if let Some(d) = dead {
             tracing::error!(actor = name, seq = d.seq, event_type = d.env.event_type(), %error, "dead-lettered after redelivery");
             self.dead_letters.push(DeadLetter {
@@ -451,8 +488,18 @@ impl Broker {
                 error: error.clone(),
                 attempts: d.failures,
             });
-            let detail = format!("{name} failed twice on {} (seq {}): {error}", d.env.event_type(), d.seq);
-            self.fail_workflow(d.env.correlation_id, Some(d.env.event_id), FailureReason::DeadLetter, detail, ctx);
+            let detail = format!(
+                "{name} failed twice on {} (seq {}): {error}",
+                d.env.event_type(),
+                d.seq
+            );
+            self.fail_workflow(
+                d.env.correlation_id,
+                Some(d.env.event_id),
+                FailureReason::DeadLetter,
+                detail,
+                ctx,
+            );
         }
         let delay = match decision {
             RestartDecision::Restart { delay, .. } => delay,
@@ -474,7 +521,11 @@ impl Broker {
         let timeout = self.settings.workflow_timeout;
         for correlation in self.log.overdue(Instant::now(), timeout) {
             let stage = self.log.stage(&correlation);
-            let detail = format!("workflow exceeded {}s in stage {:?}", timeout.as_secs_f64(), stage.unwrap_or(WorkflowStage::Started));
+            let detail = format!(
+                "workflow exceeded {}s in stage {:?}",
+                timeout.as_secs_f64(),
+                stage.unwrap_or(WorkflowStage::Started)
+            );
             self.fail_workflow(correlation, None, FailureReason::Timeout, detail, ctx);
         }
     }
@@ -523,8 +574,9 @@ impl Actor for Broker {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(usize::MAX);
-        ctx.run_interval(self.settings.timeout_check, |act, ctx| act.check_timeouts(ctx));
+        ctx.run_interval(self.settings.timeout_check, |act, ctx| {
+            act.check_timeouts(ctx)
+        });
     }
 }
 

@@ -19,7 +19,11 @@ use crate::events::WorkflowStarted;
 use crate::venue::sim::SimVenue;
 
 #[derive(Parser)]
-#[command(name = "alchemiser", version, about = "A supervised-actor trading engine for US ETFs")]
+#[command(
+    name = "alchemiser",
+    version,
+    about = "A supervised-actor trading engine for US ETFs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -45,7 +49,11 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     match cli.command {
-        Command::Run { config, once, as_of } => run(config, once, as_of),
+        Command::Run {
+            config,
+            once,
+            as_of,
+        } => run(config, once, as_of),
     }
 }
 
@@ -97,7 +105,11 @@ fn run(config_path: Option<PathBuf>, once: bool, as_of: Option<NaiveDate>) -> Ex
                 Err(e) => eprintln!("error: {e}"),
             }
             if once {
-                return if completed { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+                return if completed {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                };
             }
             tokio::select! {
                 _ = tokio::time::sleep(cycle) => {}

@@ -48,7 +48,10 @@ impl EventHandler for ExecutionActor {
         // Placing orders needs the simulated venue's fill model (the backtest issue).
         Ok(Reaction::one(failed(
             FailureReason::StepFailed,
-            format!("{} orders planned but order submission is not built yet", started.orders.len()),
+            format!(
+                "{} orders planned but order submission is not built yet",
+                started.orders.len()
+            ),
         )))
     }
 }

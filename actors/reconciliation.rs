@@ -69,7 +69,11 @@ impl EventHandler for ReconciliationActor {
                     .orders
                     .iter()
                     .map(|o| {
-                        let signed = if o.side == Side::Buy { o.filled_qty } else { -o.filled_qty };
+                        let signed = if o.side == Side::Buy {
+                            o.filled_qty
+                        } else {
+                            -o.filled_qty
+                        };
                         (o.symbol.clone(), signed)
                     })
                     .collect();
@@ -79,7 +83,9 @@ impl EventHandler for ReconciliationActor {
                         .map_err(|_| HandlerFault("reconciliation state poisoned".into()))?
                         .remove(&correlation);
                     let Some(mut expected) = baseline else {
-                        return Ok(failed("no pre-trade snapshot for this workflow (lost in a restart)".into()));
+                        return Ok(failed(
+                            "no pre-trade snapshot for this workflow (lost in a restart)".into(),
+                        ));
                     };
                     let actual = match venue.account().await {
                         Ok(a) => a.positions,

@@ -128,7 +128,11 @@ impl SubscriberProgress {
         let n = self.handled.load(Ordering::Relaxed);
         let total = self.latency_ns_total.load(Ordering::Relaxed) as f64;
         let max = self.latency_ns_max.load(Ordering::Relaxed) as f64;
-        let mean = if n == 0 { 0.0 } else { total / n as f64 / 1000.0 };
+        let mean = if n == 0 {
+            0.0
+        } else {
+            total / n as f64 / 1000.0
+        };
         (n, mean, max / 1000.0)
     }
 }
@@ -228,11 +232,14 @@ impl Handler<Deliver> for HandlerActor {
             Ok(Ok(Reaction::Publish(payloads))) => self.complete(env, msg.seq, payloads, started),
             Ok(Ok(Reaction::Later(pending))) => {
                 let fut = AssertUnwindSafe(pending).catch_unwind();
-                ctx.wait(fut.into_actor(self).map(move |outcome, act, ctx| match outcome {
-                    Ok(Ok(payloads)) => act.complete(&msg.env, msg.seq, payloads, started),
-                    Ok(Err(fault)) => act.fault(msg.seq, fault.0, ctx),
-                    Err(panic) => act.fault(msg.seq, panic_message(panic.as_ref()), ctx),
-                }));
+                ctx.wait(
+                    fut.into_actor(self)
+                        .map(move |outcome, act, ctx| match outcome {
+                            Ok(Ok(payloads)) => act.complete(&msg.env, msg.seq, payloads, started),
+                            Ok(Err(fault)) => act.fault(msg.seq, fault.0, ctx),
+                            Err(panic) => act.fault(msg.seq, panic_message(panic.as_ref()), ctx),
+                        }),
+                );
             }
             Ok(Err(fault)) => self.fault(msg.seq, fault.0, ctx),
             Err(panic) => self.fault(msg.seq, panic_message(panic.as_ref()), ctx),

@@ -15,22 +15,12 @@ use crate::supervision::RestartPolicy;
 /// engine runs with no file at all.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../config.toml");
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub engine: EngineConfig,
     pub supervision: SupervisionConfig,
     pub venue: VenueConfig,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            engine: EngineConfig::default(),
-            supervision: SupervisionConfig::default(),
-            venue: VenueConfig::default(),
-        }
-    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -217,11 +207,7 @@ impl Config {
         );
         v.check(e.cycle_secs > 0, "engine.cycle_secs", "must be > 0");
         let s = &self.supervision;
-        v.check(
-            s.within_secs > 0,
-            "supervision.within_secs",
-            "must be > 0",
-        );
+        v.check(s.within_secs > 0, "supervision.within_secs", "must be > 0");
         v.check(
             s.backoff_cap_ms >= s.backoff_initial_ms,
             "supervision.backoff_cap_ms",

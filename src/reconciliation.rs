@@ -57,8 +57,14 @@ mod tests {
     #[test]
     fn within_tolerance_is_ok_beyond_is_drift() {
         let e = m(&[("SPY", dec!(100))]);
-        assert_eq!(reconcile(&e, &m(&[("SPY", dec!(100.5))]), dec!(0.01)).status, ReconciliationStatus::Ok);
-        assert_eq!(reconcile(&e, &m(&[("SPY", dec!(98))]), dec!(0.01)).status, ReconciliationStatus::Drift);
+        assert_eq!(
+            reconcile(&e, &m(&[("SPY", dec!(100.5))]), dec!(0.01)).status,
+            ReconciliationStatus::Ok
+        );
+        assert_eq!(
+            reconcile(&e, &m(&[("SPY", dec!(98))]), dec!(0.01)).status,
+            ReconciliationStatus::Drift
+        );
         let r = reconcile(&e, &m(&[("SPY", dec!(100)), ("QQQ", dec!(1))]), dec!(0.01));
         assert_eq!(r.status, ReconciliationStatus::Drift);
         assert_eq!(r.positions.len(), 2);

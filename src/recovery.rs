@@ -7,8 +7,15 @@ use crate::events::{CorrelationId, FailureReason, RecoveryAction, RecoveryKind, 
 /// shows it.
 pub fn decide(failed_correlation: CorrelationId, failure: &WorkflowFailed) -> RecoveryAction {
     let detail = match failure.reason {
-        FailureReason::Timeout => format!("workflow timed out in {}: {}", failure.step, failure.detail),
-        _ => format!("{} failed ({}): {}", failure.step, failure.reason.as_str(), failure.detail),
+        FailureReason::Timeout => {
+            format!("workflow timed out in {}: {}", failure.step, failure.detail)
+        }
+        _ => format!(
+            "{} failed ({}): {}",
+            failure.step,
+            failure.reason.as_str(),
+            failure.detail
+        ),
     };
     RecoveryAction {
         failed_correlation,

@@ -70,7 +70,9 @@ impl RestartHistory {
 
 /// `initial · 2^(attempt−1)`, capped.
 pub fn backoff(policy: &RestartPolicy, attempt: u32) -> Duration {
-    let factor = 1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX);
+    let factor = 1u32
+        .checked_shl(attempt.saturating_sub(1))
+        .unwrap_or(u32::MAX);
     policy
         .backoff_initial
         .checked_mul(factor)

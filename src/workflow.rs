@@ -82,7 +82,10 @@ impl WorkflowStage {
             (S::Reconciled, K::WorkflowCompleted) => Some(S::Completed),
             _ => None,
         };
-        next.ok_or(TransitionError { from: self, event: kind })
+        next.ok_or(TransitionError {
+            from: self,
+            event: kind,
+        })
     }
 }
 

@@ -65,7 +65,13 @@ impl Envelope {
         source: impl Into<Cow<'static, str>>,
         clock: &dyn Clock,
     ) -> Envelope {
-        Self::child_of(parent.correlation_id, parent.event_id, payload, source, clock)
+        Self::child_of(
+            parent.correlation_id,
+            parent.event_id,
+            payload,
+            source,
+            clock,
+        )
     }
 
     /// A child of the event `causation` in `correlation`, for code that holds the ids

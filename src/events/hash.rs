@@ -101,7 +101,11 @@ impl From<&str> for Canon {
 
 /// Decimal-valued map (weights by symbol) as a canonical map.
 pub fn decimal_map(map: &BTreeMap<String, Decimal>) -> Canon {
-    Canon::Map(map.iter().map(|(k, v)| (k.clone(), Canon::Dec(*v))).collect())
+    Canon::Map(
+        map.iter()
+            .map(|(k, v)| (k.clone(), Canon::Dec(*v)))
+            .collect(),
+    )
 }
 
 fn write_json_str(s: &str, out: &mut Vec<u8>) {

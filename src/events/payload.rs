@@ -45,7 +45,10 @@ impl StrategyAllocation {
             ("name", Canon::str(&self.name)),
             ("file_weight", Canon::Dec(self.file_weight)),
             ("weights", decimal_map(&self.weights)),
-            ("error", self.error.as_deref().map_or(Canon::Null, Canon::from)),
+            (
+                "error",
+                self.error.as_deref().map_or(Canon::Null, Canon::from),
+            ),
         ])
     }
 }
@@ -148,7 +151,10 @@ impl RebalancePlanned {
             ("signal_hash", Canon::str(signal_hash)),
             ("portfolio_value", Canon::Dec(portfolio_value)),
             ("cash", Canon::Dec(cash)),
-            ("items", Canon::List(items.iter().map(PlanItem::canon).collect())),
+            (
+                "items",
+                Canon::List(items.iter().map(PlanItem::canon).collect()),
+            ),
         ])
         .hash("plan.v1")
     }
@@ -196,7 +202,10 @@ impl ExecutionStarted {
     pub fn compute_hash(plan_hash: &str, orders: &[OrderIntent]) -> String {
         Canon::map([
             ("plan_hash", Canon::str(plan_hash)),
-            ("orders", Canon::List(orders.iter().map(OrderIntent::canon).collect())),
+            (
+                "orders",
+                Canon::List(orders.iter().map(OrderIntent::canon).collect()),
+            ),
         ])
         .hash("execution_plan.v1")
     }
@@ -473,6 +482,9 @@ impl EventKind {
     }
 
     pub fn is_terminal(self) -> bool {
-        matches!(self, EventKind::WorkflowCompleted | EventKind::WorkflowFailed)
+        matches!(
+            self,
+            EventKind::WorkflowCompleted | EventKind::WorkflowFailed
+        )
     }
 }

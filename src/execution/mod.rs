@@ -29,14 +29,14 @@ pub fn client_order_id(
     format!("alc-{}", &hex[..40])
 }
 
-/// The plan's trades as intents: sells first, then buys, each by symbol (the plan's
-/// order), holds dropped.
+/// The plan's trades as intents: sells first, then buys (within a side, the plan's
+/// symbol order), holds dropped.
 pub fn order_intents(
     correlation: CorrelationId,
     plan: &RebalancePlanned,
     attempt: u32,
 ) -> ExecutionStarted {
-    let orders: Vec<OrderIntent> = plan
+    let mut orders: Vec<OrderIntent> = plan
         .items
         .iter()
         .filter_map(|item| {
@@ -46,7 +46,13 @@ pub fn order_intents(
                 PlanAction::Hold => return None,
             };
             Some(OrderIntent {
-                client_order_id: client_order_id(correlation, &plan.plan_hash, &item.symbol, side, attempt),
+                client_order_id: client_order_id(
+                    correlation,
+                    &plan.plan_hash,
+                    &item.symbol,
+                    side,
+                    attempt,
+                ),
                 symbol: item.symbol.clone(),
                 side,
                 qty: item.qty,
@@ -55,6 +61,8 @@ pub fn order_intents(
             })
         })
         .collect();
+    // Sells free the cash that buys need; keep the plan's symbol order within a side.
+    orders.sort_by_key(|o| o.side != Side::Sell);
     let execution_plan_hash = ExecutionStarted::compute_hash(&plan.plan_hash, &orders);
     ExecutionStarted {
         plan_hash: plan.plan_hash.clone(),
@@ -87,6 +95,9 @@ mod tests {
         assert!(a.len() <= CLIENT_ORDER_ID_MAX);
         assert_ne!(a, client_order_id(c, "p", "SPY", Side::Sell, 0));
         assert_ne!(a, client_order_id(c, "p", "SPY", Side::Buy, 1));
-        assert_ne!(a, client_order_id(CorrelationId::new(), "p", "SPY", Side::Buy, 0));
+        assert_ne!(
+            a,
+            client_order_id(CorrelationId::new(), "p", "SPY", Side::Buy, 0)
+        );
     }
 }

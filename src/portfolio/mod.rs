@@ -13,7 +13,9 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use thiserror::Error;
 
 use crate::domain::{PlanAction, Symbol};
-use crate::events::{AllocationCompared, AllocationRow, PlanItem, RebalancePlanned, SignalGenerated};
+use crate::events::{
+    AllocationCompared, AllocationRow, PlanItem, RebalancePlanned, SignalGenerated,
+};
 use crate::venue::AccountSnapshot;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -109,7 +111,11 @@ pub fn plan_rebalance(
                 (PlanAction::Sell, qty.min(held))
             }
         };
-        let action = if qty.is_zero() { PlanAction::Hold } else { action };
+        let action = if qty.is_zero() {
+            PlanAction::Hold
+        } else {
+            action
+        };
         items.push(PlanItem {
             symbol,
             action,
@@ -120,7 +126,11 @@ pub fn plan_rebalance(
             delta,
         });
     }
-    items.sort_by(|a, b| a.action.cmp(&b.action).then_with(|| a.symbol.cmp(&b.symbol)));
+    items.sort_by(|a, b| {
+        a.action
+            .cmp(&b.action)
+            .then_with(|| a.symbol.cmp(&b.symbol))
+    });
     let plan_hash = RebalancePlanned::compute_hash(&signal.signal_hash, pv, account.cash, &items);
     Ok((
         AllocationCompared {
@@ -143,19 +153,17 @@ pub fn plan_rebalance(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::strategy::consolidate;
     use chrono::NaiveDate;
     use rust_decimal_macros::dec;
 
     fn signal(weights: &[(&str, Decimal)]) -> SignalGenerated {
-        let strategies = vec![crate::events::StrategyAllocation {
-            name: "t".into(),
-            file_weight: dec!(1),
-            weights: weights.iter().map(|(s, w)| (s.to_string(), *w)).collect(),
-            indicators: BTreeMap::new(),
-            error: None,
-        }];
-        consolidate(NaiveDate::from_ymd_opt(2024, 1, 2).unwrap(), strategies, String::new())
+        SignalGenerated {
+            as_of: NaiveDate::from_ymd_opt(2024, 1, 2).unwrap(),
+            target_weights: weights.iter().map(|(s, w)| (s.to_string(), *w)).collect(),
+            strategies: vec![],
+            signal_hash: "sig".into(),
+            market_snapshot_id: String::new(),
+        }
     }
 
     fn account(cash: Decimal, pos: &[(&str, Decimal)]) -> AccountSnapshot {
@@ -200,7 +208,11 @@ mod tests {
             &PlanParams::default(),
         )
         .unwrap();
-        let got: Vec<_> = plan.items.iter().map(|i| (i.symbol.as_str(), i.action, i.qty)).collect();
+        let got: Vec<_> = plan
+            .items
+            .iter()
+            .map(|i| (i.symbol.as_str(), i.action, i.qty))
+            .collect();
         // PV = 500 + 500 + 495 = 1495; investable 1480.05; AAA target 740.025 vs 495 -> buy 2.45025
         assert_eq!(
             got,
@@ -246,6 +258,11 @@ mod tests {
             &PlanParams::default(),
         )
         .unwrap_err();
-        assert_eq!(err, PlanError::MissingPrice { symbol: "SPY".into() });
+        assert_eq!(
+            err,
+            PlanError::MissingPrice {
+                symbol: "SPY".into()
+            }
+        );
     }
 }

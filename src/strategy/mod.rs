@@ -51,15 +51,19 @@ pub fn largest_remainder(
     total: Decimal,
 ) -> BTreeMap<Symbol, Decimal> {
     let unit = Decimal::new(1, WEIGHT_DP);
-    let target_total = total.round_dp_with_strategy(WEIGHT_DP, RoundingStrategy::MidpointNearestEven);
+    let target_total =
+        total.round_dp_with_strategy(WEIGHT_DP, RoundingStrategy::MidpointNearestEven);
     let mut floored: BTreeMap<Symbol, Decimal> = weights
         .iter()
-        .map(|(s, w)| (s.clone(), w.round_dp_with_strategy(WEIGHT_DP, RoundingStrategy::ToZero)))
+        .map(|(s, w)| {
+            (
+                s.clone(),
+                w.round_dp_with_strategy(WEIGHT_DP, RoundingStrategy::ToZero),
+            )
+        })
         .collect();
-    let mut remainders: Vec<(Decimal, &Symbol)> = weights
-        .iter()
-        .map(|(s, w)| (*w - floored[s], s))
-        .collect();
+    let mut remainders: Vec<(Decimal, &Symbol)> =
+        weights.iter().map(|(s, w)| (*w - floored[s], s)).collect();
     remainders.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
     let mut missing = target_total - floored.values().copied().sum::<Decimal>();
     for (_, symbol) in remainders.iter().cycle().take(remainders.len() * 2) {
@@ -95,7 +99,11 @@ mod tests {
         let third = Decimal::ONE / dec!(3);
         let s = consolidate(
             NaiveDate::from_ymd_opt(2024, 1, 2).unwrap(),
-            vec![alloc("a", dec!(1), &[("A", third), ("B", third), ("C", third)])],
+            vec![alloc(
+                "a",
+                dec!(1),
+                &[("A", third), ("B", third), ("C", third)],
+            )],
             String::new(),
         );
         assert_eq!(s.target_weights.values().copied().sum::<Decimal>(), dec!(1));
@@ -109,7 +117,10 @@ mod tests {
         bad.error = Some("short history".into());
         let s = consolidate(
             NaiveDate::from_ymd_opt(2024, 1, 2).unwrap(),
-            vec![alloc("a", dec!(3), &[("SPY", dec!(0.5)), ("TLT", dec!(0.5))]), bad],
+            vec![
+                alloc("a", dec!(3), &[("SPY", dec!(0.5)), ("TLT", dec!(0.5))]),
+                bad,
+            ],
             String::new(),
         );
         assert_eq!(s.target_weights["SPY"], dec!(0.375));
@@ -118,7 +129,11 @@ mod tests {
 
     #[test]
     fn no_strategies_is_all_cash() {
-        let s = consolidate(NaiveDate::from_ymd_opt(2024, 1, 2).unwrap(), vec![], String::new());
+        let s = consolidate(
+            NaiveDate::from_ymd_opt(2024, 1, 2).unwrap(),
+            vec![],
+            String::new(),
+        );
         assert!(s.target_weights.is_empty());
         assert_eq!(s.signal_hash.len(), 64);
     }

@@ -1,0 +1,129 @@
+//! The architecture as a test: `src/` (the core) never touches the actor runtime, and
+//! no business module imports another (they share only events and domain types).
+
+use std::path::{Path, PathBuf};
+
+const BUSINESS: &[&str] = &[
+    "strategy",
+    "portfolio",
+    "execution",
+    "reconciliation",
+    "recovery",
+];
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The files that make up business module `name`, in the core and in the actor layer.
+fn module_files(name: &str) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for base in [root().join("src"), root().join("actors")] {
+        let file = base.join(format!("{name}.rs"));
+        if file.exists() {
+            files.push(file);
+        }
+        rust_files(&base.join(name), &mut files);
+    }
+    files
+}
+
+/// Code lines only: comments and doc comments may name other modules.
+fn code(path: &Path) -> Vec<(usize, String)> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim().to_string()))
+        .filter(|(_, l)| !l.starts_with("//"))
+        .collect()
+}
+
+/// Paths by which `from`'s code could reach business module `to`.
+fn references(to: &str) -> Vec<String> {
+    vec![
+        format!("crate::{to}"),
+        format!("super::{to}"),
+        format!("actors::{to}"),
+        format!("alchemiser::{to}"),
+        format!("{{{to},"),
+        format!(", {to}}}"),
+        format!(", {to},"),
+    ]
+}
+
+fn violations() -> Vec<String> {
+    let mut found = Vec::new();
+    for from in BUSINESS {
+        let files = module_files(from);
+        assert!(!files.is_empty(), "business module {from} has files");
+        for file in files {
+            for (line_no, line) in code(&file) {
+                for to in BUSINESS.iter().filter(|t| *t != from) {
+                    if references(to).iter().any(|r| line.contains(r.as_str())) {
+                        found.push(format!(
+                            "{}:{line_no}: {from} imports {to}: {line}",
+                            file.display()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn business_modules_do_not_import_one_another() {
+    let found = violations();
+    assert!(
+        found.is_empty(),
+        "cross-module imports:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_rule_catches_a_cross_import() {
+    // The detector itself must see an import when there is one.
+    let line = "use crate::portfolio::plan_rebalance;";
+    assert!(references("portfolio")
+        .iter()
+        .any(|r| line.contains(r.as_str())));
+    let grouped = "use super::{execution, portfolio};";
+    assert!(references("execution")
+        .iter()
+        .any(|r| grouped.contains(r.as_str())));
+}
+
+#[test]
+fn the_core_has_no_actor_runtime() {
+    let mut files = Vec::new();
+    rust_files(&root().join("src"), &mut files);
+    let mut found = Vec::new();
+    for file in files {
+        for (line_no, line) in code(&file) {
+            // lib.rs mounts the actor layer as a module; that line is the only link.
+            if line.starts_with("#[path = \"../actors/mod.rs\"]") || line == "pub mod actors;" {
+                continue;
+            }
+            if line.contains("actix") {
+                found.push(format!("{}:{line_no}: {line}", file.display()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "actix in the core:\n{}", found.join("\n"));
+}

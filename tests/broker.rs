@@ -1,0 +1,251 @@
+//! The broker in a real actix system: lineage of a full workflow, refusals, retention.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use alchemiser::actors::broker::{Publish, PublishError, QueryTree};
+use alchemiser::actors::engine::{self, standard_registry};
+use alchemiser::causation::{Refusal, TreeNode};
+use alchemiser::clock::SystemClock;
+use alchemiser::events::*;
+use alchemiser::workflow::WorkflowStatus;
+use common::*;
+
+fn shape(node: &TreeNode) -> String {
+    let short = node.event_type.trim_end_matches(".v1");
+    if node.children.is_empty() {
+        short.to_string()
+    } else {
+        let kids: Vec<String> = node.children.iter().map(shape).collect();
+        format!("{short}[{}]", kids.join(","))
+    }
+}
+
+fn audited_engine(
+    config: alchemiser::config::Config,
+) -> (
+    actix::Addr<alchemiser::actors::broker::Broker>,
+    Arc<Mutex<Vec<Envelope>>>,
+) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut registry = standard_registry(deps(config));
+    let s = seen.clone();
+    registry.add("audit", EventKind::ALL, move || Recorder {
+        seen: s.clone(),
+    });
+    (engine::start(registry), seen)
+}
+
+#[actix_rt::test]
+async fn full_workflow_chain_is_intact_and_has_the_expected_shape() {
+    let (broker, seen) = audited_engine(test_config());
+    let id = start_workflow(&broker, day(4)).await;
+    let summary = finish(&broker, id, Duration::from_secs(10)).await;
+    assert_eq!(summary.status, WorkflowStatus::Completed);
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let seen = seen.clone();
+            async move {
+                seen.lock()
+                    .unwrap()
+                    .iter()
+                    .any(|e| e.kind() == EventKind::WorkflowCompleted)
+            }
+        })
+        .await
+    );
+
+    let events: Vec<Envelope> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| e.correlation_id == id)
+        .cloned()
+        .collect();
+    assert_eq!(events.len(), 8);
+    assert_eq!(events[0].kind(), EventKind::WorkflowStarted);
+    assert!(
+        events[0].causation_id.is_none(),
+        "the root has no causation"
+    );
+    for (i, e) in events.iter().enumerate().skip(1) {
+        let cause = e
+            .causation_id
+            .expect("every non-root event has a causation");
+        assert!(
+            events[..i].iter().any(|earlier| earlier.event_id == cause),
+            "{} is caused by an earlier event of the same workflow",
+            e.event_type()
+        );
+        assert!(e.triggered_by.is_none());
+    }
+
+    let tree = broker
+        .send(QueryTree(id))
+        .await
+        .unwrap()
+        .expect("tree kept");
+    assert_eq!(
+        shape(&tree.root),
+        "workflow.started[strategy.signal.generated[portfolio.allocation.compared,\
+portfolio.rebalance.planned[execution.started,execution.order.settled[\
+reconciliation.completed[workflow.completed]]]]]"
+    );
+    assert_eq!(tree.root.size(), 8);
+}
+
+#[actix_rt::test]
+async fn bad_causation_is_refused_with_an_event_and_a_counter() {
+    let (broker, seen) = audited_engine(test_config());
+    let clock = SystemClock;
+    let a = start_workflow(&broker, day(4)).await;
+    finish(&broker, a, Duration::from_secs(10)).await;
+
+    // Unknown causation.
+    let stray_parent = Envelope::root(
+        RecoveryAction {
+            failed_correlation: CorrelationId::new(),
+            action: RecoveryKind::Noted,
+            attempt: 0,
+            detail: "never published".into(),
+        },
+        "test",
+        &clock,
+        None,
+    );
+    let orphan = Envelope::caused_by(
+        &stray_parent,
+        RecoveryAction {
+            failed_correlation: a,
+            action: RecoveryKind::Noted,
+            attempt: 0,
+            detail: "orphan".into(),
+        },
+        "test",
+        &clock,
+    );
+    let orphan_id = orphan.event_id;
+    let err = broker.send(Publish(orphan)).await.unwrap().unwrap_err();
+    assert!(matches!(
+        err,
+        PublishError::Refused(Refusal::UnknownCausation { .. })
+    ));
+
+    // Causation from another correlation.
+    let b_root = Envelope::root(
+        RecoveryAction {
+            failed_correlation: CorrelationId::new(),
+            action: RecoveryKind::Noted,
+            attempt: 0,
+            detail: "b".into(),
+        },
+        "test",
+        &clock,
+        None,
+    );
+    let b_root_id = b_root.event_id;
+    broker.send(Publish(b_root.clone())).await.unwrap().unwrap();
+    let mut cross = Envelope::caused_by(
+        &b_root,
+        RecoveryAction {
+            failed_correlation: a,
+            action: RecoveryKind::Noted,
+            attempt: 0,
+            detail: "cross".into(),
+        },
+        "test",
+        &clock,
+    );
+    cross.correlation_id = a;
+    let err = broker.send(Publish(cross)).await.unwrap().unwrap_err();
+    assert!(
+        matches!(err, PublishError::Refused(Refusal::CrossCorrelation { causation, .. }) if causation == b_root_id)
+    );
+
+    // The same event twice.
+    let err = broker.send(Publish(b_root)).await.unwrap().unwrap_err();
+    assert!(matches!(
+        err,
+        PublishError::Refused(Refusal::DuplicateEvent(_))
+    ));
+
+    let s = stats(&broker).await;
+    assert_eq!(s.rejected, 3);
+    assert_eq!(s.published_of(EventKind::EventRejected), 3);
+    assert!(eventually(Duration::from_secs(5), || {
+        let seen = seen.clone();
+        async move {
+            seen.lock().unwrap().iter().any(|e| matches!(&e.payload,
+                Payload::EventRejected(r) if r.event_id == orphan_id && r.reason.contains("not an earlier event")))
+        }
+    })
+    .await);
+
+    // The broker still works.
+    let c = start_workflow(&broker, day(5)).await;
+    assert_eq!(
+        finish(&broker, c, Duration::from_secs(10)).await.status,
+        WorkflowStatus::Completed
+    );
+}
+
+#[actix_rt::test]
+async fn an_event_out_of_workflow_order_is_refused() {
+    let broker = start_standard(test_config());
+    let clock = SystemClock;
+    let started = Envelope::root(
+        WorkflowStarted {
+            as_of: day(4),
+            mode: Default::default(),
+            trigger: "test".into(),
+        },
+        "test",
+        &clock,
+        None,
+    );
+    // Not routed anywhere yet: publish the root by hand, then a settlement right after it.
+    broker
+        .send(Publish(started.clone()))
+        .await
+        .unwrap()
+        .unwrap();
+    let settled = Envelope::caused_by(
+        &started,
+        OrderSettled {
+            plan_hash: "p".into(),
+            execution_plan_hash: "e".into(),
+            orders: vec![],
+            placed: 0,
+            succeeded: 0,
+            traded_value: Default::default(),
+        },
+        "test",
+        &clock,
+    );
+    let err = broker.send(Publish(settled)).await.unwrap().unwrap_err();
+    assert!(
+        err.to_string().contains("execution.order.settled.v1"),
+        "{err}"
+    );
+}
+
+#[actix_rt::test]
+async fn finished_chains_are_dropped_beyond_retention() {
+    let mut config = test_config();
+    config.engine.retain_finished_workflows = 3;
+    let broker = start_standard(config);
+    let mut ids = Vec::new();
+    for d in 1..=6 {
+        let id = start_workflow(&broker, day(d)).await;
+        finish(&broker, id, Duration::from_secs(10)).await;
+        ids.push(id);
+    }
+    let s = stats(&broker).await;
+    assert_eq!(s.chains_in_memory, 3);
+    assert_eq!(s.events_in_memory, 3 * 8);
+    assert!(broker.send(QueryTree(ids[0])).await.unwrap().is_none());
+    assert!(broker.send(QueryTree(ids[5])).await.unwrap().is_some());
+    assert_eq!(s.published_of(EventKind::WorkflowCompleted), 6);
+}

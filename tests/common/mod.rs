@@ -1,0 +1,176 @@
+//! Helpers shared by the integration tests: an engine on the simulated venue with a
+//! fast restart policy, handler decorators that inject faults, and polling.
+#![allow(dead_code)]
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix::Addr;
+use alchemiser::actors::broker::{AwaitWorkflow, Broker, QueryStats, StartWorkflow};
+use alchemiser::actors::engine::{self, EngineDeps};
+use alchemiser::actors::supervision::{EventHandler, HandlerFault, Reaction, Registry};
+use alchemiser::actors::{execution, portfolio, reconciliation, recovery, strategy};
+use alchemiser::causation::WorkflowSummary;
+use alchemiser::clock::SystemClock;
+use alchemiser::config::Config;
+use alchemiser::events::{CorrelationId, Envelope, EventKind, Payload, WorkflowStarted};
+use alchemiser::venue::sim::SimVenue;
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+
+pub fn test_config() -> Config {
+    let mut c = Config::default();
+    c.supervision.max_restarts = 50;
+    c.supervision.within_secs = 60;
+    c.supervision.backoff_initial_ms = 1;
+    c.supervision.backoff_cap_ms = 5;
+    c.engine.timeout_check_ms = 20;
+    c
+}
+
+pub fn deps(config: Config) -> EngineDeps {
+    EngineDeps::new(
+        config,
+        Arc::new(SystemClock),
+        Arc::new(SimVenue::with_cash(Decimal::from(100_000))),
+    )
+}
+
+pub fn day(d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2024, 3, d).expect("valid test date")
+}
+
+pub async fn start_workflow(broker: &Addr<Broker>, as_of: NaiveDate) -> CorrelationId {
+    broker
+        .send(StartWorkflow {
+            started: WorkflowStarted {
+                as_of,
+                mode: Default::default(),
+                trigger: "test".into(),
+            },
+            triggered_by: None,
+        })
+        .await
+        .expect("broker reachable")
+        .expect("workflow accepted")
+}
+
+/// Waits for the workflow to end, failing the test after `limit`.
+pub async fn finish(broker: &Addr<Broker>, id: CorrelationId, limit: Duration) -> WorkflowSummary {
+    tokio::time::timeout(limit, broker.send(AwaitWorkflow(id)))
+        .await
+        .expect("workflow ended in time")
+        .expect("broker reachable")
+        .expect("workflow known")
+}
+
+/// Polls `check` every 10 ms until it holds or `limit` passes; returns whether it held.
+pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let end = Instant::now() + limit;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+pub async fn stats(broker: &Addr<Broker>) -> alchemiser::actors::broker::BrokerStats {
+    broker.send(QueryStats).await.expect("broker reachable")
+}
+
+/// Panics on the first `times` events matching `pick` (counted across incarnations),
+/// otherwise behaves as `inner`.
+pub struct PanicOn<P: Fn(&Envelope) -> bool + 'static> {
+    pub inner: Box<dyn EventHandler>,
+    pub pick: P,
+    pub remaining: Arc<AtomicU32>,
+}
+
+impl<P: Fn(&Envelope) -> bool + 'static> EventHandler for PanicOn<P> {
+    fn handle(&mut self, event: &Envelope) -> Result<Reaction, HandlerFault> {
+        if (self.pick)(event)
+            && self
+                .remaining
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            panic!("injected fault on {}", event.event_type());
+        }
+        self.inner.handle(event)
+    }
+}
+
+/// Never answers events matching `pick` (its future never resolves).
+pub struct HangOn<P: Fn(&Envelope) -> bool + 'static> {
+    pub inner: Box<dyn EventHandler>,
+    pub pick: P,
+}
+
+impl<P: Fn(&Envelope) -> bool + 'static> EventHandler for HangOn<P> {
+    fn handle(&mut self, event: &Envelope) -> Result<Reaction, HandlerFault> {
+        if (self.pick)(event) {
+            return Ok(Reaction::Later(Box::pin(std::future::pending())));
+        }
+        self.inner.handle(event)
+    }
+}
+
+pub fn is_started_on(event: &Envelope, date: NaiveDate) -> bool {
+    matches!(&event.payload, Payload::WorkflowStarted(s) if s.as_of == date)
+}
+
+/// The standard five actors, with `strategy` wrapped by `wrap_strategy`.
+pub fn registry_with_strategy<H, W>(deps: EngineDeps, wrap_strategy: W) -> Registry
+where
+    H: EventHandler,
+    W: Fn(Box<dyn EventHandler>) -> H + 'static,
+{
+    let mut registry = Registry::new(deps.clone());
+    let d = deps.clone();
+    registry.add(strategy::NAME, strategy::CONSUMES, move || {
+        wrap_strategy(Box::new(strategy::StrategyActor::new(&d)))
+    });
+    portfolio::register(&mut registry);
+    execution::register(&mut registry);
+    reconciliation::register(&mut registry);
+    recovery::register(&mut registry);
+    registry
+}
+
+/// A subscriber that records every event it handled successfully, by sequence of arrival.
+pub struct Recorder {
+    pub seen: Arc<Mutex<Vec<Envelope>>>,
+}
+
+impl EventHandler for Recorder {
+    fn handle(&mut self, event: &Envelope) -> Result<Reaction, HandlerFault> {
+        self.seen
+            .lock()
+            .map_err(|_| HandlerFault("recorder poisoned".into()))?
+            .push(event.clone());
+        Ok(Reaction::nothing())
+    }
+}
+
+pub fn start_standard(config: Config) -> Addr<Broker> {
+    engine::start(engine::standard_registry(deps(config)))
+}
+
+pub fn kinds(events: &[Envelope]) -> Vec<EventKind> {
+    events.iter().map(Envelope::kind).collect()
+}
+
+pub fn distinct<T: std::hash::Hash + Eq + Clone>(items: &[T]) -> usize {
+    items.iter().cloned().collect::<HashSet<_>>().len()
+}
