@@ -39,6 +39,9 @@ pub const BROKER: &str = "broker";
 pub struct BrokerSettings {
     pub policy: RestartPolicy,
     pub workflow_timeout: Duration,
+    /// An asynchronous handling running longer than this is aborted and counts as a
+    /// failure of its actor (restart, redelivery, then dead letter).
+    pub handler_timeout: Duration,
     pub timeout_check: Duration,
     pub retain_finished_workflows: usize,
 }
@@ -48,6 +51,7 @@ impl BrokerSettings {
         Self {
             policy: config.supervision.policy(),
             workflow_timeout: config.workflow_timeout(),
+            handler_timeout: Duration::from_secs(config.engine.handler_timeout_secs),
             timeout_check: Duration::from_millis(config.engine.timeout_check_ms),
             retain_finished_workflows: config.engine.retain_finished_workflows,
         }
@@ -518,6 +522,14 @@ impl Broker {
     }
 
     fn check_timeouts(&mut self, ctx: &mut Context<Self>) {
+        for slot in &self.slots {
+            if let Some(seq) = slot
+                .progress
+                .abort_if_older_than(self.settings.handler_timeout)
+            {
+                tracing::error!(actor = slot.name, seq, "handler hung; aborted");
+            }
+        }
         let timeout = self.settings.workflow_timeout;
         for correlation in self.log.overdue(Instant::now(), timeout) {
             let stage = self.log.stage(&correlation);

@@ -12,10 +12,11 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use futures_util::future::{abortable, AbortHandle};
 use futures_util::FutureExt;
 use thiserror::Error;
 
@@ -100,17 +101,52 @@ impl Registry {
     }
 }
 
+/// An asynchronous handling in progress: which delivery, since when, and how to stop it.
+#[derive(Debug)]
+struct PendingHandling {
+    seq: u64,
+    since: Instant,
+    abort: AbortHandle,
+}
+
 /// Progress of one subscriber, written by its actor and read by the broker: the last
-/// acknowledged sequence number (deliveries are handled in order) and handler latency.
+/// acknowledged sequence number (deliveries are handled in order), handler latency, and
+/// the asynchronous handling in flight (so that a hung one can be aborted).
 #[derive(Debug, Default)]
 pub struct SubscriberProgress {
     acked: AtomicU64,
     handled: AtomicU64,
     latency_ns_total: AtomicU64,
     latency_ns_max: AtomicU64,
+    pending: Mutex<Option<PendingHandling>>,
 }
 
 impl SubscriberProgress {
+    fn set_pending(&self, seq: u64, abort: AbortHandle) {
+        *self.pending.lock().unwrap_or_else(|p| p.into_inner()) = Some(PendingHandling {
+            seq,
+            since: Instant::now(),
+            abort,
+        });
+    }
+
+    fn clear_pending(&self) {
+        *self.pending.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// Aborts the asynchronous handling in flight if it has run longer than `limit`;
+    /// returns the sequence number it was handling. The actor then reports the failure.
+    pub fn abort_if_older_than(&self, limit: Duration) -> Option<u64> {
+        let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        match pending.as_ref() {
+            Some(p) if p.since.elapsed() > limit => {
+                p.abort.abort();
+                Some(p.seq)
+            }
+            _ => None,
+        }
+    }
+
     pub fn acked(&self) -> u64 {
         self.acked.load(Ordering::Acquire)
     }
@@ -231,15 +267,23 @@ impl Handler<Deliver> for HandlerActor {
         match catch_unwind(AssertUnwindSafe(|| self.handler.handle(env))) {
             Ok(Ok(Reaction::Publish(payloads))) => self.complete(env, msg.seq, payloads, started),
             Ok(Ok(Reaction::Later(pending))) => {
+                let (pending, abort) = abortable(pending);
+                self.progress.set_pending(msg.seq, abort);
                 let fut = AssertUnwindSafe(pending).catch_unwind();
-                ctx.wait(
-                    fut.into_actor(self)
-                        .map(move |outcome, act, ctx| match outcome {
-                            Ok(Ok(payloads)) => act.complete(&msg.env, msg.seq, payloads, started),
-                            Ok(Err(fault)) => act.fault(msg.seq, fault.0, ctx),
-                            Err(panic) => act.fault(msg.seq, panic_message(panic.as_ref()), ctx),
-                        }),
-                );
+                ctx.wait(fut.into_actor(self).map(move |outcome, act, ctx| {
+                    act.progress.clear_pending();
+                    match outcome {
+                        Ok(Ok(Ok(payloads))) => act.complete(&msg.env, msg.seq, payloads, started),
+                        Ok(Ok(Err(fault))) => act.fault(msg.seq, fault.0, ctx),
+                        Ok(Err(_aborted)) => {
+                            let waited = started.elapsed().as_secs_f64();
+                            let error =
+                                format!("no answer within the handler timeout ({waited:.1}s)");
+                            act.fault(msg.seq, error, ctx)
+                        }
+                        Err(panic) => act.fault(msg.seq, panic_message(panic.as_ref()), ctx),
+                    }
+                }));
             }
             Ok(Err(fault)) => self.fault(msg.seq, fault.0, ctx),
             Err(panic) => self.fault(msg.seq, panic_message(panic.as_ref()), ctx),

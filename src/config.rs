@@ -50,6 +50,9 @@ pub struct EngineConfig {
     pub mode: RunMode,
     /// A workflow still open after this long fails with reason `timeout`.
     pub workflow_timeout_secs: u64,
+    /// An actor whose asynchronous handling (a venue call) runs longer than this is
+    /// aborted and restarted; the event is redelivered once, then dead-lettered.
+    pub handler_timeout_secs: u64,
     /// How often the broker looks for overdue workflows.
     pub timeout_check_ms: u64,
     /// Finished workflows whose causation chains stay in memory.
@@ -63,6 +66,7 @@ impl Default for EngineConfig {
         Self {
             mode: RunMode::Paper,
             workflow_timeout_secs: 300,
+            handler_timeout_secs: 120,
             timeout_check_ms: 500,
             retain_finished_workflows: 1000,
             cycle_secs: 86_400,
@@ -193,6 +197,11 @@ impl Config {
         v.check(
             e.workflow_timeout_secs > 0,
             "engine.workflow_timeout_secs",
+            "must be > 0",
+        );
+        v.check(
+            e.handler_timeout_secs > 0,
+            "engine.handler_timeout_secs",
             "must be > 0",
         );
         v.check(

@@ -236,3 +236,32 @@ async fn a_handler_that_never_answers_times_the_workflow_out() {
         .await
     );
 }
+
+#[actix_rt::test]
+async fn a_hung_handler_is_aborted_so_later_workflows_still_run() {
+    let mut config = test_config();
+    config.engine.handler_timeout_secs = 1;
+    let hung = day(20);
+    let registry = registry_with_strategy(deps(config), move |inner| HangOn {
+        inner,
+        pick: move |e: &Envelope| is_started_on(e, hung),
+    });
+    let broker = engine::start(registry);
+    let stuck = start_workflow(&broker, hung).await;
+    let next = start_workflow(&broker, day(21)).await;
+
+    let summary = finish(&broker, stuck, Duration::from_secs(20)).await;
+    assert_eq!(summary.status, WorkflowStatus::Failed);
+    let failure = summary.failure.unwrap();
+    assert!(
+        failure.starts_with("dead_letter") && failure.contains("handler timeout"),
+        "{failure}"
+    );
+    assert_eq!(
+        finish(&broker, next, Duration::from_secs(20)).await.status,
+        WorkflowStatus::Completed
+    );
+    let s = stats(&broker).await;
+    assert_eq!(s.actor("strategy").unwrap().restarts, 2);
+    assert_eq!(s.dead_letters.len(), 1);
+}
