@@ -67,9 +67,18 @@ pub enum PublishError {
 }
 
 /// Publish one event. Answered with its sequence number, or why it was refused.
+///
+/// The envelope travels behind an `Arc` from the publisher on: it is immutable once
+/// published, and fan-out to subscribers then copies a pointer, not the event.
 #[derive(Message)]
 #[rtype(result = "Result<u64, PublishError>")]
-pub struct Publish(pub Envelope);
+pub struct Publish(pub Arc<Envelope>);
+
+impl From<Envelope> for Publish {
+    fn from(env: Envelope) -> Self {
+        Publish(Arc::new(env))
+    }
+}
 
 /// Start a workflow (refused while trading is halted).
 #[derive(Message)]
@@ -320,7 +329,11 @@ impl Broker {
         slot.addr = Some(addr);
     }
 
-    fn publish(&mut self, env: Envelope, ctx: &mut Context<Self>) -> Result<u64, PublishError> {
+    fn publish(
+        &mut self,
+        env: Arc<Envelope>,
+        ctx: &mut Context<Self>,
+    ) -> Result<u64, PublishError> {
         let kind = env.kind();
         if kind == EventKind::WorkflowStarted {
             if let Some(h) = &self.halted {
@@ -339,7 +352,6 @@ impl Broker {
         };
         self.seq = seq;
         self.published[kind.index()] += 1;
-        let env = Arc::new(env);
         if let Payload::TradingHalted(h) = &env.payload {
             tracing::error!(reason = ?h.reason, detail = %h.detail, "trading halted");
             self.halted = Some(h.clone());
@@ -381,7 +393,7 @@ impl Broker {
                 duration_ms: summary.map_or(0, |s| s.duration_ms),
             };
             let child = Envelope::caused_by(&env, completed, BROKER, &*self.deps.clock);
-            let _ = self.publish(child, ctx);
+            let _ = self.publish(Arc::new(child), ctx);
         }
         if recorded.closed_workflow {
             if let Some(waiters) = self.waiters.remove(&env.correlation_id) {
@@ -408,7 +420,7 @@ impl Broker {
         let root = Envelope::root(notice, BROKER, &*self.deps.clock, None);
         // A fresh root with a fresh id is always accepted; a failure here is a broker bug
         // worth a log line, not a reason to recurse.
-        if let Err(e) = self.publish(root, ctx) {
+        if let Err(e) = self.publish(Arc::new(root), ctx) {
             tracing::error!(error = %e, "could not record a rejection notice");
         }
     }
@@ -437,7 +449,7 @@ impl Broker {
                 detail,
             };
             let env = Envelope::child_of(correlation, cause, failed, BROKER, &*self.deps.clock);
-            let _ = self.publish(env, ctx);
+            let _ = self.publish(Arc::new(env), ctx);
         }
     }
 
@@ -451,7 +463,7 @@ impl Broker {
             &*self.deps.clock,
             None,
         );
-        let _ = self.publish(env, ctx);
+        let _ = self.publish(Arc::new(env), ctx);
     }
 
     fn on_failure(
@@ -606,7 +618,7 @@ impl Handler<StartWorkflow> for Broker {
     fn handle(&mut self, msg: StartWorkflow, ctx: &mut Self::Context) -> Self::Result {
         let env = Envelope::root(msg.started, "engine", &*self.deps.clock, msg.triggered_by);
         let correlation = env.correlation_id;
-        self.publish(env, ctx).map(|_| correlation)
+        self.publish(Arc::new(env), ctx).map(|_| correlation)
     }
 }
 

@@ -214,7 +214,7 @@ impl HandlerActor {
     fn complete(&mut self, parent: &Envelope, seq: u64, payloads: Vec<Payload>, started: Instant) {
         for payload in payloads {
             let env = Envelope::caused_by(parent, payload, self.name, &*self.deps.clock);
-            self.broker.do_send(Publish(env));
+            self.broker.do_send(Publish::from(env));
         }
         self.progress.ack(seq, started);
     }

@@ -119,7 +119,7 @@ async fn broker_round(n: usize) -> f64 {
     let broker = engine::start(registry);
     let start = Instant::now();
     for env in events {
-        broker.do_send(Publish(env));
+        broker.do_send(Publish::from(env));
     }
     done.notified().await;
     let secs = start.elapsed().as_secs_f64();

@@ -127,7 +127,11 @@ async fn bad_causation_is_refused_with_an_event_and_a_counter() {
         &clock,
     );
     let orphan_id = orphan.event_id;
-    let err = broker.send(Publish(orphan)).await.unwrap().unwrap_err();
+    let err = broker
+        .send(Publish::from(orphan))
+        .await
+        .unwrap()
+        .unwrap_err();
     assert!(matches!(
         err,
         PublishError::Refused(Refusal::UnknownCausation { .. })
@@ -146,7 +150,11 @@ async fn bad_causation_is_refused_with_an_event_and_a_counter() {
         None,
     );
     let b_root_id = b_root.event_id;
-    broker.send(Publish(b_root.clone())).await.unwrap().unwrap();
+    broker
+        .send(Publish::from(b_root.clone()))
+        .await
+        .unwrap()
+        .unwrap();
     let mut cross = Envelope::caused_by(
         &b_root,
         RecoveryAction {
@@ -159,13 +167,21 @@ async fn bad_causation_is_refused_with_an_event_and_a_counter() {
         &clock,
     );
     cross.correlation_id = a;
-    let err = broker.send(Publish(cross)).await.unwrap().unwrap_err();
+    let err = broker
+        .send(Publish::from(cross))
+        .await
+        .unwrap()
+        .unwrap_err();
     assert!(
         matches!(err, PublishError::Refused(Refusal::CrossCorrelation { causation, .. }) if causation == b_root_id)
     );
 
     // The same event twice.
-    let err = broker.send(Publish(b_root)).await.unwrap().unwrap_err();
+    let err = broker
+        .send(Publish::from(b_root))
+        .await
+        .unwrap()
+        .unwrap_err();
     assert!(matches!(
         err,
         PublishError::Refused(Refusal::DuplicateEvent(_))
@@ -207,7 +223,7 @@ async fn an_event_out_of_workflow_order_is_refused() {
     );
     // Not routed anywhere yet: publish the root by hand, then a settlement right after it.
     broker
-        .send(Publish(started.clone()))
+        .send(Publish::from(started.clone()))
         .await
         .unwrap()
         .unwrap();
@@ -224,7 +240,11 @@ async fn an_event_out_of_workflow_order_is_refused() {
         "test",
         &clock,
     );
-    let err = broker.send(Publish(settled)).await.unwrap().unwrap_err();
+    let err = broker
+        .send(Publish::from(settled))
+        .await
+        .unwrap()
+        .unwrap_err();
     assert!(
         err.to_string().contains("execution.order.settled.v1"),
         "{err}"

@@ -183,9 +183,18 @@ async fn ten_thousand_events_survive_a_crashing_subscriber() {
         commission: 0.into(),
     };
     let root = Envelope::root(fill(0), "test", &clock, None);
-    broker.send(Publish(root.clone())).await.unwrap().unwrap();
+    broker
+        .send(Publish::from(root.clone()))
+        .await
+        .unwrap()
+        .unwrap();
     for n in 1..N {
-        broker.do_send(Publish(Envelope::caused_by(&root, fill(n), "test", &clock)));
+        broker.do_send(Publish::from(Envelope::caused_by(
+            &root,
+            fill(n),
+            "test",
+            &clock,
+        )));
     }
     let done = eventually(Duration::from_secs(60), || {
         let handled = handled.clone();
