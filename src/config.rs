@@ -5,9 +5,11 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use rust_decimal::Decimal;
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::data::Adjustment;
 use crate::domain::RunMode;
 use crate::supervision::RestartPolicy;
 
@@ -21,6 +23,56 @@ pub struct Config {
     pub engine: EngineConfig,
     pub supervision: SupervisionConfig,
     pub venue: VenueConfig,
+    pub strategy: StrategyConfig,
+    /// Folder that relative paths are resolved against: the config file's folder.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// What to do when a strategy file cannot be evaluated.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OnStrategyError {
+    /// Give the file's slice to cash and say why in the signal.
+    #[default]
+    Cash,
+    /// Fail the workflow.
+    Fail,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StrategyConfig {
+    /// Market data folder: plain CSV (`SYMBOL.csv`) or a LEAN data root, detected.
+    pub data: PathBuf,
+    /// `raw` or `adjusted` (LEAN data, via factor files).
+    pub adjustment: Adjustment,
+    pub on_strategy_error: OnStrategyError,
+    /// Symphony files with their allocation weights (normalised to 1).
+    pub files: Vec<StrategyFile>,
+}
+
+impl Default for StrategyConfig {
+    fn default() -> Self {
+        Self {
+            data: PathBuf::from("examples/data"),
+            adjustment: Adjustment::Raw,
+            on_strategy_error: OnStrategyError::Cash,
+            files: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StrategyFile {
+    pub path: PathBuf,
+    #[serde(default = "one")]
+    pub weight: Decimal,
+}
+
+fn one() -> Decimal {
+    Decimal::ONE
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -144,7 +196,7 @@ impl Violations {
 }
 
 impl Config {
-    /// Reads and validates `path`.
+    /// Reads and validates `path`; relative paths inside resolve against its folder.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         let name = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
@@ -154,15 +206,36 @@ impl Config {
                 message: format!("cannot read: {e}"),
             }],
         })?;
-        Self::parse(&text, &name)
+        let mut config = Self::parse(&text, &name)?;
+        config.base_dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        Ok(config)
     }
 
-    /// Loads `path` if given, else the embedded defaults.
+    /// Loads `path` if given, else the embedded defaults, whose relative paths resolve
+    /// against the source tree when it is still there (a `cargo run` checkout) and the
+    /// current folder otherwise.
     pub fn load_or_default(path: Option<&PathBuf>) -> Result<Config, ConfigErrors> {
         match path {
             Some(p) => Self::load(p),
-            None => Self::parse(EMBEDDED_DEFAULT, "embedded config.toml"),
+            None => {
+                let mut config = Self::parse(EMBEDDED_DEFAULT, "embedded config.toml")?;
+                let source_tree = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+                config.base_dir = if source_tree.join("config.toml").exists() {
+                    source_tree
+                } else {
+                    PathBuf::from(".")
+                };
+                Ok(config)
+            }
         }
+    }
+
+    /// `path` resolved against the config file's folder.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        self.base_dir.join(path)
     }
 
     /// Parses TOML text; `source_name` names it in errors.
@@ -230,6 +303,13 @@ impl Config {
             "venue.sim.initial_cash",
             "must be >= 0",
         );
+        for (i, f) in self.strategy.files.iter().enumerate() {
+            v.check(
+                f.weight > Decimal::ZERO,
+                &format!("strategy.files[{i}].weight"),
+                format!("must be > 0 (got {})", f.weight),
+            );
+        }
         if v.0.is_empty() {
             Ok(())
         } else {

@@ -7,10 +7,12 @@
 pub mod causation;
 pub mod clock;
 pub mod config;
+pub mod data;
 pub mod domain;
 pub mod events;
 pub mod execution;
 pub mod halt;
+pub mod indicators;
 pub mod portfolio;
 pub mod reconciliation;
 pub mod recovery;

@@ -1,5 +1,8 @@
-//! Strategy core: turns per-file allocations into one signal. (The symphony language
-//! that produces those allocations arrives with the strategy engine.)
+//! Strategy core: symphony files evaluated as of a day, and their consolidation into
+//! one signal.
+
+pub mod book;
+pub mod dsl;
 
 use std::collections::BTreeMap;
 

@@ -1,0 +1,255 @@
+//! Market data: daily bars per symbol, read from a LEAN data folder or a plain CSV
+//! folder, validated on load with errors that name file and line.
+//!
+//! Prices are parsed from text straight into `Decimal`. Series are loaded once and
+//! shared read-only (`Arc`), with an `f64` copy of the closes for indicator maths and a
+//! running content hash per bar so that a market snapshot id costs O(1) per day.
+
+pub mod csv_folder;
+pub mod lean;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::domain::Symbol;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DailyBar {
+    pub date: NaiveDate,
+    pub open: Decimal,
+    pub high: Decimal,
+    pub low: Decimal,
+    pub close: Decimal,
+    pub volume: u64,
+}
+
+/// One symbol's daily bars, sorted by date, with derived views.
+#[derive(Clone, Debug)]
+pub struct BarSeries {
+    pub symbol: Symbol,
+    pub bars: Vec<DailyBar>,
+    /// Closes as `f64`, for indicators only.
+    pub closes: Vec<f64>,
+    /// `chain[i]` = blake3(chain[i-1] ‖ bar i): identifies the history up to bar i.
+    chain: Vec<[u8; 32]>,
+}
+
+impl BarSeries {
+    pub fn new(symbol: Symbol, bars: Vec<DailyBar>) -> Self {
+        use rust_decimal::prelude::ToPrimitive;
+        let closes = bars
+            .iter()
+            .map(|b| b.close.to_f64().unwrap_or(f64::NAN))
+            .collect();
+        let mut chain = Vec::with_capacity(bars.len());
+        let mut prev = *blake3::hash(symbol.as_bytes()).as_bytes();
+        for b in &bars {
+            let mut h = blake3::Hasher::new();
+            h.update(&prev);
+            h.update(b.date.to_string().as_bytes());
+            for p in [b.open, b.high, b.low, b.close] {
+                h.update(b"|");
+                h.update(p.normalize().to_string().as_bytes());
+            }
+            h.update(&b.volume.to_le_bytes());
+            prev = *h.finalize().as_bytes();
+            chain.push(prev);
+        }
+        Self {
+            symbol,
+            bars,
+            closes,
+            chain,
+        }
+    }
+
+    /// Number of bars dated on or before `date`.
+    pub fn count_until(&self, date: NaiveDate) -> usize {
+        self.bars.partition_point(|b| b.date <= date)
+    }
+
+    /// Content hash of the history up to and including bar `count - 1`.
+    pub fn history_hash(&self, count: usize) -> [u8; 32] {
+        match count {
+            0 => [0; 32],
+            n => self.chain[n.min(self.chain.len()) - 1],
+        }
+    }
+
+    pub fn first_date(&self) -> Option<NaiveDate> {
+        self.bars.first().map(|b| b.date)
+    }
+
+    pub fn last_date(&self) -> Option<NaiveDate> {
+        self.bars.last().map(|b| b.date)
+    }
+}
+
+/// Split- and dividend-adjusted or raw prices (LEAN data; CSV folders are taken as given).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Adjustment {
+    #[default]
+    Raw,
+    Adjusted,
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum DataError {
+    #[error("{file}:{line}: {message}")]
+    Invalid {
+        file: String,
+        line: usize,
+        message: String,
+    },
+    #[error("{file}: {message}")]
+    File { file: String, message: String },
+    #[error("no data for symbol {symbol} in {dir}")]
+    UnknownSymbol { symbol: Symbol, dir: String },
+    #[error(
+        "{dir}: not a data folder (expected SYMBOL.csv files or a LEAN equity/usa/daily folder)"
+    )]
+    UnknownLayout { dir: String },
+}
+
+impl DataError {
+    pub(crate) fn invalid(file: &Path, line: usize, message: impl Into<String>) -> Self {
+        DataError::Invalid {
+            file: file.display().to_string(),
+            line,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn file(file: &Path, message: impl Into<String>) -> Self {
+        DataError::File {
+            file: file.display().to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Where daily bars come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DataSource {
+    /// A LEAN data root (the folder holding `equity/`), or its `equity/usa/daily`.
+    Lean {
+        root: PathBuf,
+        adjustment: Adjustment,
+    },
+    /// A folder of `SYMBOL.csv` files.
+    CsvFolder { dir: PathBuf },
+}
+
+impl DataSource {
+    /// Detects the layout of `dir` from its contents.
+    pub fn detect(dir: &Path, adjustment: Adjustment) -> Result<DataSource, DataError> {
+        if let Some(root) = lean::root_of(dir) {
+            return Ok(DataSource::Lean { root, adjustment });
+        }
+        if csv_folder::looks_like(dir) {
+            return Ok(DataSource::CsvFolder {
+                dir: dir.to_path_buf(),
+            });
+        }
+        Err(DataError::UnknownLayout {
+            dir: dir.display().to_string(),
+        })
+    }
+
+    pub fn load(&self, symbol: &str) -> Result<BarSeries, DataError> {
+        let bars = match self {
+            DataSource::Lean { root, adjustment } => lean::read_daily(root, symbol, *adjustment)?,
+            DataSource::CsvFolder { dir } => csv_folder::read(dir, symbol)?,
+        };
+        Ok(BarSeries::new(symbol.to_string(), bars))
+    }
+
+    /// Loads every symbol; the first failure is returned.
+    pub fn load_all<'a>(
+        &self,
+        symbols: impl IntoIterator<Item = &'a Symbol>,
+    ) -> Result<MarketData, DataError> {
+        let mut series = BTreeMap::new();
+        for s in symbols {
+            if !series.contains_key(s) {
+                series.insert(s.clone(), Arc::new(self.load(s)?));
+            }
+        }
+        Ok(MarketData { series })
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            DataSource::Lean { root, .. } => root.display().to_string(),
+            DataSource::CsvFolder { dir } => dir.display().to_string(),
+        }
+    }
+}
+
+/// Loaded series by symbol.
+#[derive(Clone, Debug, Default)]
+pub struct MarketData {
+    pub series: BTreeMap<Symbol, Arc<BarSeries>>,
+}
+
+impl MarketData {
+    pub fn get(&self, symbol: &str) -> Option<&Arc<BarSeries>> {
+        self.series.get(symbol)
+    }
+
+    /// Close of `symbol` on the last bar dated on or before `date`.
+    pub fn close_on_or_before(
+        &self,
+        symbol: &str,
+        date: NaiveDate,
+    ) -> Option<(NaiveDate, Decimal)> {
+        let s = self.series.get(symbol)?;
+        let n = s.count_until(date);
+        (n > 0).then(|| (s.bars[n - 1].date, s.bars[n - 1].close))
+    }
+
+    /// The latest date any series reaches.
+    pub fn last_date(&self) -> Option<NaiveDate> {
+        self.series.values().filter_map(|s| s.last_date()).max()
+    }
+}
+
+/// Checks one bar's internal consistency.
+pub(crate) fn check_bar(bar: &DailyBar) -> Result<(), String> {
+    for (name, p) in [
+        ("open", bar.open),
+        ("high", bar.high),
+        ("low", bar.low),
+        ("close", bar.close),
+    ] {
+        if p <= Decimal::ZERO {
+            return Err(format!("non-positive {name} price {p}"));
+        }
+    }
+    if bar.high < bar.low {
+        return Err(format!("high {} is below low {}", bar.high, bar.low));
+    }
+    if bar.close < bar.low || bar.close > bar.high {
+        return Err(format!(
+            "close {} is outside [low {}, high {}]",
+            bar.close, bar.low, bar.high
+        ));
+    }
+    Ok(())
+}
+
+/// Checks dates strictly increase.
+pub(crate) fn check_order(prev: Option<NaiveDate>, date: NaiveDate) -> Result<(), String> {
+    match prev {
+        Some(p) if p == date => Err(format!("duplicate date {date}")),
+        Some(p) if p > date => Err(format!("date {date} comes after {p}: bars are not sorted")),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,196 @@
+//! Indicators on closes, with the conventions of the system this engine replaces.
+//!
+//! Each is a pure function over the closes up to the evaluation day (oldest first).
+//! Maths is `f64`; callers convert results to `Decimal` at the boundary. Too little
+//! history is an error naming the indicator and what it needs, never a silent 0.
+
+mod drawdown;
+mod moving_average;
+mod returns;
+mod rsi;
+
+pub use drawdown::max_drawdown;
+pub use moving_average::{exponential_moving_average, moving_average};
+pub use returns::{cumulative_return, daily_returns_pct, moving_average_return, stdev_return};
+pub use rsi::rsi;
+
+use thiserror::Error;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum IndicatorKind {
+    Rsi,
+    CurrentPrice,
+    MovingAveragePrice,
+    ExponentialMovingAveragePrice,
+    CumulativeReturn,
+    MovingAverageReturn,
+    StdevReturn,
+    MaxDrawdown,
+}
+
+impl IndicatorKind {
+    pub const ALL: &'static [IndicatorKind] = &[
+        IndicatorKind::Rsi,
+        IndicatorKind::CurrentPrice,
+        IndicatorKind::MovingAveragePrice,
+        IndicatorKind::ExponentialMovingAveragePrice,
+        IndicatorKind::CumulativeReturn,
+        IndicatorKind::MovingAverageReturn,
+        IndicatorKind::StdevReturn,
+        IndicatorKind::MaxDrawdown,
+    ];
+
+    /// The name used in symphony files.
+    pub fn name(self) -> &'static str {
+        match self {
+            IndicatorKind::Rsi => "rsi",
+            IndicatorKind::CurrentPrice => "current-price",
+            IndicatorKind::MovingAveragePrice => "moving-average-price",
+            IndicatorKind::ExponentialMovingAveragePrice => "exponential-moving-average-price",
+            IndicatorKind::CumulativeReturn => "cumulative-return",
+            IndicatorKind::MovingAverageReturn => "moving-average-return",
+            IndicatorKind::StdevReturn => "stdev-return",
+            IndicatorKind::MaxDrawdown => "max-drawdown",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<IndicatorKind> {
+        Self::ALL.iter().copied().find(|k| k.name() == name)
+    }
+
+    pub fn takes_window(self) -> bool {
+        self != IndicatorKind::CurrentPrice
+    }
+}
+
+/// An indicator with its window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Indicator {
+    pub kind: IndicatorKind,
+    pub window: usize,
+}
+
+#[derive(Clone, Debug, Error, PartialEq)]
+pub enum IndicatorError {
+    #[error(
+        "{indicator} with window {window} needs {needed} bars of history, {available} available"
+    )]
+    ShortHistory {
+        indicator: &'static str,
+        window: usize,
+        needed: usize,
+        available: usize,
+    },
+    #[error("{indicator}: window must be at least {min}, got {window}")]
+    BadWindow {
+        indicator: &'static str,
+        window: usize,
+        min: usize,
+    },
+    #[error("{indicator} with window {window} is not a finite number (a zero or invalid price in the window)")]
+    NotFinite {
+        indicator: &'static str,
+        window: usize,
+    },
+}
+
+pub(crate) fn need(
+    closes: &[f64],
+    needed: usize,
+    indicator: &'static str,
+    window: usize,
+) -> Result<(), IndicatorError> {
+    if closes.len() < needed {
+        Err(IndicatorError::ShortHistory {
+            indicator,
+            window,
+            needed,
+            available: closes.len(),
+        })
+    } else {
+        Ok(())
+    }
+}
+
+pub(crate) fn min_window(
+    window: usize,
+    min: usize,
+    indicator: &'static str,
+) -> Result<(), IndicatorError> {
+    if window < min {
+        Err(IndicatorError::BadWindow {
+            indicator,
+            window,
+            min,
+        })
+    } else {
+        Ok(())
+    }
+}
+
+pub(crate) fn finite(
+    v: f64,
+    indicator: &'static str,
+    window: usize,
+) -> Result<f64, IndicatorError> {
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(IndicatorError::NotFinite { indicator, window })
+    }
+}
+
+/// Bars of history the smoothed indicators (RSI, EMA) are evaluated over: max(3n, 200),
+/// or all that exist when there are fewer. A fixed tail keeps results independent of
+/// where the data happens to start.
+pub fn smoothing_history(window: usize) -> usize {
+    (3 * window).max(200)
+}
+
+impl Indicator {
+    pub fn new(kind: IndicatorKind, window: usize) -> Self {
+        Self { kind, window }
+    }
+
+    /// The indicator's value on the last of `closes`.
+    pub fn compute(&self, closes: &[f64]) -> Result<f64, IndicatorError> {
+        let n = self.window;
+        match self.kind {
+            IndicatorKind::Rsi => rsi(closes, n),
+            IndicatorKind::CurrentPrice => {
+                need(closes, 1, "current-price", 0)?;
+                finite(closes[closes.len() - 1], "current-price", 0)
+            }
+            IndicatorKind::MovingAveragePrice => moving_average(closes, n),
+            IndicatorKind::ExponentialMovingAveragePrice => exponential_moving_average(closes, n),
+            IndicatorKind::CumulativeReturn => cumulative_return(closes, n),
+            IndicatorKind::MovingAverageReturn => moving_average_return(closes, n),
+            IndicatorKind::StdevReturn => stdev_return(closes, n),
+            IndicatorKind::MaxDrawdown => max_drawdown(closes, n),
+        }
+    }
+
+    /// The most bars `compute` looks at (what a synthetic series must provide).
+    pub fn lookback(&self) -> usize {
+        let n = self.window;
+        match self.kind {
+            IndicatorKind::Rsi | IndicatorKind::ExponentialMovingAveragePrice => {
+                smoothing_history(n)
+            }
+            IndicatorKind::CurrentPrice => 1,
+            IndicatorKind::MovingAveragePrice | IndicatorKind::MaxDrawdown => n,
+            IndicatorKind::CumulativeReturn
+            | IndicatorKind::MovingAverageReturn
+            | IndicatorKind::StdevReturn => n + 1,
+        }
+    }
+
+    /// `rsi(SPY,10)`: how the value is labelled in signals.
+    pub fn label(&self, subject: &str) -> String {
+        if self.kind.takes_window() {
+            format!("{}({subject},{})", self.kind.name(), self.window)
+        } else {
+            format!("{}({subject})", self.kind.name())
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! Return-based indicators, in percent.
+
+use super::{finite, min_window, need, IndicatorError};
+
+/// Daily percentage changes ×100 of the last `n` days (needs n + 1 closes).
+pub fn daily_returns_pct(closes: &[f64], n: usize) -> impl Iterator<Item = f64> + '_ {
+    let tail = &closes[closes.len().saturating_sub(n + 1)..];
+    tail.windows(2).map(|w| (w[1] / w[0] - 1.0) * 100.0)
+}
+
+/// (c_t / c_{t−n} − 1)·100.
+pub fn cumulative_return(closes: &[f64], n: usize) -> Result<f64, IndicatorError> {
+    let name = "cumulative-return";
+    min_window(n, 1, name)?;
+    need(closes, n + 1, name, n)?;
+    let last = closes[closes.len() - 1];
+    let then = closes[closes.len() - 1 - n];
+    finite((last / then - 1.0) * 100.0, name, n)
+}
+
+/// Mean of the last `n` daily percentage changes.
+pub fn moving_average_return(closes: &[f64], n: usize) -> Result<f64, IndicatorError> {
+    let name = "moving-average-return";
+    min_window(n, 1, name)?;
+    need(closes, n + 1, name, n)?;
+    finite(
+        daily_returns_pct(closes, n).sum::<f64>() / n as f64,
+        name,
+        n,
+    )
+}
+
+/// Sample standard deviation (n − 1) of the last `n` daily percentage changes.
+pub fn stdev_return(closes: &[f64], n: usize) -> Result<f64, IndicatorError> {
+    let name = "stdev-return";
+    min_window(n, 2, name)?;
+    need(closes, n + 1, name, n)?;
+    finite(sample_stdev(daily_returns_pct(closes, n)), name, n)
+}
+
+/// Sample standard deviation of a sequence (n − 1 in the denominator).
+pub fn sample_stdev(values: impl Iterator<Item = f64>) -> f64 {
+    let v: Vec<f64> = values.collect();
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cumulative_return_over_n_days() {
+        assert!((cumulative_return(&[100.0, 50.0, 110.0], 2).unwrap() - 10.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn mean_and_stdev_of_daily_changes() {
+        // changes: +10%, −10% → mean 0, sample stdev √(200) ≈ 14.142
+        let c = [5.0, 100.0, 110.0, 99.0];
+        assert!(moving_average_return(&c, 2).unwrap().abs() < 1e-12);
+        assert!((stdev_return(&c, 2).unwrap() - 200f64.sqrt()).abs() < 1e-9);
+        assert!(stdev_return(&c, 1).is_err());
+        assert!(stdev_return(&c[..2], 2).is_err());
+    }
+}

@@ -1,0 +1,206 @@
+//! The strategy book: the configured symphony files, parsed once, with the market data
+//! they need, evaluated together as of a day into one signal.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use thiserror::Error;
+
+use super::consolidate;
+use super::dsl::ast::{Node, Operand};
+use super::dsl::{evaluate, parse_symphony, Span, Symphony};
+use crate::config::{OnStrategyError, StrategyConfig};
+use crate::data::{DataError, DataSource, MarketData};
+use crate::domain::Symbol;
+use crate::events::{SignalGenerated, StrategyAllocation};
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum StrategyError {
+    #[error("{file}: {message}")]
+    Read { file: String, message: String },
+    #[error("{file}:{span}: {message}")]
+    Located {
+        file: String,
+        span: Span,
+        message: String,
+    },
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error("strategy {name} failed: {message}")]
+    Failed { name: String, message: String },
+}
+
+#[derive(Clone, Debug)]
+pub struct LoadedSymphony {
+    pub path: PathBuf,
+    pub weight: Decimal,
+    pub symphony: Symphony,
+}
+
+#[derive(Clone, Debug)]
+pub struct StrategyBook {
+    pub files: Vec<LoadedSymphony>,
+    pub data: MarketData,
+    pub source: DataSource,
+    pub on_error: OnStrategyError,
+}
+
+/// Every symbol a symphony references, with where (first occurrence).
+pub fn referenced_symbols(symphony: &Symphony) -> BTreeMap<Symbol, Span> {
+    fn walk(nodes: &[Node], out: &mut BTreeMap<Symbol, Span>) {
+        for node in nodes {
+            match node {
+                Node::Asset { symbol, span } => {
+                    out.entry(symbol.clone()).or_insert(*span);
+                }
+                Node::Group { children, .. }
+                | Node::WeightEqual(children)
+                | Node::InverseVolatility { children, .. }
+                | Node::Filter { children, .. } => walk(children, out),
+                Node::WeightSpecified(pairs) => {
+                    for (_, child) in pairs {
+                        walk(std::slice::from_ref(child), out);
+                    }
+                }
+                Node::If {
+                    condition,
+                    then,
+                    otherwise,
+                } => {
+                    for operand in [&condition.left, &condition.right] {
+                        if let Operand::Call(call) = operand {
+                            out.entry(call.symbol.clone()).or_insert(call.span);
+                        }
+                    }
+                    walk(then, out);
+                    walk(otherwise, out);
+                }
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(&symphony.body, &mut out);
+    out
+}
+
+impl StrategyBook {
+    /// Parses the configured files (paths relative to `base`) and loads the bars of every
+    /// symbol they reference from `data_dir` (the configured folder unless overridden).
+    pub fn load(
+        config: &StrategyConfig,
+        base: &Path,
+        data_dir: Option<&Path>,
+    ) -> Result<Self, StrategyError> {
+        let data_path = data_dir
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| base.join(&config.data));
+        let source = DataSource::detect(&data_path, config.adjustment)?;
+        let mut files = Vec::new();
+        let mut series = BTreeMap::new();
+        for f in &config.files {
+            let path = base.join(&f.path);
+            let shown = path.display().to_string();
+            let text = std::fs::read_to_string(&path).map_err(|e| StrategyError::Read {
+                file: shown.clone(),
+                message: e.to_string(),
+            })?;
+            let symphony = parse_symphony(&text).map_err(|e| StrategyError::Located {
+                file: shown.clone(),
+                span: e.span,
+                message: e.message,
+            })?;
+            for (symbol, span) in referenced_symbols(&symphony) {
+                if series.contains_key(&symbol) {
+                    continue;
+                }
+                match source.load(&symbol) {
+                    Ok(s) => {
+                        series.insert(symbol, std::sync::Arc::new(s));
+                    }
+                    Err(DataError::UnknownSymbol { symbol, dir }) => {
+                        return Err(StrategyError::Located {
+                            file: shown,
+                            span,
+                            message: format!("no market data for symbol {symbol} in {dir}"),
+                        })
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            files.push(LoadedSymphony {
+                path,
+                weight: f.weight,
+                symphony,
+            });
+        }
+        Ok(Self {
+            files,
+            data: MarketData { series },
+            source,
+            on_error: config.on_strategy_error,
+        })
+    }
+
+    /// blake3 over the history of every symbol the book uses, up to `as_of`.
+    pub fn market_snapshot_id(&self, as_of: NaiveDate) -> String {
+        let mut h = blake3::Hasher::new();
+        for (symbol, s) in &self.data.series {
+            h.update(symbol.as_bytes());
+            h.update(&[0]);
+            h.update(&s.history_hash(s.count_until(as_of)));
+        }
+        h.finalize().to_hex().to_string()
+    }
+
+    /// Evaluates every file as of `as_of` and consolidates. A file that fails gives its
+    /// slice to cash with the reason in its allocation, or fails the whole signal when
+    /// `on_strategy_error = "fail"`.
+    pub fn evaluate(&self, as_of: NaiveDate) -> Result<SignalGenerated, StrategyError> {
+        let mut allocations = Vec::with_capacity(self.files.len());
+        for f in &self.files {
+            let name = f.symphony.name.clone();
+            match evaluate(&f.symphony, &self.data, as_of) {
+                Ok(e) => allocations.push(StrategyAllocation {
+                    name,
+                    file_weight: f.weight,
+                    weights: e.weights,
+                    indicators: e.indicators,
+                    error: None,
+                }),
+                Err(e) => {
+                    let message = format!("{}:{}", f.path.display(), e);
+                    if self.on_error == OnStrategyError::Fail {
+                        return Err(StrategyError::Failed { name, message });
+                    }
+                    allocations.push(StrategyAllocation {
+                        name,
+                        file_weight: f.weight,
+                        weights: BTreeMap::new(),
+                        indicators: BTreeMap::new(),
+                        error: Some(message),
+                    });
+                }
+            }
+        }
+        Ok(consolidate(
+            as_of,
+            allocations,
+            self.market_snapshot_id(as_of),
+        ))
+    }
+
+    /// Dates on which every symbol the book uses has a bar, in order.
+    pub fn common_dates(&self) -> Vec<NaiveDate> {
+        let mut iter = self.data.series.values();
+        let Some(first) = iter.next() else {
+            return Vec::new();
+        };
+        let mut dates: Vec<NaiveDate> = first.bars.iter().map(|b| b.date).collect();
+        for s in iter {
+            dates.retain(|d| s.bars.binary_search_by(|b| b.date.cmp(d)).is_ok());
+        }
+        dates
+    }
+}

@@ -1,0 +1,319 @@
+//! Evaluation of a symphony as of one day: weights over symbols summing to 1, and the
+//! indicator values that decided them.
+//!
+//! Semantics: several nodes in one vector share it equally; `weight-specified` weights
+//! are normalised to sum to 1 and multiply what they wrap (nested weights multiply);
+//! `filter` ranks candidates by the metric (top: highest first, bottom: lowest first,
+//! ties by label) and weights the chosen K equally; `weight-inverse-volatility` weights
+//! children ∝ 1/stdev-return(N). For a candidate that is not a single asset, metrics
+//! are computed on the series of its current allocation held fixed (daily returns
+//! Σ wᵢ·rᵢ compounded from 1) over the bars the metric needs.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::NaiveDate;
+use rust_decimal::prelude::FromPrimitive;
+use rust_decimal::{Decimal, RoundingStrategy};
+use thiserror::Error;
+
+use super::ast::{Condition, IndicatorCall, Node, Operand, Select, Symphony};
+use super::parse::Span;
+use crate::data::MarketData;
+use crate::indicators::{Indicator, IndicatorKind};
+use crate::strategy::largest_remainder;
+
+type Allocation = BTreeMap<String, Decimal>;
+
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+#[error("{span}: {message}")]
+pub struct EvalError {
+    pub span: Span,
+    pub message: String,
+}
+
+/// The result of evaluating one symphony.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evaluation {
+    /// Weights by symbol, 6 decimals, summing to exactly 1.
+    pub weights: BTreeMap<String, Decimal>,
+    /// Every indicator evaluated, by label (`rsi(SPY,10)`), rounded to 6 decimals.
+    pub indicators: BTreeMap<String, Decimal>,
+}
+
+/// Evaluates `symphony` with bars dated up to and including `as_of`.
+pub fn evaluate(
+    symphony: &Symphony,
+    data: &MarketData,
+    as_of: NaiveDate,
+) -> Result<Evaluation, EvalError> {
+    let mut ev = Evaluator {
+        data,
+        as_of,
+        cache: HashMap::new(),
+        used: BTreeMap::new(),
+    };
+    let allocation = ev.share(&symphony.body)?;
+    let weights = largest_remainder(&allocation, Decimal::ONE);
+    let indicators = ev
+        .used
+        .into_iter()
+        .map(|(k, v)| (k, to_decimal(v, 6)))
+        .collect();
+    Ok(Evaluation {
+        weights,
+        indicators,
+    })
+}
+
+fn to_decimal(v: f64, dp: u32) -> Decimal {
+    Decimal::from_f64(v)
+        .unwrap_or_default()
+        .round_dp_with_strategy(dp, RoundingStrategy::MidpointNearestEven)
+}
+
+struct Evaluator<'a> {
+    data: &'a MarketData,
+    as_of: NaiveDate,
+    cache: HashMap<(String, Indicator), f64>,
+    used: BTreeMap<String, f64>,
+}
+
+fn fail<T>(span: Span, message: impl Into<String>) -> Result<T, EvalError> {
+    Err(EvalError {
+        span,
+        message: message.into(),
+    })
+}
+
+fn add_scaled(into: &mut Allocation, from: &Allocation, scale: Decimal) {
+    for (symbol, w) in from {
+        *into.entry(symbol.clone()).or_default() += *w * scale;
+    }
+}
+
+/// A name for a candidate: its symbol, its group name, or its form.
+fn label(node: &Node) -> String {
+    match node {
+        Node::Asset { symbol, .. } => symbol.clone(),
+        Node::Group { name, .. } => name.clone(),
+        Node::WeightEqual(_) => "weight-equal".into(),
+        Node::WeightSpecified(_) => "weight-specified".into(),
+        Node::InverseVolatility { .. } => "weight-inverse-volatility".into(),
+        Node::If { .. } => "if".into(),
+        Node::Filter { .. } => "filter".into(),
+    }
+}
+
+impl Evaluator<'_> {
+    /// Closes of `symbol` up to the evaluation day.
+    fn closes(&self, symbol: &str, span: Span) -> Result<&[f64], EvalError> {
+        let Some(series) = self.data.get(symbol) else {
+            return fail(span, format!("no market data for symbol {symbol}"));
+        };
+        let n = series.count_until(self.as_of);
+        if n == 0 {
+            return fail(
+                span,
+                format!("no bar for {symbol} on or before {}", self.as_of),
+            );
+        }
+        Ok(&series.closes[..n])
+    }
+
+    fn indicator(
+        &mut self,
+        indicator: Indicator,
+        symbol: &str,
+        span: Span,
+    ) -> Result<f64, EvalError> {
+        let key = (symbol.to_string(), indicator);
+        if let Some(v) = self.cache.get(&key) {
+            return Ok(*v);
+        }
+        let label = indicator.label(symbol);
+        let value = indicator
+            .compute(self.closes(symbol, span)?)
+            .or_else(|e| fail(span, format!("{label}: {e}")))?;
+        self.cache.insert(key, value);
+        self.used.insert(label, value);
+        Ok(value)
+    }
+
+    /// Nodes sharing one slice equally.
+    fn share(&mut self, nodes: &[Node]) -> Result<Allocation, EvalError> {
+        let mut out = Allocation::new();
+        let part = Decimal::ONE / Decimal::from(nodes.len());
+        for node in nodes {
+            let a = self.node(node)?;
+            add_scaled(&mut out, &a, part);
+        }
+        Ok(out)
+    }
+
+    fn node(&mut self, node: &Node) -> Result<Allocation, EvalError> {
+        match node {
+            Node::Asset { symbol, span } => {
+                self.closes(symbol, *span)?;
+                Ok(Allocation::from([(symbol.clone(), Decimal::ONE)]))
+            }
+            Node::Group { children, .. } | Node::WeightEqual(children) => self.share(children),
+            Node::WeightSpecified(pairs) => {
+                let total: Decimal = pairs.iter().map(|(w, _)| *w).sum();
+                let mut out = Allocation::new();
+                for (w, child) in pairs {
+                    if w.is_zero() {
+                        continue;
+                    }
+                    let a = self.node(child)?;
+                    add_scaled(&mut out, &a, *w / total);
+                }
+                Ok(out)
+            }
+            Node::If {
+                condition,
+                then,
+                otherwise,
+            } => {
+                if self.condition(condition)? {
+                    self.share(then)
+                } else {
+                    self.share(otherwise)
+                }
+            }
+            Node::Filter {
+                metric,
+                select,
+                children,
+                span,
+            } => {
+                let mut scored = Vec::with_capacity(children.len());
+                for (i, child) in children.iter().enumerate() {
+                    let allocation = self.node(child)?;
+                    let value = self.metric_of(child, &allocation, *metric, *span)?;
+                    scored.push((value, label(child), i, allocation));
+                }
+                let (k, descending) = match select {
+                    Select::Top(k) => (*k, true),
+                    Select::Bottom(k) => (*k, false),
+                };
+                scored.sort_by(|a, b| {
+                    let by_value = if descending {
+                        b.0.total_cmp(&a.0)
+                    } else {
+                        a.0.total_cmp(&b.0)
+                    };
+                    by_value
+                        .then_with(|| a.1.cmp(&b.1))
+                        .then_with(|| a.2.cmp(&b.2))
+                });
+                scored.truncate(k);
+                let part = Decimal::ONE / Decimal::from(scored.len());
+                let mut out = Allocation::new();
+                for (_, _, _, a) in &scored {
+                    add_scaled(&mut out, a, part);
+                }
+                Ok(out)
+            }
+            Node::InverseVolatility {
+                window,
+                children,
+                span,
+            } => {
+                let metric = Indicator::new(IndicatorKind::StdevReturn, *window);
+                let mut parts = Vec::with_capacity(children.len());
+                for child in children {
+                    let allocation = self.node(child)?;
+                    let vol = self.metric_of(child, &allocation, metric, *span)?;
+                    if vol <= 0.0 {
+                        return fail(*span, format!("{} has zero volatility over {window} days: inverse-volatility weight is undefined", label(child)));
+                    }
+                    parts.push((1.0 / vol, allocation));
+                }
+                let total: f64 = parts.iter().map(|(inv, _)| inv).sum();
+                let mut out = Allocation::new();
+                for (inv, a) in &parts {
+                    add_scaled(&mut out, a, to_decimal(inv / total, 12));
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    fn operand(&mut self, operand: &Operand) -> Result<f64, EvalError> {
+        match operand {
+            Operand::Number(v) => Ok(*v),
+            Operand::Call(IndicatorCall {
+                indicator,
+                symbol,
+                span,
+            }) => self.indicator(*indicator, symbol, *span),
+        }
+    }
+
+    fn condition(&mut self, c: &Condition) -> Result<bool, EvalError> {
+        let left = self.operand(&c.left)?;
+        let right = self.operand(&c.right)?;
+        Ok(c.comparison.holds(left, right))
+    }
+
+    /// The metric of a candidate: of its symbol for an asset, else of its allocation
+    /// held fixed.
+    fn metric_of(
+        &mut self,
+        node: &Node,
+        allocation: &Allocation,
+        metric: Indicator,
+        span: Span,
+    ) -> Result<f64, EvalError> {
+        if let Node::Asset { symbol, span } = node {
+            return self.indicator(metric, symbol, *span);
+        }
+        let name = label(node);
+        let series = self.fixed_allocation_series(allocation, metric.lookback(), &name, span)?;
+        let value = metric
+            .compute(&series)
+            .or_else(|e| fail(span, format!("{}: {e}", metric.label(&name))))?;
+        self.used.insert(metric.label(&name), value);
+        Ok(value)
+    }
+
+    /// Value series (starting at 1) of holding `allocation` with constant weights over
+    /// the last `len` bars, the symbols' bars aligned from the evaluation day back.
+    fn fixed_allocation_series(
+        &self,
+        allocation: &Allocation,
+        len: usize,
+        name: &str,
+        span: Span,
+    ) -> Result<Vec<f64>, EvalError> {
+        use rust_decimal::prelude::ToPrimitive;
+        let mut legs = Vec::with_capacity(allocation.len());
+        let mut available = usize::MAX;
+        for (symbol, w) in allocation {
+            let closes = self.closes(symbol, span)?;
+            available = available.min(closes.len());
+            legs.push((w.to_f64().unwrap_or(0.0), closes));
+        }
+        let len = len.min(available);
+        if len < 2 {
+            return fail(
+                span,
+                format!("{name}: not enough aligned history to build its series"),
+            );
+        }
+        let mut series = Vec::with_capacity(len);
+        series.push(1.0);
+        for t in 1..len {
+            let r: f64 = legs
+                .iter()
+                .map(|(w, c)| {
+                    let end = c.len() - len + t;
+                    w * (c[end] / c[end - 1] - 1.0)
+                })
+                .sum();
+            let prev = series[t - 1];
+            series.push(prev * (1.0 + r));
+        }
+        Ok(series)
+    }
+}
