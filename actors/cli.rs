@@ -7,16 +7,18 @@ use std::time::Duration;
 
 use actix::Addr;
 use chrono::NaiveDate;
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
 use super::broker::{AwaitWorkflow, Broker, BrokerStats, QueryStats, QueryTree, StartWorkflow};
 use super::engine::{self, EngineDeps};
 use crate::causation::{CausationTree, WorkflowSummary};
 use crate::clock::{Clock, SystemClock};
-use crate::config::Config;
-use crate::events::WorkflowStarted;
+use crate::config::{Config, OnStrategyError};
+use crate::events::{SignalGenerated, WorkflowStarted};
+use crate::strategy::book::StrategyBook;
 use crate::venue::sim::SimVenue;
+use crate::venue::AccountSnapshot;
 
 #[derive(Parser)]
 #[command(
@@ -29,6 +31,12 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Json,
+    Table,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the engine: one workflow per cycle until interrupted (or just one with --once).
@@ -36,12 +44,24 @@ enum Command {
         /// Configuration file; the embedded defaults (the repository's config.toml) if absent.
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Run a single workflow, print its summary as JSON and exit (non-zero unless it completed).
+        /// Run a single workflow, print its report as JSON and exit (non-zero unless it completed).
         #[arg(long)]
         once: bool,
-        /// The trading day the workflow runs as of (default: today, UTC).
+        /// The trading day to run as of (default: the last day of the market data).
         #[arg(long)]
         as_of: Option<NaiveDate>,
+    },
+    /// Print the consolidated target weights and each strategy's detail for one day.
+    Signals {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        as_of: NaiveDate,
+        /// Market data folder (LEAN or plain CSV, detected) instead of the configured one.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "json")]
+        format: Format,
     },
 }
 
@@ -54,6 +74,12 @@ pub fn main() -> ExitCode {
             once,
             as_of,
         } => run(config, once, as_of),
+        Command::Signals {
+            config,
+            as_of,
+            data,
+            format,
+        } => signals(config, as_of, data, format),
     }
 }
 
@@ -66,32 +92,133 @@ fn init_tracing() {
         .try_init();
 }
 
+fn load_config(path: Option<&PathBuf>) -> Result<Config, ExitCode> {
+    Config::load_or_default(path).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn load_book(config: &Config, data: Option<&PathBuf>) -> Result<StrategyBook, ExitCode> {
+    StrategyBook::load(
+        &config.strategy,
+        &config.base_dir,
+        data.map(PathBuf::as_path),
+    )
+    .map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn signals(
+    config: Option<PathBuf>,
+    as_of: NaiveDate,
+    data: Option<PathBuf>,
+    format: Format,
+) -> ExitCode {
+    let config = match load_config(config.as_ref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let mut book = match load_book(&config, data.as_ref()) {
+        Ok(b) => b,
+        Err(code) => return code,
+    };
+    book.on_error = OnStrategyError::Fail;
+    let signal = match book.evaluate(as_of) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match format {
+        Format::Json => match serde_json::to_string_pretty(&signal) {
+            Ok(json) => println!("{json}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        Format::Table => print!("{}", signal_table(&signal)),
+    }
+    ExitCode::SUCCESS
+}
+
+/// A terminal rendering of a signal.
+pub fn signal_table(signal: &SignalGenerated) -> String {
+    let mut out = format!(
+        "signal as of {}  ({})\n\n",
+        signal.as_of,
+        &signal.signal_hash[..16]
+    );
+    out.push_str(&format!("{:<10} {:>10}\n", "symbol", "weight"));
+    for (symbol, w) in &signal.target_weights {
+        out.push_str(&format!("{symbol:<10} {:>10}\n", w.to_string()));
+    }
+    if signal.target_weights.is_empty() {
+        out.push_str("(all cash)\n");
+    }
+    for s in &signal.strategies {
+        out.push_str(&format!("\n{} (file weight {})\n", s.name, s.file_weight));
+        if let Some(e) = &s.error {
+            out.push_str(&format!("  error: {e}\n"));
+        }
+        for (symbol, w) in &s.weights {
+            out.push_str(&format!("  {symbol:<10} {:>10}\n", w.to_string()));
+        }
+        for (label, v) in &s.indicators {
+            out.push_str(&format!("  {label:<36} {v}\n"));
+        }
+    }
+    out
+}
+
 #[derive(Serialize)]
 struct RunReport {
+    as_of: NaiveDate,
     workflow: Option<WorkflowSummary>,
+    account: AccountSnapshot,
     causation_tree: Option<CausationTree>,
     broker: BrokerStats,
 }
 
 fn run(config_path: Option<PathBuf>, once: bool, as_of: Option<NaiveDate>) -> ExitCode {
-    let config = match Config::load_or_default(config_path.as_ref()) {
+    let config = match load_config(config_path.as_ref()) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
+    };
+    let book = match load_book(&config, None) {
+        Ok(b) => Arc::new(b),
+        Err(code) => return code,
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let venue = Arc::new(SimVenue::with_cash(config.venue.sim.initial_cash));
+    let as_of = as_of
+        .or_else(|| book.common_dates().last().copied())
+        .unwrap_or_else(|| clock.now().date_naive());
+    let venue = Arc::new(SimVenue::new(
+        config.venue.sim.initial_cash,
+        config.venue.sim.costs(),
+        Some(Arc::new(book.data.clone())),
+    ));
+    venue.set_date(as_of);
     let mode = config.engine.mode;
     let cycle = Duration::from_secs(config.engine.cycle_secs);
-    let deps = EngineDeps::new(config, clock.clone(), venue);
+    let deps = EngineDeps::new(config, clock.clone(), venue.clone(), book);
     let system = actix::System::new();
     system.block_on(async move {
         let broker = engine::start(engine::standard_registry(deps));
         loop {
-            let day = as_of.unwrap_or_else(|| clock.now().date_naive());
-            let report = run_workflow(&broker, day, mode).await;
+            let report = run_workflow(&broker, as_of, mode)
+                .await
+                .map(|(workflow, tree, stats)| RunReport {
+                    as_of,
+                    workflow,
+                    account: venue.snapshot(),
+                    causation_tree: tree,
+                    broker: stats,
+                });
             let completed = report
                 .as_ref()
                 .ok()
@@ -123,7 +250,8 @@ async fn run_workflow(
     broker: &Addr<Broker>,
     as_of: NaiveDate,
     mode: crate::domain::RunMode,
-) -> Result<RunReport, String> {
+) -> Result<(Option<WorkflowSummary>, Option<CausationTree>, BrokerStats), String> {
+    let unavailable = |e: actix::MailboxError| format!("broker unavailable: {e}");
     let started = WorkflowStarted {
         as_of,
         mode,
@@ -135,23 +263,16 @@ async fn run_workflow(
             triggered_by: None,
         })
         .await
-        .map_err(|e| format!("broker unavailable: {e}"))?
+        .map_err(unavailable)?
         .map_err(|e| format!("workflow not started: {e}"))?;
     let workflow = broker
         .send(AwaitWorkflow(correlation))
         .await
-        .map_err(|e| format!("broker unavailable: {e}"))?;
-    let causation_tree = broker
+        .map_err(unavailable)?;
+    let tree = broker
         .send(QueryTree(correlation))
         .await
-        .map_err(|e| format!("broker unavailable: {e}"))?;
-    let stats = broker
-        .send(QueryStats)
-        .await
-        .map_err(|e| format!("broker unavailable: {e}"))?;
-    Ok(RunReport {
-        workflow,
-        causation_tree,
-        broker: stats,
-    })
+        .map_err(unavailable)?;
+    let stats = broker.send(QueryStats).await.map_err(unavailable)?;
+    Ok((workflow, tree, stats))
 }

@@ -11,24 +11,32 @@ use super::{execution, portfolio, reconciliation, recovery, strategy};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::halt::TradingGate;
+use crate::strategy::book::StrategyBook;
 use crate::venue::Venue;
 
-/// What actors are built from. Cloned into every factory; shared, never mutated
-/// except through the gate (set by the broker on a halt).
+/// What actors are built from. Cloned into every factory; shared and read-only, except
+/// the gate (set by the broker on a halt).
 #[derive(Clone)]
 pub struct EngineDeps {
     pub config: Arc<Config>,
     pub clock: Arc<dyn Clock>,
     pub venue: Arc<dyn Venue>,
+    pub strategies: Arc<StrategyBook>,
     pub gate: TradingGate,
 }
 
 impl EngineDeps {
-    pub fn new(config: Config, clock: Arc<dyn Clock>, venue: Arc<dyn Venue>) -> Self {
+    pub fn new(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        venue: Arc<dyn Venue>,
+        strategies: Arc<StrategyBook>,
+    ) -> Self {
         Self {
             config: Arc::new(config),
             clock,
             venue,
+            strategies,
             gate: TradingGate::default(),
         }
     }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::engine::EngineDeps;
-use super::supervision::{EventHandler, HandlerFault, Reaction, Registry};
+use super::supervision::{Emit, EventHandler, HandlerFault, Reaction, Registry};
 use crate::events::{Envelope, EventKind, FailureReason, Payload, WorkflowFailed};
 use crate::portfolio::{plan_rebalance, symbols_to_price, PlanParams};
 use crate::venue::Venue;
@@ -21,13 +21,13 @@ impl PortfolioActor {
     pub fn new(deps: &EngineDeps) -> Self {
         Self {
             venue: deps.venue.clone(),
-            params: PlanParams::default(),
+            params: deps.config.portfolio.params(),
         }
     }
 }
 
-fn failed(detail: String) -> Vec<Payload> {
-    vec![Payload::WorkflowFailed(WorkflowFailed {
+fn failed(detail: String) -> Vec<Emit> {
+    vec![Emit::from(WorkflowFailed {
         step: NAME.to_string(),
         reason: FailureReason::StepFailed,
         detail,

@@ -1,6 +1,6 @@
-//! Reconciliation actor: snapshots the venue's positions when execution starts, and
-//! after the settlement compares "positions before + fills" with what the venue holds
-//! now, publishing `reconciliation.completed.v1`.
+//! Reconciliation actor: takes the positions recorded when execution started, and after
+//! the settlement compares "positions before + fills" with what the venue holds now,
+//! publishing `reconciliation.completed.v1`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use rust_decimal::Decimal;
 
 use super::engine::EngineDeps;
-use super::supervision::{EventHandler, HandlerFault, Reaction, Registry};
+use super::supervision::{Emit, EventHandler, HandlerFault, Reaction, Registry};
 use crate::domain::{Side, Symbol};
 use crate::events::{CorrelationId, Envelope, EventKind, FailureReason, Payload, WorkflowFailed};
 use crate::reconciliation::reconcile;
@@ -25,21 +25,21 @@ type Positions = BTreeMap<Symbol, Decimal>;
 
 pub struct ReconciliationActor {
     venue: Arc<dyn Venue>,
-    /// Positions at execution start, per open workflow. Shared with the pending futures.
-    before: Arc<std::sync::Mutex<HashMap<CorrelationId, Positions>>>,
+    /// Positions at execution start, per open workflow.
+    before: HashMap<CorrelationId, Positions>,
 }
 
 impl ReconciliationActor {
     pub fn new(deps: &EngineDeps) -> Self {
         Self {
             venue: deps.venue.clone(),
-            before: Arc::default(),
+            before: HashMap::new(),
         }
     }
 }
 
-fn failed(detail: String) -> Vec<Payload> {
-    vec![Payload::WorkflowFailed(WorkflowFailed {
+fn failed(detail: String) -> Vec<Emit> {
+    vec![Emit::from(WorkflowFailed {
         step: NAME.into(),
         reason: FailureReason::StepFailed,
         detail,
@@ -48,54 +48,37 @@ fn failed(detail: String) -> Vec<Payload> {
 
 impl EventHandler for ReconciliationActor {
     fn handle(&mut self, event: &Envelope) -> Result<Reaction, HandlerFault> {
-        let venue = self.venue.clone();
-        let before = self.before.clone();
         let correlation = event.correlation_id;
         match &event.payload {
-            Payload::ExecutionStarted(_) => Ok(Reaction::Later(Box::pin(async move {
-                match venue.account().await {
-                    Ok(a) => {
-                        before
-                            .lock()
-                            .map_err(|_| HandlerFault("reconciliation state poisoned".into()))?
-                            .insert(correlation, a.positions);
-                        Ok(vec![])
-                    }
-                    Err(e) => Ok(failed(format!("pre-trade account snapshot: {e}"))),
-                }
-            }))),
+            Payload::ExecutionStarted(started) => {
+                self.before
+                    .insert(correlation, started.positions_before.clone());
+                Ok(Reaction::nothing())
+            }
             Payload::OrderSettled(settled) => {
-                let fills: Vec<(Symbol, Decimal)> = settled
-                    .orders
-                    .iter()
-                    .map(|o| {
-                        let signed = if o.side == Side::Buy {
-                            o.filled_qty
-                        } else {
-                            -o.filled_qty
-                        };
-                        (o.symbol.clone(), signed)
-                    })
-                    .collect();
-                Ok(Reaction::Later(Box::pin(async move {
-                    let baseline = before
-                        .lock()
-                        .map_err(|_| HandlerFault("reconciliation state poisoned".into()))?
-                        .remove(&correlation);
-                    let Some(mut expected) = baseline else {
-                        return Ok(failed(
-                            "no pre-trade snapshot for this workflow (lost in a restart)".into(),
-                        ));
+                let Some(mut expected) = self.before.remove(&correlation) else {
+                    return Ok(Reaction::Publish(failed(
+                        "no pre-trade positions for this workflow (lost in a restart)".into(),
+                    )));
+                };
+                for o in &settled.orders {
+                    let signed = if o.side == Side::Buy {
+                        o.filled_qty
+                    } else {
+                        -o.filled_qty
                     };
-                    let actual = match venue.account().await {
-                        Ok(a) => a.positions,
+                    *expected.entry(o.symbol.clone()).or_default() += signed;
+                }
+                expected.retain(|_, q| !q.is_zero());
+                let venue = self.venue.clone();
+                Ok(Reaction::Later(Box::pin(async move {
+                    let account = match venue.account().await {
+                        Ok(a) => a,
                         Err(e) => return Ok(failed(format!("account snapshot: {e}"))),
                     };
-                    for (symbol, qty) in fills {
-                        *expected.entry(symbol).or_default() += qty;
-                    }
-                    expected.retain(|_, q| !q.is_zero());
-                    Ok(vec![reconcile(&expected, &actual, TOLERANCE_PCT).into()])
+                    let mut report = reconcile(&expected, &account.positions, TOLERANCE_PCT);
+                    report.actual_cash = Some(account.cash);
+                    Ok(vec![report.into()])
                 })))
             }
             _ => Ok(Reaction::nothing()),

@@ -1,19 +1,25 @@
-//! Strategy actor: on `workflow.started.v1`, evaluate the configured strategies as of
-//! the workflow's date and publish `strategy.signal.generated.v1`.
+//! Strategy actor: on `workflow.started.v1`, evaluate the strategy book as of the
+//! workflow's date and publish `strategy.signal.generated.v1` (or the failure).
+
+use std::sync::Arc;
 
 use super::engine::EngineDeps;
 use super::supervision::{EventHandler, HandlerFault, Reaction, Registry};
-use crate::events::{Envelope, EventKind, Payload};
-use crate::strategy::consolidate;
+use crate::events::{Envelope, EventKind, FailureReason, Payload, WorkflowFailed};
+use crate::strategy::book::StrategyBook;
 
 pub const NAME: &str = "strategy";
 pub const CONSUMES: &[EventKind] = &[EventKind::WorkflowStarted];
 
-pub struct StrategyActor;
+pub struct StrategyActor {
+    book: Arc<StrategyBook>,
+}
 
 impl StrategyActor {
-    pub fn new(_deps: &EngineDeps) -> Self {
-        StrategyActor
+    pub fn new(deps: &EngineDeps) -> Self {
+        Self {
+            book: deps.strategies.clone(),
+        }
     }
 }
 
@@ -22,10 +28,14 @@ impl EventHandler for StrategyActor {
         let Payload::WorkflowStarted(started) = &event.payload else {
             return Ok(Reaction::nothing());
         };
-        // No strategy files are evaluated yet (the symphony engine comes next): the
-        // signal is all cash, with an empty market snapshot.
-        let snapshot = blake3::hash(b"").to_hex().to_string();
-        Ok(Reaction::one(consolidate(started.as_of, vec![], snapshot)))
+        Ok(match self.book.evaluate(started.as_of) {
+            Ok(signal) => Reaction::one(signal),
+            Err(e) => Reaction::one(WorkflowFailed {
+                step: NAME.into(),
+                reason: FailureReason::StepFailed,
+                detail: e.to_string(),
+            }),
+        })
     }
 }
 

@@ -30,12 +30,40 @@ use crate::events::{Envelope, EventKind, Payload};
 #[error("{0}")]
 pub struct HandlerFault(pub String);
 
-pub type PendingReaction = Pin<Box<dyn Future<Output = Result<Vec<Payload>, HandlerFault>>>>;
+/// One payload a handler publishes, and what caused it: the handled event, or an
+/// earlier output of the same reaction (so `submitted → filled` chains stay visible).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Emit {
+    pub payload: Payload,
+    /// Index of the earlier output that caused this one; `None`: the handled event.
+    pub after: Option<usize>,
+}
 
-/// What a handler does with one event: the payloads to publish (each caused by it), now
-/// or when an asynchronous step (a venue call) finishes.
+impl Emit {
+    /// An output caused by output `index` of the same reaction.
+    pub fn after(index: usize, payload: impl Into<Payload>) -> Emit {
+        Emit {
+            payload: payload.into(),
+            after: Some(index),
+        }
+    }
+}
+
+impl<P: Into<Payload>> From<P> for Emit {
+    fn from(payload: P) -> Emit {
+        Emit {
+            payload: payload.into(),
+            after: None,
+        }
+    }
+}
+
+pub type PendingReaction = Pin<Box<dyn Future<Output = Result<Vec<Emit>, HandlerFault>>>>;
+
+/// What a handler does with one event: what to publish, now or when an asynchronous
+/// step (a venue call) finishes.
 pub enum Reaction {
-    Publish(Vec<Payload>),
+    Publish(Vec<Emit>),
     Later(PendingReaction),
 }
 
@@ -45,7 +73,7 @@ impl Reaction {
     }
 
     pub fn one(payload: impl Into<Payload>) -> Reaction {
-        Reaction::Publish(vec![payload.into()])
+        Reaction::Publish(vec![Emit::from(payload)])
     }
 }
 
@@ -211,10 +239,21 @@ impl HandlerActor {
         }
     }
 
-    fn complete(&mut self, parent: &Envelope, seq: u64, payloads: Vec<Payload>, started: Instant) {
-        for payload in payloads {
-            let env = Envelope::caused_by(parent, payload, self.name, &*self.deps.clock);
-            self.broker.do_send(Publish::from(env));
+    fn complete(&mut self, handled: &Envelope, seq: u64, outputs: Vec<Emit>, started: Instant) {
+        let mut published: Vec<Arc<Envelope>> = Vec::with_capacity(outputs.len());
+        for out in outputs {
+            let parent = out
+                .after
+                .and_then(|i| published.get(i))
+                .map_or(handled, |p| p.as_ref());
+            let env = Arc::new(Envelope::caused_by(
+                parent,
+                out.payload,
+                self.name,
+                &*self.deps.clock,
+            ));
+            self.broker.do_send(Publish(env.clone()));
+            published.push(env);
         }
         self.progress.ack(seq, started);
     }

@@ -18,6 +18,7 @@ use alchemiser::clock::SystemClock;
 use alchemiser::config::Config;
 use alchemiser::domain::Side;
 use alchemiser::events::{Envelope, EventKind, OrderFilled};
+use alchemiser::strategy::book::StrategyBook;
 use alchemiser::venue::sim::SimVenue;
 use rust_decimal::Decimal;
 use tokio::sync::Notify;
@@ -106,7 +107,12 @@ async fn broker_round(n: usize) -> f64 {
     let events = envelopes(n);
     let mut config = Config::default();
     config.engine.retain_finished_workflows = n / CHAIN + 1;
-    let deps = EngineDeps::new(config, Arc::new(SystemClock), Arc::new(SimVenue::default()));
+    let deps = EngineDeps::new(
+        config,
+        Arc::new(SystemClock),
+        Arc::new(SimVenue::default()),
+        Arc::new(StrategyBook::empty()),
+    );
     let seen = Arc::new(AtomicU64::new(0));
     let done = Arc::new(Notify::new());
     let mut registry = Registry::new(deps);

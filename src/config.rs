@@ -24,6 +24,7 @@ pub struct Config {
     pub supervision: SupervisionConfig,
     pub venue: VenueConfig,
     pub strategy: StrategyConfig,
+    pub portfolio: PortfolioConfig,
     /// Folder that relative paths are resolved against: the config file's folder.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -85,13 +86,62 @@ pub struct VenueConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct SimVenueConfig {
     /// Starting cash of the simulated account.
-    pub initial_cash: rust_decimal::Decimal,
+    pub initial_cash: Decimal,
+    pub slippage_bps: Decimal,
+    pub commission_per_order: Decimal,
+    pub commission_bps: Decimal,
 }
 
 impl Default for SimVenueConfig {
     fn default() -> Self {
         Self {
-            initial_cash: rust_decimal::Decimal::from(100_000),
+            initial_cash: Decimal::from(100_000),
+            slippage_bps: Decimal::from(5),
+            commission_per_order: Decimal::ZERO,
+            commission_bps: Decimal::ZERO,
+        }
+    }
+}
+
+impl SimVenueConfig {
+    pub fn costs(&self) -> crate::venue::sim::SimCosts {
+        crate::venue::sim::SimCosts {
+            slippage_bps: self.slippage_bps,
+            commission_per_order: self.commission_per_order,
+            commission_bps: self.commission_bps,
+        }
+    }
+}
+
+/// Rebalance planning rules.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PortfolioConfig {
+    /// Share of portfolio value kept in cash.
+    pub cash_reserve_pct: Decimal,
+    /// A trade smaller than this share of portfolio value is not made.
+    pub min_trade_pct: Decimal,
+    /// Fractional shares (6 decimals) or whole shares.
+    pub fractional: bool,
+}
+
+impl Default for PortfolioConfig {
+    fn default() -> Self {
+        let p = crate::portfolio::PlanParams::default();
+        Self {
+            cash_reserve_pct: p.cash_reserve_pct,
+            min_trade_pct: p.min_trade_pct,
+            fractional: p.fractional,
+        }
+    }
+}
+
+impl PortfolioConfig {
+    pub fn params(&self) -> crate::portfolio::PlanParams {
+        crate::portfolio::PlanParams {
+            cash_reserve_pct: self.cash_reserve_pct,
+            min_trade_pct: self.min_trade_pct,
+            fractional: self.fractional,
         }
     }
 }
@@ -298,10 +348,37 @@ impl Config {
                 s.backoff_initial_ms
             ),
         );
+        let sim = &self.venue.sim;
         v.check(
-            self.venue.sim.initial_cash >= rust_decimal::Decimal::ZERO,
+            sim.initial_cash >= Decimal::ZERO,
             "venue.sim.initial_cash",
             "must be >= 0",
+        );
+        v.check(
+            sim.slippage_bps >= Decimal::ZERO,
+            "venue.sim.slippage_bps",
+            "must be >= 0",
+        );
+        v.check(
+            sim.commission_per_order >= Decimal::ZERO,
+            "venue.sim.commission_per_order",
+            "must be >= 0",
+        );
+        v.check(
+            sim.commission_bps >= Decimal::ZERO,
+            "venue.sim.commission_bps",
+            "must be >= 0",
+        );
+        let p = &self.portfolio;
+        v.check(
+            p.cash_reserve_pct >= Decimal::ZERO && p.cash_reserve_pct < Decimal::ONE,
+            "portfolio.cash_reserve_pct",
+            "must be in [0, 1)",
+        );
+        v.check(
+            p.min_trade_pct >= Decimal::ZERO && p.min_trade_pct < Decimal::ONE,
+            "portfolio.min_trade_pct",
+            "must be in [0, 1)",
         );
         for (i, f) in self.strategy.files.iter().enumerate() {
             v.check(

@@ -137,6 +137,8 @@ mod tests {
                 plan_hash: String::new(),
                 execution_plan_hash: String::new(),
                 orders: vec![],
+                positions_before: Default::default(),
+                cash_before: None,
             }),
             EventKind::OrderSubmitted => Payload::OrderSubmitted(OrderSubmitted {
                 client_order_id: String::new(),

@@ -90,8 +90,8 @@ async fn full_workflow_chain_is_intact_and_has_the_expected_shape() {
     assert_eq!(
         shape(&tree.root),
         "workflow.started[strategy.signal.generated[portfolio.allocation.compared,\
-portfolio.rebalance.planned[execution.started,execution.order.settled[\
-reconciliation.completed[workflow.completed]]]]]"
+portfolio.rebalance.planned[execution.started[execution.order.settled[\
+reconciliation.completed[workflow.completed]]]]]]"
     );
     assert_eq!(tree.root.size(), 8);
 }

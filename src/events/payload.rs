@@ -195,6 +195,11 @@ pub struct ExecutionStarted {
     pub plan_hash: String,
     pub execution_plan_hash: String,
     pub orders: Vec<OrderIntent>,
+    /// The venue's positions just before the first order: reconciliation's baseline.
+    #[serde(default)]
+    pub positions_before: BTreeMap<Symbol, Decimal>,
+    #[serde(default)]
+    pub cash_before: Option<Decimal>,
 }
 
 impl ExecutionStarted {

@@ -68,7 +68,43 @@ pub fn order_intents(
         plan_hash: plan.plan_hash.clone(),
         execution_plan_hash,
         orders,
+        positions_before: Default::default(),
+        cash_before: None,
     }
+}
+
+/// Orders under this notional are skipped (Alpaca's minimum for fractional orders).
+pub const MIN_NOTIONAL: Decimal = Decimal::ONE;
+
+/// The quantity of a buy that `cash` can pay for, given what one share costs with
+/// slippage and commission (`cost_of(qty)`), rounded toward zero to `dp` decimals. At
+/// most `wanted`.
+pub fn affordable_qty(
+    wanted: Decimal,
+    cash: Decimal,
+    dp: u32,
+    cost_of: impl Fn(Decimal) -> Decimal,
+) -> Decimal {
+    use rust_decimal::RoundingStrategy;
+    if cost_of(wanted) <= cash {
+        return wanted;
+    }
+    if cash <= Decimal::ZERO {
+        return Decimal::ZERO;
+    }
+    // Cost is increasing in qty: bisect on the grid of 10^-dp.
+    let unit = Decimal::new(1, dp);
+    let (mut lo, mut hi) = (Decimal::ZERO, wanted);
+    while hi - lo > unit {
+        let mid = ((lo + hi) / Decimal::TWO).round_dp_with_strategy(dp, RoundingStrategy::ToZero);
+        let mid = if mid <= lo { lo + unit } else { mid };
+        if cost_of(mid) <= cash {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
 }
 
 /// The settlement of an execution that placed no orders.
@@ -86,6 +122,18 @@ pub fn settle_without_orders(started: &ExecutionStarted) -> OrderSettled {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rust_decimal_macros::dec;
+
+    #[test]
+    fn buys_are_capped_to_what_cash_pays_for() {
+        let cost = |q: Decimal| q * dec!(100.05) + dec!(1);
+        assert_eq!(affordable_qty(dec!(5), dec!(10000), 6, cost), dec!(5));
+        let q = affordable_qty(dec!(50), dec!(1001), 6, cost);
+        assert_eq!(q, dec!(9.995002));
+        assert!(cost(q) <= dec!(1001) && cost(q + dec!(0.000001)) > dec!(1001));
+        assert_eq!(affordable_qty(dec!(50), dec!(1001), 0, cost), dec!(9));
+        assert_eq!(affordable_qty(dec!(50), dec!(0), 6, cost), dec!(0));
+    }
 
     #[test]
     fn client_order_ids_are_stable_short_and_distinct() {

@@ -86,6 +86,18 @@ pub fn referenced_symbols(symphony: &Symphony) -> BTreeMap<Symbol, Span> {
 }
 
 impl StrategyBook {
+    /// A book with no files: every signal is all cash.
+    pub fn empty() -> Self {
+        Self {
+            files: Vec::new(),
+            data: MarketData::default(),
+            source: DataSource::CsvFolder {
+                dir: PathBuf::new(),
+            },
+            on_error: OnStrategyError::Cash,
+        }
+    }
+
     /// Parses the configured files (paths relative to `base`) and loads the bars of every
     /// symbol they reference from `data_dir` (the configured folder unless overridden).
     pub fn load(

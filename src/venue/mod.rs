@@ -1,5 +1,5 @@
 //! The venue seam: what portfolio, execution and reconciliation need from a broker
-//! account. Implementations: [`sim::SimVenue`] (in-memory) now; Alpaca later.
+//! account. Implementations: [`sim::SimVenue`] (in-memory, daily fills) now; Alpaca later.
 //!
 //! Methods return boxed futures so that a network venue and the simulated one share
 //! one trait; the simulated venue answers at once.
@@ -11,15 +11,17 @@ use std::future::Future;
 use std::pin::Pin;
 
 use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::domain::Symbol;
+use crate::domain::{Side, Symbol};
 use crate::events::hash::{decimal_map, Canon};
+use crate::events::OrderIntent;
 
 pub type VenueFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, VenueError>> + Send + 'a>>;
 
 /// Cash and positions at one moment.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct AccountSnapshot {
     pub cash: Decimal,
     /// Quantity held by symbol; symbols with zero quantity are absent.
@@ -37,16 +39,68 @@ impl AccountSnapshot {
     }
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VenueOrderStatus {
+    Accepted,
+    PartiallyFilled,
+    Filled,
+    Canceled,
+    Rejected,
+}
+
+impl VenueOrderStatus {
+    pub fn is_open(self) -> bool {
+        matches!(
+            self,
+            VenueOrderStatus::Accepted | VenueOrderStatus::PartiallyFilled
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VenueOrderStatus::Accepted => "accepted",
+            VenueOrderStatus::PartiallyFilled => "partially_filled",
+            VenueOrderStatus::Filled => "filled",
+            VenueOrderStatus::Canceled => "canceled",
+            VenueOrderStatus::Rejected => "rejected",
+        }
+    }
+}
+
+/// An order as the venue reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VenueOrder {
+    pub client_order_id: String,
+    pub venue_order_id: String,
+    pub symbol: Symbol,
+    pub side: Side,
+    pub qty: Decimal,
+    pub status: VenueOrderStatus,
+    pub filled_qty: Decimal,
+    pub avg_fill_price: Option<Decimal>,
+    pub commission: Decimal,
+    pub reject_reason: Option<String>,
+}
+
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
 pub enum VenueError {
     #[error("no price for {symbol}")]
     NoPrice { symbol: Symbol },
     #[error("venue unavailable: {0}")]
     Unavailable(String),
+    #[error("order {0} not found")]
+    NotFound(String),
 }
 
 pub trait Venue: Send + Sync + 'static {
     fn account(&self) -> VenueFuture<'_, AccountSnapshot>;
     /// Prices used for planning (backtest: the as-of close; live: the quote mid).
     fn prices(&self, symbols: &[Symbol]) -> VenueFuture<'_, BTreeMap<Symbol, Decimal>>;
+    /// Places an order. Submitting a `client_order_id` the venue already knows returns
+    /// that order instead of placing a second one.
+    fn submit(&self, intent: &OrderIntent) -> VenueFuture<'_, VenueOrder>;
+    fn order_by_client_id(&self, client_order_id: &str) -> VenueFuture<'_, Option<VenueOrder>>;
+    fn open_orders(&self) -> VenueFuture<'_, Vec<VenueOrder>>;
+    fn cancel(&self, client_order_id: &str) -> VenueFuture<'_, VenueOrder>;
 }

@@ -1,44 +1,228 @@
-//! The simulated venue: cash, positions and marks held in memory.
+//! The simulated venue: cash, positions and orders in memory, filled by the daily fill
+//! model: an order fills in full at the current day's close, buys at
+//! close × (1 + slippage), sells at close × (1 − slippage), rounded to $0.0001 (midpoint
+//! away from zero); commission = per order + notional × bps, rounded to the cent.
+//! Cash moves by notional ± commission; a buy the cash cannot pay for, or a sell of
+//! more than is held, is rejected.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use rust_decimal::Decimal;
+use chrono::NaiveDate;
+use rust_decimal::{Decimal, RoundingStrategy};
 
-use super::{AccountSnapshot, Venue, VenueError, VenueFuture};
-use crate::domain::Symbol;
+use super::{AccountSnapshot, Venue, VenueError, VenueFuture, VenueOrder, VenueOrderStatus};
+use crate::data::MarketData;
+use crate::domain::{Side, Symbol};
+use crate::events::OrderIntent;
+
+/// Costs of trading at the simulated venue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimCosts {
+    pub slippage_bps: Decimal,
+    pub commission_per_order: Decimal,
+    pub commission_bps: Decimal,
+}
+
+impl Default for SimCosts {
+    fn default() -> Self {
+        Self {
+            slippage_bps: Decimal::from(5),
+            commission_per_order: Decimal::ZERO,
+            commission_bps: Decimal::ZERO,
+        }
+    }
+}
+
+const BPS: Decimal = Decimal::from_parts(10_000, 0, 0, false, 0);
+
+impl SimCosts {
+    /// The price a market order fills at, given the reference price.
+    pub fn fill_price(&self, side: Side, price: Decimal) -> Decimal {
+        let slip = self.slippage_bps / BPS;
+        let p = match side {
+            Side::Buy => price * (Decimal::ONE + slip),
+            Side::Sell => price * (Decimal::ONE - slip),
+        };
+        p.round_dp_with_strategy(4, RoundingStrategy::MidpointAwayFromZero)
+    }
+
+    pub fn commission(&self, notional: Decimal) -> Decimal {
+        (self.commission_per_order + notional * self.commission_bps / BPS)
+            .round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+    }
+
+    /// Cash a buy of `qty` at reference `price` takes, commission included.
+    pub fn buy_cost(&self, qty: Decimal, price: Decimal) -> Decimal {
+        let notional = qty * self.fill_price(Side::Buy, price);
+        notional + self.commission(notional)
+    }
+}
 
 #[derive(Debug, Default)]
 struct SimState {
     account: AccountSnapshot,
     marks: BTreeMap<Symbol, Decimal>,
+    date: Option<NaiveDate>,
+    orders: BTreeMap<String, VenueOrder>,
+    next_order: u64,
 }
 
 #[derive(Debug, Default)]
 pub struct SimVenue {
     state: Mutex<SimState>,
+    costs: SimCosts,
+    market: Option<Arc<MarketData>>,
 }
 
 impl SimVenue {
     pub fn with_cash(cash: Decimal) -> Self {
+        Self::new(cash, SimCosts::default(), None)
+    }
+
+    /// A venue that prices from `market`'s closes on the date set by [`SimVenue::set_date`].
+    pub fn new(cash: Decimal, costs: SimCosts, market: Option<Arc<MarketData>>) -> Self {
         Self {
             state: Mutex::new(SimState {
                 account: AccountSnapshot {
                     cash,
                     positions: BTreeMap::new(),
                 },
-                marks: BTreeMap::new(),
+                ..SimState::default()
             }),
+            costs,
+            market,
         }
     }
 
-    /// Sets the price the venue reports for `symbol`.
+    /// Sets the price the venue reports for `symbol` (overrides market data).
     pub fn set_mark(&self, symbol: &str, price: Decimal) {
         self.lock().marks.insert(symbol.to_string(), price);
     }
 
+    /// Moves the venue to `date`: prices are that day's closes from then on.
+    pub fn set_date(&self, date: NaiveDate) {
+        let mut s = self.lock();
+        s.date = Some(date);
+        s.marks.clear();
+    }
+
+    pub fn costs(&self) -> &SimCosts {
+        &self.costs
+    }
+
+    /// Changes a position behind the engine's back (reconciliation tests and drills).
+    pub fn adjust_position(&self, symbol: &str, qty: Decimal) {
+        let mut s = self.lock();
+        let q = s.account.positions.entry(symbol.to_string()).or_default();
+        *q += qty;
+        if q.is_zero() {
+            s.account.positions.remove(symbol);
+        }
+    }
+
+    pub fn snapshot(&self) -> AccountSnapshot {
+        self.lock().account.clone()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, SimState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn price_of(&self, state: &SimState, symbol: &str) -> Result<Decimal, VenueError> {
+        if let Some(p) = state.marks.get(symbol) {
+            return Ok(*p);
+        }
+        let no_price = || VenueError::NoPrice {
+            symbol: symbol.to_string(),
+        };
+        let market = self.market.as_ref().ok_or_else(no_price)?;
+        let date = state.date.ok_or_else(no_price)?;
+        match market.close_on_or_before(symbol, date) {
+            Some((d, close)) if d == date => Ok(close),
+            _ => Err(no_price()),
+        }
+    }
+
+    fn execute(&self, intent: &OrderIntent) -> Result<VenueOrder, VenueError> {
+        let mut s = self.lock();
+        if let Some(existing) = s.orders.get(&intent.client_order_id) {
+            return Ok(existing.clone());
+        }
+        s.next_order += 1;
+        let mut order = VenueOrder {
+            client_order_id: intent.client_order_id.clone(),
+            venue_order_id: format!("sim-{}", s.next_order),
+            symbol: intent.symbol.clone(),
+            side: intent.side,
+            qty: intent.qty,
+            status: VenueOrderStatus::Rejected,
+            filled_qty: Decimal::ZERO,
+            avg_fill_price: None,
+            commission: Decimal::ZERO,
+            reject_reason: None,
+        };
+        let reject = |order: &mut VenueOrder, why: String| {
+            order.reject_reason = Some(why);
+        };
+        match self.price_of(&s, &intent.symbol) {
+            Err(e) => reject(&mut order, e.to_string()),
+            Ok(_) if intent.qty <= Decimal::ZERO => reject(
+                &mut order,
+                format!("quantity {} must be positive", intent.qty),
+            ),
+            Ok(reference) => {
+                let price = self.costs.fill_price(intent.side, reference);
+                let notional = intent.qty * price;
+                let commission = self.costs.commission(notional);
+                let held = s
+                    .account
+                    .positions
+                    .get(&intent.symbol)
+                    .copied()
+                    .unwrap_or_default();
+                match intent.side {
+                    Side::Buy if notional + commission > s.account.cash => reject(
+                        &mut order,
+                        format!(
+                            "insufficient buying power: needs {}, cash {}",
+                            notional + commission,
+                            s.account.cash
+                        ),
+                    ),
+                    Side::Sell if intent.qty > held => reject(
+                        &mut order,
+                        format!(
+                            "insufficient position: selling {} of {} held",
+                            intent.qty, held
+                        ),
+                    ),
+                    side => {
+                        let (cash_delta, qty_delta) = match side {
+                            Side::Buy => (-(notional + commission), intent.qty),
+                            Side::Sell => (notional - commission, -intent.qty),
+                        };
+                        s.account.cash += cash_delta;
+                        let q = s
+                            .account
+                            .positions
+                            .entry(intent.symbol.clone())
+                            .or_default();
+                        *q += qty_delta;
+                        if q.is_zero() {
+                            s.account.positions.remove(&intent.symbol);
+                        }
+                        order.status = VenueOrderStatus::Filled;
+                        order.filled_qty = intent.qty;
+                        order.avg_fill_price = Some(price);
+                        order.commission = commission;
+                    }
+                }
+            }
+        }
+        s.orders
+            .insert(order.client_order_id.clone(), order.clone());
+        Ok(order)
     }
 }
 
@@ -52,14 +236,128 @@ impl Venue for SimVenue {
         let state = self.lock();
         let result = symbols
             .iter()
-            .map(|s| {
-                state
-                    .marks
-                    .get(s)
-                    .map(|p| (s.clone(), *p))
-                    .ok_or_else(|| VenueError::NoPrice { symbol: s.clone() })
-            })
+            .map(|s| self.price_of(&state, s).map(|p| (s.clone(), p)))
             .collect::<Result<BTreeMap<_, _>, _>>();
         Box::pin(async move { result })
+    }
+
+    fn submit(&self, intent: &OrderIntent) -> VenueFuture<'_, VenueOrder> {
+        let result = self.execute(intent);
+        Box::pin(async move { result })
+    }
+
+    fn order_by_client_id(&self, client_order_id: &str) -> VenueFuture<'_, Option<VenueOrder>> {
+        let found = self.lock().orders.get(client_order_id).cloned();
+        Box::pin(async move { Ok(found) })
+    }
+
+    fn open_orders(&self) -> VenueFuture<'_, Vec<VenueOrder>> {
+        let open = self
+            .lock()
+            .orders
+            .values()
+            .filter(|o| o.status.is_open())
+            .cloned()
+            .collect();
+        Box::pin(async move { Ok(open) })
+    }
+
+    fn cancel(&self, client_order_id: &str) -> VenueFuture<'_, VenueOrder> {
+        let mut s = self.lock();
+        let result = match s.orders.get_mut(client_order_id) {
+            None => Err(VenueError::NotFound(client_order_id.to_string())),
+            Some(o) => {
+                if o.status.is_open() {
+                    o.status = VenueOrderStatus::Canceled;
+                }
+                Ok(o.clone())
+            }
+        };
+        Box::pin(async move { result })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::OrderType;
+    use rust_decimal_macros::dec;
+
+    fn intent(id: &str, side: Side, qty: Decimal) -> OrderIntent {
+        OrderIntent {
+            client_order_id: id.into(),
+            symbol: "SPY".into(),
+            side,
+            qty,
+            order_type: OrderType::Market,
+            limit_price: None,
+        }
+    }
+
+    fn block<T>(f: VenueFuture<'_, T>) -> Result<T, VenueError> {
+        futures_util::FutureExt::now_or_never(f).expect("sim venue answers at once")
+    }
+
+    #[test]
+    fn daily_fill_applies_slippage_commission_and_moves_cash() {
+        let costs = SimCosts {
+            slippage_bps: dec!(5),
+            commission_per_order: dec!(1),
+            commission_bps: dec!(10),
+        };
+        let v = SimVenue::new(dec!(10000), costs, None);
+        v.set_mark("SPY", dec!(400.00));
+        let o = block(v.submit(&intent("a", Side::Buy, dec!(10)))).unwrap();
+        assert_eq!(o.status, VenueOrderStatus::Filled);
+        assert_eq!(o.avg_fill_price, Some(dec!(400.2)));
+        // notional 4002, commission 1 + 4.002 = 5.002 → 5.00
+        assert_eq!(o.commission, dec!(5.00));
+        assert_eq!(v.snapshot().cash, dec!(10000) - dec!(4002) - dec!(5.00));
+        let s = block(v.submit(&intent("b", Side::Sell, dec!(4)))).unwrap();
+        assert_eq!(s.avg_fill_price, Some(dec!(399.8)));
+        assert_eq!(v.snapshot().positions["SPY"], dec!(6));
+    }
+
+    #[test]
+    fn the_same_client_order_id_never_fills_twice() {
+        let v = SimVenue::with_cash(dec!(10000));
+        v.set_mark("SPY", dec!(100));
+        let a = block(v.submit(&intent("same", Side::Buy, dec!(1)))).unwrap();
+        let b = block(v.submit(&intent("same", Side::Buy, dec!(1)))).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(v.snapshot().positions["SPY"], dec!(1));
+    }
+
+    #[test]
+    fn overspending_and_overselling_are_rejected() {
+        let v = SimVenue::with_cash(dec!(100));
+        v.set_mark("SPY", dec!(100));
+        let o = block(v.submit(&intent("a", Side::Buy, dec!(1)))).unwrap();
+        assert_eq!(o.status, VenueOrderStatus::Rejected);
+        assert!(o
+            .reject_reason
+            .unwrap()
+            .contains("insufficient buying power"));
+        let o = block(v.submit(&intent("b", Side::Sell, dec!(1)))).unwrap();
+        assert!(o.reject_reason.unwrap().contains("insufficient position"));
+        assert_eq!(v.snapshot().cash, dec!(100));
+    }
+
+    #[test]
+    fn rounding_is_midpoint_away_from_zero() {
+        let c = SimCosts {
+            slippage_bps: dec!(5),
+            ..SimCosts::default()
+        };
+        // 10.01 × 1.0005 = 10.015005 → 10.0150; 0.00005 midpoint cases round away
+        assert_eq!(c.fill_price(Side::Buy, dec!(10.01)), dec!(10.0150));
+        assert_eq!(c.fill_price(Side::Buy, dec!(0.0999)), dec!(0.0999));
+        let c = SimCosts {
+            slippage_bps: dec!(0),
+            commission_per_order: dec!(0),
+            commission_bps: dec!(50),
+        };
+        // 1.00 × 0.005 = 0.005 → 0.01
+        assert_eq!(c.commission(dec!(1.00)), dec!(0.01));
     }
 }

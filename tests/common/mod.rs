@@ -17,6 +17,7 @@ use alchemiser::causation::WorkflowSummary;
 use alchemiser::clock::SystemClock;
 use alchemiser::config::Config;
 use alchemiser::events::{CorrelationId, Envelope, EventKind, Payload, WorkflowStarted};
+use alchemiser::strategy::book::StrategyBook;
 use alchemiser::venue::sim::SimVenue;
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
@@ -31,11 +32,13 @@ pub fn test_config() -> Config {
     c
 }
 
+/// An engine with no strategy files (all-cash signals) on an in-memory venue.
 pub fn deps(config: Config) -> EngineDeps {
     EngineDeps::new(
         config,
         Arc::new(SystemClock),
         Arc::new(SimVenue::with_cash(Decimal::from(100_000))),
+        Arc::new(StrategyBook::empty()),
     )
 }
 

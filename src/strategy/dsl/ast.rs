@@ -386,13 +386,15 @@ fn operand(v: &SExpr) -> Result<Operand> {
             let (symbol, options) = match args {
                 [symbol] => (symbol, None),
                 [symbol, options] => (symbol, Some(options)),
-                _ => return err(
-                    span,
-                    format!(
+                _ => {
+                    return err(
+                        span,
+                        format!(
                         "an indicator call is ({head} \"SYMBOL\" {{:window N}}); got {} arguments",
                         args.len()
                     ),
-                ),
+                    )
+                }
             };
             let symbol = string(symbol, "the indicator's symbol")?;
             Ok(Operand::Call(IndicatorCall {

@@ -263,7 +263,7 @@ mod tests {
         };
         assert_eq!(
             nums[1],
-            SExpr::Num("-2.5".into(), Span { line: 2, column: 6 })
+            SExpr::Num("-2.5".into(), Span { line: 2, column: 7 })
         );
         let SExpr::Map(pairs, _) = &items[2] else {
             panic!()
