@@ -203,6 +203,25 @@ impl StrategyBook {
         ))
     }
 
+    /// Dates of `anchor`'s bars on which every symbol the book uses has at least
+    /// `min_bars` bars up to that date (symbols with gaps use their latest bar).
+    pub fn warm_dates(&self, anchor: &str, min_bars: usize) -> Vec<NaiveDate> {
+        let Some(anchor) = self.data.get(anchor) else {
+            return Vec::new();
+        };
+        anchor
+            .bars
+            .iter()
+            .map(|b| b.date)
+            .filter(|d| {
+                self.data
+                    .series
+                    .values()
+                    .all(|s| s.count_until(*d) >= min_bars)
+            })
+            .collect()
+    }
+
     /// Dates on which every symbol the book uses has a bar, in order.
     pub fn common_dates(&self) -> Vec<NaiveDate> {
         let mut iter = self.data.series.values();

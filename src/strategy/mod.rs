@@ -79,6 +79,9 @@ pub fn largest_remainder(
         }
     }
     floored.retain(|_, w| *w > Decimal::ZERO);
+    for w in floored.values_mut() {
+        w.rescale(WEIGHT_DP);
+    }
     floored
 }
 

@@ -1,0 +1,140 @@
+//! Market data readers on real files: the LEAN sample in ../shared/data (skipped with a
+//! message when that folder is absent) and the bundled CSV folder.
+
+use std::path::{Path, PathBuf};
+
+use alchemiser::data::{Adjustment, DataError, DataSource};
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use std::str::FromStr;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The LEAN sample, or `None` (with a note) on a clone without ../shared.
+fn lean() -> Option<PathBuf> {
+    let dir = root().join("../shared/data/lean");
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("skipped: {} is absent (CI always has it)", dir.display());
+        None
+    }
+}
+
+fn date(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+}
+
+fn dec(s: &str) -> Decimal {
+    Decimal::from_str(s).unwrap()
+}
+
+#[test]
+fn every_lean_daily_file_loads_raw_and_adjusted() {
+    let Some(dir) = lean() else { return };
+    for symbol in [
+        "SPY", "QQQ", "IWM", "EEM", "USO", "BNO", "AAPL", "IBM", "AIG", "BAC",
+    ] {
+        for adjustment in [Adjustment::Raw, Adjustment::Adjusted] {
+            let source = DataSource::detect(&dir, adjustment).unwrap();
+            let s = source
+                .load(symbol)
+                .unwrap_or_else(|e| panic!("{symbol} {adjustment:?}: {e}"));
+            assert!(s.bars.len() > 3000, "{symbol}: {} bars", s.bars.len());
+            assert!(s.bars.windows(2).all(|w| w[0].date < w[1].date));
+        }
+    }
+}
+
+#[test]
+fn lean_prices_are_scaled_and_adjusted_by_the_factor_in_force() {
+    let Some(dir) = lean() else { return };
+    let raw = DataSource::detect(&dir, Adjustment::Raw)
+        .unwrap()
+        .load("SPY")
+        .unwrap();
+    let adj = DataSource::detect(&dir, Adjustment::Adjusted)
+        .unwrap()
+        .load("SPY")
+        .unwrap();
+    let on = |s: &alchemiser::data::BarSeries, d: &str| {
+        *s.bars.iter().find(|b| b.date == date(d)).unwrap()
+    };
+    // 1998-01-02 is itself a factor row: 0.6566606 × 1.
+    assert_eq!(on(&raw, "1998-01-02").close, dec("97.36"));
+    assert_eq!(on(&adj, "1998-01-02").close, dec("63.932476"));
+    // 2021-03-19 falls after the last dated row (2021-03-18) and before 2050: factor 1.
+    assert_eq!(on(&adj, "2021-03-19").close, on(&raw, "2021-03-19").close);
+    // 2021-03-18 takes its own row's factor 0.9967360.
+    assert_eq!(
+        on(&adj, "2021-03-18").close,
+        (dec("391.48") * dec("0.9967360")).round_dp(6)
+    );
+}
+
+#[test]
+fn layouts_are_detected_from_their_contents() {
+    let csv = DataSource::detect(&root().join("examples/data"), Adjustment::Raw).unwrap();
+    assert!(matches!(csv, DataSource::CsvFolder { .. }));
+    let empty = tempfile::tempdir().unwrap();
+    let err = DataSource::detect(empty.path(), Adjustment::Raw).unwrap_err();
+    assert!(matches!(err, DataError::UnknownLayout { .. }));
+    let Some(dir) = lean() else { return };
+    assert!(matches!(
+        DataSource::detect(&dir, Adjustment::Raw).unwrap(),
+        DataSource::Lean { .. }
+    ));
+    let daily = dir.join("equity/usa/daily");
+    match DataSource::detect(&daily, Adjustment::Raw).unwrap() {
+        DataSource::Lean { root, .. } => assert_eq!(root, dir.canonicalize().unwrap()),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn the_bundled_data_loads_and_validates() {
+    let source = DataSource::detect(&root().join("examples/data"), Adjustment::Raw).unwrap();
+    for symbol in ["AAPL", "AMZN", "GOOG", "META", "NFLX", "NVDA"] {
+        let s = source.load(symbol).unwrap();
+        assert_eq!(s.bars.len(), 2699, "{symbol}");
+        assert_eq!(s.first_date(), Some(date("2013-01-02")));
+        assert_eq!(s.last_date(), Some(date("2023-09-21")));
+    }
+    assert_eq!(
+        source.load("SPY").unwrap_err(),
+        DataError::UnknownSymbol {
+            symbol: "SPY".into(),
+            dir: root().join("examples/data").display().to_string()
+        }
+    );
+}
+
+#[test]
+fn a_broken_csv_names_its_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("BAD.csv");
+    std::fs::write(
+        &file,
+        "date,open,high,low,close,volume\n2024-01-02,1,2,1,1.5,10\n2024-01-03,1,2,1,x,10\n",
+    )
+    .unwrap();
+    let source = DataSource::detect(dir.path(), Adjustment::Raw).unwrap();
+    let err = source.load("BAD").unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!("{}:3: close `x` is not a number", file.display())
+    );
+}
+
+#[test]
+fn history_hashes_identify_the_bars_up_to_a_day() {
+    let source = DataSource::detect(&root().join("examples/data"), Adjustment::Raw).unwrap();
+    let a = source.load("AAPL").unwrap();
+    let b = source.load("AAPL").unwrap();
+    let n = a.count_until(date("2020-06-30"));
+    assert_eq!(a.history_hash(n), b.history_hash(n));
+    assert_ne!(a.history_hash(n), a.history_hash(n - 1));
+    assert!(Path::new(&root().join("examples/data/README.md")).exists());
+}

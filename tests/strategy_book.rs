@@ -1,0 +1,152 @@
+//! The strategy book on the bundled data: several files combined by weight, a failing
+//! file's slice to cash (or the whole signal failed), and the strategy actor's output.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alchemiser::actors::broker::QueryStats;
+use alchemiser::actors::engine;
+use alchemiser::clock::SystemClock;
+use alchemiser::config::{OnStrategyError, StrategyConfig, StrategyFile};
+use alchemiser::data::Adjustment;
+use alchemiser::events::EventKind;
+use alchemiser::strategy::book::{StrategyBook, StrategyError};
+use alchemiser::venue::sim::SimVenue;
+use alchemiser::workflow::WorkflowStatus;
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use std::str::FromStr;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn write(dir: &std::path::Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn book(files: Vec<(PathBuf, &str)>, on_error: OnStrategyError) -> StrategyBook {
+    let config = StrategyConfig {
+        data: root().join("examples/data"),
+        adjustment: Adjustment::Raw,
+        on_strategy_error: on_error,
+        files: files
+            .into_iter()
+            .map(|(path, w)| StrategyFile {
+                path,
+                weight: Decimal::from_str(w).unwrap(),
+            })
+            .collect(),
+    };
+    StrategyBook::load(&config, &root(), None).unwrap()
+}
+
+fn day() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2023, 9, 21).unwrap()
+}
+
+#[test]
+fn files_combine_by_weight_and_a_failing_file_goes_to_cash() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = write(
+        dir.path(),
+        "a.clj",
+        "(defsymphony \"A\" {} (asset \"AAPL\"))",
+    );
+    let b = write(
+        dir.path(),
+        "b.clj",
+        "(defsymphony \"B\" {} (weight-equal [(asset \"AAPL\") (asset \"NVDA\")]))",
+    );
+    let bad = write(dir.path(), "bad.clj", "(defsymphony \"Bad\" {} (if (> (rsi \"NFLX\" {:window 5000}) 50) [(asset \"NFLX\")] [(asset \"META\")]))");
+
+    let s = book(
+        vec![(a.clone(), "3"), (b.clone(), "1")],
+        OnStrategyError::Cash,
+    )
+    .evaluate(day())
+    .unwrap();
+    // AAPL = 0.75 + 0.25·0.5, NVDA = 0.25·0.5
+    assert_eq!(
+        s.target_weights["AAPL"],
+        Decimal::from_str("0.875").unwrap()
+    );
+    assert_eq!(
+        s.target_weights["NVDA"],
+        Decimal::from_str("0.125").unwrap()
+    );
+
+    let s = book(
+        vec![(a.clone(), "3"), (bad.clone(), "1")],
+        OnStrategyError::Cash,
+    )
+    .evaluate(day())
+    .unwrap();
+    assert_eq!(s.target_weights.len(), 1);
+    assert_eq!(
+        s.target_weights["AAPL"],
+        Decimal::from_str("0.75").unwrap(),
+        "the failed quarter stays in cash"
+    );
+    let failed = &s.strategies[1];
+    assert!(failed.weights.is_empty());
+    let why = failed.error.as_deref().unwrap();
+    assert!(
+        why.contains("bad.clj:1:30") && why.contains("rsi(NFLX,5000)"),
+        "{why}"
+    );
+
+    let err = book(vec![(a, "3"), (bad, "1")], OnStrategyError::Fail)
+        .evaluate(day())
+        .unwrap_err();
+    assert!(
+        matches!(err, StrategyError::Failed { ref name, .. } if name == "Bad"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_snapshot_id_changes_with_the_bars_used() {
+    let b = book(
+        vec![(root().join("examples/strategies/default.clj"), "1")],
+        OnStrategyError::Fail,
+    );
+    let d1 = b.evaluate(day()).unwrap();
+    let d2 = b
+        .evaluate(NaiveDate::from_ymd_opt(2023, 9, 20).unwrap())
+        .unwrap();
+    assert_eq!(
+        d1.market_snapshot_id,
+        b.evaluate(day()).unwrap().market_snapshot_id
+    );
+    assert_ne!(d1.market_snapshot_id, d2.market_snapshot_id);
+}
+
+#[actix_rt::test]
+async fn a_failing_strategy_in_fail_mode_fails_the_workflow() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(dir.path(), "bad.clj", "(defsymphony \"Bad\" {} (if (> (rsi \"NFLX\" {:window 5000}) 50) [(asset \"NFLX\")] [(asset \"META\")]))");
+    let strategies = Arc::new(book(vec![(bad, "1")], OnStrategyError::Fail));
+    let deps = engine::EngineDeps::new(
+        common::test_config(),
+        Arc::new(SystemClock),
+        Arc::new(SimVenue::with_cash(Decimal::from(1000))),
+        strategies,
+    );
+    let broker = engine::start(engine::standard_registry(deps));
+    let id = common::start_workflow(&broker, day()).await;
+    let summary = common::finish(&broker, id, Duration::from_secs(10)).await;
+    assert_eq!(summary.status, WorkflowStatus::Failed);
+    let failure = summary.failure.unwrap();
+    assert!(
+        failure.contains("strategy Bad failed") && failure.contains("needs 5001 bars"),
+        "{failure}"
+    );
+    let stats = broker.send(QueryStats).await.unwrap();
+    assert_eq!(stats.published_of(EventKind::SignalGenerated), 0);
+}
