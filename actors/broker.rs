@@ -86,6 +86,8 @@ impl From<Envelope> for Publish {
 pub struct StartWorkflow {
     pub started: WorkflowStarted,
     pub triggered_by: Option<TriggeredBy>,
+    /// A chosen id (backtests derive one per day); a fresh random one if `None`.
+    pub correlation_id: Option<CorrelationId>,
 }
 
 /// One event handed to a subscriber.
@@ -616,7 +618,16 @@ impl Handler<StartWorkflow> for Broker {
     type Result = Result<CorrelationId, PublishError>;
 
     fn handle(&mut self, msg: StartWorkflow, ctx: &mut Self::Context) -> Self::Result {
-        let env = Envelope::root(msg.started, "engine", &*self.deps.clock, msg.triggered_by);
+        let env = match msg.correlation_id {
+            Some(id) => Envelope::root_in(
+                id,
+                msg.started,
+                "engine",
+                &*self.deps.clock,
+                msg.triggered_by,
+            ),
+            None => Envelope::root(msg.started, "engine", &*self.deps.clock, msg.triggered_by),
+        };
         let correlation = env.correlation_id;
         self.publish(Arc::new(env), ctx).map(|_| correlation)
     }

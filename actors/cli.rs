@@ -51,6 +51,22 @@ enum Command {
         #[arg(long)]
         as_of: Option<NaiveDate>,
     },
+    /// Replay history day by day through the actors on the simulated venue; write
+    /// summary.json, equity.csv, orders.csv and equity.svg.
+    Backtest {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        from: NaiveDate,
+        #[arg(long)]
+        to: NaiveDate,
+        /// Market data folder (LEAN or plain CSV, detected) instead of the configured one.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Where the files go.
+        #[arg(long, default_value = "out/backtest")]
+        out: PathBuf,
+    },
     /// Print the consolidated target weights and each strategy's detail for one day.
     Signals {
         #[arg(long)]
@@ -80,6 +96,13 @@ pub fn main() -> ExitCode {
             data,
             format,
         } => signals(config, as_of, data, format),
+        Command::Backtest {
+            config,
+            from,
+            to,
+            data,
+            out,
+        } => backtest(config, from, to, data, out),
     }
 }
 
@@ -175,6 +198,75 @@ pub fn signal_table(signal: &SignalGenerated) -> String {
     out
 }
 
+fn backtest(
+    config: Option<PathBuf>,
+    from: NaiveDate,
+    to: NaiveDate,
+    data: Option<PathBuf>,
+    out: PathBuf,
+) -> ExitCode {
+    let config = match load_config(config.as_ref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let book = match load_book(&config, data.as_ref()) {
+        Ok(b) => Arc::new(b),
+        Err(code) => return code,
+    };
+    let dates = match super::backtest::sessions(&book, from, to) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let bar = indicatif::ProgressBar::new(dates.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} sessions  {elapsed} (eta {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let system = actix::System::new();
+    let progress = bar.clone();
+    let result = system.block_on(super::backtest::run(
+        config,
+        book,
+        &dates,
+        move |done, _| progress.set_position(done as u64),
+    ));
+    bar.finish_and_clear();
+    let record = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some(summary) = crate::backtest::summarize(&record) else {
+        eprintln!("error: the backtest produced no sessions");
+        return ExitCode::FAILURE;
+    };
+    match crate::backtest::report::write_all(&out, &record, &summary) {
+        Ok(files) => {
+            if let Ok(json) = serde_json::to_string_pretty(&summary) {
+                println!("{json}");
+            }
+            for f in files {
+                eprintln!("wrote {}", f.display());
+            }
+            for (date, why) in &record.failed_workflows {
+                eprintln!("warning: workflow of {date} failed: {why}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct RunReport {
     as_of: NaiveDate,
@@ -261,6 +353,7 @@ async fn run_workflow(
         .send(StartWorkflow {
             started,
             triggered_by: None,
+            correlation_id: None,
         })
         .await
         .map_err(unavailable)?

@@ -1,6 +1,7 @@
 //! The actix layer: one broker, five supervised business actors, and the CLI that
 //! starts them. Actors receive an event, call their core in `src/`, and publish.
 
+pub mod backtest;
 pub mod broker;
 pub mod cli;
 pub mod engine;

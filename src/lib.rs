@@ -4,6 +4,8 @@
 //! maths, venues and configuration. `actors/` is the actix layer that carries events
 //! between the cores through one broker.
 
+pub mod backtest;
+pub mod calendar;
 pub mod causation;
 pub mod clock;
 pub mod config;

@@ -124,6 +124,7 @@ async fn exceeding_restart_intensity_halts_trading() {
                 trigger: "test".into(),
             },
             triggered_by: None,
+            correlation_id: None,
         })
         .await
         .unwrap();

@@ -58,6 +58,20 @@ impl Envelope {
         }
     }
 
+    /// A root in a chosen correlation (a backtest's reproducible workflow ids).
+    pub fn root_in(
+        correlation_id: CorrelationId,
+        payload: impl Into<Payload>,
+        source: impl Into<Cow<'static, str>>,
+        clock: &dyn Clock,
+        triggered_by: Option<TriggeredBy>,
+    ) -> Envelope {
+        Envelope {
+            correlation_id,
+            ..Self::root(payload, source, clock, triggered_by)
+        }
+    }
+
     /// A child of `parent`: same correlation, causation = parent's id.
     pub fn caused_by(
         parent: &Envelope,
@@ -108,14 +122,21 @@ impl Envelope {
         self.causation_id.is_none()
     }
 
-    /// blake3 of the payload's JSON: the content of the event without ids or times.
-    /// Serialisation of the payload structs is deterministic (fields in declaration
-    /// order, `BTreeMap`s sorted), so equal payloads give equal hashes.
+    /// blake3 of the payload's JSON without its volatile fields (random ids, wall-clock
+    /// durations): the content of the event. Serialisation is deterministic (keys
+    /// sorted, `BTreeMap`s sorted), so equal content gives equal hashes.
     pub fn payload_hash(&self) -> String {
         let json = self
             .payload
             .to_json_value()
-            .map(|v| v.to_string())
+            .map(|mut v| {
+                if let Some(map) = v.as_object_mut() {
+                    for field in self.kind().volatile_fields() {
+                        map.remove(*field);
+                    }
+                }
+                v.to_string()
+            })
             .unwrap_or_default();
         let mut hasher = blake3::Hasher::new();
         hasher.update(self.event_type().as_bytes());

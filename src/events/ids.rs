@@ -50,3 +50,19 @@ uuid_id!(
     /// every event that workflow produces.
     CorrelationId
 );
+
+impl CorrelationId {
+    /// A reproducible id (uuid v8 from blake3 of `parts`): backtests derive each day's
+    /// workflow id from the run and the date, so client order ids — and the files a
+    /// backtest writes — are the same in every run.
+    pub fn derived(parts: &[&[u8]]) -> Self {
+        let mut h = blake3::Hasher::new();
+        for p in parts {
+            h.update(&(p.len() as u64).to_le_bytes());
+            h.update(p);
+        }
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&h.finalize().as_bytes()[..16]);
+        Self(Uuid::new_v8(bytes))
+    }
+}

@@ -486,6 +486,16 @@ impl EventKind {
             .unwrap_or(1)
     }
 
+    /// Payload fields that differ between two runs of the same inputs (random ids,
+    /// wall-clock durations); content hashes leave them out.
+    pub fn volatile_fields(self) -> &'static [&'static str] {
+        match self {
+            EventKind::WorkflowCompleted => &["duration_ms"],
+            EventKind::EventRejected => &["event_id", "causation_id", "correlation_id"],
+            _ => &[],
+        }
+    }
+
     pub fn is_terminal(self) -> bool {
         matches!(
             self,

@@ -55,6 +55,7 @@ pub async fn start_workflow(broker: &Addr<Broker>, as_of: NaiveDate) -> Correlat
                 trigger: "test".into(),
             },
             triggered_by: None,
+            correlation_id: None,
         })
         .await
         .expect("broker reachable")

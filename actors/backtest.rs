@@ -1,0 +1,256 @@
+//! The backtest driver: the same five actors, on the simulated venue, one workflow per
+//! session with a reproducible correlation id, waiting for each to end before the next.
+//! An observer folds every event's payload hash into the chain digest and collects the
+//! fills; equity is marked at each session's close.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use chrono::{NaiveDate, TimeZone, Utc};
+use rust_decimal::Decimal;
+use thiserror::Error;
+
+use super::broker::{AwaitWorkflow, Observe, Observed, StartWorkflow};
+use super::engine::{self, EngineDeps};
+use crate::backtest::{BacktestRecord, EquityPoint, FillRecord};
+use crate::calendar::UsEquityCalendar;
+use crate::clock::ManualClock;
+use crate::config::Config;
+use crate::domain::RunMode;
+use crate::events::{CorrelationId, Payload, WorkflowStarted};
+use crate::strategy::book::StrategyBook;
+use crate::venue::sim::SimVenue;
+use crate::workflow::WorkflowStatus;
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum BacktestError {
+    #[error("empty date range: --from {from} is after --to {to}")]
+    EmptyRange { from: NaiveDate, to: NaiveDate },
+    #[error(
+        "dates {from}..{to} are outside the data, which covers {first}..{last} for every symbol"
+    )]
+    OutsideData {
+        from: NaiveDate,
+        to: NaiveDate,
+        first: NaiveDate,
+        last: NaiveDate,
+    },
+    #[error("no session in {from}..{to} has bars for every symbol the strategies use")]
+    NoSessions { from: NaiveDate, to: NaiveDate },
+    #[error("the strategies reference no symbols: nothing to backtest")]
+    NoSymbols,
+    #[error("broker unavailable: {0}")]
+    Broker(String),
+}
+
+/// Sessions of the US equity calendar in `[from, to]` on which every symbol has a bar.
+pub fn sessions(
+    book: &StrategyBook,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<NaiveDate>, BacktestError> {
+    if from > to {
+        return Err(BacktestError::EmptyRange { from, to });
+    }
+    let firsts = book.data.series.values().filter_map(|s| s.first_date());
+    let lasts = book.data.series.values().filter_map(|s| s.last_date());
+    let (Some(first), Some(last)) = (firsts.max(), lasts.min()) else {
+        return Err(BacktestError::NoSymbols);
+    };
+    if from > last || to < first {
+        return Err(BacktestError::OutsideData {
+            from,
+            to,
+            first,
+            last,
+        });
+    }
+    let calendar = UsEquityCalendar::get();
+    let dates: Vec<NaiveDate> = book
+        .common_dates()
+        .into_iter()
+        .filter(|d| *d >= from && *d <= to && calendar.is_session(*d))
+        .collect();
+    if dates.is_empty() {
+        return Err(BacktestError::NoSessions { from, to });
+    }
+    Ok(dates)
+}
+
+#[derive(Message)]
+#[rtype(result = "RecorderOutput")]
+struct TakeRecord;
+
+#[derive(Default, MessageResponse)]
+struct RecorderOutput {
+    digest: String,
+    events: u64,
+    fills: Vec<FillRecord>,
+}
+
+/// Folds every event into the chain digest, in sequence order, and keeps the fills.
+struct Recorder {
+    digest: blake3::Hasher,
+    events: u64,
+    dates: HashMap<CorrelationId, NaiveDate>,
+    fills: Vec<FillRecord>,
+}
+
+impl Actor for Recorder {
+    type Context = Context<Self>;
+}
+
+impl Handler<Observed> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, msg: Observed, _ctx: &mut Self::Context) {
+        let env = &msg.env;
+        self.digest.update(env.payload_hash().as_bytes());
+        self.events += 1;
+        match &env.payload {
+            Payload::WorkflowStarted(s) => {
+                self.dates.insert(env.correlation_id, s.as_of);
+            }
+            Payload::OrderFilled(f) => {
+                if let Some(date) = self.dates.get(&env.correlation_id) {
+                    self.fills.push(FillRecord {
+                        date: *date,
+                        symbol: f.symbol.clone(),
+                        side: f.side,
+                        qty: f.qty,
+                        price: f.price,
+                        commission: f.commission,
+                        client_order_id: f.client_order_id.clone(),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Handler<TakeRecord> for Recorder {
+    type Result = RecorderOutput;
+
+    fn handle(&mut self, _msg: TakeRecord, _ctx: &mut Self::Context) -> RecorderOutput {
+        RecorderOutput {
+            digest: self.digest.finalize().to_hex().to_string(),
+            events: self.events,
+            fills: std::mem::take(&mut self.fills),
+        }
+    }
+}
+
+/// Runs the backtest over `dates` (from [`sessions`]); `progress(done, total)` is
+/// called after each session.
+pub async fn run(
+    config: Config,
+    book: Arc<StrategyBook>,
+    dates: &[NaiveDate],
+    progress: impl FnMut(usize, usize),
+) -> Result<BacktestRecord, BacktestError> {
+    run_observed(config, book, dates, progress, None).await
+}
+
+/// [`run`], with `observer` also receiving every event (audits and tests).
+pub async fn run_observed(
+    config: Config,
+    book: Arc<StrategyBook>,
+    dates: &[NaiveDate],
+    mut progress: impl FnMut(usize, usize),
+    observer: Option<Recipient<Observed>>,
+) -> Result<BacktestRecord, BacktestError> {
+    let market = Arc::new(book.data.clone());
+    let initial_cash = config.venue.sim.initial_cash;
+    let venue = Arc::new(SimVenue::new(
+        initial_cash,
+        config.venue.sim.costs(),
+        Some(market.clone()),
+    ));
+    let start = dates.first().copied().unwrap_or_default();
+    let clock =
+        ManualClock::new(Utc.from_utc_datetime(&start.and_hms_opt(20, 0, 0).unwrap_or_default()));
+    let deps = EngineDeps::new(config, Arc::new(clock.clone()), venue.clone(), book.clone());
+    let broker = engine::start(engine::standard_registry(deps));
+    let recorder = Recorder {
+        digest: blake3::Hasher::new(),
+        events: 0,
+        dates: HashMap::new(),
+        fills: Vec::new(),
+    }
+    .start();
+    broker
+        .send(Observe(recorder.clone().recipient()))
+        .await
+        .map_err(|e| BacktestError::Broker(e.to_string()))?;
+    if let Some(observer) = observer {
+        broker
+            .send(Observe(observer))
+            .await
+            .map_err(|e| BacktestError::Broker(e.to_string()))?;
+    }
+
+    let mut record = BacktestRecord {
+        initial_equity: initial_cash,
+        ..BacktestRecord::default()
+    };
+    for (i, date) in dates.iter().enumerate() {
+        venue.set_date(*date);
+        clock.set(Utc.from_utc_datetime(&date.and_hms_opt(20, 0, 0).unwrap_or_default()));
+        let correlation = CorrelationId::derived(&[b"backtest", date.to_string().as_bytes()]);
+        let started = WorkflowStarted {
+            as_of: *date,
+            mode: RunMode::Backtest,
+            trigger: "backtest".into(),
+        };
+        let id = broker
+            .send(StartWorkflow {
+                started,
+                triggered_by: None,
+                correlation_id: Some(correlation),
+            })
+            .await
+            .map_err(|e| BacktestError::Broker(e.to_string()))?
+            .map_err(|e| BacktestError::Broker(e.to_string()))?;
+        let summary = broker
+            .send(AwaitWorkflow(id))
+            .await
+            .map_err(|e| BacktestError::Broker(e.to_string()))?;
+        record.workflows += 1;
+        match summary {
+            Some(s) if s.status == WorkflowStatus::Completed => {}
+            Some(s) => record.failed_workflows.push((
+                *date,
+                s.failure.unwrap_or_else(|| format!("{:?}", s.status)),
+            )),
+            None => record
+                .failed_workflows
+                .push((*date, "workflow unknown to the broker".into())),
+        }
+        let account = venue.snapshot();
+        let marked: Decimal = account
+            .positions
+            .iter()
+            .map(|(symbol, qty)| {
+                *qty * market
+                    .close_on_or_before(symbol, *date)
+                    .map_or(Decimal::ZERO, |(_, c)| c)
+            })
+            .sum();
+        record.points.push(EquityPoint {
+            date: *date,
+            equity: account.cash + marked,
+            cash: account.cash,
+        });
+        progress(i + 1, dates.len());
+    }
+    let out = recorder
+        .send(TakeRecord)
+        .await
+        .map_err(|e| BacktestError::Broker(e.to_string()))?;
+    record.chain_digest = out.digest;
+    record.events = out.events;
+    record.fills = out.fills;
+    Ok(record)
+}

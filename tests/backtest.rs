@@ -1,0 +1,272 @@
+//! Backtests through the real actors: determinism, invariants on real LEAN history,
+//! bad input, and the command's files.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use actix::prelude::*;
+use alchemiser::actors::backtest::{run, run_observed, sessions, BacktestError};
+use alchemiser::actors::broker::Observed;
+use alchemiser::backtest::report::{equity_csv, orders_csv};
+use alchemiser::backtest::{summarize, BacktestRecord};
+use alchemiser::config::Config;
+use alchemiser::data::MarketData;
+use alchemiser::domain::Side;
+use alchemiser::events::{Envelope, Payload};
+use alchemiser::strategy::book::StrategyBook;
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn d(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+}
+
+fn bundled() -> (Config, Arc<StrategyBook>) {
+    let config = Config::load(&root().join("config.toml")).unwrap();
+    let book = StrategyBook::load(&config.strategy, &config.base_dir, None).unwrap();
+    (config, Arc::new(book))
+}
+
+fn lean() -> Option<(Config, Arc<StrategyBook>)> {
+    if !root().join("../shared/data/lean").is_dir() {
+        eprintln!("skipped: ../shared/data/lean is absent (CI always has it)");
+        return None;
+    }
+    let config = Config::load(&root().join("examples/lean_sample.toml")).unwrap();
+    let book = StrategyBook::load(&config.strategy, &config.base_dir, None).unwrap();
+    Some((config, Arc::new(book)))
+}
+
+async fn backtest(config: Config, book: Arc<StrategyBook>, from: &str, to: &str) -> BacktestRecord {
+    let dates = sessions(&book, d(from), d(to)).unwrap();
+    run(config, book, &dates, |_, _| {}).await.unwrap()
+}
+
+#[actix_rt::test]
+async fn two_runs_are_byte_identical() {
+    let (config, book) = bundled();
+    let a = backtest(config.clone(), book.clone(), "2016-01-01", "2016-12-31").await;
+    let b = backtest(config, book, "2016-01-01", "2016-12-31").await;
+    assert!(!a.fills.is_empty());
+    assert_eq!(a.chain_digest, b.chain_digest);
+    assert_eq!(equity_csv(&a), equity_csv(&b));
+    assert_eq!(orders_csv(&a), orders_csv(&b));
+    let (sa, sb) = (summarize(&a).unwrap(), summarize(&b).unwrap());
+    assert_eq!(
+        serde_json::to_string(&sa).unwrap(),
+        serde_json::to_string(&sb).unwrap()
+    );
+    assert_eq!(sa.workflows, 252);
+    assert_eq!(sa.failed_workflows, 0);
+}
+
+/// Collects every event of the run.
+struct Audit(Arc<Mutex<Vec<Arc<Envelope>>>>);
+
+impl Actor for Audit {
+    type Context = Context<Self>;
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Drain;
+
+impl Handler<Drain> for Audit {
+    type Result = ();
+    fn handle(&mut self, _msg: Drain, _ctx: &mut Self::Context) {}
+}
+
+impl Handler<Observed> for Audit {
+    type Result = ();
+    fn handle(&mut self, msg: Observed, _ctx: &mut Self::Context) {
+        self.0.lock().unwrap().push(msg.env);
+    }
+}
+
+#[actix_rt::test]
+async fn a_multi_year_lean_backtest_keeps_its_invariants() {
+    let Some((config, book)) = lean() else { return };
+    let initial = config.venue.sim.initial_cash;
+    let dates = sessions(&book, d("2004-01-01"), d("2012-12-31")).unwrap();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let audit = Audit(events.clone()).start();
+    let record = run_observed(
+        config,
+        book.clone(),
+        &dates,
+        |_, _| {},
+        Some(audit.clone().recipient()),
+    )
+    .await
+    .unwrap();
+    // Everything observed was queued before this message: its answer comes after.
+    audit.send(Drain).await.unwrap();
+    let events = events.lock().unwrap().clone();
+
+    assert!(record.fills.len() > 100, "{} fills", record.fills.len());
+    assert_eq!(record.failed_workflows, vec![]);
+
+    // Replay the fills: cash never negative; equity = cash + positions marked at the close.
+    let market: &MarketData = &book.data;
+    let mut cash = initial;
+    let mut positions: BTreeMap<String, Decimal> = BTreeMap::new();
+    let mut fills = record.fills.iter().peekable();
+    for point in &record.points {
+        while let Some(f) = fills.next_if(|f| f.date == point.date) {
+            let notional = f.qty * f.price;
+            match f.side {
+                Side::Buy => {
+                    cash -= notional + f.commission;
+                    *positions.entry(f.symbol.clone()).or_default() += f.qty;
+                }
+                Side::Sell => {
+                    cash += notional - f.commission;
+                    *positions.entry(f.symbol.clone()).or_default() -= f.qty;
+                }
+            }
+        }
+        assert!(
+            cash >= Decimal::ZERO,
+            "cash negative on {}: {cash}",
+            point.date
+        );
+        assert_eq!(cash, point.cash, "cash on {}", point.date);
+        let marked: Decimal = positions
+            .iter()
+            .map(|(s, q)| *q * market.close_on_or_before(s, point.date).unwrap().1)
+            .sum();
+        assert_eq!(point.equity, cash + marked, "equity on {}", point.date);
+        assert!(positions.values().all(|q| *q >= Decimal::ZERO));
+    }
+    assert!(fills.next().is_none(), "every fill falls on a session");
+
+    // Every order is traceable to its plan: its client id is an intent of the workflow's
+    // execution.started, whose plan hash is the workflow's plan.
+    let mut plan_of: HashMap<_, String> = HashMap::new();
+    let mut intents: HashMap<_, HashSet<String>> = HashMap::new();
+    for e in &events {
+        match &e.payload {
+            Payload::RebalancePlanned(p) => {
+                plan_of.insert(e.correlation_id, p.plan_hash.clone());
+            }
+            Payload::ExecutionStarted(s) => {
+                assert_eq!(plan_of.get(&e.correlation_id), Some(&s.plan_hash));
+                intents
+                    .entry(e.correlation_id)
+                    .or_default()
+                    .extend(s.orders.iter().map(|o| o.client_order_id.clone()));
+            }
+            _ => {}
+        }
+    }
+    let mut traced = 0;
+    for e in &events {
+        if let Payload::OrderFilled(f) = &e.payload {
+            assert!(
+                intents[&e.correlation_id].contains(&f.client_order_id),
+                "{} has no intent",
+                f.client_order_id
+            );
+            traced += 1;
+        }
+    }
+    assert_eq!(traced, record.fills.len());
+}
+
+#[test]
+fn bad_ranges_are_refused_with_clear_errors() {
+    let (_, book) = bundled();
+    assert_eq!(
+        sessions(&book, d("2020-02-01"), d("2020-01-01")).unwrap_err(),
+        BacktestError::EmptyRange {
+            from: d("2020-02-01"),
+            to: d("2020-01-01")
+        }
+    );
+    let err = sessions(&book, d("1990-01-01"), d("1995-12-31")).unwrap_err();
+    assert_eq!(err.to_string(), "dates 1990-01-01..1995-12-31 are outside the data, which covers 2013-01-02..2023-09-21 for every symbol");
+    assert!(matches!(
+        sessions(&book, d("2016-12-24"), d("2016-12-26")).unwrap_err(),
+        BacktestError::NoSessions { .. }
+    ));
+    assert_eq!(
+        sessions(&book, d("2016-12-23"), d("2016-12-27")).unwrap(),
+        vec![d("2016-12-23"), d("2016-12-27")]
+    );
+}
+
+#[test]
+fn the_command_writes_its_files() {
+    let out = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_alchemiser"))
+        .args([
+            "backtest",
+            "--from",
+            "2017-01-01",
+            "--to",
+            "2017-03-31",
+            "--out",
+        ])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("summary.json")).unwrap()).unwrap();
+    for key in [
+        "start",
+        "end",
+        "initial_equity",
+        "final_equity",
+        "total_return",
+        "cagr",
+        "annual_volatility",
+        "sharpe",
+        "max_drawdown",
+        "trades",
+        "turnover",
+        "workflows",
+        "events",
+        "chain_digest",
+    ] {
+        assert!(summary.get(key).is_some(), "summary lacks {key}");
+    }
+    assert_eq!(summary["start"], "2017-01-03");
+    let equity = std::fs::read_to_string(out.path().join("equity.csv")).unwrap();
+    assert_eq!(equity.lines().next(), Some("date,equity,cash"));
+    assert_eq!(
+        equity.lines().count() as u64,
+        summary["workflows"].as_u64().unwrap() + 1
+    );
+    let orders = std::fs::read_to_string(out.path().join("orders.csv")).unwrap();
+    assert_eq!(
+        orders.lines().next(),
+        Some("date,symbol,side,qty,price,commission,client_order_id")
+    );
+    let svg = std::fs::read_to_string(out.path().join("equity.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("drawdown"));
+    // Not a terminal: no progress bar noise, just the file list.
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.lines().all(|l| l.starts_with("wrote ")), "{stderr}");
+
+    let bad = Command::new(env!("CARGO_BIN_EXE_alchemiser"))
+        .args([
+            "backtest",
+            "--from",
+            "2030-01-01",
+            "--to",
+            "2030-12-31",
+            "--out",
+        ])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("outside the data"));
+}
