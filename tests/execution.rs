@@ -1,0 +1,219 @@
+//! The execution actor against the simulated venue: sells before buys, buys capped to
+//! cash, sub-$1 orders skipped with a reason, deterministic client order ids, and the
+//! reconciliation that follows.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use alchemiser::actors::broker::Publish;
+use alchemiser::actors::engine::{self, EngineDeps};
+use alchemiser::actors::supervision::Registry;
+use alchemiser::actors::{execution, reconciliation};
+use alchemiser::clock::SystemClock;
+use alchemiser::domain::{PlanAction, Side};
+use alchemiser::events::*;
+use alchemiser::execution::client_order_id;
+use alchemiser::strategy::book::StrategyBook;
+use alchemiser::venue::sim::{SimCosts, SimVenue};
+use alchemiser::workflow::WorkflowStatus;
+use common::*;
+use rust_decimal::Decimal;
+use std::str::FromStr;
+
+fn dec(s: &str) -> Decimal {
+    Decimal::from_str(s).unwrap()
+}
+
+fn item(symbol: &str, action: PlanAction, qty: &str, price: &str) -> PlanItem {
+    PlanItem {
+        symbol: symbol.into(),
+        action,
+        qty: dec(qty),
+        price: dec(price),
+        target_value: Decimal::ZERO,
+        current_value: Decimal::ZERO,
+        delta: Decimal::ZERO,
+    }
+}
+
+/// Runs one plan through execution and reconciliation; returns the workflow's events.
+async fn execute(venue: Arc<SimVenue>, items: Vec<PlanItem>) -> (Vec<Envelope>, CorrelationId) {
+    let mut config = test_config();
+    config.venue.sim.slippage_bps = Decimal::ZERO;
+    config.venue.sim.commission_per_order = dec("1");
+    let deps = EngineDeps::new(
+        config,
+        Arc::new(SystemClock),
+        venue,
+        Arc::new(StrategyBook::empty()),
+    );
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut registry = Registry::new(deps);
+    execution::register(&mut registry);
+    reconciliation::register(&mut registry);
+    let s = seen.clone();
+    registry.add("audit", EventKind::ALL, move || Recorder {
+        seen: s.clone(),
+    });
+    let broker = engine::start(registry);
+    let clock = SystemClock;
+    let started = Envelope::root(
+        WorkflowStarted {
+            as_of: day(4),
+            mode: Default::default(),
+            trigger: "test".into(),
+        },
+        "test",
+        &clock,
+        None,
+    );
+    let signal = Envelope::caused_by(
+        &started,
+        SignalGenerated {
+            as_of: day(4),
+            target_weights: BTreeMap::new(),
+            strategies: vec![],
+            signal_hash: "s".into(),
+            market_snapshot_id: String::new(),
+        },
+        "test",
+        &clock,
+    );
+    let plan_hash = RebalancePlanned::compute_hash("s", Decimal::ZERO, Decimal::ZERO, &items);
+    let planned = Envelope::caused_by(
+        &signal,
+        RebalancePlanned {
+            signal_hash: "s".into(),
+            plan_hash,
+            account_snapshot_id: String::new(),
+            portfolio_value: Decimal::ZERO,
+            cash: Decimal::ZERO,
+            investable: Decimal::ZERO,
+            items,
+        },
+        "test",
+        &clock,
+    );
+    let id = started.correlation_id;
+    for e in [started, signal, planned] {
+        broker.send(Publish::from(e)).await.unwrap().unwrap();
+    }
+    let summary = finish(&broker, id, Duration::from_secs(10)).await;
+    assert_eq!(summary.status, WorkflowStatus::Completed, "{summary:?}");
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let seen = seen.clone();
+            async move {
+                seen.lock()
+                    .unwrap()
+                    .iter()
+                    .any(|e| e.kind() == EventKind::WorkflowCompleted)
+            }
+        })
+        .await
+    );
+    let events = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| e.correlation_id == id)
+        .cloned()
+        .collect();
+    (events, id)
+}
+
+fn submitted(events: &[Envelope]) -> Vec<(String, Side, Decimal)> {
+    events
+        .iter()
+        .filter_map(|e| match &e.payload {
+            Payload::OrderSubmitted(o) => Some((o.symbol.clone(), o.side, o.qty)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn settled(events: &[Envelope]) -> OrderSettled {
+    events
+        .iter()
+        .find_map(|e| match &e.payload {
+            Payload::OrderSettled(s) => Some(s.clone()),
+            _ => None,
+        })
+        .expect("settled")
+}
+
+#[actix_rt::test]
+async fn sells_go_first_and_buys_are_capped_to_cash() {
+    let costs = SimCosts {
+        slippage_bps: Decimal::ZERO,
+        commission_per_order: dec("1"),
+        commission_bps: Decimal::ZERO,
+    };
+    let venue = Arc::new(SimVenue::new(dec("1000"), costs, None));
+    venue.set_mark("AAA", dec("100"));
+    venue.set_mark("ZZZ", dec("50"));
+    venue.adjust_position("ZZZ", dec("4"));
+    // Buy 30 AAA (3000) with 1000 cash + 199 from selling ZZZ (after its $1
+    // commission), less the buy's own $1 commission: capped to 11.98.
+    let (events, id) = execute(
+        venue.clone(),
+        vec![
+            item("ZZZ", PlanAction::Sell, "4", "50"),
+            item("AAA", PlanAction::Buy, "30", "100"),
+        ],
+    )
+    .await;
+    let orders = submitted(&events);
+    assert_eq!(
+        orders,
+        vec![
+            ("ZZZ".into(), Side::Sell, dec("4")),
+            ("AAA".into(), Side::Buy, dec("11.98"))
+        ]
+    );
+    let s = settled(&events);
+    assert_eq!((s.placed, s.succeeded), (2, 2));
+    assert_eq!(s.orders[1].requested_qty, dec("11.98"));
+    assert_eq!(venue.snapshot().cash, Decimal::ZERO);
+    // Client ids derive from the workflow and the plan.
+    let started = events
+        .iter()
+        .find_map(|e| match &e.payload {
+            Payload::ExecutionStarted(s) => Some(s.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        started.orders[0].client_order_id,
+        client_order_id(id, &started.plan_hash, "ZZZ", Side::Sell, 0)
+    );
+    assert_eq!(started.positions_before.get("ZZZ"), Some(&dec("4")));
+    // Reconciliation agreed with the venue.
+    let recon = events
+        .iter()
+        .find_map(|e| match &e.payload {
+            Payload::ReconciliationCompleted(r) => Some(r.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(recon.status, ReconciliationStatus::Ok, "{recon:?}");
+}
+
+#[actix_rt::test]
+async fn orders_under_a_dollar_are_skipped_with_a_reason() {
+    let venue = Arc::new(SimVenue::with_cash(dec("1000")));
+    venue.set_mark("AAA", dec("100"));
+    let (events, _) = execute(venue, vec![item("AAA", PlanAction::Buy, "0.005", "100")]).await;
+    assert!(submitted(&events).is_empty());
+    let s = settled(&events);
+    assert_eq!((s.placed, s.succeeded), (0, 0));
+    assert_eq!(s.orders[0].status, "skipped");
+    assert!(s.orders[0]
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("under the $1 minimum"));
+}
