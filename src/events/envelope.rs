@@ -123,25 +123,35 @@ impl Envelope {
     }
 
     /// blake3 of the payload's JSON without its volatile fields (random ids, wall-clock
-    /// durations): the content of the event. Serialisation is deterministic (keys
-    /// sorted, `BTreeMap`s sorted), so equal content gives equal hashes.
+    /// durations): the content of the event. Serialisation is deterministic (struct
+    /// fields in declaration order, maps are `BTreeMap`s), so equal content gives equal
+    /// hashes.
     pub fn payload_hash(&self) -> String {
-        let json = self
-            .payload
-            .to_json_value()
-            .map(|mut v| {
+        // Serialised into one buffer, then hashed in one call: blake3 is fast on whole
+        // buffers and slow on the many small writes a serialiser makes.
+        let mut json = Vec::with_capacity(1024);
+        let volatile = self.kind().volatile_fields();
+        let written = if volatile.is_empty() {
+            self.payload.write_json(&mut json)
+        } else {
+            self.payload.to_json_value().and_then(|mut v| {
                 if let Some(map) = v.as_object_mut() {
-                    for field in self.kind().volatile_fields() {
+                    for field in volatile {
                         map.remove(*field);
                     }
                 }
-                v.to_string()
+                serde_json::to_writer(&mut json, &v)
             })
-            .unwrap_or_default();
+        };
+        if written.is_err() {
+            // Payloads are plain data (strings, decimals, maps with string keys): their
+            // serialisation cannot fail. Should it ever, the hash says so visibly.
+            json.extend_from_slice(b"<unserialisable payload>");
+        }
         let mut hasher = blake3::Hasher::new();
         hasher.update(self.event_type().as_bytes());
         hasher.update(&[0]);
-        hasher.update(json.as_bytes());
+        hasher.update(&json);
         hasher.finalize().to_hex().to_string()
     }
 

@@ -437,6 +437,14 @@ macro_rules! payloads {
                 }
             }
 
+            /// Writes the payload's JSON (fields in declaration order) without building a
+            /// `serde_json::Value`: the hot path of content hashing.
+            pub(crate) fn write_json<W: std::io::Write>(&self, writer: W) -> serde_json::Result<()> {
+                match self {
+                    $( Payload::$variant(p) => serde_json::to_writer(writer, p), )+
+                }
+            }
+
             pub(crate) fn from_json_str(kind: EventKind, json: &str) -> serde_json::Result<Payload> {
                 match kind {
                     $( EventKind::$variant => serde_json::from_str(json).map(Payload::$variant), )+
