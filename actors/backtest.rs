@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix::prelude::*;
-use chrono::{NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use rust_decimal::Decimal;
 use thiserror::Error;
 
@@ -17,6 +17,7 @@ use crate::backtest::{BacktestRecord, EquityPoint, FillRecord};
 use crate::calendar::UsEquityCalendar;
 use crate::clock::ManualClock;
 use crate::config::Config;
+use crate::data::MarketData;
 use crate::domain::RunMode;
 use crate::events::{CorrelationId, Payload, WorkflowStarted};
 use crate::strategy::book::StrategyBook;
@@ -158,19 +159,48 @@ pub async fn run_observed(
     config: Config,
     book: Arc<StrategyBook>,
     dates: &[NaiveDate],
-    mut progress: impl FnMut(usize, usize),
+    progress: impl FnMut(usize, usize),
     observer: Option<Recipient<Observed>>,
 ) -> Result<BacktestRecord, BacktestError> {
     let market = Arc::new(book.data.clone());
-    let initial_cash = config.venue.sim.initial_cash;
     let venue = Arc::new(SimVenue::new(
-        initial_cash,
+        config.venue.sim.initial_cash,
         config.venue.sim.costs(),
         Some(market.clone()),
     ));
-    let start = dates.first().copied().unwrap_or_default();
-    let clock =
-        ManualClock::new(Utc.from_utc_datetime(&start.and_hms_opt(20, 0, 0).unwrap_or_default()));
+    let daily_close = |v: &SimVenue, date: NaiveDate| {
+        v.set_date(date);
+        Utc.from_utc_datetime(&date.and_hms_opt(20, 0, 0).unwrap_or_default())
+    };
+    drive(
+        config,
+        book,
+        venue,
+        market,
+        dates,
+        daily_close,
+        progress,
+        observer,
+    )
+    .await
+}
+
+/// The driver behind backtests and replays: before each day's workflow, `prepare` sets
+/// the venue up for the day and returns the decision time (the clock's "now").
+#[allow(clippy::too_many_arguments)]
+pub async fn drive(
+    config: Config,
+    book: Arc<StrategyBook>,
+    venue: Arc<SimVenue>,
+    marks: Arc<MarketData>,
+    dates: &[NaiveDate],
+    mut prepare: impl FnMut(&SimVenue, NaiveDate) -> DateTime<Utc>,
+    mut progress: impl FnMut(usize, usize),
+    observer: Option<Recipient<Observed>>,
+) -> Result<BacktestRecord, BacktestError> {
+    let market = marks;
+    let initial_cash = venue.snapshot().cash;
+    let clock = ManualClock::new(Utc.timestamp_opt(0, 0).single().unwrap_or_default());
     let deps = EngineDeps::new(config, Arc::new(clock.clone()), venue.clone(), book.clone());
     let broker = engine::start(engine::standard_registry(deps));
     let recorder = Recorder {
@@ -196,8 +226,7 @@ pub async fn run_observed(
         ..BacktestRecord::default()
     };
     for (i, date) in dates.iter().enumerate() {
-        venue.set_date(*date);
-        clock.set(Utc.from_utc_datetime(&date.and_hms_opt(20, 0, 0).unwrap_or_default()));
+        clock.set(prepare(&venue, *date));
         let correlation = CorrelationId::derived(&[b"backtest", date.to_string().as_bytes()]);
         let started = WorkflowStarted {
             as_of: *date,

@@ -6,6 +6,7 @@
 //! running content hash per bar so that a market snapshot id costs O(1) per day.
 
 pub mod csv_folder;
+pub mod intraday;
 pub mod lean;
 
 use std::collections::BTreeMap;

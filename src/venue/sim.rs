@@ -1,19 +1,30 @@
-//! The simulated venue: cash, positions and orders in memory, filled by the daily fill
-//! model: an order fills in full at the current day's close, buys at
-//! close × (1 + slippage), sells at close × (1 − slippage), rounded to $0.0001 (midpoint
-//! away from zero); commission = per order + notional × bps, rounded to the cent.
-//! Cash moves by notional ± commission; a buy the cash cannot pay for, or a sell of
-//! more than is held, is rejected.
-
+//! The simulated venue: cash, positions and orders in memory, filled by one of two
+//! models.
+//!
+//! - **Daily** (backtests): an order fills in full at the current day's close, buys at
+//!   close × (1 + slippage), sells at close × (1 − slippage), rounded to $0.0001
+//!   (midpoint away from zero).
+//! - **Intraday** (replays, after [`SimVenue::set_intraday`]): prices are the mid of the
+//!   latest minute quote before "now"; a market order fills at the close of the ask
+//!   (buys) or bid (sells) of the first quote minute starting after "now"; a limit order
+//!   fills at its limit in the first later minute whose opposite side crosses it, and
+//!   stays open otherwise.
+//!
+//! Commission = per order + notional × bps, rounded to the cent. Cash moves by notional
+//! ± commission; a buy the cash cannot pay for, or a sell of more than is held, is
+//! rejected.
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::NaiveDate;
 use rust_decimal::{Decimal, RoundingStrategy};
 
+use chrono::NaiveTime;
+
 use super::{AccountSnapshot, Venue, VenueError, VenueFuture, VenueOrder, VenueOrderStatus};
+use crate::data::intraday::MinuteQuote;
 use crate::data::MarketData;
-use crate::domain::{Side, Symbol};
+use crate::domain::{OrderType, Side, Symbol};
 use crate::events::OrderIntent;
 
 /// Costs of trading at the simulated venue.
@@ -64,8 +75,22 @@ struct SimState {
     account: AccountSnapshot,
     marks: BTreeMap<Symbol, Decimal>,
     date: Option<NaiveDate>,
+    intraday: Option<Intraday>,
     orders: BTreeMap<String, VenueOrder>,
     next_order: u64,
+}
+
+/// Minute quotes of the replayed day and the replay's "now".
+#[derive(Debug)]
+struct Intraday {
+    quotes: BTreeMap<Symbol, Vec<MinuteQuote>>,
+    now: NaiveTime,
+}
+
+/// How an order meets the market.
+enum Fill {
+    At(Decimal),
+    StaysOpen,
 }
 
 #[derive(Debug, Default)]
@@ -105,6 +130,13 @@ impl SimVenue {
         let mut s = self.lock();
         s.date = Some(date);
         s.marks.clear();
+        s.intraday = None;
+    }
+
+    /// Switches to the intraday model for the current day: `quotes` by symbol, in
+    /// minute order, and the time orders are submitted at.
+    pub fn set_intraday(&self, quotes: BTreeMap<Symbol, Vec<MinuteQuote>>, now: NaiveTime) {
+        self.lock().intraday = Some(Intraday { quotes, now });
     }
 
     pub fn costs(&self) -> &SimCosts {
@@ -136,11 +168,71 @@ impl SimVenue {
         let no_price = || VenueError::NoPrice {
             symbol: symbol.to_string(),
         };
+        if let Some(day) = &state.intraday {
+            return day
+                .quotes
+                .get(symbol)
+                .and_then(|q| q.iter().rev().find(|m| m.start < day.now))
+                .map(MinuteQuote::mid)
+                .ok_or_else(no_price);
+        }
         let market = self.market.as_ref().ok_or_else(no_price)?;
         let date = state.date.ok_or_else(no_price)?;
         match market.close_on_or_before(symbol, date) {
             Some((d, close)) if d == date => Ok(close),
             _ => Err(no_price()),
+        }
+    }
+
+    /// Where `intent` fills under the current model.
+    fn fill_of(&self, state: &SimState, intent: &OrderIntent) -> Result<Fill, String> {
+        let Some(day) = &state.intraday else {
+            let reference = self
+                .price_of(state, &intent.symbol)
+                .map_err(|e| e.to_string())?;
+            return Ok(match (intent.order_type, intent.limit_price) {
+                (OrderType::Limit, Some(limit)) => {
+                    let crosses = match intent.side {
+                        Side::Buy => reference <= limit,
+                        Side::Sell => reference >= limit,
+                    };
+                    if crosses {
+                        Fill::At(limit)
+                    } else {
+                        Fill::StaysOpen
+                    }
+                }
+                _ => Fill::At(self.costs.fill_price(intent.side, reference)),
+            });
+        };
+        let later: Vec<&MinuteQuote> = day
+            .quotes
+            .get(&intent.symbol)
+            .map(|q| q.iter().filter(|m| m.start > day.now).collect())
+            .unwrap_or_default();
+        match (intent.order_type, intent.limit_price) {
+            (OrderType::Limit, Some(limit)) => Ok(later
+                .iter()
+                .find(|m| match intent.side {
+                    Side::Buy => m.ask_low <= limit,
+                    Side::Sell => m.bid_high >= limit,
+                })
+                .map_or(Fill::StaysOpen, |_| Fill::At(limit))),
+            _ => later
+                .first()
+                .map(|m| {
+                    Fill::At(if intent.side == Side::Buy {
+                        m.ask_close
+                    } else {
+                        m.bid_close
+                    })
+                })
+                .ok_or_else(|| {
+                    format!(
+                        "no {} quote after {} to fill against",
+                        intent.symbol, day.now
+                    )
+                }),
         }
     }
 
@@ -165,14 +257,14 @@ impl SimVenue {
         let reject = |order: &mut VenueOrder, why: String| {
             order.reject_reason = Some(why);
         };
-        match self.price_of(&s, &intent.symbol) {
-            Err(e) => reject(&mut order, e.to_string()),
+        match self.fill_of(&s, intent) {
+            Err(why) => reject(&mut order, why),
             Ok(_) if intent.qty <= Decimal::ZERO => reject(
                 &mut order,
                 format!("quantity {} must be positive", intent.qty),
             ),
-            Ok(reference) => {
-                let price = self.costs.fill_price(intent.side, reference);
+            Ok(Fill::StaysOpen) => order.status = VenueOrderStatus::Accepted,
+            Ok(Fill::At(price)) => {
                 let notional = intent.qty * price;
                 let commission = self.costs.commission(notional);
                 let held = s
@@ -341,6 +433,53 @@ mod tests {
         let o = block(v.submit(&intent("b", Side::Sell, dec!(1)))).unwrap();
         assert!(o.reject_reason.unwrap().contains("insufficient position"));
         assert_eq!(v.snapshot().cash, dec!(100));
+    }
+
+    fn quote(h: u32, m: u32, bid: Decimal, ask: Decimal) -> MinuteQuote {
+        MinuteQuote {
+            start: NaiveTime::from_hms_opt(h, m, 0).unwrap(),
+            bid_low: bid - dec!(0.05),
+            bid_high: bid + dec!(0.05),
+            bid_close: bid,
+            ask_low: ask - dec!(0.05),
+            ask_high: ask + dec!(0.05),
+            ask_close: ask,
+        }
+    }
+
+    #[test]
+    fn intraday_fills_at_the_next_minute_quote() {
+        let v = SimVenue::with_cash(dec!(10000));
+        let quotes = vec![
+            quote(15, 44, dec!(99.98), dec!(100.02)),
+            quote(15, 45, dec!(99.90), dec!(100.10)),
+            quote(15, 46, dec!(99.70), dec!(99.80)),
+        ];
+        v.set_intraday(
+            BTreeMap::from([("SPY".to_string(), quotes)]),
+            NaiveTime::from_hms_opt(15, 45, 0).unwrap(),
+        );
+        // Planning price: the mid of the latest minute before now (15:44).
+        let prices = block(v.prices(&["SPY".to_string()])).unwrap();
+        assert_eq!(prices["SPY"], dec!(100.00));
+        // Market buy: ask close of the first minute strictly after 15:45 (15:46).
+        let o = block(v.submit(&intent("m", Side::Buy, dec!(10)))).unwrap();
+        assert_eq!(o.avg_fill_price, Some(dec!(99.80)));
+        // Limit sell at 99.76: the 15:46 bid high (99.75) does not reach it → stays open.
+        let mut lim = intent("l", Side::Sell, dec!(5));
+        lim.order_type = OrderType::Limit;
+        lim.limit_price = Some(dec!(99.76));
+        let o = block(v.submit(&lim)).unwrap();
+        assert_eq!(o.status, VenueOrderStatus::Accepted);
+        assert_eq!(block(v.open_orders()).unwrap().len(), 1);
+        // At 99.75 it crosses and fills at the limit.
+        lim.client_order_id = "l2".into();
+        lim.limit_price = Some(dec!(99.75));
+        let o = block(v.submit(&lim)).unwrap();
+        assert_eq!(
+            (o.status, o.avg_fill_price),
+            (VenueOrderStatus::Filled, Some(dec!(99.75)))
+        );
     }
 
     #[test]
