@@ -43,7 +43,7 @@ fn intraday_replay_decides_at_1545_and_fills_on_the_next_quote() {
     // Today's bar: the close the strategy saw for SPY is the last regular-session trade
     // minute before 15:45, not the day's close.
     let trades = read_trades(&lean, "SPY", date).unwrap();
-    let seen = trades.iter().filter(|t| t.start < at).last().unwrap().close;
+    let seen = trades.iter().rfind(|t| t.start < at).unwrap().close;
     let day_close = trades.last().unwrap().close;
     assert_ne!(seen, day_close);
     let shown = dec(&summary["signal"]["indicators"][0]["current-price(SPY)"]);
