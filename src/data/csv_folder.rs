@@ -7,7 +7,7 @@ use std::str::FromStr;
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
-use super::{check_bar, check_order, DailyBar, DataError};
+use super::{DailyBar, DataError, ValidatedBars};
 
 pub const HEADER: &str = "date,open,high,low,close,volume";
 
@@ -51,8 +51,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<DailyBar>, DataError> {
         }
         None => return Err(DataError::invalid(path, 1, "empty file")),
     }
-    let mut bars = Vec::new();
-    let mut prev = None;
+    let mut bars = ValidatedBars::default();
     for (i, line) in lines {
         let line_no = i + 1;
         let line = line.trim();
@@ -109,15 +108,9 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<DailyBar>, DataError> {
             close: price(4, "close")?,
             volume,
         };
-        check_order(prev, date).map_err(|m| DataError::invalid(path, line_no, m))?;
-        check_bar(&bar).map_err(|m| DataError::invalid(path, line_no, m))?;
-        prev = Some(date);
-        bars.push(bar);
+        bars.push(path, line_no, bar)?;
     }
-    if bars.is_empty() {
-        return Err(DataError::invalid(path, 2, "no bars"));
-    }
-    Ok(bars)
+    bars.finish(path, 2)
 }
 
 #[cfg(test)]

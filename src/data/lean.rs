@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use rust_decimal::{Decimal, RoundingStrategy};
 
-use super::{check_bar, check_order, Adjustment, DailyBar, DataError};
+use super::{check_order, Adjustment, DailyBar, DataError, ValidatedBars};
 
 /// Decimal places of adjusted prices.
 const ADJUSTED_DP: u32 = 6;
@@ -76,8 +76,7 @@ fn parse_yyyymmdd(s: &str) -> Option<NaiveDate> {
 
 /// Parses LEAN daily CSV text (prices ×10000).
 pub fn parse_daily(text: &str, path: &Path) -> Result<Vec<DailyBar>, DataError> {
-    let mut bars = Vec::new();
-    let mut prev = None;
+    let mut bars = ValidatedBars::default();
     for (i, line) in text.lines().enumerate() {
         let line_no = i + 1;
         let line = line.trim();
@@ -127,15 +126,9 @@ pub fn parse_daily(text: &str, path: &Path) -> Result<Vec<DailyBar>, DataError> 
             close: scaled(4, "close")?,
             volume,
         };
-        check_order(prev, date).map_err(|m| DataError::invalid(path, line_no, m))?;
-        check_bar(&bar).map_err(|m| DataError::invalid(path, line_no, m))?;
-        prev = Some(date);
-        bars.push(bar);
+        bars.push(path, line_no, bar)?;
     }
-    if bars.is_empty() {
-        return Err(DataError::invalid(path, 1, "no bars"));
-    }
-    Ok(bars)
+    bars.finish(path, 1)
 }
 
 /// Factor rows `(date, price_factor × split_factor)`, sorted by date.

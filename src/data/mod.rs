@@ -222,6 +222,40 @@ impl MarketData {
     }
 }
 
+/// Collects validated bars in file order: each must be internally consistent and dated
+/// after the previous one.
+#[derive(Default)]
+pub(crate) struct ValidatedBars {
+    bars: Vec<DailyBar>,
+}
+
+impl ValidatedBars {
+    pub(crate) fn push(
+        &mut self,
+        path: &Path,
+        line: usize,
+        bar: DailyBar,
+    ) -> Result<(), DataError> {
+        check_order(self.bars.last().map(|b| b.date), bar.date)
+            .map_err(|m| DataError::invalid(path, line, m))?;
+        check_bar(&bar).map_err(|m| DataError::invalid(path, line, m))?;
+        self.bars.push(bar);
+        Ok(())
+    }
+
+    /// The bars, or an error naming `first_data_line` when there are none.
+    pub(crate) fn finish(
+        self,
+        path: &Path,
+        first_data_line: usize,
+    ) -> Result<Vec<DailyBar>, DataError> {
+        if self.bars.is_empty() {
+            return Err(DataError::invalid(path, first_data_line, "no bars"));
+        }
+        Ok(self.bars)
+    }
+}
+
 /// Checks one bar's internal consistency.
 pub(crate) fn check_bar(bar: &DailyBar) -> Result<(), String> {
     for (name, p) in [
