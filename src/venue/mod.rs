@@ -4,6 +4,7 @@
 //! Methods return boxed futures so that a network venue and the simulated one share
 //! one trait; the simulated venue answers at once.
 
+pub mod alpaca;
 pub mod sim;
 
 use std::collections::BTreeMap;
@@ -91,6 +92,10 @@ pub enum VenueError {
     Unavailable(String),
     #[error("order {0} not found")]
     NotFound(String),
+    #[error("not authorized: {0}")]
+    Unauthorized(String),
+    #[error("order outcome unknown: {0}")]
+    OutcomeUnknown(String),
 }
 
 pub trait Venue: Send + Sync + 'static {

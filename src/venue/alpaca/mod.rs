@@ -1,0 +1,228 @@
+//! The Alpaca venue: the [`Venue`] trait over Alpaca's REST API (paper by default).
+//!
+//! - `client`: HTTP, auth headers, rate limit, retries, idempotent submission.
+//! - `wire`: Alpaca's JSON shapes; `error`: typed failures; `ratelimit`: token bucket.
+//! - `fake`: a stateful Alpaca server on 127.0.0.1 with fault injection, for tests and drills.
+
+pub mod client;
+pub mod error;
+pub mod fake;
+pub mod ratelimit;
+pub mod wire;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rust_decimal::prelude::FromPrimitive;
+use rust_decimal::Decimal;
+
+use self::client::AlpacaClient;
+use self::error::AlpacaError;
+use super::{AccountSnapshot, Venue, VenueError, VenueFuture, VenueOrder, VenueOrderStatus};
+use crate::domain::{OrderType, Side, Symbol};
+use crate::events::OrderIntent;
+
+/// How long `submit` waits for a market order to reach a final state.
+#[derive(Clone, Debug)]
+pub struct FillWait {
+    pub poll_every: Duration,
+    pub max_polls: u32,
+}
+
+impl Default for FillWait {
+    fn default() -> Self {
+        Self {
+            poll_every: Duration::from_millis(250),
+            max_polls: 40,
+        }
+    }
+}
+
+pub struct AlpacaVenue {
+    client: Arc<AlpacaClient>,
+    fill_wait: FillWait,
+}
+
+impl AlpacaVenue {
+    pub fn new(client: Arc<AlpacaClient>, fill_wait: FillWait) -> Self {
+        Self { client, fill_wait }
+    }
+
+    pub fn client(&self) -> &Arc<AlpacaClient> {
+        &self.client
+    }
+}
+
+fn venue_error(e: AlpacaError) -> VenueError {
+    match e {
+        AlpacaError::Unauthorized { .. } => VenueError::Unauthorized(e.to_string()),
+        AlpacaError::NotFound(id) => VenueError::NotFound(id),
+        AlpacaError::SubmitUnknown { .. } => VenueError::OutcomeUnknown(e.to_string()),
+        other => VenueError::Unavailable(other.to_string()),
+    }
+}
+
+fn status_of(s: &str) -> VenueOrderStatus {
+    match s {
+        "filled" => VenueOrderStatus::Filled,
+        "partially_filled" => VenueOrderStatus::PartiallyFilled,
+        "canceled" | "expired" | "done_for_day" => VenueOrderStatus::Canceled,
+        "rejected" => VenueOrderStatus::Rejected,
+        _ => VenueOrderStatus::Accepted,
+    }
+}
+
+fn to_venue_order(o: wire::Order, intent_qty: Decimal) -> VenueOrder {
+    VenueOrder {
+        client_order_id: o.client_order_id,
+        venue_order_id: o.id,
+        symbol: o.symbol,
+        side: if o.side == "sell" {
+            Side::Sell
+        } else {
+            Side::Buy
+        },
+        qty: o.qty.unwrap_or(intent_qty),
+        status: status_of(&o.status),
+        filled_qty: o.filled_qty,
+        avg_fill_price: o.filled_avg_price,
+        commission: Decimal::ZERO,
+        reject_reason: (o.status == "rejected").then(|| "rejected by Alpaca".to_string()),
+    }
+}
+
+impl Venue for AlpacaVenue {
+    fn account(&self) -> VenueFuture<'_, AccountSnapshot> {
+        Box::pin(async move {
+            let account = self.client.account().await.map_err(venue_error)?;
+            let positions = self.client.positions().await.map_err(venue_error)?;
+            Ok(AccountSnapshot {
+                cash: account.cash,
+                positions: positions
+                    .into_iter()
+                    .filter(|p| !p.qty.is_zero())
+                    .map(|p| (p.symbol, p.qty))
+                    .collect(),
+            })
+        })
+    }
+
+    fn prices(&self, symbols: &[Symbol]) -> VenueFuture<'_, BTreeMap<Symbol, Decimal>> {
+        let symbols = symbols.to_vec();
+        Box::pin(async move {
+            if symbols.is_empty() {
+                return Ok(BTreeMap::new());
+            }
+            let quotes = self
+                .client
+                .latest_quotes(&symbols)
+                .await
+                .map_err(venue_error)?;
+            symbols
+                .iter()
+                .map(|s| {
+                    let q = quotes
+                        .quotes
+                        .get(s)
+                        .ok_or_else(|| VenueError::NoPrice { symbol: s.clone() })?;
+                    let mid = Decimal::from_f64((q.ap + q.bp) / 2.0)
+                        .filter(|m| *m > Decimal::ZERO && q.bp > 0.0 && q.ap >= q.bp)
+                        .ok_or_else(|| VenueError::NoPrice { symbol: s.clone() })?;
+                    Ok((s.clone(), mid.round_dp(4)))
+                })
+                .collect()
+        })
+    }
+
+    fn submit(&self, intent: &OrderIntent) -> VenueFuture<'_, VenueOrder> {
+        let intent = intent.clone();
+        Box::pin(async move {
+            let order = wire::NewOrder {
+                symbol: intent.symbol.clone(),
+                qty: intent.qty,
+                side: intent.side.as_str().into(),
+                order_type: intent.order_type.as_str().into(),
+                time_in_force: "day".into(),
+                limit_price: if intent.order_type == OrderType::Limit {
+                    intent.limit_price
+                } else {
+                    None
+                },
+                client_order_id: intent.client_order_id.clone(),
+            };
+            let mut placed = match self.client.submit_order(&order).await {
+                Ok(o) => o,
+                Err(AlpacaError::InsufficientBuyingPower(why) | AlpacaError::Validation(why)) => {
+                    return Ok(VenueOrder {
+                        client_order_id: intent.client_order_id,
+                        venue_order_id: String::new(),
+                        symbol: intent.symbol,
+                        side: intent.side,
+                        qty: intent.qty,
+                        status: VenueOrderStatus::Rejected,
+                        filled_qty: Decimal::ZERO,
+                        avg_fill_price: None,
+                        commission: Decimal::ZERO,
+                        reject_reason: Some(why),
+                    })
+                }
+                Err(e) => return Err(venue_error(e)),
+            };
+            // Market orders settle quickly: wait for a final state.
+            if intent.order_type == OrderType::Market {
+                for _ in 0..self.fill_wait.max_polls {
+                    if !status_of(&placed.status).is_open() {
+                        break;
+                    }
+                    tokio::time::sleep(self.fill_wait.poll_every).await;
+                    placed = self.client.order(&placed.id).await.map_err(venue_error)?;
+                }
+            }
+            Ok(to_venue_order(placed, intent.qty))
+        })
+    }
+
+    fn order_by_client_id(&self, client_order_id: &str) -> VenueFuture<'_, Option<VenueOrder>> {
+        let id = client_order_id.to_string();
+        Box::pin(async move {
+            Ok(self
+                .client
+                .order_by_client_id(&id)
+                .await
+                .map_err(venue_error)?
+                .map(|o| to_venue_order(o, Decimal::ZERO)))
+        })
+    }
+
+    fn open_orders(&self) -> VenueFuture<'_, Vec<VenueOrder>> {
+        Box::pin(async move {
+            Ok(self
+                .client
+                .open_orders()
+                .await
+                .map_err(venue_error)?
+                .into_iter()
+                .map(|o| to_venue_order(o, Decimal::ZERO))
+                .collect())
+        })
+    }
+
+    fn cancel(&self, client_order_id: &str) -> VenueFuture<'_, VenueOrder> {
+        let id = client_order_id.to_string();
+        Box::pin(async move {
+            let order = self
+                .client
+                .order_by_client_id(&id)
+                .await
+                .map_err(venue_error)?
+                .ok_or_else(|| VenueError::NotFound(id.clone()))?;
+            match self.client.cancel(&order.id).await {
+                Ok(()) | Err(AlpacaError::NotCancelable(_)) => {}
+                Err(e) => return Err(venue_error(e)),
+            }
+            let after = self.client.order(&order.id).await.map_err(venue_error)?;
+            Ok(to_venue_order(after, Decimal::ZERO))
+        })
+    }
+}

@@ -1,0 +1,379 @@
+//! The Alpaca venue against the fake Alpaca server on 127.0.0.1: auth, typed errors,
+//! retries, and order submission that never creates an order twice under faults.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use alchemiser::actors::broker::Publish;
+use alchemiser::actors::engine::{self, EngineDeps};
+use alchemiser::actors::supervision::Registry;
+use alchemiser::actors::{execution, reconciliation};
+use alchemiser::clock::SystemClock;
+use alchemiser::domain::{OrderType, PlanAction, Side};
+use alchemiser::events::*;
+use alchemiser::strategy::book::StrategyBook;
+use alchemiser::venue::alpaca::client::{AlpacaClient, ClientSettings, Credentials};
+use alchemiser::venue::alpaca::fake::{FakeAlpaca, Fault, Route};
+use alchemiser::venue::alpaca::{AlpacaVenue, FillWait};
+use alchemiser::venue::{Venue, VenueError, VenueOrderStatus};
+use alchemiser::workflow::WorkflowStatus;
+use common::*;
+use rust_decimal::Decimal;
+
+const KEY: &str = "PKTESTKEY0001";
+const SECRET: &str = "s3cr3t-never-in-logs";
+
+fn dec(s: &str) -> Decimal {
+    Decimal::from_str(s).unwrap()
+}
+
+fn fake() -> FakeAlpaca {
+    let f = FakeAlpaca::start(KEY, SECRET, dec("10000")).unwrap();
+    f.state().prices.insert("SPY".into(), dec("400"));
+    f.state().prices.insert("QQQ".into(), dec("300"));
+    f
+}
+
+fn venue(f: &FakeAlpaca, secret: &str) -> AlpacaVenue {
+    let settings = ClientSettings {
+        trading_url: f.url(),
+        data_url: f.url(),
+        requests_per_minute: 10_000,
+        timeout: Duration::from_millis(400),
+        max_attempts: 5,
+        backoff_initial: Duration::from_millis(10),
+        backoff_cap: Duration::from_millis(50),
+    };
+    let client = AlpacaClient::new(settings, Credentials::new(KEY, secret)).unwrap();
+    AlpacaVenue::new(
+        client,
+        FillWait {
+            poll_every: Duration::from_millis(10),
+            max_polls: 10,
+        },
+    )
+}
+
+fn intent(id: &str, symbol: &str, side: Side, qty: &str) -> OrderIntent {
+    OrderIntent {
+        client_order_id: id.into(),
+        symbol: symbol.into(),
+        side,
+        qty: dec(qty),
+        order_type: OrderType::Market,
+        limit_price: None,
+    }
+}
+
+#[tokio::test]
+async fn bad_keys_are_refused_and_never_echoed() {
+    let f = fake();
+    let v = venue(&f, "wrong-secret");
+    let err = v.account().await.unwrap_err();
+    assert!(matches!(err, VenueError::Unauthorized(_)), "{err:?}");
+    let text = format!("{err} {err:?}");
+    assert!(
+        !text.contains("wrong-secret") && !text.contains(KEY),
+        "{text}"
+    );
+    let creds = Credentials::new(KEY, SECRET);
+    assert_eq!(format!("{creds:?}"), "Credentials(PK…0001)");
+}
+
+#[tokio::test]
+async fn account_positions_and_prices_parse_into_decimals() {
+    let f = fake();
+    f.state().positions.insert("SPY".into(), dec("1.5"));
+    f.state()
+        .quotes
+        .insert("QQQ".into(), (dec("299.9"), dec("300.1")));
+    let v = venue(&f, SECRET);
+    let a = v.account().await.unwrap();
+    assert_eq!(a.cash, dec("10000"));
+    assert_eq!(a.positions["SPY"], dec("1.5"));
+    let p = v.prices(&["QQQ".to_string()]).await.unwrap();
+    assert_eq!(p["QQQ"], dec("300"));
+}
+
+#[tokio::test]
+async fn a_market_order_fills_once() {
+    let f = fake();
+    let v = venue(&f, SECRET);
+    let o = v
+        .submit(&intent("c1", "SPY", Side::Buy, "2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (o.status, o.filled_qty, o.avg_fill_price),
+        (VenueOrderStatus::Filled, dec("2"), Some(dec("400")))
+    );
+    assert_eq!(f.state().created["c1"], 1);
+    assert_eq!(f.state().cash, dec("9200"));
+}
+
+#[tokio::test]
+async fn faults_after_sending_never_create_a_second_order() {
+    let cases: Vec<(&str, Vec<Fault>)> = vec![
+        (
+            "5xx",
+            vec![Fault::Status {
+                route: Route::SubmitOrder,
+                status: 503,
+                reset_in_secs: None,
+            }],
+        ),
+        (
+            "timeout after accept",
+            vec![Fault::DelayAfterCreate(Duration::from_millis(1200))],
+        ),
+        (
+            "dropped connection",
+            vec![Fault::DropConnection(Route::SubmitOrder)],
+        ),
+        (
+            "429 burst",
+            vec![
+                Fault::Status {
+                    route: Route::SubmitOrder,
+                    status: 429,
+                    reset_in_secs: None,
+                },
+                Fault::Status {
+                    route: Route::SubmitOrder,
+                    status: 429,
+                    reset_in_secs: None,
+                },
+                Fault::Status {
+                    route: Route::SubmitOrder,
+                    status: 429,
+                    reset_in_secs: None,
+                },
+            ],
+        ),
+        (
+            "5xx on the lookup too",
+            vec![
+                Fault::DelayAfterCreate(Duration::from_millis(1200)),
+                Fault::Status {
+                    route: Route::OrderByClientId,
+                    status: 500,
+                    reset_in_secs: None,
+                },
+            ],
+        ),
+    ];
+    for (name, faults) in cases {
+        let f = fake();
+        for fault in faults {
+            f.inject(fault);
+        }
+        let v = venue(&f, SECRET);
+        let o = v
+            .submit(&intent("once", "SPY", Side::Buy, "1"))
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(o.status, VenueOrderStatus::Filled, "{name}");
+        assert_eq!(
+            f.state().created.get("once"),
+            Some(&1),
+            "{name}: created exactly once"
+        );
+        assert_eq!(f.state().positions["SPY"], dec("1"), "{name}");
+        let posts = f
+            .state()
+            .requests
+            .iter()
+            .filter(|r| *r == "POST /v2/orders")
+            .count();
+        assert!(posts >= 1, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_duplicate_client_order_id_is_adopted() {
+    let f = fake();
+    let v = venue(&f, SECRET);
+    let first = v
+        .submit(&intent("dup", "SPY", Side::Buy, "1"))
+        .await
+        .unwrap();
+    let again = v
+        .submit(&intent("dup", "SPY", Side::Buy, "1"))
+        .await
+        .unwrap();
+    assert_eq!(first.venue_order_id, again.venue_order_id);
+    assert_eq!(f.state().created["dup"], 1);
+    assert_eq!(f.state().positions["SPY"], dec("1"));
+}
+
+#[tokio::test]
+async fn insufficient_buying_power_is_a_rejection_not_a_retry() {
+    let f = fake();
+    let v = venue(&f, SECRET);
+    let o = v
+        .submit(&intent("big", "SPY", Side::Buy, "1000"))
+        .await
+        .unwrap();
+    assert_eq!(o.status, VenueOrderStatus::Rejected);
+    assert!(o
+        .reject_reason
+        .unwrap()
+        .contains("insufficient buying power"));
+    assert_eq!(
+        f.state()
+            .requests
+            .iter()
+            .filter(|r| *r == "POST /v2/orders")
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn reads_retry_through_a_5xx_storm() {
+    let f = fake();
+    for _ in 0..3 {
+        f.inject(Fault::Status {
+            route: Route::Account,
+            status: 502,
+            reset_in_secs: None,
+        });
+    }
+    let v = venue(&f, SECRET);
+    assert_eq!(v.account().await.unwrap().cash, dec("10000"));
+    assert_eq!(
+        f.state()
+            .requests
+            .iter()
+            .filter(|r| *r == "GET /v2/account")
+            .count(),
+        4
+    );
+}
+
+#[tokio::test]
+async fn unfilled_limit_orders_can_be_canceled() {
+    let f = fake();
+    f.state()
+        .quotes
+        .insert("SPY".into(), (dec("399.9"), dec("400.1")));
+    let v = venue(&f, SECRET);
+    let mut lim = intent("lim", "SPY", Side::Buy, "1");
+    lim.order_type = OrderType::Limit;
+    lim.limit_price = Some(dec("399"));
+    let o = v.submit(&lim).await.unwrap();
+    assert_eq!(o.status, VenueOrderStatus::Accepted);
+    assert_eq!(v.open_orders().await.unwrap().len(), 1);
+    let c = v.cancel("lim").await.unwrap();
+    assert_eq!(c.status, VenueOrderStatus::Canceled);
+    assert!(v.open_orders().await.unwrap().is_empty());
+}
+
+/// A full plan through the execution and reconciliation actors against the fake, with a
+/// fault on every order: each is created once and the positions equal the plan.
+#[actix_rt::test]
+async fn a_workflow_under_faults_reaches_the_planned_positions() {
+    let f = fake();
+    f.state().positions.insert("QQQ".into(), dec("5"));
+    f.inject(Fault::Status {
+        route: Route::SubmitOrder,
+        status: 500,
+        reset_in_secs: None,
+    });
+    f.inject(Fault::DelayAfterCreate(Duration::from_millis(1200)));
+    let venue = Arc::new(venue(&f, SECRET));
+    let mut config = test_config();
+    config.venue.sim.slippage_bps = Decimal::ZERO;
+    let deps = EngineDeps::new(
+        config,
+        Arc::new(SystemClock),
+        venue,
+        Arc::new(StrategyBook::empty()),
+    );
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut registry = Registry::new(deps);
+    execution::register(&mut registry);
+    reconciliation::register(&mut registry);
+    let s = seen.clone();
+    registry.add("audit", EventKind::ALL, move || Recorder {
+        seen: s.clone(),
+    });
+    let broker = engine::start(registry);
+    let clock = SystemClock;
+    let started = Envelope::root(
+        WorkflowStarted {
+            as_of: day(4),
+            mode: Default::default(),
+            trigger: "test".into(),
+        },
+        "test",
+        &clock,
+        None,
+    );
+    let signal = Envelope::caused_by(
+        &started,
+        SignalGenerated {
+            as_of: day(4),
+            target_weights: BTreeMap::new(),
+            strategies: vec![],
+            signal_hash: "s".into(),
+            market_snapshot_id: String::new(),
+        },
+        "test",
+        &clock,
+    );
+    let item = |symbol: &str, action, qty: &str, price: &str| PlanItem {
+        symbol: symbol.into(),
+        action,
+        qty: dec(qty),
+        price: dec(price),
+        target_value: Decimal::ZERO,
+        current_value: Decimal::ZERO,
+        delta: Decimal::ZERO,
+    };
+    let items = vec![
+        item("QQQ", PlanAction::Sell, "5", "300"),
+        item("SPY", PlanAction::Buy, "10", "400"),
+    ];
+    let plan_hash = RebalancePlanned::compute_hash("s", Decimal::ZERO, Decimal::ZERO, &items);
+    let planned = Envelope::caused_by(
+        &signal,
+        RebalancePlanned {
+            signal_hash: "s".into(),
+            plan_hash,
+            account_snapshot_id: String::new(),
+            portfolio_value: Decimal::ZERO,
+            cash: Decimal::ZERO,
+            investable: Decimal::ZERO,
+            items,
+        },
+        "test",
+        &clock,
+    );
+    let id = started.correlation_id;
+    for e in [started, signal, planned] {
+        broker.send(Publish::from(e)).await.unwrap().unwrap();
+    }
+    let summary = finish(&broker, id, Duration::from_secs(20)).await;
+    assert_eq!(summary.status, WorkflowStatus::Completed, "{summary:?}");
+    let state = f.state();
+    assert!(
+        state.created.values().all(|n| *n == 1),
+        "{:?}",
+        state.created
+    );
+    assert_eq!(state.created.len(), 2);
+    assert_eq!(state.positions.get("QQQ"), None);
+    assert_eq!(state.positions["SPY"], dec("10"));
+    assert!(eventually(Duration::from_secs(5), || {
+        let seen = seen.clone();
+        async move {
+            seen.lock().unwrap().iter().any(|e| matches!(&e.payload, Payload::ReconciliationCompleted(r) if r.status == ReconciliationStatus::Ok))
+        }
+    })
+    .await);
+}
