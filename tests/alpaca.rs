@@ -360,15 +360,17 @@ async fn a_workflow_under_faults_reaches_the_planned_positions() {
     }
     let summary = finish(&broker, id, Duration::from_secs(20)).await;
     assert_eq!(summary.status, WorkflowStatus::Completed, "{summary:?}");
-    let state = f.state();
-    assert!(
-        state.created.values().all(|n| *n == 1),
-        "{:?}",
-        state.created
-    );
-    assert_eq!(state.created.len(), 2);
-    assert_eq!(state.positions.get("QQQ"), None);
-    assert_eq!(state.positions["SPY"], dec("10"));
+    {
+        let state = f.state();
+        assert!(
+            state.created.values().all(|n| *n == 1),
+            "{:?}",
+            state.created
+        );
+        assert_eq!(state.created.len(), 2);
+        assert_eq!(state.positions.get("QQQ"), None);
+        assert_eq!(state.positions["SPY"], dec("10"));
+    }
     assert!(eventually(Duration::from_secs(5), || {
         let seen = seen.clone();
         async move {
