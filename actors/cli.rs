@@ -15,10 +15,15 @@ use super::engine::{self, EngineDeps};
 use crate::causation::{CausationTree, WorkflowSummary};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, OnStrategyError};
+use crate::domain::RunMode;
 use crate::events::{SignalGenerated, WorkflowStarted};
 use crate::strategy::book::StrategyBook;
+use crate::venue::alpaca::client::{
+    AlpacaClient, ClientSettings, Credentials, LIVE_TRADING_URL, PAPER_TRADING_URL,
+};
+use crate::venue::alpaca::{AlpacaVenue, FillWait};
 use crate::venue::sim::SimVenue;
-use crate::venue::AccountSnapshot;
+use crate::venue::{AccountSnapshot, Venue};
 
 #[derive(Parser)]
 #[command(
@@ -47,9 +52,13 @@ enum Command {
         /// Run a single workflow, print its report as JSON and exit (non-zero unless it completed).
         #[arg(long)]
         once: bool,
-        /// The trading day to run as of (default: the last day of the market data).
+        /// The trading day to run as of (default: the last day of the market data on the
+        /// simulated venue; today in New York on Alpaca).
         #[arg(long)]
         as_of: Option<NaiveDate>,
+        /// Trade real money: needs `engine.mode = "live"` in the config as well.
+        #[arg(long)]
+        live: bool,
     },
     /// Replay history day by day through the actors on the simulated venue; write
     /// summary.json, equity.csv, orders.csv and equity.svg.
@@ -89,7 +98,8 @@ pub fn main() -> ExitCode {
             config,
             once,
             as_of,
-        } => run(config, once, as_of),
+            live,
+        } => run(config, once, as_of, live),
         Command::Signals {
             config,
             as_of,
@@ -108,10 +118,11 @@ pub fn main() -> ExitCode {
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,alchemiser=info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 
@@ -271,30 +282,93 @@ fn backtest(
 struct RunReport {
     as_of: NaiveDate,
     workflow: Option<WorkflowSummary>,
-    account: AccountSnapshot,
+    account: Option<AccountSnapshot>,
     causation_tree: Option<CausationTree>,
     broker: BrokerStats,
 }
 
-fn run(config_path: Option<PathBuf>, once: bool, as_of: Option<NaiveDate>) -> ExitCode {
+/// Refuses live trading unless both the config and the flag ask for it.
+pub fn check_live(mode: RunMode, live_flag: bool) -> Result<(), String> {
+    match (mode == RunMode::Live, live_flag) {
+        (true, true) | (false, false) => Ok(()),
+        (true, false) => Err("engine.mode is \"live\" but --live was not given: refusing to trade real money".into()),
+        (false, true) => Err(format!(
+            "--live was given but engine.mode is {mode:?}: set engine.mode = \"live\" in the config too"
+        )),
+    }
+}
+
+/// The Alpaca venue when keys are in the environment.
+fn alpaca_venue(config: &Config) -> Result<Option<(Arc<AlpacaVenue>, String)>, String> {
+    let Some(credentials) = Credentials::from_env() else {
+        return Ok(None);
+    };
+    let a = &config.alpaca;
+    let trading_url = if !a.trading_url.is_empty() {
+        a.trading_url.clone()
+    } else if config.engine.mode == RunMode::Live {
+        LIVE_TRADING_URL.to_string()
+    } else {
+        PAPER_TRADING_URL.to_string()
+    };
+    let settings = ClientSettings {
+        trading_url: trading_url.clone(),
+        data_url: a.data_url.clone(),
+        requests_per_minute: a.requests_per_minute,
+        timeout: Duration::from_secs(a.timeout_secs),
+        max_attempts: a.max_attempts,
+        ..ClientSettings::default()
+    };
+    let masked = credentials.masked_key_id();
+    let client = AlpacaClient::new(settings, credentials).map_err(|e| e.to_string())?;
+    Ok(Some((
+        Arc::new(AlpacaVenue::new(client, FillWait::default())),
+        format!("alpaca at {trading_url}, key {masked}"),
+    )))
+}
+
+fn run(config_path: Option<PathBuf>, once: bool, as_of: Option<NaiveDate>, live: bool) -> ExitCode {
     let config = match load_config(config_path.as_ref()) {
         Ok(c) => c,
         Err(code) => return code,
     };
+    if let Err(e) = check_live(config.engine.mode, live) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     let book = match load_book(&config, None) {
         Ok(b) => Arc::new(b),
         Err(code) => return code,
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let as_of = as_of
-        .or_else(|| book.common_dates().last().copied())
-        .unwrap_or_else(|| clock.now().date_naive());
-    let venue = Arc::new(SimVenue::new(
-        config.venue.sim.initial_cash,
-        config.venue.sim.costs(),
-        Some(Arc::new(book.data.clone())),
-    ));
-    venue.set_date(as_of);
+    let strategies: Vec<String> = book.files.iter().map(|f| f.symphony.name.clone()).collect();
+    let (venue, as_of): (Arc<dyn Venue>, NaiveDate) = match alpaca_venue(&config) {
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+        Ok(Some((alpaca, described))) => {
+            tracing::info!(venue = %described, mode = ?config.engine.mode, ?strategies, "starting");
+            let today = clock
+                .now()
+                .with_timezone(&chrono_tz::America::New_York)
+                .date_naive();
+            (alpaca, as_of.unwrap_or(today))
+        }
+        Ok(None) => {
+            let as_of = as_of
+                .or_else(|| book.common_dates().last().copied())
+                .unwrap_or_else(|| clock.now().date_naive());
+            let sim = Arc::new(SimVenue::new(
+                config.venue.sim.initial_cash,
+                config.venue.sim.costs(),
+                Some(Arc::new(book.data.clone())),
+            ));
+            sim.set_date(as_of);
+            tracing::info!(venue = %format!("simulated, data {}", book.source.describe()), ?strategies, "starting (no APCA_API_KEY_ID/APCA_API_SECRET_KEY in the environment)");
+            (sim, as_of)
+        }
+    };
     let mode = config.engine.mode;
     let cycle = Duration::from_secs(config.engine.cycle_secs);
     let deps = EngineDeps::new(config, clock.clone(), venue.clone(), book);
@@ -302,15 +376,15 @@ fn run(config_path: Option<PathBuf>, once: bool, as_of: Option<NaiveDate>) -> Ex
     system.block_on(async move {
         let broker = engine::start(engine::standard_registry(deps));
         loop {
-            let report = run_workflow(&broker, as_of, mode)
-                .await
-                .map(|(workflow, tree, stats)| RunReport {
-                    as_of,
-                    workflow,
-                    account: venue.snapshot(),
-                    causation_tree: tree,
-                    broker: stats,
-                });
+            let outcome = run_workflow(&broker, as_of, mode).await;
+            let account = venue.account().await.ok();
+            let report = outcome.map(|(workflow, tree, stats)| RunReport {
+                as_of,
+                workflow,
+                account,
+                causation_tree: tree,
+                broker: stats,
+            });
             let completed = report
                 .as_ref()
                 .ok()

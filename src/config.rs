@@ -25,6 +25,7 @@ pub struct Config {
     pub venue: VenueConfig,
     pub strategy: StrategyConfig,
     pub portfolio: PortfolioConfig,
+    pub alpaca: AlpacaConfig,
     /// Folder that relative paths are resolved against: the config file's folder.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -109,6 +110,31 @@ impl SimVenueConfig {
             slippage_bps: self.slippage_bps,
             commission_per_order: self.commission_per_order,
             commission_bps: self.commission_bps,
+        }
+    }
+}
+
+/// The Alpaca connection (used when `APCA_API_KEY_ID` and `APCA_API_SECRET_KEY` are set).
+/// Keys never go in this file.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlpacaConfig {
+    /// Trading API base URL; empty means Alpaca paper (or live when `engine.mode = "live"`).
+    pub trading_url: String,
+    pub data_url: String,
+    pub requests_per_minute: u32,
+    pub timeout_secs: u64,
+    pub max_attempts: u32,
+}
+
+impl Default for AlpacaConfig {
+    fn default() -> Self {
+        Self {
+            trading_url: String::new(),
+            data_url: crate::venue::alpaca::client::DATA_URL.into(),
+            requests_per_minute: 200,
+            timeout_secs: 10,
+            max_attempts: 5,
         }
     }
 }
@@ -368,6 +394,21 @@ impl Config {
             sim.commission_bps >= Decimal::ZERO,
             "venue.sim.commission_bps",
             "must be >= 0",
+        );
+        v.check(
+            self.alpaca.requests_per_minute > 0,
+            "alpaca.requests_per_minute",
+            "must be > 0",
+        );
+        v.check(
+            self.alpaca.timeout_secs > 0,
+            "alpaca.timeout_secs",
+            "must be > 0",
+        );
+        v.check(
+            self.alpaca.max_attempts > 0,
+            "alpaca.max_attempts",
+            "must be > 0",
         );
         let p = &self.portfolio;
         v.check(

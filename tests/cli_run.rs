@@ -1,0 +1,126 @@
+//! `alchemiser run --once` as a process: on the simulated venue by default, on (fake)
+//! Alpaca when keys are in the environment — with the secret absent from everything it
+//! prints — and the live-trading guard.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::str::FromStr;
+
+use alchemiser::venue::alpaca::fake::{FakeAlpaca, Fault, Route};
+use rust_decimal::Decimal;
+
+const KEY: &str = "PKRUNTEST12345";
+const SECRET: &str = "run-secret-must-not-leak-9f3a";
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_alchemiser"));
+    c.env_remove("APCA_API_KEY_ID")
+        .env_remove("APCA_API_SECRET_KEY")
+        .env("RUST_LOG", "trace");
+    c
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn run_once_trades_the_simulated_venue_by_default() {
+    let o = bin().args(["run", "--once"]).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["workflow"]["status"], "completed");
+    assert_eq!(report["as_of"], "2023-09-21");
+    assert!(report["workflow"]["orders_placed"].as_u64().unwrap() >= 3);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("venue=simulated"));
+}
+
+#[test]
+fn run_once_on_alpaca_never_prints_the_secret() {
+    let fake = FakeAlpaca::start(KEY, SECRET, Decimal::from(100_000)).unwrap();
+    for (s, p) in [
+        ("AAPL", "173.93"),
+        ("AMZN", "129.33"),
+        ("GOOG", "131.36"),
+        ("META", "295.73"),
+        ("NFLX", "386.3"),
+        ("NVDA", "410.17"),
+    ] {
+        fake.state()
+            .prices
+            .insert(s.into(), Decimal::from_str(p).unwrap());
+    }
+    // A fault on the way, so error paths log too.
+    fake.inject(Fault::Status {
+        route: Route::SubmitOrder,
+        status: 503,
+        reset_in_secs: None,
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[strategy]\ndata = {:?}\n[[strategy.files]]\npath = {:?}\n[alpaca]\ntrading_url = {:?}\ndata_url = {:?}\n",
+            root().join("examples/data").display().to_string(),
+            root().join("examples/strategies/default.clj").display().to_string(),
+            fake.url(),
+            fake.url()
+        ),
+    )
+    .unwrap();
+    let o = bin()
+        .args(["run", "--once", "--as-of", "2023-09-21", "--config"])
+        .arg(&cfg)
+        .env("APCA_API_KEY_ID", KEY)
+        .env("APCA_API_SECRET_KEY", SECRET)
+        .output()
+        .unwrap();
+    let all = text(&o);
+    assert!(o.status.success(), "{all}");
+    assert!(!all.contains(SECRET), "the secret leaked");
+    assert!(!all.contains(KEY), "the full key id leaked");
+    assert!(all.contains("PK…2345"), "the masked key id is shown: {all}");
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["workflow"]["status"], "completed");
+    let state = fake.state();
+    assert!(state.created.len() >= 3);
+    assert!(
+        state.created.values().all(|n| *n == 1),
+        "{:?}",
+        state.created
+    );
+}
+
+#[test]
+fn live_trading_needs_both_the_config_and_the_flag() {
+    let o = bin().args(["run", "--once", "--live"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("--live was given but engine.mode is Paper"),
+        "{}",
+        text(&o)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("live.toml");
+    std::fs::write(&cfg, "[engine]\nmode = \"live\"\n").unwrap();
+    let o = bin()
+        .args(["run", "--once", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("refusing to trade real money"),
+        "{}",
+        text(&o)
+    );
+}
