@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use super::broker::{AwaitWorkflow, Broker, BrokerStats, QueryStats, QueryTree, StartWorkflow};
 use super::engine::{self, EngineDeps};
+use crate::calendar::UsEquityCalendar;
 use crate::causation::{CausationTree, WorkflowSummary};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, OnStrategyError};
@@ -44,7 +45,8 @@ enum Format {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the engine: one workflow per cycle until interrupted (or just one with --once).
+    /// Run the engine: the daily workflow at `schedule.time` New York on trading days until
+    /// SIGINT/SIGTERM (or just one, now, with --once).
     Run {
         /// Configuration file; the embedded defaults (the repository's config.toml) if absent.
         #[arg(long)]
@@ -370,16 +372,52 @@ fn run(config_path: Option<PathBuf>, once: bool, as_of: Option<NaiveDate>, live:
         }
     };
     let mode = config.engine.mode;
-    let cycle = Duration::from_secs(config.engine.cycle_secs);
+    let schedule = config.schedule.daily();
+    let grace = Duration::from_secs(config.engine.shutdown_grace_secs);
+    let on_alpaca = Credentials::from_env().is_some();
     let deps = EngineDeps::new(config, clock.clone(), venue.clone(), book);
     let system = actix::System::new();
     system.block_on(async move {
         let broker = engine::start(engine::standard_registry(deps));
+        let stopping = Arc::new(tokio::sync::Notify::new());
+        actix_rt::spawn(watch_signals(stopping.clone()));
         loop {
-            let outcome = run_workflow(&broker, as_of, mode).await;
+            let day = if once {
+                as_of
+            } else {
+                let Some((day, at)) = schedule.next_run(clock.now(), UsEquityCalendar::get()) else {
+                    eprintln!("error: no trading session in the next two weeks");
+                    return ExitCode::FAILURE;
+                };
+                tracing::info!(%day, at = %at, "next workflow");
+                let wait = (at - clock.now()).to_std().unwrap_or_default();
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stopping.notified() => {
+                        tracing::info!("stopping: no workflow running");
+                        return ExitCode::SUCCESS;
+                    }
+                }
+                // On Alpaca the session is today; the simulated venue replays its data's day.
+                if on_alpaca { day } else { as_of }
+            };
+            let workflow = run_workflow(&broker, day, mode);
+            tokio::pin!(workflow);
+            let mut stop_after = false;
+            let outcome = tokio::select! {
+                r = &mut workflow => r,
+                _ = stopping.notified() => {
+                    tracing::info!(grace_secs = grace.as_secs(), "stopping: letting the running workflow finish");
+                    stop_after = true;
+                    match tokio::time::timeout(grace, &mut workflow).await {
+                        Ok(r) => r,
+                        Err(_) => Err(format!("workflow still running after the {}s grace period", grace.as_secs())),
+                    }
+                }
+            };
             let account = venue.account().await.ok();
             let report = outcome.map(|(workflow, tree, stats)| RunReport {
-                as_of,
+                as_of: day,
                 workflow,
                 account,
                 causation_tree: tree,
@@ -398,18 +436,38 @@ fn run(config_path: Option<PathBuf>, once: bool, as_of: Option<NaiveDate>, live:
                 Err(e) => eprintln!("error: {e}"),
             }
             if once {
-                return if completed {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::FAILURE
-                };
+                return if completed { ExitCode::SUCCESS } else { ExitCode::FAILURE };
             }
-            tokio::select! {
-                _ = tokio::time::sleep(cycle) => {}
-                _ = tokio::signal::ctrl_c() => return ExitCode::SUCCESS,
+            if stop_after {
+                return ExitCode::SUCCESS;
             }
         }
     })
+}
+
+/// Waits for SIGINT or SIGTERM.
+async fn next_signal(term: &mut Option<tokio::signal::unix::Signal>) {
+    match term {
+        Some(t) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = t.recv() => {}
+            }
+        }
+        None => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// First SIGINT/SIGTERM: tell the loop to stop after the running workflow. Second: exit now.
+async fn watch_signals(stopping: Arc<tokio::sync::Notify>) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    next_signal(&mut term).await;
+    stopping.notify_one();
+    next_signal(&mut term).await;
+    eprintln!("second signal: exiting now");
+    std::process::exit(130);
 }
 
 async fn run_workflow(

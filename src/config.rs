@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use chrono::NaiveTime;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use thiserror::Error;
@@ -26,6 +27,7 @@ pub struct Config {
     pub strategy: StrategyConfig,
     pub portfolio: PortfolioConfig,
     pub alpaca: AlpacaConfig,
+    pub schedule: ScheduleConfig,
     /// Folder that relative paths are resolved against: the config file's folder.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -114,6 +116,34 @@ impl SimVenueConfig {
     }
 }
 
+/// When `run` starts the daily workflow.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleConfig {
+    /// New York time, HH:MM.
+    pub time: String,
+    /// On early-close days, run this many minutes before the close (if earlier).
+    pub early_close_offset_mins: u64,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        Self {
+            time: "15:45".into(),
+            early_close_offset_mins: 15,
+        }
+    }
+}
+
+impl ScheduleConfig {
+    pub fn daily(&self) -> crate::schedule::DailySchedule {
+        crate::schedule::DailySchedule {
+            time: NaiveTime::parse_from_str(&self.time, "%H:%M").unwrap_or_default(),
+            early_close_offset: Duration::from_secs(self.early_close_offset_mins * 60),
+        }
+    }
+}
+
 /// The Alpaca connection (used when `APCA_API_KEY_ID` and `APCA_API_SECRET_KEY` are set).
 /// Keys never go in this file.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -185,8 +215,8 @@ pub struct EngineConfig {
     pub timeout_check_ms: u64,
     /// Finished workflows whose causation chains stay in memory.
     pub retain_finished_workflows: usize,
-    /// In `run` mode without `--once`: seconds between workflows.
-    pub cycle_secs: u64,
+    /// On SIGINT/SIGTERM the running workflow gets this long to finish.
+    pub shutdown_grace_secs: u64,
 }
 
 impl Default for EngineConfig {
@@ -197,7 +227,7 @@ impl Default for EngineConfig {
             handler_timeout_secs: 120,
             timeout_check_ms: 500,
             retain_finished_workflows: 1000,
-            cycle_secs: 86_400,
+            shutdown_grace_secs: 60,
         }
     }
 }
@@ -363,7 +393,13 @@ impl Config {
             "engine.retain_finished_workflows",
             "must be > 0",
         );
-        v.check(e.cycle_secs > 0, "engine.cycle_secs", "must be > 0");
+        if NaiveTime::parse_from_str(&self.schedule.time, "%H:%M").is_err() {
+            v.check(
+                false,
+                "schedule.time",
+                format!("`{}` is not HH:MM", self.schedule.time),
+            );
+        }
         let s = &self.supervision;
         v.check(s.within_secs > 0, "supervision.within_secs", "must be > 0");
         v.check(

@@ -18,6 +18,7 @@ pub mod indicators;
 pub mod portfolio;
 pub mod reconciliation;
 pub mod recovery;
+pub mod schedule;
 pub mod strategy;
 pub mod supervision;
 pub mod venue;
