@@ -379,3 +379,68 @@ async fn a_workflow_under_faults_reaches_the_planned_positions() {
     })
     .await);
 }
+
+#[tokio::test]
+async fn daily_bars_follow_every_page_into_exact_decimals() {
+    use alchemiser::venue::alpaca::{to_daily_bars, wire::Bar};
+    let f = fake();
+    let bar = |d: &str, c: &str| Bar {
+        t: format!("{d}T05:00:00Z"),
+        o: serde_json::Number::from_str(c).unwrap(),
+        h: serde_json::Number::from_str("500.5").unwrap(),
+        l: serde_json::Number::from_str("100.25").unwrap(),
+        c: serde_json::Number::from_str(c).unwrap(),
+        v: serde_json::Number::from(1000u64),
+    };
+    {
+        let mut s = f.state();
+        s.bars.insert(
+            "SPY".into(),
+            vec![
+                bar("2024-01-02", "472.65"),
+                bar("2024-01-03", "468.79"),
+                bar("2024-01-04", "467.28"),
+            ],
+        );
+        s.bars.insert(
+            "QQQ".into(),
+            vec![bar("2024-01-02", "402.14"), bar("2024-01-03", "396.23")],
+        );
+        s.bars_page_size = 2;
+    }
+    let v = venue(&f, SECRET);
+    let d = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+    let bars = v
+        .client()
+        .daily_bars(
+            &["SPY".into(), "QQQ".into()],
+            d("2024-01-01"),
+            d("2024-01-31"),
+            "all",
+            "iex",
+        )
+        .await
+        .unwrap();
+    assert_eq!(bars["SPY"].len(), 3);
+    assert_eq!(bars["QQQ"].len(), 2);
+    assert_eq!(
+        f.state()
+            .requests
+            .iter()
+            .filter(|r| *r == "GET /v2/stocks/bars")
+            .count(),
+        3,
+        "three pages of two"
+    );
+    let daily = to_daily_bars("SPY", &bars["SPY"]).unwrap();
+    assert_eq!(daily[1].close, dec("468.79"));
+    assert_eq!(
+        daily[0].date,
+        d("2024-01-01"),
+        "04:00 UTC is the previous evening in New York"
+    );
+    let mut broken = bars["SPY"].clone();
+    broken[2].h = serde_json::Number::from_str("1.5").unwrap();
+    let err = to_daily_bars("SPY", &broken).unwrap_err();
+    assert!(err.starts_with("SPY bar 3 (2024-01-04T05:00:00Z)"), "{err}");
+}

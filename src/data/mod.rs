@@ -257,7 +257,7 @@ impl ValidatedBars {
 }
 
 /// Checks one bar's internal consistency.
-pub(crate) fn check_bar(bar: &DailyBar) -> Result<(), String> {
+pub fn check_bar(bar: &DailyBar) -> Result<(), String> {
     for (name, p) in [
         ("open", bar.open),
         ("high", bar.high),

@@ -362,6 +362,47 @@ impl AlpacaClient {
         .await
     }
 
+    /// Daily bars for `symbols` from `start` to `end` (inclusive), every page followed.
+    /// `adjustment` is Alpaca's (`raw`, `split`, `dividend`, `all`).
+    pub async fn daily_bars(
+        &self,
+        symbols: &[String],
+        start: chrono::NaiveDate,
+        end: chrono::NaiveDate,
+        adjustment: &str,
+        feed: &str,
+    ) -> Result<std::collections::BTreeMap<String, Vec<wire::Bar>>, AlpacaError> {
+        let mut out: std::collections::BTreeMap<String, Vec<wire::Bar>> =
+            std::collections::BTreeMap::new();
+        let mut token: Option<String> = None;
+        for _ in 0..10_000 {
+            let mut query = vec![
+                ("symbols", symbols.join(",")),
+                ("timeframe", "1Day".to_string()),
+                ("start", start.to_string()),
+                ("end", end.to_string()),
+                ("adjustment", adjustment.to_string()),
+                ("feed", feed.to_string()),
+                ("limit", "10000".to_string()),
+            ];
+            if let Some(t) = &token {
+                query.push(("page_token", t.clone()));
+            }
+            let page: wire::BarsPage = self.read(Base::Data, "/v2/stocks/bars", &query).await?;
+            for (symbol, bars) in page.bars {
+                out.entry(symbol).or_default().extend(bars);
+            }
+            match page.next_page_token.filter(|t| !t.is_empty()) {
+                Some(t) => token = Some(t),
+                None => return Ok(out),
+            }
+        }
+        Err(AlpacaError::Decode {
+            endpoint: "GET /v2/stocks/bars".into(),
+            message: "pagination did not end".into(),
+        })
+    }
+
     /// Places an order without ever creating it twice. After a timeout, a dropped
     /// connection or a 5xx the order may exist: it is looked up by `client_order_id`
     /// and adopted if found, resubmitted with the same id if not. A 429 waits and

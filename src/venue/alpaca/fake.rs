@@ -71,6 +71,10 @@ pub struct FakeState {
     pub created: BTreeMap<String, u32>,
     /// Every request, as `METHOD path`.
     pub requests: Vec<String>,
+    /// Daily bars served by `GET /v2/stocks/bars`, per symbol, oldest first.
+    pub bars: BTreeMap<Symbol, Vec<wire::Bar>>,
+    /// Bars per page (pagination by `next_page_token`); 0 means all in one page.
+    pub bars_page_size: usize,
     faults: VecDeque<Fault>,
     key_id: String,
     secret: String,
@@ -303,6 +307,40 @@ fn answer(shared: &Shared, method: &Method, path: &str, uri: &Uri, body: &Bytes)
                 }
             }
             axum::Json(json!({ "quotes": quotes })).into_response()
+        }
+        (&Method::GET, "/v2/stocks/bars") => {
+            let q = query(uri);
+            let symbols: Vec<String> = q
+                .get("symbols")
+                .map(|v| v.split(',').map(str::to_string).collect())
+                .unwrap_or_default();
+            let start = q.get("start").cloned().unwrap_or_default();
+            let end = q.get("end").cloned().unwrap_or_else(|| "9999".into());
+            let offset: usize = q
+                .get("page_token")
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(0);
+            let mut all: Vec<(String, wire::Bar)> = Vec::new();
+            for sym in &symbols {
+                for b in s.bars.get(sym).into_iter().flatten() {
+                    let day = &b.t[..10.min(b.t.len())];
+                    if day >= start.as_str() && day <= end.as_str() {
+                        all.push((sym.clone(), b.clone()));
+                    }
+                }
+            }
+            let size = if s.bars_page_size == 0 {
+                all.len().max(1)
+            } else {
+                s.bars_page_size
+            };
+            let page: Vec<_> = all.iter().skip(offset).take(size).cloned().collect();
+            let next = (offset + size < all.len()).then(|| (offset + size).to_string());
+            let mut bars: BTreeMap<String, Vec<wire::Bar>> = BTreeMap::new();
+            for (sym, b) in page {
+                bars.entry(sym).or_default().push(b);
+            }
+            axum::Json(json!({ "bars": bars, "next_page_token": next })).into_response()
         }
         (&Method::GET, "/v2/orders") => {
             let open: Vec<_> = s

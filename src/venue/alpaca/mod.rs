@@ -54,6 +54,44 @@ impl AlpacaVenue {
     }
 }
 
+/// Alpaca bars as validated daily bars (prices through their JSON text into `Decimal`).
+pub fn to_daily_bars(
+    symbol: &str,
+    bars: &[wire::Bar],
+) -> Result<Vec<crate::data::DailyBar>, String> {
+    use std::str::FromStr;
+    let mut out: Vec<crate::data::DailyBar> = Vec::with_capacity(bars.len());
+    for (i, b) in bars.iter().enumerate() {
+        let where_ = || format!("{symbol} bar {} ({})", i + 1, b.t);
+        let date = chrono::DateTime::parse_from_rfc3339(&b.t)
+            .map(|t| t.with_timezone(&chrono_tz::America::New_York).date_naive())
+            .map_err(|e| format!("{}: timestamp: {e}", where_()))?;
+        let price = |n: &serde_json::Number, name: &str| {
+            Decimal::from_str(&n.to_string())
+                .or_else(|_| Decimal::from_scientific(&n.to_string()))
+                .map_err(|_| format!("{}: {name} `{n}` is not a number", where_()))
+        };
+        let bar = crate::data::DailyBar {
+            date,
+            open: price(&b.o, "open")?,
+            high: price(&b.h, "high")?,
+            low: price(&b.l, "low")?,
+            close: price(&b.c, "close")?,
+            volume: b
+                .v
+                .as_u64()
+                .or_else(|| b.v.as_f64().map(|v| v as u64))
+                .unwrap_or(0),
+        };
+        crate::data::check_bar(&bar).map_err(|m| format!("{}: {m}", where_()))?;
+        if out.last().is_some_and(|p| p.date >= date) {
+            return Err(format!("{}: dates not increasing", where_()));
+        }
+        out.push(bar);
+    }
+    Ok(out)
+}
+
 fn venue_error(e: AlpacaError) -> VenueError {
     match e {
         AlpacaError::Unauthorized { .. } => VenueError::Unauthorized(e.to_string()),

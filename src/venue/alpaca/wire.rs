@@ -111,3 +111,23 @@ pub const CODE_NOT_CANCELABLE: u64 = 42210000;
 pub const CODE_NOT_FOUND: u64 = 40410000;
 pub const CODE_UNAUTHORIZED: u64 = 40110000;
 pub const DUPLICATE_CLIENT_ORDER_ID: &str = "client_order_id must be unique";
+
+/// One bar of `GET /v2/stocks/bars`; prices are JSON numbers, read through their text.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Bar {
+    pub t: String,
+    pub o: serde_json::Number,
+    pub h: serde_json::Number,
+    pub l: serde_json::Number,
+    pub c: serde_json::Number,
+    pub v: serde_json::Number,
+}
+
+/// `GET /v2/stocks/bars` (multi-symbol), paginated by `next_page_token`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct BarsPage {
+    #[serde(default)]
+    pub bars: std::collections::BTreeMap<String, Vec<Bar>>,
+    #[serde(default)]
+    pub next_page_token: Option<String>,
+}
