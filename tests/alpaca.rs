@@ -436,8 +436,8 @@ async fn daily_bars_follow_every_page_into_exact_decimals() {
     assert_eq!(daily[1].close, dec("468.79"));
     assert_eq!(
         daily[0].date,
-        d("2024-01-01"),
-        "04:00 UTC is the previous evening in New York"
+        d("2024-01-02"),
+        "Alpaca stamps daily bars at midnight New York"
     );
     let mut broken = bars["SPY"].clone();
     broken[2].h = serde_json::Number::from_str("1.5").unwrap();
