@@ -9,15 +9,21 @@ use rust_decimal::Decimal;
 
 use super::engine::EngineDeps;
 use super::supervision::{Emit, EventHandler, HandlerFault, Reaction, Registry};
+use crate::clock::Clock;
+use crate::config::OrderTypeChoice;
+use crate::domain::OrderType;
 use crate::domain::Side;
 use crate::events::{
     Envelope, EventKind, FailureReason, OrderFilled, OrderIntent, OrderOutcome, OrderSettled,
     OrderSubmitted, Payload, RebalancePlanned, WorkflowFailed,
 };
-use crate::execution::{affordable_qty, order_intents, MIN_NOTIONAL};
+use crate::execution::smart_limit::{check_quote, initial_limit, repeg, QuoteLimits};
+use crate::execution::{affordable_qty, client_order_id, order_intents, MIN_NOTIONAL};
 use crate::halt::TradingGate;
 use crate::venue::sim::SimCosts;
 use crate::venue::{Venue, VenueOrderStatus};
+use crate::venue::{VenueError, VenueOrder};
+use std::time::Duration;
 
 pub const NAME: &str = "execution";
 pub const CONSUMES: &[EventKind] = &[EventKind::RebalancePlanned];
@@ -28,10 +34,13 @@ pub struct ExecutionActor {
     /// Estimated costs, for capping buys to cash.
     costs: SimCosts,
     qty_dp: u32,
+    smart: Option<SmartLimit>,
+    clock: Arc<dyn Clock>,
 }
 
 impl ExecutionActor {
     pub fn new(deps: &EngineDeps) -> Self {
+        let e = &deps.config.execution;
         Self {
             venue: deps.venue.clone(),
             gate: deps.gate.clone(),
@@ -41,6 +50,15 @@ impl ExecutionActor {
             } else {
                 0
             },
+            smart: (e.order_type == OrderTypeChoice::Limit).then(|| SmartLimit {
+                fill_wait: Duration::from_millis(e.fill_wait_ms),
+                max_repegs: e.max_repegs,
+                limits: QuoteLimits {
+                    max_spread_pct: e.max_spread_pct,
+                    max_age: Duration::from_secs(e.max_quote_age_secs),
+                },
+            }),
+            clock: deps.clock.clone(),
         }
     }
 }
@@ -71,9 +89,103 @@ struct Run {
     gate: TradingGate,
     costs: SimCosts,
     qty_dp: u32,
+    smart: Option<SmartLimit>,
+    clock: Arc<dyn Clock>,
+}
+
+/// Settings of smart limit execution (`execution.order_type = "limit"`).
+#[derive(Clone)]
+struct SmartLimit {
+    fill_wait: Duration,
+    max_repegs: u32,
+    limits: QuoteLimits,
 }
 
 impl Run {
+    /// Places one leg: a market order, or with smart execution a limit order walked
+    /// toward the far side `max_repegs` times, then canceled and sent to market for the
+    /// rest. Returns every venue order the leg used, with what was sent.
+    async fn place(
+        &self,
+        correlation: crate::events::CorrelationId,
+        plan_hash: &str,
+        order: &OrderIntent,
+    ) -> Result<Vec<(OrderIntent, VenueOrder)>, VenueError> {
+        let Some(smart) = &self.smart else {
+            return Ok(vec![(order.clone(), self.venue.submit(order).await?)]);
+        };
+        let quote = match self.venue.quote(&order.symbol).await {
+            Ok(q) => q,
+            Err(e) => {
+                tracing::warn!(symbol = %order.symbol, error = %e, "no quote: sending a market order");
+                return Ok(vec![(order.clone(), self.venue.submit(order).await?)]);
+            }
+        };
+        if let Err(problem) = check_quote(&quote, self.clock.now(), &smart.limits) {
+            tracing::warn!(symbol = %order.symbol, %problem, "quote refused: sending a market order");
+            return Ok(vec![(order.clone(), self.venue.submit(order).await?)]);
+        }
+        let mut legs = Vec::new();
+        let mut remaining = order.qty;
+        let mut limit = initial_limit(order.side, &quote);
+        let mut quote = quote;
+        for attempt in 0..=smart.max_repegs {
+            let sent = OrderIntent {
+                client_order_id: client_order_id(
+                    correlation,
+                    plan_hash,
+                    &order.symbol,
+                    order.side,
+                    attempt,
+                ),
+                qty: remaining,
+                order_type: OrderType::Limit,
+                limit_price: Some(limit),
+                ..order.clone()
+            };
+            let mut placed = self.venue.submit(&sent).await?;
+            if placed.status.is_open() {
+                tokio::time::sleep(smart.fill_wait).await;
+                if let Some(now) = self.venue.order_by_client_id(&sent.client_order_id).await? {
+                    placed = now;
+                }
+            }
+            if placed.status.is_open() {
+                // Wait for the cancel to be confirmed before sending more.
+                placed = self.venue.cancel(&sent.client_order_id).await?;
+            }
+            remaining -= placed.filled_qty;
+            let done = placed.status == VenueOrderStatus::Filled || remaining <= Decimal::ZERO;
+            let rejected = placed.status == VenueOrderStatus::Rejected;
+            legs.push((sent, placed));
+            if done || rejected {
+                return Ok(legs);
+            }
+            if attempt < smart.max_repegs {
+                if let Ok(q) = self.venue.quote(&order.symbol).await {
+                    quote = q;
+                }
+                limit = repeg(order.side, limit, &quote);
+            }
+        }
+        let market = OrderIntent {
+            client_order_id: client_order_id(
+                correlation,
+                plan_hash,
+                &order.symbol,
+                order.side,
+                smart.max_repegs + 1,
+            ),
+            qty: remaining,
+            order_type: OrderType::Market,
+            limit_price: None,
+            ..order.clone()
+        };
+        let placed = self.venue.submit(&market).await?;
+        legs.push((market, placed));
+        Ok(legs)
+    }
+
     async fn execute(
         self,
         correlation: crate::events::CorrelationId,
@@ -143,7 +255,7 @@ impl Run {
                 qty,
                 ..intent.clone()
             };
-            match self.venue.submit(&order).await {
+            match self.place(correlation, &started.plan_hash, &order).await {
                 Err(e) => {
                     venue_errors.push(format!("{}: {e}", intent.symbol));
                     outcomes.push(OrderOutcome {
@@ -152,48 +264,64 @@ impl Run {
                         ..skipped(&order, String::new())
                     });
                 }
-                Ok(o) => {
-                    placed += 1;
-                    outputs.push(Emit::after(
-                        0,
-                        OrderSubmitted {
-                            client_order_id: o.client_order_id.clone(),
-                            venue_order_id: Some(o.venue_order_id.clone()),
-                            symbol: o.symbol.clone(),
-                            side: o.side,
-                            qty: o.qty,
-                            order_type: order.order_type,
-                            limit_price: order.limit_price,
-                        },
-                    ));
-                    let submitted = outputs.len() - 1;
-                    if let (true, Some(price)) = (o.filled_qty > Decimal::ZERO, o.avg_fill_price) {
+                Ok(legs) => {
+                    let (mut filled, mut value) = (Decimal::ZERO, Decimal::ZERO);
+                    let mut last_status = VenueOrderStatus::Rejected;
+                    let mut reason = None;
+                    for (sent, o) in legs {
+                        placed += 1;
                         outputs.push(Emit::after(
-                            submitted,
-                            OrderFilled {
+                            0,
+                            OrderSubmitted {
                                 client_order_id: o.client_order_id.clone(),
-                                fill_id: format!("{}-1", o.venue_order_id),
+                                venue_order_id: Some(o.venue_order_id.clone()),
                                 symbol: o.symbol.clone(),
                                 side: o.side,
-                                qty: o.filled_qty,
-                                price,
-                                commission: o.commission,
+                                qty: sent.qty,
+                                order_type: sent.order_type,
+                                limit_price: sent.limit_price,
                             },
                         ));
-                        traded_value += o.filled_qty * price;
+                        let submitted = outputs.len() - 1;
+                        if let (true, Some(price)) =
+                            (o.filled_qty > Decimal::ZERO, o.avg_fill_price)
+                        {
+                            outputs.push(Emit::after(
+                                submitted,
+                                OrderFilled {
+                                    client_order_id: o.client_order_id.clone(),
+                                    fill_id: format!("{}-1", o.venue_order_id),
+                                    symbol: o.symbol.clone(),
+                                    side: o.side,
+                                    qty: o.filled_qty,
+                                    price,
+                                    commission: o.commission,
+                                },
+                            ));
+                            filled += o.filled_qty;
+                            value += o.filled_qty * price;
+                        }
+                        last_status = o.status;
+                        reason = o.reject_reason.or(reason);
                     }
-                    if o.status == VenueOrderStatus::Filled {
+                    traded_value += value;
+                    let status = if filled >= qty {
                         succeeded += 1;
-                    }
+                        VenueOrderStatus::Filled
+                    } else if filled > Decimal::ZERO {
+                        VenueOrderStatus::PartiallyFilled
+                    } else {
+                        last_status
+                    };
                     outcomes.push(OrderOutcome {
-                        client_order_id: o.client_order_id,
-                        symbol: o.symbol,
-                        side: o.side,
-                        requested_qty: o.qty,
-                        filled_qty: o.filled_qty,
-                        avg_price: o.avg_fill_price,
-                        status: o.status.as_str().into(),
-                        reason: o.reject_reason,
+                        client_order_id: intent.client_order_id.clone(),
+                        symbol: intent.symbol.clone(),
+                        side: intent.side,
+                        requested_qty: qty,
+                        filled_qty: filled,
+                        avg_price: (filled > Decimal::ZERO).then(|| (value / filled).round_dp(4)),
+                        status: status.as_str().into(),
+                        reason,
                     });
                 }
             }
@@ -230,6 +358,8 @@ impl EventHandler for ExecutionActor {
             gate: self.gate.clone(),
             costs: self.costs.clone(),
             qty_dp: self.qty_dp,
+            smart: self.smart.clone(),
+            clock: self.clock.clone(),
         };
         let plan = plan.clone();
         let correlation = event.correlation_id;

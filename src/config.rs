@@ -28,6 +28,7 @@ pub struct Config {
     pub portfolio: PortfolioConfig,
     pub alpaca: AlpacaConfig,
     pub schedule: ScheduleConfig,
+    pub execution: ExecutionConfig,
     /// Folder that relative paths are resolved against: the config file's folder.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -112,6 +113,40 @@ impl SimVenueConfig {
             slippage_bps: self.slippage_bps,
             commission_per_order: self.commission_per_order,
             commission_bps: self.commission_bps,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderTypeChoice {
+    #[default]
+    Market,
+    /// Smart limit orders: priced from the quote, repegged, then market.
+    Limit,
+}
+
+/// How orders are placed.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExecutionConfig {
+    pub order_type: OrderTypeChoice,
+    /// How long a limit order may rest unfilled before it is repegged (milliseconds).
+    pub fill_wait_ms: u64,
+    pub max_repegs: u32,
+    /// Widest spread a limit order is priced from, in percent of the mid.
+    pub max_spread_pct: Decimal,
+    pub max_quote_age_secs: u64,
+}
+
+impl Default for ExecutionConfig {
+    fn default() -> Self {
+        Self {
+            order_type: OrderTypeChoice::Market,
+            fill_wait_ms: 10_000,
+            max_repegs: 2,
+            max_spread_pct: Decimal::new(5, 1),
+            max_quote_age_secs: 60,
         }
     }
 }
@@ -444,6 +479,11 @@ impl Config {
         v.check(
             self.alpaca.max_attempts > 0,
             "alpaca.max_attempts",
+            "must be > 0",
+        );
+        v.check(
+            self.execution.max_spread_pct > Decimal::ZERO,
+            "execution.max_spread_pct",
             "must be > 0",
         );
         let p = &self.portfolio;

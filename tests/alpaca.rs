@@ -444,3 +444,158 @@ async fn daily_bars_follow_every_page_into_exact_decimals() {
     let err = to_daily_bars("SPY", &broken).unwrap_err();
     assert!(err.starts_with("SPY bar 3 (2024-01-04T05:00:00Z)"), "{err}");
 }
+
+/// Runs one buy of 10 SPY through execution with smart limit orders; returns the
+/// submitted orders (type, limit) in order.
+async fn smart_buy(f: &FakeAlpaca) -> Vec<(OrderType, Option<Decimal>)> {
+    let venue = Arc::new(venue(f, SECRET));
+    let mut config = test_config();
+    config.execution.order_type = alchemiser::config::OrderTypeChoice::Limit;
+    config.execution.fill_wait_ms = 30;
+    config.execution.max_repegs = 2;
+    let deps = EngineDeps::new(
+        config,
+        Arc::new(SystemClock),
+        venue,
+        Arc::new(StrategyBook::empty()),
+    );
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut registry = Registry::new(deps);
+    execution::register(&mut registry);
+    reconciliation::register(&mut registry);
+    let s = seen.clone();
+    registry.add("audit", EventKind::ALL, move || Recorder {
+        seen: s.clone(),
+    });
+    let broker = engine::start(registry);
+    let clock = SystemClock;
+    let started = Envelope::root(
+        WorkflowStarted {
+            as_of: day(4),
+            mode: Default::default(),
+            trigger: "test".into(),
+        },
+        "test",
+        &clock,
+        None,
+    );
+    let signal = Envelope::caused_by(
+        &started,
+        SignalGenerated {
+            as_of: day(4),
+            target_weights: BTreeMap::new(),
+            strategies: vec![],
+            signal_hash: "s".into(),
+            market_snapshot_id: String::new(),
+        },
+        "test",
+        &clock,
+    );
+    let items = vec![PlanItem {
+        symbol: "SPY".into(),
+        action: PlanAction::Buy,
+        qty: dec("10"),
+        price: dec("400"),
+        target_value: Decimal::ZERO,
+        current_value: Decimal::ZERO,
+        delta: Decimal::ZERO,
+    }];
+    let plan_hash = RebalancePlanned::compute_hash("s", Decimal::ZERO, Decimal::ZERO, &items);
+    let planned = Envelope::caused_by(
+        &signal,
+        RebalancePlanned {
+            signal_hash: "s".into(),
+            plan_hash,
+            account_snapshot_id: String::new(),
+            portfolio_value: Decimal::ZERO,
+            cash: Decimal::ZERO,
+            investable: Decimal::ZERO,
+            items,
+        },
+        "test",
+        &clock,
+    );
+    let id = started.correlation_id;
+    for e in [started, signal, planned] {
+        broker.send(Publish::from(e)).await.unwrap().unwrap();
+    }
+    let summary = finish(&broker, id, Duration::from_secs(20)).await;
+    assert_eq!(summary.status, WorkflowStatus::Completed, "{summary:?}");
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let seen = seen.clone();
+            async move {
+                seen.lock()
+                    .unwrap()
+                    .iter()
+                    .any(|e| e.kind() == EventKind::WorkflowCompleted)
+            }
+        })
+        .await
+    );
+    let events = seen.lock().unwrap().clone();
+    events
+        .iter()
+        .filter_map(|e| match &e.payload {
+            Payload::OrderSubmitted(o) => Some((o.order_type, o.limit_price)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[actix_rt::test]
+async fn smart_limits_repeg_then_go_to_market() {
+    let f = fake();
+    f.state()
+        .quotes
+        .insert("SPY".into(), (dec("399.90"), dec("400.10")));
+    let sent = smart_buy(&f).await;
+    assert_eq!(
+        sent,
+        vec![
+            (OrderType::Limit, Some(dec("399.91"))),
+            (OrderType::Limit, Some(dec("400.01"))),
+            (OrderType::Limit, Some(dec("400.06"))),
+            (OrderType::Market, None),
+        ]
+    );
+    let state = f.state();
+    assert_eq!(state.positions["SPY"], dec("10"));
+    assert!(state.created.values().all(|n| *n == 1));
+    assert_eq!(
+        state
+            .orders
+            .iter()
+            .filter(|o| o.status == "canceled")
+            .count(),
+        3,
+        "each resting limit was canceled first"
+    );
+}
+
+#[actix_rt::test]
+async fn a_repeg_that_reaches_the_ask_fills_at_the_limit() {
+    let f = fake();
+    f.state()
+        .quotes
+        .insert("SPY".into(), (dec("399.99"), dec("400.00")));
+    let sent = smart_buy(&f).await;
+    assert_eq!(
+        sent,
+        vec![
+            (OrderType::Limit, Some(dec("399.99"))),
+            (OrderType::Limit, Some(dec("400.00")))
+        ]
+    );
+    assert_eq!(f.state().positions["SPY"], dec("10"));
+}
+
+#[actix_rt::test]
+async fn a_wide_spread_goes_straight_to_market() {
+    let f = fake();
+    f.state()
+        .quotes
+        .insert("SPY".into(), (dec("390"), dec("410")));
+    let sent = smart_buy(&f).await;
+    assert_eq!(sent, vec![(OrderType::Market, None)]);
+}

@@ -1,5 +1,7 @@
 //! Execution core: from a rebalance plan to ordered order intents with deterministic
-//! client order ids. Venue submission arrives with the simulated venue's fill model.
+//! client order ids, cash capping, and smart limit pricing (`smart_limit`).
+
+pub mod smart_limit;
 
 use rust_decimal::Decimal;
 

@@ -107,5 +107,8 @@ pub trait Venue: Send + Sync + 'static {
     fn submit(&self, intent: &OrderIntent) -> VenueFuture<'_, VenueOrder>;
     fn order_by_client_id(&self, client_order_id: &str) -> VenueFuture<'_, Option<VenueOrder>>;
     fn open_orders(&self) -> VenueFuture<'_, Vec<VenueOrder>>;
+    /// Cancels and returns the order's state once the cancel is confirmed.
     fn cancel(&self, client_order_id: &str) -> VenueFuture<'_, VenueOrder>;
+    /// The current best bid and ask.
+    fn quote(&self, symbol: &str) -> VenueFuture<'_, crate::execution::smart_limit::Quote>;
 }

@@ -26,6 +26,7 @@ use crate::data::intraday::MinuteQuote;
 use crate::data::MarketData;
 use crate::domain::{OrderType, Side, Symbol};
 use crate::events::OrderIntent;
+use crate::execution::smart_limit::Quote;
 
 /// Costs of trading at the simulated venue.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -182,6 +183,23 @@ impl SimVenue {
             Some((d, close)) if d == date => Ok(close),
             _ => Err(no_price()),
         }
+    }
+
+    /// When the venue's quotes are from: the replay's "now" (New York) on its date, or
+    /// the close of the day. Quotes are as fresh as the simulation.
+    fn quote_time(&self, state: &SimState) -> chrono::DateTime<chrono::Utc> {
+        use chrono::TimeZone;
+        let date = state.date.unwrap_or_default();
+        let time = state
+            .intraday
+            .as_ref()
+            .map_or(NaiveTime::from_hms_opt(16, 0, 0).unwrap_or_default(), |d| {
+                d.now
+            });
+        chrono_tz::America::New_York
+            .from_local_datetime(&date.and_time(time))
+            .earliest()
+            .map_or_else(chrono::Utc::now, |t| t.with_timezone(&chrono::Utc))
     }
 
     /// Where `intent` fills under the current model.
@@ -352,6 +370,30 @@ impl Venue for SimVenue {
             .cloned()
             .collect();
         Box::pin(async move { Ok(open) })
+    }
+
+    fn quote(&self, symbol: &str) -> VenueFuture<'_, Quote> {
+        let state = self.lock();
+        let quote = match &state.intraday {
+            Some(day) => day
+                .quotes
+                .get(symbol)
+                .and_then(|q| q.iter().rev().find(|m| m.start < day.now))
+                .map(|m| Quote {
+                    bid: m.bid_close,
+                    ask: m.ask_close,
+                    at: self.quote_time(&state),
+                })
+                .ok_or_else(|| VenueError::NoPrice {
+                    symbol: symbol.to_string(),
+                }),
+            None => self.price_of(&state, symbol).map(|p| Quote {
+                bid: p,
+                ask: p,
+                at: self.quote_time(&state),
+            }),
+        };
+        Box::pin(async move { quote })
     }
 
     fn cancel(&self, client_order_id: &str) -> VenueFuture<'_, VenueOrder> {

@@ -246,6 +246,33 @@ impl Venue for AlpacaVenue {
         })
     }
 
+    fn quote(&self, symbol: &str) -> VenueFuture<'_, crate::execution::smart_limit::Quote> {
+        let symbol = symbol.to_string();
+        Box::pin(async move {
+            let quotes = self
+                .client
+                .latest_quotes(std::slice::from_ref(&symbol))
+                .await
+                .map_err(venue_error)?;
+            let q = quotes
+                .quotes
+                .get(&symbol)
+                .ok_or_else(|| VenueError::NoPrice {
+                    symbol: symbol.clone(),
+                })?;
+            let no_price = || VenueError::NoPrice {
+                symbol: symbol.clone(),
+            };
+            Ok(crate::execution::smart_limit::Quote {
+                bid: Decimal::from_f64(q.bp).ok_or_else(no_price)?.round_dp(4),
+                ask: Decimal::from_f64(q.ap).ok_or_else(no_price)?.round_dp(4),
+                at: chrono::DateTime::parse_from_rfc3339(&q.t)
+                    .map_err(|_| no_price())?
+                    .with_timezone(&chrono::Utc),
+            })
+        })
+    }
+
     fn cancel(&self, client_order_id: &str) -> VenueFuture<'_, VenueOrder> {
         let id = client_order_id.to_string();
         Box::pin(async move {
