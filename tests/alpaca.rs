@@ -43,6 +43,7 @@ fn venue(f: &FakeAlpaca, secret: &str) -> AlpacaVenue {
         trading_url: f.url(),
         data_url: f.url(),
         requests_per_minute: 10_000,
+        rate_window: Duration::from_secs(60),
         timeout: Duration::from_millis(400),
         max_attempts: 5,
         backoff_initial: Duration::from_millis(10),
@@ -598,4 +599,37 @@ async fn a_wide_spread_goes_straight_to_market() {
         .insert("SPY".into(), (dec("390"), dec("410")));
     let sent = smart_buy(&f).await;
     assert_eq!(sent, vec![(OrderType::Market, None)]);
+}
+
+#[tokio::test]
+async fn the_client_never_exceeds_its_rate_limit() {
+    let f = fake();
+    let settings = ClientSettings {
+        trading_url: f.url(),
+        data_url: f.url(),
+        requests_per_minute: 10,
+        rate_window: Duration::from_millis(200),
+        timeout: Duration::from_secs(2),
+        max_attempts: 3,
+        backoff_initial: Duration::from_millis(10),
+        backoff_cap: Duration::from_millis(50),
+    };
+    let client = AlpacaClient::new(settings, Credentials::new(KEY, SECRET)).unwrap();
+    for _ in 0..35 {
+        client.account().await.unwrap();
+    }
+    let arrivals = f.state().arrivals.clone();
+    assert_eq!(arrivals.len(), 35);
+    let window = Duration::from_millis(200);
+    for (i, a) in arrivals.iter().enumerate() {
+        let within = arrivals[i..]
+            .iter()
+            .take_while(|t| t.duration_since(*a) < window)
+            .count();
+        assert!(
+            within <= 10,
+            "{within} requests within 200 ms of request {i}"
+        );
+    }
+    assert_eq!(client.requests_sent(), 35);
 }

@@ -1,5 +1,5 @@
 //! The Alpaca REST client: one reqwest client reused, credentials from the environment
-//! sent as headers, every call through one token bucket, reads retried with bounded
+//! sent as headers, every call through one rate limit, reads retried with bounded
 //! exponential backoff and jitter, and order submission that never creates an order
 //! twice (after an unknown outcome it looks the order up by `client_order_id`).
 
@@ -12,7 +12,7 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 
 use super::error::AlpacaError;
-use super::ratelimit::TokenBucket;
+use super::ratelimit::SlidingWindow;
 use super::wire::{self, ApiError};
 
 pub const PAPER_TRADING_URL: &str = "https://paper-api.alpaca.markets";
@@ -67,6 +67,8 @@ pub struct ClientSettings {
     pub trading_url: String,
     pub data_url: String,
     pub requests_per_minute: u32,
+    /// The window `requests_per_minute` applies to (a minute; tests shrink it).
+    pub rate_window: Duration,
     pub timeout: Duration,
     /// Attempts for reads (and for resolving an unknown order outcome).
     pub max_attempts: u32,
@@ -80,6 +82,7 @@ impl Default for ClientSettings {
             trading_url: PAPER_TRADING_URL.into(),
             data_url: DATA_URL.into(),
             requests_per_minute: 200,
+            rate_window: Duration::from_secs(60),
             timeout: Duration::from_secs(10),
             max_attempts: 5,
             backoff_initial: Duration::from_millis(200),
@@ -92,7 +95,7 @@ pub struct AlpacaClient {
     http: reqwest::Client,
     settings: ClientSettings,
     credentials: Credentials,
-    bucket: Mutex<TokenBucket>,
+    bucket: Mutex<SlidingWindow>,
     requests: AtomicU64,
 }
 
@@ -112,9 +115,12 @@ impl AlpacaClient {
             .timeout(settings.timeout)
             .build()
             .map_err(|e| AlpacaError::Transport(e.to_string()))?;
-        let bucket = Mutex::new(TokenBucket::per_minute(
+        // A request's slot is held a little longer than the window: arrival times at the
+        // server jitter, and the limit is the server's to count.
+        let margin = (settings.rate_window / 50).max(Duration::from_millis(50));
+        let bucket = Mutex::new(SlidingWindow::new(
             settings.requests_per_minute,
-            Instant::now(),
+            settings.rate_window + margin,
         ));
         Ok(Arc::new(Self {
             http,

@@ -71,6 +71,8 @@ pub struct FakeState {
     pub created: BTreeMap<String, u32>,
     /// Every request, as `METHOD path`.
     pub requests: Vec<String>,
+    /// When each request arrived (same order as `requests`).
+    pub arrivals: Vec<std::time::Instant>,
     /// Daily bars served by `GET /v2/stocks/bars`, per symbol, oldest first.
     pub bars: BTreeMap<Symbol, Vec<wire::Bar>>,
     /// Bars per page (pagination by `next_page_token`); 0 means all in one page.
@@ -202,6 +204,7 @@ async fn handle(
     let (fault, delay) = {
         let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
         s.requests.push(format!("{method} {path}"));
+        s.arrivals.push(std::time::Instant::now());
         let key_ok =
             headers.get("APCA-API-KEY-ID").and_then(|v| v.to_str().ok()) == Some(s.key_id.as_str());
         let secret_ok = headers

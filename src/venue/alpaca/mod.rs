@@ -1,7 +1,7 @@
 //! The Alpaca venue: the [`Venue`] trait over Alpaca's REST API (paper by default).
 //!
 //! - `client`: HTTP, auth headers, rate limit, retries, idempotent submission.
-//! - `wire`: Alpaca's JSON shapes; `error`: typed failures; `ratelimit`: token bucket.
+//! - `wire`: Alpaca's JSON shapes; `error`: typed failures; `ratelimit`: sliding-window limit.
 //! - `fake`: a stateful Alpaca server on 127.0.0.1 with fault injection, for tests and drills.
 
 pub mod client;

@@ -1,30 +1,30 @@
-//! A token bucket shared by every call to Alpaca: `requests_per_minute` tokens, refilled
-//! continuously; a 429 pauses the bucket until the server's reset time.
+//! The rate limit shared by every call to Alpaca: at most `max` requests in any window
+//! of `window` (200 per minute by default, Alpaca's limit). A sliding log, not a token
+//! bucket: a bucket sized to the limit lets twice the limit through across a window
+//! boundary. A 429 pauses all calls until the server's reset time.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 #[derive(Debug)]
-pub struct TokenBucket {
-    capacity: f64,
-    tokens: f64,
-    per_second: f64,
-    last: Instant,
+pub struct SlidingWindow {
+    max: usize,
+    window: Duration,
+    sent: VecDeque<Instant>,
     paused_until: Option<Instant>,
 }
 
-impl TokenBucket {
-    pub fn per_minute(requests: u32, now: Instant) -> Self {
-        let capacity = f64::from(requests.max(1));
+impl SlidingWindow {
+    pub fn new(max: u32, window: Duration) -> Self {
         Self {
-            capacity,
-            tokens: capacity,
-            per_second: capacity / 60.0,
-            last: now,
+            max: max.max(1) as usize,
+            window,
+            sent: VecDeque::new(),
             paused_until: None,
         }
     }
 
-    /// Takes a token, or says how long to wait for one.
+    /// Records a request at `now`, or says how long to wait before one is allowed.
     pub fn try_take(&mut self, now: Instant) -> Result<(), Duration> {
         if let Some(until) = self.paused_until {
             if now < until {
@@ -32,23 +32,27 @@ impl TokenBucket {
             }
             self.paused_until = None;
         }
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.per_second).min(self.capacity);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        while self
+            .sent
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= self.window)
+        {
+            self.sent.pop_front();
+        }
+        if self.sent.len() < self.max {
+            self.sent.push_back(now);
             Ok(())
         } else {
-            Err(Duration::from_secs_f64(
-                (1.0 - self.tokens) / self.per_second,
-            ))
+            let oldest = self.sent.front().copied().unwrap_or(now);
+            Err((oldest + self.window)
+                .saturating_duration_since(now)
+                .max(Duration::from_millis(1)))
         }
     }
 
     /// No request before `until` (a 429's reset time).
     pub fn pause_until(&mut self, until: Instant) {
         self.paused_until = Some(self.paused_until.map_or(until, |u| u.max(until)));
-        self.tokens = 0.0;
     }
 }
 
@@ -57,33 +61,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn never_more_than_the_rate() {
+    fn never_more_than_max_in_any_window() {
         let t0 = Instant::now();
-        let mut b = TokenBucket::per_minute(120, t0);
-        for _ in 0..120 {
-            assert!(b.try_take(t0).is_ok());
-        }
-        let wait = b.try_take(t0).unwrap_err();
-        assert!((wait.as_secs_f64() - 0.5).abs() < 1e-9, "{wait:?}");
-        // Over the next 60 s exactly 120 more fit.
-        let mut taken = 0;
-        for ms in (0..60_000).step_by(100) {
-            if b.try_take(t0 + Duration::from_millis(ms + 1)).is_ok() {
-                taken += 1;
+        let mut w = SlidingWindow::new(10, Duration::from_secs(1));
+        let mut sent = Vec::new();
+        let mut now = t0;
+        while sent.len() < 55 {
+            match w.try_take(now) {
+                Ok(()) => sent.push(now),
+                Err(wait) => now += wait,
             }
         }
-        assert!((119..=120).contains(&taken), "{taken}");
+        for (i, a) in sent.iter().enumerate() {
+            let within = sent[i..]
+                .iter()
+                .take_while(|b| b.duration_since(*a) < Duration::from_secs(1))
+                .count();
+            assert!(
+                within <= 10,
+                "{within} requests within a second of request {i}"
+            );
+        }
+        // 55 requests at 10/s: the last goes out after about 5 s.
+        assert!(now.duration_since(t0) >= Duration::from_secs(5));
     }
 
     #[test]
     fn a_pause_blocks_until_reset() {
         let t0 = Instant::now();
-        let mut b = TokenBucket::per_minute(200, t0);
-        b.pause_until(t0 + Duration::from_secs(2));
+        let mut w = SlidingWindow::new(200, Duration::from_secs(60));
+        w.pause_until(t0 + Duration::from_secs(2));
         assert_eq!(
-            b.try_take(t0 + Duration::from_secs(1)).unwrap_err(),
+            w.try_take(t0 + Duration::from_secs(1)).unwrap_err(),
             Duration::from_secs(1)
         );
-        assert!(b.try_take(t0 + Duration::from_secs(3)).is_ok());
+        assert!(w.try_take(t0 + Duration::from_secs(3)).is_ok());
     }
 }
