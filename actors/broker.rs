@@ -354,6 +354,15 @@ impl Broker {
         };
         self.seq = seq;
         self.published[kind.index()] += 1;
+        if let Payload::WorkflowFailed(f) = &env.payload {
+            if f.reason == FailureReason::Unauthorized {
+                let detail = format!(
+                    "venue refused the credentials in step {}: {}",
+                    f.step, f.detail
+                );
+                self.halt(HaltReason::Authorization, detail, ctx);
+            }
+        }
         if let Payload::TradingHalted(h) = &env.payload {
             tracing::error!(reason = ?h.reason, detail = %h.detail, "trading halted");
             self.halted = Some(h.clone());

@@ -71,6 +71,14 @@ fn failed(reason: FailureReason, detail: String) -> Emit {
     })
 }
 
+/// A venue that refuses the credentials is fatal; anything else fails just this step.
+fn reason_of(e: &VenueError) -> FailureReason {
+    match e {
+        VenueError::Unauthorized(_) => FailureReason::Unauthorized,
+        _ => FailureReason::StepFailed,
+    }
+}
+
 fn skipped(intent: &OrderIntent, reason: String) -> OrderOutcome {
     OrderOutcome {
         client_order_id: intent.client_order_id.clone(),
@@ -194,12 +202,7 @@ impl Run {
         let mut started = order_intents(correlation, &plan, 0);
         let account = match self.venue.account().await {
             Ok(a) => a,
-            Err(e) => {
-                return vec![failed(
-                    FailureReason::StepFailed,
-                    format!("account snapshot: {e}"),
-                )]
-            }
+            Err(e) => return vec![failed(reason_of(&e), format!("account snapshot: {e}"))],
         };
         started.positions_before = account.positions.clone();
         started.cash_before = Some(account.cash);
@@ -219,6 +222,7 @@ impl Run {
             .collect();
         let mut outcomes = Vec::with_capacity(intents.len());
         let mut venue_errors = Vec::new();
+        let mut unauthorized = false;
         let (mut placed, mut succeeded, mut traded_value) = (0u32, 0u32, Decimal::ZERO);
         for intent in &intents {
             if self.gate.is_halted() {
@@ -234,6 +238,7 @@ impl Run {
                 let cash = match self.venue.account().await {
                     Ok(a) => a.cash,
                     Err(e) => {
+                        unauthorized |= matches!(e, VenueError::Unauthorized(_));
                         venue_errors.push(format!("{}: account: {e}", intent.symbol));
                         outcomes.push(skipped(intent, format!("account unavailable: {e}")));
                         continue;
@@ -257,6 +262,7 @@ impl Run {
             };
             match self.place(correlation, &started.plan_hash, &order).await {
                 Err(e) => {
+                    unauthorized |= matches!(e, VenueError::Unauthorized(_));
                     venue_errors.push(format!("{}: {e}", intent.symbol));
                     outcomes.push(OrderOutcome {
                         status: "rejected".into(),
@@ -327,8 +333,13 @@ impl Run {
             }
         }
         if !venue_errors.is_empty() {
+            let reason = if unauthorized {
+                FailureReason::Unauthorized
+            } else {
+                FailureReason::StepFailed
+            };
             outputs.push(failed(
-                FailureReason::StepFailed,
+                reason,
                 format!("venue errors: {}", venue_errors.join("; ")),
             ));
             return outputs;

@@ -7,7 +7,7 @@ use super::engine::EngineDeps;
 use super::supervision::{Emit, EventHandler, HandlerFault, Reaction, Registry};
 use crate::events::{Envelope, EventKind, FailureReason, Payload, WorkflowFailed};
 use crate::portfolio::{plan_rebalance, symbols_to_price, PlanParams};
-use crate::venue::Venue;
+use crate::venue::{Venue, VenueError};
 
 pub const NAME: &str = "portfolio";
 pub const CONSUMES: &[EventKind] = &[EventKind::SignalGenerated];
@@ -27,9 +27,13 @@ impl PortfolioActor {
 }
 
 fn failed(detail: String) -> Vec<Emit> {
+    failed_because(FailureReason::StepFailed, detail)
+}
+
+fn failed_because(reason: FailureReason, detail: String) -> Vec<Emit> {
     vec![Emit::from(WorkflowFailed {
         step: NAME.to_string(),
-        reason: FailureReason::StepFailed,
+        reason,
         detail,
     })]
 }
@@ -45,6 +49,12 @@ impl EventHandler for PortfolioActor {
         Ok(Reaction::Later(Box::pin(async move {
             let account = match venue.account().await {
                 Ok(a) => a,
+                Err(e @ VenueError::Unauthorized(_)) => {
+                    return Ok(failed_because(
+                        FailureReason::Unauthorized,
+                        format!("account snapshot: {e}"),
+                    ))
+                }
                 Err(e) => return Ok(failed(format!("account snapshot: {e}"))),
             };
             let symbols = symbols_to_price(&signal, &account);

@@ -633,3 +633,33 @@ async fn the_client_never_exceeds_its_rate_limit() {
     }
     assert_eq!(client.requests_sent(), 35);
 }
+
+#[actix_rt::test]
+async fn refused_credentials_fail_the_workflow_and_halt_trading() {
+    let f = fake();
+    let venue = Arc::new(venue(&f, "revoked-secret"));
+    let deps = EngineDeps::new(
+        test_config(),
+        Arc::new(SystemClock),
+        venue,
+        Arc::new(StrategyBook::empty()),
+    );
+    let gate = deps.gate.clone();
+    let broker = engine::start(engine::standard_registry(deps));
+    let id = start_workflow(&broker, day(4)).await;
+    let summary = finish(&broker, id, Duration::from_secs(10)).await;
+    assert_eq!(summary.status, WorkflowStatus::Failed);
+    assert!(
+        summary
+            .failure
+            .as_deref()
+            .unwrap()
+            .starts_with("unauthorized"),
+        "{summary:?}"
+    );
+    let s = stats(&broker).await;
+    let halt = s.halted.expect("halted");
+    assert_eq!(halt.reason, HaltReason::Authorization);
+    assert!(!halt.detail.contains("revoked-secret"));
+    assert!(gate.is_halted());
+}

@@ -336,6 +336,8 @@ pub enum FailureReason {
     StepFailed,
     /// Trading was halted while the workflow ran.
     TradingHalted,
+    /// The venue refused the credentials (401/403): fatal, trading halts.
+    Unauthorized,
 }
 
 impl FailureReason {
@@ -345,6 +347,7 @@ impl FailureReason {
             FailureReason::DeadLetter => "dead_letter",
             FailureReason::StepFailed => "step_failed",
             FailureReason::TradingHalted => "trading_halted",
+            FailureReason::Unauthorized => "unauthorized",
         }
     }
 }
