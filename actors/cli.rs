@@ -344,6 +344,7 @@ fn run(config_path: Option<PathBuf>, once: bool, as_of: Option<NaiveDate>, live:
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let strategies: Vec<String> = book.files.iter().map(|f| f.symphony.name.clone()).collect();
+    let mut sim_state: Option<(Arc<SimVenue>, PathBuf)> = None;
     let (venue, as_of): (Arc<dyn Venue>, NaiveDate) = match alpaca_venue(&config) {
         Err(e) => {
             eprintln!("error: {e}");
@@ -367,6 +368,20 @@ fn run(config_path: Option<PathBuf>, once: bool, as_of: Option<NaiveDate>, live:
                 Some(Arc::new(book.data.clone())),
             ));
             sim.set_date(as_of);
+            if !config.venue.sim.state_file.as_os_str().is_empty() {
+                let path = config.resolve(&config.venue.sim.state_file);
+                match sim.restore(&path) {
+                    Ok(true) => {
+                        tracing::info!(state = %path.display(), "simulated account restored")
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        eprintln!("error: cannot restore the simulated account: {e}");
+                        return ExitCode::from(2);
+                    }
+                }
+                sim_state = Some((sim.clone(), path));
+            }
             tracing::info!(venue = %format!("simulated, data {}", book.source.describe()), ?strategies, "starting (no APCA_API_KEY_ID/APCA_API_SECRET_KEY in the environment)");
             (sim, as_of)
         }
@@ -379,6 +394,13 @@ fn run(config_path: Option<PathBuf>, once: bool, as_of: Option<NaiveDate>, live:
     let system = actix::System::new();
     system.block_on(async move {
         let broker = engine::start(engine::standard_registry(deps));
+        match venue.account().await {
+            Ok(a) => tracing::info!(cash = %a.cash, positions = a.positions.len(), "account"),
+            Err(e) => {
+                eprintln!("error: cannot read the account at the venue: {e}");
+                return ExitCode::from(2);
+            }
+        }
         let stopping = Arc::new(tokio::sync::Notify::new());
         actix_rt::spawn(watch_signals(stopping.clone()));
         loop {
@@ -416,6 +438,11 @@ fn run(config_path: Option<PathBuf>, once: bool, as_of: Option<NaiveDate>, live:
                 }
             };
             let account = venue.account().await.ok();
+            if let Some((sim, path)) = &sim_state {
+                if let Err(e) = sim.save(path) {
+                    eprintln!("error: cannot save the simulated account to {}: {e}", path.display());
+                }
+            }
             let report = outcome.map(|(workflow, tree, stats)| RunReport {
                 as_of: day,
                 workflow,

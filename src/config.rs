@@ -94,6 +94,9 @@ pub struct SimVenueConfig {
     pub slippage_bps: Decimal,
     pub commission_per_order: Decimal,
     pub commission_bps: Decimal,
+    /// Where `run` keeps the simulated account between runs (relative to this file's
+    /// folder); empty to start from `initial_cash` every time.
+    pub state_file: PathBuf,
 }
 
 impl Default for SimVenueConfig {
@@ -103,6 +106,7 @@ impl Default for SimVenueConfig {
             slippage_bps: Decimal::from(5),
             commission_per_order: Decimal::ZERO,
             commission_bps: Decimal::ZERO,
+            state_file: PathBuf::from("state/sim_account.json"),
         }
     }
 }

@@ -32,15 +32,50 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A config on the bundled data with the simulated account kept in `dir`.
+fn sim_config(dir: &std::path::Path) -> PathBuf {
+    let cfg = dir.join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[strategy]\ndata = {:?}\n[[strategy.files]]\npath = {:?}\n[venue.sim]\nstate_file = {:?}\n",
+            root().join("examples/data").display().to_string(),
+            root().join("examples/strategies/default.clj").display().to_string(),
+            dir.join("state/sim.json").display().to_string(),
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
 #[test]
-fn run_once_trades_the_simulated_venue_by_default() {
-    let o = bin().args(["run", "--once"]).output().unwrap();
+fn run_once_trades_the_simulated_venue_and_keeps_the_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = sim_config(dir.path());
+    let o = bin()
+        .args(["run", "--once", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", text(&o));
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(report["workflow"]["status"], "completed");
     assert_eq!(report["as_of"], "2023-09-21");
     assert!(report["workflow"]["orders_placed"].as_u64().unwrap() >= 3);
     assert!(String::from_utf8_lossy(&o.stderr).contains("venue=simulated"));
+    assert!(dir.path().join("state/sim.json").exists());
+
+    // The next run starts from the saved account: already rebalanced, nothing to trade.
+    let again = bin()
+        .args(["run", "--once", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", text(&again));
+    let report2: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(report2["workflow"]["orders_placed"], 0);
+    assert_eq!(report2["account"], report["account"]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("simulated account restored"));
 }
 
 #[test]
@@ -129,8 +164,11 @@ fn live_trading_needs_both_the_config_and_the_flag() {
 fn sigterm_while_waiting_for_the_schedule_exits_cleanly() {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = sim_config(dir.path());
     let mut child = bin()
-        .args(["run"])
+        .args(["run", "--config"])
+        .arg(&cfg)
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

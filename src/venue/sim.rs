@@ -88,6 +88,13 @@ struct Intraday {
     now: NaiveTime,
 }
 
+/// What a simulated account keeps between runs.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PersistedAccount {
+    account: AccountSnapshot,
+    orders: Vec<VenueOrder>,
+}
+
 /// How an order meets the market.
 enum Fill {
     At(Decimal),
@@ -152,6 +159,45 @@ impl SimVenue {
         if q.is_zero() {
             s.account.positions.remove(symbol);
         }
+    }
+
+    /// Writes the account and its orders to `path` (JSON), so that the next run of the
+    /// engine continues from them.
+    pub fn save(&self, path: &std::path::Path) -> std::io::Result<()> {
+        let state = {
+            let s = self.lock();
+            PersistedAccount {
+                account: s.account.clone(),
+                orders: s.orders.values().cloned().collect(),
+            }
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let json = serde_json::to_vec_pretty(&state).map_err(std::io::Error::other)?;
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, json)?;
+        std::fs::rename(&tmp, path)
+    }
+
+    /// Restores what [`SimVenue::save`] wrote; a missing file leaves the venue as it is.
+    pub fn restore(&self, path: &std::path::Path) -> Result<bool, String> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        let saved: PersistedAccount =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut s = self.lock();
+        s.next_order = saved.orders.len() as u64;
+        s.orders = saved
+            .orders
+            .into_iter()
+            .map(|o| (o.client_order_id.clone(), o))
+            .collect();
+        s.account = saved.account;
+        Ok(true)
     }
 
     pub fn snapshot(&self) -> AccountSnapshot {
@@ -522,6 +568,26 @@ mod tests {
             (o.status, o.avg_fill_price),
             (VenueOrderStatus::Filled, Some(dec!(99.75)))
         );
+    }
+
+    #[test]
+    fn the_account_survives_a_save_and_restore() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state/sim.json");
+        let v = SimVenue::with_cash(dec!(1000));
+        v.set_mark("SPY", dec!(100));
+        block(v.submit(&intent("a", Side::Buy, dec!(2)))).unwrap();
+        v.save(&path).unwrap();
+        let w = SimVenue::with_cash(dec!(5));
+        assert!(w.restore(&path).unwrap());
+        assert_eq!(w.snapshot(), v.snapshot());
+        // The restored venue still knows the order: resubmitting it changes nothing.
+        w.set_mark("SPY", dec!(100));
+        block(w.submit(&intent("a", Side::Buy, dec!(2)))).unwrap();
+        assert_eq!(w.snapshot().positions["SPY"], dec!(2));
+        assert!(!SimVenue::default()
+            .restore(&dir.path().join("absent.json"))
+            .unwrap());
     }
 
     #[test]
