@@ -16,13 +16,14 @@ use crate::calendar::UsEquityCalendar;
 use crate::causation::{CausationTree, WorkflowSummary};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, OnStrategyError};
+use crate::data::{Adjustment, BarSeries, MarketData, SharedMarket};
 use crate::domain::RunMode;
 use crate::events::{SignalGenerated, WorkflowStarted};
 use crate::strategy::book::StrategyBook;
 use crate::venue::alpaca::client::{
     AlpacaClient, ClientSettings, Credentials, LIVE_TRADING_URL, PAPER_TRADING_URL,
 };
-use crate::venue::alpaca::{AlpacaVenue, FillWait};
+use crate::venue::alpaca::{to_daily_bars, AlpacaVenue, FillWait};
 use crate::venue::sim::SimVenue;
 use crate::venue::{AccountSnapshot, Venue};
 
@@ -345,12 +346,23 @@ fn run(config_path: Option<PathBuf>, once: bool, as_of: Option<NaiveDate>, live:
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let strategies: Vec<String> = book.files.iter().map(|f| f.symphony.name.clone()).collect();
     let mut sim_state: Option<(Arc<SimVenue>, PathBuf)> = None;
+    let mut live_bars: Option<LiveBars> = None;
     let (venue, as_of): (Arc<dyn Venue>, NaiveDate) = match alpaca_venue(&config) {
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
         Ok(Some((alpaca, described))) => {
+            live_bars = Some(LiveBars {
+                client: alpaca.client().clone(),
+                market: SharedMarket::new(Default::default()),
+                symbols: book.symbols(),
+                adjustment: match config.strategy.adjustment {
+                    Adjustment::Raw => "raw",
+                    Adjustment::Adjusted => "all",
+                },
+                feed: config.alpaca.feed.clone(),
+            });
             tracing::info!(venue = %described, mode = ?config.engine.mode, ?strategies, "starting");
             let today = clock
                 .now()
@@ -390,7 +402,10 @@ fn run(config_path: Option<PathBuf>, once: bool, as_of: Option<NaiveDate>, live:
     let schedule = config.schedule.daily();
     let grace = Duration::from_secs(config.engine.shutdown_grace_secs);
     let on_alpaca = Credentials::from_env().is_some();
-    let deps = EngineDeps::new(config, clock.clone(), venue.clone(), book);
+    let mut deps = EngineDeps::new(config, clock.clone(), venue.clone(), book);
+    if let Some(live) = &live_bars {
+        deps = deps.with_market(live.market.clone());
+    }
     let system = actix::System::new();
     system.block_on(async move {
         let broker = engine::start(engine::standard_registry(deps));
@@ -423,6 +438,15 @@ fn run(config_path: Option<PathBuf>, once: bool, as_of: Option<NaiveDate>, live:
                 // On Alpaca the session is today; the simulated venue replays its data's day.
                 if on_alpaca { day } else { as_of }
             };
+            if let Some(live) = &live_bars {
+                if let Err(e) = live.refresh(day).await {
+                    eprintln!("error: cannot fetch daily bars from Alpaca: {e}");
+                    if once {
+                        return ExitCode::FAILURE;
+                    }
+                    continue;
+                }
+            }
             let workflow = run_workflow(&broker, day, mode);
             tokio::pin!(workflow);
             let mut stop_after = false;
@@ -470,6 +494,43 @@ fn run(config_path: Option<PathBuf>, once: bool, as_of: Option<NaiveDate>, live:
             }
         }
     })
+}
+
+/// Daily bars from Alpaca for the strategies' symbols, refreshed before each workflow.
+struct LiveBars {
+    client: Arc<AlpacaClient>,
+    market: SharedMarket,
+    symbols: Vec<String>,
+    adjustment: &'static str,
+    feed: String,
+}
+
+impl LiveBars {
+    /// History for indicators: enough calendar days for 200+ sessions and RSI tails.
+    const HISTORY_DAYS: i64 = 500;
+
+    async fn refresh(&self, day: NaiveDate) -> Result<(), String> {
+        let start = day - chrono::Duration::days(Self::HISTORY_DAYS);
+        let bars = self
+            .client
+            .daily_bars(&self.symbols, start, day, self.adjustment, &self.feed)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut series = std::collections::BTreeMap::new();
+        for symbol in &self.symbols {
+            let raw = bars
+                .get(symbol)
+                .ok_or_else(|| format!("no bars for {symbol}"))?;
+            let daily = to_daily_bars(symbol, raw)?;
+            series.insert(
+                symbol.clone(),
+                Arc::new(BarSeries::new(symbol.clone(), daily)),
+            );
+        }
+        tracing::info!(symbols = self.symbols.len(), %start, end = %day, "daily bars refreshed");
+        self.market.replace(MarketData { series });
+        Ok(())
+    }
 }
 
 /// Waits for SIGINT or SIGTERM.

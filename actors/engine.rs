@@ -10,6 +10,7 @@ use super::supervision::Registry;
 use super::{execution, portfolio, reconciliation, recovery, strategy};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::data::SharedMarket;
 use crate::halt::TradingGate;
 use crate::strategy::book::StrategyBook;
 use crate::venue::Venue;
@@ -22,6 +23,8 @@ pub struct EngineDeps {
     pub clock: Arc<dyn Clock>,
     pub venue: Arc<dyn Venue>,
     pub strategies: Arc<StrategyBook>,
+    /// Live market data, refreshed by the engine process; `None`: the book's own data.
+    pub market: Option<SharedMarket>,
     pub gate: TradingGate,
 }
 
@@ -37,8 +40,15 @@ impl EngineDeps {
             clock,
             venue,
             strategies,
+            market: None,
             gate: TradingGate::default(),
         }
+    }
+
+    /// Strategies evaluate on `market` (refreshed elsewhere) instead of the book's data.
+    pub fn with_market(mut self, market: SharedMarket) -> Self {
+        self.market = Some(market);
+        self
     }
 }
 

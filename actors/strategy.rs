@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::engine::EngineDeps;
 use super::supervision::{EventHandler, HandlerFault, Reaction, Registry};
+use crate::data::SharedMarket;
 use crate::events::{Envelope, EventKind, FailureReason, Payload, WorkflowFailed};
 use crate::strategy::book::StrategyBook;
 
@@ -13,12 +14,14 @@ pub const CONSUMES: &[EventKind] = &[EventKind::WorkflowStarted];
 
 pub struct StrategyActor {
     book: Arc<StrategyBook>,
+    market: Option<SharedMarket>,
 }
 
 impl StrategyActor {
     pub fn new(deps: &EngineDeps) -> Self {
         Self {
             book: deps.strategies.clone(),
+            market: deps.market.clone(),
         }
     }
 }
@@ -28,7 +31,11 @@ impl EventHandler for StrategyActor {
         let Payload::WorkflowStarted(started) = &event.payload else {
             return Ok(Reaction::nothing());
         };
-        Ok(match self.book.evaluate(started.as_of) {
+        let evaluated = match &self.market {
+            Some(m) => self.book.evaluate_with(&m.current(), started.as_of),
+            None => self.book.evaluate(started.as_of),
+        };
+        Ok(match evaluated {
             Ok(signal) => Reaction::one(signal),
             Err(e) => Reaction::one(WorkflowFailed {
                 step: NAME.into(),

@@ -194,6 +194,8 @@ pub struct AlpacaConfig {
     pub requests_per_minute: u32,
     pub timeout_secs: u64,
     pub max_attempts: u32,
+    /// Market data feed for bars and quotes: "iex" (free) or "sip".
+    pub feed: String,
 }
 
 impl Default for AlpacaConfig {
@@ -204,6 +206,7 @@ impl Default for AlpacaConfig {
             requests_per_minute: 200,
             timeout_secs: 10,
             max_attempts: 5,
+            feed: "iex".into(),
         }
     }
 }

@@ -92,7 +92,9 @@ fn run_once_on_alpaca_never_prints_the_secret() {
         fake.state()
             .prices
             .insert(s.into(), Decimal::from_str(p).unwrap());
+        fake.state().bars.insert(s.into(), bars_from_bundled(s));
     }
+    fake.state().bars_page_size = 1000;
     // A fault on the way, so error paths log too.
     fake.inject(Fault::Status {
         route: Route::SubmitOrder,
@@ -126,13 +128,44 @@ fn run_once_on_alpaca_never_prints_the_secret() {
     assert!(all.contains("PK…2345"), "the masked key id is shown: {all}");
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(report["workflow"]["status"], "completed");
+    assert!(
+        all.contains("daily bars refreshed"),
+        "strategies ran on Alpaca's bars: {all}"
+    );
     let state = fake.state();
+    assert!(state.requests.iter().any(|r| r == "GET /v2/stocks/bars"));
     assert!(state.created.len() >= 3);
     assert!(
         state.created.values().all(|n| *n == 1),
         "{:?}",
         state.created
     );
+}
+
+/// The bundled CSV as Alpaca would serve it: bars stamped at midnight New York.
+fn bars_from_bundled(symbol: &str) -> Vec<alchemiser::venue::alpaca::wire::Bar> {
+    use chrono::TimeZone;
+    let text = std::fs::read_to_string(root().join(format!("examples/data/{symbol}.csv"))).unwrap();
+    text.lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            let date = chrono::NaiveDate::parse_from_str(f[0], "%Y-%m-%d").unwrap();
+            let midnight = chrono_tz::America::New_York
+                .from_local_datetime(&date.and_hms_opt(0, 0, 0).unwrap())
+                .unwrap()
+                .with_timezone(&chrono::Utc);
+            let n = |s: &str| serde_json::Number::from_str(s).unwrap();
+            alchemiser::venue::alpaca::wire::Bar {
+                t: midnight.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                o: n(f[1]),
+                h: n(f[2]),
+                l: n(f[3]),
+                c: n(f[4]),
+                v: n(f[5]),
+            }
+        })
+        .collect()
 }
 
 #[test]

@@ -194,6 +194,31 @@ impl DataSource {
     }
 }
 
+/// Market data that a long-running engine refreshes (live bars each day) while actors
+/// read it: readers take the current snapshot, the refresher swaps in a new one.
+#[derive(Clone, Debug, Default)]
+pub struct SharedMarket(Arc<std::sync::RwLock<Arc<MarketData>>>);
+
+impl SharedMarket {
+    pub fn new(data: MarketData) -> Self {
+        Self(Arc::new(std::sync::RwLock::new(Arc::new(data))))
+    }
+
+    pub fn current(&self) -> Arc<MarketData> {
+        self.0
+            .read()
+            .map(|d| d.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    pub fn replace(&self, data: MarketData) {
+        match self.0.write() {
+            Ok(mut d) => *d = Arc::new(data),
+            Err(p) => *p.into_inner() = Arc::new(data),
+        }
+    }
+}
+
 /// Loaded series by symbol.
 #[derive(Clone, Debug, Default)]
 pub struct MarketData {

@@ -157,8 +157,12 @@ impl StrategyBook {
 
     /// blake3 over the history of every symbol the book uses, up to `as_of`.
     pub fn market_snapshot_id(&self, as_of: NaiveDate) -> String {
+        Self::snapshot_id_of(&self.data, as_of)
+    }
+
+    fn snapshot_id_of(data: &MarketData, as_of: NaiveDate) -> String {
         let mut h = blake3::Hasher::new();
-        for (symbol, s) in &self.data.series {
+        for (symbol, s) in &data.series {
             h.update(symbol.as_bytes());
             h.update(&[0]);
             h.update(&s.history_hash(s.count_until(as_of)));
@@ -170,10 +174,19 @@ impl StrategyBook {
     /// slice to cash with the reason in its allocation, or fails the whole signal when
     /// `on_strategy_error = "fail"`.
     pub fn evaluate(&self, as_of: NaiveDate) -> Result<SignalGenerated, StrategyError> {
+        self.evaluate_with(&self.data, as_of)
+    }
+
+    /// [`StrategyBook::evaluate`] on other market data (live bars fetched today).
+    pub fn evaluate_with(
+        &self,
+        data: &MarketData,
+        as_of: NaiveDate,
+    ) -> Result<SignalGenerated, StrategyError> {
         let mut allocations = Vec::with_capacity(self.files.len());
         for f in &self.files {
             let name = f.symphony.name.clone();
-            match evaluate(&f.symphony, &self.data, as_of) {
+            match evaluate(&f.symphony, data, as_of) {
                 Ok(e) => allocations.push(StrategyAllocation {
                     name,
                     file_weight: f.weight,
@@ -201,6 +214,18 @@ impl StrategyBook {
             allocations,
             self.market_snapshot_id(as_of),
         ))
+    }
+
+    /// Every symbol the book's files reference.
+    pub fn symbols(&self) -> Vec<Symbol> {
+        let mut all: Vec<Symbol> = self
+            .files
+            .iter()
+            .flat_map(|f| referenced_symbols(&f.symphony).into_keys())
+            .collect();
+        all.sort();
+        all.dedup();
+        all
     }
 
     /// Dates of `anchor`'s bars on which every symbol the book uses has at least
