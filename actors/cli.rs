@@ -435,6 +435,17 @@ fn run(config_path: Option<PathBuf>, once: bool, as_of: Option<NaiveDate>, live:
                         return ExitCode::SUCCESS;
                     }
                 }
+                // Alpaca's clock has the last word on whether the market is open today.
+                if let Some(live) = &live_bars {
+                    match live.client.clock().await {
+                        Ok(c) if !c.is_open => {
+                            tracing::warn!(%day, "Alpaca's clock says the market is closed: skipping today");
+                            continue;
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "cannot read Alpaca's clock; going by the built-in calendar"),
+                    }
+                }
                 // On Alpaca the session is today; the simulated venue replays its data's day.
                 if on_alpaca { day } else { as_of }
             };

@@ -246,6 +246,18 @@ impl Run {
                 };
                 qty = affordable_qty(qty, cash, self.qty_dp, |q| self.costs.buy_cost(q, price));
             }
+            if self.qty_dp > 0 {
+                match self.venue.is_fractionable(&intent.symbol).await {
+                    Ok(true) => {}
+                    Ok(false) => qty = qty.trunc(),
+                    Err(e) => {
+                        unauthorized |= matches!(e, VenueError::Unauthorized(_));
+                        venue_errors.push(format!("{}: asset: {e}", intent.symbol));
+                        outcomes.push(skipped(intent, format!("asset unavailable: {e}")));
+                        continue;
+                    }
+                }
+            }
             if qty * price < MIN_NOTIONAL {
                 outcomes.push(skipped(
                     intent,

@@ -663,3 +663,97 @@ async fn refused_credentials_fail_the_workflow_and_halt_trading() {
     assert!(!halt.detail.contains("revoked-secret"));
     assert!(gate.is_halted());
 }
+
+#[tokio::test]
+async fn clock_calendar_and_assets_are_read() {
+    let f = fake();
+    f.state().whole_shares_only.insert("QQQ".into());
+    let v = venue(&f, SECRET);
+    let c = v.client();
+    assert!(c.clock().await.unwrap().is_open);
+    let d = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+    let days = c.calendar(d("2024-12-23"), d("2024-12-27")).await.unwrap();
+    let dates: Vec<&str> = days.iter().map(|x| x.date.as_str()).collect();
+    assert_eq!(
+        dates,
+        ["2024-12-23", "2024-12-24", "2024-12-26", "2024-12-27"]
+    );
+    assert_eq!(days[1].close, "13:00");
+    assert!(v.is_fractionable("SPY").await.unwrap());
+    assert!(!v.is_fractionable("QQQ").await.unwrap());
+    assert!(matches!(
+        v.is_fractionable("NOPE").await.unwrap_err(),
+        VenueError::NotFound(_)
+    ));
+}
+
+#[actix_rt::test]
+async fn whole_share_assets_are_ordered_in_whole_shares() {
+    let f = fake();
+    f.state().whole_shares_only.insert("SPY".into());
+    let venue = Arc::new(venue(&f, SECRET));
+    let deps = EngineDeps::new(
+        test_config(),
+        Arc::new(SystemClock),
+        venue,
+        Arc::new(StrategyBook::empty()),
+    );
+    let mut registry = Registry::new(deps);
+    execution::register(&mut registry);
+    reconciliation::register(&mut registry);
+    let broker = engine::start(registry);
+    let clock = SystemClock;
+    let started = Envelope::root(
+        WorkflowStarted {
+            as_of: day(4),
+            mode: Default::default(),
+            trigger: "test".into(),
+        },
+        "test",
+        &clock,
+        None,
+    );
+    let signal = Envelope::caused_by(
+        &started,
+        SignalGenerated {
+            as_of: day(4),
+            target_weights: BTreeMap::new(),
+            strategies: vec![],
+            signal_hash: "s".into(),
+            market_snapshot_id: String::new(),
+        },
+        "test",
+        &clock,
+    );
+    let items = vec![PlanItem {
+        symbol: "SPY".into(),
+        action: PlanAction::Buy,
+        qty: dec("10.75"),
+        price: dec("400"),
+        target_value: Decimal::ZERO,
+        current_value: Decimal::ZERO,
+        delta: Decimal::ZERO,
+    }];
+    let plan_hash = RebalancePlanned::compute_hash("s", Decimal::ZERO, Decimal::ZERO, &items);
+    let planned = Envelope::caused_by(
+        &signal,
+        RebalancePlanned {
+            signal_hash: "s".into(),
+            plan_hash,
+            account_snapshot_id: String::new(),
+            portfolio_value: Decimal::ZERO,
+            cash: Decimal::ZERO,
+            investable: Decimal::ZERO,
+            items,
+        },
+        "test",
+        &clock,
+    );
+    let id = started.correlation_id;
+    for e in [started, signal, planned] {
+        broker.send(Publish::from(e)).await.unwrap().unwrap();
+    }
+    let summary = finish(&broker, id, Duration::from_secs(20)).await;
+    assert_eq!(summary.status, WorkflowStatus::Completed, "{summary:?}");
+    assert_eq!(f.state().positions["SPY"], dec("10"));
+}

@@ -109,6 +109,8 @@ pub trait Venue: Send + Sync + 'static {
     fn open_orders(&self) -> VenueFuture<'_, Vec<VenueOrder>>;
     /// Cancels and returns the order's state once the cancel is confirmed.
     fn cancel(&self, client_order_id: &str) -> VenueFuture<'_, VenueOrder>;
+    /// Whether `symbol` trades in fractions of a share (else whole shares only).
+    fn is_fractionable(&self, symbol: &str) -> VenueFuture<'_, bool>;
     /// The current best bid and ask.
     fn quote(&self, symbol: &str) -> VenueFuture<'_, crate::execution::smart_limit::Quote>;
 }

@@ -418,6 +418,10 @@ impl Venue for SimVenue {
         Box::pin(async move { Ok(open) })
     }
 
+    fn is_fractionable(&self, _symbol: &str) -> VenueFuture<'_, bool> {
+        Box::pin(async { Ok(true) })
+    }
+
     fn quote(&self, symbol: &str) -> VenueFuture<'_, Quote> {
         let state = self.lock();
         let quote = match &state.intraday {

@@ -356,6 +356,28 @@ impl AlpacaClient {
         }
     }
 
+    pub async fn clock(&self) -> Result<wire::Clock, AlpacaError> {
+        self.read(Base::Trading, "/v2/clock", &[]).await
+    }
+
+    pub async fn calendar(
+        &self,
+        start: chrono::NaiveDate,
+        end: chrono::NaiveDate,
+    ) -> Result<Vec<wire::CalendarDay>, AlpacaError> {
+        self.read(
+            Base::Trading,
+            "/v2/calendar",
+            &[("start", start.to_string()), ("end", end.to_string())],
+        )
+        .await
+    }
+
+    pub async fn asset(&self, symbol: &str) -> Result<wire::Asset, AlpacaError> {
+        self.read(Base::Trading, &format!("/v2/assets/{symbol}"), &[])
+            .await
+    }
+
     pub async fn latest_quotes(
         &self,
         symbols: &[String],

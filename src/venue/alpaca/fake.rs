@@ -77,6 +77,8 @@ pub struct FakeState {
     pub bars: BTreeMap<Symbol, Vec<wire::Bar>>,
     /// Bars per page (pagination by `next_page_token`); 0 means all in one page.
     pub bars_page_size: usize,
+    /// Symbols that trade in whole shares only (`fractionable: false`).
+    pub whole_shares_only: std::collections::BTreeSet<Symbol>,
     faults: VecDeque<Fault>,
     key_id: String,
     secret: String,
@@ -310,6 +312,42 @@ fn answer(shared: &Shared, method: &Method, path: &str, uri: &Uri, body: &Bytes)
                 }
             }
             axum::Json(json!({ "quotes": quotes })).into_response()
+        }
+        (&Method::GET, p) if p.starts_with("/v2/assets/") => {
+            let symbol = &p["/v2/assets/".len()..];
+            if !s.prices.contains_key(symbol) {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    wire::CODE_NOT_FOUND,
+                    "asset not found",
+                );
+            }
+            axum::Json(json!({"symbol": symbol, "tradable": true, "fractionable": !s.whole_shares_only.contains(symbol)})).into_response()
+        }
+        (&Method::GET, "/v2/calendar") => {
+            let q = query(uri);
+            let (Some(start), Some(end)) = (q.get("start"), q.get("end")) else {
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    wire::CODE_VALIDATION,
+                    "start and end are required",
+                );
+            };
+            let parse = |d: &str| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok();
+            let (Some(start), Some(end)) = (parse(start), parse(end)) else {
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    wire::CODE_VALIDATION,
+                    "bad date",
+                );
+            };
+            let cal = crate::calendar::UsEquityCalendar::get();
+            let days: Vec<_> = cal
+                .sessions(start, end)
+                .into_iter()
+                .map(|d| json!({"date": d.to_string(), "open": "09:30", "close": cal.close_time(d).format("%H:%M").to_string()}))
+                .collect();
+            axum::Json(days).into_response()
         }
         (&Method::GET, "/v2/stocks/bars") => {
             let q = query(uri);

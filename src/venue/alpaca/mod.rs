@@ -42,11 +42,17 @@ impl Default for FillWait {
 pub struct AlpacaVenue {
     client: Arc<AlpacaClient>,
     fill_wait: FillWait,
+    /// `fractionable` per symbol, asked once.
+    fractionable: std::sync::Mutex<BTreeMap<Symbol, bool>>,
 }
 
 impl AlpacaVenue {
     pub fn new(client: Arc<AlpacaClient>, fill_wait: FillWait) -> Self {
-        Self { client, fill_wait }
+        Self {
+            client,
+            fill_wait,
+            fractionable: Default::default(),
+        }
     }
 
     pub fn client(&self) -> &Arc<AlpacaClient> {
@@ -243,6 +249,25 @@ impl Venue for AlpacaVenue {
                 .into_iter()
                 .map(|o| to_venue_order(o, Decimal::ZERO))
                 .collect())
+        })
+    }
+
+    fn is_fractionable(&self, symbol: &str) -> VenueFuture<'_, bool> {
+        let symbol = symbol.to_string();
+        Box::pin(async move {
+            let known = self
+                .fractionable
+                .lock()
+                .map(|m| m.get(&symbol).copied())
+                .unwrap_or(None);
+            if let Some(f) = known {
+                return Ok(f);
+            }
+            let asset = self.client.asset(&symbol).await.map_err(venue_error)?;
+            if let Ok(mut m) = self.fractionable.lock() {
+                m.insert(symbol, asset.fractionable);
+            }
+            Ok(asset.fractionable)
         })
     }
 

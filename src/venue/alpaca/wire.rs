@@ -131,3 +131,21 @@ pub struct BarsPage {
     #[serde(default)]
     pub next_page_token: Option<String>,
 }
+
+/// `GET /v2/assets/{symbol}`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Asset {
+    pub symbol: String,
+    #[serde(default)]
+    pub tradable: bool,
+    #[serde(default)]
+    pub fractionable: bool,
+}
+
+/// One day of `GET /v2/calendar`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CalendarDay {
+    pub date: String,
+    pub open: String,
+    pub close: String,
+}
