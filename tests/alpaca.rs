@@ -274,18 +274,15 @@ async fn unfilled_limit_orders_can_be_canceled() {
     assert!(v.open_orders().await.unwrap().is_empty());
 }
 
-/// A full plan through the execution and reconciliation actors against the fake, with a
-/// fault on every order: each is created once and the positions equal the plan.
-#[actix_rt::test]
-async fn a_workflow_under_faults_reaches_the_planned_positions() {
+/// A full plan (sell 5 QQQ, buy 10 SPY) through the execution and reconciliation actors
+/// against the fake under `faults`: each order is created once, the positions equal the
+/// plan, and the events show one submission and one fill per order.
+async fn plan_under_faults(name: &str, faults: Vec<Fault>) {
     let f = fake();
     f.state().positions.insert("QQQ".into(), dec("5"));
-    f.inject(Fault::Status {
-        route: Route::SubmitOrder,
-        status: 500,
-        reset_in_secs: None,
-    });
-    f.inject(Fault::DelayAfterCreate(Duration::from_millis(1200)));
+    for fault in faults {
+        f.inject(fault);
+    }
     let venue = Arc::new(venue(&f, SECRET));
     let mut config = test_config();
     config.venue.sim.slippage_bps = Decimal::ZERO;
@@ -360,7 +357,11 @@ async fn a_workflow_under_faults_reaches_the_planned_positions() {
         broker.send(Publish::from(e)).await.unwrap().unwrap();
     }
     let summary = finish(&broker, id, Duration::from_secs(20)).await;
-    assert_eq!(summary.status, WorkflowStatus::Completed, "{summary:?}");
+    assert_eq!(
+        summary.status,
+        WorkflowStatus::Completed,
+        "{name}: {summary:?}"
+    );
     {
         let state = f.state();
         assert!(
@@ -378,7 +379,73 @@ async fn a_workflow_under_faults_reaches_the_planned_positions() {
             seen.lock().unwrap().iter().any(|e| matches!(&e.payload, Payload::ReconciliationCompleted(r) if r.status == ReconciliationStatus::Ok))
         }
     })
-    .await);
+    .await, "{name}: reconciliation agrees with the venue");
+    let events = seen.lock().unwrap().clone();
+    let count = |k: EventKind| events.iter().filter(|e| e.kind() == k).count();
+    assert_eq!(
+        count(EventKind::OrderSubmitted),
+        2,
+        "{name}: one submission per order"
+    );
+    assert_eq!(
+        count(EventKind::OrderFilled),
+        2,
+        "{name}: one fill per order"
+    );
+    assert_eq!(count(EventKind::WorkflowCompleted), 1, "{name}");
+}
+
+#[actix_rt::test]
+async fn workflows_under_each_fault_reach_the_planned_positions() {
+    let status = |status| Fault::Status {
+        route: Route::SubmitOrder,
+        status,
+        reset_in_secs: None,
+    };
+    plan_under_faults("5xx", vec![status(500), status(503)]).await;
+    plan_under_faults("429 burst", vec![status(429), status(429), status(429)]).await;
+    plan_under_faults(
+        "timeout after accept",
+        vec![Fault::DelayAfterCreate(Duration::from_millis(1200))],
+    )
+    .await;
+    plan_under_faults(
+        "dropped connections",
+        vec![
+            Fault::DropConnection(Route::SubmitOrder),
+            Fault::DropConnection(Route::SubmitOrder),
+        ],
+    )
+    .await;
+    plan_under_faults(
+        "5xx storm on reads",
+        vec![
+            Fault::Status {
+                route: Route::Account,
+                status: 502,
+                reset_in_secs: None,
+            },
+            Fault::Status {
+                route: Route::Positions,
+                status: 502,
+                reset_in_secs: None,
+            },
+            Fault::Status {
+                route: Route::OrderByClientId,
+                status: 500,
+                reset_in_secs: None,
+            },
+        ],
+    )
+    .await;
+    plan_under_faults(
+        "mixed",
+        vec![
+            status(500),
+            Fault::DelayAfterCreate(Duration::from_millis(1200)),
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]
