@@ -15,6 +15,7 @@ pub mod events;
 pub mod execution;
 pub mod halt;
 pub mod indicators;
+pub mod journal;
 pub mod portfolio;
 pub mod reconciliation;
 pub mod recovery;
