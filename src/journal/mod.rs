@@ -299,9 +299,8 @@ impl Journal {
     pub fn verify(&self) -> Result<VerifyReport, JournalError> {
         let rows = self.rows(None)?;
         let mut prev_chain = [0u8; 32];
-        let mut expected = rows.first().map_or(1, |r| r.seq);
         let mut seen: HashMap<String, String> = HashMap::new();
-        for row in &rows {
+        for (expected, row) in (1u64..).zip(rows.iter()) {
             let broken = |why: String| {
                 Ok(VerifyReport {
                     entries: rows.len() as u64,
@@ -333,7 +332,6 @@ impl Journal {
             }
             seen.insert(row.event_id.clone(), row.correlation_id.clone());
             prev_chain = chained;
-            expected += 1;
         }
         Ok(VerifyReport {
             entries: rows.len() as u64,
