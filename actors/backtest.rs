@@ -20,6 +20,7 @@ use crate::config::Config;
 use crate::data::MarketData;
 use crate::domain::RunMode;
 use crate::events::{CorrelationId, Payload, WorkflowStarted};
+use crate::journal::Journal;
 use crate::strategy::book::StrategyBook;
 use crate::venue::sim::SimVenue;
 use crate::workflow::WorkflowStatus;
@@ -154,6 +155,38 @@ pub async fn run(
     run_observed(config, book, dates, progress, None).await
 }
 
+/// [`run`] with every event journaled (in memory by default in the CLI) before dispatch.
+pub async fn run_journaled(
+    config: Config,
+    book: Arc<StrategyBook>,
+    dates: &[NaiveDate],
+    progress: impl FnMut(usize, usize),
+    journal: Journal,
+) -> Result<BacktestRecord, BacktestError> {
+    let market = Arc::new(book.data.clone());
+    let venue = Arc::new(SimVenue::new(
+        config.venue.sim.initial_cash,
+        config.venue.sim.costs(),
+        Some(market.clone()),
+    ));
+    let daily_close = |v: &SimVenue, date: NaiveDate| {
+        v.set_date(date);
+        Utc.from_utc_datetime(&date.and_hms_opt(20, 0, 0).unwrap_or_default())
+    };
+    drive_journaled(
+        config,
+        book,
+        venue,
+        market,
+        dates,
+        daily_close,
+        progress,
+        None,
+        Some(journal),
+    )
+    .await
+}
+
 /// [`run`], with `observer` also receiving every event (audits and tests).
 pub async fn run_observed(
     config: Config,
@@ -194,15 +227,33 @@ pub async fn drive(
     venue: Arc<SimVenue>,
     marks: Arc<MarketData>,
     dates: &[NaiveDate],
+    prepare: impl FnMut(&SimVenue, NaiveDate) -> DateTime<Utc>,
+    progress: impl FnMut(usize, usize),
+    observer: Option<Recipient<Observed>>,
+) -> Result<BacktestRecord, BacktestError> {
+    drive_journaled(
+        config, book, venue, marks, dates, prepare, progress, observer, None,
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn drive_journaled(
+    config: Config,
+    book: Arc<StrategyBook>,
+    venue: Arc<SimVenue>,
+    marks: Arc<MarketData>,
+    dates: &[NaiveDate],
     mut prepare: impl FnMut(&SimVenue, NaiveDate) -> DateTime<Utc>,
     mut progress: impl FnMut(usize, usize),
     observer: Option<Recipient<Observed>>,
+    journal: Option<Journal>,
 ) -> Result<BacktestRecord, BacktestError> {
     let market = marks;
     let initial_cash = venue.snapshot().cash;
     let clock = ManualClock::new(Utc.timestamp_opt(0, 0).single().unwrap_or_default());
     let deps = EngineDeps::new(config, Arc::new(clock.clone()), venue.clone(), book.clone());
-    let broker = engine::start(engine::standard_registry(deps));
+    let broker = engine::start_journaled(engine::standard_registry(deps), journal);
     let recorder = Recorder {
         digest: blake3::Hasher::new(),
         events: 0,

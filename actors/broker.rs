@@ -24,11 +24,12 @@ use super::engine::EngineDeps;
 use super::supervision::{
     panic_message, HandlerActor, HandlerFactory, Registry, SubscriberProgress,
 };
-use crate::causation::{CausationLog, CausationTree, Refusal, WorkflowSummary};
+use crate::causation::{CausationLog, CausationTree, Recorded, Refusal, WorkflowSummary};
 use crate::events::{
     CorrelationId, Envelope, EventId, EventKind, EventRejected, FailureReason, HaltReason, Payload,
     TradingHalted, TriggeredBy, WorkflowCompleted, WorkflowFailed, WorkflowStarted,
 };
+use crate::journal::Journal;
 use crate::supervision::{RestartDecision, RestartHistory, RestartPolicy};
 use crate::workflow::WorkflowStage;
 
@@ -181,6 +182,8 @@ pub struct BrokerStats {
     pub halted: Option<TradingHalted>,
     pub chains_in_memory: usize,
     pub events_in_memory: usize,
+    /// Why the journal stopped accepting writes, if it did.
+    pub journal_failure: Option<String>,
     pub workflows: Vec<WorkflowSummary>,
 }
 
@@ -241,11 +244,33 @@ pub struct Broker {
     deps: EngineDeps,
     waiters: HashMap<CorrelationId, Vec<oneshot::Sender<WorkflowSummary>>>,
     observers: Vec<Recipient<Observed>>,
+    /// The durable log; with it, events are dispatched only once journaled.
+    journal: Option<Journal>,
+    /// Accepted this turn, waiting for the group commit.
+    unflushed: Vec<(u64, Arc<Envelope>, Recorded)>,
+    journal_failure: Option<String>,
+    publish_depth: u32,
 }
+
+/// Commits the events accepted this turn, then dispatches them.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct FlushJournal;
 
 impl Broker {
     /// Starts the broker on the current arbiter and one actor per registered subscription.
     pub fn start(registry: Registry, settings: BrokerSettings) -> Addr<Broker> {
+        Self::start_journaled(registry, settings, None)
+    }
+
+    /// [`Broker::start`] with a durable journal: every event is appended (one transaction
+    /// per broker turn) before it is dispatched, and sequence numbers continue the
+    /// journal's.
+    pub fn start_journaled(
+        registry: Registry,
+        settings: BrokerSettings,
+        journal: Option<Journal>,
+    ) -> Addr<Broker> {
         let deps = registry.deps().clone();
         let subscriptions = registry.subscriptions;
         Broker::create(move |ctx| {
@@ -266,7 +291,7 @@ impl Broker {
                 });
             }
             let mut broker = Broker {
-                seq: 0,
+                seq: journal.as_ref().map_or(0, Journal::last_seq),
                 log: CausationLog::new(settings.retain_finished_workflows),
                 routes,
                 slots,
@@ -281,6 +306,10 @@ impl Broker {
                 deps,
                 waiters: HashMap::new(),
                 observers: Vec::new(),
+                journal,
+                unflushed: Vec::new(),
+                journal_failure: None,
+                publish_depth: 0,
             };
             for i in 0..broker.slots.len() {
                 broker.spawn_slot(i, ctx);
@@ -331,11 +360,26 @@ impl Broker {
         slot.addr = Some(addr);
     }
 
+    /// Accepts or refuses one event. Accepted events are dispatched in sequence order once
+    /// the outermost publish returns (events made while handling one — a completion, a
+    /// rejection notice — come after it), or after the group commit with a journal.
     fn publish(
         &mut self,
         env: Arc<Envelope>,
         ctx: &mut Context<Self>,
     ) -> Result<u64, PublishError> {
+        self.publish_depth += 1;
+        let result = self.accept(env, ctx);
+        self.publish_depth -= 1;
+        if self.publish_depth == 0 && self.journal.is_none() {
+            for (seq, env, recorded) in std::mem::take(&mut self.unflushed) {
+                self.dispatch(seq, env, recorded);
+            }
+        }
+        result
+    }
+
+    fn accept(&mut self, env: Arc<Envelope>, ctx: &mut Context<Self>) -> Result<u64, PublishError> {
         let kind = env.kind();
         if kind == EventKind::WorkflowStarted {
             if let Some(h) = &self.halted {
@@ -368,6 +412,31 @@ impl Broker {
             self.halted = Some(h.clone());
             self.deps.gate.halt();
         }
+        if kind == EventKind::ReconciliationCompleted
+            && recorded.stage == Some(WorkflowStage::Reconciled)
+        {
+            let summary = self.log.workflow(&env.correlation_id, Instant::now());
+            let completed = WorkflowCompleted {
+                orders_placed: summary.as_ref().map_or(0, |s| s.orders_placed),
+                duration_ms: summary.map_or(0, |s| s.duration_ms),
+            };
+            let child = Envelope::caused_by(&env, completed, BROKER, &*self.deps.clock);
+            let _ = self.publish(Arc::new(child), ctx);
+        }
+        if self.journal.is_some() && self.unflushed.is_empty() {
+            // Behind every message already queued: the whole turn commits together.
+            ctx.notify(FlushJournal);
+        }
+        // Events made while accepting this one have later seqs: keep the order.
+        let at = self.unflushed.partition_point(|(s, _, _)| *s < seq);
+        self.unflushed.insert(at, (seq, env, recorded));
+        Ok(seq)
+    }
+
+    /// Hands an accepted (and, with a journal, committed) event to its subscribers and
+    /// observers, and answers those waiting for its workflow to end.
+    fn dispatch(&mut self, seq: u64, env: Arc<Envelope>, recorded: Recorded) {
+        let kind = env.kind();
         for k in 0..self.routes[kind.index()].len() {
             let i = self.routes[kind.index()][k];
             let slot = &mut self.slots[i];
@@ -395,17 +464,6 @@ impl Broker {
                 env: env.clone(),
             });
         }
-        if kind == EventKind::ReconciliationCompleted
-            && recorded.stage == Some(WorkflowStage::Reconciled)
-        {
-            let summary = self.log.workflow(&env.correlation_id, Instant::now());
-            let completed = WorkflowCompleted {
-                orders_placed: summary.as_ref().map_or(0, |s| s.orders_placed),
-                duration_ms: summary.map_or(0, |s| s.duration_ms),
-            };
-            let child = Envelope::caused_by(&env, completed, BROKER, &*self.deps.clock);
-            let _ = self.publish(Arc::new(child), ctx);
-        }
         if recorded.closed_workflow {
             if let Some(waiters) = self.waiters.remove(&env.correlation_id) {
                 if let Some(summary) = self.log.workflow(&env.correlation_id, Instant::now()) {
@@ -415,7 +473,38 @@ impl Broker {
                 }
             }
         }
-        Ok(seq)
+    }
+
+    /// The group commit: one transaction for everything accepted this turn, then dispatch.
+    /// If the journal cannot be written nothing is dispatched (write-ahead) and trading
+    /// halts: the engine must not act on events it could not record.
+    fn flush_journal(&mut self) {
+        let batch = std::mem::take(&mut self.unflushed);
+        let Some(journal) = self.journal.as_mut() else {
+            return;
+        };
+        let entries: Vec<(u64, &Envelope)> = batch
+            .iter()
+            .map(|(seq, env, _)| (*seq, env.as_ref()))
+            .collect();
+        match journal.append_batch(&entries) {
+            Ok(()) => {
+                for (seq, env, recorded) in batch {
+                    self.dispatch(seq, env, recorded);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, events = batch.len(), "journal write failed: halting, nothing dispatched");
+                self.journal_failure = Some(e.to_string());
+                self.deps.gate.halt();
+                if self.halted.is_none() {
+                    self.halted = Some(TradingHalted {
+                        reason: HaltReason::Manual,
+                        detail: format!("journal write failed: {e}"),
+                    });
+                }
+            }
+        }
     }
 
     fn reject(&mut self, env: &Envelope, reason: String, ctx: &mut Context<Self>) {
@@ -598,6 +687,7 @@ impl Broker {
             actors,
             dead_letters: self.dead_letters.clone(),
             halted: self.halted.clone(),
+            journal_failure: self.journal_failure.clone(),
             chains_in_memory: self.log.chains_in_memory(),
             events_in_memory: self.log.events_in_memory(),
             workflows: self.log.workflows(now),
@@ -612,6 +702,14 @@ impl Actor for Broker {
         ctx.run_interval(self.settings.timeout_check, |act, ctx| {
             act.check_timeouts(ctx)
         });
+    }
+}
+
+impl Handler<FlushJournal> for Broker {
+    type Result = ();
+
+    fn handle(&mut self, _msg: FlushJournal, _ctx: &mut Self::Context) {
+        self.flush_journal();
     }
 }
 
@@ -663,8 +761,12 @@ impl Handler<AwaitWorkflow> for Broker {
 
     fn handle(&mut self, msg: AwaitWorkflow, _ctx: &mut Self::Context) -> Self::Result {
         let summary = self.log.workflow(&msg.0, Instant::now());
+        let committing = self
+            .unflushed
+            .iter()
+            .any(|(_, e, _)| e.correlation_id == msg.0);
         match summary {
-            Some(s) if s.stage.is_terminal() => Box::pin(async move { Some(s) }),
+            Some(s) if s.stage.is_terminal() && !committing => Box::pin(async move { Some(s) }),
             Some(_) => {
                 let (tx, rx) = oneshot::channel();
                 self.waiters.entry(msg.0).or_default().push(tx);

@@ -18,7 +18,8 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, OnStrategyError};
 use crate::data::{Adjustment, BarSeries, MarketData, SharedMarket};
 use crate::domain::RunMode;
-use crate::events::{SignalGenerated, WorkflowStarted};
+use crate::events::{CorrelationId, SignalGenerated, WorkflowStarted};
+use crate::journal::Journal;
 use crate::strategy::book::StrategyBook;
 use crate::venue::alpaca::client::{
     AlpacaClient, ClientSettings, Credentials, LIVE_TRADING_URL, PAPER_TRADING_URL,
@@ -42,6 +43,26 @@ struct Cli {
 enum Format {
     Json,
     Table,
+}
+
+#[derive(Subcommand)]
+enum JournalCommand {
+    /// Check the hash chain, sequence and causation links; exits 1 at the first break.
+    Verify {
+        #[arg(long)]
+        journal: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Rebuild one workflow's state from the journal and print it.
+    Replay {
+        #[arg(long)]
+        correlation: String,
+        #[arg(long)]
+        journal: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -78,6 +99,22 @@ enum Command {
         /// Where the files go.
         #[arg(long, default_value = "out/backtest")]
         out: PathBuf,
+        /// Journal every event to this SQLite file (default: an in-memory journal).
+        #[arg(long)]
+        journal: Option<PathBuf>,
+    },
+    /// The durable journal: verify it, or rebuild a workflow from it.
+    Journal {
+        #[command(subcommand)]
+        command: JournalCommand,
+    },
+    /// The causation tree of one workflow, from the journal.
+    Trace {
+        correlation_id: String,
+        #[arg(long)]
+        journal: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Print the consolidated target weights and each strategy's detail for one day.
     Signals {
@@ -115,7 +152,21 @@ pub fn main() -> ExitCode {
             to,
             data,
             out,
-        } => backtest(config, from, to, data, out),
+            journal,
+        } => backtest(config, from, to, data, out, journal),
+        Command::Journal { command } => match command {
+            JournalCommand::Verify { journal, config } => journal_verify(config, journal),
+            JournalCommand::Replay {
+                correlation,
+                journal,
+                config,
+            } => journal_replay(config, journal, &correlation),
+        },
+        Command::Trace {
+            correlation_id,
+            journal,
+            config,
+        } => trace(config, journal, &correlation_id),
     }
 }
 
@@ -218,6 +269,7 @@ fn backtest(
     to: NaiveDate,
     data: Option<PathBuf>,
     out: PathBuf,
+    journal_path: Option<PathBuf>,
 ) -> ExitCode {
     let config = match load_config(config.as_ref()) {
         Ok(c) => c,
@@ -243,11 +295,23 @@ fn backtest(
     );
     let system = actix::System::new();
     let progress = bar.clone();
-    let result = system.block_on(super::backtest::run(
+    let journal = match &journal_path {
+        Some(p) => Journal::open(p, config.journal.sync),
+        None => Journal::in_memory(),
+    };
+    let journal = match journal {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = system.block_on(super::backtest::run_journaled(
         config,
         book,
         &dates,
         move |done, _| progress.set_position(done as u64),
+        journal,
     ));
     bar.finish_and_clear();
     let record = match result {
@@ -279,6 +343,141 @@ fn backtest(
             ExitCode::FAILURE
         }
     }
+}
+
+fn open_journal(config: Option<&PathBuf>, journal: Option<PathBuf>) -> Result<Journal, ExitCode> {
+    let path = match journal {
+        Some(p) => p,
+        None => {
+            let config = load_config(config)?;
+            config.resolve(&config.journal.path)
+        }
+    };
+    if !path.exists() {
+        eprintln!("error: no journal at {}", path.display());
+        return Err(ExitCode::from(2));
+    }
+    Journal::open(&path, crate::journal::SyncMode::Normal).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn journal_verify(config: Option<PathBuf>, journal: Option<PathBuf>) -> ExitCode {
+    let journal = match open_journal(config.as_ref(), journal) {
+        Ok(j) => j,
+        Err(code) => return code,
+    };
+    match journal.verify() {
+        Ok(report) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).unwrap_or_default()
+            );
+            match report.first_broken {
+                None => ExitCode::SUCCESS,
+                Some((seq, why)) => {
+                    eprintln!("error: journal broken at seq {seq}: {why}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("error: journal unreadable: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The entries of one correlation, replayed into a fresh causation log.
+fn rebuild(
+    journal: &Journal,
+    id: &str,
+) -> Result<
+    (
+        CorrelationId,
+        crate::causation::CausationLog,
+        Vec<crate::journal::JournalEntry>,
+    ),
+    String,
+> {
+    let correlation: CorrelationId = id
+        .parse()
+        .map_err(|e| format!("`{id}` is not a correlation id: {e}"))?;
+    let entries = journal
+        .correlation(&correlation)
+        .map_err(|e| e.to_string())?;
+    if entries.is_empty() {
+        return Err(format!("no events for correlation {id} in the journal"));
+    }
+    let mut log = crate::causation::CausationLog::new(1);
+    let now = std::time::Instant::now();
+    for e in &entries {
+        log.record(&e.envelope, e.seq, now)
+            .map_err(|r| format!("seq {}: {r}", e.seq))?;
+    }
+    Ok((correlation, log, entries))
+}
+
+fn journal_replay(config: Option<PathBuf>, journal: Option<PathBuf>, id: &str) -> ExitCode {
+    let journal = match open_journal(config.as_ref(), journal) {
+        Ok(j) => j,
+        Err(code) => return code,
+    };
+    match rebuild(&journal, id) {
+        Ok((correlation, log, entries)) => {
+            let summary = log.workflow(&correlation, std::time::Instant::now());
+            let events: Vec<_> = entries
+                .iter()
+                .map(|e| serde_json::json!({"seq": e.seq, "event_type": e.envelope.event_type(), "source": e.envelope.source, "occurred_at": e.envelope.occurred_at}))
+                .collect();
+            let out = serde_json::json!({"correlation_id": correlation, "stage": summary.as_ref().map(|s| s.stage), "status": summary.as_ref().map(|s| s.status), "orders_placed": summary.as_ref().map(|s| s.orders_placed), "failure": summary.and_then(|s| s.failure), "events": events});
+            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn trace(config: Option<PathBuf>, journal: Option<PathBuf>, id: &str) -> ExitCode {
+    let journal = match open_journal(config.as_ref(), journal) {
+        Ok(j) => j,
+        Err(code) => return code,
+    };
+    let (correlation, log) = match rebuild(&journal, id) {
+        Ok((c, l, _)) => (c, l),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some(tree) = log.tree(&correlation) else {
+        eprintln!("error: no causation tree for {id}");
+        return ExitCode::FAILURE;
+    };
+    fn print(node: &crate::causation::TreeNode, depth: usize, out: &mut String) {
+        out.push_str(&format!(
+            "{:>6}  {}{}  [{}]  {}\n",
+            node.seq,
+            "  ".repeat(depth),
+            node.event_type,
+            node.source,
+            node.occurred_at.format("%Y-%m-%d %H:%M:%S%.3f")
+        ));
+        for child in &node.children {
+            print(child, depth + 1, out);
+        }
+    }
+    let stage = tree
+        .stage
+        .map_or_else(|| "standalone chain".to_string(), |s| format!("{s:?}"));
+    let mut out = format!("workflow {correlation} ({stage})\n");
+    print(&tree.root, 0, &mut out);
+    print!("{out}");
+    ExitCode::SUCCESS
 }
 
 #[derive(Serialize)]
@@ -402,13 +601,22 @@ fn run(config_path: Option<PathBuf>, once: bool, as_of: Option<NaiveDate>, live:
     let schedule = config.schedule.daily();
     let grace = Duration::from_secs(config.engine.shutdown_grace_secs);
     let on_alpaca = Credentials::from_env().is_some();
+    let journal_path = config.resolve(&config.journal.path);
+    let journal = match Journal::open(&journal_path, config.journal.sync) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing::info!(journal = %journal_path.display(), last_seq = journal.last_seq(), "journal open");
     let mut deps = EngineDeps::new(config, clock.clone(), venue.clone(), book);
     if let Some(live) = &live_bars {
         deps = deps.with_market(live.market.clone());
     }
     let system = actix::System::new();
     system.block_on(async move {
-        let broker = engine::start(engine::standard_registry(deps));
+        let broker = engine::start_journaled(engine::standard_registry(deps), Some(journal));
         match venue.account().await {
             Ok(a) => tracing::info!(cash = %a.cash, positions = a.positions.len(), "account"),
             Err(e) => {

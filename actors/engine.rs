@@ -12,6 +12,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::data::SharedMarket;
 use crate::halt::TradingGate;
+use crate::journal::Journal;
 use crate::strategy::book::StrategyBook;
 use crate::venue::Venue;
 
@@ -65,6 +66,11 @@ pub fn standard_registry(deps: EngineDeps) -> Registry {
 
 /// Starts the broker and the actors of `registry` on the current actix system.
 pub fn start(registry: Registry) -> Addr<Broker> {
+    start_journaled(registry, None)
+}
+
+/// [`start`] with every event journaled before it is dispatched.
+pub fn start_journaled(registry: Registry, journal: Option<Journal>) -> Addr<Broker> {
     let settings = BrokerSettings::from_config(&registry.deps().config);
-    Broker::start(registry, settings)
+    Broker::start_journaled(registry, settings, journal)
 }

@@ -29,6 +29,7 @@ pub struct Config {
     pub alpaca: AlpacaConfig,
     pub schedule: ScheduleConfig,
     pub execution: ExecutionConfig,
+    pub journal: JournalConfig,
     /// Folder that relative paths are resolved against: the config file's folder.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -117,6 +118,25 @@ impl SimVenueConfig {
             slippage_bps: self.slippage_bps,
             commission_per_order: self.commission_per_order,
             commission_bps: self.commission_bps,
+        }
+    }
+}
+
+/// The durable event journal of `run` (backtests keep theirs in memory unless told).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct JournalConfig {
+    /// SQLite file, relative to this file's folder.
+    pub path: PathBuf,
+    /// "normal": survives a crash of the process; "full": survives power loss too.
+    pub sync: crate::journal::SyncMode,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("state/journal.sqlite"),
+            sync: crate::journal::SyncMode::Normal,
         }
     }
 }

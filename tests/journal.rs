@@ -134,3 +134,134 @@ fn a_causation_pointing_nowhere_is_reported() {
     assert_eq!(seq, 2);
     assert!(why.contains("is not an earlier event"), "{why}");
 }
+
+mod engine_journal {
+    use std::process::Command;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use alchemiser::actors::broker::{AwaitWorkflow, QueryStats, StartWorkflow};
+    use alchemiser::actors::engine::{self, EngineDeps};
+    use alchemiser::clock::SystemClock;
+    use alchemiser::config::Config;
+    use alchemiser::events::{EventKind, WorkflowStarted};
+    use alchemiser::journal::{Journal, SyncMode};
+    use alchemiser::strategy::book::StrategyBook;
+    use alchemiser::venue::sim::SimVenue;
+    use alchemiser::workflow::WorkflowStatus;
+    use rust_decimal::Decimal;
+
+    fn deps() -> EngineDeps {
+        EngineDeps::new(
+            Config::default(),
+            Arc::new(SystemClock),
+            Arc::new(SimVenue::with_cash(Decimal::from(1000))),
+            Arc::new(StrategyBook::empty()),
+        )
+    }
+
+    async fn one_workflow(
+        path: &std::path::Path,
+        day: u32,
+    ) -> (alchemiser::causation::WorkflowSummary, u64) {
+        let journal = Journal::open(path, SyncMode::Full).unwrap();
+        let broker = engine::start_journaled(engine::standard_registry(deps()), Some(journal));
+        let id = broker
+            .send(StartWorkflow {
+                started: WorkflowStarted {
+                    as_of: chrono::NaiveDate::from_ymd_opt(2024, 3, day).unwrap(),
+                    mode: Default::default(),
+                    trigger: "test".into(),
+                },
+                triggered_by: None,
+                correlation_id: None,
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        let summary = tokio::time::timeout(Duration::from_secs(10), broker.send(AwaitWorkflow(id)))
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let stats = broker.send(QueryStats).await.unwrap();
+        (summary, stats.last_seq)
+    }
+
+    #[actix_rt::test]
+    async fn every_event_is_journaled_and_sequences_continue_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.sqlite");
+        let (first, last1) = one_workflow(&path, 4).await;
+        assert_eq!(first.status, WorkflowStatus::Completed);
+        assert_eq!(last1, first.events as u64);
+        let (second, last2) = one_workflow(&path, 5).await;
+        assert_eq!(second.status, WorkflowStatus::Completed);
+        assert_eq!(
+            last2,
+            last1 + second.events as u64,
+            "the second engine continued the sequence"
+        );
+
+        let j = Journal::open(&path, SyncMode::Normal).unwrap();
+        assert_eq!(j.last_seq(), last2);
+        assert_eq!(j.verify().unwrap().first_broken, None);
+        let entries = j.correlation(&second.correlation_id).unwrap();
+        assert_eq!(entries.len(), second.events);
+        assert_eq!(
+            entries.last().unwrap().envelope.kind(),
+            EventKind::WorkflowCompleted
+        );
+    }
+
+    #[actix_rt::test]
+    async fn the_commands_verify_trace_and_replay_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.sqlite");
+        let (summary, _) = one_workflow(&path, 4).await;
+        let bin = env!("CARGO_BIN_EXE_alchemiser");
+        let verify = Command::new(bin)
+            .args(["journal", "verify", "--journal"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            verify.status.success(),
+            "{}",
+            String::from_utf8_lossy(&verify.stderr)
+        );
+        let id = summary.correlation_id.to_string();
+        let trace = Command::new(bin)
+            .args(["trace", &id, "--journal"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&trace.stdout);
+        assert!(trace.status.success());
+        assert!(
+            text.contains("(Completed)") && text.contains("workflow.started.v1  [engine]"),
+            "{text}"
+        );
+        assert_eq!(text.lines().count(), summary.events + 1);
+        let replay = Command::new(bin)
+            .args(["journal", "replay", "--correlation", &id, "--journal"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&replay.stdout).unwrap();
+        assert_eq!(v["status"], "completed");
+        assert_eq!(v["events"].as_array().unwrap().len(), summary.events);
+
+        // Corrupt one stored event: verify names the seq and exits non-zero.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute("UPDATE events SET envelope = replace(envelope, '\"engine\"', '\"engind\"') WHERE seq = 1", []).unwrap();
+        drop(conn);
+        let broken = Command::new(bin)
+            .args(["journal", "verify", "--journal"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(broken.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&broken.stderr).contains("journal broken at seq 1"));
+    }
+}
