@@ -18,6 +18,7 @@ use alchemiser::clock::SystemClock;
 use alchemiser::config::Config;
 use alchemiser::domain::Side;
 use alchemiser::events::{Envelope, EventKind, OrderFilled};
+use alchemiser::journal::{Journal, SyncMode};
 use alchemiser::strategy::book::StrategyBook;
 use alchemiser::venue::sim::SimVenue;
 use rust_decimal::Decimal;
@@ -104,6 +105,11 @@ impl Handler<Raw> for RawSource {
 }
 
 async fn broker_round(n: usize) -> f64 {
+    broker_round_journaled(n, None).await
+}
+
+/// The broker with every event journaled to a SQLite file in `sync` mode first.
+async fn broker_round_journaled(n: usize, sync: Option<SyncMode>) -> f64 {
     let events = envelopes(n);
     let mut config = Config::default();
     config.engine.retain_finished_workflows = n / CHAIN + 1;
@@ -122,7 +128,10 @@ async fn broker_round(n: usize) -> f64 {
         target: n as u64,
         done: d.clone(),
     });
-    let broker = engine::start(registry);
+    let dir = tempfile_dir();
+    let journal =
+        sync.map(|mode| Journal::open(&dir.join("bench-journal.sqlite"), mode).expect("journal"));
+    let broker = engine::start_journaled(registry, journal);
     let start = Instant::now();
     for env in events {
         broker.do_send(Publish::from(env));
@@ -132,7 +141,19 @@ async fn broker_round(n: usize) -> f64 {
     let stats = broker.send(QueryStats).await.expect("broker alive");
     assert_eq!(stats.published_of(EventKind::OrderFilled), n as u64);
     assert_eq!(stats.rejected, 0);
+    let _ = std::fs::remove_dir_all(&dir);
     n as f64 / secs
+}
+
+/// A fresh folder under the system temp dir for one round's journal.
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "alchemiser-bench-{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4()
+    ));
+    let _ = std::fs::create_dir_all(&dir);
+    dir
 }
 
 async fn raw_round(n: usize) -> f64 {
@@ -179,5 +200,18 @@ fn main() {
         println!("raw actix actor->actor:        {:>12.0} msg/s", r);
         println!("broker (causation + fan-out):  {:>12.0} events/s", b);
         println!("ratio broker/raw:              {:>12.3}", b / r);
+        let nj = (n / 5).max(1000);
+        for (label, mode) in [("normal", SyncMode::Normal), ("full", SyncMode::Full)] {
+            let mut rates = Vec::new();
+            for _ in 0..rounds.min(3) {
+                rates.push(broker_round_journaled(nj, Some(mode)).await);
+            }
+            let j = median(rates);
+            println!(
+                "broker + journal sync={label:<6}  {:>12.0} events/s ({nj} events; ratio to in-memory {:.3})",
+                j,
+                j / b
+            );
+        }
     });
 }

@@ -155,6 +155,42 @@ impl Envelope {
         hasher.finalize().to_hex().to_string()
     }
 
+    /// The envelope's JSON and its payload hash from one serialisation of the payload
+    /// (the journal's hot path).
+    pub fn json_and_payload_hash(&self) -> Result<(String, String), EnvelopeError> {
+        let mut payload = Vec::with_capacity(512);
+        self.payload
+            .write_json(&mut payload)
+            .map_err(|e| EnvelopeError::Encode(e.to_string()))?;
+        let payload_hash = if self.kind().volatile_fields().is_empty() {
+            let mut hasher = blake3::Hasher::new();
+            hasher.update(self.event_type().as_bytes());
+            hasher.update(&[0]);
+            hasher.update(&payload);
+            hasher.finalize().to_hex().to_string()
+        } else {
+            self.payload_hash()
+        };
+        let payload =
+            String::from_utf8(payload).map_err(|e| EnvelopeError::Encode(e.to_string()))?;
+        let raw =
+            RawValue::from_string(payload).map_err(|e| EnvelopeError::Encode(e.to_string()))?;
+        let wire = WireOutRaw {
+            event_id: self.event_id,
+            event_type: self.event_type(),
+            schema_version: self.schema_version,
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+            triggered_by: self.triggered_by,
+            occurred_at: self.occurred_at,
+            source: &self.source,
+            payload: &raw,
+        };
+        let json =
+            serde_json::to_string(&wire).map_err(|e| EnvelopeError::Encode(e.to_string()))?;
+        Ok((json, payload_hash))
+    }
+
     pub fn to_json(&self) -> Result<String, EnvelopeError> {
         let payload = self
             .payload
@@ -234,6 +270,20 @@ struct WireOut<'a> {
     occurred_at: DateTime<Utc>,
     source: &'a str,
     payload: serde_json::Value,
+}
+
+#[derive(Serialize)]
+struct WireOutRaw<'a> {
+    event_id: EventId,
+    event_type: &'static str,
+    schema_version: u32,
+    correlation_id: CorrelationId,
+    causation_id: Option<EventId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    triggered_by: Option<TriggeredBy>,
+    occurred_at: DateTime<Utc>,
+    source: &'a str,
+    payload: &'a RawValue,
 }
 
 #[derive(Deserialize)]

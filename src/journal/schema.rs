@@ -8,7 +8,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 1: the event log.
     "CREATE TABLE events (
         seq INTEGER PRIMARY KEY,
-        event_id TEXT NOT NULL UNIQUE,
+        event_id TEXT NOT NULL,
         event_type TEXT NOT NULL,
         schema_version INTEGER NOT NULL,
         correlation_id TEXT NOT NULL,
