@@ -624,6 +624,9 @@ fn run(config_path: Option<PathBuf>, once: bool, as_of: Option<NaiveDate>, live:
                 return ExitCode::from(2);
             }
         }
+        if let Some(live) = &live_bars {
+            confirm_calendar(&live.client, clock.now().with_timezone(&chrono_tz::America::New_York).date_naive()).await;
+        }
         let stopping = Arc::new(tokio::sync::Notify::new());
         actix_rt::spawn(watch_signals(stopping.clone()));
         loop {
@@ -749,6 +752,27 @@ impl LiveBars {
         tracing::info!(symbols = self.symbols.len(), %start, end = %day, "daily bars refreshed");
         self.market.replace(MarketData { series });
         Ok(())
+    }
+}
+
+/// Compares the built-in calendar with Alpaca's for the next 30 days and says where they
+/// differ (a holiday announced after the built-in list was made); the daily clock check
+/// then keeps the engine from trading on a day Alpaca says is closed.
+async fn confirm_calendar(client: &AlpacaClient, today: NaiveDate) {
+    let end = today + chrono::Duration::days(30);
+    match client.calendar(today, end).await {
+        Ok(days) => {
+            let alpaca: std::collections::BTreeSet<String> = days.iter().map(|d| d.date.clone()).collect();
+            let ours: std::collections::BTreeSet<String> =
+                UsEquityCalendar::get().sessions(today, end).iter().map(|d| d.to_string()).collect();
+            let differ: Vec<&String> = alpaca.symmetric_difference(&ours).collect();
+            if differ.is_empty() {
+                tracing::info!(%today, %end, "calendar confirmed by Alpaca");
+            } else {
+                tracing::warn!(?differ, "the built-in calendar and Alpaca's differ; Alpaca's clock decides each day");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read Alpaca's calendar"),
     }
 }
 
