@@ -762,14 +762,21 @@ async fn confirm_calendar(client: &AlpacaClient, today: NaiveDate) {
     let end = today + chrono::Duration::days(30);
     match client.calendar(today, end).await {
         Ok(days) => {
-            let alpaca: std::collections::BTreeSet<String> = days.iter().map(|d| d.date.clone()).collect();
-            let ours: std::collections::BTreeSet<String> =
-                UsEquityCalendar::get().sessions(today, end).iter().map(|d| d.to_string()).collect();
+            let alpaca: std::collections::BTreeSet<String> =
+                days.iter().map(|d| d.date.clone()).collect();
+            let ours: std::collections::BTreeSet<String> = UsEquityCalendar::get()
+                .sessions(today, end)
+                .iter()
+                .map(|d| d.to_string())
+                .collect();
             let differ: Vec<&String> = alpaca.symmetric_difference(&ours).collect();
             if differ.is_empty() {
                 tracing::info!(%today, %end, "calendar confirmed by Alpaca");
             } else {
-                tracing::warn!(?differ, "the built-in calendar and Alpaca's differ; Alpaca's clock decides each day");
+                tracing::warn!(
+                    ?differ,
+                    "the built-in calendar and Alpaca's differ; Alpaca's clock decides each day"
+                );
             }
         }
         Err(e) => tracing::warn!(error = %e, "cannot read Alpaca's calendar"),

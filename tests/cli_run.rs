@@ -132,6 +132,7 @@ fn run_once_on_alpaca_never_prints_the_secret() {
         all.contains("daily bars refreshed"),
         "strategies ran on Alpaca's bars: {all}"
     );
+    assert!(all.contains("calendar confirmed by Alpaca"), "{all}");
     let state = fake.state();
     assert!(state.requests.iter().any(|r| r == "GET /v2/stocks/bars"));
     assert!(state.created.len() >= 3);
