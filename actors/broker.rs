@@ -25,6 +25,7 @@ use super::supervision::{
     panic_message, HandlerActor, HandlerFactory, Registry, SubscriberProgress,
 };
 use crate::causation::{CausationLog, CausationTree, Recorded, Refusal, WorkflowSummary};
+use crate::config::ResumeMode;
 use crate::events::{
     CorrelationId, Envelope, EventId, EventKind, EventRejected, FailureReason, HaltReason, Payload,
     TradingHalted, TriggeredBy, WorkflowCompleted, WorkflowFailed, WorkflowStarted,
@@ -250,6 +251,42 @@ pub struct Broker {
     unflushed: Vec<(u64, Arc<Envelope>, Recorded)>,
     journal_failure: Option<String>,
     publish_depth: u32,
+    crash_after: Option<CrashAfter>,
+}
+
+/// A drill hook: `ALCHEMISER_CRASH_AFTER=EVENT_TYPE[:N]` aborts the process (no cleanup,
+/// like `kill -9`) right after the N-th event of that type is committed to the journal
+/// and before it is dispatched. Crash tests and drills use it to stop the engine at a
+/// chosen point.
+struct CrashAfter {
+    event_type: String,
+    remaining: u32,
+}
+
+impl CrashAfter {
+    fn from_env() -> Option<Self> {
+        let spec = std::env::var("ALCHEMISER_CRASH_AFTER").ok()?;
+        let (event_type, n) = match spec.split_once(':') {
+            Some((t, n)) => (t.to_string(), n.parse().unwrap_or(1)),
+            None => (spec, 1),
+        };
+        Some(Self {
+            event_type,
+            remaining: n,
+        })
+    }
+
+    fn check(&mut self, batch: &[(u64, Arc<Envelope>, Recorded)]) {
+        for (_, env, _) in batch {
+            if env.event_type() == self.event_type {
+                self.remaining = self.remaining.saturating_sub(1);
+                if self.remaining == 0 {
+                    eprintln!("ALCHEMISER_CRASH_AFTER: aborting after {}", self.event_type);
+                    std::process::abort();
+                }
+            }
+        }
+    }
 }
 
 /// Commits the events accepted this turn, then dispatches them.
@@ -310,12 +347,68 @@ impl Broker {
                 unflushed: Vec::new(),
                 journal_failure: None,
                 publish_depth: 0,
+                crash_after: CrashAfter::from_env(),
             };
             for i in 0..broker.slots.len() {
                 broker.spawn_slot(i, ctx);
             }
+            broker.recover_unfinished(ctx);
             broker
         })
+    }
+
+    /// Workflows the journal shows unfinished (the engine stopped mid-way): their chains
+    /// are restored, then each one's last event is handed to its consumers again, or the
+    /// workflow is failed, per `recovery.resume`.
+    fn recover_unfinished(&mut self, ctx: &mut Context<Self>) {
+        let Some(journal) = &self.journal else { return };
+        let open = match journal.open_workflows() {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read unfinished workflows from the journal");
+                return;
+            }
+        };
+        let now = Instant::now();
+        let mut last_events = Vec::new();
+        for entries in open {
+            let mut restored = true;
+            for e in &entries {
+                if let Err(refusal) = self.log.record(&e.envelope, e.seq, now) {
+                    tracing::error!(seq = e.seq, %refusal, "journaled event does not restore");
+                    restored = false;
+                    break;
+                }
+            }
+            if let (true, Some(last)) = (restored, entries.last()) {
+                last_events.push((last.seq, Arc::new(last.envelope.clone())));
+            }
+        }
+        for (seq, env) in last_events {
+            let correlation = env.correlation_id;
+            match self.deps.config.recovery.resume {
+                ResumeMode::Resume => {
+                    tracing::warn!(%correlation, seq, event_type = env.event_type(), "resuming an unfinished workflow");
+                    let recorded = Recorded {
+                        stage: self.log.stage(&correlation),
+                        closed_workflow: false,
+                    };
+                    self.dispatch(seq, env, recorded);
+                }
+                ResumeMode::Fail => {
+                    tracing::warn!(%correlation, seq, "failing an unfinished workflow");
+                    let detail =
+                        format!("the engine stopped after {} (seq {seq})", env.event_type());
+                    self.fail_workflow(
+                        correlation,
+                        Some(env.event_id),
+                        FailureReason::StepFailed,
+                        detail,
+                        ctx,
+                    );
+                }
+            }
+        }
     }
 
     /// Builds a fresh incarnation of a subscriber and hands it every unacknowledged
@@ -489,6 +582,9 @@ impl Broker {
             .collect();
         match journal.append_batch(&entries) {
             Ok(()) => {
+                if let Some(hook) = &mut self.crash_after {
+                    hook.check(&batch);
+                }
                 for (seq, env, recorded) in batch {
                     self.dispatch(seq, env, recorded);
                 }

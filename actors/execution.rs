@@ -365,6 +365,7 @@ impl Run {
                 placed,
                 succeeded,
                 traded_value,
+                positions_before: Some(started.positions_before),
             },
         ));
         outputs

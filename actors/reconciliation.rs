@@ -56,7 +56,9 @@ impl EventHandler for ReconciliationActor {
                 Ok(Reaction::nothing())
             }
             Payload::OrderSettled(settled) => {
-                let Some(mut expected) = self.before.remove(&correlation) else {
+                let remembered = self.before.remove(&correlation);
+                let Some(mut expected) = remembered.or_else(|| settled.positions_before.clone())
+                else {
                     return Ok(Reaction::Publish(failed(
                         "no pre-trade positions for this workflow (lost in a restart)".into(),
                     )));

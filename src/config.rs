@@ -30,6 +30,7 @@ pub struct Config {
     pub schedule: ScheduleConfig,
     pub execution: ExecutionConfig,
     pub journal: JournalConfig,
+    pub recovery: RecoveryConfig,
     /// Folder that relative paths are resolved against: the config file's folder.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -120,6 +121,23 @@ impl SimVenueConfig {
             commission_bps: self.commission_bps,
         }
     }
+}
+
+/// What the engine does at start with workflows the journal shows unfinished.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ResumeMode {
+    /// Hand each one's last event to its consumers again (idempotent ids stop doubles).
+    #[default]
+    Resume,
+    /// Fail them (recovery then decides).
+    Fail,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecoveryConfig {
+    pub resume: ResumeMode,
 }
 
 /// The durable event journal of `run` (backtests keep theirs in memory unless told).

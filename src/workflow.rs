@@ -165,6 +165,7 @@ mod tests {
                 placed: 0,
                 succeeded: 0,
                 traded_value: d,
+                positions_before: None,
             }),
             EventKind::ReconciliationCompleted => {
                 Payload::ReconciliationCompleted(ReconciliationCompleted {

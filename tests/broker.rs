@@ -236,6 +236,7 @@ async fn an_event_out_of_workflow_order_is_refused() {
             placed: 0,
             succeeded: 0,
             traded_value: Default::default(),
+            positions_before: None,
         },
         "test",
         &clock,

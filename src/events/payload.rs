@@ -266,6 +266,10 @@ pub struct OrderSettled {
     pub placed: u32,
     pub succeeded: u32,
     pub traded_value: Decimal,
+    /// The positions before the first order (as in `execution.started.v1`), so that a
+    /// settlement is reconcilable on its own, e.g. when a restarted engine resumes it.
+    #[serde(default)]
+    pub positions_before: Option<BTreeMap<Symbol, Decimal>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

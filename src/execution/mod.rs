@@ -118,6 +118,7 @@ pub fn settle_without_orders(started: &ExecutionStarted) -> OrderSettled {
         placed: 0,
         succeeded: 0,
         traded_value: Decimal::ZERO,
+        positions_before: None,
     }
 }
 

@@ -345,6 +345,28 @@ impl Journal {
         })
     }
 
+    /// Every workflow whose root is journaled but no terminal event: its entries in order.
+    pub fn open_workflows(&self) -> Result<Vec<Vec<JournalEntry>>, JournalError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT correlation_id FROM events GROUP BY correlation_id \
+             HAVING sum(event_type = 'workflow.started.v1') = 1 \
+             AND sum(event_type IN ('workflow.completed.v1', 'workflow.failed.v1')) = 0 \
+             ORDER BY min(seq)",
+        )?;
+        let ids = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        ids.iter()
+            .map(|id| {
+                let c: CorrelationId = id.parse().map_err(|_| JournalError::Entry {
+                    seq: 0,
+                    message: format!("correlation id `{id}` is not a uuid"),
+                })?;
+                self.correlation(&c)
+            })
+            .collect()
+    }
+
     /// Whether an event id is already journaled.
     pub fn contains(&self, id: &EventId) -> Result<bool, JournalError> {
         Ok(self
