@@ -251,42 +251,6 @@ pub struct Broker {
     unflushed: Vec<(u64, Arc<Envelope>, Recorded)>,
     journal_failure: Option<String>,
     publish_depth: u32,
-    crash_after: Option<CrashAfter>,
-}
-
-/// A drill hook: `ALCHEMISER_CRASH_AFTER=EVENT_TYPE[:N]` aborts the process (no cleanup,
-/// like `kill -9`) right after the N-th event of that type is committed to the journal
-/// and before it is dispatched. Crash tests and drills use it to stop the engine at a
-/// chosen point.
-struct CrashAfter {
-    event_type: String,
-    remaining: u32,
-}
-
-impl CrashAfter {
-    fn from_env() -> Option<Self> {
-        let spec = std::env::var("ALCHEMISER_CRASH_AFTER").ok()?;
-        let (event_type, n) = match spec.split_once(':') {
-            Some((t, n)) => (t.to_string(), n.parse().unwrap_or(1)),
-            None => (spec, 1),
-        };
-        Some(Self {
-            event_type,
-            remaining: n,
-        })
-    }
-
-    fn check(&mut self, batch: &[(u64, Arc<Envelope>, Recorded)]) {
-        for (_, env, _) in batch {
-            if env.event_type() == self.event_type {
-                self.remaining = self.remaining.saturating_sub(1);
-                if self.remaining == 0 {
-                    eprintln!("ALCHEMISER_CRASH_AFTER: aborting after {}", self.event_type);
-                    std::process::abort();
-                }
-            }
-        }
-    }
 }
 
 /// Commits the events accepted this turn, then dispatches them.
@@ -347,7 +311,6 @@ impl Broker {
                 unflushed: Vec::new(),
                 journal_failure: None,
                 publish_depth: 0,
-                crash_after: CrashAfter::from_env(),
             };
             for i in 0..broker.slots.len() {
                 broker.spawn_slot(i, ctx);
@@ -582,8 +545,8 @@ impl Broker {
             .collect();
         match journal.append_batch(&entries) {
             Ok(()) => {
-                if let Some(hook) = &mut self.crash_after {
-                    hook.check(&batch);
+                for (_, env, _) in &batch {
+                    crate::drill::crash_point(env.event_type());
                 }
                 for (seq, env, recorded) in batch {
                     self.dispatch(seq, env, recorded);

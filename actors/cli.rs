@@ -624,6 +624,16 @@ fn run(config_path: Option<PathBuf>, once: bool, as_of: Option<NaiveDate>, live:
                 return ExitCode::from(2);
             }
         }
+        // Workflows resumed from the journal finish before anything new starts.
+        if let Ok(stats) = broker.send(QueryStats).await {
+            for w in stats.workflows.iter().filter(|w| !w.stage.is_terminal()) {
+                tracing::info!(correlation_id = %w.correlation_id, stage = ?w.stage, "waiting for a resumed workflow");
+                match broker.send(AwaitWorkflow(w.correlation_id)).await {
+                    Ok(Some(done)) => tracing::info!(correlation_id = %done.correlation_id, status = ?done.status, "resumed workflow ended"),
+                    _ => tracing::warn!(correlation_id = %w.correlation_id, "resumed workflow did not report"),
+                }
+            }
+        }
         if let Some(live) = &live_bars {
             confirm_calendar(&live.client, clock.now().with_timezone(&chrono_tz::America::New_York).date_naive()).await;
         }

@@ -272,7 +272,11 @@ impl Run {
                 qty,
                 ..intent.clone()
             };
-            match self.place(correlation, &started.plan_hash, &order).await {
+            let result = self.place(correlation, &started.plan_hash, &order).await;
+            if result.is_ok() {
+                crate::drill::crash_point("venue.submit");
+            }
+            match result {
                 Err(e) => {
                     unauthorized |= matches!(e, VenueError::Unauthorized(_));
                     venue_errors.push(format!("{}: {e}", intent.symbol));

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod data;
 pub mod domain;
+pub mod drill;
 pub mod events;
 pub mod execution;
 pub mod halt;

@@ -178,3 +178,43 @@ pub fn kinds(events: &[Envelope]) -> Vec<EventKind> {
 pub fn distinct<T: std::hash::Hash + Eq + Clone>(items: &[T]) -> usize {
     items.iter().cloned().collect::<HashSet<_>>().len()
 }
+
+/// A bundled CSV as Alpaca would serve it: daily bars stamped at midnight New York.
+pub fn bars_from_bundled(symbol: &str) -> Vec<alchemiser::venue::alpaca::wire::Bar> {
+    use chrono::TimeZone;
+    use std::str::FromStr;
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join(format!("examples/data/{symbol}.csv")))
+        .expect("bundled csv");
+    text.lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            let date = NaiveDate::parse_from_str(f[0], "%Y-%m-%d").expect("date");
+            let midnight = chrono_tz::America::New_York
+                .from_local_datetime(&date.and_hms_opt(0, 0, 0).expect("midnight"))
+                .single()
+                .expect("one midnight")
+                .with_timezone(&chrono::Utc);
+            let n = |s: &str| serde_json::Number::from_str(s).expect("number");
+            alchemiser::venue::alpaca::wire::Bar {
+                t: midnight.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                o: n(f[1]),
+                h: n(f[2]),
+                l: n(f[3]),
+                c: n(f[4]),
+                v: n(f[5]),
+            }
+        })
+        .collect()
+}
+
+/// Closes of the bundled data on 2023-09-21, the prices the fake Alpaca fills at.
+pub const BUNDLED_CLOSES: [(&str, &str); 6] = [
+    ("AAPL", "173.93"),
+    ("AMZN", "129.33"),
+    ("GOOG", "131.36"),
+    ("META", "295.73"),
+    ("NFLX", "386.3"),
+    ("NVDA", "410.17"),
+];

@@ -1,0 +1,159 @@
+//! Crash tests: the engine runs as a child process against a fake Alpaca this test owns,
+//! is aborted (no cleanup, as with kill -9) right after chosen journal commits, and is
+//! started again. Every time: the interrupted workflow completes, every intended order
+//! exists exactly once at the venue, positions equal the fills, and the journal verifies.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::str::FromStr;
+
+use alchemiser::events::{EventKind, Payload};
+use alchemiser::journal::{Journal, SyncMode};
+use alchemiser::venue::alpaca::fake::FakeAlpaca;
+use rust_decimal::Decimal;
+
+const KEY: &str = "PKCRASHTEST01";
+const SECRET: &str = "crash-secret";
+
+fn fake() -> FakeAlpaca {
+    let f = FakeAlpaca::start(KEY, SECRET, Decimal::from(100_000)).unwrap();
+    for (s, p) in common::BUNDLED_CLOSES {
+        f.state()
+            .prices
+            .insert(s.into(), Decimal::from_str(p).unwrap());
+        f.state()
+            .bars
+            .insert(s.into(), common::bars_from_bundled(s));
+    }
+    f.state().bars_page_size = 2000;
+    f
+}
+
+fn config(dir: &Path, fake: &FakeAlpaca) -> std::path::PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cfg = dir.join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[strategy]\ndata = {:?}\n[[strategy.files]]\npath = {:?}\n[journal]\npath = {:?}\n[alpaca]\ntrading_url = {:?}\ndata_url = {:?}\n",
+            root.join("examples/data").display().to_string(),
+            root.join("examples/strategies/default.clj").display().to_string(),
+            dir.join("journal.sqlite").display().to_string(),
+            fake.url(),
+            fake.url(),
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+fn run(cfg: &Path, crash_after: Option<&str>) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_alchemiser"));
+    c.args(["run", "--once", "--as-of", "2023-09-21", "--config"])
+        .arg(cfg)
+        .env("APCA_API_KEY_ID", KEY)
+        .env("APCA_API_SECRET_KEY", SECRET)
+        .env("RUST_LOG", "warn");
+    match crash_after {
+        Some(point) => c.env("ALCHEMISER_CRASH_AFTER", point),
+        None => c.env_remove("ALCHEMISER_CRASH_AFTER"),
+    };
+    c.output().unwrap()
+}
+
+/// The kill points: after each kind of commit in a trading workflow, after the n-th
+/// order submission and fill are committed, and after the venue accepted the n-th order
+/// but before the engine recorded anything about it.
+fn kill_points() -> Vec<String> {
+    let mut points: Vec<String> = [
+        "workflow.started.v1",
+        "strategy.signal.generated.v1",
+        "portfolio.allocation.compared.v1",
+        "portfolio.rebalance.planned.v1",
+        "execution.started.v1",
+        "execution.order.settled.v1",
+        "reconciliation.completed.v1",
+        "workflow.completed.v1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for n in 1..=5 {
+        points.push(format!("execution.order.submitted.v1:{n}"));
+        points.push(format!("execution.order.filled.v1:{n}"));
+        // The venue has the order, the journal does not know yet: the resumed execution
+        // must adopt it (same client order id), not place it again.
+        points.push(format!("venue.submit:{n}"));
+    }
+    points
+}
+
+#[test]
+fn killed_at_any_commit_the_engine_recovers_without_duplicates() {
+    let points = kill_points();
+    assert!(points.len() >= 20);
+    for point in points {
+        let dir = tempfile::tempdir().unwrap();
+        let f = fake();
+        let cfg = config(dir.path(), &f);
+
+        let crashed = run(&cfg, Some(&point));
+        assert!(
+            !crashed.status.success(),
+            "{point}: the engine should have been aborted"
+        );
+        assert!(
+            String::from_utf8_lossy(&crashed.stderr).contains("ALCHEMISER_CRASH_AFTER"),
+            "{point}"
+        );
+
+        let restarted = run(&cfg, None);
+        assert!(
+            restarted.status.success(),
+            "{point}: restart failed: {}",
+            String::from_utf8_lossy(&restarted.stderr)
+        );
+
+        let journal = Journal::open(&dir.path().join("journal.sqlite"), SyncMode::Normal).unwrap();
+        assert_eq!(journal.verify().unwrap().first_broken, None, "{point}");
+        let entries = journal.entries().unwrap();
+        let first = entries[0].envelope.correlation_id;
+        let first_events: Vec<_> = entries
+            .iter()
+            .filter(|e| e.envelope.correlation_id == first)
+            .collect();
+        assert_eq!(
+            first_events.last().map(|e| e.envelope.kind()),
+            Some(EventKind::WorkflowCompleted),
+            "{point}: the interrupted workflow completed"
+        );
+        assert!(
+            journal.open_workflows().unwrap().is_empty(),
+            "{point}: nothing left unfinished"
+        );
+
+        let state = f.state();
+        assert!(!state.created.is_empty(), "{point}: orders were placed");
+        assert!(
+            state.created.values().all(|n| *n == 1),
+            "{point}: an order was created twice: {:?}",
+            state.created
+        );
+        // Positions equal what the journal says was filled.
+        let mut filled: std::collections::BTreeMap<String, Decimal> = Default::default();
+        let mut fill_ids = std::collections::BTreeSet::new();
+        for e in &entries {
+            if let Payload::OrderFilled(fill) = &e.envelope.payload {
+                if fill_ids.insert(fill.fill_id.clone()) {
+                    *filled.entry(fill.symbol.clone()).or_default() += fill.qty;
+                }
+            }
+        }
+        assert_eq!(
+            state.positions, filled,
+            "{point}: venue positions equal the journaled fills"
+        );
+    }
+}
