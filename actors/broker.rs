@@ -10,7 +10,7 @@
 //! reconciliation reports, fails it on timeout or on a dead-lettered event, and halts
 //! trading when an actor exceeds its restart policy.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,7 +30,7 @@ use crate::events::{
     CorrelationId, Envelope, EventId, EventKind, EventRejected, FailureReason, HaltReason, Payload,
     TradingHalted, TriggeredBy, WorkflowCompleted, WorkflowFailed, WorkflowStarted,
 };
-use crate::journal::Journal;
+use crate::journal::{ConsumerMark, Journal};
 use crate::supervision::{RestartDecision, RestartHistory, RestartPolicy};
 use crate::workflow::WorkflowStage;
 
@@ -97,6 +97,17 @@ pub struct StartWorkflow {
 #[rtype(result = "()")]
 pub struct Deliver {
     pub seq: u64,
+    pub env: Arc<Envelope>,
+    /// Report [`Consumed`] after handling (the broker journals consumer marks).
+    pub mark: bool,
+}
+
+/// A subscriber handled `env` (after publishing what it produced): the broker journals
+/// the mark with those events, so a redelivered or replayed copy is skipped.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Consumed {
+    pub consumer: &'static str,
     pub env: Arc<Envelope>,
 }
 
@@ -185,6 +196,8 @@ pub struct BrokerStats {
     pub events_in_memory: usize,
     /// Why the journal stopped accepting writes, if it did.
     pub journal_failure: Option<String>,
+    /// Deliveries skipped because the consumer had already handled the event.
+    pub skipped_duplicates: u64,
     pub workflows: Vec<WorkflowSummary>,
 }
 
@@ -251,6 +264,10 @@ pub struct Broker {
     unflushed: Vec<(u64, Arc<Envelope>, Recorded)>,
     journal_failure: Option<String>,
     publish_depth: u32,
+    /// Consumer marks of open workflows: (consumer, event type, payload hash).
+    marks: HashMap<CorrelationId, HashSet<(String, EventKind, String)>>,
+    pending_marks: Vec<ConsumerMark>,
+    skipped_duplicates: u64,
 }
 
 /// Commits the events accepted this turn, then dispatches them.
@@ -311,6 +328,9 @@ impl Broker {
                 unflushed: Vec::new(),
                 journal_failure: None,
                 publish_depth: 0,
+                marks: HashMap::new(),
+                pending_marks: Vec::new(),
+                skipped_duplicates: 0,
             };
             for i in 0..broker.slots.len() {
                 broker.spawn_slot(i, ctx);
@@ -332,6 +352,20 @@ impl Broker {
                 return;
             }
         };
+        match journal.open_marks() {
+            Ok(marks) => {
+                for m in marks {
+                    if let Some(kind) = EventKind::from_wire(&m.event_type) {
+                        self.marks.entry(m.correlation_id).or_default().insert((
+                            m.consumer,
+                            kind,
+                            m.payload_hash,
+                        ));
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot read consumer marks from the journal"),
+        }
         let now = Instant::now();
         let mut last_events = Vec::new();
         for entries in open {
@@ -401,10 +435,12 @@ impl Broker {
         );
         let addr = actor.start();
         slot.trim_acked();
+        let mark = self.journal.is_some();
         for d in slot.inflight.iter_mut() {
             addr.do_send(Deliver {
                 seq: d.seq,
                 env: d.env.clone(),
+                mark,
             });
             if d.sent {
                 self.redelivered += 1;
@@ -479,7 +515,7 @@ impl Broker {
             let child = Envelope::caused_by(&env, completed, BROKER, &*self.deps.clock);
             let _ = self.publish(Arc::new(child), ctx);
         }
-        if self.journal.is_some() && self.unflushed.is_empty() {
+        if self.journal.is_some() && self.unflushed.is_empty() && self.pending_marks.is_empty() {
             // Behind every message already queued: the whole turn commits together.
             ctx.notify(FlushJournal);
         }
@@ -493,14 +529,32 @@ impl Broker {
     /// observers, and answers those waiting for its workflow to end.
     fn dispatch(&mut self, seq: u64, env: Arc<Envelope>, recorded: Recorded) {
         let kind = env.kind();
+        let mark = self.journal.is_some();
+        let marked = self
+            .marks
+            .get(&env.correlation_id)
+            .map(|m| (m, env.payload_hash()));
         for k in 0..self.routes[kind.index()].len() {
             let i = self.routes[kind.index()][k];
             let slot = &mut self.slots[i];
+            if let Some((m, hash)) = &marked {
+                if m.contains(&(slot.name.to_string(), kind, hash.clone())) {
+                    tracing::info!(
+                        consumer = slot.name,
+                        seq,
+                        event_type = kind.as_str(),
+                        "already handled: skipped"
+                    );
+                    self.skipped_duplicates += 1;
+                    continue;
+                }
+            }
             slot.trim_acked();
             let sent = if let Some(addr) = &slot.addr {
                 addr.do_send(Deliver {
                     seq,
                     env: env.clone(),
+                    mark,
                 });
                 self.delivered += 1;
                 true
@@ -521,6 +575,7 @@ impl Broker {
             });
         }
         if recorded.closed_workflow {
+            self.marks.remove(&env.correlation_id);
             if let Some(waiters) = self.waiters.remove(&env.correlation_id) {
                 if let Some(summary) = self.log.workflow(&env.correlation_id, Instant::now()) {
                     for w in waiters {
@@ -536,6 +591,7 @@ impl Broker {
     /// halts: the engine must not act on events it could not record.
     fn flush_journal(&mut self) {
         let batch = std::mem::take(&mut self.unflushed);
+        let marks = std::mem::take(&mut self.pending_marks);
         let Some(journal) = self.journal.as_mut() else {
             return;
         };
@@ -543,7 +599,7 @@ impl Broker {
             .iter()
             .map(|(seq, env, _)| (*seq, env.as_ref()))
             .collect();
-        match journal.append_batch(&entries) {
+        match journal.append(&entries, &marks) {
             Ok(()) => {
                 for (_, env, _) in &batch {
                     crate::drill::crash_point(env.event_type());
@@ -747,6 +803,7 @@ impl Broker {
             dead_letters: self.dead_letters.clone(),
             halted: self.halted.clone(),
             journal_failure: self.journal_failure.clone(),
+            skipped_duplicates: self.skipped_duplicates,
             chains_in_memory: self.log.chains_in_memory(),
             events_in_memory: self.log.events_in_memory(),
             workflows: self.log.workflows(now),
@@ -760,6 +817,41 @@ impl Actor for Broker {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.run_interval(self.settings.timeout_check, |act, ctx| {
             act.check_timeouts(ctx)
+        });
+    }
+}
+
+impl Handler<Consumed> for Broker {
+    type Result = ();
+
+    fn handle(&mut self, msg: Consumed, ctx: &mut Self::Context) {
+        if self.journal.is_none() {
+            return;
+        }
+        let open = self
+            .log
+            .stage(&msg.env.correlation_id)
+            .is_some_and(|s| !s.is_terminal());
+        let payload_hash = msg.env.payload_hash();
+        if open {
+            self.marks
+                .entry(msg.env.correlation_id)
+                .or_default()
+                .insert((
+                    msg.consumer.to_string(),
+                    msg.env.kind(),
+                    payload_hash.clone(),
+                ));
+        }
+        if self.unflushed.is_empty() && self.pending_marks.is_empty() {
+            ctx.notify(FlushJournal);
+        }
+        self.pending_marks.push(ConsumerMark {
+            consumer: msg.consumer.to_string(),
+            event_type: msg.env.event_type().to_string(),
+            correlation_id: msg.env.correlation_id,
+            payload_hash,
+            seq: self.seq,
         });
     }
 }

@@ -20,7 +20,7 @@ use futures_util::future::{abortable, AbortHandle};
 use futures_util::FutureExt;
 use thiserror::Error;
 
-use super::broker::{ActorFailed, Broker, Deliver, Publish};
+use super::broker::{ActorFailed, Broker, Consumed, Deliver, Publish};
 use super::engine::EngineDeps;
 use crate::events::{Envelope, EventKind, Payload};
 
@@ -239,7 +239,9 @@ impl HandlerActor {
         }
     }
 
-    fn complete(&mut self, handled: &Envelope, seq: u64, outputs: Vec<Emit>, started: Instant) {
+    fn complete(&mut self, delivery: &Deliver, outputs: Vec<Emit>, started: Instant) {
+        let handled: &Envelope = &delivery.env;
+        let seq = delivery.seq;
         let mut published: Vec<Arc<Envelope>> = Vec::with_capacity(outputs.len());
         for out in outputs {
             let parent = out
@@ -254,6 +256,12 @@ impl HandlerActor {
             ));
             self.broker.do_send(Publish(env.clone()));
             published.push(env);
+        }
+        if delivery.mark {
+            self.broker.do_send(Consumed {
+                consumer: self.name,
+                env: delivery.env.clone(),
+            });
         }
         self.progress.ack(seq, started);
     }
@@ -304,7 +312,7 @@ impl Handler<Deliver> for HandlerActor {
         let started = Instant::now();
         let env = &msg.env;
         match catch_unwind(AssertUnwindSafe(|| self.handler.handle(env))) {
-            Ok(Ok(Reaction::Publish(payloads))) => self.complete(env, msg.seq, payloads, started),
+            Ok(Ok(Reaction::Publish(payloads))) => self.complete(&msg, payloads, started),
             Ok(Ok(Reaction::Later(pending))) => {
                 let (pending, abort) = abortable(pending);
                 self.progress.set_pending(msg.seq, abort);
@@ -312,7 +320,7 @@ impl Handler<Deliver> for HandlerActor {
                 ctx.wait(fut.into_actor(self).map(move |outcome, act, ctx| {
                     act.progress.clear_pending();
                     match outcome {
-                        Ok(Ok(Ok(payloads))) => act.complete(&msg.env, msg.seq, payloads, started),
+                        Ok(Ok(Ok(payloads))) => act.complete(&msg, payloads, started),
                         Ok(Ok(Err(fault))) => act.fault(msg.seq, fault.0, ctx),
                         Ok(Err(_aborted)) => {
                             let waited = started.elapsed().as_secs_f64();

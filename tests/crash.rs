@@ -87,6 +87,10 @@ fn kill_points() -> Vec<String> {
         // must adopt it (same client order id), not place it again.
         points.push(format!("venue.submit:{n}"));
     }
+    // In the middle of a group commit: rows written, transaction not committed.
+    for n in [1, 3, 6] {
+        points.push(format!("journal.commit:{n}"));
+    }
     points
 }
 

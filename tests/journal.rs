@@ -265,3 +265,119 @@ mod engine_journal {
         assert!(String::from_utf8_lossy(&broken.stderr).contains("journal broken at seq 1"));
     }
 }
+
+mod consumer_marks {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use alchemiser::actors::broker::{QueryStats, StartWorkflow};
+    use alchemiser::actors::engine::{self, EngineDeps};
+    use alchemiser::actors::supervision::{EventHandler, HandlerFault, Reaction, Registry};
+    use alchemiser::clock::SystemClock;
+    use alchemiser::config::Config;
+    use alchemiser::events::{Envelope, EventKind, WorkflowStarted};
+    use alchemiser::journal::{Journal, SyncMode};
+    use alchemiser::strategy::book::StrategyBook;
+    use alchemiser::venue::sim::SimVenue;
+    use rust_decimal::Decimal;
+
+    /// Counts what it handles and publishes nothing (the workflow stays open).
+    struct Counter(Arc<AtomicU32>);
+
+    impl EventHandler for Counter {
+        fn handle(&mut self, _event: &Envelope) -> Result<Reaction, HandlerFault> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(Reaction::nothing())
+        }
+    }
+
+    fn registry(names: &[(&'static str, Arc<AtomicU32>)]) -> Registry {
+        let deps = EngineDeps::new(
+            Config::default(),
+            Arc::new(SystemClock),
+            Arc::new(SimVenue::with_cash(Decimal::ONE)),
+            Arc::new(StrategyBook::empty()),
+        );
+        let mut r = Registry::new(deps);
+        for (name, count) in names {
+            let c = count.clone();
+            r.add(name, &[EventKind::WorkflowStarted], move || {
+                Counter(c.clone())
+            });
+        }
+        r
+    }
+
+    #[test]
+    fn a_replayed_event_is_skipped_for_consumers_that_handled_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.sqlite");
+        let first = Arc::new(AtomicU32::new(0));
+        {
+            let system = actix::System::new();
+            let f = first.clone();
+            let p = path.clone();
+            system.block_on(async move {
+                let journal = Journal::open(&p, SyncMode::Full).unwrap();
+                let broker =
+                    engine::start_journaled(registry(&[("handled", f.clone())]), Some(journal));
+                broker
+                    .send(StartWorkflow {
+                        started: WorkflowStarted {
+                            as_of: chrono::NaiveDate::from_ymd_opt(2024, 3, 4).unwrap(),
+                            mode: Default::default(),
+                            trigger: "test".into(),
+                        },
+                        triggered_by: None,
+                        correlation_id: None,
+                    })
+                    .await
+                    .unwrap()
+                    .unwrap();
+                // Wait until the consumer handled it and its mark is committed.
+                for _ in 0..200 {
+                    if f.load(Ordering::SeqCst) == 1
+                        && broker.send(QueryStats).await.unwrap().last_seq == 1
+                    {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            });
+        }
+        assert_eq!(first.load(Ordering::SeqCst), 1);
+        // The engine restarts: the workflow is unfinished, so its last event (the root) is
+        // handed out again — but not to the consumer that already handled it.
+        let again = Arc::new(AtomicU32::new(0));
+        let newcomer = Arc::new(AtomicU32::new(0));
+        let system = actix::System::new();
+        let (a, n, p) = (again.clone(), newcomer.clone(), path.clone());
+        let skipped = system.block_on(async move {
+            let journal = Journal::open(&p, SyncMode::Full).unwrap();
+            let broker = engine::start_journaled(
+                registry(&[("handled", a.clone()), ("newcomer", n.clone())]),
+                Some(journal),
+            );
+            for _ in 0..200 {
+                if n.load(Ordering::SeqCst) == 1 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            broker.send(QueryStats).await.unwrap().skipped_duplicates
+        });
+        assert_eq!(
+            newcomer.load(Ordering::SeqCst),
+            1,
+            "a consumer that never saw it gets it"
+        );
+        assert_eq!(
+            again.load(Ordering::SeqCst),
+            0,
+            "the consumer that handled it is skipped"
+        );
+        assert_eq!(skipped, 1);
+    }
+}

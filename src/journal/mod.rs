@@ -44,6 +44,17 @@ pub enum JournalError {
     Gap { expected: u64, got: u64 },
 }
 
+/// A consumer has handled an event: recorded in the same transaction as the events it
+/// published, so that a redelivered or replayed copy is skipped.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ConsumerMark {
+    pub consumer: String,
+    pub event_type: String,
+    pub correlation_id: CorrelationId,
+    pub payload_hash: String,
+    pub seq: u64,
+}
+
 /// One stored event.
 #[derive(Clone, Debug)]
 pub struct JournalEntry {
@@ -187,7 +198,16 @@ impl Journal {
 
     /// Appends `entries` (consecutive seqs after [`Journal::last_seq`]) in one transaction.
     pub fn append_batch(&mut self, entries: &[(u64, &Envelope)]) -> Result<(), JournalError> {
-        if entries.is_empty() {
+        self.append(entries, &[])
+    }
+
+    /// Appends events and consumer marks in one transaction (the group commit).
+    pub fn append(
+        &mut self,
+        entries: &[(u64, &Envelope)],
+        marks: &[ConsumerMark],
+    ) -> Result<(), JournalError> {
+        if entries.is_empty() && marks.is_empty() {
             return Ok(());
         }
         let tx = self.conn.transaction()?;
@@ -248,6 +268,22 @@ impl Journal {
                 last_chain = chained;
             }
         }
+        if !marks.is_empty() {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR IGNORE INTO consumer_marks (consumer, event_type, correlation_id, payload_hash, seq) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for m in marks {
+                stmt.execute(params![
+                    m.consumer,
+                    m.event_type,
+                    m.correlation_id.to_string(),
+                    m.payload_hash,
+                    m.seq as i64
+                ])?;
+            }
+        }
+        crate::drill::crash_point("journal.commit");
         tx.commit()?;
         self.last_seq = last_seq;
         self.last_chain = last_chain;
@@ -365,6 +401,40 @@ impl Journal {
                 self.correlation(&c)
             })
             .collect()
+    }
+
+    /// The consumer marks of workflows still open.
+    pub fn open_marks(&self) -> Result<Vec<ConsumerMark>, JournalError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT consumer, event_type, correlation_id, payload_hash, seq FROM consumer_marks \
+             WHERE correlation_id IN (SELECT correlation_id FROM events GROUP BY correlation_id \
+               HAVING sum(event_type IN ('workflow.completed.v1', 'workflow.failed.v1')) = 0)",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (consumer, event_type, correlation, payload_hash, seq) = row?;
+            let correlation_id = correlation.parse().map_err(|_| JournalError::Entry {
+                seq: seq as u64,
+                message: format!("correlation id `{correlation}` is not a uuid"),
+            })?;
+            out.push(ConsumerMark {
+                consumer,
+                event_type,
+                correlation_id,
+                payload_hash,
+                seq: seq as u64,
+            });
+        }
+        Ok(out)
     }
 
     /// Whether an event id is already journaled.
