@@ -435,7 +435,7 @@ impl Broker {
         );
         let addr = actor.start();
         slot.trim_acked();
-        let mark = self.journal.is_some();
+        let mark = self.journal.as_ref().is_some_and(Journal::is_durable);
         for d in slot.inflight.iter_mut() {
             addr.do_send(Deliver {
                 seq: d.seq,
@@ -529,7 +529,7 @@ impl Broker {
     /// observers, and answers those waiting for its workflow to end.
     fn dispatch(&mut self, seq: u64, env: Arc<Envelope>, recorded: Recorded) {
         let kind = env.kind();
-        let mark = self.journal.is_some();
+        let mark = self.journal.as_ref().is_some_and(Journal::is_durable);
         let marked = self
             .marks
             .get(&env.correlation_id)

@@ -76,6 +76,7 @@ pub struct Journal {
     conn: Connection,
     last_seq: u64,
     last_chain: [u8; 32],
+    durable: bool,
 }
 
 struct Row {
@@ -139,7 +140,9 @@ impl Journal {
             std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
         }
         let conn = Connection::open(path).map_err(|e| fail(e.to_string()))?;
-        Self::setup(conn, sync).map_err(|e| fail(e.to_string()))
+        let mut journal = Self::setup(conn, sync).map_err(|e| fail(e.to_string()))?;
+        journal.durable = true;
+        Ok(journal)
     }
 
     /// A journal that lives only as long as the process (backtests).
@@ -182,6 +185,7 @@ impl Journal {
             conn,
             last_seq,
             last_chain,
+            durable: false,
         })
     }
 
@@ -194,6 +198,11 @@ impl Journal {
 
     pub fn last_seq(&self) -> u64 {
         self.last_seq
+    }
+
+    /// On disk (survives the process), as opposed to in memory.
+    pub fn is_durable(&self) -> bool {
+        self.durable
     }
 
     /// Appends `entries` (consecutive seqs after [`Journal::last_seq`]) in one transaction.
