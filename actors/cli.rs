@@ -19,6 +19,7 @@ use crate::config::{Config, OnStrategyError};
 use crate::data::{Adjustment, BarSeries, MarketData, SharedMarket};
 use crate::domain::RunMode;
 use crate::events::{CorrelationId, SignalGenerated, WorkflowStarted};
+use crate::journal::outbox::Outbox;
 use crate::journal::Journal;
 use crate::strategy::book::StrategyBook;
 use crate::venue::alpaca::client::{
@@ -610,12 +611,23 @@ fn run(config_path: Option<PathBuf>, once: bool, as_of: Option<NaiveDate>, live:
         }
     };
     tracing::info!(journal = %journal_path.display(), last_seq = journal.last_seq(), "journal open");
-    let mut deps = EngineDeps::new(config, clock.clone(), venue.clone(), book);
+    let (outbox, resolver) = match (Outbox::open(&journal_path), Outbox::open(&journal_path)) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut deps = EngineDeps::new(config, clock.clone(), venue.clone(), book).with_outbox(outbox);
     if let Some(live) = &live_bars {
         deps = deps.with_market(live.market.clone());
     }
     let system = actix::System::new();
     system.block_on(async move {
+                if let Err(e) = resolve_pending_intents(&resolver, venue.as_ref()).await {
+            eprintln!("error: cannot resolve order intents left by the last run: {e}");
+            return ExitCode::from(2);
+        }
         let broker = engine::start_journaled(engine::standard_registry(deps), Some(journal));
         match venue.account().await {
             Ok(a) => tracing::info!(cash = %a.cash, positions = a.positions.len(), "account"),
@@ -791,6 +803,34 @@ async fn confirm_calendar(client: &AlpacaClient, today: NaiveDate) {
         }
         Err(e) => tracing::warn!(error = %e, "cannot read Alpaca's calendar"),
     }
+}
+
+/// Intents the last run recorded but never saw answered (it stopped in between): adopted
+/// when the venue has the order, submitted with the same client order id when it does not.
+async fn resolve_pending_intents(outbox: &Outbox, venue: &dyn Venue) -> Result<(), String> {
+    for pending in outbox.pending().map_err(|e| e.to_string())? {
+        let id = pending.intent.client_order_id.clone();
+        let outcome = match venue
+            .order_by_client_id(&id)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            Some(order) => {
+                tracing::warn!(client_order_id = %id, status = order.status.as_str(), "adopted an order the last run sent");
+                format!("adopted: {}", order.status.as_str())
+            }
+            None => {
+                let order = venue
+                    .submit(&pending.intent)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                tracing::warn!(client_order_id = %id, status = order.status.as_str(), "submitted an order the last run intended");
+                format!("submitted at start: {}", order.status.as_str())
+            }
+        };
+        outbox.resolve(&id, &outcome).map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// Waits for SIGINT or SIGTERM.

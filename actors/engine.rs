@@ -12,6 +12,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::data::SharedMarket;
 use crate::halt::TradingGate;
+use crate::journal::outbox::Outbox;
 use crate::journal::Journal;
 use crate::strategy::book::StrategyBook;
 use crate::venue::Venue;
@@ -26,6 +27,8 @@ pub struct EngineDeps {
     pub strategies: Arc<StrategyBook>,
     /// Live market data, refreshed by the engine process; `None`: the book's own data.
     pub market: Option<SharedMarket>,
+    /// Where execution records each order intent before calling the venue.
+    pub outbox: Option<Arc<std::sync::Mutex<Outbox>>>,
     pub gate: TradingGate,
 }
 
@@ -42,8 +45,15 @@ impl EngineDeps {
             venue,
             strategies,
             market: None,
+            outbox: None,
             gate: TradingGate::default(),
         }
+    }
+
+    /// Execution records intents and outcomes in `outbox`.
+    pub fn with_outbox(mut self, outbox: Outbox) -> Self {
+        self.outbox = Some(Arc::new(std::sync::Mutex::new(outbox)));
+        self
     }
 
     /// Strategies evaluate on `market` (refreshed elsewhere) instead of the book's data.

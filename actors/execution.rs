@@ -20,6 +20,7 @@ use crate::events::{
 use crate::execution::smart_limit::{check_quote, initial_limit, repeg, QuoteLimits};
 use crate::execution::{affordable_qty, client_order_id, order_intents, MIN_NOTIONAL};
 use crate::halt::TradingGate;
+use crate::journal::outbox::Outbox;
 use crate::venue::sim::SimCosts;
 use crate::venue::{Venue, VenueOrderStatus};
 use crate::venue::{VenueError, VenueOrder};
@@ -36,7 +37,10 @@ pub struct ExecutionActor {
     qty_dp: u32,
     smart: Option<SmartLimit>,
     clock: Arc<dyn Clock>,
+    outbox: Option<SharedOutbox>,
 }
+
+type SharedOutbox = Arc<std::sync::Mutex<Outbox>>;
 
 impl ExecutionActor {
     pub fn new(deps: &EngineDeps) -> Self {
@@ -59,6 +63,7 @@ impl ExecutionActor {
                 },
             }),
             clock: deps.clock.clone(),
+            outbox: deps.outbox.clone(),
         }
     }
 }
@@ -99,6 +104,7 @@ struct Run {
     qty_dp: u32,
     smart: Option<SmartLimit>,
     clock: Arc<dyn Clock>,
+    outbox: Option<SharedOutbox>,
 }
 
 /// Settings of smart limit execution (`execution.order_type = "limit"`).
@@ -110,6 +116,41 @@ struct SmartLimit {
 }
 
 impl Run {
+    /// One order to the venue, written to the outbox first and resolved there after.
+    async fn send(
+        &self,
+        correlation: crate::events::CorrelationId,
+        plan_hash: &str,
+        order: &OrderIntent,
+    ) -> Result<VenueOrder, VenueError> {
+        if let Some(outbox) = &self.outbox {
+            let recorded = outbox
+                .lock()
+                .map_err(|_| VenueError::Unavailable("outbox lock poisoned".into()))?
+                .intend(correlation, plan_hash, order);
+            if let Err(e) = recorded {
+                // Without the intent on disk the order must not be sent.
+                return Err(VenueError::Unavailable(format!(
+                    "cannot record the order intent: {e}"
+                )));
+            }
+            crate::drill::crash_point("outbox.intent");
+        }
+        let result = self.venue.submit(order).await;
+        if result.is_ok() {
+            // The venue has the order; nothing here knows it yet.
+            crate::drill::crash_point("venue.accepted");
+        }
+        if let (Some(outbox), Ok(o)) = (&self.outbox, &result) {
+            if let Ok(outbox) = outbox.lock() {
+                if let Err(e) = outbox.resolve(&order.client_order_id, o.status.as_str()) {
+                    tracing::warn!(client_order_id = %order.client_order_id, error = %e, "cannot record the order outcome");
+                }
+            }
+        }
+        result
+    }
+
     /// Places one leg: a market order, or with smart execution a limit order walked
     /// toward the far side `max_repegs` times, then canceled and sent to market for the
     /// rest. Returns every venue order the leg used, with what was sent.
@@ -120,18 +161,27 @@ impl Run {
         order: &OrderIntent,
     ) -> Result<Vec<(OrderIntent, VenueOrder)>, VenueError> {
         let Some(smart) = &self.smart else {
-            return Ok(vec![(order.clone(), self.venue.submit(order).await?)]);
+            return Ok(vec![(
+                order.clone(),
+                self.send(correlation, plan_hash, order).await?,
+            )]);
         };
         let quote = match self.venue.quote(&order.symbol).await {
             Ok(q) => q,
             Err(e) => {
                 tracing::warn!(symbol = %order.symbol, error = %e, "no quote: sending a market order");
-                return Ok(vec![(order.clone(), self.venue.submit(order).await?)]);
+                return Ok(vec![(
+                    order.clone(),
+                    self.send(correlation, plan_hash, order).await?,
+                )]);
             }
         };
         if let Err(problem) = check_quote(&quote, self.clock.now(), &smart.limits) {
             tracing::warn!(symbol = %order.symbol, %problem, "quote refused: sending a market order");
-            return Ok(vec![(order.clone(), self.venue.submit(order).await?)]);
+            return Ok(vec![(
+                order.clone(),
+                self.send(correlation, plan_hash, order).await?,
+            )]);
         }
         let mut legs = Vec::new();
         let mut remaining = order.qty;
@@ -151,7 +201,7 @@ impl Run {
                 limit_price: Some(limit),
                 ..order.clone()
             };
-            let mut placed = self.venue.submit(&sent).await?;
+            let mut placed = self.send(correlation, plan_hash, &sent).await?;
             if placed.status.is_open() {
                 tokio::time::sleep(smart.fill_wait).await;
                 if let Some(now) = self.venue.order_by_client_id(&sent.client_order_id).await? {
@@ -189,7 +239,7 @@ impl Run {
             limit_price: None,
             ..order.clone()
         };
-        let placed = self.venue.submit(&market).await?;
+        let placed = self.send(correlation, plan_hash, &market).await?;
         legs.push((market, placed));
         Ok(legs)
     }
@@ -388,6 +438,7 @@ impl EventHandler for ExecutionActor {
             qty_dp: self.qty_dp,
             smart: self.smart.clone(),
             clock: self.clock.clone(),
+            outbox: self.outbox.clone(),
         };
         let plan = plan.clone();
         let correlation = event.correlation_id;

@@ -4,7 +4,10 @@
 //! with `kill -9` — the N-th time (default 1st) the engine passes the point named
 //! `LABEL`. Labels: every event type, right after the event is committed to the journal
 //! and before it is dispatched (`execution.order.filled.v1`), and `venue.submit`, right
-//! after the venue answered an order and before anything about it is published. Without
+//! after the venue answered an order and before anything about it is published,
+//! `venue.accepted` (the venue answered, the outbox has no outcome yet), `outbox.intent`
+//! (the intent is recorded, the venue not yet called) and `journal.commit` (rows written,
+//! transaction not committed). Without
 //! the variable a crash point costs one relaxed atomic load.
 
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -32,6 +32,10 @@ fn fake() -> FakeAlpaca {
 }
 
 fn config(dir: &Path, fake: &FakeAlpaca) -> std::path::PathBuf {
+    config_with(dir, fake, "")
+}
+
+fn config_with(dir: &Path, fake: &FakeAlpaca, extra: &str) -> std::path::PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let cfg = dir.join("config.toml");
     std::fs::write(
@@ -41,9 +45,9 @@ fn config(dir: &Path, fake: &FakeAlpaca) -> std::path::PathBuf {
             root.join("examples/data").display().to_string(),
             root.join("examples/strategies/default.clj").display().to_string(),
             dir.join("journal.sqlite").display().to_string(),
+                        fake.url(),
             fake.url(),
-            fake.url(),
-        ),
+        ) + extra,
     )
     .unwrap();
     cfg
@@ -86,6 +90,10 @@ fn kill_points() -> Vec<String> {
         // The venue has the order, the journal does not know yet: the resumed execution
         // must adopt it (same client order id), not place it again.
         points.push(format!("venue.submit:{n}"));
+        // The intent is on disk, the venue never heard of it.
+        points.push(format!("outbox.intent:{n}"));
+        // The venue accepted it, the outbox has no outcome yet.
+        points.push(format!("venue.accepted:{n}"));
     }
     // In the middle of a group commit: rows written, transaction not committed.
     for n in [1, 3, 6] {
@@ -158,6 +166,65 @@ fn killed_at_any_commit_the_engine_recovers_without_duplicates() {
         assert_eq!(
             state.positions, filled,
             "{point}: venue positions equal the journaled fills"
+        );
+    }
+}
+
+/// With `recovery.resume = "fail"` the interrupted workflow is not re-run: the outbox alone
+/// must account for its orders — adopting the one the venue accepted, sending the one it
+/// never received — each exactly once.
+#[test]
+fn the_outbox_resolves_intents_when_workflows_are_not_resumed() {
+    for point in ["venue.accepted:2", "outbox.intent:3"] {
+        let dir = tempfile::tempdir().unwrap();
+        let f = fake();
+        let cfg = config_with(dir.path(), &f, "[recovery]\nresume = \"fail\"\n");
+        let crashed = run(&cfg, Some(point));
+        assert!(!crashed.status.success(), "{point}");
+        let before: usize = f.state().created.len();
+        let restarted = run(&cfg, None);
+        assert!(
+            restarted.status.success(),
+            "{point}: {}",
+            String::from_utf8_lossy(&restarted.stderr)
+        );
+        let stderr = String::from_utf8_lossy(&restarted.stderr);
+        if point.starts_with("venue.accepted") {
+            assert!(
+                stderr.contains("adopted an order the last run sent"),
+                "{point}: {stderr}"
+            );
+        } else {
+            assert!(
+                stderr.contains("submitted an order the last run intended"),
+                "{point}: {stderr}"
+            );
+            assert_eq!(before, 2, "two orders reached the venue before the crash");
+        }
+        let journal = Journal::open(&dir.path().join("journal.sqlite"), SyncMode::Normal).unwrap();
+        assert_eq!(journal.verify().unwrap().first_broken, None);
+        let entries = journal.entries().unwrap();
+        let first = entries[0].envelope.correlation_id;
+        let last_of_first = entries
+            .iter()
+            .rfind(|e| e.envelope.correlation_id == first)
+            .map(|e| e.envelope.kind());
+        assert_eq!(
+            last_of_first,
+            Some(EventKind::RecoveryAction),
+            "{point}: the interrupted workflow was failed and handed to recovery"
+        );
+        let outbox =
+            alchemiser::journal::outbox::Outbox::open(&dir.path().join("journal.sqlite")).unwrap();
+        assert!(
+            outbox.pending().unwrap().is_empty(),
+            "{point}: every intent resolved"
+        );
+        let state = f.state();
+        assert!(
+            state.created.values().all(|n| *n == 1),
+            "{point}: {:?}",
+            state.created
         );
     }
 }

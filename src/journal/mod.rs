@@ -13,6 +13,7 @@
 //!   power loss too, at the cost of an fsync per commit.
 //! - The schema is versioned (`PRAGMA user_version`) and migrated forward on open.
 
+pub mod outbox;
 mod schema;
 
 use std::collections::HashMap;

@@ -1,0 +1,116 @@
+//! The order outbox: each order intent is written to the journal file *before* the venue
+//! is called, and its outcome after. At start, intents without an outcome are resolved
+//! at the venue by `client_order_id` — adopted when the venue has the order, submitted
+//! with the same id when it does not — so an order is never lost and never created twice.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use rusqlite::{params, Connection};
+use rust_decimal::Decimal;
+
+use super::JournalError;
+use crate::domain::{OrderType, Side};
+use crate::events::{CorrelationId, OrderIntent};
+
+/// Its own connection to the journal file (SQLite serialises the writers; WAL lets the
+/// broker's connection go on reading).
+pub struct Outbox {
+    conn: Connection,
+}
+
+/// An intent the outbox holds, with the workflow it belongs to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PendingIntent {
+    pub correlation_id: CorrelationId,
+    pub plan_hash: String,
+    pub intent: OrderIntent,
+}
+
+impl Outbox {
+    /// Opens the outbox in the journal at `path` (the journal must exist: it creates the
+    /// tables).
+    pub fn open(path: &Path) -> Result<Self, JournalError> {
+        let conn = Connection::open(path).map_err(|e| JournalError::Open {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        Ok(Self { conn })
+    }
+
+    /// Records an intent before it is sent (a repeat of the same id is a no-op).
+    pub fn intend(
+        &self,
+        correlation: CorrelationId,
+        plan_hash: &str,
+        intent: &OrderIntent,
+    ) -> Result<(), JournalError> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO order_intents (client_order_id, correlation_id, plan_hash, symbol, side, qty, outcome) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL)",
+            params![
+                intent.client_order_id,
+                correlation.to_string(),
+                plan_hash,
+                intent.symbol,
+                intent.side.as_str(),
+                intent.qty.to_string()
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Records what the venue said about an intent.
+    pub fn resolve(&self, client_order_id: &str, outcome: &str) -> Result<(), JournalError> {
+        self.conn.execute(
+            "UPDATE order_intents SET outcome = ?2 WHERE client_order_id = ?1",
+            params![client_order_id, outcome],
+        )?;
+        Ok(())
+    }
+
+    /// Intents sent (or about to be) whose outcome was never recorded.
+    pub fn pending(&self) -> Result<Vec<PendingIntent>, JournalError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT client_order_id, correlation_id, plan_hash, symbol, side, qty FROM order_intents \
+             WHERE outcome IS NULL ORDER BY rowid",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, correlation, plan_hash, symbol, side, qty) = row?;
+            let bad = |what: &str| JournalError::Entry {
+                seq: 0,
+                message: format!("order intent {id}: bad {what}"),
+            };
+            out.push(PendingIntent {
+                correlation_id: correlation.parse().map_err(|_| bad("correlation id"))?,
+                plan_hash,
+                intent: OrderIntent {
+                    client_order_id: id.clone(),
+                    symbol,
+                    side: if side == "sell" {
+                        Side::Sell
+                    } else {
+                        Side::Buy
+                    },
+                    qty: Decimal::from_str(&qty).map_err(|_| bad("quantity"))?,
+                    order_type: OrderType::Market,
+                    limit_price: None,
+                },
+            });
+        }
+        Ok(out)
+    }
+}
