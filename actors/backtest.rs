@@ -163,6 +163,29 @@ pub async fn run_journaled(
     progress: impl FnMut(usize, usize),
     journal: Journal,
 ) -> Result<BacktestRecord, BacktestError> {
+    daily(config, book, dates, progress, None, Some(journal)).await
+}
+
+/// [`run`], with `observer` also receiving every event (audits and tests).
+pub async fn run_observed(
+    config: Config,
+    book: Arc<StrategyBook>,
+    dates: &[NaiveDate],
+    progress: impl FnMut(usize, usize),
+    observer: Option<Recipient<Observed>>,
+) -> Result<BacktestRecord, BacktestError> {
+    daily(config, book, dates, progress, observer, None).await
+}
+
+/// A backtest with the daily fill model: the venue moves to each session's close.
+async fn daily(
+    config: Config,
+    book: Arc<StrategyBook>,
+    dates: &[NaiveDate],
+    progress: impl FnMut(usize, usize),
+    observer: Option<Recipient<Observed>>,
+    journal: Option<Journal>,
+) -> Result<BacktestRecord, BacktestError> {
     let market = Arc::new(book.data.clone());
     let venue = Arc::new(SimVenue::new(
         config.venue.sim.initial_cash,
@@ -181,39 +204,8 @@ pub async fn run_journaled(
         dates,
         daily_close,
         progress,
-        None,
-        Some(journal),
-    )
-    .await
-}
-
-/// [`run`], with `observer` also receiving every event (audits and tests).
-pub async fn run_observed(
-    config: Config,
-    book: Arc<StrategyBook>,
-    dates: &[NaiveDate],
-    progress: impl FnMut(usize, usize),
-    observer: Option<Recipient<Observed>>,
-) -> Result<BacktestRecord, BacktestError> {
-    let market = Arc::new(book.data.clone());
-    let venue = Arc::new(SimVenue::new(
-        config.venue.sim.initial_cash,
-        config.venue.sim.costs(),
-        Some(market.clone()),
-    ));
-    let daily_close = |v: &SimVenue, date: NaiveDate| {
-        v.set_date(date);
-        Utc.from_utc_datetime(&date.and_hms_opt(20, 0, 0).unwrap_or_default())
-    };
-    drive(
-        config,
-        book,
-        venue,
-        market,
-        dates,
-        daily_close,
-        progress,
         observer,
+        journal,
     )
     .await
 }

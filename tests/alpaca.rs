@@ -3,15 +3,11 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use alchemiser::actors::broker::Publish;
 use alchemiser::actors::engine::{self, EngineDeps};
-use alchemiser::actors::supervision::Registry;
-use alchemiser::actors::{execution, reconciliation};
 use alchemiser::clock::SystemClock;
 use alchemiser::domain::{OrderType, PlanAction, Side};
 use alchemiser::events::*;
@@ -283,80 +279,13 @@ async fn plan_under_faults(name: &str, faults: Vec<Fault>) {
     for fault in faults {
         f.inject(fault);
     }
-    let venue = Arc::new(venue(&f, SECRET));
     let mut config = test_config();
     config.venue.sim.slippage_bps = Decimal::ZERO;
-    let deps = EngineDeps::new(
-        config,
-        Arc::new(SystemClock),
-        venue,
-        Arc::new(StrategyBook::empty()),
-    );
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let mut registry = Registry::new(deps);
-    execution::register(&mut registry);
-    reconciliation::register(&mut registry);
-    let s = seen.clone();
-    registry.add("audit", EventKind::ALL, move || Recorder {
-        seen: s.clone(),
-    });
-    let broker = engine::start(registry);
-    let clock = SystemClock;
-    let started = Envelope::root(
-        WorkflowStarted {
-            as_of: day(4),
-            mode: Default::default(),
-            trigger: "test".into(),
-        },
-        "test",
-        &clock,
-        None,
-    );
-    let signal = Envelope::caused_by(
-        &started,
-        SignalGenerated {
-            as_of: day(4),
-            target_weights: BTreeMap::new(),
-            strategies: vec![],
-            signal_hash: "s".into(),
-            market_snapshot_id: String::new(),
-        },
-        "test",
-        &clock,
-    );
-    let item = |symbol: &str, action, qty: &str, price: &str| PlanItem {
-        symbol: symbol.into(),
-        action,
-        qty: dec(qty),
-        price: dec(price),
-        target_value: Decimal::ZERO,
-        current_value: Decimal::ZERO,
-        delta: Decimal::ZERO,
-    };
     let items = vec![
-        item("QQQ", PlanAction::Sell, "5", "300"),
-        item("SPY", PlanAction::Buy, "10", "400"),
+        plan_item("QQQ", PlanAction::Sell, dec("5"), dec("300")),
+        plan_item("SPY", PlanAction::Buy, dec("10"), dec("400")),
     ];
-    let plan_hash = RebalancePlanned::compute_hash("s", Decimal::ZERO, Decimal::ZERO, &items);
-    let planned = Envelope::caused_by(
-        &signal,
-        RebalancePlanned {
-            signal_hash: "s".into(),
-            plan_hash,
-            account_snapshot_id: String::new(),
-            portfolio_value: Decimal::ZERO,
-            cash: Decimal::ZERO,
-            investable: Decimal::ZERO,
-            items,
-        },
-        "test",
-        &clock,
-    );
-    let id = started.correlation_id;
-    for e in [started, signal, planned] {
-        broker.send(Publish::from(e)).await.unwrap().unwrap();
-    }
-    let summary = finish(&broker, id, Duration::from_secs(20)).await;
+    let (summary, events) = run_plan(Arc::new(venue(&f, SECRET)), config, items).await;
     assert_eq!(
         summary.status,
         WorkflowStatus::Completed,
@@ -366,21 +295,17 @@ async fn plan_under_faults(name: &str, faults: Vec<Fault>) {
         let state = f.state();
         assert!(
             state.created.values().all(|n| *n == 1),
-            "{:?}",
+            "{name}: {:?}",
             state.created
         );
-        assert_eq!(state.created.len(), 2);
-        assert_eq!(state.positions.get("QQQ"), None);
-        assert_eq!(state.positions["SPY"], dec("10"));
+        assert_eq!(state.created.len(), 2, "{name}");
+        assert_eq!(state.positions.get("QQQ"), None, "{name}");
+        assert_eq!(state.positions["SPY"], dec("10"), "{name}");
     }
-    assert!(eventually(Duration::from_secs(5), || {
-        let seen = seen.clone();
-        async move {
-            seen.lock().unwrap().iter().any(|e| matches!(&e.payload, Payload::ReconciliationCompleted(r) if r.status == ReconciliationStatus::Ok))
-        }
-    })
-    .await, "{name}: reconciliation agrees with the venue");
-    let events = seen.lock().unwrap().clone();
+    assert!(
+        events.iter().any(|e| matches!(&e.payload, Payload::ReconciliationCompleted(r) if r.status == ReconciliationStatus::Ok)),
+        "{name}: reconciliation agrees with the venue"
+    );
     let count = |k: EventKind| events.iter().filter(|e| e.kind() == k).count();
     assert_eq!(
         count(EventKind::OrderSubmitted),
@@ -516,92 +441,13 @@ async fn daily_bars_follow_every_page_into_exact_decimals() {
 /// Runs one buy of 10 SPY through execution with smart limit orders; returns the
 /// submitted orders (type, limit) in order.
 async fn smart_buy(f: &FakeAlpaca) -> Vec<(OrderType, Option<Decimal>)> {
-    let venue = Arc::new(venue(f, SECRET));
     let mut config = test_config();
     config.execution.order_type = alchemiser::config::OrderTypeChoice::Limit;
     config.execution.fill_wait_ms = 30;
     config.execution.max_repegs = 2;
-    let deps = EngineDeps::new(
-        config,
-        Arc::new(SystemClock),
-        venue,
-        Arc::new(StrategyBook::empty()),
-    );
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let mut registry = Registry::new(deps);
-    execution::register(&mut registry);
-    reconciliation::register(&mut registry);
-    let s = seen.clone();
-    registry.add("audit", EventKind::ALL, move || Recorder {
-        seen: s.clone(),
-    });
-    let broker = engine::start(registry);
-    let clock = SystemClock;
-    let started = Envelope::root(
-        WorkflowStarted {
-            as_of: day(4),
-            mode: Default::default(),
-            trigger: "test".into(),
-        },
-        "test",
-        &clock,
-        None,
-    );
-    let signal = Envelope::caused_by(
-        &started,
-        SignalGenerated {
-            as_of: day(4),
-            target_weights: BTreeMap::new(),
-            strategies: vec![],
-            signal_hash: "s".into(),
-            market_snapshot_id: String::new(),
-        },
-        "test",
-        &clock,
-    );
-    let items = vec![PlanItem {
-        symbol: "SPY".into(),
-        action: PlanAction::Buy,
-        qty: dec("10"),
-        price: dec("400"),
-        target_value: Decimal::ZERO,
-        current_value: Decimal::ZERO,
-        delta: Decimal::ZERO,
-    }];
-    let plan_hash = RebalancePlanned::compute_hash("s", Decimal::ZERO, Decimal::ZERO, &items);
-    let planned = Envelope::caused_by(
-        &signal,
-        RebalancePlanned {
-            signal_hash: "s".into(),
-            plan_hash,
-            account_snapshot_id: String::new(),
-            portfolio_value: Decimal::ZERO,
-            cash: Decimal::ZERO,
-            investable: Decimal::ZERO,
-            items,
-        },
-        "test",
-        &clock,
-    );
-    let id = started.correlation_id;
-    for e in [started, signal, planned] {
-        broker.send(Publish::from(e)).await.unwrap().unwrap();
-    }
-    let summary = finish(&broker, id, Duration::from_secs(20)).await;
+    let items = vec![plan_item("SPY", PlanAction::Buy, dec("10"), dec("400"))];
+    let (summary, events) = run_plan(Arc::new(venue(f, SECRET)), config, items).await;
     assert_eq!(summary.status, WorkflowStatus::Completed, "{summary:?}");
-    assert!(
-        eventually(Duration::from_secs(5), || {
-            let seen = seen.clone();
-            async move {
-                seen.lock()
-                    .unwrap()
-                    .iter()
-                    .any(|e| e.kind() == EventKind::WorkflowCompleted)
-            }
-        })
-        .await
-    );
-    let events = seen.lock().unwrap().clone();
     events
         .iter()
         .filter_map(|e| match &e.payload {
@@ -758,69 +604,8 @@ async fn clock_calendar_and_assets_are_read() {
 async fn whole_share_assets_are_ordered_in_whole_shares() {
     let f = fake();
     f.state().whole_shares_only.insert("SPY".into());
-    let venue = Arc::new(venue(&f, SECRET));
-    let deps = EngineDeps::new(
-        test_config(),
-        Arc::new(SystemClock),
-        venue,
-        Arc::new(StrategyBook::empty()),
-    );
-    let mut registry = Registry::new(deps);
-    execution::register(&mut registry);
-    reconciliation::register(&mut registry);
-    let broker = engine::start(registry);
-    let clock = SystemClock;
-    let started = Envelope::root(
-        WorkflowStarted {
-            as_of: day(4),
-            mode: Default::default(),
-            trigger: "test".into(),
-        },
-        "test",
-        &clock,
-        None,
-    );
-    let signal = Envelope::caused_by(
-        &started,
-        SignalGenerated {
-            as_of: day(4),
-            target_weights: BTreeMap::new(),
-            strategies: vec![],
-            signal_hash: "s".into(),
-            market_snapshot_id: String::new(),
-        },
-        "test",
-        &clock,
-    );
-    let items = vec![PlanItem {
-        symbol: "SPY".into(),
-        action: PlanAction::Buy,
-        qty: dec("10.75"),
-        price: dec("400"),
-        target_value: Decimal::ZERO,
-        current_value: Decimal::ZERO,
-        delta: Decimal::ZERO,
-    }];
-    let plan_hash = RebalancePlanned::compute_hash("s", Decimal::ZERO, Decimal::ZERO, &items);
-    let planned = Envelope::caused_by(
-        &signal,
-        RebalancePlanned {
-            signal_hash: "s".into(),
-            plan_hash,
-            account_snapshot_id: String::new(),
-            portfolio_value: Decimal::ZERO,
-            cash: Decimal::ZERO,
-            investable: Decimal::ZERO,
-            items,
-        },
-        "test",
-        &clock,
-    );
-    let id = started.correlation_id;
-    for e in [started, signal, planned] {
-        broker.send(Publish::from(e)).await.unwrap().unwrap();
-    }
-    let summary = finish(&broker, id, Duration::from_secs(20)).await;
+    let items = vec![plan_item("SPY", PlanAction::Buy, dec("10.75"), dec("400"))];
+    let (summary, _) = run_plan(Arc::new(venue(&f, SECRET)), test_config(), items).await;
     assert_eq!(summary.status, WorkflowStatus::Completed, "{summary:?}");
     assert_eq!(f.state().positions["SPY"], dec("10"));
 }

@@ -4,19 +4,11 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
-use alchemiser::actors::broker::Publish;
-use alchemiser::actors::engine::{self, EngineDeps};
-use alchemiser::actors::supervision::Registry;
-use alchemiser::actors::{execution, reconciliation};
-use alchemiser::clock::SystemClock;
 use alchemiser::domain::{PlanAction, Side};
 use alchemiser::events::*;
 use alchemiser::execution::client_order_id;
-use alchemiser::strategy::book::StrategyBook;
 use alchemiser::venue::sim::{SimCosts, SimVenue};
 use alchemiser::workflow::WorkflowStatus;
 use common::*;
@@ -44,85 +36,9 @@ async fn execute(venue: Arc<SimVenue>, items: Vec<PlanItem>) -> (Vec<Envelope>, 
     let mut config = test_config();
     config.venue.sim.slippage_bps = Decimal::ZERO;
     config.venue.sim.commission_per_order = dec("1");
-    let deps = EngineDeps::new(
-        config,
-        Arc::new(SystemClock),
-        venue,
-        Arc::new(StrategyBook::empty()),
-    );
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let mut registry = Registry::new(deps);
-    execution::register(&mut registry);
-    reconciliation::register(&mut registry);
-    let s = seen.clone();
-    registry.add("audit", EventKind::ALL, move || Recorder {
-        seen: s.clone(),
-    });
-    let broker = engine::start(registry);
-    let clock = SystemClock;
-    let started = Envelope::root(
-        WorkflowStarted {
-            as_of: day(4),
-            mode: Default::default(),
-            trigger: "test".into(),
-        },
-        "test",
-        &clock,
-        None,
-    );
-    let signal = Envelope::caused_by(
-        &started,
-        SignalGenerated {
-            as_of: day(4),
-            target_weights: BTreeMap::new(),
-            strategies: vec![],
-            signal_hash: "s".into(),
-            market_snapshot_id: String::new(),
-        },
-        "test",
-        &clock,
-    );
-    let plan_hash = RebalancePlanned::compute_hash("s", Decimal::ZERO, Decimal::ZERO, &items);
-    let planned = Envelope::caused_by(
-        &signal,
-        RebalancePlanned {
-            signal_hash: "s".into(),
-            plan_hash,
-            account_snapshot_id: String::new(),
-            portfolio_value: Decimal::ZERO,
-            cash: Decimal::ZERO,
-            investable: Decimal::ZERO,
-            items,
-        },
-        "test",
-        &clock,
-    );
-    let id = started.correlation_id;
-    for e in [started, signal, planned] {
-        broker.send(Publish::from(e)).await.unwrap().unwrap();
-    }
-    let summary = finish(&broker, id, Duration::from_secs(10)).await;
+    let (summary, events) = run_plan(venue, config, items).await;
     assert_eq!(summary.status, WorkflowStatus::Completed, "{summary:?}");
-    assert!(
-        eventually(Duration::from_secs(5), || {
-            let seen = seen.clone();
-            async move {
-                seen.lock()
-                    .unwrap()
-                    .iter()
-                    .any(|e| e.kind() == EventKind::WorkflowCompleted)
-            }
-        })
-        .await
-    );
-    let events = seen
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|e| e.correlation_id == id)
-        .cloned()
-        .collect();
-    (events, id)
+    (events, summary.correlation_id)
 }
 
 fn submitted(events: &[Envelope]) -> Vec<(String, Side, Decimal)> {

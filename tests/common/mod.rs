@@ -218,3 +218,114 @@ pub const BUNDLED_CLOSES: [(&str, &str); 6] = [
     ("NFLX", "386.3"),
     ("NVDA", "410.17"),
 ];
+
+/// A plan item with only what execution reads.
+pub fn plan_item(
+    symbol: &str,
+    action: alchemiser::domain::PlanAction,
+    qty: Decimal,
+    price: Decimal,
+) -> alchemiser::events::PlanItem {
+    alchemiser::events::PlanItem {
+        symbol: symbol.into(),
+        action,
+        qty,
+        price,
+        target_value: Decimal::ZERO,
+        current_value: Decimal::ZERO,
+        delta: Decimal::ZERO,
+    }
+}
+
+/// Runs `items` as one workflow's plan through the execution and reconciliation actors
+/// on `venue` (the workflow's root, an empty signal and the plan are published by hand);
+/// returns the workflow's summary and its events once it has ended.
+pub async fn run_plan(
+    venue: Arc<dyn alchemiser::venue::Venue>,
+    config: Config,
+    items: Vec<alchemiser::events::PlanItem>,
+) -> (WorkflowSummary, Vec<Envelope>) {
+    use alchemiser::actors::broker::Publish;
+    use alchemiser::events::{RebalancePlanned, SignalGenerated};
+    let deps = EngineDeps::new(
+        config,
+        Arc::new(SystemClock),
+        venue,
+        Arc::new(StrategyBook::empty()),
+    );
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut registry = Registry::new(deps);
+    execution::register(&mut registry);
+    reconciliation::register(&mut registry);
+    let s = seen.clone();
+    registry.add("audit", EventKind::ALL, move || Recorder {
+        seen: s.clone(),
+    });
+    let broker = engine::start(registry);
+    let clock = SystemClock;
+    let started = Envelope::root(
+        WorkflowStarted {
+            as_of: day(4),
+            mode: Default::default(),
+            trigger: "test".into(),
+        },
+        "test",
+        &clock,
+        None,
+    );
+    let signal = Envelope::caused_by(
+        &started,
+        SignalGenerated {
+            as_of: day(4),
+            target_weights: Default::default(),
+            strategies: vec![],
+            signal_hash: "s".into(),
+            market_snapshot_id: String::new(),
+        },
+        "test",
+        &clock,
+    );
+    let plan_hash = RebalancePlanned::compute_hash("s", Decimal::ZERO, Decimal::ZERO, &items);
+    let planned = Envelope::caused_by(
+        &signal,
+        RebalancePlanned {
+            signal_hash: "s".into(),
+            plan_hash,
+            account_snapshot_id: String::new(),
+            portfolio_value: Decimal::ZERO,
+            cash: Decimal::ZERO,
+            investable: Decimal::ZERO,
+            items,
+        },
+        "test",
+        &clock,
+    );
+    let id = started.correlation_id;
+    for e in [started, signal, planned] {
+        broker
+            .send(Publish::from(e))
+            .await
+            .expect("broker")
+            .expect("accepted");
+    }
+    let summary = finish(&broker, id, Duration::from_secs(20)).await;
+    let ended = eventually(Duration::from_secs(5), || {
+        let seen = seen.clone();
+        async move {
+            seen.lock()
+                .unwrap()
+                .iter()
+                .any(|e| e.correlation_id == id && e.kind().is_terminal())
+        }
+    })
+    .await;
+    assert!(ended, "the audit saw the workflow end");
+    let events = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| e.correlation_id == id)
+        .cloned()
+        .collect();
+    (summary, events)
+}
