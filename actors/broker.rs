@@ -825,24 +825,24 @@ impl Handler<Consumed> for Broker {
     type Result = ();
 
     fn handle(&mut self, msg: Consumed, ctx: &mut Self::Context) {
-        if self.journal.is_none() {
-            return;
-        }
+        // Marks serve resuming unfinished workflows: events of standalone chains and of
+        // finished workflows are never replayed, so they need none.
         let open = self
             .log
             .stage(&msg.env.correlation_id)
             .is_some_and(|s| !s.is_terminal());
-        let payload_hash = msg.env.payload_hash();
-        if open {
-            self.marks
-                .entry(msg.env.correlation_id)
-                .or_default()
-                .insert((
-                    msg.consumer.to_string(),
-                    msg.env.kind(),
-                    payload_hash.clone(),
-                ));
+        if self.journal.is_none() || !open {
+            return;
         }
+        let payload_hash = msg.env.payload_hash();
+        self.marks
+            .entry(msg.env.correlation_id)
+            .or_default()
+            .insert((
+                msg.consumer.to_string(),
+                msg.env.kind(),
+                payload_hash.clone(),
+            ));
         if self.unflushed.is_empty() && self.pending_marks.is_empty() {
             ctx.notify(FlushJournal);
         }
