@@ -30,9 +30,13 @@ use crate::events::{
     CorrelationId, Envelope, EventId, EventKind, EventRejected, FailureReason, HaltReason, Payload,
     TradingHalted, TriggeredBy, WorkflowCompleted, WorkflowFailed, WorkflowStarted,
 };
+use crate::journal::writer::JournalWriter;
 use crate::journal::{ConsumerMark, Journal};
 use crate::supervision::{RestartDecision, RestartHistory, RestartPolicy};
 use crate::workflow::WorkflowStage;
+
+/// Most events in one group commit; a longer broker turn commits in slices.
+const MAX_BATCH: usize = 2048;
 
 /// The broker's own name as an event source.
 pub const BROKER: &str = "broker";
@@ -258,8 +262,12 @@ pub struct Broker {
     deps: EngineDeps,
     waiters: HashMap<CorrelationId, Vec<oneshot::Sender<WorkflowSummary>>>,
     observers: Vec<Recipient<Observed>>,
-    /// The durable log; with it, events are dispatched only once journaled.
+    /// The durable log, read at start (unfinished workflows), then handed to `writer`.
     journal: Option<Journal>,
+    /// With it, events are dispatched only once journaled.
+    writer: Option<JournalWriter>,
+    /// Batches handed to the writer, awaiting their commit, oldest first.
+    committing: VecDeque<Vec<(u64, Arc<Envelope>, Recorded)>>,
     /// Accepted this turn, waiting for the group commit.
     unflushed: Vec<(u64, Arc<Envelope>, Recorded)>,
     journal_failure: Option<String>,
@@ -325,6 +333,8 @@ impl Broker {
                 waiters: HashMap::new(),
                 observers: Vec::new(),
                 journal,
+                writer: None,
+                committing: VecDeque::new(),
                 unflushed: Vec::new(),
                 journal_failure: None,
                 publish_depth: 0,
@@ -336,6 +346,16 @@ impl Broker {
                 broker.spawn_slot(i, ctx);
             }
             broker.recover_unfinished(ctx);
+            if let Some(journal) = broker.journal.take() {
+                match JournalWriter::spawn(journal) {
+                    Ok(w) => broker.writer = Some(w),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot start the journal writer: halting");
+                        broker.journal_failure = Some(e.to_string());
+                        broker.deps.gate.halt();
+                    }
+                }
+            }
             broker
         })
     }
@@ -435,7 +455,7 @@ impl Broker {
         );
         let addr = actor.start();
         slot.trim_acked();
-        let mark = self.journal.as_ref().is_some_and(Journal::is_durable);
+        let mark = self.writer.as_ref().is_some_and(JournalWriter::is_durable);
         for d in slot.inflight.iter_mut() {
             addr.do_send(Deliver {
                 seq: d.seq,
@@ -463,7 +483,7 @@ impl Broker {
         self.publish_depth += 1;
         let result = self.accept(env, ctx);
         self.publish_depth -= 1;
-        if self.publish_depth == 0 && self.journal.is_none() {
+        if self.publish_depth == 0 && !self.journaled() {
             for (seq, env, recorded) in std::mem::take(&mut self.unflushed) {
                 self.dispatch(seq, env, recorded);
             }
@@ -515,13 +535,17 @@ impl Broker {
             let child = Envelope::caused_by(&env, completed, BROKER, &*self.deps.clock);
             let _ = self.publish(Arc::new(child), ctx);
         }
-        if self.journal.is_some() && self.unflushed.is_empty() && self.pending_marks.is_empty() {
+        if self.journaled() && self.unflushed.is_empty() && self.pending_marks.is_empty() {
             // Behind every message already queued: the whole turn commits together.
             ctx.notify(FlushJournal);
         }
         // Events made while accepting this one have later seqs: keep the order.
         let at = self.unflushed.partition_point(|(s, _, _)| *s < seq);
         self.unflushed.insert(at, (seq, env, recorded));
+        if self.unflushed.len() >= MAX_BATCH && self.publish_depth == 1 && self.writer.is_some() {
+            // A long turn commits in slices: the writer works on one while more arrive.
+            self.flush_journal(ctx);
+        }
         Ok(seq)
     }
 
@@ -529,7 +553,7 @@ impl Broker {
     /// observers, and answers those waiting for its workflow to end.
     fn dispatch(&mut self, seq: u64, env: Arc<Envelope>, recorded: Recorded) {
         let kind = env.kind();
-        let mark = self.journal.as_ref().is_some_and(Journal::is_durable);
+        let mark = self.writer.as_ref().is_some_and(JournalWriter::is_durable);
         let marked = self
             .marks
             .get(&env.correlation_id)
@@ -586,21 +610,39 @@ impl Broker {
         }
     }
 
-    /// The group commit: one transaction for everything accepted this turn, then dispatch.
-    /// If the journal cannot be written nothing is dispatched (write-ahead) and trading
-    /// halts: the engine must not act on events it could not record.
-    fn flush_journal(&mut self) {
+    /// Whether events go through the journal before dispatch.
+    fn journaled(&self) -> bool {
+        self.writer.is_some() || self.journal.is_some()
+    }
+
+    /// The group commit: everything accepted this turn goes to the writer as one
+    /// transaction and is dispatched when [`Committed`] confirms it.
+    fn flush_journal(&mut self, ctx: &mut Context<Self>) {
         let batch = std::mem::take(&mut self.unflushed);
         let marks = std::mem::take(&mut self.pending_marks);
-        let Some(journal) = self.journal.as_mut() else {
+        let Some(writer) = &self.writer else {
             return;
         };
-        let entries: Vec<(u64, &Envelope)> = batch
+        let events: Vec<(u64, Arc<Envelope>)> = batch
             .iter()
-            .map(|(seq, env, _)| (*seq, env.as_ref()))
+            .map(|(seq, env, _)| (*seq, env.clone()))
             .collect();
-        match journal.append(&entries, &marks) {
-            Ok(()) => {
+        let me = ctx.address();
+        let done: crate::journal::writer::Done =
+            Box::new(move |result| me.do_send(Committed(result)));
+        match writer.submit(events, marks, done) {
+            Ok(()) => self.committing.push_back(batch),
+            Err(e) => self.journal_failed(e, batch.len()),
+        }
+    }
+
+    /// A batch is on disk (or failed): dispatch it, or halt without dispatching.
+    fn committed(&mut self, result: Result<(), String>) {
+        let Some(batch) = self.committing.pop_front() else {
+            return;
+        };
+        match result {
+            Ok(()) if self.journal_failure.is_none() => {
                 for (_, env, _) in &batch {
                     crate::drill::crash_point(env.event_type());
                 }
@@ -608,17 +650,22 @@ impl Broker {
                     self.dispatch(seq, env, recorded);
                 }
             }
-            Err(e) => {
-                tracing::error!(error = %e, events = batch.len(), "journal write failed: halting, nothing dispatched");
-                self.journal_failure = Some(e.to_string());
-                self.deps.gate.halt();
-                if self.halted.is_none() {
-                    self.halted = Some(TradingHalted {
-                        reason: HaltReason::Manual,
-                        detail: format!("journal write failed: {e}"),
-                    });
-                }
-            }
+            Ok(()) => {}
+            Err(e) => self.journal_failed(e, batch.len()),
+        }
+    }
+
+    /// The engine must not act on events it could not record: nothing more is dispatched
+    /// and trading halts.
+    fn journal_failed(&mut self, error: String, events: usize) {
+        tracing::error!(%error, events, "journal write failed: halting, nothing dispatched");
+        self.journal_failure = Some(error.clone());
+        self.deps.gate.halt();
+        if self.halted.is_none() {
+            self.halted = Some(TradingHalted {
+                reason: HaltReason::Manual,
+                detail: format!("journal write failed: {error}"),
+            });
         }
     }
 
@@ -831,7 +878,7 @@ impl Handler<Consumed> for Broker {
             .log
             .stage(&msg.env.correlation_id)
             .is_some_and(|s| !s.is_terminal());
-        if self.journal.is_none() || !open {
+        if !self.journaled() || !open {
             return;
         }
         let payload_hash = msg.env.payload_hash();
@@ -859,8 +906,21 @@ impl Handler<Consumed> for Broker {
 impl Handler<FlushJournal> for Broker {
     type Result = ();
 
-    fn handle(&mut self, _msg: FlushJournal, _ctx: &mut Self::Context) {
-        self.flush_journal();
+    fn handle(&mut self, _msg: FlushJournal, ctx: &mut Self::Context) {
+        self.flush_journal(ctx);
+    }
+}
+
+/// The writer's answer for the oldest batch it was handed.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Committed(Result<(), String>);
+
+impl Handler<Committed> for Broker {
+    type Result = ();
+
+    fn handle(&mut self, msg: Committed, _ctx: &mut Self::Context) {
+        self.committed(msg.0);
     }
 }
 
@@ -915,6 +975,7 @@ impl Handler<AwaitWorkflow> for Broker {
         let committing = self
             .unflushed
             .iter()
+            .chain(self.committing.iter().flatten())
             .any(|(_, e, _)| e.correlation_id == msg.0);
         match summary {
             Some(s) if s.stage.is_terminal() && !committing => Box::pin(async move { Some(s) }),

@@ -15,6 +15,7 @@
 
 pub mod outbox;
 mod schema;
+pub mod writer;
 
 use std::collections::HashMap;
 use std::path::Path;
