@@ -346,7 +346,9 @@ impl Broker {
                 broker.spawn_slot(i, ctx);
             }
             broker.recover_unfinished(ctx);
-            if let Some(journal) = broker.journal.take() {
+            // A file journal gets its own writer thread (commits overlap the broker's work);
+            // an in-memory one (backtests) stays inline, where a commit costs no thread hop.
+            if let Some(journal) = broker.journal.take_if(|j| j.is_durable()) {
                 match JournalWriter::spawn(journal) {
                     Ok(w) => broker.writer = Some(w),
                     Err(e) => {
@@ -455,7 +457,8 @@ impl Broker {
         );
         let addr = actor.start();
         slot.trim_acked();
-        let mark = self.writer.as_ref().is_some_and(JournalWriter::is_durable);
+        let mark = self.writer.as_ref().is_some_and(JournalWriter::is_durable)
+            || self.journal.as_ref().is_some_and(Journal::is_durable);
         for d in slot.inflight.iter_mut() {
             addr.do_send(Deliver {
                 seq: d.seq,
@@ -553,7 +556,8 @@ impl Broker {
     /// observers, and answers those waiting for its workflow to end.
     fn dispatch(&mut self, seq: u64, env: Arc<Envelope>, recorded: Recorded) {
         let kind = env.kind();
-        let mark = self.writer.as_ref().is_some_and(JournalWriter::is_durable);
+        let mark = self.writer.as_ref().is_some_and(JournalWriter::is_durable)
+            || self.journal.as_ref().is_some_and(Journal::is_durable);
         let marked = self
             .marks
             .get(&env.correlation_id)
@@ -620,6 +624,16 @@ impl Broker {
     fn flush_journal(&mut self, ctx: &mut Context<Self>) {
         let batch = std::mem::take(&mut self.unflushed);
         let marks = std::mem::take(&mut self.pending_marks);
+        if let Some(journal) = self.journal.as_mut() {
+            let entries: Vec<(u64, &Envelope)> = batch
+                .iter()
+                .map(|(seq, env, _)| (*seq, env.as_ref()))
+                .collect();
+            let result = journal.append(&entries, &marks).map_err(|e| e.to_string());
+            self.committing.push_back(batch);
+            self.committed(result);
+            return;
+        }
         let Some(writer) = &self.writer else {
             return;
         };
