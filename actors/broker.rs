@@ -637,10 +637,17 @@ impl Broker {
         let Some(writer) = &self.writer else {
             return;
         };
-        let events: Vec<(u64, Arc<Envelope>)> = batch
-            .iter()
-            .map(|(seq, env, _)| (*seq, env.clone()))
-            .collect();
+        // Serialised here, inserted there: the two threads share the work.
+        let mut events = Vec::with_capacity(batch.len());
+        for (seq, env, _) in &batch {
+            match crate::journal::Serialized::of(*seq, env) {
+                Ok(z) => events.push((*seq, env.clone(), z)),
+                Err(e) => {
+                    self.journal_failed(e.to_string(), batch.len());
+                    return;
+                }
+            }
+        }
         let me = ctx.address();
         let done: crate::journal::writer::Done =
             Box::new(move |result| me.do_send(Committed(result)));

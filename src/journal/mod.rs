@@ -57,6 +57,28 @@ pub struct ConsumerMark {
     pub seq: u64,
 }
 
+/// An event's envelope JSON and payload hash, computed once.
+#[derive(Clone, Debug)]
+pub struct Serialized {
+    pub envelope_json: String,
+    pub payload_hash: String,
+}
+
+impl Serialized {
+    pub fn of(seq: u64, env: &Envelope) -> Result<Self, JournalError> {
+        let (envelope_json, payload_hash) =
+            env.json_and_payload_hash()
+                .map_err(|e| JournalError::Entry {
+                    seq,
+                    message: e.to_string(),
+                })?;
+        Ok(Self {
+            envelope_json,
+            payload_hash,
+        })
+    }
+}
+
 /// One stored event.
 #[derive(Clone, Debug)]
 pub struct JournalEntry {
@@ -218,6 +240,22 @@ impl Journal {
         entries: &[(u64, &Envelope)],
         marks: &[ConsumerMark],
     ) -> Result<(), JournalError> {
+        let serialized = entries
+            .iter()
+            .map(|(seq, env)| Ok((*seq, *env, Serialized::of(*seq, env)?)))
+            .collect::<Result<Vec<_>, JournalError>>()?;
+        let refs: Vec<(u64, &Envelope, &Serialized)> =
+            serialized.iter().map(|(s, e, z)| (*s, *e, z)).collect();
+        self.append_serialized(&refs, marks)
+    }
+
+    /// [`Journal::append`] of events already serialised (elsewhere: the broker thread
+    /// serialises while the writer thread inserts).
+    pub fn append_serialized(
+        &mut self,
+        entries: &[(u64, &Envelope, &Serialized)],
+        marks: &[ConsumerMark],
+    ) -> Result<(), JournalError> {
         if entries.is_empty() && marks.is_empty() {
             return Ok(());
         }
@@ -230,19 +268,17 @@ impl Journal {
                  source, occurred_at, envelope, payload_hash, entry_hash, chain_hash) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )?;
-            for (seq, env) in entries {
+            for (seq, env, serialized) in entries {
                 if *seq != last_seq + 1 {
                     return Err(JournalError::Gap {
                         expected: last_seq + 1,
                         got: *seq,
                     });
                 }
-                let (envelope, payload_hash) =
-                    env.json_and_payload_hash()
-                        .map_err(|e| JournalError::Entry {
-                            seq: *seq,
-                            message: e.to_string(),
-                        })?;
+                let (envelope, payload_hash) = (
+                    serialized.envelope_json.clone(),
+                    serialized.payload_hash.clone(),
+                );
                 let mut row = Row {
                     seq: *seq,
                     event_id: env.event_id.to_string(),

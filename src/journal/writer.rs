@@ -7,14 +7,14 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use super::{ConsumerMark, Journal};
+use super::{ConsumerMark, Journal, Serialized};
 use crate::events::Envelope;
 
 /// Called on the writer thread with the commit's outcome.
 pub type Done = Box<dyn FnOnce(Result<(), String>) + Send>;
 
 struct Job {
-    events: Vec<(u64, Arc<Envelope>)>,
+    events: Vec<(u64, Arc<Envelope>, Serialized)>,
     marks: Vec<ConsumerMark>,
     done: Done,
 }
@@ -34,10 +34,13 @@ impl JournalWriter {
             .name("journal-writer".into())
             .spawn(move || {
                 for job in rx {
-                    let entries: Vec<(u64, &Envelope)> =
-                        job.events.iter().map(|(s, e)| (*s, e.as_ref())).collect();
+                    let entries: Vec<(u64, &Envelope, &Serialized)> = job
+                        .events
+                        .iter()
+                        .map(|(s, e, z)| (*s, e.as_ref(), z))
+                        .collect();
                     let result = journal
-                        .append(&entries, &job.marks)
+                        .append_serialized(&entries, &job.marks)
                         .map_err(|e| e.to_string());
                     (job.done)(result);
                 }
@@ -56,7 +59,7 @@ impl JournalWriter {
     /// Queues one group commit; `done` runs once it is committed (or failed).
     pub fn submit(
         &self,
-        events: Vec<(u64, Arc<Envelope>)>,
+        events: Vec<(u64, Arc<Envelope>, Serialized)>,
         marks: Vec<ConsumerMark>,
         done: Done,
     ) -> Result<(), String> {
