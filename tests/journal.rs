@@ -118,7 +118,7 @@ fn a_flipped_byte_is_found_at_its_sequence_number() {
     let report = j.verify().unwrap();
     let (seq, why) = report.first_broken.expect("corruption detected");
     assert_eq!(seq, 2, "{why}");
-    assert!(why.contains("entry hash"), "{why}");
+    assert!(why.contains("hash chain"), "{why}");
 }
 
 #[test]

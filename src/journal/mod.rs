@@ -1,8 +1,8 @@
 //! The durable event journal: every event the broker accepts, appended to SQLite (WAL)
 //! *before* it is dispatched, in sequence order, hash-chained for tamper evidence.
 //!
-//! - `entry_hash` = blake3 of the entry's fields (seq, ids, type, source, time and the
-//!   envelope JSON); `chain_hash` = blake3(previous chain_hash ‖ entry_hash), the first
+//! - the entry hash = blake3 of the entry's fields (seq, ids, type, source, time and the
+//!   envelope JSON); `chain_hash` = blake3(previous chain_hash ‖ entry hash), the first
 //!   entry chaining from 32 zero bytes. Changing any stored byte breaks the chain from
 //!   that entry on, which [`Journal::verify`] reports by sequence number.
 //! - Appends are batched: the events of one broker turn go in one transaction (group
@@ -114,7 +114,6 @@ struct Row {
     occurred_at: String,
     envelope: String,
     payload_hash: String,
-    entry_hash: String,
     chain_hash: String,
 }
 
@@ -265,8 +264,8 @@ impl Journal {
         {
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO events (seq, event_id, event_type, schema_version, correlation_id, causation_id, \
-                 source, occurred_at, envelope, payload_hash, entry_hash, chain_hash) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                 source, occurred_at, envelope, payload_hash, chain_hash) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?;
             for (seq, env, serialized) in entries {
                 if *seq != last_seq + 1 {
@@ -290,12 +289,10 @@ impl Journal {
                     occurred_at: env.occurred_at.to_rfc3339(),
                     envelope,
                     payload_hash,
-                    entry_hash: String::new(),
                     chain_hash: String::new(),
                 };
                 let entry = row.entry_hash();
                 let chained = chain(&last_chain, &entry);
-                row.entry_hash = blake3::Hash::from(entry).to_hex().to_string();
                 row.chain_hash = blake3::Hash::from(chained).to_hex().to_string();
                 stmt.execute(params![
                     row.seq as i64,
@@ -308,7 +305,6 @@ impl Journal {
                     row.occurred_at,
                     row.envelope,
                     row.payload_hash,
-                    row.entry_hash,
                     row.chain_hash
                 ])?;
                 last_seq = *seq;
@@ -339,7 +335,7 @@ impl Journal {
 
     fn rows(&self, filter: Option<&CorrelationId>) -> Result<Vec<Row>, JournalError> {
         let sql = "SELECT seq, event_id, event_type, schema_version, correlation_id, causation_id, source, \
-                   occurred_at, envelope, payload_hash, entry_hash, chain_hash FROM events";
+                   occurred_at, envelope, payload_hash, chain_hash FROM events";
         let map = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Row> {
             Ok(Row {
                 seq: r.get::<_, i64>(0)? as u64,
@@ -352,8 +348,7 @@ impl Journal {
                 occurred_at: r.get(7)?,
                 envelope: r.get(8)?,
                 payload_hash: r.get(9)?,
-                entry_hash: r.get(10)?,
-                chain_hash: r.get(11)?,
+                chain_hash: r.get(10)?,
             })
         };
         let rows = match filter {
@@ -399,13 +394,11 @@ impl Journal {
             if row.seq != expected {
                 return broken(format!("sequence gap: expected {expected}"));
             }
-            let entry = row.entry_hash();
-            if hex32(&row.entry_hash) != Some(entry) {
-                return broken("entry hash does not match its contents".into());
-            }
-            let chained = chain(&prev_chain, &entry);
+            let chained = chain(&prev_chain, &row.entry_hash());
             if hex32(&row.chain_hash) != Some(chained) {
-                return broken("chain hash does not follow from the previous entry".into());
+                return broken(
+                    "contents do not match the hash chain (changed after it was written)".into(),
+                );
             }
             if let Some(cause) = &row.causation_id {
                 match seen.get(cause) {

@@ -17,7 +17,6 @@ pub(super) const MIGRATIONS: &[&str] = &[
         occurred_at TEXT NOT NULL,
         envelope TEXT NOT NULL,
         payload_hash TEXT NOT NULL,
-        entry_hash TEXT NOT NULL,
         chain_hash TEXT NOT NULL
     );
     CREATE INDEX events_by_correlation ON events (correlation_id, seq);",
@@ -74,7 +73,7 @@ mod tests {
             let conn = Connection::open(&path).unwrap();
             migrate_to(&conn, 1).unwrap();
             conn.execute(
-                "INSERT INTO events VALUES (1, 'e', 't', 1, 'c', NULL, 's', 'o', '{}', 'p', 'h', 'c')",
+                "INSERT INTO events VALUES (1, 'e', 't', 1, 'c', NULL, 's', 'o', '{}', 'p', 'c')",
                 [],
             )
             .unwrap();
