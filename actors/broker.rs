@@ -206,10 +206,6 @@ pub struct BrokerStats {
 }
 
 impl BrokerStats {
-    pub fn published_total(&self) -> u64 {
-        self.published.values().sum()
-    }
-
     pub fn published_of(&self, kind: EventKind) -> u64 {
         self.published.get(kind.as_str()).copied().unwrap_or(0)
     }

@@ -123,10 +123,6 @@ impl Registry {
             factory: Box::new(move || Box::new(factory())),
         });
     }
-
-    pub fn names(&self) -> Vec<&'static str> {
-        self.subscriptions.iter().map(|s| s.name).collect()
-    }
 }
 
 /// An asynchronous handling in progress: which delivery, since when, and how to stop it.

@@ -240,11 +240,6 @@ impl MarketData {
         let n = s.count_until(date);
         (n > 0).then(|| (s.bars[n - 1].date, s.bars[n - 1].close))
     }
-
-    /// The latest date any series reaches.
-    pub fn last_date(&self) -> Option<NaiveDate> {
-        self.series.values().filter_map(|s| s.last_date()).max()
-    }
 }
 
 /// Collects validated bars in file order: each must be internally consistent and dated

@@ -127,12 +127,9 @@ impl Envelope {
     /// fields in declaration order, maps are `BTreeMap`s), so equal content gives equal
     /// hashes.
     pub fn payload_hash(&self) -> String {
-        // Serialised into one buffer, then hashed in one call: blake3 is fast on whole
-        // buffers and slow on the many small writes a serialiser makes.
-        let mut json = Vec::with_capacity(1024);
         let volatile = self.kind().volatile_fields();
-        let written = if volatile.is_empty() {
-            self.payload.write_json(&mut json)
+        let stable = if volatile.is_empty() {
+            self.payload_bytes()
         } else {
             self.payload.to_json_value().and_then(|mut v| {
                 if let Some(map) = v.as_object_mut() {
@@ -140,62 +137,57 @@ impl Envelope {
                         map.remove(*field);
                     }
                 }
-                serde_json::to_writer(&mut json, &v)
+                serde_json::to_vec(&v)
             })
         };
-        if written.is_err() {
-            // Payloads are plain data (strings, decimals, maps with string keys): their
-            // serialisation cannot fail. Should it ever, the hash says so visibly.
-            json.extend_from_slice(b"<unserialisable payload>");
-        }
-        let mut hasher = blake3::Hasher::new();
-        hasher.update(self.event_type().as_bytes());
-        hasher.update(&[0]);
-        hasher.update(&json);
-        hasher.finalize().to_hex().to_string()
+        // Payloads are plain data (strings, decimals, maps with string keys): their
+        // serialisation cannot fail. Should it ever, the hash says so visibly.
+        self.hash_payload(&stable.unwrap_or_else(|_| b"<unserialisable payload>".to_vec()))
     }
 
     /// The envelope's JSON and its payload hash from one serialisation of the payload
     /// (the journal's hot path).
     pub fn json_and_payload_hash(&self) -> Result<(String, String), EnvelopeError> {
-        let mut payload = Vec::with_capacity(512);
-        self.payload
-            .write_json(&mut payload)
+        let payload = self
+            .payload_bytes()
             .map_err(|e| EnvelopeError::Encode(e.to_string()))?;
         let payload_hash = if self.kind().volatile_fields().is_empty() {
-            let mut hasher = blake3::Hasher::new();
-            hasher.update(self.event_type().as_bytes());
-            hasher.update(&[0]);
-            hasher.update(&payload);
-            hasher.finalize().to_hex().to_string()
+            self.hash_payload(&payload)
         } else {
             self.payload_hash()
         };
-        let payload =
-            String::from_utf8(payload).map_err(|e| EnvelopeError::Encode(e.to_string()))?;
-        let raw =
-            RawValue::from_string(payload).map_err(|e| EnvelopeError::Encode(e.to_string()))?;
-        let wire = WireOutRaw {
-            event_id: self.event_id,
-            event_type: self.event_type(),
-            schema_version: self.schema_version,
-            correlation_id: self.correlation_id,
-            causation_id: self.causation_id,
-            triggered_by: self.triggered_by,
-            occurred_at: self.occurred_at,
-            source: &self.source,
-            payload: &raw,
-        };
-        let json =
-            serde_json::to_string(&wire).map_err(|e| EnvelopeError::Encode(e.to_string()))?;
-        Ok((json, payload_hash))
+        Ok((self.wrap(payload)?, payload_hash))
     }
 
     pub fn to_json(&self) -> Result<String, EnvelopeError> {
         let payload = self
-            .payload
-            .to_json_value()
+            .payload_bytes()
             .map_err(|e| EnvelopeError::Encode(e.to_string()))?;
+        self.wrap(payload)
+    }
+
+    /// The payload's JSON, in one buffer (blake3 is fast on whole buffers and slow on the
+    /// many small writes a serialiser makes).
+    fn payload_bytes(&self) -> serde_json::Result<Vec<u8>> {
+        let mut json = Vec::with_capacity(512);
+        self.payload.write_json(&mut json)?;
+        Ok(json)
+    }
+
+    fn hash_payload(&self, json: &[u8]) -> String {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(self.event_type().as_bytes());
+        hasher.update(&[0]);
+        hasher.update(json);
+        hasher.finalize().to_hex().to_string()
+    }
+
+    /// The envelope around an already serialised payload.
+    fn wrap(&self, payload: Vec<u8>) -> Result<String, EnvelopeError> {
+        let payload =
+            String::from_utf8(payload).map_err(|e| EnvelopeError::Encode(e.to_string()))?;
+        let raw =
+            RawValue::from_string(payload).map_err(|e| EnvelopeError::Encode(e.to_string()))?;
         let wire = WireOut {
             event_id: self.event_id,
             event_type: self.event_type(),
@@ -205,7 +197,7 @@ impl Envelope {
             triggered_by: self.triggered_by,
             occurred_at: self.occurred_at,
             source: &self.source,
-            payload,
+            payload: &raw,
         };
         serde_json::to_string(&wire).map_err(|e| EnvelopeError::Encode(e.to_string()))
     }
@@ -260,20 +252,6 @@ pub enum EnvelopeError {
 
 #[derive(Serialize)]
 struct WireOut<'a> {
-    event_id: EventId,
-    event_type: &'static str,
-    schema_version: u32,
-    correlation_id: CorrelationId,
-    causation_id: Option<EventId>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    triggered_by: Option<TriggeredBy>,
-    occurred_at: DateTime<Utc>,
-    source: &'a str,
-    payload: serde_json::Value,
-}
-
-#[derive(Serialize)]
-struct WireOutRaw<'a> {
     event_id: EventId,
     event_type: &'static str,
     schema_version: u32,

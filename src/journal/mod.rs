@@ -24,7 +24,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::events::{CorrelationId, Envelope, EventId};
+use crate::events::{CorrelationId, Envelope};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -210,13 +210,6 @@ impl Journal {
             last_chain,
             durable: false,
         })
-    }
-
-    /// The schema version in force.
-    pub fn schema_version(&self) -> Result<u32, JournalError> {
-        Ok(self
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get::<_, u32>(0))?)
     }
 
     pub fn last_seq(&self) -> u64 {
@@ -423,33 +416,23 @@ impl Journal {
 
     /// Every workflow whose root is journaled but no terminal event: its entries in order.
     pub fn open_workflows(&self) -> Result<Vec<Vec<JournalEntry>>, JournalError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT correlation_id FROM events GROUP BY correlation_id \
-             HAVING sum(event_type = 'workflow.started.v1') = 1 \
-             AND sum(event_type IN ('workflow.completed.v1', 'workflow.failed.v1')) = 0 \
-             ORDER BY min(seq)",
-        )?;
+        let mut stmt = self
+            .conn
+            .prepare(&format!("{OPEN_WORKFLOWS} ORDER BY min(seq)"))?;
         let ids = stmt
             .query_map([], |r| r.get::<_, String>(0))?
             .collect::<Result<Vec<_>, _>>()?;
         ids.iter()
-            .map(|id| {
-                let c: CorrelationId = id.parse().map_err(|_| JournalError::Entry {
-                    seq: 0,
-                    message: format!("correlation id `{id}` is not a uuid"),
-                })?;
-                self.correlation(&c)
-            })
+            .map(|id| self.correlation(&stored_correlation(id, 0)?))
             .collect()
     }
 
     /// The consumer marks of workflows still open.
     pub fn open_marks(&self) -> Result<Vec<ConsumerMark>, JournalError> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare(&format!(
             "SELECT consumer, event_type, correlation_id, payload_hash, seq FROM consumer_marks \
-             WHERE correlation_id IN (SELECT correlation_id FROM events GROUP BY correlation_id \
-               HAVING sum(event_type IN ('workflow.completed.v1', 'workflow.failed.v1')) = 0)",
-        )?;
+             WHERE correlation_id IN ({OPEN_WORKFLOWS})"
+        ))?;
         let rows = stmt.query_map([], |r| {
             Ok((
                 r.get::<_, String>(0)?,
@@ -462,10 +445,7 @@ impl Journal {
         let mut out = Vec::new();
         for row in rows {
             let (consumer, event_type, correlation, payload_hash, seq) = row?;
-            let correlation_id = correlation.parse().map_err(|_| JournalError::Entry {
-                seq: seq as u64,
-                message: format!("correlation id `{correlation}` is not a uuid"),
-            })?;
+            let correlation_id = stored_correlation(&correlation, seq as u64)?;
             out.push(ConsumerMark {
                 consumer,
                 event_type,
@@ -476,19 +456,19 @@ impl Journal {
         }
         Ok(out)
     }
+}
 
-    /// Whether an event id is already journaled.
-    pub fn contains(&self, id: &EventId) -> Result<bool, JournalError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT 1 FROM events WHERE event_id = ?1",
-                [id.to_string()],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some())
-    }
+/// Correlations whose root is a workflow start and that have no terminal event.
+const OPEN_WORKFLOWS: &str = "SELECT correlation_id FROM events GROUP BY correlation_id \
+     HAVING sum(event_type = 'workflow.started.v1') = 1 \
+     AND sum(event_type IN ('workflow.completed.v1', 'workflow.failed.v1')) = 0";
+
+/// A correlation id read back from the file.
+pub(crate) fn stored_correlation(text: &str, seq: u64) -> Result<CorrelationId, JournalError> {
+    text.parse().map_err(|_| JournalError::Entry {
+        seq,
+        message: format!("correlation id `{text}` is not a uuid"),
+    })
 }
 
 fn to_entry(row: Row) -> Result<JournalEntry, JournalError> {

@@ -95,7 +95,7 @@ impl Outbox {
                 message: format!("order intent {id}: bad {what}"),
             };
             out.push(PendingIntent {
-                correlation_id: correlation.parse().map_err(|_| bad("correlation id"))?,
+                correlation_id: super::stored_correlation(&correlation, 0)?,
                 plan_hash,
                 intent: OrderIntent {
                     client_order_id: id.clone(),
