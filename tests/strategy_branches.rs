@@ -430,8 +430,11 @@ mod nuclear {
             ("TQQQ", rsi_of(40.0)),
         ]);
         fact(&e, "rsi(TLT,20)", "<", 50.0);
-        // Bear 1 → PSQ; Bear 2 → TQQQ below its average? (RSI 40 trends down) → TLT < PSQ → SQQQ.
-        fact(&e, "moving-average-price(TQQQ,20)", ">", 0.0);
+        // Bear 1 → PSQ; Bear 2: TQQQ below its 20-day average (RSI 40 trends down), TLT
+        // weaker than PSQ → SQQQ.
+        assert!(
+            e.indicators["current-price(TQQQ)"] < e.indicators["moving-average-price(TQQQ,20)"]
+        );
         let keys: Vec<&str> = e.weights.keys().map(String::as_str).collect();
         assert_eq!(keys, ["PSQ", "SQQQ"]);
         assert_eq!(e.weights.values().copied().sum::<Decimal>(), Decimal::ONE);
