@@ -242,6 +242,11 @@ async fn drive_journaled(
     journal: Option<Journal>,
 ) -> Result<BacktestRecord, BacktestError> {
     let market = marks;
+    let mut config = config;
+    // Days run one after another: a failed day is recorded and the next one runs. A
+    // retry would race the next day, and a halt would end the backtest.
+    config.recovery.max_attempts = 0;
+    config.recovery.halt_on_give_up = false;
     let initial_cash = venue.snapshot().cash;
     let clock = ManualClock::new(Utc.timestamp_opt(0, 0).single().unwrap_or_default());
     let deps = EngineDeps::new(config, Arc::new(clock.clone()), venue.clone(), book.clone());
@@ -275,6 +280,7 @@ async fn drive_journaled(
             as_of: *date,
             mode: RunMode::Backtest,
             trigger: "backtest".into(),
+            attempt: 0,
         };
         let id = broker
             .send(StartWorkflow {

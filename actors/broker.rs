@@ -28,7 +28,8 @@ use crate::causation::{CausationLog, CausationTree, Recorded, Refusal, WorkflowS
 use crate::config::ResumeMode;
 use crate::events::{
     CorrelationId, Envelope, EventId, EventKind, EventRejected, FailureReason, HaltReason, Payload,
-    TradingHalted, TriggeredBy, WorkflowCompleted, WorkflowFailed, WorkflowStarted,
+    RecoveryKind, TradingHalted, TradingResumed, TriggeredBy, WorkflowCompleted, WorkflowFailed,
+    WorkflowStarted,
 };
 use crate::journal::writer::JournalWriter;
 use crate::journal::{ConsumerMark, Journal};
@@ -124,6 +125,28 @@ pub struct ActorFailed {
     pub seq: Option<u64>,
     pub error: String,
 }
+
+/// Lift a halt (`alchemiser resume`, `run --resume`): publishes `trading.resumed.v1`.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct Resume {
+    pub detail: String,
+}
+
+/// What became of a failed workflow: retried as another workflow, or final.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, MessageResponse)]
+pub enum FollowUp {
+    /// A workflow triggered by this one (a recovery retry, a corrective rebalance).
+    Successor(CorrelationId),
+    /// Recovery gave up (or nothing recovers failures): nothing follows.
+    Final,
+    /// Recovery has not decided yet.
+    Pending,
+}
+
+#[derive(Message)]
+#[rtype(result = "FollowUp")]
+pub struct QueryFollowUp(pub CorrelationId);
 
 /// Halt trading by hand.
 #[derive(Message)]
@@ -272,6 +295,10 @@ pub struct Broker {
     marks: HashMap<CorrelationId, HashSet<(String, EventKind, String)>>,
     pending_marks: Vec<ConsumerMark>,
     skipped_duplicates: u64,
+    /// Workflow → the workflow its failure or reconciliation started.
+    successors: HashMap<CorrelationId, CorrelationId>,
+    /// Failed workflows recovery will not retry.
+    final_failures: HashSet<CorrelationId>,
 }
 
 /// Commits the events accepted this turn, then dispatches them.
@@ -337,7 +364,21 @@ impl Broker {
                 marks: HashMap::new(),
                 pending_marks: Vec::new(),
                 skipped_duplicates: 0,
+                successors: HashMap::new(),
+                final_failures: HashSet::new(),
             };
+            // A halt survives restarts: only `resume` lifts it.
+            match broker.journal.as_ref().map(Journal::halt_in_force) {
+                Some(Ok(Some(h))) => {
+                    tracing::warn!(reason = ?h.reason, detail = %h.detail, "the journal ends halted: trading stays halted until resumed");
+                    broker.halted = Some(h);
+                    broker.deps.gate.halt();
+                }
+                Some(Err(e)) => {
+                    tracing::error!(error = %e, "cannot read the halt state from the journal")
+                }
+                _ => {}
+            }
             for i in 0..broker.slots.len() {
                 broker.spawn_slot(i, ctx);
             }
@@ -389,6 +430,11 @@ impl Broker {
         for entries in open {
             let mut restored = true;
             for e in &entries {
+                if let Payload::WorkflowStarted(started) = &e.envelope.payload {
+                    self.deps
+                        .roots
+                        .insert(e.envelope.correlation_id, started.clone());
+                }
                 if let Err(refusal) = self.log.record(&e.envelope, e.seq, now) {
                     tracing::error!(seq = e.seq, %refusal, "journaled event does not restore");
                     restored = false;
@@ -518,10 +564,32 @@ impl Broker {
                 self.halt(HaltReason::Authorization, detail, ctx);
             }
         }
-        if let Payload::TradingHalted(h) = &env.payload {
-            tracing::error!(reason = ?h.reason, detail = %h.detail, "trading halted");
-            self.halted = Some(h.clone());
-            self.deps.gate.halt();
+        match &env.payload {
+            Payload::TradingHalted(h) => {
+                tracing::error!(reason = ?h.reason, detail = %h.detail, "trading halted");
+                self.halted = Some(h.clone());
+                self.deps.gate.halt();
+            }
+            Payload::TradingResumed(r) => {
+                tracing::warn!(detail = %r.detail, "trading resumed");
+                self.halted = None;
+                self.deps.gate.resume();
+            }
+            Payload::WorkflowStarted(started) => {
+                self.deps.roots.insert(env.correlation_id, started.clone());
+                if let Some(t) = env.triggered_by {
+                    self.successors.insert(t.correlation_id, env.correlation_id);
+                }
+            }
+            Payload::WorkflowCompleted(_) => {
+                self.deps.roots.remove(&env.correlation_id);
+            }
+            Payload::RecoveryAction(a)
+                if matches!(a.action, RecoveryKind::GiveUp | RecoveryKind::Noted) =>
+            {
+                self.final_failures.insert(a.failed_correlation);
+            }
+            _ => {}
         }
         if kind == EventKind::ReconciliationCompleted
             && recorded.stage == Some(WorkflowStage::Reconciled)
@@ -973,6 +1041,44 @@ impl Handler<ActorFailed> for Broker {
 
     fn handle(&mut self, msg: ActorFailed, ctx: &mut Self::Context) {
         self.on_failure(msg.slot, msg.incarnation, msg.seq, msg.error, ctx);
+    }
+}
+
+impl Handler<Resume> for Broker {
+    type Result = bool;
+
+    /// True when a halt was lifted.
+    fn handle(&mut self, msg: Resume, ctx: &mut Self::Context) -> bool {
+        if self.halted.is_none() {
+            return false;
+        }
+        let env = Envelope::root(
+            TradingResumed { detail: msg.detail },
+            BROKER,
+            &*self.deps.clock,
+            None,
+        );
+        self.publish(Arc::new(env), ctx).is_ok()
+    }
+}
+
+impl Handler<QueryFollowUp> for Broker {
+    type Result = FollowUp;
+
+    fn handle(&mut self, msg: QueryFollowUp, _ctx: &mut Self::Context) -> FollowUp {
+        if let Some(next) = self.successors.get(&msg.0) {
+            return FollowUp::Successor(*next);
+        }
+        let recovers = !self.routes[EventKind::WorkflowFailed.index()].is_empty();
+        let failed = self
+            .log
+            .stage(&msg.0)
+            .is_some_and(|s| matches!(s, WorkflowStage::Failed | WorkflowStage::TimedOut));
+        if !failed || !recovers || self.final_failures.contains(&msg.0) {
+            FollowUp::Final
+        } else {
+            FollowUp::Pending
+        }
     }
 }
 

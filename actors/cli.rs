@@ -10,7 +10,8 @@ use chrono::NaiveDate;
 use clap::{Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
-use super::broker::{AwaitWorkflow, Broker, BrokerStats, QueryStats, QueryTree, StartWorkflow};
+use super::broker::{Broker, BrokerStats, QueryStats, QueryTree, Resume, StartWorkflow};
+use super::control::{await_outcome, reconcile_now, ControlFiles};
 use super::engine::{self, EngineDeps};
 use crate::calendar::UsEquityCalendar;
 use crate::causation::{CausationTree, WorkflowSummary};
@@ -18,7 +19,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, OnStrategyError};
 use crate::data::{Adjustment, BarSeries, MarketData, SharedMarket};
 use crate::domain::RunMode;
-use crate::events::{CorrelationId, SignalGenerated, WorkflowStarted};
+use crate::events::{CorrelationId, ReconciliationStatus, SignalGenerated, WorkflowStarted};
 use crate::journal::outbox::Outbox;
 use crate::journal::Journal;
 use crate::strategy::book::StrategyBook;
@@ -84,6 +85,23 @@ enum Command {
         /// Trade real money: needs `engine.mode = "live"` in the config as well.
         #[arg(long)]
         live: bool,
+        /// Lift a halt the journal ends with (after the start-up reconciliation).
+        #[arg(long)]
+        resume: bool,
+    },
+    /// Halt trading: a running engine halts within a second (no new workflows, no new
+    /// orders); a stopped one starts halted. Lifted only by `resume` or `run --resume`.
+    Halt {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Why, for the journal and the logs.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Lift a halt of a running engine (a stopped one resumes at its next start).
+    Resume {
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Replay history day by day through the actors on the simulated venue; write
     /// summary.json, equity.csv, orders.csv and equity.svg.
@@ -140,7 +158,10 @@ pub fn main() -> ExitCode {
             once,
             as_of,
             live,
-        } => run(config, once, as_of, live),
+            resume,
+        } => run(config, once, as_of, live, resume),
+        Command::Halt { config, reason } => control_request(config, Some(reason)),
+        Command::Resume { config } => control_request(config, None),
         Command::Signals {
             config,
             as_of,
@@ -484,7 +505,10 @@ fn trace(config: Option<PathBuf>, journal: Option<PathBuf>, id: &str) -> ExitCod
 #[derive(Serialize)]
 struct RunReport {
     as_of: NaiveDate,
+    /// The last attempt: the workflow or the retry that decided the day.
     workflow: Option<WorkflowSummary>,
+    /// Every attempt, the first workflow and recovery's retries, in order.
+    attempts: Vec<WorkflowSummary>,
     account: Option<AccountSnapshot>,
     causation_tree: Option<CausationTree>,
     broker: BrokerStats,
@@ -530,7 +554,44 @@ fn alpaca_venue(config: &Config) -> Result<Option<(Arc<AlpacaVenue>, String)>, S
     )))
 }
 
-fn run(config_path: Option<PathBuf>, once: bool, as_of: Option<NaiveDate>, live: bool) -> ExitCode {
+/// Leaves a halt (`reason` given) or resume request for the engine.
+fn control_request(config: Option<PathBuf>, halt_reason: Option<String>) -> ExitCode {
+    let config = match load_config(config.as_ref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let files = ControlFiles::new(config.resolve(&config.engine.control_dir));
+    let written = match &halt_reason {
+        Some(reason) => files.request_halt(reason),
+        None => files.request_resume("alchemiser resume"),
+    };
+    match written {
+        Ok(path) => {
+            let what = if halt_reason.is_some() {
+                "halt"
+            } else {
+                "resume"
+            };
+            println!(
+                "{what} requested ({}): a running engine applies it within a second, a stopped one at its next start",
+                path.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(
+    config_path: Option<PathBuf>,
+    once: bool,
+    as_of: Option<NaiveDate>,
+    live: bool,
+    resume: bool,
+) -> ExitCode {
     let config = match load_config(config_path.as_ref()) {
         Ok(c) => c,
         Err(code) => return code,
@@ -611,6 +672,20 @@ fn run(config_path: Option<PathBuf>, once: bool, as_of: Option<NaiveDate>, live:
         }
     };
     tracing::info!(journal = %journal_path.display(), last_seq = journal.last_seq(), "journal open");
+    let expected = match journal.expected_positions() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: cannot read the expected positions from the journal: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let bought_today = match journal.bought_on(as_of) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: cannot read today's purchases from the journal: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let (outbox, resolver) = match (Outbox::open(&journal_path), Outbox::open(&journal_path)) {
         (Ok(a), Ok(b)) => (a, b),
         (Err(e), _) | (_, Err(e)) => {
@@ -618,7 +693,11 @@ fn run(config_path: Option<PathBuf>, once: bool, as_of: Option<NaiveDate>, live:
             return ExitCode::from(2);
         }
     };
+    let control = ControlFiles::new(config.resolve(&config.engine.control_dir));
+    let patience = Duration::from_millis(config.recovery.backoff_cap_ms)
+        + Duration::from_secs(config.engine.handler_timeout_secs);
     let mut deps = EngineDeps::new(config, clock.clone(), venue.clone(), book).with_outbox(outbox);
+    deps.deployed.seed(as_of, bought_today);
     if let Some(live) = &live_bars {
         deps = deps.with_market(live.market.clone());
     }
@@ -628,21 +707,37 @@ fn run(config_path: Option<PathBuf>, once: bool, as_of: Option<NaiveDate>, live:
             eprintln!("error: cannot resolve order intents left by the last run: {e}");
             return ExitCode::from(2);
         }
-        let broker = engine::start_journaled(engine::standard_registry(deps), Some(journal));
-        match venue.account().await {
-            Ok(a) => tracing::info!(cash = %a.cash, positions = a.positions.len(), "account"),
+                let broker = engine::start_journaled(engine::standard_registry(deps), Some(journal));
+        // Never trade blind: the venue must be readable and agree with the journal.
+        match reconcile_now(&broker, &*clock, "startup", expected, as_of, patience).await {
+            Ok(r) if r.status == ReconciliationStatus::Failed => {
+                eprintln!(
+                    "error: start-up reconciliation could not read the venue: {}; not trading blind",
+                    r.detail.unwrap_or_default()
+                );
+                return ExitCode::from(2);
+            }
+            Ok(r) => {
+                tracing::info!(status = ?r.status, positions = r.positions.len(), cash = ?r.actual_cash, detail = r.detail.as_deref().unwrap_or(""), "start-up reconciliation")
+            }
             Err(e) => {
-                eprintln!("error: cannot read the account at the venue: {e}");
+                eprintln!("error: start-up reconciliation: {e}; not trading blind");
                 return ExitCode::from(2);
             }
         }
-        // Workflows resumed from the journal finish before anything new starts.
+        control.apply(&broker).await;
+        if resume && broker.send(Resume { detail: "run --resume".into() }).await.unwrap_or(false) {
+            tracing::warn!("halt lifted by --resume");
+        }
+        control.clone().watch(broker.clone(), Duration::from_millis(500));
+        // Workflows left unfinished by the last run are settled before anything new starts.
         if let Ok(stats) = broker.send(QueryStats).await {
-            for w in stats.workflows.iter().filter(|w| !w.stage.is_terminal()) {
+                        // Resumed ones run on; failed ones (`recovery.resume = "fail"`) go to recovery.
+            for w in stats.workflows.iter().filter(|w| w.status != crate::workflow::WorkflowStatus::Completed) {
                 tracing::info!(correlation_id = %w.correlation_id, stage = ?w.stage, "waiting for a resumed workflow");
-                match broker.send(AwaitWorkflow(w.correlation_id)).await {
-                    Ok(Some(done)) => tracing::info!(correlation_id = %done.correlation_id, status = ?done.status, "resumed workflow ended"),
-                    _ => tracing::warn!(correlation_id = %w.correlation_id, "resumed workflow did not report"),
+                                match await_outcome(&broker, w.correlation_id, patience).await.ok().and_then(|a| a.last().cloned()) {
+                    Some(done) => tracing::info!(correlation_id = %done.correlation_id, status = ?done.status, "resumed workflow ended"),
+                    None => tracing::warn!(correlation_id = %w.correlation_id, "resumed workflow did not report"),
                 }
             }
         }
@@ -691,7 +786,7 @@ fn run(config_path: Option<PathBuf>, once: bool, as_of: Option<NaiveDate>, live:
                     continue;
                 }
             }
-            let workflow = run_workflow(&broker, day, mode);
+                        let workflow = run_workflow(&broker, day, mode, patience);
             tokio::pin!(workflow);
             let mut stop_after = false;
             let outcome = tokio::select! {
@@ -711,9 +806,10 @@ fn run(config_path: Option<PathBuf>, once: bool, as_of: Option<NaiveDate>, live:
                     eprintln!("error: cannot save the simulated account to {}: {e}", path.display());
                 }
             }
-            let report = outcome.map(|(workflow, tree, stats)| RunReport {
+                        let report = outcome.map(|(attempts, tree, stats)| RunReport {
                 as_of: day,
-                workflow,
+                workflow: attempts.last().cloned(),
+                attempts,
                 account,
                 causation_tree: tree,
                 broker: stats,
@@ -862,12 +958,14 @@ async fn run_workflow(
     broker: &Addr<Broker>,
     as_of: NaiveDate,
     mode: crate::domain::RunMode,
-) -> Result<(Option<WorkflowSummary>, Option<CausationTree>, BrokerStats), String> {
+    patience: Duration,
+) -> Result<(Vec<WorkflowSummary>, Option<CausationTree>, BrokerStats), String> {
     let unavailable = |e: actix::MailboxError| format!("broker unavailable: {e}");
     let started = WorkflowStarted {
         as_of,
         mode,
         trigger: "schedule".into(),
+        attempt: 0,
     };
     let correlation = broker
         .send(StartWorkflow {
@@ -878,14 +976,11 @@ async fn run_workflow(
         .await
         .map_err(unavailable)?
         .map_err(|e| format!("workflow not started: {e}"))?;
-    let workflow = broker
-        .send(AwaitWorkflow(correlation))
+    let attempts = await_outcome(broker, correlation, patience)
         .await
         .map_err(unavailable)?;
-    let tree = broker
-        .send(QueryTree(correlation))
-        .await
-        .map_err(unavailable)?;
+    let last = attempts.last().map_or(correlation, |a| a.correlation_id);
+    let tree = broker.send(QueryTree(last)).await.map_err(unavailable)?;
     let stats = broker.send(QueryStats).await.map_err(unavailable)?;
-    Ok((workflow, tree, stats))
+    Ok((attempts, tree, stats))
 }

@@ -14,8 +14,10 @@ use crate::data::SharedMarket;
 use crate::halt::TradingGate;
 use crate::journal::outbox::Outbox;
 use crate::journal::Journal;
+use crate::risk::DeployedLedger;
 use crate::strategy::book::StrategyBook;
 use crate::venue::Venue;
+use crate::workflow_roots::WorkflowRoots;
 
 /// What actors are built from. Cloned into every factory; shared and read-only, except
 /// the gate (set by the broker on a halt).
@@ -30,6 +32,11 @@ pub struct EngineDeps {
     /// Where execution records each order intent before calling the venue.
     pub outbox: Option<Arc<std::sync::Mutex<Outbox>>>,
     pub gate: TradingGate,
+    /// Roots of open workflows, written by the broker.
+    pub roots: WorkflowRoots,
+    /// Money bought per day, shared by execution's incarnations (a restart must not
+    /// reset the daily circuit breaker).
+    pub deployed: DeployedLedger,
 }
 
 impl EngineDeps {
@@ -47,6 +54,8 @@ impl EngineDeps {
             market: None,
             outbox: None,
             gate: TradingGate::default(),
+            roots: WorkflowRoots::default(),
+            deployed: DeployedLedger::default(),
         }
     }
 

@@ -21,9 +21,12 @@ use crate::execution::smart_limit::{check_quote, initial_limit, repeg, QuoteLimi
 use crate::execution::{affordable_qty, client_order_id, order_intents, MIN_NOTIONAL};
 use crate::halt::TradingGate;
 use crate::journal::outbox::Outbox;
+use crate::risk::{Approved, DeployedLedger, RiskLimits};
 use crate::venue::sim::SimCosts;
 use crate::venue::{Venue, VenueOrderStatus};
 use crate::venue::{VenueError, VenueOrder};
+use crate::workflow_roots::WorkflowRoots;
+use chrono::NaiveDate;
 use std::time::Duration;
 
 pub const NAME: &str = "execution";
@@ -38,6 +41,9 @@ pub struct ExecutionActor {
     smart: Option<SmartLimit>,
     clock: Arc<dyn Clock>,
     outbox: Option<SharedOutbox>,
+    risk: RiskLimits,
+    deployed: DeployedLedger,
+    roots: WorkflowRoots,
 }
 
 type SharedOutbox = Arc<std::sync::Mutex<Outbox>>;
@@ -64,6 +70,9 @@ impl ExecutionActor {
             }),
             clock: deps.clock.clone(),
             outbox: deps.outbox.clone(),
+            risk: RiskLimits::from_config(&deps.config.risk),
+            deployed: deps.deployed.clone(),
+            roots: deps.roots.clone(),
         }
     }
 }
@@ -105,6 +114,10 @@ struct Run {
     smart: Option<SmartLimit>,
     clock: Arc<dyn Clock>,
     outbox: Option<SharedOutbox>,
+    risk: RiskLimits,
+    deployed: DeployedLedger,
+    /// The trading day whose risk budget the orders spend.
+    day: NaiveDate,
 }
 
 /// Settings of smart limit execution (`execution.order_type = "limit"`).
@@ -121,8 +134,9 @@ impl Run {
         &self,
         correlation: crate::events::CorrelationId,
         plan_hash: &str,
-        order: &OrderIntent,
+        approved: &Approved,
     ) -> Result<VenueOrder, VenueError> {
+        let order = approved.intent();
         if let Some(outbox) = &self.outbox {
             let recorded = outbox
                 .lock()
@@ -158,12 +172,13 @@ impl Run {
         &self,
         correlation: crate::events::CorrelationId,
         plan_hash: &str,
-        order: &OrderIntent,
+        approved: &Approved,
     ) -> Result<Vec<(OrderIntent, VenueOrder)>, VenueError> {
+        let order = approved.intent();
         let Some(smart) = &self.smart else {
             return Ok(vec![(
                 order.clone(),
-                self.send(correlation, plan_hash, order).await?,
+                self.send(correlation, plan_hash, approved).await?,
             )]);
         };
         let quote = match self.venue.quote(&order.symbol).await {
@@ -172,7 +187,7 @@ impl Run {
                 tracing::warn!(symbol = %order.symbol, error = %e, "no quote: sending a market order");
                 return Ok(vec![(
                     order.clone(),
-                    self.send(correlation, plan_hash, order).await?,
+                    self.send(correlation, plan_hash, approved).await?,
                 )]);
             }
         };
@@ -180,7 +195,7 @@ impl Run {
             tracing::warn!(symbol = %order.symbol, %problem, "quote refused: sending a market order");
             return Ok(vec![(
                 order.clone(),
-                self.send(correlation, plan_hash, order).await?,
+                self.send(correlation, plan_hash, approved).await?,
             )]);
         }
         let mut legs = Vec::new();
@@ -188,20 +203,14 @@ impl Run {
         let mut limit = initial_limit(order.side, &quote);
         let mut quote = quote;
         for attempt in 0..=smart.max_repegs {
-            let sent = OrderIntent {
-                client_order_id: client_order_id(
-                    correlation,
-                    plan_hash,
-                    &order.symbol,
-                    order.side,
-                    attempt,
-                ),
-                qty: remaining,
-                order_type: OrderType::Limit,
-                limit_price: Some(limit),
-                ..order.clone()
-            };
-            let mut placed = self.send(correlation, plan_hash, &sent).await?;
+            let leg = approved.leg(
+                client_order_id(correlation, plan_hash, &order.symbol, order.side, attempt),
+                remaining,
+                OrderType::Limit,
+                Some(limit),
+            );
+            let sent = leg.intent().clone();
+            let mut placed = self.send(correlation, plan_hash, &leg).await?;
             if placed.status.is_open() {
                 tokio::time::sleep(smart.fill_wait).await;
                 if let Some(now) = self.venue.order_by_client_id(&sent.client_order_id).await? {
@@ -226,22 +235,55 @@ impl Run {
                 limit = repeg(order.side, limit, &quote);
             }
         }
-        let market = OrderIntent {
-            client_order_id: client_order_id(
+        let market = approved.leg(
+            client_order_id(
                 correlation,
                 plan_hash,
                 &order.symbol,
                 order.side,
                 smart.max_repegs + 1,
             ),
-            qty: remaining,
-            order_type: OrderType::Market,
-            limit_price: None,
-            ..order.clone()
-        };
+            remaining,
+            OrderType::Market,
+            None,
+        );
         let placed = self.send(correlation, plan_hash, &market).await?;
-        legs.push((market, placed));
+        legs.push((market.intent().clone(), placed));
         Ok(legs)
+    }
+
+    /// Orders of this plan the venue already has: the outbox's intents of the workflow
+    /// when there is an outbox, else every client order id the plan can use.
+    async fn already_placed(
+        &self,
+        correlation: crate::events::CorrelationId,
+        started: &crate::events::ExecutionStarted,
+    ) -> Vec<VenueOrder> {
+        let ids: Vec<String> = match &self.outbox {
+            Some(outbox) => match outbox.lock().map(|o| o.intents_of(correlation)) {
+                Ok(Ok(ids)) => ids,
+                _ => Vec::new(),
+            },
+            None => {
+                let attempts = self.smart.as_ref().map_or(0, |s| s.max_repegs + 1);
+                started
+                    .orders
+                    .iter()
+                    .flat_map(|o| {
+                        (0..=attempts).map(|a| {
+                            client_order_id(correlation, &started.plan_hash, &o.symbol, o.side, a)
+                        })
+                    })
+                    .collect()
+            }
+        };
+        let mut found = Vec::new();
+        for id in ids {
+            if let Ok(Some(o)) = self.venue.order_by_client_id(&id).await {
+                found.push(o);
+            }
+        }
+        found
     }
 
     async fn execute(
@@ -254,7 +296,18 @@ impl Run {
             Ok(a) => a,
             Err(e) => return vec![failed(reason_of(&e), format!("account snapshot: {e}"))],
         };
-        started.positions_before = account.positions.clone();
+        // A plan handled again (redelivered after a crash or a restart) finds some of its
+        // orders already at the venue: their fills are in the account, not "before" it.
+        let mut before = account.positions.clone();
+        for o in self.already_placed(correlation, &started).await {
+            let signed = match o.side {
+                Side::Buy => o.filled_qty,
+                Side::Sell => -o.filled_qty,
+            };
+            *before.entry(o.symbol.clone()).or_default() -= signed;
+        }
+        before.retain(|_, q| !q.is_zero());
+        started.positions_before = before;
         started.cash_before = Some(account.cash);
         let intents = started.orders.clone();
         let mut outputs = vec![Emit::from(started.clone())];
@@ -322,7 +375,23 @@ impl Run {
                 qty,
                 ..intent.clone()
             };
-            let result = self.place(correlation, &started.plan_hash, &order).await;
+            let approved = match self
+                .risk
+                .check(order.clone(), price, self.day, &self.deployed)
+            {
+                Ok(a) => a,
+                Err(denied) => {
+                    tracing::warn!(symbol = %denied.symbol, code = denied.code.as_str(), detail = %denied.detail, "order denied by risk limits");
+                    outcomes.push(OrderOutcome {
+                        status: "denied".into(),
+                        reason: Some(format!("{}: {}", denied.code.as_str(), denied.detail)),
+                        ..skipped(&order, String::new())
+                    });
+                    outputs.push(Emit::after(0, *denied));
+                    continue;
+                }
+            };
+            let result = self.place(correlation, &started.plan_hash, &approved).await;
             if result.is_ok() {
                 crate::drill::crash_point("venue.submit");
             }
@@ -377,6 +446,14 @@ impl Run {
                         reason = o.reject_reason.or(reason);
                     }
                     traded_value += value;
+                    approved.settle(
+                        &self.deployed,
+                        if intent.side == Side::Buy {
+                            value
+                        } else {
+                            Decimal::ZERO
+                        },
+                    );
                     let status = if filled >= qty {
                         succeeded += 1;
                         VenueOrderStatus::Filled
@@ -439,6 +516,13 @@ impl EventHandler for ExecutionActor {
             smart: self.smart.clone(),
             clock: self.clock.clone(),
             outbox: self.outbox.clone(),
+            risk: self.risk.clone(),
+            deployed: self.deployed.clone(),
+            day: self
+                .roots
+                .get(&event.correlation_id)
+                .map(|r| r.as_of)
+                .unwrap_or_else(|| crate::clock::new_york_date(self.clock.now())),
         };
         let plan = plan.clone();
         let correlation = event.correlation_id;

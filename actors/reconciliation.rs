@@ -1,44 +1,164 @@
-//! Reconciliation actor: takes the positions recorded when execution started, and after
-//! the settlement compares "positions before + fills" with what the venue holds now,
-//! publishing `reconciliation.completed.v1`.
+//! Reconciliation actor: after every settlement, and when asked
+//! (`reconciliation.requested.v1`, at engine start), reads the venue's positions and
+//! open orders, compares them with what the engine expects (positions before + fills)
+//! and publishes `reconciliation.completed.v1`. Drift halts trading or starts a
+//! corrective workflow, per `reconciliation.on_drift`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use rust_decimal::Decimal;
 
 use super::engine::EngineDeps;
 use super::supervision::{Emit, EventHandler, HandlerFault, Reaction, Registry};
-use crate::domain::{Side, Symbol};
-use crate::events::{CorrelationId, Envelope, EventKind, FailureReason, Payload, WorkflowFailed};
-use crate::reconciliation::reconcile;
+use crate::clock::Clock;
+use crate::config::OnDrift;
+use crate::domain::RunMode;
+use crate::events::{
+    CorrelationId, Envelope, EventKind, FailureReason, HaltReason, Payload,
+    ReconciliationCompleted, ReconciliationStatus, TradingHalted, WorkflowFailed, WorkflowStarted,
+};
+use crate::journal::outbox::Outbox;
+use crate::reconciliation::{expected_after, failed, reconcile, Positions};
 use crate::venue::Venue;
+use crate::workflow_roots::WorkflowRoots;
 
 pub const NAME: &str = "reconciliation";
-pub const CONSUMES: &[EventKind] = &[EventKind::ExecutionStarted, EventKind::OrderSettled];
-
-/// Default tolerance (0.1% of the expected quantity) until reconciliation gets its own
-/// config section.
-const TOLERANCE_PCT: Decimal = Decimal::from_parts(1, 0, 0, false, 3);
-
-type Positions = BTreeMap<Symbol, Decimal>;
+pub const CONSUMES: &[EventKind] = &[
+    EventKind::ExecutionStarted,
+    EventKind::OrderSubmitted,
+    EventKind::OrderSettled,
+    EventKind::ReconciliationRequested,
+];
 
 pub struct ReconciliationActor {
     venue: Arc<dyn Venue>,
+    tolerance_pct: Decimal,
+    policy: DriftPolicy,
+    clock: Arc<dyn Clock>,
+    roots: WorkflowRoots,
+    outbox: Option<Arc<std::sync::Mutex<Outbox>>>,
     /// Positions at execution start, per open workflow.
     before: HashMap<CorrelationId, Positions>,
+    /// Client order ids this engine submitted (without an outbox, the only record).
+    submitted: Arc<std::sync::Mutex<HashSet<String>>>,
 }
 
 impl ReconciliationActor {
     pub fn new(deps: &EngineDeps) -> Self {
         Self {
             venue: deps.venue.clone(),
+            tolerance_pct: deps.config.reconciliation.tolerance_pct,
+            policy: DriftPolicy {
+                on_drift: deps.config.reconciliation.on_drift,
+                mode: deps.config.engine.mode,
+            },
+            clock: deps.clock.clone(),
+            roots: deps.roots.clone(),
+            outbox: deps.outbox.clone(),
             before: HashMap::new(),
+            submitted: Default::default(),
+        }
+    }
+
+    /// Reads the venue and compares with `expected` (`None`: nothing journaled, the
+    /// venue is the baseline); the error says what could not be read.
+    fn check(
+        &self,
+        expected: Option<Positions>,
+    ) -> impl std::future::Future<Output = Result<ReconciliationCompleted, String>> + 'static {
+        let venue = self.venue.clone();
+        let outbox = self.outbox.clone();
+        let submitted = self.submitted.clone();
+        let tolerance = self.tolerance_pct;
+        async move {
+            let account = venue.account().await.map_err(|e| format!("account: {e}"))?;
+            let open = venue
+                .open_orders()
+                .await
+                .map_err(|e| format!("open orders: {e}"))?;
+            let symbols: Vec<String> = account.positions.keys().cloned().collect();
+            let prices = venue.prices(&symbols).await.unwrap_or_default();
+            let explained = |id: &str| {
+                let seen = submitted.lock().map(|s| s.contains(id)).unwrap_or(false);
+                seen || outbox
+                    .as_ref()
+                    .and_then(|o| o.lock().ok().and_then(|o| o.knows(id).ok()))
+                    .unwrap_or(false)
+            };
+            let adopted = expected.is_none();
+            let expected = expected.unwrap_or_else(|| account.positions.clone());
+            let mut report = reconcile(&expected, &account, &open, explained, &prices, tolerance);
+            if adopted && report.detail.is_none() {
+                report.detail = Some(
+                    "no execution journaled yet: the venue's positions are the baseline".into(),
+                );
+            }
+            Ok(report)
         }
     }
 }
 
-fn failed(detail: String) -> Vec<Emit> {
+/// What reconciliation does with a report: publish it and, on drift, halt or start a
+/// corrective workflow.
+#[derive(Clone)]
+struct DriftPolicy {
+    on_drift: OnDrift,
+    mode: RunMode,
+}
+
+impl DriftPolicy {
+    /// The report, then on drift a halt, or a corrective workflow as of `as_of` unless
+    /// the drifting workflow was itself corrective (then a halt).
+    fn react(
+        &self,
+        report: ReconciliationCompleted,
+        handled: &Envelope,
+        as_of: chrono::NaiveDate,
+        corrective: bool,
+    ) -> Vec<Emit> {
+        if report.status != ReconciliationStatus::Drift {
+            return vec![Emit::from(report)];
+        }
+        let detail = report.detail.clone().unwrap_or_default();
+        tracing::error!(%detail, "reconciliation found drift");
+        let halt = |why: &str| {
+            Emit::after(
+                0,
+                TradingHalted {
+                    reason: HaltReason::Reconciliation,
+                    detail: format!("{why}: {detail}"),
+                },
+            )
+        };
+        let next = if !report.unexplained_orders.is_empty() {
+            halt("unexplained open orders at the venue")
+        } else {
+            match (self.on_drift, corrective) {
+                (OnDrift::Halt, _) => halt("positions drifted from the journal"),
+                (OnDrift::Rebalance, true) => {
+                    halt("positions drifted again after a corrective rebalance")
+                }
+                (OnDrift::Rebalance, false) => Emit::new_workflow(
+                    CorrelationId::derived(&[
+                        b"reconciliation.corrective",
+                        handled.event_id.0.as_bytes(),
+                    ]),
+                    Some(0),
+                    WorkflowStarted {
+                        as_of,
+                        mode: self.mode,
+                        trigger: "reconciliation".into(),
+                        attempt: 0,
+                    },
+                ),
+            }
+        };
+        vec![Emit::from(report), next]
+    }
+}
+
+fn step_failed(detail: String) -> Vec<Emit> {
     vec![Emit::from(WorkflowFailed {
         step: NAME.into(),
         reason: FailureReason::StepFailed,
@@ -55,32 +175,48 @@ impl EventHandler for ReconciliationActor {
                     .insert(correlation, started.positions_before.clone());
                 Ok(Reaction::nothing())
             }
+            Payload::OrderSubmitted(s) => {
+                if let Ok(mut ids) = self.submitted.lock() {
+                    ids.insert(s.client_order_id.clone());
+                }
+                Ok(Reaction::nothing())
+            }
             Payload::OrderSettled(settled) => {
                 let remembered = self.before.remove(&correlation);
-                let Some(mut expected) = remembered.or_else(|| settled.positions_before.clone())
-                else {
-                    return Ok(Reaction::Publish(failed(
+                let Some(before) = remembered.or_else(|| settled.positions_before.clone()) else {
+                    return Ok(Reaction::Publish(step_failed(
                         "no pre-trade positions for this workflow (lost in a restart)".into(),
                     )));
                 };
-                for o in &settled.orders {
-                    let signed = if o.side == Side::Buy {
-                        o.filled_qty
-                    } else {
-                        -o.filled_qty
-                    };
-                    *expected.entry(o.symbol.clone()).or_default() += signed;
-                }
-                expected.retain(|_, q| !q.is_zero());
-                let venue = self.venue.clone();
+                let expected = expected_after(&before, &settled.orders);
+                let root = self.roots.get(&correlation);
+                let as_of = root.as_ref().map_or_else(
+                    || crate::clock::new_york_date(self.clock.now()),
+                    |r| r.as_of,
+                );
+                let corrective = root.is_some_and(|r| r.trigger == "reconciliation");
+                let check = self.check(Some(expected));
+                let policy = self.policy.clone();
+                let handled = event.clone();
                 Ok(Reaction::Later(Box::pin(async move {
-                    let account = match venue.account().await {
-                        Ok(a) => a,
-                        Err(e) => return Ok(failed(format!("account snapshot: {e}"))),
-                    };
-                    let mut report = reconcile(&expected, &account.positions, TOLERANCE_PCT);
-                    report.actual_cash = Some(account.cash);
-                    Ok(vec![report.into()])
+                    match check.await {
+                        Err(e) => Ok(step_failed(format!("venue unreadable: {e}"))),
+                        Ok(report) => Ok(policy.react(report, &handled, as_of, corrective)),
+                    }
+                })))
+            }
+            Payload::ReconciliationRequested(request) => {
+                let as_of = request
+                    .as_of
+                    .unwrap_or_else(|| crate::clock::new_york_date(self.clock.now()));
+                let check = self.check(request.expected_positions.clone());
+                let policy = self.policy.clone();
+                let handled = event.clone();
+                Ok(Reaction::Later(Box::pin(async move {
+                    match check.await {
+                        Err(e) => Ok(vec![Emit::from(failed(format!("venue unreadable: {e}")))]),
+                        Ok(report) => Ok(policy.react(report, &handled, as_of, false)),
+                    }
                 })))
             }
             _ => Ok(Reaction::nothing()),

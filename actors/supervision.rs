@@ -22,7 +22,7 @@ use thiserror::Error;
 
 use super::broker::{ActorFailed, Broker, Consumed, Deliver, Publish};
 use super::engine::EngineDeps;
-use crate::events::{Envelope, EventKind, Payload};
+use crate::events::{CorrelationId, Envelope, EventKind, Payload, TriggeredBy};
 
 /// A failure that should restart the actor (state is suspect), as opposed to a business
 /// failure, which a handler reports by publishing `workflow.failed.v1`.
@@ -36,7 +36,11 @@ pub struct HandlerFault(pub String);
 pub struct Emit {
     pub payload: Payload,
     /// Index of the earlier output that caused this one; `None`: the handled event.
+    /// For a new workflow's root: the event that triggered it.
     pub after: Option<usize>,
+    /// Publish as the root of a new workflow with this id (a recovery retry, a
+    /// corrective rebalance), `triggered_by` the causing event, instead of as a child.
+    pub new_workflow: Option<CorrelationId>,
 }
 
 impl Emit {
@@ -45,6 +49,22 @@ impl Emit {
         Emit {
             payload: payload.into(),
             after: Some(index),
+            new_workflow: None,
+        }
+    }
+
+    /// The root of a new workflow `correlation`, triggered by the handled event (or by
+    /// output `after` of the same reaction). A derived `correlation` makes a redelivered
+    /// handling start the same workflow, which the broker refuses the second time.
+    pub fn new_workflow(
+        correlation: CorrelationId,
+        after: Option<usize>,
+        payload: impl Into<Payload>,
+    ) -> Emit {
+        Emit {
+            payload: payload.into(),
+            after,
+            new_workflow: Some(correlation),
         }
     }
 }
@@ -54,6 +74,7 @@ impl<P: Into<Payload>> From<P> for Emit {
         Emit {
             payload: payload.into(),
             after: None,
+            new_workflow: None,
         }
     }
 }
@@ -244,12 +265,17 @@ impl HandlerActor {
                 .after
                 .and_then(|i| published.get(i))
                 .map_or(handled, |p| p.as_ref());
-            let env = Arc::new(Envelope::caused_by(
-                parent,
-                out.payload,
-                self.name,
-                &*self.deps.clock,
-            ));
+            let clock = &*self.deps.clock;
+            let env = Arc::new(match out.new_workflow {
+                Some(correlation) => {
+                    let trigger = TriggeredBy {
+                        correlation_id: parent.correlation_id,
+                        event_id: parent.event_id,
+                    };
+                    Envelope::root_in(correlation, out.payload, self.name, clock, Some(trigger))
+                }
+                None => Envelope::caused_by(parent, out.payload, self.name, clock),
+            });
             self.broker.do_send(Publish(env.clone()));
             published.push(env);
         }

@@ -82,6 +82,7 @@ fn run(limit: u32, window: Duration) {
                 as_of: day,
                 mode: Default::default(),
                 trigger: "bench".into(),
+                attempt: 0,
             },
             "bench",
             &clock,

@@ -37,3 +37,8 @@ impl Clock for ManualClock {
         *self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
+
+/// The New York calendar date at `at`: the trading day US equity sessions count by.
+pub fn new_york_date(at: DateTime<Utc>) -> chrono::NaiveDate {
+    at.with_timezone(&chrono_tz::America::New_York).date_naive()
+}

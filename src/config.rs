@@ -31,6 +31,8 @@ pub struct Config {
     pub execution: ExecutionConfig,
     pub journal: JournalConfig,
     pub recovery: RecoveryConfig,
+    pub reconciliation: ReconciliationConfig,
+    pub risk: RiskConfig,
     /// Folder that relative paths are resolved against: the config file's folder.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -134,10 +136,83 @@ pub enum ResumeMode {
     Fail,
 }
 
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RecoveryConfig {
     pub resume: ResumeMode,
+    /// Retries of a failed workflow (each a new workflow triggered by the failure);
+    /// after the last one recovery gives up and halts trading.
+    pub max_attempts: u32,
+    /// Wait before retry n: `backoff_ms` × 2^(n−1), at most `backoff_cap_ms`.
+    pub backoff_ms: u64,
+    pub backoff_cap_ms: u64,
+    /// Halt trading when giving up (backtests record the failed day and go on).
+    pub halt_on_give_up: bool,
+}
+
+impl Default for RecoveryConfig {
+    fn default() -> Self {
+        Self {
+            resume: ResumeMode::Resume,
+            max_attempts: 2,
+            backoff_ms: 1000,
+            backoff_cap_ms: 30_000,
+            halt_on_give_up: true,
+        }
+    }
+}
+
+impl RecoveryConfig {
+    /// The wait before retry `attempt` (1-based).
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 1u64 << attempt.saturating_sub(1).min(20);
+        Duration::from_millis(
+            self.backoff_ms
+                .saturating_mul(factor)
+                .min(self.backoff_cap_ms),
+        )
+    }
+}
+
+/// What reconciliation does when the venue drifts from what the journal expects.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OnDrift {
+    /// Stop trading until a person looks (`alchemiser resume`).
+    #[default]
+    Halt,
+    /// Start a corrective workflow (a new rebalance toward the targets); a corrective
+    /// workflow that drifts again halts.
+    Rebalance,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReconciliationConfig {
+    /// Allowed |expected − actual| as a fraction of the expected quantity.
+    pub tolerance_pct: Decimal,
+    pub on_drift: OnDrift,
+}
+
+impl Default for ReconciliationConfig {
+    fn default() -> Self {
+        Self {
+            tolerance_pct: Decimal::new(1, 3),
+            on_drift: OnDrift::Halt,
+        }
+    }
+}
+
+/// Limits checked by execution before every order; absent keys are no limit.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RiskConfig {
+    /// Largest notional (qty × plan price) of one order, either side.
+    pub max_order_notional: Option<Decimal>,
+    /// Largest notional bought per trading day: the circuit breaker on money deployed.
+    pub max_daily_notional: Option<Decimal>,
+    /// Only these symbols may be traded (either side), when given.
+    pub allowed_symbols: Option<Vec<String>>,
 }
 
 /// The durable event journal of `run` (backtests keep theirs in memory unless told).
@@ -297,6 +372,8 @@ pub struct EngineConfig {
     pub retain_finished_workflows: usize,
     /// On SIGINT/SIGTERM the running workflow gets this long to finish.
     pub shutdown_grace_secs: u64,
+    /// Where `alchemiser halt` / `resume` leave their requests for a running engine.
+    pub control_dir: PathBuf,
 }
 
 impl Default for EngineConfig {
@@ -308,6 +385,7 @@ impl Default for EngineConfig {
             timeout_check_ms: 500,
             retain_finished_workflows: 1000,
             shutdown_grace_secs: 60,
+            control_dir: PathBuf::from("state"),
         }
     }
 }
@@ -531,6 +609,44 @@ impl Config {
             "execution.max_spread_pct",
             "must be > 0",
         );
+        let r = &self.recovery;
+        v.check(
+            r.backoff_cap_ms >= r.backoff_ms,
+            "recovery.backoff_cap_ms",
+            format!("must be >= recovery.backoff_ms ({})", r.backoff_ms),
+        );
+        v.check(
+            r.backoff_cap_ms < e.handler_timeout_secs.saturating_mul(1000),
+            "recovery.backoff_cap_ms",
+            format!(
+                "must be shorter than engine.handler_timeout_secs ({}s): recovery waits inside its handler",
+                e.handler_timeout_secs
+            ),
+        );
+        v.check(
+            self.reconciliation.tolerance_pct >= Decimal::ZERO,
+            "reconciliation.tolerance_pct",
+            "must be >= 0",
+        );
+        for (key, limit) in [
+            ("risk.max_order_notional", self.risk.max_order_notional),
+            ("risk.max_daily_notional", self.risk.max_daily_notional),
+        ] {
+            v.check(
+                limit.map_or(true, |l| l > Decimal::ZERO),
+                key,
+                "must be > 0 (leave it out for no limit)",
+            );
+        }
+        if let Some(symbols) = &self.risk.allowed_symbols {
+            for (i, s) in symbols.iter().enumerate() {
+                v.check(
+                    !s.trim().is_empty() && s.trim() == s,
+                    &format!("risk.allowed_symbols[{i}]"),
+                    format!("`{s}` is not a symbol"),
+                );
+            }
+        }
         let p = &self.portfolio;
         v.check(
             p.cash_reserve_pct >= Decimal::ZERO && p.cash_reserve_pct < Decimal::ONE,

@@ -20,11 +20,13 @@ pub mod journal;
 pub mod portfolio;
 pub mod reconciliation;
 pub mod recovery;
+pub mod risk;
 pub mod schedule;
 pub mod strategy;
 pub mod supervision;
 pub mod venue;
 pub mod workflow;
+pub mod workflow_roots;
 
 #[path = "../actors/mod.rs"]
 pub mod actors;

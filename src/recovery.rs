@@ -1,12 +1,85 @@
 //! Recovery core: what to do about a failed workflow.
+//!
+//! A failure is retried as a new workflow (same day and mode, `attempt` + 1) after a
+//! backoff, up to `recovery.max_attempts` times; then recovery gives up and, with
+//! `recovery.halt_on_give_up`, halts trading. A failure caused by a halt or by refused
+//! credentials is not retried: trading is already halted and a retry could only fail.
 
-use crate::events::{CorrelationId, FailureReason, RecoveryAction, RecoveryKind, WorkflowFailed};
+use std::time::Duration;
 
-/// The decision for one failure. Retries and order cancellation come with the recovery
-/// issue; until then every failure is recorded as `noted` with its reason, so `trace`
-/// shows it.
-pub fn decide(failed_correlation: CorrelationId, failure: &WorkflowFailed) -> RecoveryAction {
-    let detail = match failure.reason {
+use crate::config::RecoveryConfig;
+use crate::events::{
+    CorrelationId, FailureReason, HaltReason, TradingHalted, WorkflowFailed, WorkflowStarted,
+};
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Decision {
+    /// Start `started` (the retry) after `wait`.
+    Retry {
+        started: WorkflowStarted,
+        wait: Duration,
+    },
+    /// No retry; halt when `halt` is given.
+    GiveUp {
+        why: String,
+        halt: Option<TradingHalted>,
+    },
+}
+
+/// The decision for `failure` of the workflow started by `root` (`None`: its root is
+/// unknown, e.g. not a workflow).
+pub fn decide(
+    failure: &WorkflowFailed,
+    root: Option<&WorkflowStarted>,
+    config: &RecoveryConfig,
+) -> Decision {
+    let what = describe(failure);
+    if matches!(
+        failure.reason,
+        FailureReason::TradingHalted | FailureReason::Unauthorized
+    ) {
+        return Decision::GiveUp {
+            why: format!("not retried, trading is halted: {what}"),
+            halt: None,
+        };
+    }
+    let halt = |detail: String| {
+        config.halt_on_give_up.then_some(TradingHalted {
+            reason: HaltReason::RecoveryExhausted,
+            detail,
+        })
+    };
+    let Some(root) = root else {
+        let why = format!("no workflow root known to retry: {what}");
+        return Decision::GiveUp {
+            halt: halt(why.clone()),
+            why,
+        };
+    };
+    if root.attempt < config.max_attempts {
+        let attempt = root.attempt + 1;
+        return Decision::Retry {
+            started: WorkflowStarted {
+                trigger: "recovery".into(),
+                attempt,
+                ..root.clone()
+            },
+            wait: config.backoff(attempt),
+        };
+    }
+    let why = format!(
+        "gave up on the workflow of {} after {} retries: {what}",
+        root.as_of, root.attempt
+    );
+    Decision::GiveUp {
+        halt: halt(why.clone()),
+        why,
+    }
+}
+
+/// The failure in words, for actions and halts.
+pub fn describe(failure: &WorkflowFailed) -> String {
+    match failure.reason {
         FailureReason::Timeout => {
             format!("workflow timed out in {}: {}", failure.step, failure.detail)
         }
@@ -16,11 +89,92 @@ pub fn decide(failed_correlation: CorrelationId, failure: &WorkflowFailed) -> Re
             failure.reason.as_str(),
             failure.detail
         ),
-    };
-    RecoveryAction {
-        failed_correlation,
-        action: RecoveryKind::Noted,
-        attempt: 0,
-        detail,
+    }
+}
+
+/// The id of the retry of workflow `failed`: derived, so that a redelivered failure
+/// starts the same workflow again, which the broker refuses as a second root.
+pub fn retry_correlation(failed: CorrelationId) -> CorrelationId {
+    CorrelationId::derived(&[b"recovery.retry", failed.0.as_bytes()])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+
+    fn failure(reason: FailureReason) -> WorkflowFailed {
+        WorkflowFailed {
+            step: "execution".into(),
+            reason,
+            detail: "venue unavailable".into(),
+        }
+    }
+
+    fn root(attempt: u32) -> WorkflowStarted {
+        WorkflowStarted {
+            as_of: NaiveDate::from_ymd_opt(2024, 3, 4).unwrap(),
+            mode: Default::default(),
+            trigger: "schedule".into(),
+            attempt,
+        }
+    }
+
+    fn config() -> RecoveryConfig {
+        RecoveryConfig {
+            max_attempts: 2,
+            backoff_ms: 100,
+            backoff_cap_ms: 150,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn retries_with_growing_backoff_then_gives_up_and_halts() {
+        let f = failure(FailureReason::StepFailed);
+        let Decision::Retry { started, wait } = decide(&f, Some(&root(0)), &config()) else {
+            panic!("first failure is retried");
+        };
+        assert_eq!((started.attempt, started.trigger.as_str()), (1, "recovery"));
+        assert_eq!(started.as_of, root(0).as_of);
+        assert_eq!(wait, Duration::from_millis(100));
+        let Decision::Retry { wait, .. } = decide(&f, Some(&root(1)), &config()) else {
+            panic!("second failure is retried");
+        };
+        assert_eq!(wait, Duration::from_millis(150), "capped");
+        let Decision::GiveUp { halt: Some(h), why } = decide(&f, Some(&root(2)), &config()) else {
+            panic!("third failure gives up and halts");
+        };
+        assert_eq!(h.reason, HaltReason::RecoveryExhausted);
+        assert!(why.contains("after 2 retries"), "{why}");
+    }
+
+    #[test]
+    fn halted_and_unauthorized_failures_are_not_retried() {
+        for reason in [FailureReason::TradingHalted, FailureReason::Unauthorized] {
+            let d = decide(&failure(reason), Some(&root(0)), &config());
+            assert!(matches!(d, Decision::GiveUp { halt: None, .. }), "{d:?}");
+        }
+    }
+
+    #[test]
+    fn giving_up_without_halting_when_configured() {
+        let c = RecoveryConfig {
+            max_attempts: 0,
+            halt_on_give_up: false,
+            ..config()
+        };
+        let d = decide(&failure(FailureReason::Timeout), Some(&root(0)), &c);
+        assert!(matches!(d, Decision::GiveUp { halt: None, .. }), "{d:?}");
+    }
+
+    #[test]
+    fn retry_ids_are_derived_from_the_failed_workflow() {
+        let c = CorrelationId::new();
+        assert_eq!(retry_correlation(c), retry_correlation(c));
+        assert_ne!(
+            retry_correlation(c),
+            retry_correlation(CorrelationId::new())
+        );
     }
 }

@@ -64,7 +64,7 @@ impl WorkflowStage {
         let kind = payload.kind();
         let next = match (self, kind) {
             // After-the-fact events never move a stage.
-            (_, K::RecoveryAction) => Some(self),
+            (_, K::RecoveryAction | K::TradingHalted) => Some(self),
             (s, K::ReconciliationCompleted) if s.is_terminal() => Some(self),
             (s, K::WorkflowFailed) if !s.is_terminal() => match payload {
                 Payload::WorkflowFailed(f) if f.reason == FailureReason::Timeout => {
@@ -76,7 +76,9 @@ impl WorkflowStage {
             (S::Signalled, K::AllocationCompared) => Some(S::Signalled),
             (S::Signalled, K::RebalancePlanned) => Some(S::Planned),
             (S::Planned, K::ExecutionStarted) => Some(S::Executing),
-            (S::Executing, K::OrderSubmitted | K::OrderFilled) => Some(S::Executing),
+            (S::Executing, K::OrderSubmitted | K::OrderFilled | K::OrderDenied) => {
+                Some(S::Executing)
+            }
             (S::Executing, K::OrderSettled) => Some(S::Settled),
             (S::Settled, K::ReconciliationCompleted) => Some(S::Reconciled),
             (S::Reconciled, K::WorkflowCompleted) => Some(S::Completed),
@@ -111,6 +113,7 @@ mod tests {
                 as_of: NaiveDate::from_ymd_opt(2024, 1, 2).unwrap(),
                 mode: Default::default(),
                 trigger: String::new(),
+                attempt: 0,
             }),
             EventKind::SignalGenerated => Payload::SignalGenerated(SignalGenerated {
                 as_of: NaiveDate::from_ymd_opt(2024, 1, 2).unwrap(),
@@ -174,8 +177,29 @@ mod tests {
                     expected_cash: None,
                     actual_cash: None,
                     unexplained_orders: vec![],
+                    detail: None,
                 })
             }
+            EventKind::ReconciliationRequested => {
+                Payload::ReconciliationRequested(ReconciliationRequested {
+                    reason: String::new(),
+                    expected_positions: None,
+                    as_of: None,
+                })
+            }
+            EventKind::OrderDenied => Payload::OrderDenied(OrderDenied {
+                client_order_id: String::new(),
+                symbol: "SPY".into(),
+                side: crate::domain::Side::Buy,
+                qty: d,
+                notional: d,
+                code: RiskCode::MaxOrderNotional,
+                limit: None,
+                detail: String::new(),
+            }),
+            EventKind::TradingResumed => Payload::TradingResumed(TradingResumed {
+                detail: String::new(),
+            }),
             EventKind::RecoveryAction => Payload::RecoveryAction(RecoveryAction {
                 failed_correlation: CorrelationId::new(),
                 action: RecoveryKind::Noted,

@@ -216,6 +216,7 @@ async fn an_event_out_of_workflow_order_is_refused() {
             as_of: day(4),
             mode: Default::default(),
             trigger: "test".into(),
+            attempt: 0,
         },
         "test",
         &clock,

@@ -131,7 +131,7 @@ fn killed_at_any_commit_the_engine_recovers_without_duplicates() {
         let journal = Journal::open(&dir.path().join("journal.sqlite"), SyncMode::Normal).unwrap();
         assert_eq!(journal.verify().unwrap().first_broken, None, "{point}");
         let entries = journal.entries().unwrap();
-        let first = entries[0].envelope.correlation_id;
+        let first = first_workflow(&entries);
         let first_events: Vec<_> = entries
             .iter()
             .filter(|e| e.envelope.correlation_id == first)
@@ -204,7 +204,7 @@ fn the_outbox_resolves_intents_when_workflows_are_not_resumed() {
         let journal = Journal::open(&dir.path().join("journal.sqlite"), SyncMode::Normal).unwrap();
         assert_eq!(journal.verify().unwrap().first_broken, None);
         let entries = journal.entries().unwrap();
-        let first = entries[0].envelope.correlation_id;
+        let first = first_workflow(&entries);
         let last_of_first = entries
             .iter()
             .rfind(|e| e.envelope.correlation_id == first)
@@ -227,4 +227,15 @@ fn the_outbox_resolves_intents_when_workflows_are_not_resumed() {
             state.created
         );
     }
+}
+
+/// The first workflow in the journal (the start-up reconciliation's chain comes first).
+fn first_workflow(
+    entries: &[alchemiser::journal::JournalEntry],
+) -> alchemiser::events::CorrelationId {
+    entries
+        .iter()
+        .find(|e| e.envelope.kind() == EventKind::WorkflowStarted)
+        .map(|e| e.envelope.correlation_id)
+        .expect("a workflow was journaled")
 }

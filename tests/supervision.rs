@@ -122,6 +122,7 @@ async fn exceeding_restart_intensity_halts_trading() {
                 as_of: day(5),
                 mode: Default::default(),
                 trigger: "test".into(),
+                attempt: 0,
             },
             triggered_by: None,
             correlation_id: None,

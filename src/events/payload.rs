@@ -21,6 +21,9 @@ pub struct WorkflowStarted {
     /// What started it: `schedule`, `manual`, `backtest`, `recovery`, `reconciliation`.
     #[serde(default)]
     pub trigger: String,
+    /// 0 for a first run; n for the n-th retry of a failed workflow by recovery.
+    #[serde(default)]
+    pub attempt: u32,
 }
 
 /// One strategy file's contribution to a signal.
@@ -277,6 +280,23 @@ pub struct OrderSettled {
 pub enum ReconciliationStatus {
     Ok,
     Drift,
+    /// The venue could not be read (unreachable, credentials refused): nothing compared.
+    Failed,
+}
+
+/// Ask reconciliation to compare the venue with what the journal expects, outside a
+/// workflow (at engine start, or by hand).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReconciliationRequested {
+    /// `startup`, `manual`, `drill`.
+    pub reason: String,
+    /// Positions the journal says the account should hold (the last execution's
+    /// positions before plus its fills); `None`: the journal has no execution yet.
+    #[serde(default)]
+    pub expected_positions: Option<BTreeMap<Symbol, Decimal>>,
+    /// The trading day a corrective workflow would run as of.
+    #[serde(default)]
+    pub as_of: Option<NaiveDate>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -301,6 +321,45 @@ pub struct ReconciliationCompleted {
     /// Client order ids open at the venue that no journaled intent explains.
     #[serde(default)]
     pub unexplained_orders: Vec<String>,
+    /// Why the status is what it is, in words (the venue error of a failed check, the
+    /// symbols that drifted).
+    #[serde(default)]
+    pub detail: Option<String>,
+}
+
+/// Why a risk check refused an order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RiskCode {
+    MaxOrderNotional,
+    MaxDailyNotional,
+    SymbolNotAllowed,
+}
+
+impl RiskCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RiskCode::MaxOrderNotional => "max_order_notional",
+            RiskCode::MaxDailyNotional => "max_daily_notional",
+            RiskCode::SymbolNotAllowed => "symbol_not_allowed",
+        }
+    }
+}
+
+/// An order the risk limits refused before it reached the venue.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OrderDenied {
+    pub client_order_id: String,
+    pub symbol: Symbol,
+    pub side: Side,
+    pub qty: Decimal,
+    /// qty × the plan's price.
+    pub notional: Decimal,
+    pub code: RiskCode,
+    /// The limit breached (`None` for a symbol outside `allowed_symbols`).
+    #[serde(default)]
+    pub limit: Option<Decimal>,
+    pub detail: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -373,6 +432,14 @@ pub enum HaltReason {
     RiskLimit,
     Reconciliation,
     Authorization,
+    /// Recovery gave up on a workflow after its retries.
+    RecoveryExhausted,
+}
+
+/// Trading resumes after a halt (`alchemiser resume`, `run --resume`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TradingResumed {
+    pub detail: String,
 }
 
 /// Trading stops: no new workflows, execution refuses new orders.
@@ -475,14 +542,17 @@ payloads! {
     AllocationCompared => "portfolio.allocation.compared.v1",
     RebalancePlanned => "portfolio.rebalance.planned.v1",
     ExecutionStarted => "execution.started.v1",
+        OrderDenied => "risk.order.denied.v1",
     OrderSubmitted => "execution.order.submitted.v1",
     OrderFilled => "execution.order.filled.v1",
     OrderSettled => "execution.order.settled.v1",
+        ReconciliationRequested => "reconciliation.requested.v1",
     ReconciliationCompleted => "reconciliation.completed.v1",
     RecoveryAction => "recovery.action.v1",
     WorkflowCompleted => "workflow.completed.v1",
     WorkflowFailed => "workflow.failed.v1",
-    TradingHalted => "trading.halted.v1",
+        TradingHalted => "trading.halted.v1",
+    TradingResumed => "trading.resumed.v1",
     EventRejected => "broker.event.rejected.v1",
 }
 

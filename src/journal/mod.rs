@@ -17,14 +17,18 @@ pub mod outbox;
 mod schema;
 pub mod writer;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::events::{CorrelationId, Envelope};
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+
+use crate::domain::{Side, Symbol};
+use crate::events::{CorrelationId, Envelope, EventKind, Payload, TradingHalted};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -425,6 +429,100 @@ impl Journal {
         ids.iter()
             .map(|id| self.correlation(&stored_correlation(id, 0)?))
             .collect()
+    }
+
+    /// The latest entry of any of `types`.
+    fn latest_of(&self, types: &[EventKind]) -> Result<Option<JournalEntry>, JournalError> {
+        let list = types
+            .iter()
+            .map(|t| format!("'{}'", t.as_str()))
+            .collect::<Vec<_>>()
+            .join(",");
+        let seq: Option<i64> = self
+            .conn
+            .query_row(
+                &format!("SELECT max(seq) FROM events WHERE event_type IN ({list})"),
+                [],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten();
+        let Some(seq) = seq else { return Ok(None) };
+        let envelope: String =
+            self.conn
+                .query_row("SELECT envelope FROM events WHERE seq = ?1", [seq], |r| {
+                    r.get(0)
+                })?;
+        let envelope = Envelope::from_json(&envelope).map_err(|e| JournalError::Entry {
+            seq: seq as u64,
+            message: e.to_string(),
+        })?;
+        Ok(Some(JournalEntry {
+            seq: seq as u64,
+            envelope,
+            payload_hash: String::new(),
+            chain_hash: String::new(),
+        }))
+    }
+
+    /// The halt in force when the journal ends: the last `trading.halted.v1` not
+    /// followed by a `trading.resumed.v1`. A halt survives restarts.
+    pub fn halt_in_force(&self) -> Result<Option<TradingHalted>, JournalError> {
+        let last = self.latest_of(&[EventKind::TradingHalted, EventKind::TradingResumed])?;
+        Ok(match last.map(|e| e.envelope.payload) {
+            Some(Payload::TradingHalted(h)) => Some(h),
+            _ => None,
+        })
+    }
+
+    /// The positions the account should hold by the journal: the last execution's
+    /// positions before its first order, plus its fills. `None` before any execution.
+    pub fn expected_positions(&self) -> Result<Option<BTreeMap<Symbol, Decimal>>, JournalError> {
+        let Some(started) = self.latest_of(&[EventKind::ExecutionStarted])? else {
+            return Ok(None);
+        };
+        let Payload::ExecutionStarted(execution) = &started.envelope.payload else {
+            return Ok(None);
+        };
+        let mut positions = execution.positions_before.clone();
+        for entry in self.correlation(&started.envelope.correlation_id)? {
+            if let (true, Payload::OrderFilled(fill)) =
+                (entry.seq > started.seq, &entry.envelope.payload)
+            {
+                let signed = match fill.side {
+                    Side::Buy => fill.qty,
+                    Side::Sell => -fill.qty,
+                };
+                *positions.entry(fill.symbol.clone()).or_default() += signed;
+            }
+        }
+        positions.retain(|_, q| !q.is_zero());
+        Ok(Some(positions))
+    }
+
+    /// Notional bought (fills × price) by the workflows of trading day `day`: what a
+    /// restarted engine has already deployed today.
+    pub fn bought_on(&self, day: NaiveDate) -> Result<Decimal, JournalError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT seq, envelope FROM events WHERE event_type = 'execution.order.filled.v1'              AND correlation_id IN (SELECT correlation_id FROM events                WHERE event_type = 'workflow.started.v1' AND json_extract(envelope, '$.payload.as_of') = ?1)",
+        )?;
+        let rows = stmt.query_map([day.to_string()], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let mut total = Decimal::ZERO;
+        for row in rows {
+            let (seq, text) = row?;
+            let env = Envelope::from_json(&text).map_err(|e| JournalError::Entry {
+                seq: seq as u64,
+                message: e.to_string(),
+            })?;
+            if let Payload::OrderFilled(f) = env.payload {
+                if f.side == Side::Buy {
+                    total += f.qty * f.price;
+                }
+            }
+        }
+        Ok(total)
     }
 
     /// The consumer marks of workflows still open.

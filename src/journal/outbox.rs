@@ -7,7 +7,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use rust_decimal::Decimal;
 
 use super::JournalError;
@@ -69,6 +69,30 @@ impl Outbox {
             params![client_order_id, outcome],
         )?;
         Ok(())
+    }
+
+    /// Whether an intent with this client order id was ever recorded.
+    pub fn knows(&self, client_order_id: &str) -> Result<bool, JournalError> {
+        let found: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT 1 FROM order_intents WHERE client_order_id = ?1",
+                [client_order_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(found.is_some())
+    }
+
+    /// Client order ids of one workflow's intents.
+    pub fn intents_of(&self, correlation: CorrelationId) -> Result<Vec<String>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT client_order_id FROM order_intents WHERE correlation_id = ?1")?;
+        let ids = stmt
+            .query_map([correlation.to_string()], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ids)
     }
 
     /// Intents sent (or about to be) whose outcome was never recorded.
