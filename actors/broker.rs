@@ -582,8 +582,10 @@ impl Broker {
                 }
             }
             Payload::WorkflowCompleted(_) => {
+                self.deps.roots.close(env.correlation_id);
                 self.deps.roots.remove(&env.correlation_id);
             }
+            Payload::WorkflowFailed(_) => self.deps.roots.close(env.correlation_id),
             Payload::RecoveryAction(a)
                 if matches!(a.action, RecoveryKind::GiveUp | RecoveryKind::Noted) =>
             {

@@ -80,7 +80,7 @@ impl Handler<Observed> for Tap {
 }
 
 /// Asks reconciliation to compare the venue with `expected` (the journal's positions)
-/// and waits for its report.
+/// and waits for its report; returns the request's correlation with it.
 pub async fn reconcile_now(
     broker: &Addr<Broker>,
     clock: &dyn Clock,
@@ -88,7 +88,7 @@ pub async fn reconcile_now(
     expected: Option<std::collections::BTreeMap<Symbol, rust_decimal::Decimal>>,
     as_of: chrono::NaiveDate,
     wait: Duration,
-) -> Result<ReconciliationCompleted, String> {
+) -> Result<(CorrelationId, ReconciliationCompleted), String> {
     let request = Envelope::root(
         ReconciliationRequested {
             reason: reason.into(),
@@ -99,6 +99,7 @@ pub async fn reconcile_now(
         clock,
         None,
     );
+    let correlation = request.correlation_id;
     let (tx, rx) = oneshot::channel();
     let tap = Tap {
         correlation: request.correlation_id,
@@ -118,7 +119,7 @@ pub async fn reconcile_now(
         .map_err(|e| format!("reconciliation request refused: {e}"))?;
     match tokio::time::timeout(wait, rx).await {
         Ok(Ok(env)) => match &env.payload {
-            Payload::ReconciliationCompleted(r) => Ok(r.clone()),
+            Payload::ReconciliationCompleted(r) => Ok((correlation, r.clone())),
             _ => Err("reconciliation answered with something else".into()),
         },
         Ok(Err(_)) => Err("reconciliation stopped before answering".into()),

@@ -116,6 +116,7 @@ struct Run {
     outbox: Option<SharedOutbox>,
     risk: RiskLimits,
     deployed: DeployedLedger,
+    roots: WorkflowRoots,
     /// The trading day whose risk budget the orders spend.
     day: NaiveDate,
 }
@@ -332,6 +333,12 @@ impl Run {
                 outcomes.push(skipped(intent, "trading halted".into()));
                 continue;
             }
+            if self.roots.is_closed(&correlation) {
+                // A plan handled after its workflow failed or timed out (a redelivery
+                // that outlived it): its retry owns the day now.
+                outcomes.push(skipped(intent, "workflow already closed".into()));
+                continue;
+            }
             let price = prices
                 .get(intent.symbol.as_str())
                 .copied()
@@ -518,6 +525,7 @@ impl EventHandler for ExecutionActor {
             outbox: self.outbox.clone(),
             risk: self.risk.clone(),
             deployed: self.deployed.clone(),
+            roots: self.roots.clone(),
             day: self
                 .roots
                 .get(&event.correlation_id)

@@ -5,6 +5,7 @@ pub mod backtest;
 pub mod broker;
 pub mod cli;
 pub mod control;
+pub mod drill;
 pub mod engine;
 pub mod replay;
 pub mod supervision;

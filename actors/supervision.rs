@@ -131,6 +131,26 @@ impl Registry {
         &self.deps
     }
 
+    /// Wraps the handlers `name`'s factory builds (drills inject faults this way).
+    pub fn wrap(
+        &mut self,
+        name: &str,
+        wrapper: impl Fn(Box<dyn EventHandler>) -> Box<dyn EventHandler> + 'static,
+    ) {
+        let wrapper = std::rc::Rc::new(wrapper);
+        self.subscriptions = std::mem::take(&mut self.subscriptions)
+            .into_iter()
+            .map(|mut sub| {
+                if sub.name == name {
+                    let inner = sub.factory;
+                    let wrapper = wrapper.clone();
+                    sub.factory = Box::new(move || wrapper(inner()));
+                }
+                sub
+            })
+            .collect();
+    }
+
     /// Registers an actor consuming `consumes`, built by `factory` at start and after
     /// every restart.
     pub fn add<H, F>(&mut self, name: &'static str, consumes: &[EventKind], factory: F)

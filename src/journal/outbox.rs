@@ -84,6 +84,20 @@ impl Outbox {
         Ok(found.is_some())
     }
 
+    /// Every intent's client order id and workflow.
+    pub fn intent_workflows(&self) -> Result<Vec<(String, CorrelationId)>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT client_order_id, correlation_id FROM order_intents ORDER BY rowid")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, correlation) = row?;
+            out.push((id, super::stored_correlation(&correlation, 0)?));
+        }
+        Ok(out)
+    }
+
     /// Client order ids of one workflow's intents.
     pub fn intents_of(&self, correlation: CorrelationId) -> Result<Vec<String>, JournalError> {
         let mut stmt = self

@@ -5,6 +5,7 @@
 //! one trait; the simulated venue answers at once.
 
 pub mod alpaca;
+pub mod faulty;
 pub mod sim;
 
 use std::collections::BTreeMap;

@@ -152,6 +152,11 @@ impl SimVenue {
     }
 
     /// Changes a position behind the engine's back (reconciliation tests and drills).
+    /// Every order the venue ever accepted, by client order id.
+    pub fn orders(&self) -> Vec<VenueOrder> {
+        self.lock().orders.values().cloned().collect()
+    }
+
     pub fn adjust_position(&self, symbol: &str, qty: Decimal) {
         let mut s = self.lock();
         let q = s.account.positions.entry(symbol.to_string()).or_default();

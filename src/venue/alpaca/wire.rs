@@ -123,6 +123,35 @@ pub struct Bar {
     pub v: serde_json::Number,
 }
 
+impl Bar {
+    /// The bar as Alpaca serves it: stamped at New York midnight of its session.
+    pub fn from_daily(bar: &crate::data::DailyBar) -> Bar {
+        use chrono::TimeZone;
+        let midnight = bar
+            .date
+            .and_hms_opt(0, 0, 0)
+            .and_then(|t| {
+                chrono_tz::America::New_York
+                    .from_local_datetime(&t)
+                    .single()
+            })
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .unwrap_or_default();
+        let n = |d: rust_decimal::Decimal| {
+            std::str::FromStr::from_str(&d.normalize().to_string())
+                .unwrap_or_else(|_| serde_json::Number::from(0))
+        };
+        Bar {
+            t: midnight.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            o: n(bar.open),
+            h: n(bar.high),
+            l: n(bar.low),
+            c: n(bar.close),
+            v: serde_json::Number::from(bar.volume),
+        }
+    }
+}
+
 /// `GET /v2/stocks/bars` (multi-symbol), paginated by `next_page_token`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct BarsPage {

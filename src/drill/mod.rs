@@ -45,3 +45,5 @@ pub fn crash_point(label: &str) {
         }
     }
 }
+
+pub mod report;

@@ -1,0 +1,145 @@
+//! `crash-mid-execution`: the engine runs as a child process against the fake Alpaca
+//! server (served by the drill, on loopback), dies mid-run — at a seeded crash point,
+//! or by SIGKILL once the venue has an order — and is started again.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::rig::{fake_orders, measure, Rig, KEY, SECRET};
+use super::scenarios::Plans;
+use crate::drill::report::DrillReport;
+use crate::journal::{Journal, SyncMode};
+
+const POINTS: [&str; 6] = [
+    "outbox.intent",
+    "venue.accepted",
+    "venue.submit",
+    "execution.order.filled.v1",
+    "execution.started.v1",
+    "journal.commit",
+];
+
+fn engine(cfg: &Path, as_of: chrono::NaiveDate) -> Result<Command, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find the engine binary: {e}"))?;
+    let mut c = Command::new(exe);
+    c.args(["run", "--once", "--as-of", &as_of.to_string(), "--config"])
+        .arg(cfg)
+        .env("APCA_API_KEY_ID", KEY)
+        .env("APCA_API_SECRET_KEY", SECRET)
+        .env("RUST_LOG", "error")
+        .env_remove("ALCHEMISER_CRASH_AFTER")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    Ok(c)
+}
+
+pub async fn crash_mid_execution(
+    seed: u64,
+    iteration: u32,
+    plans: &Plans,
+) -> Result<DrillReport, String> {
+    let mut r = StdRng::seed_from_u64(seed ^ (u64::from(iteration) << 32) ^ 7);
+    let mut report = DrillReport::new("crash-mid-execution", seed, iteration);
+    let rig = Rig::new("crash", |_| {})?;
+    let fake = rig.fake()?;
+    let cfg = rig.dir.join("config.toml");
+    let c = &rig.config;
+    let text = format!(
+        "[strategy]\ndata = {:?}\n[[strategy.files]]\npath = {:?}\n[journal]\npath = {:?}\n[venue.sim]\nstate_file = \"\"\n[engine]\ncontrol_dir = {:?}\n[recovery]\nbackoff_ms = 20\nbackoff_cap_ms = 200\n[alpaca]\ntrading_url = {:?}\ndata_url = {:?}\ntimeout_secs = 1\n",
+        c.resolve(&c.strategy.data).display().to_string(),
+        c.resolve(&c.strategy.files[0].path).display().to_string(),
+        rig.journal_path().display().to_string(),
+        rig.dir.display().to_string(),
+        fake.url(),
+        fake.url(),
+    );
+    std::fs::write(&cfg, text).map_err(|e| format!("{}: {e}", cfg.display()))?;
+    // Bars for the child's strategies, from the same bundled data.
+    for s in rig.book.symbols() {
+        if let Some(series) = rig.book.data.get(&s) {
+            let bars = series
+                .bars
+                .iter()
+                .filter(|b| b.date <= rig.as_of)
+                .map(crate::venue::alpaca::wire::Bar::from_daily)
+                .collect();
+            fake.state().bars.insert(s.clone(), bars);
+        }
+    }
+    fake.state().bars_page_size = 2000;
+
+    let sigkill = r.random_range(0..4) == 0;
+    let crashed = if sigkill {
+        report
+            .faults
+            .push("SIGKILL once the venue holds an order".into());
+        let mut child = engine(&cfg, rig.as_of)?
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while fake.state().created.is_empty() && Instant::now() < deadline {
+            if child.try_wait().ok().flatten().is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let _ = child.kill();
+        child.wait().map(|s| !s.success()).unwrap_or(false)
+    } else {
+        let point = format!(
+            "{}:{}",
+            POINTS[r.random_range(0..POINTS.len())],
+            r.random_range(1..=3)
+        );
+        report.faults.push(format!("abort at {point}"));
+        let out = engine(&cfg, rig.as_of)?
+            .env("ALCHEMISER_CRASH_AFTER", &point)
+            .output()
+            .map_err(|e| e.to_string())?;
+        !out.status.success()
+    };
+    report.faults_injected = u32::from(crashed);
+    report.check("the engine died", crashed, "");
+    let restarted = engine(&cfg, rig.as_of)?
+        .output()
+        .map_err(|e| e.to_string())?;
+    let stderr = String::from_utf8_lossy(&restarted.stderr).to_string();
+    report.check(
+        "restart completed the day",
+        restarted.status.success(),
+        stderr.lines().last().unwrap_or("").to_string(),
+    );
+
+    let journal =
+        Journal::open(&rig.journal_path(), SyncMode::Normal).map_err(|e| e.to_string())?;
+    let entries = journal.entries().map_err(|e| e.to_string())?;
+    let attempts: Vec<_> = Vec::new();
+    let (orders, created_twice) = fake_orders(&fake);
+    let positions = fake.state().positions.clone();
+    measure(
+        &mut report,
+        None,
+        &attempts,
+        &rig.journal_path(),
+        &orders,
+        &positions,
+        Some(&plans.fake),
+        &rig,
+    );
+    report.duplicate_orders += created_twice;
+    report.final_status = if restarted.status.success() {
+        "completed".into()
+    } else {
+        "failed".into()
+    };
+    report.workflows = entries
+        .iter()
+        .filter(|e| e.envelope.kind() == crate::events::EventKind::WorkflowStarted)
+        .count();
+    report.check("positions match the plan", report.positions_match_plan, "");
+    Ok(report)
+}

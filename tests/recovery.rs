@@ -1,0 +1,137 @@
+//! The recovery actor: a failed workflow is retried as a new workflow triggered by the
+//! failure; after `recovery.max_attempts` retries it gives up and halts trading. Each
+//! step is an event.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alchemiser::actors::broker::{FollowUp, QueryFollowUp, QueryTree, Resume, StartWorkflow};
+use alchemiser::actors::control::await_outcome;
+use alchemiser::actors::engine::{self, EngineDeps};
+use alchemiser::clock::SystemClock;
+use alchemiser::config::Config;
+use alchemiser::events::*;
+use alchemiser::strategy::book::StrategyBook;
+use alchemiser::venue::faulty::FaultyVenue;
+use alchemiser::venue::sim::SimVenue;
+use alchemiser::workflow::WorkflowStatus;
+use common::*;
+use rust_decimal::Decimal;
+
+fn bundled() -> (Config, Arc<StrategyBook>, chrono::NaiveDate) {
+    let mut config = Config::load_or_default(None).unwrap();
+    config.supervision = test_config().supervision;
+    config.engine.timeout_check_ms = 20;
+    config.recovery.backoff_ms = 10;
+    config.recovery.backoff_cap_ms = 40;
+    let book = StrategyBook::load(&config.strategy, &config.base_dir, None).unwrap();
+    let as_of = *book.common_dates().last().unwrap();
+    (config, Arc::new(book), as_of)
+}
+
+fn sim(book: &StrategyBook, as_of: chrono::NaiveDate) -> Arc<SimVenue> {
+    let s = Arc::new(SimVenue::new(
+        Decimal::from(100_000),
+        Default::default(),
+        Some(Arc::new(book.data.clone())),
+    ));
+    s.set_date(as_of);
+    s
+}
+
+async fn start(
+    broker: &actix::Addr<alchemiser::actors::broker::Broker>,
+    as_of: chrono::NaiveDate,
+) -> Result<CorrelationId, String> {
+    broker
+        .send(StartWorkflow {
+            started: WorkflowStarted {
+                as_of,
+                mode: Default::default(),
+                trigger: "test".into(),
+                attempt: 0,
+            },
+            triggered_by: None,
+            correlation_id: None,
+        })
+        .await
+        .unwrap()
+        .map_err(|e| e.to_string())
+}
+
+#[actix_rt::test]
+async fn a_failed_workflow_is_retried_and_the_retry_is_linked_to_the_failure() {
+    let (config, book, as_of) = bundled();
+    let venue = Arc::new(FaultyVenue::new(sim(&book, as_of)));
+    venue.fail_submits(1);
+    let deps = EngineDeps::new(config, Arc::new(SystemClock), venue.clone(), book);
+    let broker = engine::start(engine::standard_registry(deps));
+    let first = start(&broker, as_of).await.unwrap();
+    let attempts = await_outcome(&broker, first, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(attempts.len(), 2, "{attempts:?}");
+    assert_eq!(attempts[0].status, WorkflowStatus::Failed);
+    assert_eq!(attempts[1].status, WorkflowStatus::Completed);
+    let retry = attempts[1].correlation_id;
+    assert_eq!(retry, alchemiser::recovery::retry_correlation(first));
+    assert_eq!(
+        broker.send(QueryFollowUp(first)).await.unwrap(),
+        FollowUp::Successor(retry)
+    );
+    // The failed workflow's tree ends with recovery's decision.
+    let tree = broker.send(QueryTree(first)).await.unwrap().unwrap();
+    let mut kinds = Vec::new();
+    fn walk(n: &alchemiser::causation::TreeNode, out: &mut Vec<&'static str>) {
+        out.push(n.event_type);
+        n.children.iter().for_each(|c| walk(c, out));
+    }
+    walk(&tree.root, &mut kinds);
+    assert!(kinds.contains(&"recovery.action.v1"), "{kinds:?}");
+    assert_eq!(venue.injected(), 1);
+}
+
+#[actix_rt::test]
+async fn recovery_gives_up_after_its_retries_and_halts_until_resumed() {
+    let (mut config, book, as_of) = bundled();
+    config.recovery.max_attempts = 1;
+    let venue = Arc::new(FaultyVenue::new(sim(&book, as_of)));
+    venue.fail_submits(1000);
+    let deps = EngineDeps::new(config, Arc::new(SystemClock), venue.clone(), book);
+    let gate = deps.gate.clone();
+    let broker = engine::start(engine::standard_registry(deps));
+    let first = start(&broker, as_of).await.unwrap();
+    let attempts = await_outcome(&broker, first, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(attempts.len(), 2, "one retry: {attempts:?}");
+    assert!(attempts.iter().all(|a| a.status == WorkflowStatus::Failed));
+    let halted = eventually(Duration::from_secs(5), || {
+        let b = broker.clone();
+        async move { stats(&b).await.halted.is_some() }
+    })
+    .await;
+    assert!(halted, "giving up halts trading");
+    let h = stats(&broker).await.halted.unwrap();
+    assert_eq!(h.reason, HaltReason::RecoveryExhausted);
+    assert!(h.detail.contains("after 1 retries"), "{}", h.detail);
+    assert!(gate.is_halted());
+    assert!(
+        start(&broker, as_of).await.is_err(),
+        "no new workflow while halted"
+    );
+    assert!(broker
+        .send(Resume {
+            detail: "test".into()
+        })
+        .await
+        .unwrap());
+    assert!(!gate.is_halted());
+    assert!(stats(&broker).await.halted.is_none());
+    venue.fail_submits(0);
+    let again = start(&broker, as_of).await.unwrap();
+    let summary = finish(&broker, again, Duration::from_secs(10)).await;
+    assert_eq!(summary.status, WorkflowStatus::Completed);
+}
