@@ -300,7 +300,8 @@ impl Run {
         // A plan handled again (redelivered after a crash or a restart) finds some of its
         // orders already at the venue: their fills are in the account, not "before" it.
         let mut before = account.positions.clone();
-        for o in self.already_placed(correlation, &started).await {
+        let placed_before = self.already_placed(correlation, &started).await;
+        for o in &placed_before {
             let signed = match o.side {
                 Side::Buy => o.filled_qty,
                 Side::Sell => -o.filled_qty,
@@ -339,69 +340,93 @@ impl Run {
                 outcomes.push(skipped(intent, "workflow already closed".into()));
                 continue;
             }
-            let price = prices
-                .get(intent.symbol.as_str())
-                .copied()
-                .unwrap_or_default();
-            let mut qty = intent.qty;
-            if intent.side == Side::Buy {
-                let cash = match self.venue.account().await {
-                    Ok(a) => a.cash,
-                    Err(e) => {
-                        unauthorized |= matches!(e, VenueError::Unauthorized(_));
-                        venue_errors.push(format!("{}: account: {e}", intent.symbol));
-                        outcomes.push(skipped(intent, format!("account unavailable: {e}")));
+            // Orders a previous handling of this plan placed are adopted as they are:
+            // capping or skipping them again would hide fills the account already has.
+            let adopted: Vec<(OrderIntent, VenueOrder)> = placed_before
+                .iter()
+                .filter(|o| o.symbol == intent.symbol && o.side == intent.side)
+                .map(|o| {
+                    let sent = OrderIntent {
+                        client_order_id: o.client_order_id.clone(),
+                        qty: o.qty,
+                        ..intent.clone()
+                    };
+                    (sent, o.clone())
+                })
+                .collect();
+            let (qty, approved, result) = if let Some((first, _)) = adopted.first() {
+                tracing::info!(symbol = %intent.symbol, orders = adopted.len(), "adopting orders an earlier handling of this plan placed");
+                (first.qty, None, Ok(adopted))
+            } else {
+                let price = prices
+                    .get(intent.symbol.as_str())
+                    .copied()
+                    .unwrap_or_default();
+                let mut qty = intent.qty;
+                if intent.side == Side::Buy {
+                    let cash = match self.venue.account().await {
+                        Ok(a) => a.cash,
+                        Err(e) => {
+                            unauthorized |= matches!(e, VenueError::Unauthorized(_));
+                            venue_errors.push(format!("{}: account: {e}", intent.symbol));
+                            outcomes.push(skipped(intent, format!("account unavailable: {e}")));
+                            continue;
+                        }
+                    };
+                    qty = affordable_qty(qty, cash, self.qty_dp, |q| self.costs.buy_cost(q, price));
+                }
+                if self.qty_dp > 0 {
+                    match self.venue.is_fractionable(&intent.symbol).await {
+                        Ok(true) => {}
+                        Ok(false) => qty = qty.trunc(),
+                        Err(e) => {
+                            unauthorized |= matches!(e, VenueError::Unauthorized(_));
+                            venue_errors.push(format!("{}: asset: {e}", intent.symbol));
+                            outcomes.push(skipped(intent, format!("asset unavailable: {e}")));
+                            continue;
+                        }
+                    }
+                }
+                if qty * price < MIN_NOTIONAL {
+                    outcomes.push(skipped(
+                        intent,
+                        format!(
+                            "notional {} under the $1 minimum",
+                            (qty * price).round_dp(2)
+                        ),
+                    ));
+                    continue;
+                }
+                let order = OrderIntent {
+                    qty,
+                    ..intent.clone()
+                };
+                let approved = match self
+                    .risk
+                    .check(order.clone(), price, self.day, &self.deployed)
+                {
+                    Ok(a) => a,
+                    Err(denied) => {
+                        tracing::warn!(symbol = %denied.symbol, code = denied.code.as_str(), detail = %denied.detail, "order denied by risk limits");
+                        outcomes.push(OrderOutcome {
+                            status: "denied".into(),
+                            reason: Some(format!("{}: {}", denied.code.as_str(), denied.detail)),
+                            ..skipped(&order, String::new())
+                        });
+                        outputs.push(Emit::after(0, *denied));
                         continue;
                     }
                 };
-                qty = affordable_qty(qty, cash, self.qty_dp, |q| self.costs.buy_cost(q, price));
-            }
-            if self.qty_dp > 0 {
-                match self.venue.is_fractionable(&intent.symbol).await {
-                    Ok(true) => {}
-                    Ok(false) => qty = qty.trunc(),
-                    Err(e) => {
-                        unauthorized |= matches!(e, VenueError::Unauthorized(_));
-                        venue_errors.push(format!("{}: asset: {e}", intent.symbol));
-                        outcomes.push(skipped(intent, format!("asset unavailable: {e}")));
-                        continue;
-                    }
+                let result = self.place(correlation, &started.plan_hash, &approved).await;
+                if result.is_ok() {
+                    crate::drill::crash_point("venue.submit");
                 }
-            }
-            if qty * price < MIN_NOTIONAL {
-                outcomes.push(skipped(
-                    intent,
-                    format!(
-                        "notional {} under the $1 minimum",
-                        (qty * price).round_dp(2)
-                    ),
-                ));
-                continue;
-            }
+                (qty, Some(approved), result)
+            };
             let order = OrderIntent {
                 qty,
                 ..intent.clone()
             };
-            let approved = match self
-                .risk
-                .check(order.clone(), price, self.day, &self.deployed)
-            {
-                Ok(a) => a,
-                Err(denied) => {
-                    tracing::warn!(symbol = %denied.symbol, code = denied.code.as_str(), detail = %denied.detail, "order denied by risk limits");
-                    outcomes.push(OrderOutcome {
-                        status: "denied".into(),
-                        reason: Some(format!("{}: {}", denied.code.as_str(), denied.detail)),
-                        ..skipped(&order, String::new())
-                    });
-                    outputs.push(Emit::after(0, *denied));
-                    continue;
-                }
-            };
-            let result = self.place(correlation, &started.plan_hash, &approved).await;
-            if result.is_ok() {
-                crate::drill::crash_point("venue.submit");
-            }
             match result {
                 Err(e) => {
                     unauthorized |= matches!(e, VenueError::Unauthorized(_));
@@ -453,14 +478,14 @@ impl Run {
                         reason = o.reject_reason.or(reason);
                     }
                     traded_value += value;
-                    approved.settle(
-                        &self.deployed,
-                        if intent.side == Side::Buy {
+                    if let Some(approved) = &approved {
+                        let bought = if intent.side == Side::Buy {
                             value
                         } else {
                             Decimal::ZERO
-                        },
-                    );
+                        };
+                        approved.settle(&self.deployed, bought);
+                    }
                     let status = if filled >= qty {
                         succeeded += 1;
                         VenueOrderStatus::Filled

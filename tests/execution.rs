@@ -133,3 +133,44 @@ async fn orders_under_a_dollar_are_skipped_with_a_reason() {
         .unwrap()
         .contains("under the $1 minimum"));
 }
+
+/// Execution places its orders, then crashes before publishing; the plan comes again
+/// with the cash already spent. The orders the first handling placed must be adopted
+/// as they are — capped or skipped again, their fills would vanish from the settlement
+/// and reconciliation would see drift (the soak found exactly this).
+#[actix_rt::test]
+async fn a_redelivered_plan_adopts_its_orders_even_when_the_cash_is_spent() {
+    use alchemiser::actors::drill::{FaultPlan, HandlerFaultKind, Injected};
+    let venue = Arc::new(SimVenue::with_cash(dec("1000")));
+    venue.set_mark("AAA", dec("100"));
+    let mut config = test_config();
+    config.venue.sim.slippage_bps = Decimal::ZERO;
+    let injected = Injected::default();
+    let fault = FaultPlan::new(
+        HandlerFaultKind::CrashAfterEffects {
+            kind: EventKind::RebalancePlanned,
+            times: 1,
+        },
+        injected.clone(),
+    );
+    let (summary, events) = run_plan_with(
+        venue.clone(),
+        config,
+        vec![item("AAA", PlanAction::Buy, "9.995", "100")],
+        |reg| reg.wrap(alchemiser::actors::execution::NAME, move |h| fault.wrap(h)),
+    )
+    .await;
+    assert_eq!(injected.count(), 1, "the crash happened");
+    assert_eq!(summary.status, WorkflowStatus::Completed, "{summary:?}");
+    let s = settled(&events);
+    assert_eq!(s.orders[0].filled_qty, dec("9.995"), "{:?}", s.orders);
+    let report = events
+        .iter()
+        .find_map(|e| match &e.payload {
+            Payload::ReconciliationCompleted(r) => Some(r.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(report.status, ReconciliationStatus::Ok, "{report:?}");
+    assert_eq!(venue.orders().len(), 1, "one order at the venue");
+}

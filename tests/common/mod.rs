@@ -246,6 +246,16 @@ pub async fn run_plan(
     config: Config,
     items: Vec<alchemiser::events::PlanItem>,
 ) -> (WorkflowSummary, Vec<Envelope>) {
+    run_plan_with(venue, config, items, |_| {}).await
+}
+
+/// [`run_plan`] with the registry changed by `tweak` (faults wrapped around an actor).
+pub async fn run_plan_with(
+    venue: Arc<dyn alchemiser::venue::Venue>,
+    config: Config,
+    items: Vec<alchemiser::events::PlanItem>,
+    tweak: impl FnOnce(&mut Registry),
+) -> (WorkflowSummary, Vec<Envelope>) {
     use alchemiser::actors::broker::Publish;
     use alchemiser::events::{RebalancePlanned, SignalGenerated};
     let deps = EngineDeps::new(
@@ -259,9 +269,10 @@ pub async fn run_plan(
     execution::register(&mut registry);
     reconciliation::register(&mut registry);
     let s = seen.clone();
-    registry.add("audit", EventKind::ALL, move || Recorder {
+        registry.add("audit", EventKind::ALL, move || Recorder {
         seen: s.clone(),
     });
+    tweak(&mut registry);
     let broker = engine::start(registry);
     let clock = SystemClock;
     let started = Envelope::root(
