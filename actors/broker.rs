@@ -33,6 +33,7 @@ use crate::events::{
 };
 use crate::journal::writer::JournalWriter;
 use crate::journal::{ConsumerMark, Journal};
+use crate::metrics::metrics;
 use crate::supervision::{RestartDecision, RestartHistory, RestartPolicy};
 use crate::workflow::WorkflowStage;
 
@@ -507,6 +508,7 @@ impl Broker {
                 env: d.env.clone(),
                 mark,
             });
+            metrics().delivered.inc();
             if d.sent {
                 self.redelivered += 1;
             } else {
@@ -555,6 +557,16 @@ impl Broker {
         };
         self.seq = seq;
         self.published[kind.index()] += 1;
+        metrics().published(kind);
+        tracing::debug!(
+            seq,
+            event_id = %env.event_id,
+            event_type = kind.as_str(),
+            correlation_id = %env.correlation_id,
+            causation_id = ?env.causation_id,
+            source = %env.source,
+            "published"
+        );
         if let Payload::WorkflowFailed(f) = &env.payload {
             if f.reason == FailureReason::Unauthorized {
                 let detail = format!(
@@ -582,10 +594,23 @@ impl Broker {
                 }
             }
             Payload::WorkflowCompleted(_) => {
+                metrics().workflow_ended("completed");
                 self.deps.roots.close(env.correlation_id);
                 self.deps.roots.remove(&env.correlation_id);
             }
-            Payload::WorkflowFailed(_) => self.deps.roots.close(env.correlation_id),
+            Payload::WorkflowFailed(f) => {
+                metrics().workflow_ended(if f.reason == FailureReason::Timeout {
+                    "timed_out"
+                } else {
+                    "failed"
+                });
+                self.deps.roots.close(env.correlation_id);
+            }
+            Payload::OrderSettled(settled) => {
+                for o in &settled.orders {
+                    metrics().order_settled(&o.status);
+                }
+            }
             Payload::RecoveryAction(a)
                 if matches!(a.action, RecoveryKind::GiveUp | RecoveryKind::Noted) =>
             {
@@ -651,6 +676,7 @@ impl Broker {
                     mark,
                 });
                 self.delivered += 1;
+                metrics().delivered.inc();
                 true
             } else {
                 false
@@ -829,6 +855,7 @@ impl Broker {
         }
         slot.addr = None;
         self.restarts += 1;
+        metrics().restarted(slot.name);
         slot.trim_acked();
         let failing = seq.or_else(|| slot.inflight.front().map(|d| d.seq));
         let mut dead = None;
@@ -844,6 +871,7 @@ impl Broker {
             .on_failure(&self.settings.policy, Instant::now());
         if let Some(d) = dead {
             tracing::error!(actor = name, seq = d.seq, event_type = d.env.event_type(), %error, "dead-lettered after redelivery");
+            metrics().dead_letters.inc();
             self.dead_letters.push(DeadLetter {
                 actor: name,
                 seq: d.seq,

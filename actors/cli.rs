@@ -13,10 +13,11 @@ use serde::Serialize;
 use super::broker::{Broker, BrokerStats, QueryStats, QueryTree, Resume, StartWorkflow};
 use super::control::{await_outcome, reconcile_now, ControlFiles};
 use super::engine::{self, EngineDeps};
+use super::observe;
 use crate::calendar::UsEquityCalendar;
 use crate::causation::{CausationTree, WorkflowSummary};
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, OnStrategyError};
+use crate::config::{Config, LogFormat, OnStrategyError};
 use crate::data::{Adjustment, BarSeries, MarketData, SharedMarket};
 use crate::domain::RunMode;
 use crate::events::{CorrelationId, ReconciliationStatus, SignalGenerated, WorkflowStarted};
@@ -27,6 +28,7 @@ use crate::venue::alpaca::client::{
     AlpacaClient, ClientSettings, Credentials, LIVE_TRADING_URL, PAPER_TRADING_URL,
 };
 use crate::venue::alpaca::{to_daily_bars, AlpacaVenue, FillWait};
+use crate::venue::metered::MeteredVenue;
 use crate::venue::sim::SimVenue;
 use crate::venue::{AccountSnapshot, Venue};
 
@@ -88,6 +90,10 @@ enum Command {
         /// Lift a halt the journal ends with (after the start-up reconciliation).
         #[arg(long)]
         resume: bool,
+        /// With --once: keep serving /metrics this many seconds after the report, so a
+        /// scraper collects the final counters.
+        #[arg(long, default_value_t = 0)]
+        linger: u64,
     },
     /// Halt trading: a running engine halts within a second (no new workflows, no new
     /// orders); a stopped one starts halted. Lifted only by `resume` or `run --resume`.
@@ -162,9 +168,28 @@ enum Command {
     },
 }
 
+impl Command {
+    fn config_path(&self) -> Option<&PathBuf> {
+        match self {
+            Command::Run { config, .. }
+            | Command::Halt { config, .. }
+            | Command::Resume { config }
+            | Command::Backtest { config, .. }
+            | Command::Trace { config, .. }
+            | Command::Signals { config, .. } => config.as_ref(),
+            Command::Journal { command } => match command {
+                JournalCommand::Verify { config, .. } | JournalCommand::Replay { config, .. } => {
+                    config.as_ref()
+                }
+            },
+            Command::Drill { .. } => None,
+        }
+    }
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    init_tracing(cli.command.config_path());
     match cli.command {
         Command::Run {
             config,
@@ -172,7 +197,8 @@ pub fn main() -> ExitCode {
             as_of,
             live,
             resume,
-        } => run(config, once, as_of, live, resume),
+            linger,
+        } => run(config, once, as_of, live, resume, linger),
         Command::Halt { config, reason } => control_request(config, Some(reason)),
         Command::Resume { config } => control_request(config, None),
         Command::Drill {
@@ -210,14 +236,30 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_tracing() {
+/// Logs to stderr in `log.format` (read from the command's config when it has one;
+/// a config that does not load is reported by the command itself).
+fn init_tracing(config: Option<&PathBuf>) {
+    let format = Config::load_or_default(config).map_or(LogFormat::Auto, |c| c.log.format);
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,alchemiser=info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_writer(std::io::stderr);
+    let json = match format {
+        LogFormat::Json => true,
+        LogFormat::Pretty => false,
+        LogFormat::Auto => !terminal,
+    };
+    let _ = if json {
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init()
+    } else {
+        builder.with_ansi(terminal).try_init()
+    };
 }
 
 fn load_config(path: Option<&PathBuf>) -> Result<Config, ExitCode> {
@@ -647,6 +689,7 @@ fn run(
     as_of: Option<NaiveDate>,
     live: bool,
     resume: bool,
+    linger: u64,
 ) -> ExitCode {
     let config = match load_config(config_path.as_ref()) {
         Ok(c) => c,
@@ -750,6 +793,9 @@ fn run(
         }
     };
     let control = ControlFiles::new(config.resolve(&config.engine.control_dir));
+    let metrics_config = config.metrics.clone();
+    let metered = Arc::new(MeteredVenue::new(venue));
+    let venue: Arc<dyn Venue> = metered.clone();
     let patience = Duration::from_millis(config.recovery.backoff_cap_ms)
         + Duration::from_secs(config.engine.handler_timeout_secs);
     let mut deps = EngineDeps::new(config, clock.clone(), venue.clone(), book).with_outbox(outbox);
@@ -763,7 +809,16 @@ fn run(
             eprintln!("error: cannot resolve order intents left by the last run: {e}");
             return ExitCode::from(2);
         }
-                let broker = engine::start_journaled(engine::standard_registry(deps), Some(journal));
+                        let broker = engine::start_journaled(engine::standard_registry(deps), Some(journal));
+        if metrics_config.enabled {
+            match metrics_config.listen.parse() {
+                Ok(listen) => match observe::serve(listen, broker.clone(), metered.clone()).await {
+                    Ok(bound) => tracing::info!(%bound, "metrics on http://{bound}/metrics, health on /healthz"),
+                    Err(e) => tracing::error!(listen = %listen, error = %e, "cannot serve metrics; running without them"),
+                },
+                Err(_) => tracing::error!(listen = %metrics_config.listen, "metrics.listen is not an address"),
+            }
+        }
         // Never trade blind: the venue must be readable and agree with the journal.
         match reconcile_now(&broker, &*clock, "startup", expected, as_of, patience).await {
                         Ok((_, r)) if r.status == ReconciliationStatus::Failed => {
@@ -882,7 +937,10 @@ fn run(
                 },
                 Err(e) => eprintln!("error: {e}"),
             }
-            if once {
+                        if once {
+                if linger > 0 {
+                    tokio::time::sleep(Duration::from_secs(linger)).await;
+                }
                 return if completed { ExitCode::SUCCESS } else { ExitCode::FAILURE };
             }
             if stop_after {

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod control;
 pub mod drill;
 pub mod engine;
+pub mod observe;
 pub mod replay;
 pub mod supervision;
 

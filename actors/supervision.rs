@@ -251,6 +251,8 @@ pub struct HandlerActor {
     /// broker redelivers them to the next incarnation).
     faulted: bool,
     stopped_cleanly: bool,
+    /// Handler latency histograms by event type (handles made once).
+    latency: std::collections::HashMap<EventKind, prometheus_client::metrics::histogram::Histogram>,
 }
 
 impl HandlerActor {
@@ -273,6 +275,7 @@ impl HandlerActor {
             deps,
             faulted: false,
             stopped_cleanly: false,
+            latency: Default::default(),
         }
     }
 
@@ -306,6 +309,21 @@ impl HandlerActor {
             });
         }
         self.progress.ack(seq, started);
+        let name = self.name;
+        tracing::debug!(
+            actor = name,
+            event_id = %handled.event_id,
+            event_type = handled.event_type(),
+            correlation_id = %handled.correlation_id,
+            causation_id = ?handled.causation_id,
+            source = %handled.source,
+            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "handled"
+        );
+        self.latency
+            .entry(handled.kind())
+            .or_insert_with(|| crate::metrics::metrics().handler_latency(name, handled.kind()))
+            .observe(started.elapsed().as_secs_f64() * 1000.0);
     }
 
     fn fault(&mut self, seq: u64, error: String, ctx: &mut Context<Self>) {
@@ -353,10 +371,24 @@ impl Handler<Deliver> for HandlerActor {
         }
         let started = Instant::now();
         let env = &msg.env;
-        match catch_unwind(AssertUnwindSafe(|| self.handler.handle(env))) {
+        // Logs made while handling carry the event's identity; the span closes with
+        // the handling, asynchronous part included.
+        let span = tracing::debug_span!(
+            "handle",
+            actor = self.name,
+            event_id = %env.event_id,
+            event_type = env.event_type(),
+            correlation_id = %env.correlation_id,
+            causation_id = ?env.causation_id,
+            source = %env.source,
+        );
+        let entered = span.clone().entered();
+        let reaction = catch_unwind(AssertUnwindSafe(|| self.handler.handle(env)));
+        drop(entered);
+        match reaction {
             Ok(Ok(Reaction::Publish(payloads))) => self.complete(&msg, payloads, started),
             Ok(Ok(Reaction::Later(pending))) => {
-                let (pending, abort) = abortable(pending);
+                let (pending, abort) = abortable(tracing::Instrument::instrument(pending, span));
                 self.progress.set_pending(msg.seq, abort);
                 let fut = AssertUnwindSafe(pending).catch_unwind();
                 ctx.wait(fut.into_actor(self).map(move |outcome, act, ctx| {

@@ -33,6 +33,8 @@ pub struct Config {
     pub recovery: RecoveryConfig,
     pub reconciliation: ReconciliationConfig,
     pub risk: RiskConfig,
+    pub metrics: MetricsConfig,
+    pub log: LogConfig,
     /// Folder that relative paths are resolved against: the config file's folder.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -172,6 +174,44 @@ impl RecoveryConfig {
                 .min(self.backoff_cap_ms),
         )
     }
+}
+
+/// The Prometheus endpoint of `run`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    pub enabled: bool,
+    /// Address of `/metrics` and `/healthz`.
+    pub listen: String,
+    /// Binding an address other than loopback exposes the engine's state to the
+    /// network: it must be asked for.
+    pub allow_remote: bool,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: "127.0.0.1:9464".into(),
+            allow_remote: false,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Pretty on a terminal, JSON otherwise.
+    #[default]
+    Auto,
+    Json,
+    Pretty,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
 }
 
 /// What reconciliation does when the venue drifts from what the journal expects.
@@ -609,6 +649,20 @@ impl Config {
             "execution.max_spread_pct",
             "must be > 0",
         );
+        match self.metrics.listen.parse::<std::net::SocketAddr>() {
+            Err(_) => v.check(
+                false,
+                "metrics.listen",
+                format!("`{}` is not an address:port", self.metrics.listen),
+            ),
+            Ok(addr) => v.check(
+                addr.ip().is_loopback() || self.metrics.allow_remote,
+                "metrics.listen",
+                format!(
+                    "{addr} is not a loopback address: set metrics.allow_remote = true to expose the engine's metrics to the network"
+                ),
+            ),
+        }
         let r = &self.recovery;
         v.check(
             r.backoff_cap_ms >= r.backoff_ms,

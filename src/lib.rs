@@ -17,6 +17,7 @@ pub mod execution;
 pub mod halt;
 pub mod indicators;
 pub mod journal;
+pub mod metrics;
 pub mod portfolio;
 pub mod reconciliation;
 pub mod recovery;

@@ -62,7 +62,7 @@ fn run_once_trades_the_simulated_venue_and_keeps_the_account() {
     assert_eq!(report["workflow"]["status"], "completed");
     assert_eq!(report["as_of"], "2023-09-21");
     assert!(report["workflow"]["orders_placed"].as_u64().unwrap() >= 3);
-    assert!(String::from_utf8_lossy(&o.stderr).contains("venue=simulated"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("simulated, data"));
     assert!(dir.path().join("state/sim.json").exists());
 
     // The next run starts from the saved account: already rebalanced, nothing to trade.

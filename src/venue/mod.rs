@@ -6,6 +6,7 @@
 
 pub mod alpaca;
 pub mod faulty;
+pub mod metered;
 pub mod sim;
 
 use std::collections::BTreeMap;

@@ -269,7 +269,7 @@ pub async fn run_plan_with(
     execution::register(&mut registry);
     reconciliation::register(&mut registry);
     let s = seen.clone();
-        registry.add("audit", EventKind::ALL, move || Recorder {
+    registry.add("audit", EventKind::ALL, move || Recorder {
         seen: s.clone(),
     });
     tweak(&mut registry);

@@ -1,0 +1,203 @@
+//! The engine's metrics, in one process-wide registry, exposed in Prometheus text
+//! format by `run` (`metrics.listen`).
+//!
+//! Hot paths hold pre-made handles (a counter per event type, a histogram per actor and
+//! event type), so counting an event is one atomic add, not a label lookup.
+
+use std::sync::LazyLock;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::events::EventKind;
+
+type Labels = Vec<(&'static str, String)>;
+type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
+
+/// Milliseconds from 0.01 ms to about 5 minutes.
+fn latency_ms() -> Histogram {
+    Histogram::new(exponential_buckets(0.01, 3.0, 16))
+}
+
+pub struct Metrics {
+    registry: Registry,
+    /// One handle per event type, indexed by [`EventKind::index`].
+    published_by_kind: Vec<Counter>,
+    pub delivered: Counter,
+    handler_latency: HistogramFamily,
+    restarts: Family<Labels, Counter>,
+    pub dead_letters: Counter,
+    workflows: Family<Labels, Counter>,
+    orders: Family<Labels, Counter>,
+    venue_requests: Family<Labels, Counter>,
+    venue_latency: HistogramFamily,
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let mut registry = Registry::default();
+        let published = Family::<Labels, Counter>::default();
+        let delivered = Counter::default();
+        let handler_latency = HistogramFamily::new_with_constructor(latency_ms);
+        let restarts = Family::<Labels, Counter>::default();
+        let dead_letters = Counter::default();
+        let workflows = Family::<Labels, Counter>::default();
+        let orders = Family::<Labels, Counter>::default();
+        let venue_requests = Family::<Labels, Counter>::default();
+        let venue_latency = HistogramFamily::new_with_constructor(latency_ms);
+        registry.register(
+            "event_published",
+            "Events accepted by the broker, by type",
+            published.clone(),
+        );
+        registry.register(
+            "event_delivered",
+            "Deliveries of events to subscribers (redeliveries included)",
+            delivered.clone(),
+        );
+        registry.register(
+            "event_handler_latency_ms",
+            "Time an actor took to handle an event, milliseconds",
+            handler_latency.clone(),
+        );
+        registry.register(
+            "actor_restarts",
+            "Restarts of a business actor",
+            restarts.clone(),
+        );
+        registry.register(
+            "dead_letters",
+            "Events that failed their handler twice",
+            dead_letters.clone(),
+        );
+        registry.register("workflows", "Workflows ended, by status", workflows.clone());
+        registry.register(
+            "orders",
+            "Orders settled, by outcome status",
+            orders.clone(),
+        );
+        registry.register(
+            "venue_requests",
+            "Calls to the venue, by endpoint and status",
+            venue_requests.clone(),
+        );
+        registry.register(
+            "venue_latency_ms",
+            "Venue call latency, milliseconds",
+            venue_latency.clone(),
+        );
+        let published_by_kind = EventKind::ALL
+            .iter()
+            .map(|k| published.get_or_create_owned(&vec![("event_type", k.as_str().to_string())]))
+            .collect();
+        Self {
+            registry,
+            published_by_kind,
+            delivered,
+            handler_latency,
+            restarts,
+            dead_letters,
+            workflows,
+            orders,
+            venue_requests,
+            venue_latency,
+        }
+    }
+
+    pub fn published(&self, kind: EventKind) {
+        if let Some(c) = self.published_by_kind.get(kind.index()) {
+            c.inc();
+        }
+    }
+
+    /// The histogram of one actor's handling of one event type (keep the handle).
+    pub fn handler_latency(&self, actor: &str, kind: EventKind) -> Histogram {
+        self.handler_latency.get_or_create_owned(&vec![
+            ("actor", actor.to_string()),
+            ("event_type", kind.as_str().to_string()),
+        ])
+    }
+
+    pub fn restarted(&self, actor: &str) {
+        self.restarts
+            .get_or_create(&vec![("actor", actor.to_string())])
+            .inc();
+    }
+
+    pub fn workflow_ended(&self, status: &str) {
+        self.workflows
+            .get_or_create(&vec![("status", status.to_string())])
+            .inc();
+    }
+
+    pub fn order_settled(&self, status: &str) {
+        self.orders
+            .get_or_create(&vec![("status", status.to_string())])
+            .inc();
+    }
+
+    pub fn venue_call(&self, endpoint: &'static str, status: &str, millis: f64) {
+        self.venue_requests
+            .get_or_create(&vec![
+                ("endpoint", endpoint.to_string()),
+                ("status", status.to_string()),
+            ])
+            .inc();
+        self.venue_latency
+            .get_or_create(&vec![("endpoint", endpoint.to_string())])
+            .observe(millis);
+    }
+
+    /// The Prometheus text exposition of everything.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+/// The process-wide metrics.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+    &METRICS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_render_in_prometheus_text_with_their_labels() {
+        let m = Metrics::new();
+        m.published(EventKind::WorkflowStarted);
+        m.published(EventKind::WorkflowStarted);
+        m.delivered.inc();
+        m.workflow_ended("completed");
+        m.venue_call("submit", "ok", 1.5);
+        m.handler_latency("strategy", EventKind::WorkflowStarted)
+            .observe(0.2);
+        let text = m.render();
+        assert!(
+            text.contains("event_published_total{event_type=\"workflow.started.v1\"} 2"),
+            "{text}"
+        );
+        assert!(text.contains("event_delivered_total 1"), "{text}");
+        assert!(
+            text.contains("workflows_total{status=\"completed\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("venue_requests_total{endpoint=\"submit\",status=\"ok\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("event_handler_latency_ms_count{actor=\"strategy\",event_type=\"workflow.started.v1\"} 1"),
+            "{text}"
+        );
+    }
+}
