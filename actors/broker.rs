@@ -27,9 +27,9 @@ use super::supervision::{
 use crate::causation::{CausationLog, CausationTree, Recorded, Refusal, WorkflowSummary};
 use crate::config::ResumeMode;
 use crate::events::{
-    CorrelationId, Envelope, EventId, EventKind, EventRejected, FailureReason, HaltReason, Payload,
-    RecoveryKind, TradingHalted, TradingResumed, TriggeredBy, WorkflowCompleted, WorkflowFailed,
-    WorkflowStarted,
+    ActorRestarted, CorrelationId, Envelope, EventId, EventKind, EventRejected, FailureReason,
+    HaltReason, Payload, RecoveryKind, TradingHalted, TradingResumed, TriggeredBy,
+    WorkflowCompleted, WorkflowFailed, WorkflowStarted,
 };
 use crate::journal::writer::JournalWriter;
 use crate::journal::{ConsumerMark, Journal};
@@ -859,9 +859,12 @@ impl Broker {
         slot.trim_acked();
         let failing = seq.or_else(|| slot.inflight.front().map(|d| d.seq));
         let mut dead = None;
+        let mut failed_on = None;
         if let Some(pos) = failing.and_then(|s| slot.inflight.iter().position(|d| d.seq == s)) {
             slot.inflight[pos].failures += 1;
-            if slot.inflight[pos].failures >= 2 {
+            let d = &slot.inflight[pos];
+            failed_on = Some((d.env.clone(), d.failures));
+            if d.failures >= 2 {
                 dead = slot.inflight.remove(pos);
             }
         }
@@ -869,6 +872,18 @@ impl Broker {
         let decision = slot
             .history
             .on_failure(&self.settings.policy, Instant::now());
+        // On the record: in the failing event's workflow when it is known.
+        let restarted = ActorRestarted {
+            actor: name.to_string(),
+            error: error.clone(),
+            failures: failed_on.as_ref().map_or(1, |(_, n)| *n),
+            dead_lettered: dead.is_some(),
+        };
+        let note = match &failed_on {
+            Some((env, _)) => Envelope::caused_by(env, restarted, BROKER, &*self.deps.clock),
+            None => Envelope::root(restarted, BROKER, &*self.deps.clock, None),
+        };
+        let _ = self.publish(Arc::new(note), ctx);
         if let Some(d) = dead {
             tracing::error!(actor = name, seq = d.seq, event_type = d.env.event_type(), %error, "dead-lettered after redelivery");
             metrics().dead_letters.inc();

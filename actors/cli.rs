@@ -104,6 +104,18 @@ enum Command {
         #[arg(long, default_value = "")]
         reason: String,
     },
+    /// Recent workflows from the journal: status, duration, orders, restarts, dead letters.
+    Status {
+        #[arg(long)]
+        journal: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// How many of the latest workflows.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
     /// Run a recovery drill (or `all`): inject a fault for real and check that the engine
     /// recovers with no duplicate order and no lost event. One JSON report per line;
     /// exits 1 if any drill failed.
@@ -176,6 +188,7 @@ impl Command {
             | Command::Resume { config }
             | Command::Backtest { config, .. }
             | Command::Trace { config, .. }
+            | Command::Status { config, .. }
             | Command::Signals { config, .. } => config.as_ref(),
             Command::Journal { command } => match command {
                 JournalCommand::Verify { config, .. } | JournalCommand::Replay { config, .. } => {
@@ -206,6 +219,12 @@ pub fn main() -> ExitCode {
             seed,
             iterations,
         } => drill(&scenario, seed, iterations),
+        Command::Status {
+            journal,
+            config,
+            limit,
+            format,
+        } => status(config, journal, limit, format),
         Command::Signals {
             config,
             as_of,
@@ -443,6 +462,37 @@ fn open_journal(config: Option<&PathBuf>, journal: Option<PathBuf>) -> Result<Jo
         eprintln!("error: {e}");
         ExitCode::from(2)
     })
+}
+
+fn status(
+    config: Option<PathBuf>,
+    journal: Option<PathBuf>,
+    limit: usize,
+    format: Format,
+) -> ExitCode {
+    let journal = match open_journal(config.as_ref(), journal) {
+        Ok(j) => j,
+        Err(code) => return code,
+    };
+    match crate::journal::status::recent_workflows(&journal, limit) {
+        Ok(rows) => {
+            match format {
+                Format::Table => print!("{}", crate::journal::status::table(&rows)),
+                Format::Json => match serde_json::to_string_pretty(&rows) {
+                    Ok(j) => println!("{j}"),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                },
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn journal_verify(config: Option<PathBuf>, journal: Option<PathBuf>) -> ExitCode {

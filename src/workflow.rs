@@ -64,7 +64,7 @@ impl WorkflowStage {
         let kind = payload.kind();
         let next = match (self, kind) {
             // After-the-fact events never move a stage.
-            (_, K::RecoveryAction | K::TradingHalted) => Some(self),
+            (_, K::RecoveryAction | K::TradingHalted | K::ActorRestarted) => Some(self),
             (s, K::ReconciliationCompleted) if s.is_terminal() => Some(self),
             (s, K::WorkflowFailed) if !s.is_terminal() => match payload {
                 Payload::WorkflowFailed(f) if f.reason == FailureReason::Timeout => {
@@ -199,6 +199,12 @@ mod tests {
             }),
             EventKind::TradingResumed => Payload::TradingResumed(TradingResumed {
                 detail: String::new(),
+            }),
+            EventKind::ActorRestarted => Payload::ActorRestarted(ActorRestarted {
+                actor: String::new(),
+                error: String::new(),
+                failures: 1,
+                dead_lettered: false,
             }),
             EventKind::RecoveryAction => Payload::RecoveryAction(RecoveryAction {
                 failed_correlation: CorrelationId::new(),

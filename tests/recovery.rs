@@ -135,3 +135,66 @@ async fn recovery_gives_up_after_its_retries_and_halts_until_resumed() {
     let summary = finish(&broker, again, Duration::from_secs(10)).await;
     assert_eq!(summary.status, WorkflowStatus::Completed);
 }
+
+/// `status` reads the story back from the journal: the failed first attempt with its
+/// reason and restarts, and recovery's retry that completed.
+#[actix_rt::test]
+async fn status_shows_the_failure_the_restart_and_the_retry() {
+    use alchemiser::actors::drill::{FaultPlan, HandlerFaultKind, Injected};
+    use alchemiser::journal::status::{recent_workflows, table};
+    use alchemiser::journal::{outbox::Outbox, Journal, SyncMode};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.sqlite");
+    let journal = Journal::open(&path, SyncMode::Normal).unwrap();
+    let (config, book, as_of) = bundled();
+    let venue = Arc::new(FaultyVenue::new(sim(&book, as_of)));
+    venue.fail_submits(1);
+    let deps = EngineDeps::new(config, Arc::new(SystemClock), venue, book)
+        .with_outbox(Outbox::open(&path).unwrap());
+    let mut registry = engine::standard_registry(deps);
+    let fault = FaultPlan::new(
+        HandlerFaultKind::PanicOn {
+            kind: EventKind::SignalGenerated,
+            times: 1,
+        },
+        Injected::default(),
+    );
+    registry.wrap("portfolio", move |h| fault.wrap(h));
+    let broker = engine::start_journaled(registry, Some(journal));
+    let first = start(&broker, as_of).await.unwrap();
+    let attempts = await_outcome(&broker, first, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(attempts.len(), 2, "{attempts:?}");
+    let settled = eventually(Duration::from_secs(5), || {
+        let b = broker.clone();
+        async move { stats(&b).await.actors.iter().all(|a| a.unacknowledged == 0) }
+    })
+    .await;
+    assert!(settled);
+    let rows = recent_workflows(&Journal::open(&path, SyncMode::Normal).unwrap(), 10).unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let (retry, failed) = (&rows[0], &rows[1]);
+    assert_eq!(
+        (retry.status, retry.trigger.as_str(), retry.attempt),
+        ("completed", "recovery", 1)
+    );
+    assert!(retry.orders >= 1);
+    assert_eq!(failed.status, "failed");
+    assert_eq!(failed.restarts, 1, "the portfolio panic");
+    assert_eq!(failed.dead_letters, 0);
+    assert!(
+        failed
+            .failure
+            .as_deref()
+            .unwrap()
+            .contains("execution (step_failed)"),
+        "{:?}",
+        failed.failure
+    );
+    let text = table(&rows);
+    assert!(
+        text.contains("recovery #1") && text.contains("completed") && text.contains("failed"),
+        "{text}"
+    );
+}

@@ -436,6 +436,17 @@ pub enum HaltReason {
     RecoveryExhausted,
 }
 
+/// A business actor failed on an event and was restarted (the event redelivered, or
+/// dead-lettered after its second failure). Journaled so that `status` and `trace` show it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActorRestarted {
+    pub actor: String,
+    pub error: String,
+    /// Failures of this event so far.
+    pub failures: u8,
+    pub dead_lettered: bool,
+}
+
 /// Trading resumes after a halt (`alchemiser resume`, `run --resume`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TradingResumed {
@@ -552,7 +563,8 @@ payloads! {
     WorkflowCompleted => "workflow.completed.v1",
     WorkflowFailed => "workflow.failed.v1",
         TradingHalted => "trading.halted.v1",
-    TradingResumed => "trading.resumed.v1",
+        TradingResumed => "trading.resumed.v1",
+    ActorRestarted => "supervision.actor.restarted.v1",
     EventRejected => "broker.event.rejected.v1",
 }
 

@@ -15,6 +15,7 @@
 
 pub mod outbox;
 mod schema;
+pub mod status;
 pub mod writer;
 
 use std::collections::{BTreeMap, HashMap};

@@ -1,0 +1,125 @@
+//! `alchemiser status`: the recent workflows as the journal tells them.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+
+use super::{Journal, JournalError};
+use crate::events::{CorrelationId, FailureReason, Payload};
+
+/// One workflow, summarised from its events.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct WorkflowRow {
+    pub correlation_id: CorrelationId,
+    pub as_of: NaiveDate,
+    pub trigger: String,
+    pub attempt: u32,
+    pub started_at: DateTime<Utc>,
+    /// `completed`, `failed`, `timed_out` or `open`.
+    pub status: &'static str,
+    pub duration_ms: i64,
+    pub orders: u32,
+    pub restarts: u32,
+    pub dead_letters: u32,
+    pub failure: Option<String>,
+}
+
+/// The last `limit` workflows, newest first.
+pub fn recent_workflows(journal: &Journal, limit: usize) -> Result<Vec<WorkflowRow>, JournalError> {
+    let mut rows: HashMap<CorrelationId, WorkflowRow> = HashMap::new();
+    let mut order = Vec::new();
+    for entry in journal.entries()? {
+        let env = &entry.envelope;
+        if let Payload::WorkflowStarted(s) = &env.payload {
+            order.push(env.correlation_id);
+            rows.insert(
+                env.correlation_id,
+                WorkflowRow {
+                    correlation_id: env.correlation_id,
+                    as_of: s.as_of,
+                    trigger: s.trigger.clone(),
+                    attempt: s.attempt,
+                    started_at: env.occurred_at,
+                    status: "open",
+                    duration_ms: 0,
+                    orders: 0,
+                    restarts: 0,
+                    dead_letters: 0,
+                    failure: None,
+                },
+            );
+            continue;
+        }
+        let Some(row) = rows.get_mut(&env.correlation_id) else {
+            continue;
+        };
+        row.duration_ms = (env.occurred_at - row.started_at).num_milliseconds();
+        match &env.payload {
+            Payload::OrderSubmitted(_) => row.orders += 1,
+            Payload::ActorRestarted(r) => {
+                row.restarts += 1;
+                row.dead_letters += u32::from(r.dead_lettered);
+            }
+            Payload::WorkflowCompleted(_) => row.status = "completed",
+            Payload::WorkflowFailed(f) => {
+                row.status = if f.reason == FailureReason::Timeout {
+                    "timed_out"
+                } else {
+                    "failed"
+                };
+                row.failure = Some(format!("{} ({}): {}", f.step, f.reason.as_str(), f.detail));
+            }
+            _ => {}
+        }
+    }
+    Ok(order
+        .iter()
+        .rev()
+        .take(limit)
+        .filter_map(|c| rows.remove(c))
+        .collect())
+}
+
+/// The rows as a table for a terminal.
+pub fn table(rows: &[WorkflowRow]) -> String {
+    let mut out = format!(
+        "{:<20} {:<10} {:<16} {:<9} {:>9} {:>6} {:>8} {:>5}  {}\n",
+        "started (UTC)",
+        "as of",
+        "trigger",
+        "status",
+        "duration",
+        "orders",
+        "restarts",
+        "dead",
+        "workflow / failure"
+    );
+    for r in rows {
+        let trigger = if r.attempt > 0 {
+            format!("{} #{}", r.trigger, r.attempt)
+        } else {
+            r.trigger.clone()
+        };
+        out.push_str(&format!(
+            "{:<20} {:<10} {:<16} {:<9} {:>8.1}s {:>6} {:>8} {:>5}  {}{}\n",
+            r.started_at.format("%Y-%m-%d %H:%M:%S"),
+            r.as_of,
+            trigger,
+            r.status,
+            r.duration_ms as f64 / 1000.0,
+            r.orders,
+            r.restarts,
+            r.dead_letters,
+            r.correlation_id,
+            r.failure
+                .as_ref()
+                .map(|f| format!("  {f}"))
+                .unwrap_or_default(),
+        ));
+    }
+    if rows.is_empty() {
+        out.push_str("(no workflow in the journal yet)\n");
+    }
+    out
+}
