@@ -90,6 +90,11 @@ fn main() {
     );
     println!("  events/s {:.0}", m.events as f64 / m.seconds);
 
+    let mut report = serde_json::json!({
+        "sessions": m.sessions, "symbols": m.symbols, "seconds": m.seconds,
+        "workflows_per_s": m.sessions as f64 / m.seconds,
+        "bars_per_s": (m.sessions * m.symbols) as f64 / m.seconds,
+    });
     let exe = std::env::current_exe().expect("own path");
     println!("peak memory by date range (fresh process each):");
     for (f, t) in [
@@ -125,6 +130,8 @@ fn main() {
                 v["version"], v["sessions"]
             );
             println!("ratio backtrader/alchemiser: {:.1}x", secs / m.seconds);
+            report["backtrader_seconds"] = serde_json::json!(secs);
+            report["ratio_backtrader"] = serde_json::json!(secs / m.seconds);
         }
         Ok(o) => println!(
             "backtrader not run: {}",
@@ -135,4 +142,5 @@ fn main() {
         ),
         Err(e) => println!("backtrader not run: {e}"),
     }
+    println!("REPORT {report}");
 }

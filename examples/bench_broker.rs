@@ -200,18 +200,28 @@ fn main() {
         println!("raw actix actor->actor:        {:>12.0} msg/s", r);
         println!("broker (causation + fan-out):  {:>12.0} events/s", b);
         println!("ratio broker/raw:              {:>12.3}", b / r);
-        let nj = (n / 5).max(1000);
+                let nj = (n / 5).max(1000);
+        let mut journaled = Vec::new();
         for (label, mode) in [("normal", SyncMode::Normal), ("full", SyncMode::Full)] {
             let mut rates = Vec::new();
             for _ in 0..rounds.min(3) {
                 rates.push(broker_round_journaled(nj, Some(mode)).await);
             }
             let j = median(rates);
-            println!(
+                        println!(
                 "broker + journal sync={label:<6}  {:>12.0} events/s ({nj} events; ratio to in-memory {:.3})",
                 j,
                 j / b
             );
+            journaled.push(j);
         }
+        // One machine-readable line for bench_report.
+        println!(
+            "REPORT {}",
+            serde_json::json!({
+                "events": n, "rounds": rounds, "raw": r, "broker": b, "ratio": b / r,
+                "journal_events": nj, "journal_normal": journaled[0], "journal_full": journaled[1],
+            })
+        );
     });
 }

@@ -1,0 +1,365 @@
+//! Every benchmark on this machine, written to BENCHMARKS.md.
+//!
+//! `cargo run --release --example bench_report` runs `bench_broker` (broker against raw
+//! actix, journaled events/s), a full-pipeline backtest at 1x, 10x and 100x the bundled
+//! symbols (universes made from the real series, prices scaled per copy; each size in a
+//! fresh process for its peak memory, with signal -> order latency measured in process),
+//! and `bench_backtest` (the LEAN sample and backtrader) when ../shared/data/lean is
+//! there. Figures are medians of repeated runs or ratios taken in the same run.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+use alchemiser::actors::backtest::{run_observed, sessions};
+use alchemiser::actors::broker::Observed;
+use alchemiser::config::Config;
+use alchemiser::events::{CorrelationId, EventKind};
+use alchemiser::strategy::book::StrategyBook;
+
+const SYMBOLS: [&str; 6] = ["AAPL", "AMZN", "GOOG", "META", "NFLX", "NVDA"];
+const SESSIONS: usize = 250;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn peak_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// `copies` copies of each bundled series (copy k: prices x (1 + 0.002k)) and a symphony
+/// that picks the best quarter by 20-day return, equally weighted.
+fn universe(dir: &Path, copies: usize) -> PathBuf {
+    std::fs::create_dir_all(dir).expect("scratch dir");
+    let mut assets = Vec::new();
+    for sym in SYMBOLS {
+        let text = std::fs::read_to_string(root().join(format!("examples/data/{sym}.csv")))
+            .expect("bundled csv");
+        for k in 0..copies {
+            let name = if k == 0 {
+                sym.to_string()
+            } else {
+                format!("{sym}{k}")
+            };
+            let factor = 1.0 + 0.002 * k as f64;
+            let mut out = String::from("date,open,high,low,close,volume\n");
+            for line in text.lines().skip(1) {
+                let f: Vec<&str> = line.split(',').collect();
+                let px = |s: &str| format!("{:.4}", s.parse::<f64>().unwrap_or(0.0) * factor);
+                out.push_str(&format!(
+                    "{},{},{},{},{},{}\n",
+                    f[0],
+                    px(f[1]),
+                    px(f[2]),
+                    px(f[3]),
+                    px(f[4]),
+                    f[5]
+                ));
+            }
+            std::fs::write(dir.join(format!("{name}.csv")), out).expect("csv");
+            assets.push(format!("(asset \"{name}\")"));
+        }
+    }
+    let top = (assets.len() / 4).max(2);
+    let symphony = format!(
+        "(defsymphony \"scale\" {{:asset-class \"EQUITIES\"}}\n  (weight-equal [(filter (moving-average-return {{:window 20}}) (select-top {top}) [{}])]))\n",
+        assets.join(" ")
+    );
+    std::fs::write(dir.join("scale.clj"), symphony).expect("symphony");
+    let cfg = dir.join("config.toml");
+    std::fs::write(
+        &cfg,
+        // Every delta trades (no minimum), so each universe really rebalances daily.
+        "[strategy]\ndata = \".\"\n[[strategy.files]]\npath = \"scale.clj\"\n[portfolio]\nmin_trade_pct = \"0\"\n[venue.sim]\ninitial_cash = \"10000000\"\n",
+    )
+    .expect("config");
+    cfg
+}
+
+/// Signal -> first order submission, per workflow, as the broker dispatches them.
+struct Latency {
+    signals: HashMap<CorrelationId, Instant>,
+    samples: Vec<f64>,
+}
+
+impl Actor for Latency {
+    type Context = Context<Self>;
+}
+
+impl Handler<Observed> for Latency {
+    type Result = ();
+    fn handle(&mut self, msg: Observed, _ctx: &mut Self::Context) {
+        match msg.env.kind() {
+            EventKind::SignalGenerated => {
+                self.signals.insert(msg.env.correlation_id, Instant::now());
+            }
+            EventKind::OrderSubmitted => {
+                if let Some(t) = self.signals.remove(&msg.env.correlation_id) {
+                    self.samples.push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Vec<f64>")]
+struct Samples;
+
+impl Handler<Samples> for Latency {
+    type Result = Vec<f64>;
+    fn handle(&mut self, _: Samples, _ctx: &mut Self::Context) -> Vec<f64> {
+        std::mem::take(&mut self.samples)
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Child mode: one backtest at `copies` x the bundled symbols; prints one JSON line.
+fn scale_child(copies: usize) {
+    let dir =
+        std::env::temp_dir().join(format!("alchemiser-scale-{}-{copies}", std::process::id()));
+    let cfg = universe(&dir, copies);
+    let config = Config::load(&cfg).expect("config");
+    let book =
+        Arc::new(StrategyBook::load(&config.strategy, &config.base_dir, None).expect("book"));
+    let all = book.common_dates();
+    let from = all[all.len() - SESSIONS];
+    let to = *all.last().expect("dates");
+    let dates = sessions(&book, from, to).expect("sessions");
+    let symbols = book.data.series.len();
+    let system = actix::System::new();
+    let (seconds, events, mut samples) = system.block_on(async move {
+        let latency = Latency {
+            signals: HashMap::new(),
+            samples: Vec::new(),
+        }
+        .start();
+        let start = Instant::now();
+        let record = run_observed(
+            config,
+            book,
+            &dates,
+            |_, _| {},
+            Some(latency.clone().recipient()),
+        )
+        .await
+        .expect("backtest");
+        let seconds = start.elapsed().as_secs_f64();
+        let samples = latency.send(Samples).await.unwrap_or_default();
+        (seconds, record.events, samples)
+    });
+    samples.sort_by(|a, b| a.total_cmp(b));
+    let _ = std::fs::remove_dir_all(&dir);
+    println!(
+        "{}",
+        serde_json::json!({
+            "copies": copies, "symbols": symbols, "sessions": SESSIONS, "seconds": seconds,
+            "events": events, "peak_mib": peak_mib(),
+            "latency_p50_ms": percentile(&samples, 0.5), "latency_p99_ms": percentile(&samples, 0.99),
+            "latency_samples": samples.len(),
+        })
+    );
+}
+
+fn report_line(out: &[u8]) -> Option<serde_json::Value> {
+    String::from_utf8_lossy(out)
+        .lines()
+        .find_map(|l| l.strip_prefix("REPORT "))
+        .and_then(|j| serde_json::from_str(j).ok())
+}
+
+fn example(name: &str, args: &[&str]) -> Option<serde_json::Value> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .current_dir(root())
+        .args(["run", "--release", "--quiet", "--example", name, "--"])
+        .args(args)
+        .output()
+        .ok()?;
+    report_line(&out.stdout)
+}
+
+fn median_by(mut runs: Vec<serde_json::Value>, key: &str) -> serde_json::Value {
+    runs.sort_by(|a, b| {
+        a[key]
+            .as_f64()
+            .unwrap_or(0.0)
+            .total_cmp(&b[key].as_f64().unwrap_or(0.0))
+    });
+    runs.swap_remove(runs.len() / 2)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, copies] = args.as_slice() {
+        if flag == "--scale" {
+            scale_child(copies.parse().expect("copies"));
+            return;
+        }
+    }
+    let exe = std::env::current_exe().expect("own path");
+    let mut rows: Vec<(String, String, String)> = Vec::new();
+    let fmt = |v: &serde_json::Value, k: &str| {
+        v[k].as_f64()
+            .map_or("n/a".to_string(), |x| format!("{x:.0}"))
+    };
+
+    eprintln!("broker and journal (bench_broker 1000000 5)...");
+    let broker_cmd = "cargo run --release --example bench_broker -- 1000000 5";
+    match example("bench_broker", &["1000000", "5"]) {
+        Some(b) => {
+            rows.push((
+                "Broker throughput (1M events, median of 5)".into(),
+                format!("{} events/s", fmt(&b, "broker")),
+                broker_cmd.into(),
+            ));
+            rows.push((
+                "Raw actix actor->actor, same run".into(),
+                format!("{} msg/s", fmt(&b, "raw")),
+                broker_cmd.into(),
+            ));
+            rows.push((
+                "Broker / raw actix".into(),
+                format!("{:.3}", b["ratio"].as_f64().unwrap_or(f64::NAN)),
+                broker_cmd.into(),
+            ));
+            rows.push((
+                "Journaled, sync = normal (200k events, median of 3)".into(),
+                format!(
+                    "{} events/s ({:.2} of in-memory)",
+                    fmt(&b, "journal_normal"),
+                    b["journal_normal"].as_f64().unwrap_or(0.0)
+                        / b["broker"].as_f64().unwrap_or(1.0)
+                ),
+                broker_cmd.into(),
+            ));
+            rows.push((
+                "Journaled, sync = full".into(),
+                format!("{} events/s", fmt(&b, "journal_full")),
+                broker_cmd.into(),
+            ));
+        }
+        None => rows.push((
+            "Broker".into(),
+            "bench_broker did not report".into(),
+            broker_cmd.into(),
+        )),
+    }
+
+    for copies in [1usize, 10, 100] {
+        eprintln!("backtest at {copies}x the bundled symbols (3 fresh processes)...");
+        let runs: Vec<serde_json::Value> = (0..3)
+            .filter_map(|_| {
+                let out = Command::new(&exe)
+                    .args(["--scale", &copies.to_string()])
+                    .output()
+                    .ok()?;
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .last()
+                    .and_then(|l| serde_json::from_str(l).ok())
+            })
+            .collect();
+        if runs.is_empty() {
+            rows.push((
+                format!("Backtest {copies}x"),
+                "did not run".into(),
+                String::new(),
+            ));
+            continue;
+        }
+        let m = median_by(runs, "seconds");
+        let secs = m["seconds"].as_f64().unwrap_or(f64::NAN);
+        let symbols = m["symbols"].as_u64().unwrap_or(0);
+        rows.push((
+            format!(
+                "Backtest, {} symbols x {SESSIONS} sessions ({copies}x), median of 3",
+                symbols
+            ),
+            format!(
+                "{:.3} s: {:.0} workflows/s, {:.0} bars/s, peak {:.1} MiB",
+                secs,
+                SESSIONS as f64 / secs,
+                (symbols as f64 * SESSIONS as f64) / secs,
+                m["peak_mib"].as_f64().unwrap_or(f64::NAN)
+            ),
+            format!("cargo run --release --example bench_report (child --scale {copies})"),
+        ));
+        rows.push((
+            format!("Signal -> first order, in process ({symbols} symbols)"),
+            format!(
+                "p50 {:.3} ms, p99 {:.3} ms ({} workflows)",
+                m["latency_p50_ms"].as_f64().unwrap_or(f64::NAN),
+                m["latency_p99_ms"].as_f64().unwrap_or(f64::NAN),
+                m["latency_samples"]
+            ),
+            format!("cargo run --release --example bench_report (child --scale {copies})"),
+        ));
+    }
+
+    let bt_cmd = "cargo run --release --example bench_backtest";
+    if root().join("../shared/data/lean").is_dir() {
+        eprintln!("LEAN sample backtest and backtrader (bench_backtest)...");
+        match example("bench_backtest", &[]) {
+            Some(b) => {
+                rows.push((
+                    "Backtest, LEAN sample 1998-2021 (median of 5)".into(),
+                    format!(
+                        "{} workflows/s, {} bars/s",
+                        fmt(&b, "workflows_per_s"),
+                        fmt(&b, "bars_per_s")
+                    ),
+                    bt_cmd.into(),
+                ));
+                rows.push((
+                    "backtrader / alchemiser, same strategy and data".into(),
+                    b["ratio_backtrader"]
+                        .as_f64()
+                        .map_or("backtrader not installed".into(), |r| format!("{r:.1}x")),
+                    bt_cmd.into(),
+                ));
+            }
+            None => rows.push((
+                "Backtest, LEAN sample".into(),
+                "bench_backtest did not report".into(),
+                bt_cmd.into(),
+            )),
+        }
+    } else {
+        rows.push((
+            "Backtest, LEAN sample; ratio to backtrader".into(),
+            "../shared/data/lean absent".into(),
+            bt_cmd.into(),
+        ));
+    }
+
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mut md = format!(
+        "# Benchmarks\n\nProduced by `cargo run --release --example bench_report` on a {cpus}-CPU machine \
+         ({}). Shared machines are noisy: compare ratios taken in the same run, not absolute figures across runs.\n\n\
+         | Measure | Result | Command |\n|---|---|---|\n",
+        std::env::consts::ARCH
+    );
+    for (what, result, cmd) in &rows {
+        md.push_str(&format!("| {what} | {result} | `{cmd}` |\n"));
+    }
+    std::fs::write(root().join("BENCHMARKS.md"), &md).expect("write BENCHMARKS.md");
+    print!("{md}");
+}
