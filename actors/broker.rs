@@ -647,8 +647,12 @@ impl Broker {
     /// observers, and answers those waiting for its workflow to end.
     fn dispatch(&mut self, seq: u64, env: Arc<Envelope>, recorded: Recorded) {
         let kind = env.kind();
-        let mark = self.writer.as_ref().is_some_and(JournalWriter::is_durable)
-            || self.journal.as_ref().is_some_and(Journal::is_durable);
+        // Marks serve resuming unfinished workflows only: an event outside an open
+        // workflow (a standalone chain, a closed workflow) is never replayed, so its
+        // consumers need not report back.
+        let mark = (self.writer.as_ref().is_some_and(JournalWriter::is_durable)
+            || self.journal.as_ref().is_some_and(Journal::is_durable))
+            && recorded.stage.is_some_and(|s| !s.is_terminal());
         let marked = self
             .marks
             .get(&env.correlation_id)

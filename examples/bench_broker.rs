@@ -188,6 +188,22 @@ fn main() {
         .unwrap_or(1_000_000);
     let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(5);
     let system = System::new();
+    // `bench_broker N R journal`: only the journaled broker (sync = normal), R rounds of
+    // N events, every round printed: for comparing journal changes quickly.
+    if args.next().as_deref() == Some("journal") {
+        system.block_on(async move {
+            let mut rates: Vec<f64> = Vec::new();
+            for _ in 0..rounds {
+                rates.push(broker_round_journaled(n, Some(SyncMode::Normal)).await);
+            }
+            let each: Vec<u64> = rates.iter().map(|r| *r as u64).collect();
+            println!(
+                "journaled (sync=normal) events/s: {each:?}, median {:.0}",
+                median(rates)
+            );
+        });
+        return;
+    }
     system.block_on(async move {
         let mut broker = Vec::new();
         let mut raw = Vec::new();

@@ -182,13 +182,11 @@ impl Envelope {
         hasher.finalize().to_hex().to_string()
     }
 
-    /// The envelope around an already serialised payload.
+    /// The envelope around an already serialised payload: the head's JSON with the
+    /// payload's bytes spliced in as its last field (the payload came from serde_json,
+    /// so it is valid JSON and needs no second parse).
     fn wrap(&self, payload: Vec<u8>) -> Result<String, EnvelopeError> {
-        let payload =
-            String::from_utf8(payload).map_err(|e| EnvelopeError::Encode(e.to_string()))?;
-        let raw =
-            RawValue::from_string(payload).map_err(|e| EnvelopeError::Encode(e.to_string()))?;
-        let wire = WireOut {
+        let head = WireHead {
             event_id: self.event_id,
             event_type: self.event_type(),
             schema_version: self.schema_version,
@@ -197,9 +195,18 @@ impl Envelope {
             triggered_by: self.triggered_by,
             occurred_at: self.occurred_at,
             source: &self.source,
-            payload: &raw,
         };
-        serde_json::to_string(&wire).map_err(|e| EnvelopeError::Encode(e.to_string()))
+        let mut out = Vec::with_capacity(payload.len() + 320);
+        serde_json::to_writer(&mut out, &head).map_err(|e| EnvelopeError::Encode(e.to_string()))?;
+        if out.pop() != Some(b'}') {
+            return Err(EnvelopeError::Encode(
+                "envelope head is not an object".into(),
+            ));
+        }
+        out.extend_from_slice(b",\"payload\":");
+        out.extend_from_slice(&payload);
+        out.push(b'}');
+        String::from_utf8(out).map_err(|e| EnvelopeError::Encode(e.to_string()))
     }
 
     /// Parses one event; errors name what is wrong (malformed JSON with line and column,
@@ -251,7 +258,7 @@ pub enum EnvelopeError {
 }
 
 #[derive(Serialize)]
-struct WireOut<'a> {
+struct WireHead<'a> {
     event_id: EventId,
     event_type: &'static str,
     schema_version: u32,
@@ -261,7 +268,6 @@ struct WireOut<'a> {
     triggered_by: Option<TriggeredBy>,
     occurred_at: DateTime<Utc>,
     source: &'a str,
-    payload: &'a RawValue,
 }
 
 #[derive(Deserialize)]

@@ -62,11 +62,18 @@ pub struct ConsumerMark {
     pub seq: u64,
 }
 
-/// An event's envelope JSON and payload hash, computed once.
+/// An event's row as stored — column texts, envelope JSON, payload hash and entry
+/// hash — computed once, on the broker's thread, so that the writer thread only chains
+/// and inserts.
 #[derive(Clone, Debug)]
 pub struct Serialized {
     pub envelope_json: String,
     pub payload_hash: String,
+    event_id: String,
+    correlation_id: String,
+    causation_id: Option<String>,
+    occurred_at: String,
+    entry_hash: [u8; 32],
 }
 
 impl Serialized {
@@ -77,11 +84,67 @@ impl Serialized {
                     seq,
                     message: e.to_string(),
                 })?;
+        let event_id = env.event_id.to_string();
+        let correlation_id = env.correlation_id.to_string();
+        let causation_id = env.causation_id.map(|c| c.to_string());
+        let occurred_at = env.occurred_at.to_rfc3339();
+        let entry_hash = entry_hash(&EntryFields {
+            seq,
+            event_id: &event_id,
+            event_type: env.event_type(),
+            schema_version: env.schema_version,
+            correlation_id: &correlation_id,
+            causation_id: causation_id.as_deref(),
+            source: &env.source,
+            occurred_at: &occurred_at,
+            envelope: &envelope_json,
+            payload_hash: &payload_hash,
+        });
         Ok(Self {
             envelope_json,
             payload_hash,
+            event_id,
+            correlation_id,
+            causation_id,
+            occurred_at,
+            entry_hash,
         })
     }
+}
+
+/// The fields an entry hash covers, borrowed from wherever they are.
+struct EntryFields<'a> {
+    seq: u64,
+    event_id: &'a str,
+    event_type: &'a str,
+    schema_version: u32,
+    correlation_id: &'a str,
+    causation_id: Option<&'a str>,
+    source: &'a str,
+    occurred_at: &'a str,
+    envelope: &'a str,
+    payload_hash: &'a str,
+}
+
+fn entry_hash(f: &EntryFields<'_>) -> [u8; 32] {
+    // One buffer, one hash: blake3 is slow on many small updates.
+    let mut buf = Vec::with_capacity(f.envelope.len() + 256);
+    buf.extend_from_slice(&f.seq.to_le_bytes());
+    for part in [
+        f.event_id,
+        f.event_type,
+        &f.schema_version.to_string(),
+        f.correlation_id,
+        f.causation_id.unwrap_or(""),
+        f.source,
+        f.occurred_at,
+        f.envelope,
+        f.payload_hash,
+    ] {
+        buf.extend_from_slice(&(part.len() as u64).to_le_bytes());
+        buf.extend_from_slice(part.as_bytes());
+    }
+    *blake3::hash(&buf).as_bytes()
 }
 
 /// One stored event.
@@ -124,24 +187,18 @@ struct Row {
 
 impl Row {
     fn entry_hash(&self) -> [u8; 32] {
-        // One buffer, one hash: blake3 is slow on many small updates.
-        let mut buf = Vec::with_capacity(self.envelope.len() + 256);
-        buf.extend_from_slice(&self.seq.to_le_bytes());
-        for part in [
-            self.event_id.as_str(),
-            self.event_type.as_str(),
-            &self.schema_version.to_string(),
-            self.correlation_id.as_str(),
-            self.causation_id.as_deref().unwrap_or(""),
-            self.source.as_str(),
-            self.occurred_at.as_str(),
-            self.envelope.as_str(),
-            self.payload_hash.as_str(),
-        ] {
-            buf.extend_from_slice(&(part.len() as u64).to_le_bytes());
-            buf.extend_from_slice(part.as_bytes());
-        }
-        *blake3::hash(&buf).as_bytes()
+        entry_hash(&EntryFields {
+            seq: self.seq,
+            event_id: &self.event_id,
+            event_type: &self.event_type,
+            schema_version: self.schema_version,
+            correlation_id: &self.correlation_id,
+            causation_id: self.causation_id.as_deref(),
+            source: &self.source,
+            occurred_at: &self.occurred_at,
+            envelope: &self.envelope,
+            payload_hash: &self.payload_hash,
+        })
     }
 }
 
@@ -272,38 +329,20 @@ impl Journal {
                         got: *seq,
                     });
                 }
-                let (envelope, payload_hash) = (
-                    serialized.envelope_json.clone(),
-                    serialized.payload_hash.clone(),
-                );
-                let mut row = Row {
-                    seq: *seq,
-                    event_id: env.event_id.to_string(),
-                    event_type: env.event_type().to_string(),
-                    schema_version: env.schema_version,
-                    correlation_id: env.correlation_id.to_string(),
-                    causation_id: env.causation_id.map(|c| c.to_string()),
-                    source: env.source.to_string(),
-                    occurred_at: env.occurred_at.to_rfc3339(),
-                    envelope,
-                    payload_hash,
-                    chain_hash: String::new(),
-                };
-                let entry = row.entry_hash();
-                let chained = chain(&last_chain, &entry);
-                row.chain_hash = blake3::Hash::from(chained).to_hex().to_string();
+                let chained = chain(&last_chain, &serialized.entry_hash);
+                let chain_hex = blake3::Hash::from(chained).to_hex();
                 stmt.execute(params![
-                    row.seq as i64,
-                    row.event_id,
-                    row.event_type,
-                    row.schema_version,
-                    row.correlation_id,
-                    row.causation_id,
-                    row.source,
-                    row.occurred_at,
-                    row.envelope,
-                    row.payload_hash,
-                    row.chain_hash
+                    *seq as i64,
+                    serialized.event_id,
+                    env.event_type(),
+                    env.schema_version,
+                    serialized.correlation_id,
+                    serialized.causation_id,
+                    env.source.as_ref(),
+                    serialized.occurred_at,
+                    serialized.envelope_json,
+                    serialized.payload_hash,
+                    chain_hex.as_str()
                 ])?;
                 last_seq = *seq;
                 last_chain = chained;
