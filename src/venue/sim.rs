@@ -78,6 +78,9 @@ struct SimState {
     date: Option<NaiveDate>,
     intraday: Option<Intraday>,
     orders: BTreeMap<String, VenueOrder>,
+    /// Client ids of the orders still open: listing them must not walk every order of a
+    /// long backtest.
+    open: std::collections::BTreeSet<String>,
     next_order: u64,
 }
 
@@ -200,6 +203,12 @@ impl SimVenue {
             .orders
             .into_iter()
             .map(|o| (o.client_order_id.clone(), o))
+            .collect();
+        s.open = s
+            .orders
+            .values()
+            .filter(|o| o.status.is_open())
+            .map(|o| o.client_order_id.clone())
             .collect();
         s.account = saved.account;
         Ok(true)
@@ -381,6 +390,9 @@ impl SimVenue {
                 }
             }
         }
+        if order.status.is_open() {
+            s.open.insert(order.client_order_id.clone());
+        }
         s.orders
             .insert(order.client_order_id.clone(), order.clone());
         Ok(order)
@@ -413,10 +425,11 @@ impl Venue for SimVenue {
     }
 
     fn open_orders(&self) -> VenueFuture<'_, Vec<VenueOrder>> {
-        let open = self
-            .lock()
-            .orders
-            .values()
+        let s = self.lock();
+        let open = s
+            .open
+            .iter()
+            .filter_map(|id| s.orders.get(id))
             .filter(|o| o.status.is_open())
             .cloned()
             .collect();
@@ -462,6 +475,7 @@ impl Venue for SimVenue {
                 Ok(o.clone())
             }
         };
+        s.open.remove(client_order_id);
         Box::pin(async move { result })
     }
 }
