@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alchemiser::actors::broker::{FollowUp, QueryFollowUp, QueryTree, Resume, StartWorkflow};
+use alchemiser::actors::broker::{FollowUp, QueryFollowUp, QueryTree, Resume};
 use alchemiser::actors::control::await_outcome;
 use alchemiser::actors::engine::{self, EngineDeps};
 use alchemiser::clock::SystemClock;
@@ -41,26 +41,6 @@ fn sim(book: &StrategyBook, as_of: chrono::NaiveDate) -> Arc<SimVenue> {
     s
 }
 
-async fn start(
-    broker: &actix::Addr<alchemiser::actors::broker::Broker>,
-    as_of: chrono::NaiveDate,
-) -> Result<CorrelationId, String> {
-    broker
-        .send(StartWorkflow {
-            started: WorkflowStarted {
-                as_of,
-                mode: Default::default(),
-                trigger: "test".into(),
-                attempt: 0,
-            },
-            triggered_by: None,
-            correlation_id: None,
-        })
-        .await
-        .unwrap()
-        .map_err(|e| e.to_string())
-}
-
 #[actix_rt::test]
 async fn a_failed_workflow_is_retried_and_the_retry_is_linked_to_the_failure() {
     let (config, book, as_of) = bundled();
@@ -68,7 +48,7 @@ async fn a_failed_workflow_is_retried_and_the_retry_is_linked_to_the_failure() {
     venue.fail_submits(1);
     let deps = EngineDeps::new(config, Arc::new(SystemClock), venue.clone(), book);
     let broker = engine::start(engine::standard_registry(deps));
-    let first = start(&broker, as_of).await.unwrap();
+    let first = try_start_workflow(&broker, as_of).await.unwrap();
     let attempts = await_outcome(&broker, first, Duration::from_secs(10))
         .await
         .unwrap();
@@ -102,7 +82,7 @@ async fn recovery_gives_up_after_its_retries_and_halts_until_resumed() {
     let deps = EngineDeps::new(config, Arc::new(SystemClock), venue.clone(), book);
     let gate = deps.gate.clone();
     let broker = engine::start(engine::standard_registry(deps));
-    let first = start(&broker, as_of).await.unwrap();
+    let first = try_start_workflow(&broker, as_of).await.unwrap();
     let attempts = await_outcome(&broker, first, Duration::from_secs(10))
         .await
         .unwrap();
@@ -119,7 +99,7 @@ async fn recovery_gives_up_after_its_retries_and_halts_until_resumed() {
     assert!(h.detail.contains("after 1 retries"), "{}", h.detail);
     assert!(gate.is_halted());
     assert!(
-        start(&broker, as_of).await.is_err(),
+        try_start_workflow(&broker, as_of).await.is_err(),
         "no new workflow while halted"
     );
     assert!(broker
@@ -131,7 +111,7 @@ async fn recovery_gives_up_after_its_retries_and_halts_until_resumed() {
     assert!(!gate.is_halted());
     assert!(stats(&broker).await.halted.is_none());
     venue.fail_submits(0);
-    let again = start(&broker, as_of).await.unwrap();
+    let again = try_start_workflow(&broker, as_of).await.unwrap();
     let summary = finish(&broker, again, Duration::from_secs(10)).await;
     assert_eq!(summary.status, WorkflowStatus::Completed);
 }
@@ -161,7 +141,7 @@ async fn status_shows_the_failure_the_restart_and_the_retry() {
     );
     registry.wrap("portfolio", move |h| fault.wrap(h));
     let broker = engine::start_journaled(registry, Some(journal));
-    let first = start(&broker, as_of).await.unwrap();
+    let first = try_start_workflow(&broker, as_of).await.unwrap();
     let attempts = await_outcome(&broker, first, Duration::from_secs(10))
         .await
         .unwrap();

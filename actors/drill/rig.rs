@@ -331,6 +331,28 @@ pub fn measure(
     }
 }
 
+/// [`measure`] for a drill on the simulated venue.
+pub fn measure_sim(
+    report: &mut DrillReport,
+    stats: &BrokerStats,
+    attempts: &[WorkflowSummary],
+    engine: &Engine,
+    sim: &SimVenue,
+    planned: Option<&BTreeMap<Symbol, Decimal>>,
+    rig: &Rig,
+) {
+    measure(
+        report,
+        Some(stats),
+        attempts,
+        &engine.journal,
+        &sim_orders(sim),
+        &sim.snapshot().positions,
+        planned,
+        rig,
+    );
+}
+
 /// The sim venue's orders, for [`measure`].
 pub fn sim_orders(sim: &SimVenue) -> Vec<PlacedOrder> {
     sim.orders()

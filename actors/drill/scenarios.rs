@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 use rust_decimal::Decimal;
 
 use super::faults::{FaultPlan, HandlerFaultKind, Injected};
-use super::rig::{completed, fake_orders, measure, sim_orders, Rig};
+use super::rig::{completed, fake_orders, measure, measure_sim, Rig};
 use crate::actors::broker::{FollowUp, Publish, QueryFollowUp, StartWorkflow};
 use crate::actors::control::reconcile_now;
 use crate::actors::{execution, portfolio, reconciliation, recovery, strategy};
@@ -109,13 +109,12 @@ pub async fn actor_panic(
     let attempts = engine.day(rig.as_of).await?;
     let stats = engine.settle().await?;
     report.faults_injected = injected.count() + venue.injected();
-    measure(
+    measure_sim(
         &mut report,
-        Some(&stats),
+        &stats,
         &attempts,
-        &engine.journal,
-        &sim_orders(&sim),
-        &sim.snapshot().positions,
+        &engine,
+        &sim,
         Some(&plans.sim),
         &rig,
     );
@@ -175,13 +174,12 @@ pub async fn poison_event(seed: u64, iteration: u32, plans: &Plans) -> Result<Dr
     );
     let stats = engine.settle().await?;
     report.faults_injected = injected.count() + 1;
-    measure(
+    measure_sim(
         &mut report,
-        Some(&stats),
+        &stats,
         &attempts,
-        &engine.journal,
-        &sim_orders(&sim),
-        &sim.snapshot().positions,
+        &engine,
+        &sim,
         Some(&plans.sim),
         &rig,
     );
@@ -242,13 +240,12 @@ pub async fn hung_workflow(
     let attempts = engine.day(rig.as_of).await?;
     let stats = engine.settle().await?;
     report.faults_injected = venue.injected();
-    measure(
+    measure_sim(
         &mut report,
-        Some(&stats),
+        &stats,
         &attempts,
-        &engine.journal,
-        &sim_orders(&sim),
-        &sim.snapshot().positions,
+        &engine,
+        &sim,
         Some(&plans.sim),
         &rig,
     );
@@ -316,13 +313,12 @@ pub async fn duplicate_delivery(
     };
     let stats = engine.settle().await?;
     report.faults_injected = injected.count() + 1;
-    measure(
+    measure_sim(
         &mut report,
-        Some(&stats),
+        &stats,
         &attempts,
-        &engine.journal,
-        &sim_orders(&sim),
-        &sim.snapshot().positions,
+        &engine,
+        &sim,
         Some(&plans.sim),
         &rig,
     );
@@ -434,16 +430,7 @@ pub async fn reconciliation_drift(seed: u64, iteration: u32) -> Result<DrillRepo
         }
     }
     let stats = engine.settle().await?;
-    measure(
-        &mut report,
-        Some(&stats),
-        &attempts,
-        &engine.journal,
-        &sim_orders(&sim),
-        &sim.snapshot().positions,
-        None,
-        &rig,
-    );
+    measure_sim(&mut report, &stats, &attempts, &engine, &sim, None, &rig);
     match on_drift {
         OnDrift::Rebalance => {
             report.check(

@@ -47,6 +47,16 @@ pub fn day(d: u32) -> NaiveDate {
 }
 
 pub async fn start_workflow(broker: &Addr<Broker>, as_of: NaiveDate) -> CorrelationId {
+    try_start_workflow(broker, as_of)
+        .await
+        .expect("workflow accepted")
+}
+
+/// Starts a workflow, or says why the broker refused it (trading halted).
+pub async fn try_start_workflow(
+    broker: &Addr<Broker>,
+    as_of: NaiveDate,
+) -> Result<CorrelationId, String> {
     broker
         .send(StartWorkflow {
             started: WorkflowStarted {
@@ -60,7 +70,7 @@ pub async fn start_workflow(broker: &Addr<Broker>, as_of: NaiveDate) -> Correlat
         })
         .await
         .expect("broker reachable")
-        .expect("workflow accepted")
+        .map_err(|e| e.to_string())
 }
 
 /// Waits for the workflow to end, failing the test after `limit`.
