@@ -1139,7 +1139,12 @@ async fn run_workflow(
         })
         .await
         .map_err(unavailable)?
-        .map_err(|e| format!("workflow not started: {e}"))?;
+                .map_err(|e| match e {
+            super::broker::PublishError::Halted(_) => format!(
+                "workflow not started: {e} (after looking into it: `alchemiser resume`, or `run --resume`)"
+            ),
+            _ => format!("workflow not started: {e}"),
+        })?;
     let attempts = await_outcome(broker, correlation, patience)
         .await
         .map_err(unavailable)?;
