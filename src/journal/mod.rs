@@ -236,6 +236,8 @@ impl Journal {
     }
 
     fn setup(conn: Connection, sync: SyncMode) -> Result<Self, JournalError> {
+        // Rows are about 1 KiB: bigger pages hold more of them (only a new file takes it).
+        conn.pragma_update(None, "page_size", 16_384)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(
             None,
@@ -247,7 +249,10 @@ impl Journal {
         )?;
         // 64 MiB of page cache: the id indexes take random-key inserts.
         conn.pragma_update(None, "cache_size", -65_536)?;
-        conn.pragma_update(None, "wal_autocheckpoint", 16_384)?;
+        // Checkpoint every 64 MiB of WAL, whatever the file's page size (an older journal
+        // keeps the page size it was made with).
+        let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+        conn.pragma_update(None, "wal_autocheckpoint", (64 << 20) / page_size.max(512))?;
         schema::migrate(&conn)?;
         let last: Option<(u64, String)> = conn
             .query_row(
