@@ -905,13 +905,21 @@ impl Broker {
                 d.env.event_type(),
                 d.seq
             );
-            self.fail_workflow(
-                d.env.correlation_id,
-                Some(d.env.event_id),
-                FailureReason::DeadLetter,
-                detail,
-                ctx,
-            );
+            if d.env.kind() == EventKind::WorkflowFailed {
+                // The safety net itself could not handle a failure: nothing will retry or
+                // clean up after that workflow, so trading stops until a person looks.
+                let why = format!("a failure could not be handled: {detail}");
+                self.final_failures.insert(d.env.correlation_id);
+                self.halt(HaltReason::RecoveryExhausted, why, ctx);
+            } else {
+                self.fail_workflow(
+                    d.env.correlation_id,
+                    Some(d.env.event_id),
+                    FailureReason::DeadLetter,
+                    detail,
+                    ctx,
+                );
+            }
         }
         let delay = match decision {
             RestartDecision::Restart { delay, .. } => delay,

@@ -129,12 +129,27 @@ pub async fn actor_panic(
         restarts >= 1,
         format!("{actor} restarted {restarts}x"),
     );
-    report.check(
-        "day completed",
-        completed(&attempts),
-        report.final_status.clone(),
-    );
-    report.check("positions match the plan", report.positions_match_plan, "");
+    if actor == recovery::NAME && kind == EventKind::WorkflowFailed && times == 2 {
+        // Recovery lost the failure itself (dead-lettered): nothing can retry the day,
+        // so the engine must stop trading and say why.
+        let halted = stats
+            .halted
+            .as_ref()
+            .is_some_and(|h| h.reason == HaltReason::RecoveryExhausted);
+        let detail = report.halted.clone().unwrap_or_default();
+        report.check(
+            "trading halted when recovery lost a failure",
+            halted,
+            detail,
+        );
+    } else {
+        report.check(
+            "day completed",
+            completed(&attempts),
+            report.final_status.clone(),
+        );
+        report.check("positions match the plan", report.positions_match_plan, "");
+    }
     Ok(report)
 }
 
