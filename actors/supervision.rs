@@ -216,12 +216,15 @@ impl SubscriberProgress {
         self.acked.load(Ordering::Acquire)
     }
 
-    fn ack(&self, seq: u64, started: Instant) {
-        let ns = started.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
+    /// Records a handled delivery; returns how long it took.
+    fn ack(&self, seq: u64, started: Instant) -> Duration {
+        let took = started.elapsed();
+        let ns = took.as_nanos().min(u128::from(u64::MAX)) as u64;
         self.handled.fetch_add(1, Ordering::Relaxed);
         self.latency_ns_total.fetch_add(ns, Ordering::Relaxed);
         self.latency_ns_max.fetch_max(ns, Ordering::Relaxed);
         self.acked.fetch_max(seq, Ordering::AcqRel);
+        took
     }
 
     /// (handled, mean µs, max µs)
@@ -251,8 +254,8 @@ pub struct HandlerActor {
     /// broker redelivers them to the next incarnation).
     faulted: bool,
     stopped_cleanly: bool,
-    /// Handler latency histograms by event type (handles made once).
-    latency: std::collections::HashMap<EventKind, prometheus_client::metrics::histogram::Histogram>,
+    /// Handler latency histograms by event type index (handles made once).
+    latency: Vec<Option<prometheus_client::metrics::histogram::Histogram>>,
 }
 
 impl HandlerActor {
@@ -275,7 +278,7 @@ impl HandlerActor {
             deps,
             faulted: false,
             stopped_cleanly: false,
-            latency: Default::default(),
+            latency: vec![None; EventKind::COUNT],
         }
     }
 
@@ -308,7 +311,7 @@ impl HandlerActor {
                 env: delivery.env.clone(),
             });
         }
-        self.progress.ack(seq, started);
+        let took_ms = self.progress.ack(seq, started).as_secs_f64() * 1000.0;
         let name = self.name;
         tracing::debug!(
             actor = name,
@@ -317,13 +320,13 @@ impl HandlerActor {
             correlation_id = %handled.correlation_id,
             causation_id = ?handled.causation_id,
             source = %handled.source,
-            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            latency_ms = took_ms,
             "handled"
         );
-        self.latency
-            .entry(handled.kind())
-            .or_insert_with(|| crate::metrics::metrics().handler_latency(name, handled.kind()))
-            .observe(started.elapsed().as_secs_f64() * 1000.0);
+        let kind = handled.kind();
+        self.latency[kind.index()]
+            .get_or_insert_with(|| crate::metrics::metrics().handler_latency(name, kind))
+            .observe(took_ms);
     }
 
     fn fault(&mut self, seq: u64, error: String, ctx: &mut Context<Self>) {
