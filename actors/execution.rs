@@ -325,6 +325,10 @@ impl Run {
             .iter()
             .map(|i| (i.symbol.as_str(), i.price))
             .collect();
+        // Cash for capping buys: the venue's figure, read again only after a sell or an
+        // error (the venue has the last word on proceeds); after a buy of ours it is the
+        // figure less what that buy cost, so consecutive buys need no account request.
+        let mut known_cash = Some(account.cash);
         let mut outcomes = Vec::with_capacity(intents.len());
         let mut venue_errors = Vec::new();
         let mut unauthorized = false;
@@ -364,15 +368,19 @@ impl Run {
                     .unwrap_or_default();
                 let mut qty = intent.qty;
                 if intent.side == Side::Buy {
-                    let cash = match self.venue.account().await {
-                        Ok(a) => a.cash,
-                        Err(e) => {
-                            unauthorized |= matches!(e, VenueError::Unauthorized(_));
-                            venue_errors.push(format!("{}: account: {e}", intent.symbol));
-                            outcomes.push(skipped(intent, format!("account unavailable: {e}")));
-                            continue;
-                        }
+                    let cash = match known_cash {
+                        Some(c) => c,
+                        None => match self.venue.account().await {
+                            Ok(a) => a.cash,
+                            Err(e) => {
+                                unauthorized |= matches!(e, VenueError::Unauthorized(_));
+                                venue_errors.push(format!("{}: account: {e}", intent.symbol));
+                                outcomes.push(skipped(intent, format!("account unavailable: {e}")));
+                                continue;
+                            }
+                        },
                     };
+                    known_cash = Some(cash);
                     qty = affordable_qty(qty, cash, self.qty_dp, |q| self.costs.buy_cost(q, price));
                 }
                 if self.qty_dp > 0 {
@@ -427,8 +435,10 @@ impl Run {
                 qty,
                 ..intent.clone()
             };
+            let adopted = approved.is_none();
             match result {
                 Err(e) => {
+                    known_cash = None;
                     unauthorized |= matches!(e, VenueError::Unauthorized(_));
                     venue_errors.push(format!("{}: {e}", intent.symbol));
                     outcomes.push(OrderOutcome {
@@ -438,7 +448,8 @@ impl Run {
                     });
                 }
                 Ok(legs) => {
-                    let (mut filled, mut value) = (Decimal::ZERO, Decimal::ZERO);
+                    let (mut filled, mut value, mut fees) =
+                        (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO);
                     let mut last_status = VenueOrderStatus::Rejected;
                     let mut reason = None;
                     for (sent, o) in legs {
@@ -473,11 +484,18 @@ impl Run {
                             ));
                             filled += o.filled_qty;
                             value += o.filled_qty * price;
+                            fees += o.commission;
                         }
                         last_status = o.status;
                         reason = o.reject_reason.or(reason);
                     }
                     traded_value += value;
+                    // Adopted orders are in the account read at the start already.
+                    known_cash = match (intent.side, known_cash, adopted) {
+                        (_, cash, true) => cash,
+                        (Side::Buy, Some(cash), false) => Some(cash - value - fees),
+                        _ => None,
+                    };
                     if let Some(approved) = &approved {
                         let bought = if intent.side == Side::Buy {
                             value
