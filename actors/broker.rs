@@ -692,12 +692,21 @@ impl Broker {
                 sent,
             });
         }
-        for obs in &self.observers {
-            obs.do_send(Observed {
+        // An observer whose actor stopped (a one-shot tap) is dropped, not fed forever.
+        self.observers.retain(|obs| {
+            let observed = Observed {
                 seq,
                 env: env.clone(),
-            });
-        }
+            };
+            match obs.try_send(observed) {
+                Err(SendError::Closed(_)) => false,
+                Err(SendError::Full(observed)) => {
+                    obs.do_send(observed);
+                    true
+                }
+                Ok(()) => true,
+            }
+        });
         if recorded.closed_workflow {
             self.marks.remove(&env.correlation_id);
             if let Some(waiters) = self.waiters.remove(&env.correlation_id) {

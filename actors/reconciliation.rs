@@ -176,8 +176,12 @@ impl EventHandler for ReconciliationActor {
                 Ok(Reaction::nothing())
             }
             Payload::OrderSubmitted(s) => {
-                if let Ok(mut ids) = self.submitted.lock() {
-                    ids.insert(s.client_order_id.clone());
+                // With an outbox the journal explains every order; only without one is
+                // this set the record (and it then grows with the orders of the process).
+                if self.outbox.is_none() {
+                    if let Ok(mut ids) = self.submitted.lock() {
+                        ids.insert(s.client_order_id.clone());
+                    }
                 }
                 Ok(Reaction::nothing())
             }

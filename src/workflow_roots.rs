@@ -34,14 +34,6 @@ impl WorkflowRoots {
         self.roots.remove(correlation).map(|(_, v)| v)
     }
 
-    pub fn len(&self) -> usize {
-        self.roots.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.roots.is_empty()
-    }
-
     /// The workflow reached a terminal event.
     pub fn close(&self, correlation: CorrelationId) {
         let mut closed = self.closed.lock().unwrap_or_else(|p| p.into_inner());

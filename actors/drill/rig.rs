@@ -387,6 +387,15 @@ pub fn fake_orders(fake: &FakeAlpaca) -> (Vec<PlacedOrder>, u32) {
     (orders, twice)
 }
 
+/// The usual ending of a drill: the day completed (after retries) and the positions
+/// match the fault-free run.
+pub fn expect_day_on_plan(report: &mut DrillReport, attempts: &[WorkflowSummary]) {
+    let status = report.final_status.clone();
+    report.check("day completed", completed(attempts), status);
+    let on_plan = report.positions_match_plan;
+    report.check("positions match the plan", on_plan, "");
+}
+
 /// True when the last attempt completed.
 pub fn completed(attempts: &[WorkflowSummary]) -> bool {
     attempts

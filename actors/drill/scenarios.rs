@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 use rust_decimal::Decimal;
 
 use super::faults::{FaultPlan, HandlerFaultKind, Injected};
-use super::rig::{completed, fake_orders, measure, measure_sim, Rig};
+use super::rig::{completed, expect_day_on_plan, fake_orders, measure, measure_sim, Rig};
 use crate::actors::broker::{FollowUp, Publish, QueryFollowUp, StartWorkflow};
 use crate::actors::control::reconcile_now;
 use crate::actors::{execution, portfolio, reconciliation, recovery, strategy};
@@ -143,12 +143,7 @@ pub async fn actor_panic(
             detail,
         );
     } else {
-        report.check(
-            "day completed",
-            completed(&attempts),
-            report.final_status.clone(),
-        );
-        report.check("positions match the plan", report.positions_match_plan, "");
+        expect_day_on_plan(&mut report, &attempts);
     }
     Ok(report)
 }
@@ -219,12 +214,7 @@ pub async fn poison_event(seed: u64, iteration: u32, plans: &Plans) -> Result<Dr
         format!("{} workflows", attempts.len()),
     );
     report.check("bad lineage refused", refused, "");
-    report.check(
-        "day completed",
-        completed(&attempts),
-        report.final_status.clone(),
-    );
-    report.check("positions match the plan", report.positions_match_plan, "");
+    expect_day_on_plan(&mut report, &attempts);
     Ok(report)
 }
 
@@ -348,12 +338,7 @@ pub async fn duplicate_delivery(
         sim.orders().len() == orders_before,
         "",
     );
-    report.check(
-        "day completed",
-        completed(&attempts),
-        report.final_status.clone(),
-    );
-    report.check("positions match the plan", report.positions_match_plan, "");
+    expect_day_on_plan(&mut report, &attempts);
     Ok(report)
 }
 
@@ -605,11 +590,6 @@ async fn on_fake(
             format!("busiest window {busiest} requests, limit {limit}"),
         );
     }
-    report.check(
-        "day completed",
-        completed(&attempts),
-        report.final_status.clone(),
-    );
-    report.check("positions match the plan", report.positions_match_plan, "");
+    expect_day_on_plan(&mut report, &attempts);
     Ok(report)
 }
