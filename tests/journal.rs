@@ -119,7 +119,7 @@ fn a_flipped_byte_is_found_at_its_sequence_number() {
     let report = j.verify().unwrap();
     let (seq, why) = report.first_broken.expect("corruption detected");
     assert_eq!(seq, 2, "{why}");
-    assert!(why.contains("hash chain"), "{why}");
+    assert!(why.contains("changed after it was written"), "{why}");
 }
 
 #[test]
@@ -134,6 +134,106 @@ fn a_causation_pointing_nowhere_is_reported() {
     let (seq, why) = report.first_broken.unwrap();
     assert_eq!(seq, 2);
     assert!(why.contains("is not an earlier event"), "{why}");
+}
+
+/// A journal written by the version before entry format 2 (30 events of two
+/// `run --once`, format 1 rows, schema version 2): it migrates, verifies, takes format 2
+/// rows after its own, and a changed byte in either kind of row is still found.
+mod formats {
+    use super::*;
+
+    fn old_journal(dir: &Path) -> std::path::PathBuf {
+        let path = dir.join("journal.sqlite");
+        std::fs::copy(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/journal_format1.sqlite"
+            ),
+            &path,
+        )
+        .unwrap();
+        path
+    }
+
+    fn broken_at(path: &Path) -> Option<(u64, String)> {
+        Journal::open(path, SyncMode::Normal)
+            .unwrap()
+            .verify()
+            .unwrap()
+            .first_broken
+    }
+
+    fn sql(path: &Path, statement: &str) {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        assert_eq!(conn.execute(statement, []).unwrap(), 1, "{statement}");
+    }
+
+    #[test]
+    fn an_old_journal_verifies_and_continues_in_the_new_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = old_journal(dir.path());
+        {
+            let mut j = Journal::open(&path, SyncMode::Normal).unwrap();
+            assert_eq!(j.last_seq(), 30);
+            assert_eq!(j.verify().unwrap().first_broken, None);
+            append(&mut j, &workflow());
+            let report = j.verify().unwrap();
+            assert_eq!((report.entries, report.first_broken), (33, None));
+        }
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let formats: Vec<(i64, i64)> = conn
+            .prepare("SELECT entry_format, count(*) FROM events GROUP BY entry_format")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(formats, vec![(1, 30), (2, 3)]);
+    }
+
+    #[test]
+    fn a_changed_format_1_row_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = old_journal(dir.path());
+        sql(&path, "UPDATE events SET source = 'someone' WHERE seq = 7");
+        let (seq, why) = broken_at(&path).expect("found");
+        assert_eq!(seq, 7, "{why}");
+    }
+
+    #[test]
+    fn every_column_of_a_format_2_row_is_covered() {
+        let changes = [
+            ("source = 'someone'", "column source"),
+            ("event_type = 'order.filled.v1'", "column event_type"),
+            (
+                "occurred_at = '2020-01-01T00:00:00+00:00'",
+                "column occurred_at",
+            ),
+            ("correlation_id = event_id", "column correlation_id"),
+            ("schema_version = 9", "column schema_version"),
+            ("payload_hash = chain_hash", "hash chain"),
+            (
+                "envelope = replace(envelope, 'MARKER-DETAIL-TEXT', 'MARKER-DETAIL-TEXU')",
+                "payload does not match its hash",
+            ),
+            (
+                "envelope = replace(envelope, '\"strategy\"', '\"strategz\"')",
+                "hash chain",
+            ),
+        ];
+        for (change, expected) in changes {
+            let dir = tempfile::tempdir().unwrap();
+            let path = old_journal(dir.path());
+            {
+                let mut j = Journal::open(&path, SyncMode::Normal).unwrap();
+                append(&mut j, &workflow());
+            }
+            sql(&path, &format!("UPDATE events SET {change} WHERE seq = 32"));
+            let (seq, why) = broken_at(&path).expect(change);
+            assert_eq!(seq, 32, "{change}: {why}");
+            assert!(why.contains(expected), "{change}: {why}");
+        }
+    }
 }
 
 mod engine_journal {

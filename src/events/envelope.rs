@@ -5,11 +5,14 @@
 //! immutable once published (the broker shares it behind an `Arc`).
 
 use std::borrow::Cow;
+use std::io::Write;
+use std::ops::Range;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use thiserror::Error;
+use uuid::Uuid;
 
 use super::ids::{CorrelationId, EventId};
 use super::payload::{EventKind, Payload};
@@ -127,43 +130,41 @@ impl Envelope {
     /// fields in declaration order, maps are `BTreeMap`s), so equal content gives equal
     /// hashes.
     pub fn payload_hash(&self) -> String {
-        let volatile = self.kind().volatile_fields();
-        let stable = if volatile.is_empty() {
-            self.payload_bytes()
-        } else {
-            self.payload.to_json_value().and_then(|mut v| {
-                if let Some(map) = v.as_object_mut() {
-                    for field in volatile {
-                        map.remove(*field);
-                    }
-                }
-                serde_json::to_vec(&v)
-            })
-        };
         // Payloads are plain data (strings, decimals, maps with string keys): their
         // serialisation cannot fail. Should it ever, the hash says so visibly.
-        self.hash_payload(&stable.unwrap_or_else(|_| b"<unserialisable payload>".to_vec()))
+        match self.payload_bytes() {
+            Ok(bytes) => stored_payload_hash(self.kind(), &bytes)
+                .unwrap_or_else(|e| format!("unhashable payload: {e}")),
+            Err(e) => format!("unserialisable payload: {e}"),
+        }
     }
 
-    /// The envelope's JSON and its payload hash from one serialisation of the payload
-    /// (the journal's hot path).
-    pub fn json_and_payload_hash(&self) -> Result<(String, String), EnvelopeError> {
+    /// The envelope's JSON (byte for byte what serde gives for the typed envelope, with
+    /// the payload last), its payload hash, and where the id and time texts sit in the
+    /// JSON: the journal's columns repeat them, and slicing them out of the JSON spares
+    /// formatting and allocating them again on the hot path.
+    pub fn encode(&self) -> Result<EncodedEnvelope, EnvelopeError> {
         let payload = self
             .payload_bytes()
             .map_err(|e| EnvelopeError::Encode(e.to_string()))?;
-        let payload_hash = if self.kind().volatile_fields().is_empty() {
-            self.hash_payload(&payload)
-        } else {
-            self.payload_hash()
-        };
-        Ok((self.wrap(payload)?, payload_hash))
+        let payload_hash = payload_digest(self.kind(), &payload)?;
+        let mut out = Vec::with_capacity(payload.len() + 320);
+        let at = self.write_head(&mut out)?;
+        let head_len = out.len();
+        out.extend_from_slice(PAYLOAD_KEY);
+        out.extend_from_slice(&payload);
+        out.push(b'}');
+        let json = String::from_utf8(out).map_err(|e| EnvelopeError::Encode(e.to_string()))?;
+        Ok(EncodedEnvelope {
+            json,
+            head_len,
+            payload_hash,
+            at,
+        })
     }
 
     pub fn to_json(&self) -> Result<String, EnvelopeError> {
-        let payload = self
-            .payload_bytes()
-            .map_err(|e| EnvelopeError::Encode(e.to_string()))?;
-        self.wrap(payload)
+        Ok(self.encode()?.json)
     }
 
     /// The payload's JSON, in one buffer (blake3 is fast on whole buffers and slow on the
@@ -174,39 +175,50 @@ impl Envelope {
         Ok(json)
     }
 
-    fn hash_payload(&self, json: &[u8]) -> String {
-        let mut hasher = blake3::Hasher::new();
-        hasher.update(self.event_type().as_bytes());
-        hasher.update(&[0]);
-        hasher.update(json);
-        hasher.finalize().to_hex().to_string()
-    }
-
-    /// The envelope around an already serialised payload: the head's JSON with the
-    /// payload's bytes spliced in as its last field (the payload came from serde_json,
-    /// so it is valid JSON and needs no second parse).
-    fn wrap(&self, payload: Vec<u8>) -> Result<String, EnvelopeError> {
-        let head = WireHead {
-            event_id: self.event_id,
-            event_type: self.event_type(),
-            schema_version: self.schema_version,
-            correlation_id: self.correlation_id,
-            causation_id: self.causation_id,
-            triggered_by: self.triggered_by,
-            occurred_at: self.occurred_at,
-            source: &self.source,
+    /// The head: every field but the payload, without the closing brace, written as
+    /// serde writes the typed fields (hyphenated lowercase uuids; RFC 3339 with `Z` and
+    /// as many fraction digits as needed; event types are plain ASCII names).
+    fn write_head(&self, out: &mut Vec<u8>) -> Result<HeadRanges, EnvelopeError> {
+        let encode = |e: std::io::Error| EnvelopeError::Encode(e.to_string());
+        out.extend_from_slice(b"{\"event_id\":\"");
+        let event_id = push_uuid(out, &self.event_id.0);
+        out.extend_from_slice(b"\",\"event_type\":\"");
+        out.extend_from_slice(self.event_type().as_bytes());
+        out.extend_from_slice(b"\",\"schema_version\":");
+        write!(out, "{}", self.schema_version).map_err(encode)?;
+        out.extend_from_slice(b",\"correlation_id\":\"");
+        let correlation_id = push_uuid(out, &self.correlation_id.0);
+        out.extend_from_slice(b"\",\"causation_id\":");
+        let causation_id = match &self.causation_id {
+            None => {
+                out.extend_from_slice(b"null");
+                None
+            }
+            Some(c) => {
+                out.push(b'"');
+                let range = push_uuid(out, &c.0);
+                out.push(b'"');
+                Some(range)
+            }
         };
-        let mut out = Vec::with_capacity(payload.len() + 320);
-        serde_json::to_writer(&mut out, &head).map_err(|e| EnvelopeError::Encode(e.to_string()))?;
-        if out.pop() != Some(b'}') {
-            return Err(EnvelopeError::Encode(
-                "envelope head is not an object".into(),
-            ));
+        if let Some(t) = &self.triggered_by {
+            out.extend_from_slice(b",\"triggered_by\":");
+            serde_json::to_writer(&mut *out, t)
+                .map_err(|e| EnvelopeError::Encode(e.to_string()))?;
         }
-        out.extend_from_slice(b",\"payload\":");
-        out.extend_from_slice(&payload);
-        out.push(b'}');
-        String::from_utf8(out).map_err(|e| EnvelopeError::Encode(e.to_string()))
+        out.extend_from_slice(b",\"occurred_at\":\"");
+        let start = out.len();
+        push_rfc3339(out, &self.occurred_at).map_err(encode)?;
+        let occurred_at = start..out.len();
+        out.extend_from_slice(b"\",\"source\":");
+        serde_json::to_writer(&mut *out, self.source.as_ref())
+            .map_err(|e| EnvelopeError::Encode(e.to_string()))?;
+        Ok(HeadRanges {
+            event_id,
+            correlation_id,
+            causation_id,
+            occurred_at,
+        })
     }
 
     /// Parses one event; errors name what is wrong (malformed JSON with line and column,
@@ -257,17 +269,135 @@ pub enum EnvelopeError {
     Encode(String),
 }
 
-#[derive(Serialize)]
-struct WireHead<'a> {
-    event_id: EventId,
-    event_type: &'static str,
-    schema_version: u32,
-    correlation_id: CorrelationId,
-    causation_id: Option<EventId>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    triggered_by: Option<TriggeredBy>,
-    occurred_at: DateTime<Utc>,
-    source: &'a str,
+/// What `wrap` puts between the head and the payload.
+const PAYLOAD_KEY: &[u8] = b",\"payload\":";
+
+/// The payload hash of a payload's JSON as stored: blake3 of the event type and the
+/// bytes, or, for kinds with volatile fields, of the JSON without those fields (what
+/// [`Envelope::payload_hash`] gives for the typed payload).
+pub fn stored_payload_hash(kind: EventKind, payload_json: &[u8]) -> Result<String, EnvelopeError> {
+    Ok(payload_digest(kind, payload_json)?.to_hex().to_string())
+}
+
+fn payload_digest(kind: EventKind, payload_json: &[u8]) -> Result<blake3::Hash, EnvelopeError> {
+    let volatile = kind.volatile_fields();
+    let stable;
+    let bytes = if volatile.is_empty() {
+        payload_json
+    } else {
+        let mut value: serde_json::Value = serde_json::from_slice(payload_json)
+            .map_err(|e| EnvelopeError::Encode(e.to_string()))?;
+        if let Some(map) = value.as_object_mut() {
+            for field in volatile {
+                map.remove(*field);
+            }
+        }
+        stable = serde_json::to_vec(&value).map_err(|e| EnvelopeError::Encode(e.to_string()))?;
+        &stable
+    };
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(kind.as_str().as_bytes());
+    hasher.update(&[0]);
+    hasher.update(bytes);
+    Ok(hasher.finalize())
+}
+
+/// An envelope's JSON as [`Envelope::encode`] writes it, cut into its head (every field
+/// but the payload, without the closing brace) and its payload; `None` when the JSON is
+/// not in that form.
+pub fn split_stored(json: &str) -> Option<(&str, &str)> {
+    #[derive(Deserialize)]
+    struct PayloadOnly<'a> {
+        #[serde(borrow)]
+        payload: &'a RawValue,
+    }
+    let parsed: PayloadOnly<'_> = serde_json::from_str(json).ok()?;
+    let payload = parsed.payload.get();
+    let start = (payload.as_ptr() as usize).checked_sub(json.as_ptr() as usize)?;
+    let head_end = start.checked_sub(PAYLOAD_KEY.len())?;
+    let fits = json.as_bytes().get(head_end..start) == Some(PAYLOAD_KEY)
+        && json.get(start + payload.len()..) == Some("}");
+    fits.then(|| (&json[..head_end], payload))
+}
+
+/// An envelope as stored: see [`Envelope::encode`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncodedEnvelope {
+    pub json: String,
+    /// `json[..head_len]` is the head: every field but the payload.
+    pub head_len: usize,
+    pub payload_hash: blake3::Hash,
+    at: HeadRanges,
+}
+
+impl EncodedEnvelope {
+    pub fn event_id(&self) -> &str {
+        &self.json[self.at.event_id.clone()]
+    }
+
+    pub fn correlation_id(&self) -> &str {
+        &self.json[self.at.correlation_id.clone()]
+    }
+
+    pub fn causation_id(&self) -> Option<&str> {
+        self.at.causation_id.clone().map(|r| &self.json[r])
+    }
+
+    /// RFC 3339 ending in `Z`, as in the JSON.
+    pub fn occurred_at(&self) -> &str {
+        &self.json[self.at.occurred_at.clone()]
+    }
+}
+
+/// Where the head's id and time texts are in the JSON.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct HeadRanges {
+    event_id: Range<usize>,
+    correlation_id: Range<usize>,
+    causation_id: Option<Range<usize>>,
+    occurred_at: Range<usize>,
+}
+
+fn push_uuid(out: &mut Vec<u8>, id: &Uuid) -> Range<usize> {
+    let start = out.len();
+    let mut buf = Uuid::encode_buffer();
+    out.extend_from_slice(id.hyphenated().encode_lower(&mut buf).as_bytes());
+    start..out.len()
+}
+
+/// RFC 3339 as chrono's serde writes a UTC time: `Z`, and 0, 3, 6 or 9 fraction digits
+/// (the fewest that are exact). Years outside 0..=9999 and leap seconds, which chrono
+/// writes its own way, go through chrono.
+fn push_rfc3339(out: &mut Vec<u8>, at: &DateTime<Utc>) -> std::io::Result<()> {
+    let t = at.naive_utc();
+    let nanos = t.nanosecond();
+    if !(0..=9999).contains(&t.year()) || nanos >= 1_000_000_000 {
+        out.extend_from_slice(
+            at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+                .as_bytes(),
+        );
+        return Ok(());
+    }
+    write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )?;
+    if nanos == 0 {
+    } else if nanos % 1_000_000 == 0 {
+        write!(out, ".{:03}", nanos / 1_000_000)?;
+    } else if nanos % 1_000 == 0 {
+        write!(out, ".{:06}", nanos / 1_000)?;
+    } else {
+        write!(out, ".{nanos:09}")?;
+    }
+    out.push(b'Z');
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -284,4 +414,101 @@ struct WireIn {
     occurred_at: DateTime<Utc>,
     source: String,
     payload: Box<RawValue>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::events::OrderFilled;
+    use chrono::TimeZone;
+    use rust_decimal::Decimal;
+
+    /// The head as serde writes the typed fields: what the preformatted texts must equal.
+    #[derive(Serialize)]
+    struct TypedHead<'a> {
+        event_id: EventId,
+        event_type: &'static str,
+        schema_version: u32,
+        correlation_id: CorrelationId,
+        causation_id: Option<EventId>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        triggered_by: Option<TriggeredBy>,
+        occurred_at: DateTime<Utc>,
+        source: &'a str,
+    }
+
+    fn fill() -> OrderFilled {
+        OrderFilled {
+            client_order_id: "alc-1".into(),
+            fill_id: "f1".into(),
+            symbol: "SPY".into(),
+            side: crate::domain::Side::Buy,
+            qty: Decimal::new(15, 1),
+            price: Decimal::new(50_012, 2),
+            commission: Decimal::ZERO,
+        }
+    }
+
+    #[test]
+    fn encoded_json_is_what_the_typed_head_serialises_to() {
+        let times = [
+            Utc.with_ymd_and_hms(2024, 3, 1, 14, 30, 0).unwrap(),
+            Utc.timestamp_opt(1_700_000_000, 120_000_000).unwrap(),
+            Utc.timestamp_opt(1_700_000_000, 123_456_789).unwrap(),
+            Utc.timestamp_opt(1_700_000_000, 1_000).unwrap(),
+            Utc.timestamp_opt(1_700_000_000, 1_500_000).unwrap(),
+            Utc.timestamp_opt(0, 7).unwrap(),
+        ];
+        for t in times {
+            let clock = ManualClock::new(t);
+            let root = Envelope::root(fill(), "bench", &clock, None);
+            let child = Envelope::caused_by(&root, fill(), "execution", &clock);
+            let retry = Envelope::root(
+                fill(),
+                "recovery \"quoted\"",
+                &clock,
+                Some(TriggeredBy {
+                    correlation_id: root.correlation_id,
+                    event_id: child.event_id,
+                }),
+            );
+            for env in [root, child, retry] {
+                let head = TypedHead {
+                    event_id: env.event_id,
+                    event_type: env.event_type(),
+                    schema_version: env.schema_version,
+                    correlation_id: env.correlation_id,
+                    causation_id: env.causation_id,
+                    triggered_by: env.triggered_by,
+                    occurred_at: env.occurred_at,
+                    source: &env.source,
+                };
+                let mut expected = serde_json::to_string(&head).unwrap();
+                expected.pop();
+                let encoded = env.encode().unwrap();
+                assert!(
+                    encoded
+                        .json
+                        .starts_with(&format!("{expected},\"payload\":")),
+                    "{} vs {expected}",
+                    encoded.json
+                );
+                assert_eq!(&encoded.json[..encoded.head_len], expected);
+                assert_eq!(encoded.json, env.to_json().unwrap());
+                assert_eq!(encoded.payload_hash.to_hex().as_str(), env.payload_hash());
+                assert_eq!(Envelope::from_json(&encoded.json).unwrap(), env);
+                assert_eq!(encoded.event_id(), env.event_id.to_string());
+                assert_eq!(encoded.correlation_id(), env.correlation_id.to_string());
+                assert_eq!(
+                    encoded.causation_id(),
+                    env.causation_id.map(|c| c.to_string()).as_deref()
+                );
+                assert_eq!(
+                    encoded.occurred_at().replace('Z', "+00:00"),
+                    env.occurred_at.to_rfc3339()
+                );
+            }
+        }
+    }
 }

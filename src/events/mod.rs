@@ -7,6 +7,6 @@ pub mod hash;
 pub mod ids;
 pub mod payload;
 
-pub use envelope::{Envelope, EnvelopeError, TriggeredBy};
+pub use envelope::{EncodedEnvelope, Envelope, EnvelopeError, TriggeredBy};
 pub use ids::{CorrelationId, EventId};
 pub use payload::*;

@@ -516,11 +516,7 @@ macro_rules! payloads {
                 }
             }
 
-            pub(crate) fn to_json_value(&self) -> serde_json::Result<serde_json::Value> {
-                match self {
-                    $( Payload::$variant(p) => serde_json::to_value(p), )+
-                }
-            }
+
 
             /// Writes the payload's JSON (fields in declaration order) without building a
             /// `serde_json::Value`: the hot path of content hashing.

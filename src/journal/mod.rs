@@ -1,10 +1,15 @@
 //! The durable event journal: every event the broker accepts, appended to SQLite (WAL)
 //! *before* it is dispatched, in sequence order, hash-chained for tamper evidence.
 //!
-//! - the entry hash = blake3 of the entry's fields (seq, ids, type, source, time and the
-//!   envelope JSON); `chain_hash` = blake3(previous chain_hash ‖ entry hash), the first
-//!   entry chaining from 32 zero bytes. Changing any stored byte breaks the chain from
-//!   that entry on, which [`Journal::verify`] reports by sequence number.
+//! - the entry hash (format 2, `entry_format` column) = blake3 of the seq, the envelope's
+//!   head (every field but the payload) and the payload hash; [`Journal::verify`]
+//!   recomputes the payload hash from the stored payload and checks every column against
+//!   the envelope, so each stored byte is covered. Rows written before format 2 are
+//!   format 1: their entry hash covers every column and the whole envelope, and they
+//!   still verify. `chain_hash` = blake3(previous chain_hash ‖ entry hash), the first
+//!   entry chaining from 32 zero bytes. Changing any stored byte breaks the chain (or
+//!   the payload's hash) from that entry on, which [`Journal::verify`] reports by
+//!   sequence number.
 //! - Appends are batched: the events of one broker turn go in one transaction (group
 //!   commit).
 //! - Durability (`journal.sync`): `"normal"` (WAL, `synchronous=NORMAL`) survives a crash
@@ -29,7 +34,8 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
 use crate::domain::{Side, Symbol};
-use crate::events::{CorrelationId, Envelope, EventKind, Payload, TradingHalted};
+use crate::events::envelope::{split_stored, stored_payload_hash};
+use crate::events::{CorrelationId, EncodedEnvelope, Envelope, EventKind, Payload, TradingHalted};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -62,57 +68,60 @@ pub struct ConsumerMark {
     pub seq: u64,
 }
 
-/// An event's row as stored — column texts, envelope JSON, payload hash and entry
-/// hash — computed once, on the broker's thread, so that the writer thread only chains
-/// and inserts.
+/// An event's row as stored — the envelope encoded (JSON, payload hash, the column
+/// texts inside the JSON) and the entry hash — computed once, on the broker's thread, so
+/// that the writer thread only chains and inserts.
 #[derive(Clone, Debug)]
 pub struct Serialized {
-    pub envelope_json: String,
-    pub payload_hash: String,
-    event_id: String,
-    correlation_id: String,
-    causation_id: Option<String>,
-    occurred_at: String,
+    encoded: EncodedEnvelope,
     entry_hash: [u8; 32],
 }
 
 impl Serialized {
     pub fn of(seq: u64, env: &Envelope) -> Result<Self, JournalError> {
-        let (envelope_json, payload_hash) =
-            env.json_and_payload_hash()
-                .map_err(|e| JournalError::Entry {
-                    seq,
-                    message: e.to_string(),
-                })?;
-        let event_id = env.event_id.to_string();
-        let correlation_id = env.correlation_id.to_string();
-        let causation_id = env.causation_id.map(|c| c.to_string());
-        let occurred_at = env.occurred_at.to_rfc3339();
-        let entry_hash = entry_hash(&EntryFields {
+        let encoded = env.encode().map_err(|e| JournalError::Entry {
             seq,
-            event_id: &event_id,
-            event_type: env.event_type(),
-            schema_version: env.schema_version,
-            correlation_id: &correlation_id,
-            causation_id: causation_id.as_deref(),
-            source: &env.source,
-            occurred_at: &occurred_at,
-            envelope: &envelope_json,
-            payload_hash: &payload_hash,
-        });
+            message: e.to_string(),
+        })?;
+        let entry_hash = head_entry_hash(
+            seq,
+            &encoded.json[..encoded.head_len],
+            encoded.payload_hash.to_hex().as_str(),
+        );
         Ok(Self {
-            envelope_json,
-            payload_hash,
-            event_id,
-            correlation_id,
-            causation_id,
-            occurred_at,
+            encoded,
             entry_hash,
         })
     }
 }
 
-/// The fields an entry hash covers, borrowed from wherever they are.
+/// The `occurred_at` column: `to_rfc3339`'s `+00:00` form (format 1 entry hashes cover
+/// it), which differs from the JSON's `Z` form only in that suffix; built in `buf`.
+fn offset_form<'b>(z_form: &str, buf: &'b mut [u8; 48]) -> Option<&'b str> {
+    let stem = z_form.strip_suffix('Z')?;
+    let len = stem.len() + 6;
+    let out = buf.get_mut(..len)?;
+    out[..stem.len()].copy_from_slice(stem.as_bytes());
+    out[stem.len()..].copy_from_slice(b"+00:00");
+    std::str::from_utf8(out).ok()
+}
+
+/// The format of the entries this version writes (see the module's doc).
+const ENTRY_FORMAT: i64 = 2;
+
+/// Format 2: the seq, the envelope's head and the payload hash (which covers the
+/// payload). Half the bytes of format 1: the columns repeat the head.
+fn head_entry_hash(seq: u64, head: &str, payload_hash: &str) -> [u8; 32] {
+    let mut buf = Vec::with_capacity(head.len() + payload_hash.len() + 24);
+    buf.extend_from_slice(&seq.to_le_bytes());
+    for part in [head, payload_hash] {
+        buf.extend_from_slice(&(part.len() as u64).to_le_bytes());
+        buf.extend_from_slice(part.as_bytes());
+    }
+    *blake3::hash(&buf).as_bytes()
+}
+
+/// Format 1: the fields an entry hash covers, borrowed from wherever they are.
 struct EntryFields<'a> {
     seq: u64,
     event_id: &'a str,
@@ -183,10 +192,63 @@ struct Row {
     envelope: String,
     payload_hash: String,
     chain_hash: String,
+    entry_format: i64,
 }
 
 impl Row {
-    fn entry_hash(&self) -> [u8; 32] {
+    /// The entry hash by the row's format, or why it cannot be computed.
+    fn entry_hash(&self) -> Result<[u8; 32], String> {
+        match self.entry_format {
+            1 => Ok(self.columns_entry_hash()),
+            2 => {
+                let (head, _) = split_stored(&self.envelope)
+                    .ok_or("envelope is not in the stored form (head, then payload)")?;
+                Ok(head_entry_hash(self.seq, head, &self.payload_hash))
+            }
+            other => Err(format!("unknown entry format {other}")),
+        }
+    }
+
+    /// What a format 2 entry hash does not cover directly: the payload hash must be the
+    /// stored payload's, and the columns must repeat the envelope's fields.
+    fn mismatch(&self, env: &Envelope) -> Option<String> {
+        if self.entry_format < 2 {
+            return None;
+        }
+        let (_, payload) = split_stored(&self.envelope)?;
+        match stored_payload_hash(env.kind(), payload.as_bytes()) {
+            Ok(hash) if hash == self.payload_hash => {}
+            _ => {
+                return Some(
+                    "payload does not match its hash (changed after it was written)".into(),
+                )
+            }
+        }
+        let columns = [
+            ("event_id", self.event_id == env.event_id.to_string()),
+            ("event_type", self.event_type == env.event_type()),
+            ("schema_version", self.schema_version == env.schema_version),
+            (
+                "correlation_id",
+                self.correlation_id == env.correlation_id.to_string(),
+            ),
+            (
+                "causation_id",
+                self.causation_id == env.causation_id.map(|c| c.to_string()),
+            ),
+            ("source", self.source == env.source),
+            (
+                "occurred_at",
+                self.occurred_at == env.occurred_at.to_rfc3339(),
+            ),
+        ];
+        columns
+            .iter()
+            .find(|(_, same)| !same)
+            .map(|(column, _)| format!("column {column} does not match the envelope"))
+    }
+
+    fn columns_entry_hash(&self) -> [u8; 32] {
         entry_hash(&EntryFields {
             seq: self.seq,
             event_id: &self.event_id,
@@ -324,8 +386,8 @@ impl Journal {
         {
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO events (seq, event_id, event_type, schema_version, correlation_id, causation_id, \
-                 source, occurred_at, envelope, payload_hash, chain_hash) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                 source, occurred_at, envelope, payload_hash, chain_hash, entry_format) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )?;
             for (seq, env, serialized) in entries {
                 if *seq != last_seq + 1 {
@@ -336,18 +398,29 @@ impl Journal {
                 }
                 let chained = chain(&last_chain, &serialized.entry_hash);
                 let chain_hex = blake3::Hash::from(chained).to_hex();
+                let encoded = &serialized.encoded;
+                let mut buf = [0u8; 48];
+                let fallback;
+                let occurred_at = match offset_form(encoded.occurred_at(), &mut buf) {
+                    Some(text) => text,
+                    None => {
+                        fallback = env.occurred_at.to_rfc3339();
+                        &fallback
+                    }
+                };
                 stmt.execute(params![
                     *seq as i64,
-                    serialized.event_id,
+                    encoded.event_id(),
                     env.event_type(),
                     env.schema_version,
-                    serialized.correlation_id,
-                    serialized.causation_id,
+                    encoded.correlation_id(),
+                    encoded.causation_id(),
                     env.source.as_ref(),
-                    serialized.occurred_at,
-                    serialized.envelope_json,
-                    serialized.payload_hash,
-                    chain_hex.as_str()
+                    occurred_at,
+                    encoded.json,
+                    encoded.payload_hash.to_hex().as_str(),
+                    chain_hex.as_str(),
+                    ENTRY_FORMAT
                 ])?;
                 last_seq = *seq;
                 last_chain = chained;
@@ -377,7 +450,7 @@ impl Journal {
 
     fn rows(&self, filter: Option<&CorrelationId>) -> Result<Vec<Row>, JournalError> {
         let sql = "SELECT seq, event_id, event_type, schema_version, correlation_id, causation_id, source, \
-                   occurred_at, envelope, payload_hash, chain_hash FROM events";
+                   occurred_at, envelope, payload_hash, chain_hash, entry_format FROM events";
         let map = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Row> {
             Ok(Row {
                 seq: r.get::<_, i64>(0)? as u64,
@@ -391,6 +464,7 @@ impl Journal {
                 envelope: r.get(8)?,
                 payload_hash: r.get(9)?,
                 chain_hash: r.get(10)?,
+                entry_format: r.get(11)?,
             })
         };
         let rows = match filter {
@@ -436,11 +510,23 @@ impl Journal {
             if row.seq != expected {
                 return broken(format!("sequence gap: expected {expected}"));
             }
-            let chained = chain(&prev_chain, &row.entry_hash());
+            let entry = match row.entry_hash() {
+                Ok(entry) => entry,
+                Err(why) => return broken(why),
+            };
+            let chained = chain(&prev_chain, &entry);
             if hex32(&row.chain_hash) != Some(chained) {
                 return broken(
                     "contents do not match the hash chain (changed after it was written)".into(),
                 );
+            }
+            match Envelope::from_json(&row.envelope) {
+                Err(e) => return broken(format!("envelope does not parse: {e}")),
+                Ok(env) => {
+                    if let Some(why) = row.mismatch(&env) {
+                        return broken(why);
+                    }
+                }
             }
             if let Some(cause) = &row.causation_id {
                 match seen.get(cause) {
@@ -450,9 +536,6 @@ impl Journal {
                     }
                     Some(_) => {}
                 }
-            }
-            if let Err(e) = Envelope::from_json(&row.envelope) {
-                return broken(format!("envelope does not parse: {e}"));
             }
             seen.insert(row.event_id.clone(), row.correlation_id.clone());
             prev_chain = chained;

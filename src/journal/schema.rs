@@ -36,8 +36,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
         symbol TEXT NOT NULL,
         side TEXT NOT NULL,
         qty TEXT NOT NULL,
-        outcome TEXT
+                outcome TEXT
     );",
+    // 3: how each row's entry hash is computed (1 for rows written before this column).
+    "ALTER TABLE events ADD COLUMN entry_format INTEGER NOT NULL DEFAULT 1;",
 ];
 
 pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
