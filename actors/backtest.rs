@@ -108,7 +108,12 @@ impl Handler<Observed> for Recorder {
 
     fn handle(&mut self, msg: Observed, _ctx: &mut Self::Context) {
         let env = &msg.env;
-        self.digest.update(env.payload_hash().as_bytes());
+        match env.payload_digest() {
+            Ok(hash) => self.digest.update(hash.to_hex().as_bytes()),
+            Err(e) => self
+                .digest
+                .update(format!("unhashable payload: {e}").as_bytes()),
+        };
         self.events += 1;
         match &env.payload {
             Payload::WorkflowStarted(s) => {

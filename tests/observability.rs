@@ -79,14 +79,47 @@ fn scraped_counters_agree_with_the_journal() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // Each event goes once to every actor that consumes its type.
+    use alchemiser::actors::{execution, portfolio, reconciliation, recovery, strategy};
+    let consumers = [
+        strategy::CONSUMES,
+        portfolio::CONSUMES,
+        execution::CONSUMES,
+        reconciliation::CONSUMES,
+        recovery::CONSUMES,
+    ];
+    let journal_path = dir.path().join("state/journal.sqlite");
+    let expected_deliveries = || -> f64 {
+        let journal = Journal::open(&journal_path, SyncMode::Normal).unwrap();
+        journal
+            .entries()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                consumers
+                    .iter()
+                    .filter(|c| c.contains(&e.envelope.kind()))
+                    .count() as f64
+            })
+            .sum()
+    };
+    // The workflow counts as completed when the broker accepts its last event, which is
+    // delivered a moment later (after its commit): wait for the deliveries to catch up
+    // with the journal (more than the journal would never match).
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut scraped = None;
+    let mut last = None;
     while Instant::now() < deadline {
         if let Some((status, body)) = get(port, "/metrics") {
             if body.contains("workflows_total{status=\"completed\"} 1") {
                 assert!(status.contains("200"), "{status}");
-                scraped = Some(body);
-                break;
+                let delivered = samples(&body, "event_delivered_total")["event_delivered_total"];
+                let expected = expected_deliveries();
+                if delivered == expected {
+                    scraped = Some(body);
+                    break;
+                }
+                last = Some((delivered, expected));
             }
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -94,7 +127,9 @@ fn scraped_counters_agree_with_the_journal() {
     let health = get(port, "/healthz");
     let _ = child.kill();
     let _ = child.wait();
-    let text = scraped.expect("the run's workflow completed and was scraped");
+    let text = scraped.unwrap_or_else(|| {
+        panic!("no scrape with the workflow completed and deliveries (scraped, from the journal) matching: {last:?}")
+    });
     let (status, body) = health.expect("/healthz answered");
     assert!(status.contains("200"), "{status} {body}");
     let health: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -129,29 +164,9 @@ fn scraped_counters_agree_with_the_journal() {
     );
     let orders: f64 = samples(&text, "orders_total").values().sum();
     assert_eq!(orders, submitted, "every submitted order settled once");
-    // Each event goes once to every actor that consumes its type.
-    use alchemiser::actors::{execution, portfolio, reconciliation, recovery, strategy};
-    let consumers = [
-        strategy::CONSUMES,
-        portfolio::CONSUMES,
-        execution::CONSUMES,
-        reconciliation::CONSUMES,
-        recovery::CONSUMES,
-    ];
-    let expected_deliveries: f64 = journal
-        .entries()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            consumers
-                .iter()
-                .filter(|c| c.contains(&e.envelope.kind()))
-                .count() as f64
-        })
-        .sum();
     assert_eq!(
         samples(&text, "event_delivered_total")["event_delivered_total"],
-        expected_deliveries
+        expected_deliveries()
     );
     let latency = samples(&text, "event_handler_latency_ms_count");
     assert!(

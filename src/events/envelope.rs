@@ -132,11 +132,18 @@ impl Envelope {
     pub fn payload_hash(&self) -> String {
         // Payloads are plain data (strings, decimals, maps with string keys): their
         // serialisation cannot fail. Should it ever, the hash says so visibly.
-        match self.payload_bytes() {
-            Ok(bytes) => stored_payload_hash(self.kind(), &bytes)
-                .unwrap_or_else(|e| format!("unhashable payload: {e}")),
-            Err(e) => format!("unserialisable payload: {e}"),
+        match self.payload_digest() {
+            Ok(hash) => hash.to_hex().to_string(),
+            Err(e) => format!("unhashable payload: {e}"),
         }
+    }
+
+    /// [`Envelope::payload_hash`] as a digest (no text made: backtests fold one per event).
+    pub fn payload_digest(&self) -> Result<blake3::Hash, EnvelopeError> {
+        let bytes = self
+            .payload_bytes()
+            .map_err(|e| EnvelopeError::Encode(e.to_string()))?;
+        payload_digest(self.kind(), &bytes)
     }
 
     /// The envelope's JSON (byte for byte what serde gives for the typed envelope, with

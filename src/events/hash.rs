@@ -7,7 +7,11 @@
 
 use std::collections::BTreeMap;
 
+use std::io::Write;
+
 use rust_decimal::Decimal;
+
+use super::decimal_text::DecimalText;
 
 /// A canonical value: what a hash is computed over.
 #[derive(Clone, Debug, PartialEq)]
@@ -47,10 +51,12 @@ impl Canon {
             Canon::Str(s) => write_json_str(s, out),
             Canon::Dec(d) => {
                 out.push(b'"');
-                out.extend_from_slice(d.normalize().to_string().as_bytes());
+                out.extend_from_slice(DecimalText::of(&d.normalize()).as_str().as_bytes());
                 out.push(b'"');
             }
-            Canon::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
+            Canon::Int(i) => {
+                let _ = write!(out, "{i}");
+            }
             Canon::List(items) => {
                 out.push(b'[');
                 for (i, item) in items.iter().enumerate() {
@@ -109,6 +115,13 @@ pub fn decimal_map(map: &BTreeMap<String, Decimal>) -> Canon {
 }
 
 fn write_json_str(s: &str, out: &mut Vec<u8>) {
+    // Symbols, names and hashes need no escaping: copied as they are.
+    if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        return;
+    }
     // serde_json's string escaping is canonical (shortest escapes), so reuse it.
     match serde_json::to_vec(s) {
         Ok(bytes) => out.extend_from_slice(&bytes),
@@ -133,6 +146,23 @@ mod tests {
     fn keys_are_sorted_and_strings_escaped() {
         let v = Canon::map([("b", Canon::Int(2)), ("a", Canon::str("q\"uote"))]);
         assert_eq!(v.encode(), br#"{"a":"q\"uote","b":2}"#.to_vec());
+    }
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        for s in [
+            "SPY",
+            "a\"b",
+            "back\\slash",
+            "tab\there",
+            "\u{1}",
+            "é-ü",
+            "",
+        ] {
+            let mut out = Vec::new();
+            write_json_str(s, &mut out);
+            assert_eq!(out, serde_json::to_vec(s).unwrap(), "{s:?}");
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! newtypes and the canonical hashing behind `signal_hash`, `plan_hash` and
 //! `execution_plan_hash`. Business modules share nothing but these types.
 
+pub mod decimal_text;
 pub mod envelope;
 pub mod hash;
 pub mod ids;

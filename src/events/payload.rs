@@ -8,6 +8,7 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use super::decimal_text::text;
 use super::hash::{decimal_map, Canon};
 use super::ids::{CorrelationId, EventId};
 use crate::domain::{OrderType, PlanAction, RunMode, Side, Symbol};
@@ -31,11 +32,14 @@ pub struct WorkflowStarted {
 pub struct StrategyAllocation {
     pub name: String,
     /// Share of the portfolio given to this file (normalised across files).
+    #[serde(serialize_with = "text::plain")]
     pub file_weight: Decimal,
     /// In-file weights by symbol, summing to 1 (empty when the file failed).
+    #[serde(serialize_with = "text::map")]
     pub weights: BTreeMap<Symbol, Decimal>,
     /// Indicator values that decided the allocation, keyed by the call (`rsi(SPY,10)`).
     #[serde(default)]
+    #[serde(serialize_with = "text::map")]
     pub indicators: BTreeMap<String, Decimal>,
     /// Why the file's slice went to cash, when it failed to evaluate.
     #[serde(default)]
@@ -60,6 +64,7 @@ impl StrategyAllocation {
 pub struct SignalGenerated {
     pub as_of: NaiveDate,
     /// Consolidated weights by symbol, 6 decimals, summing to exactly 1 (or empty: all cash).
+    #[serde(serialize_with = "text::map")]
     pub target_weights: BTreeMap<Symbol, Decimal>,
     #[serde(default)]
     pub strategies: Vec<StrategyAllocation>,
@@ -91,9 +96,13 @@ impl SignalGenerated {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AllocationRow {
     pub symbol: Symbol,
+    #[serde(serialize_with = "text::plain")]
     pub target_weight: Decimal,
+    #[serde(serialize_with = "text::plain")]
     pub target_value: Decimal,
+    #[serde(serialize_with = "text::plain")]
     pub current_value: Decimal,
+    #[serde(serialize_with = "text::plain")]
     pub delta: Decimal,
 }
 
@@ -101,6 +110,7 @@ pub struct AllocationRow {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AllocationCompared {
     pub signal_hash: String,
+    #[serde(serialize_with = "text::plain")]
     pub portfolio_value: Decimal,
     pub rows: Vec<AllocationRow>,
 }
@@ -109,10 +119,15 @@ pub struct AllocationCompared {
 pub struct PlanItem {
     pub symbol: Symbol,
     pub action: PlanAction,
+    #[serde(serialize_with = "text::plain")]
     pub qty: Decimal,
+    #[serde(serialize_with = "text::plain")]
     pub price: Decimal,
+    #[serde(serialize_with = "text::plain")]
     pub target_value: Decimal,
+    #[serde(serialize_with = "text::plain")]
     pub current_value: Decimal,
+    #[serde(serialize_with = "text::plain")]
     pub delta: Decimal,
 }
 
@@ -135,8 +150,11 @@ pub struct RebalancePlanned {
     pub signal_hash: String,
     pub plan_hash: String,
     pub account_snapshot_id: String,
+    #[serde(serialize_with = "text::plain")]
     pub portfolio_value: Decimal,
+    #[serde(serialize_with = "text::plain")]
     pub cash: Decimal,
+    #[serde(serialize_with = "text::plain")]
     pub investable: Decimal,
     /// Sells, then buys, then holds; each by symbol.
     pub items: Vec<PlanItem>,
@@ -174,10 +192,12 @@ pub struct OrderIntent {
     pub client_order_id: String,
     pub symbol: Symbol,
     pub side: Side,
+    #[serde(serialize_with = "text::plain")]
     pub qty: Decimal,
     #[serde(default)]
     pub order_type: OrderType,
     #[serde(default)]
+    #[serde(serialize_with = "text::opt")]
     pub limit_price: Option<Decimal>,
 }
 
@@ -200,8 +220,10 @@ pub struct ExecutionStarted {
     pub orders: Vec<OrderIntent>,
     /// The venue's positions just before the first order: reconciliation's baseline.
     #[serde(default)]
+    #[serde(serialize_with = "text::map")]
     pub positions_before: BTreeMap<Symbol, Decimal>,
     #[serde(default)]
+    #[serde(serialize_with = "text::opt")]
     pub cash_before: Option<Decimal>,
 }
 
@@ -226,10 +248,12 @@ pub struct OrderSubmitted {
     pub venue_order_id: Option<String>,
     pub symbol: Symbol,
     pub side: Side,
+    #[serde(serialize_with = "text::plain")]
     pub qty: Decimal,
     #[serde(default)]
     pub order_type: OrderType,
     #[serde(default)]
+    #[serde(serialize_with = "text::opt")]
     pub limit_price: Option<Decimal>,
 }
 
@@ -240,9 +264,12 @@ pub struct OrderFilled {
     pub fill_id: String,
     pub symbol: Symbol,
     pub side: Side,
+    #[serde(serialize_with = "text::plain")]
     pub qty: Decimal,
+    #[serde(serialize_with = "text::plain")]
     pub price: Decimal,
     #[serde(default)]
+    #[serde(serialize_with = "text::plain")]
     pub commission: Decimal,
 }
 
@@ -251,9 +278,12 @@ pub struct OrderOutcome {
     pub client_order_id: String,
     pub symbol: Symbol,
     pub side: Side,
+    #[serde(serialize_with = "text::plain")]
     pub requested_qty: Decimal,
+    #[serde(serialize_with = "text::plain")]
     pub filled_qty: Decimal,
     #[serde(default)]
+    #[serde(serialize_with = "text::opt")]
     pub avg_price: Option<Decimal>,
     /// `filled`, `partially_filled`, `rejected`, `skipped`, `canceled`.
     pub status: String,
@@ -268,10 +298,12 @@ pub struct OrderSettled {
     pub orders: Vec<OrderOutcome>,
     pub placed: u32,
     pub succeeded: u32,
+    #[serde(serialize_with = "text::plain")]
     pub traded_value: Decimal,
     /// The positions before the first order (as in `execution.started.v1`), so that a
     /// settlement is reconcilable on its own, e.g. when a restarted engine resumes it.
     #[serde(default)]
+    #[serde(serialize_with = "text::opt_map")]
     pub positions_before: Option<BTreeMap<Symbol, Decimal>>,
 }
 
@@ -293,6 +325,7 @@ pub struct ReconciliationRequested {
     /// Positions the journal says the account should hold (the last execution's
     /// positions before plus its fills); `None`: the journal has no execution yet.
     #[serde(default)]
+    #[serde(serialize_with = "text::opt_map")]
     pub expected_positions: Option<BTreeMap<Symbol, Decimal>>,
     /// The trading day a corrective workflow would run as of.
     #[serde(default)]
@@ -302,11 +335,15 @@ pub struct ReconciliationRequested {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PositionCheck {
     pub symbol: Symbol,
+    #[serde(serialize_with = "text::plain")]
     pub expected_qty: Decimal,
+    #[serde(serialize_with = "text::plain")]
     pub actual_qty: Decimal,
     #[serde(default)]
+    #[serde(serialize_with = "text::opt")]
     pub expected_value: Option<Decimal>,
     #[serde(default)]
+    #[serde(serialize_with = "text::opt")]
     pub actual_value: Option<Decimal>,
 }
 
@@ -315,8 +352,10 @@ pub struct ReconciliationCompleted {
     pub status: ReconciliationStatus,
     pub positions: Vec<PositionCheck>,
     #[serde(default)]
+    #[serde(serialize_with = "text::opt")]
     pub expected_cash: Option<Decimal>,
     #[serde(default)]
+    #[serde(serialize_with = "text::opt")]
     pub actual_cash: Option<Decimal>,
     /// Client order ids open at the venue that no journaled intent explains.
     #[serde(default)]
@@ -352,12 +391,15 @@ pub struct OrderDenied {
     pub client_order_id: String,
     pub symbol: Symbol,
     pub side: Side,
+    #[serde(serialize_with = "text::plain")]
     pub qty: Decimal,
     /// qty × the plan's price.
+    #[serde(serialize_with = "text::plain")]
     pub notional: Decimal,
     pub code: RiskCode,
     /// The limit breached (`None` for a symbol outside `allowed_symbols`).
     #[serde(default)]
+    #[serde(serialize_with = "text::opt")]
     pub limit: Option<Decimal>,
     pub detail: String,
 }

@@ -1,0 +1,225 @@
+//! Decimals as text, fast. rust_decimal formats by dividing its 96-bit mantissa by ten
+//! once per digit, which made decimal formatting the largest single cost of hashing
+//! payloads (backtests hash every event). [`DecimalText`] writes the very same text
+//! (`Display`, and serde's string form) from the mantissa's digits as `itoa` formats
+//! them, in a stack buffer, so stored JSON and every hash are unchanged.
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+use serde::ser::{Serialize, Serializer};
+
+/// A decimal's text in a stack buffer (at most 29 digits, a sign, a point and a zero).
+pub struct DecimalText {
+    buf: [u8; 40],
+    len: usize,
+}
+
+impl DecimalText {
+    pub fn of(d: &Decimal) -> Self {
+        let mut out = Self {
+            buf: [0; 40],
+            len: 0,
+        };
+        let mut itoa_digits = itoa::Buffer::new();
+        let mantissa = d.mantissa().unsigned_abs();
+        let digits: &[u8] = if mantissa == 0 {
+            b""
+        } else {
+            itoa_digits.format(mantissa).as_bytes()
+        };
+        if d.is_sign_negative() {
+            out.push(b'-');
+        }
+        let scale = d.scale() as usize;
+        if digits.len() > scale {
+            let whole = digits.len() - scale;
+            out.extend(&digits[..whole]);
+            if scale > 0 {
+                out.push(b'.');
+                out.extend(&digits[whole..]);
+            }
+        } else if scale > 0 {
+            // All fraction: "0." then zeros up to the scale, then the digits.
+            out.extend(b"0.");
+            for _ in digits.len()..scale {
+                out.push(b'0');
+            }
+            out.extend(digits);
+        } else {
+            out.push(b'0');
+        }
+        out
+    }
+
+    fn extend(&mut self, bytes: &[u8]) {
+        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+
+    fn push(&mut self, b: u8) {
+        self.buf[self.len] = b;
+        self.len += 1;
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits, '-' and '.' were written.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("0")
+    }
+}
+
+impl Serialize for DecimalText {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// `#[serde(serialize_with = ...)]` helpers giving rust_decimal's own string form.
+pub mod text {
+    use super::*;
+
+    pub fn plain<S: Serializer>(d: &Decimal, s: S) -> Result<S::Ok, S::Error> {
+        DecimalText::of(d).serialize(s)
+    }
+
+    pub fn opt<S: Serializer>(d: &Option<Decimal>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&DecimalText::of(d)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn map<S: Serializer>(m: &BTreeMap<String, Decimal>, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(m.iter().map(|(k, v)| (k, DecimalText::of(v))))
+    }
+
+    pub fn opt_map<S: Serializer>(
+        m: &Option<BTreeMap<String, Decimal>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        struct Map<'a>(&'a BTreeMap<String, Decimal>);
+        impl Serialize for Map<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                map(self.0, s)
+            }
+        }
+        match m {
+            Some(m) => s.serialize_some(&Map(m)),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Serialize;
+
+    /// xorshift64*: reproducible values without a dependency.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+    }
+
+    fn check(d: Decimal) {
+        assert_eq!(DecimalText::of(&d).as_str(), d.to_string(), "{d:?}");
+    }
+
+    #[test]
+    fn text_is_rust_decimals_own() {
+        for s in [
+            "0",
+            "0.00",
+            "1",
+            "-1",
+            "1.50",
+            "-0.05",
+            "0.000001",
+            "123456.789",
+        ] {
+            check(s.parse().unwrap());
+        }
+        check(Decimal::MAX);
+        check(Decimal::MIN);
+        check(Decimal::new(-0, 3));
+        let mut negative_zero = Decimal::new(0, 2);
+        negative_zero.set_sign_negative(true);
+        check(negative_zero);
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        for _ in 0..200_000 {
+            let lo = rng.next();
+            let hi = rng.next();
+            let width = rng.next() % 97;
+            let mantissa = (((hi as u128) << 64) | lo as u128) >> (128 - width.max(1));
+            let scale = (rng.next() % 29) as u32;
+            let negative = rng.next() % 2 == 0;
+            let d = Decimal::from_parts(
+                mantissa as u32,
+                (mantissa >> 32) as u32,
+                (mantissa >> 64) as u32,
+                negative,
+                scale,
+            );
+            check(d);
+        }
+    }
+
+    #[test]
+    fn serde_helpers_write_what_serde_writes() {
+        #[derive(Serialize)]
+        struct Fast {
+            #[serde(serialize_with = "text::plain")]
+            a: Decimal,
+            #[serde(serialize_with = "text::opt")]
+            b: Option<Decimal>,
+            #[serde(serialize_with = "text::opt")]
+            c: Option<Decimal>,
+            #[serde(serialize_with = "text::map")]
+            d: BTreeMap<String, Decimal>,
+            #[serde(serialize_with = "text::opt_map")]
+            e: Option<BTreeMap<String, Decimal>>,
+            #[serde(serialize_with = "text::opt_map")]
+            f: Option<BTreeMap<String, Decimal>>,
+        }
+        #[derive(Serialize)]
+        struct Plain {
+            a: Decimal,
+            b: Option<Decimal>,
+            c: Option<Decimal>,
+            d: BTreeMap<String, Decimal>,
+            e: Option<BTreeMap<String, Decimal>>,
+            f: Option<BTreeMap<String, Decimal>>,
+        }
+        let map: BTreeMap<String, Decimal> = [
+            ("SPY".to_string(), "0.25".parse().unwrap()),
+            ("T\"Q".to_string(), "-3".parse().unwrap()),
+        ]
+        .into();
+        let a: Decimal = "1234.5600".parse().unwrap();
+        let fast = Fast {
+            a,
+            b: Some(a),
+            c: None,
+            d: map.clone(),
+            e: Some(map.clone()),
+            f: None,
+        };
+        let plain = Plain {
+            a,
+            b: Some(a),
+            c: None,
+            d: map.clone(),
+            e: Some(map),
+            f: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&fast).unwrap(),
+            serde_json::to_string(&plain).unwrap()
+        );
+    }
+}
