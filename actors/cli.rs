@@ -906,7 +906,7 @@ fn run(
             confirm_calendar(&live.client, clock.now().with_timezone(&chrono_tz::America::New_York).date_naive()).await;
         }
         let stopping = Arc::new(tokio::sync::Notify::new());
-        actix_rt::spawn(watch_signals(stopping.clone()));
+                actix_rt::spawn(watch_signals(StopSignals::install(), stopping.clone()));
         loop {
             let day = if once {
                 as_of
@@ -1093,27 +1093,45 @@ async fn resolve_pending_intents(outbox: &Outbox, venue: &dyn Venue) -> Result<(
     Ok(())
 }
 
-/// Waits for SIGINT or SIGTERM.
-async fn next_signal(term: &mut Option<tokio::signal::unix::Signal>) {
-    match term {
-        Some(t) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = t.recv() => {}
+/// The streams of SIGINT and SIGTERM. Made before anything is announced: a handler is
+/// installed when its stream is made, and a signal that came earlier would kill the
+/// process instead of stopping it.
+struct StopSignals {
+    interrupt: Option<tokio::signal::unix::Signal>,
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn install() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        Self {
+            interrupt: signal(SignalKind::interrupt()).ok(),
+            terminate: signal(SignalKind::terminate()).ok(),
+        }
+    }
+
+    /// Waits for SIGINT or SIGTERM.
+    async fn next(&mut self) {
+        async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
         }
-        None => {
-            let _ = tokio::signal::ctrl_c().await;
+        tokio::select! {
+            _ = recv(&mut self.interrupt) => {}
+            _ = recv(&mut self.terminate) => {}
         }
     }
 }
 
 /// First SIGINT/SIGTERM: tell the loop to stop after the running workflow. Second: exit now.
-async fn watch_signals(stopping: Arc<tokio::sync::Notify>) {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    next_signal(&mut term).await;
+async fn watch_signals(mut signals: StopSignals, stopping: Arc<tokio::sync::Notify>) {
+    signals.next().await;
     stopping.notify_one();
-    next_signal(&mut term).await;
+    signals.next().await;
     eprintln!("second signal: exiting now");
     std::process::exit(130);
 }
