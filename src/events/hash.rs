@@ -5,36 +5,44 @@
 //! written in normalised form (`1.50` and `1.5` hash alike). Ids and timestamps are
 //! never part of a `Canon`, so the same inputs give the same hash in every run.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
-
 use std::io::Write;
 
 use rust_decimal::Decimal;
 
 use super::decimal_text::DecimalText;
 
-/// A canonical value: what a hash is computed over.
+/// A canonical value: what a hash is computed over. It borrows the payload's texts
+/// (hashing runs on every plan and signal; copying every name and symbol showed).
 #[derive(Clone, Debug, PartialEq)]
-pub enum Canon {
+pub enum Canon<'a> {
     Null,
-    Str(String),
+    Str(Cow<'a, str>),
     Dec(Decimal),
     Int(i64),
-    List(Vec<Canon>),
-    Map(BTreeMap<String, Canon>),
+    List(Vec<Canon<'a>>),
+    /// Entries sorted by key, keys unique (built by [`Canon::map`]).
+    Map(Vec<(Cow<'a, str>, Canon<'a>)>),
 }
 
-impl Canon {
-    /// Builds a map from `(key, value)` pairs; key order does not matter.
-    pub fn map<K: Into<String>>(pairs: impl IntoIterator<Item = (K, Canon)>) -> Canon {
-        Canon::Map(pairs.into_iter().map(|(k, v)| (k.into(), v)).collect())
+impl<'a> Canon<'a> {
+    /// Builds a map from `(key, value)` pairs; key order does not matter, and of equal
+    /// keys the last one counts.
+    pub fn map<K: Into<Cow<'a, str>>>(pairs: impl IntoIterator<Item = (K, Canon<'a>)>) -> Self {
+        let mut entries: Vec<(Cow<'a, str>, Canon<'a>)> =
+            pairs.into_iter().map(|(k, v)| (k.into(), v)).collect();
+        entries.reverse();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries.dedup_by(|later, first| later.0 == first.0);
+        Canon::Map(entries)
     }
 
-    pub fn str(s: impl Into<String>) -> Canon {
+    pub fn str(s: impl Into<Cow<'a, str>>) -> Self {
         Canon::Str(s.into())
     }
 
-    pub fn opt_dec(d: Option<Decimal>) -> Canon {
+    pub fn opt_dec(d: Option<Decimal>) -> Self {
         d.map_or(Canon::Null, Canon::Dec)
     }
 
@@ -93,23 +101,24 @@ impl Canon {
     }
 }
 
-impl From<&Decimal> for Canon {
+impl From<&Decimal> for Canon<'_> {
     fn from(d: &Decimal) -> Self {
         Canon::Dec(*d)
     }
 }
 
-impl From<&str> for Canon {
-    fn from(s: &str) -> Self {
-        Canon::Str(s.to_string())
+impl<'a> From<&'a str> for Canon<'a> {
+    fn from(s: &'a str) -> Self {
+        Canon::Str(Cow::Borrowed(s))
     }
 }
 
-/// Decimal-valued map (weights by symbol) as a canonical map.
-pub fn decimal_map(map: &BTreeMap<String, Decimal>) -> Canon {
+/// Decimal-valued map (weights by symbol) as a canonical map (a `BTreeMap` is sorted
+/// by key already).
+pub fn decimal_map(map: &BTreeMap<String, Decimal>) -> Canon<'_> {
     Canon::Map(
         map.iter()
-            .map(|(k, v)| (k.clone(), Canon::Dec(*v)))
+            .map(|(k, v)| (Cow::Borrowed(k.as_str()), Canon::Dec(*v)))
             .collect(),
     )
 }
@@ -163,6 +172,16 @@ mod tests {
             write_json_str(s, &mut out);
             assert_eq!(out, serde_json::to_vec(s).unwrap(), "{s:?}");
         }
+    }
+
+    #[test]
+    fn of_equal_keys_the_last_counts() {
+        let v = Canon::map([
+            ("a", Canon::Int(1)),
+            ("b", Canon::Int(2)),
+            ("a", Canon::Int(3)),
+        ]);
+        assert_eq!(v.encode(), br#"{"a":3,"b":2}"#.to_vec());
     }
 
     #[test]

@@ -47,7 +47,7 @@ pub struct StrategyAllocation {
 }
 
 impl StrategyAllocation {
-    fn canon(&self) -> Canon {
+    fn canon(&self) -> Canon<'_> {
         Canon::map([
             ("name", Canon::str(&self.name)),
             ("file_weight", Canon::Dec(self.file_weight)),
@@ -132,7 +132,7 @@ pub struct PlanItem {
 }
 
 impl PlanItem {
-    fn canon(&self) -> Canon {
+    fn canon(&self) -> Canon<'_> {
         Canon::map([
             ("symbol", Canon::str(&self.symbol)),
             ("action", Canon::str(self.action.as_str())),
@@ -202,7 +202,7 @@ pub struct OrderIntent {
 }
 
 impl OrderIntent {
-    fn canon(&self) -> Canon {
+    fn canon(&self) -> Canon<'_> {
         Canon::map([
             ("symbol", Canon::str(&self.symbol)),
             ("side", Canon::str(self.side.as_str())),
