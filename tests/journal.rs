@@ -274,6 +274,49 @@ mod formats {
     }
 }
 
+/// The writer's checkpoints run on their own thread: committed rows reach the database
+/// file while the writer is still open, and the journal verifies afterwards.
+#[test]
+fn checkpoints_copy_the_wal_into_the_file_while_the_writer_runs() {
+    use alchemiser::journal::writer::JournalWriter;
+    use alchemiser::journal::Serialized;
+    use std::sync::{mpsc, Arc};
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.sqlite");
+    let journal = Journal::open(&path, SyncMode::Normal).unwrap();
+    let before = std::fs::metadata(&path).unwrap().len();
+    let writer = JournalWriter::spawn_checkpointing_every(journal, 1).unwrap();
+    let mut seq = 0;
+    for _ in 0..5 {
+        let events: Vec<_> = workflow()
+            .into_iter()
+            .map(|env| {
+                seq += 1;
+                let z = Serialized::of(seq, &env).unwrap();
+                (seq, Arc::new(env), z)
+            })
+            .collect();
+        let (tx, rx) = mpsc::channel();
+        writer
+            .submit(events, Vec::new(), Box::new(move |r| tx.send(r).unwrap()))
+            .unwrap();
+        rx.recv_timeout(Duration::from_secs(10)).unwrap().unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::metadata(&path).unwrap().len() <= before {
+        assert!(Instant::now() < deadline, "no checkpoint reached the file");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(writer);
+    let report = Journal::open(&path, SyncMode::Normal)
+        .unwrap()
+        .verify()
+        .unwrap();
+    assert_eq!((report.entries, report.first_broken), (15, None));
+}
+
 mod engine_journal {
     use std::process::Command;
     use std::sync::Arc;

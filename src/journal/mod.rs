@@ -78,6 +78,11 @@ pub struct Serialized {
 }
 
 impl Serialized {
+    /// Bytes the row stores, about (the envelope dominates): what checkpoints pace by.
+    pub fn stored_len(&self) -> usize {
+        self.encoded.json.len() + 256
+    }
+
     pub fn of(seq: u64, env: &Envelope) -> Result<Self, JournalError> {
         let encoded = env.encode().map_err(|e| JournalError::Entry {
             seq,
@@ -290,6 +295,26 @@ impl Journal {
         let mut journal = Self::setup(conn, sync).map_err(|e| fail(e.to_string()))?;
         journal.durable = true;
         Ok(journal)
+    }
+
+    /// A second connection to the file for checkpoints, this connection's automatic
+    /// checkpoints turned off (see `writer`); `None` in memory.
+    fn checkpoint_connection(&mut self) -> Result<Option<Connection>, JournalError> {
+        let Some(path) = self
+            .conn
+            .path()
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+        else {
+            return Ok(None);
+        };
+        if !self.durable {
+            return Ok(None);
+        }
+        let conn = Connection::open(&path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        self.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        Ok(Some(conn))
     }
 
     /// A journal that lives only as long as the process (backtests).

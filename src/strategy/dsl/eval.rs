@@ -91,12 +91,12 @@ fn exact_to_decimal(v: f64, dp: u32) -> Decimal {
 /// Zero is left to the exact path (it keeps a negative sign).
 fn six_places(v: f64) -> Option<Decimal> {
     const GUARD: f64 = 1e-4;
-        if !v.is_finite() || v.abs() >= 1e4 {
+    if !v.is_finite() || v.abs() >= 1e4 {
         return None;
     }
     let scaled = v * 1e6;
     let frac = scaled - scaled.floor();
-        if !(GUARD..=1.0 - GUARD).contains(&frac) || (frac - 0.5).abs() < GUARD {
+    if !(GUARD..=1.0 - GUARD).contains(&frac) || (frac - 0.5).abs() < GUARD {
         return None;
     }
     let r = scaled.round() as i64;
