@@ -353,20 +353,8 @@ impl Evaluator<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// xorshift64*: reproducible values without a dependency.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-        fn unit(&mut self) -> f64 {
-            (self.next() >> 11) as f64 / (1u64 << 53) as f64
-        }
-    }
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
 
     fn same(v: f64) -> bool {
         match six_places(v) {
@@ -381,18 +369,18 @@ mod tests {
 
     #[test]
     fn the_fast_path_gives_the_exact_conversions_decimal() {
-        let mut rng = Rng(0x0123_4567_89AB_CDEF);
+        let mut rng = StdRng::seed_from_u64(11);
         let mut fast = 0;
         let total = 400_000;
         for i in 0..total {
             let v = match i % 4 {
                 // Any magnitude the fast path takes, both signs.
-                0 => (rng.unit() - 0.5) * 2e4 * 10f64.powi(-((rng.next() % 12) as i32)),
+                0 => (rng.random::<f64>() - 0.5) * 2e4 * 10f64.powi(-rng.random_range(0..12)),
                 // Few decimals (exact and near ties at the sixth place).
-                1 => (rng.next() % 20_000_000) as f64 / 1e7 - 1.0,
-                2 => (rng.next() % 2_000_000) as f64 / 2e6 + 0.5e-6,
+                1 => rng.random_range(0..20_000_000u32) as f64 / 1e7 - 1.0,
+                2 => rng.random_range(0..2_000_000u32) as f64 / 2e6 + 0.5e-6,
                 // Indicator-like values: RSI, returns, prices.
-                _ => rng.unit() * 100.0,
+                _ => rng.random::<f64>() * 100.0,
             };
             if same(v) {
                 fast += 1;
