@@ -331,26 +331,30 @@ pub fn measure(
     }
 }
 
-/// [`measure`] for a drill on the simulated venue.
-pub fn measure_sim(
-    report: &mut DrillReport,
-    stats: &BrokerStats,
-    attempts: &[WorkflowSummary],
-    engine: &Engine,
-    sim: &SimVenue,
-    planned: Option<&BTreeMap<Symbol, Decimal>>,
-    rig: &Rig,
-) {
-    measure(
-        report,
-        Some(stats),
-        attempts,
-        &engine.journal,
-        &sim_orders(sim),
-        &sim.snapshot().positions,
-        planned,
-        rig,
-    );
+impl Engine {
+    /// For a drill on the simulated venue: waits until the engine settles, then
+    /// [`measure`]s; the stats, for the drill's own checks.
+    pub async fn settle_and_measure(
+        &self,
+        report: &mut DrillReport,
+        attempts: &[WorkflowSummary],
+        sim: &SimVenue,
+        planned: Option<&BTreeMap<Symbol, Decimal>>,
+        rig: &Rig,
+    ) -> Result<BrokerStats, String> {
+        let stats = self.settle().await?;
+        measure(
+            report,
+            Some(&stats),
+            attempts,
+            &self.journal,
+            &sim_orders(sim),
+            &sim.snapshot().positions,
+            planned,
+            rig,
+        );
+        Ok(stats)
+    }
 }
 
 /// The sim venue's orders, for [`measure`].

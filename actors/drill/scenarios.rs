@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 use rust_decimal::Decimal;
 
 use super::faults::{FaultPlan, HandlerFaultKind, Injected};
-use super::rig::{completed, expect_day_on_plan, fake_orders, measure, measure_sim, Rig};
+use super::rig::{completed, expect_day_on_plan, fake_orders, measure, Rig};
 use crate::actors::broker::{FollowUp, Publish, QueryFollowUp, StartWorkflow};
 use crate::actors::control::reconcile_now;
 use crate::actors::{execution, portfolio, reconciliation, recovery, strategy};
@@ -107,17 +107,10 @@ pub async fn actor_panic(
     }
     let engine = rig.start(venue.clone(), |reg| reg.wrap(actor, move |h| plan.wrap(h)))?;
     let attempts = engine.day(rig.as_of).await?;
-    let stats = engine.settle().await?;
+    let stats = engine
+        .settle_and_measure(&mut report, &attempts, &sim, Some(&plans.sim), &rig)
+        .await?;
     report.faults_injected = injected.count() + venue.injected();
-    measure_sim(
-        &mut report,
-        &stats,
-        &attempts,
-        &engine,
-        &sim,
-        Some(&plans.sim),
-        &rig,
-    );
     let restarts = stats.actor(actor).map_or(0, |a| a.restarts);
     report.check(
         "fault injected",
@@ -182,17 +175,10 @@ pub async fn poison_event(seed: u64, iteration: u32, plans: &Plans) -> Result<Dr
         engine.broker.send(Publish(Arc::new(bogus))).await,
         Ok(Err(_))
     );
-    let stats = engine.settle().await?;
+    let stats = engine
+        .settle_and_measure(&mut report, &attempts, &sim, Some(&plans.sim), &rig)
+        .await?;
     report.faults_injected = injected.count() + 1;
-    measure_sim(
-        &mut report,
-        &stats,
-        &attempts,
-        &engine,
-        &sim,
-        Some(&plans.sim),
-        &rig,
-    );
     report.check(
         "poison dead-lettered",
         stats.dead_letters.len() == 1,
@@ -243,17 +229,10 @@ pub async fn hung_workflow(
         .push(format!("first order submission hangs {}s", hang.as_secs()));
     let engine = rig.start(venue.clone(), |_| {})?;
     let attempts = engine.day(rig.as_of).await?;
-    let stats = engine.settle().await?;
+    engine
+        .settle_and_measure(&mut report, &attempts, &sim, Some(&plans.sim), &rig)
+        .await?;
     report.faults_injected = venue.injected();
-    measure_sim(
-        &mut report,
-        &stats,
-        &attempts,
-        &engine,
-        &sim,
-        Some(&plans.sim),
-        &rig,
-    );
     report.check(
         "first workflow timed out",
         attempts
@@ -316,17 +295,10 @@ pub async fn duplicate_delivery(
         ),
         None => false,
     };
-    let stats = engine.settle().await?;
+    engine
+        .settle_and_measure(&mut report, &attempts, &sim, Some(&plans.sim), &rig)
+        .await?;
     report.faults_injected = injected.count() + 1;
-    measure_sim(
-        &mut report,
-        &stats,
-        &attempts,
-        &engine,
-        &sim,
-        Some(&plans.sim),
-        &rig,
-    );
     report.check(
         "plan redelivered after the crash",
         stats_before.redelivered >= 1,
@@ -429,8 +401,9 @@ pub async fn reconciliation_drift(seed: u64, iteration: u32) -> Result<DrillRepo
             report.check("new workflows refused while halted", refused, "");
         }
     }
-    let stats = engine.settle().await?;
-    measure_sim(&mut report, &stats, &attempts, &engine, &sim, None, &rig);
+    let stats = engine
+        .settle_and_measure(&mut report, &attempts, &sim, None, &rig)
+        .await?;
     match on_drift {
         OnDrift::Rebalance => {
             report.check(
