@@ -155,13 +155,7 @@ impl Envelope {
             .payload_bytes()
             .map_err(|e| EnvelopeError::Encode(e.to_string()))?;
         let payload_hash = payload_digest(self.kind(), &payload)?;
-        let mut out = Vec::with_capacity(payload.len() + 320);
-        let at = self.write_head(&mut out)?;
-        let head_len = out.len();
-        out.extend_from_slice(PAYLOAD_KEY);
-        out.extend_from_slice(&payload);
-        out.push(b'}');
-        let json = String::from_utf8(out).map_err(|e| EnvelopeError::Encode(e.to_string()))?;
+        let (json, head_len, at) = self.assemble(&payload)?;
         Ok(EncodedEnvelope {
             json,
             head_len,
@@ -171,7 +165,23 @@ impl Envelope {
     }
 
     pub fn to_json(&self) -> Result<String, EnvelopeError> {
-        Ok(self.encode()?.json)
+        let payload = self
+            .payload_bytes()
+            .map_err(|e| EnvelopeError::Encode(e.to_string()))?;
+        Ok(self.assemble(&payload)?.0)
+    }
+
+    /// The head, then the payload's JSON as its last field: the JSON, the head's length
+    /// and where the head's texts are.
+    fn assemble(&self, payload: &[u8]) -> Result<(String, usize, HeadRanges), EnvelopeError> {
+        let mut out = Vec::with_capacity(payload.len() + 320);
+        let at = self.write_head(&mut out)?;
+        let head_len = out.len();
+        out.extend_from_slice(PAYLOAD_KEY);
+        out.extend_from_slice(payload);
+        out.push(b'}');
+        let json = String::from_utf8(out).map_err(|e| EnvelopeError::Encode(e.to_string()))?;
+        Ok((json, head_len, at))
     }
 
     /// The payload's JSON, in one buffer (blake3 is fast on whole buffers and slow on the

@@ -201,26 +201,28 @@ struct Row {
 }
 
 impl Row {
-    /// The entry hash by the row's format, or why it cannot be computed.
-    fn entry_hash(&self) -> Result<[u8; 32], String> {
+    /// The entry hash by the row's format, or why it cannot be computed; for format 2
+    /// also the stored payload, which [`Row::mismatch`] checks.
+    fn entry_hash(&self) -> Result<([u8; 32], Option<&str>), String> {
         match self.entry_format {
-            1 => Ok(self.columns_entry_hash()),
+            1 => Ok((self.columns_entry_hash(), None)),
             2 => {
-                let (head, _) = split_stored(&self.envelope)
+                let (head, payload) = split_stored(&self.envelope)
                     .ok_or("envelope is not in the stored form (head, then payload)")?;
-                Ok(head_entry_hash(self.seq, head, &self.payload_hash))
+                Ok((
+                    head_entry_hash(self.seq, head, &self.payload_hash),
+                    Some(payload),
+                ))
             }
             other => Err(format!("unknown entry format {other}")),
         }
     }
 
     /// What a format 2 entry hash does not cover directly: the payload hash must be the
-    /// stored payload's, and the columns must repeat the envelope's fields.
-    fn mismatch(&self, env: &Envelope) -> Option<String> {
-        if self.entry_format < 2 {
-            return None;
-        }
-        let (_, payload) = split_stored(&self.envelope)?;
+    /// stored payload's, and the columns must repeat the envelope's fields. `payload`:
+    /// the stored payload of a format 2 row (`None` for format 1, which needs neither).
+    fn mismatch(&self, env: &Envelope, payload: Option<&str>) -> Option<String> {
+        let payload = payload?;
         match stored_payload_hash(env.kind(), payload.as_bytes()) {
             Ok(hash) if hash == self.payload_hash => {}
             _ => {
@@ -535,8 +537,8 @@ impl Journal {
             if row.seq != expected {
                 return broken(format!("sequence gap: expected {expected}"));
             }
-            let entry = match row.entry_hash() {
-                Ok(entry) => entry,
+            let (entry, payload) = match row.entry_hash() {
+                Ok(found) => found,
                 Err(why) => return broken(why),
             };
             let chained = chain(&prev_chain, &entry);
@@ -548,7 +550,7 @@ impl Journal {
             match Envelope::from_json(&row.envelope) {
                 Err(e) => return broken(format!("envelope does not parse: {e}")),
                 Ok(env) => {
-                    if let Some(why) = row.mismatch(&env) {
+                    if let Some(why) = row.mismatch(&env, payload) {
                         return broken(why);
                     }
                 }
