@@ -13,6 +13,7 @@ use thiserror::Error;
 
 use super::broker::{AwaitWorkflow, Observe, Observed, StartWorkflow};
 use super::engine::{self, EngineDeps};
+use crate::backtest::chain_digest::{ChainDigest, DigestThreadLost};
 use crate::backtest::{BacktestRecord, EquityPoint, FillRecord};
 use crate::calendar::UsEquityCalendar;
 use crate::clock::ManualClock;
@@ -22,6 +23,7 @@ use crate::domain::RunMode;
 use crate::events::{CorrelationId, Payload, WorkflowStarted};
 use crate::journal::Journal;
 use crate::strategy::book::StrategyBook;
+use crate::strategy::prefetch::SignalPrefetch;
 use crate::venue::sim::SimVenue;
 use crate::workflow::WorkflowStatus;
 
@@ -44,6 +46,8 @@ pub enum BacktestError {
     NoSymbols,
     #[error("broker unavailable: {0}")]
     Broker(String),
+    #[error("chain digest: {0}")]
+    Digest(String),
 }
 
 /// Sessions of the US equity calendar in `[from, to]` on which every symbol has a bar.
@@ -84,16 +88,16 @@ pub fn sessions(
 #[rtype(result = "RecorderOutput")]
 struct TakeRecord;
 
-#[derive(Default, MessageResponse)]
+#[derive(MessageResponse)]
 struct RecorderOutput {
-    digest: String,
+    digest: Result<String, DigestThreadLost>,
     events: u64,
     fills: Vec<FillRecord>,
 }
 
 /// Folds every event into the chain digest, in sequence order, and keeps the fills.
 struct Recorder {
-    digest: blake3::Hasher,
+    digest: Option<ChainDigest>,
     events: u64,
     dates: HashMap<CorrelationId, NaiveDate>,
     fills: Vec<FillRecord>,
@@ -108,12 +112,9 @@ impl Handler<Observed> for Recorder {
 
     fn handle(&mut self, msg: Observed, _ctx: &mut Self::Context) {
         let env = &msg.env;
-        match env.payload_digest() {
-            Ok(hash) => self.digest.update(hash.to_hex().as_bytes()),
-            Err(e) => self
-                .digest
-                .update(format!("unhashable payload: {e}").as_bytes()),
-        };
+        if let Some(digest) = &mut self.digest {
+            digest.push(env.clone());
+        }
         self.events += 1;
         match &env.payload {
             Payload::WorkflowStarted(s) => {
@@ -142,7 +143,10 @@ impl Handler<TakeRecord> for Recorder {
 
     fn handle(&mut self, _msg: TakeRecord, _ctx: &mut Self::Context) -> RecorderOutput {
         RecorderOutput {
-            digest: self.digest.finalize().to_hex().to_string(),
+            digest: self
+                .digest
+                .take()
+                .map_or(Err(DigestThreadLost), ChainDigest::finish),
             events: self.events,
             fills: std::mem::take(&mut self.fills),
         }
@@ -254,10 +258,11 @@ async fn drive_journaled(
     config.recovery.halt_on_give_up = false;
     let initial_cash = venue.snapshot().cash;
     let clock = ManualClock::new(Utc.timestamp_opt(0, 0).single().unwrap_or_default());
-    let deps = EngineDeps::new(config, Arc::new(clock.clone()), venue.clone(), book.clone());
+    let deps = EngineDeps::new(config, Arc::new(clock.clone()), venue.clone(), book.clone())
+        .with_prefetch(SignalPrefetch::start(book.clone(), dates.to_vec()));
     let broker = engine::start_journaled(engine::standard_registry(deps), journal);
     let recorder = Recorder {
-        digest: blake3::Hasher::new(),
+        digest: Some(ChainDigest::new()),
         events: 0,
         dates: HashMap::new(),
         fills: Vec::new(),
@@ -332,7 +337,9 @@ async fn drive_journaled(
         .send(TakeRecord)
         .await
         .map_err(|e| BacktestError::Broker(e.to_string()))?;
-    record.chain_digest = out.digest;
+    record.chain_digest = out
+        .digest
+        .map_err(|e| BacktestError::Digest(e.to_string()))?;
     record.events = out.events;
     record.fills = out.fills;
     Ok(record)

@@ -16,6 +16,7 @@ use crate::journal::outbox::Outbox;
 use crate::journal::Journal;
 use crate::risk::DeployedLedger;
 use crate::strategy::book::StrategyBook;
+use crate::strategy::prefetch::SignalPrefetch;
 use crate::venue::Venue;
 use crate::workflow_roots::WorkflowRoots;
 
@@ -29,6 +30,8 @@ pub struct EngineDeps {
     pub strategies: Arc<StrategyBook>,
     /// Live market data, refreshed by the engine process; `None`: the book's own data.
     pub market: Option<SharedMarket>,
+    /// Backtests: the book's signals, evaluated ahead on a thread of their own.
+    pub prefetched: Option<Arc<SignalPrefetch>>,
     /// Where execution records each order intent before calling the venue.
     pub outbox: Option<Arc<std::sync::Mutex<Outbox>>>,
     pub gate: TradingGate,
@@ -52,6 +55,7 @@ impl EngineDeps {
             venue,
             strategies,
             market: None,
+            prefetched: None,
             outbox: None,
             gate: TradingGate::default(),
             roots: WorkflowRoots::default(),
@@ -62,6 +66,13 @@ impl EngineDeps {
     /// Execution records intents and outcomes in `outbox`.
     pub fn with_outbox(mut self, outbox: Outbox) -> Self {
         self.outbox = Some(Arc::new(std::sync::Mutex::new(outbox)));
+        self
+    }
+
+    /// The strategy actor takes the book's evaluations from `prefetched` when they are
+    /// ready (backtests, where every date is known in advance).
+    pub fn with_prefetch(mut self, prefetched: Option<SignalPrefetch>) -> Self {
+        self.prefetched = prefetched.map(Arc::new);
         self
     }
 

@@ -8,6 +8,7 @@ use super::supervision::{EventHandler, HandlerFault, Reaction, Registry};
 use crate::data::SharedMarket;
 use crate::events::{Envelope, EventKind, FailureReason, Payload, WorkflowFailed};
 use crate::strategy::book::StrategyBook;
+use crate::strategy::prefetch::SignalPrefetch;
 
 pub const NAME: &str = "strategy";
 pub const CONSUMES: &[EventKind] = &[EventKind::WorkflowStarted];
@@ -15,6 +16,7 @@ pub const CONSUMES: &[EventKind] = &[EventKind::WorkflowStarted];
 pub struct StrategyActor {
     book: Arc<StrategyBook>,
     market: Option<SharedMarket>,
+    prefetched: Option<Arc<SignalPrefetch>>,
 }
 
 impl StrategyActor {
@@ -22,6 +24,7 @@ impl StrategyActor {
         Self {
             book: deps.strategies.clone(),
             market: deps.market.clone(),
+            prefetched: deps.prefetched.clone(),
         }
     }
 }
@@ -31,9 +34,12 @@ impl EventHandler for StrategyActor {
         let Payload::WorkflowStarted(started) = &event.payload else {
             return Ok(Reaction::nothing());
         };
-        let evaluated = match &self.market {
-            Some(m) => self.book.evaluate_with(&m.current(), started.as_of),
-            None => self.book.evaluate(started.as_of),
+        let evaluated = match (&self.market, &self.prefetched) {
+            (Some(m), _) => self.book.evaluate_with(&m.current(), started.as_of),
+            (None, Some(p)) => p
+                .take(started.as_of)
+                .unwrap_or_else(|| self.book.evaluate(started.as_of)),
+            (None, None) => self.book.evaluate(started.as_of),
         };
         Ok(match evaluated {
             Ok(signal) => Reaction::one(signal),

@@ -65,6 +65,12 @@ fn one_run(from: &str, to: &str) -> Round {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--repeat") {
+        let n: usize = args[1].parse().expect("n");
+        let t: f64 = (0..n).map(|_| one_run(&args[2], &args[3]).seconds).sum();
+        println!("mean {:.4}", t / n as f64);
+        return;
+    }
     if args.first().map(String::as_str) == Some("--memory") {
         let r = one_run(&args[1], &args[2]);
         println!("{} {} {:.1}", r.sessions, r.events, peak_mib());

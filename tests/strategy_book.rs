@@ -150,3 +150,43 @@ async fn a_failing_strategy_in_fail_mode_fails_the_workflow() {
     let stats = broker.send(QueryStats).await.unwrap();
     assert_eq!(stats.published_of(EventKind::SignalGenerated), 0);
 }
+
+/// Evaluations made ahead (backtests) are the very signals evaluated in place, taken in
+/// order; a day asked again, or one not prepared, is left to the caller, and a later
+/// evaluation already taken out is not lost.
+#[test]
+fn prefetched_signals_are_those_evaluated_in_place() {
+    use alchemiser::strategy::prefetch::SignalPrefetch;
+    let book = Arc::new(book(
+        vec![(root().join("examples/strategies/default.clj"), "1")],
+        OnStrategyError::Fail,
+    ));
+    let dates: Vec<NaiveDate> = book
+        .common_dates()
+        .into_iter()
+        .rev()
+        .take(30)
+        .rev()
+        .collect();
+    let prefetch = SignalPrefetch::start(book.clone(), dates.clone()).expect("a thread");
+    for d in &dates[..10] {
+        let ahead = prefetch.take(*d).expect("prepared").unwrap();
+        assert_eq!(ahead, book.evaluate(*d).unwrap(), "{d}");
+    }
+    // Skipping days drops their evaluations; the wanted one still comes.
+    assert_eq!(
+        prefetch.take(dates[15]).expect("prepared").unwrap(),
+        book.evaluate(dates[15]).unwrap()
+    );
+    // A day handled again: not prepared twice, and the next day is still there.
+    assert!(prefetch.take(dates[15]).is_none());
+    assert!(prefetch.take(dates[3]).is_none());
+    assert_eq!(
+        prefetch.take(dates[16]).expect("prepared").unwrap(),
+        book.evaluate(dates[16]).unwrap()
+    );
+    // A day outside the list: nothing prepared for it.
+    assert!(prefetch
+        .take(dates[29] + chrono::Duration::days(30))
+        .is_none());
+}

@@ -2,6 +2,7 @@
 //! one workflow per session (see `actors/backtest.rs`); this module turns its records
 //! into the summary, with money in `Decimal` and ratios rounded to 6 decimals.
 
+pub mod chain_digest;
 pub mod report;
 
 use chrono::NaiveDate;

@@ -37,6 +37,9 @@ pub struct BarSeries {
     pub bars: Vec<DailyBar>,
     /// Closes as `f64`, for indicators only.
     pub closes: Vec<f64>,
+    /// The bars' dates alone: "bars up to a day" is asked several times per symbol and
+    /// session, and a search over 4-byte dates stays in cache where whole bars do not.
+    dates: Vec<NaiveDate>,
     /// `chain[i]` = blake3(chain[i-1] ‖ bar i): identifies the history up to bar i.
     chain: Vec<[u8; 32]>,
 }
@@ -48,6 +51,7 @@ impl BarSeries {
             .iter()
             .map(|b| b.close.to_f64().unwrap_or(f64::NAN))
             .collect();
+        let dates = bars.iter().map(|b| b.date).collect();
         let mut chain = Vec::with_capacity(bars.len());
         let mut prev = *blake3::hash(symbol.as_bytes()).as_bytes();
         for b in &bars {
@@ -66,13 +70,14 @@ impl BarSeries {
             symbol,
             bars,
             closes,
+            dates,
             chain,
         }
     }
 
     /// Number of bars dated on or before `date`.
     pub fn count_until(&self, date: NaiveDate) -> usize {
-        self.bars.partition_point(|b| b.date <= date)
+        self.dates.partition_point(|d| *d <= date)
     }
 
     /// Content hash of the history up to and including bar `count - 1`.

@@ -3,6 +3,7 @@
 
 pub mod book;
 pub mod dsl;
+pub mod prefetch;
 
 use std::collections::BTreeMap;
 
