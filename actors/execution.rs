@@ -554,7 +554,7 @@ impl Run {
 }
 
 impl EventHandler for ExecutionActor {
-    fn handle(&mut self, event: &Envelope) -> Result<Reaction, HandlerFault> {
+    fn handle(&mut self, event: &Arc<Envelope>) -> Result<Reaction, HandlerFault> {
         let Payload::RebalancePlanned(plan) = &event.payload else {
             return Ok(Reaction::nothing());
         };

@@ -39,14 +39,19 @@ fn failed_because(reason: FailureReason, detail: String) -> Vec<Emit> {
 }
 
 impl EventHandler for PortfolioActor {
-    fn handle(&mut self, event: &Envelope) -> Result<Reaction, HandlerFault> {
-        let Payload::SignalGenerated(signal) = &event.payload else {
+    fn handle(&mut self, event: &Arc<Envelope>) -> Result<Reaction, HandlerFault> {
+        if !matches!(event.payload, Payload::SignalGenerated(_)) {
             return Ok(Reaction::nothing());
-        };
-        let signal = signal.clone();
+        }
+        // The event itself, not a copy of the signal: it carries every strategy's
+        // indicators, and planning reads only the targets.
+        let event = event.clone();
         let venue = self.venue.clone();
         let params = self.params.clone();
         Ok(Reaction::Later(Box::pin(async move {
+            let Payload::SignalGenerated(signal) = &event.payload else {
+                return Ok(Vec::new());
+            };
             let account = match venue.account().await {
                 Ok(a) => a,
                 Err(e @ VenueError::Unauthorized(_)) => {
@@ -57,12 +62,12 @@ impl EventHandler for PortfolioActor {
                 }
                 Err(e) => return Ok(failed(format!("account snapshot: {e}"))),
             };
-            let symbols = symbols_to_price(&signal, &account);
+            let symbols = symbols_to_price(signal, &account);
             let prices = match venue.prices(&symbols).await {
                 Ok(p) => p,
                 Err(e) => return Ok(failed(format!("prices: {e}"))),
             };
-            Ok(match plan_rebalance(&signal, &account, &prices, &params) {
+            Ok(match plan_rebalance(signal, &account, &prices, &params) {
                 Ok((compared, planned)) => vec![compared.into(), planned.into()],
                 Err(e) => failed(format!("planning: {e}")),
             })

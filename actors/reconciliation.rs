@@ -167,7 +167,7 @@ fn step_failed(detail: String) -> Vec<Emit> {
 }
 
 impl EventHandler for ReconciliationActor {
-    fn handle(&mut self, event: &Envelope) -> Result<Reaction, HandlerFault> {
+    fn handle(&mut self, event: &Arc<Envelope>) -> Result<Reaction, HandlerFault> {
         let correlation = event.correlation_id;
         match &event.payload {
             Payload::ExecutionStarted(started) => {

@@ -141,7 +141,7 @@ async fn cancel_open(venue: &dyn Venue, ids: &BTreeSet<String>) -> String {
 }
 
 impl EventHandler for RecoveryActor {
-    fn handle(&mut self, event: &Envelope) -> Result<Reaction, HandlerFault> {
+    fn handle(&mut self, event: &Arc<Envelope>) -> Result<Reaction, HandlerFault> {
         match &event.payload {
             Payload::OrderSubmitted(s) => {
                 self.submitted

@@ -30,7 +30,7 @@ impl StrategyActor {
 }
 
 impl EventHandler for StrategyActor {
-    fn handle(&mut self, event: &Envelope) -> Result<Reaction, HandlerFault> {
+    fn handle(&mut self, event: &Arc<Envelope>) -> Result<Reaction, HandlerFault> {
         let Payload::WorkflowStarted(started) = &event.payload else {
             return Ok(Reaction::nothing());
         };

@@ -100,7 +100,7 @@ impl Reaction {
 
 /// A business actor's behaviour: receive an event, call the core, say what to publish.
 pub trait EventHandler: 'static {
-    fn handle(&mut self, event: &Envelope) -> Result<Reaction, HandlerFault>;
+    fn handle(&mut self, event: &Arc<Envelope>) -> Result<Reaction, HandlerFault>;
 }
 
 pub type HandlerFactory = Box<dyn Fn() -> Box<dyn EventHandler>>;

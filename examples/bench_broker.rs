@@ -66,7 +66,7 @@ impl Counter {
 }
 
 impl EventHandler for Counter {
-    fn handle(&mut self, _event: &Envelope) -> Result<Reaction, HandlerFault> {
+    fn handle(&mut self, _event: &Arc<Envelope>) -> Result<Reaction, HandlerFault> {
         self.bump();
         Ok(Reaction::nothing())
     }

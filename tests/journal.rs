@@ -469,7 +469,7 @@ mod consumer_marks {
     struct Counter(Arc<AtomicU32>);
 
     impl EventHandler for Counter {
-        fn handle(&mut self, _event: &Envelope) -> Result<Reaction, HandlerFault> {
+        fn handle(&mut self, _event: &Arc<Envelope>) -> Result<Reaction, HandlerFault> {
             self.0.fetch_add(1, Ordering::SeqCst);
             Ok(Reaction::nothing())
         }

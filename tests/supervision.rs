@@ -142,7 +142,7 @@ struct CrashingCounter {
 }
 
 impl EventHandler for CrashingCounter {
-    fn handle(&mut self, event: &Envelope) -> Result<Reaction, HandlerFault> {
+    fn handle(&mut self, event: &Arc<Envelope>) -> Result<Reaction, HandlerFault> {
         let Payload::OrderFilled(fill) = &event.payload else {
             return Ok(Reaction::nothing());
         };

@@ -124,7 +124,7 @@ struct Faulty {
 }
 
 impl EventHandler for Faulty {
-    fn handle(&mut self, event: &Envelope) -> Result<Reaction, HandlerFault> {
+    fn handle(&mut self, event: &Arc<Envelope>) -> Result<Reaction, HandlerFault> {
         match self.plan.decide(event) {
             Action::Pass => self.inner.handle(event),
             Action::Panic => panic!(

@@ -52,6 +52,25 @@ impl DecimalText {
         out
     }
 
+    /// The text of `d.normalize()` (no trailing fractional zeros, no negative zero), by
+    /// trimming the text: normalising divides the mantissa by ten per zero stripped.
+    pub fn normalized(d: &Decimal) -> Self {
+        let mut out = Self::of(d);
+        if out.buf[..out.len].contains(&b'.') {
+            while out.buf[out.len - 1] == b'0' {
+                out.len -= 1;
+            }
+            if out.buf[out.len - 1] == b'.' {
+                out.len -= 1;
+            }
+        }
+        if &out.buf[..out.len] == b"-0" {
+            out.buf[0] = b'0';
+            out.len = 1;
+        }
+        out
+    }
+
     fn extend(&mut self, bytes: &[u8]) {
         self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
         self.len += bytes.len();
@@ -119,6 +138,11 @@ mod tests {
 
     fn check(d: Decimal) {
         assert_eq!(DecimalText::of(&d).as_str(), d.to_string(), "{d:?}");
+        assert_eq!(
+            DecimalText::normalized(&d).as_str(),
+            d.normalize().to_string(),
+            "{d:?} normalised"
+        );
     }
 
     #[test]
@@ -126,6 +150,10 @@ mod tests {
         for s in [
             "0",
             "0.00",
+            "-0.00",
+            "100",
+            "100.00",
+            "-100.0100",
             "1",
             "-1",
             "1.50",
@@ -144,7 +172,13 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(7);
         for _ in 0..200_000 {
             let width: u32 = rng.random_range(1..=96);
-            let mantissa = rng.random::<u128>() >> (128 - width);
+            let mut mantissa = rng.random::<u128>() >> (128 - width);
+            // Trailing zeros, for the normalised text.
+            for _ in 0..rng.random_range(0..4) {
+                if mantissa < (1u128 << 92) {
+                    mantissa *= 10;
+                }
+            }
             let scale: u32 = rng.random_range(0..=28);
             let negative: bool = rng.random();
             let d = Decimal::from_parts(

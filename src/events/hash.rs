@@ -32,6 +32,10 @@ impl<'a> Canon<'a> {
     pub fn map<K: Into<Cow<'a, str>>>(pairs: impl IntoIterator<Item = (K, Canon<'a>)>) -> Self {
         let mut entries: Vec<(Cow<'a, str>, Canon<'a>)> =
             pairs.into_iter().map(|(k, v)| (k.into(), v)).collect();
+        // Payloads list their fields in key order: nothing to sort then.
+        if entries.windows(2).all(|w| w[0].0 < w[1].0) {
+            return Canon::Map(entries);
+        }
         entries.reverse();
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         entries.dedup_by(|later, first| later.0 == first.0);
@@ -59,7 +63,7 @@ impl<'a> Canon<'a> {
             Canon::Str(s) => write_json_str(s, out),
             Canon::Dec(d) => {
                 out.push(b'"');
-                out.extend_from_slice(DecimalText::of(&d.normalize()).as_str().as_bytes());
+                out.extend_from_slice(DecimalText::normalized(d).as_str().as_bytes());
                 out.push(b'"');
             }
             Canon::Int(i) => {

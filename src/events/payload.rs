@@ -49,13 +49,13 @@ pub struct StrategyAllocation {
 impl StrategyAllocation {
     fn canon(&self) -> Canon<'_> {
         Canon::map([
-            ("name", Canon::str(&self.name)),
-            ("file_weight", Canon::Dec(self.file_weight)),
-            ("weights", decimal_map(&self.weights)),
             (
                 "error",
                 self.error.as_deref().map_or(Canon::Null, Canon::from),
             ),
+            ("file_weight", Canon::Dec(self.file_weight)),
+            ("name", Canon::str(&self.name)),
+            ("weights", decimal_map(&self.weights)),
         ])
     }
 }
@@ -83,11 +83,11 @@ impl SignalGenerated {
     ) -> String {
         Canon::map([
             ("as_of", Canon::str(as_of.to_string())),
-            ("target_weights", decimal_map(target_weights)),
             (
                 "strategies",
                 Canon::List(strategies.iter().map(StrategyAllocation::canon).collect()),
             ),
+            ("target_weights", decimal_map(target_weights)),
         ])
         .hash("signal.v1")
     }
@@ -134,13 +134,13 @@ pub struct PlanItem {
 impl PlanItem {
     fn canon(&self) -> Canon<'_> {
         Canon::map([
-            ("symbol", Canon::str(&self.symbol)),
             ("action", Canon::str(self.action.as_str())),
-            ("qty", Canon::Dec(self.qty)),
-            ("price", Canon::Dec(self.price)),
-            ("target_value", Canon::Dec(self.target_value)),
             ("current_value", Canon::Dec(self.current_value)),
             ("delta", Canon::Dec(self.delta)),
+            ("price", Canon::Dec(self.price)),
+            ("qty", Canon::Dec(self.qty)),
+            ("symbol", Canon::str(&self.symbol)),
+            ("target_value", Canon::Dec(self.target_value)),
         ])
     }
 }
@@ -169,13 +169,13 @@ impl RebalancePlanned {
         items: &[PlanItem],
     ) -> String {
         Canon::map([
-            ("signal_hash", Canon::str(signal_hash)),
-            ("portfolio_value", Canon::Dec(portfolio_value)),
             ("cash", Canon::Dec(cash)),
             (
                 "items",
                 Canon::List(items.iter().map(PlanItem::canon).collect()),
             ),
+            ("portfolio_value", Canon::Dec(portfolio_value)),
+            ("signal_hash", Canon::str(signal_hash)),
         ])
         .hash("plan.v1")
     }
@@ -204,11 +204,11 @@ pub struct OrderIntent {
 impl OrderIntent {
     fn canon(&self) -> Canon<'_> {
         Canon::map([
-            ("symbol", Canon::str(&self.symbol)),
-            ("side", Canon::str(self.side.as_str())),
-            ("qty", Canon::Dec(self.qty)),
-            ("order_type", Canon::str(self.order_type.as_str())),
             ("limit_price", Canon::opt_dec(self.limit_price)),
+            ("order_type", Canon::str(self.order_type.as_str())),
+            ("qty", Canon::Dec(self.qty)),
+            ("side", Canon::str(self.side.as_str())),
+            ("symbol", Canon::str(&self.symbol)),
         ])
     }
 }
@@ -231,11 +231,11 @@ impl ExecutionStarted {
     /// Hash of the ordered intents (sides, symbols, quantities, prices) and their plan.
     pub fn compute_hash(plan_hash: &str, orders: &[OrderIntent]) -> String {
         Canon::map([
-            ("plan_hash", Canon::str(plan_hash)),
             (
                 "orders",
                 Canon::List(orders.iter().map(OrderIntent::canon).collect()),
             ),
+            ("plan_hash", Canon::str(plan_hash)),
         ])
         .hash("execution_plan.v1")
     }

@@ -8,6 +8,7 @@
 //! day, a date out of order). Either way the signal is the same: evaluation is pure.
 
 use std::cmp::Ordering;
+use std::collections::VecDeque;
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, Mutex};
 
@@ -16,8 +17,11 @@ use chrono::NaiveDate;
 use super::book::{StrategyBook, StrategyError};
 use crate::events::SignalGenerated;
 
-/// Evaluations queued ahead of the actors: bounds memory however long the backtest.
-const AHEAD: usize = 64;
+/// Evaluations handed over together: one wake-up of the other thread per batch, not
+/// per day (a wake-up per day cost as much as it saved).
+const BATCH: usize = 16;
+/// Batches queued ahead of the actors: bounds memory however long the backtest.
+const BATCHES_AHEAD: usize = 4;
 
 type Evaluated = (NaiveDate, Result<SignalGenerated, StrategyError>);
 
@@ -27,29 +31,33 @@ pub struct SignalPrefetch {
 }
 
 struct Queue {
-    ready: Receiver<Evaluated>,
-    /// One taken from `ready` for a later date than was asked (a day handled again).
-    ahead: Option<Evaluated>,
+    ready: Receiver<Vec<Evaluated>>,
+    /// The batch being taken from, oldest date first.
+    current: VecDeque<Evaluated>,
 }
 
 impl SignalPrefetch {
     /// Starts evaluating `book` for `dates`, in order. `None` if no thread can be had
     /// (the actor then evaluates every day itself).
     pub fn start(book: Arc<StrategyBook>, dates: Vec<NaiveDate>) -> Option<Self> {
-        let (sender, ready) = sync_channel(AHEAD);
+        let (sender, ready) = sync_channel(BATCHES_AHEAD);
         std::thread::Builder::new()
             .name("signal-prefetch".into())
             .spawn(move || {
-                for date in dates {
+                for days in dates.chunks(BATCH) {
+                    let batch = days.iter().map(|d| (*d, book.evaluate(*d))).collect();
                     // The receiver is gone: the backtest ended early.
-                    if sender.send((date, book.evaluate(date))).is_err() {
+                    if sender.send(batch).is_err() {
                         return;
                     }
                 }
             })
             .ok()?;
         Some(Self {
-            queue: Mutex::new(Queue { ready, ahead: None }),
+            queue: Mutex::new(Queue {
+                ready,
+                current: VecDeque::new(),
+            }),
         })
     }
 
@@ -58,17 +66,17 @@ impl SignalPrefetch {
     pub fn take(&self, as_of: NaiveDate) -> Option<Result<SignalGenerated, StrategyError>> {
         let mut queue = self.queue.lock().ok()?;
         loop {
-            let next = match queue.ahead.take() {
-                Some(next) => next,
-                None => queue.ready.recv().ok()?,
-            };
-            match next.0.cmp(&as_of) {
-                Ordering::Less => continue,
-                Ordering::Equal => return Some(next.1),
-                Ordering::Greater => {
-                    queue.ahead = Some(next);
-                    return None;
+            if queue.current.is_empty() {
+                queue.current = queue.ready.recv().ok()?.into();
+            }
+            let date = queue.current.front()?.0;
+            match date.cmp(&as_of) {
+                Ordering::Less => {
+                    queue.current.pop_front();
                 }
+                Ordering::Equal => return queue.current.pop_front().map(|(_, e)| e),
+                // A day handled again: what is prepared stays for the days to come.
+                Ordering::Greater => return None,
             }
         }
     }

@@ -113,7 +113,7 @@ pub struct PanicOn<P: Fn(&Envelope) -> bool + 'static> {
 }
 
 impl<P: Fn(&Envelope) -> bool + 'static> EventHandler for PanicOn<P> {
-    fn handle(&mut self, event: &Envelope) -> Result<Reaction, HandlerFault> {
+    fn handle(&mut self, event: &Arc<Envelope>) -> Result<Reaction, HandlerFault> {
         if (self.pick)(event)
             && self
                 .remaining
@@ -133,7 +133,7 @@ pub struct HangOn<P: Fn(&Envelope) -> bool + 'static> {
 }
 
 impl<P: Fn(&Envelope) -> bool + 'static> EventHandler for HangOn<P> {
-    fn handle(&mut self, event: &Envelope) -> Result<Reaction, HandlerFault> {
+    fn handle(&mut self, event: &Arc<Envelope>) -> Result<Reaction, HandlerFault> {
         if (self.pick)(event) {
             return Ok(Reaction::Later(Box::pin(std::future::pending())));
         }
@@ -169,11 +169,11 @@ pub struct Recorder {
 }
 
 impl EventHandler for Recorder {
-    fn handle(&mut self, event: &Envelope) -> Result<Reaction, HandlerFault> {
+    fn handle(&mut self, event: &Arc<Envelope>) -> Result<Reaction, HandlerFault> {
         self.seen
             .lock()
             .map_err(|_| HandlerFault("recorder poisoned".into()))?
-            .push(event.clone());
+            .push(Envelope::clone(event));
         Ok(Reaction::nothing())
     }
 }
