@@ -115,3 +115,58 @@ fn fold(digest: &mut blake3::Hasher, env: &Envelope) {
         Err(e) => digest.update(format!("unhashable payload: {e}").as_bytes()),
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::domain::Side;
+    use crate::events::OrderFilled;
+    use chrono::{TimeZone, Utc};
+    use rust_decimal::Decimal;
+
+    fn events(n: usize) -> Vec<Arc<Envelope>> {
+        let clock = ManualClock::new(Utc.timestamp_opt(1_700_000_000, 0).unwrap());
+        (0..n)
+            .map(|i| {
+                let fill = OrderFilled {
+                    client_order_id: format!("alc-{i}"),
+                    fill_id: format!("f{i}"),
+                    symbol: "SPY".into(),
+                    side: Side::Buy,
+                    qty: Decimal::new(i as i64 + 1, 2),
+                    price: Decimal::new(50_012, 2),
+                    commission: Decimal::ZERO,
+                };
+                Arc::new(Envelope::root(fill, "test", &clock, None))
+            })
+            .collect()
+    }
+
+    /// The threaded fold, over several batches and a partial last one, is the plain
+    /// sequential fold; and order matters.
+    #[test]
+    fn the_threaded_digest_is_the_sequential_fold() {
+        let envs = events(3 * BATCH + 17);
+        let mut expected = blake3::Hasher::new();
+        for env in &envs {
+            expected.update(env.payload_digest().unwrap().to_hex().as_bytes());
+        }
+        let mut digest = ChainDigest::new();
+        for env in &envs {
+            digest.push(env.clone());
+        }
+        let got = digest.finish().unwrap();
+        assert_eq!(got, expected.finalize().to_hex().to_string());
+
+        let mut swapped = ChainDigest::new();
+        for env in envs.iter().rev() {
+            swapped.push(env.clone());
+        }
+        assert_ne!(swapped.finish().unwrap(), got);
+        assert_eq!(
+            ChainDigest::new().finish().unwrap(),
+            blake3::Hasher::new().finalize().to_hex().to_string()
+        );
+    }
+}
