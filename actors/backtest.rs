@@ -4,23 +4,23 @@
 //! fills; equity is marked at each session's close.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use actix::prelude::*;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use rust_decimal::Decimal;
 use thiserror::Error;
 
-use super::broker::{AwaitWorkflow, Observe, Observed, StartWorkflow};
+use super::broker::{AwaitWorkflow, Observe, Observed, StartWorkflow, Tap};
 use super::engine::{self, EngineDeps};
-use crate::backtest::chain_digest::{ChainDigest, DigestThreadLost};
+use crate::backtest::chain_digest::ChainDigest;
 use crate::backtest::{BacktestRecord, EquityPoint, FillRecord};
 use crate::calendar::UsEquityCalendar;
 use crate::clock::ManualClock;
 use crate::config::Config;
 use crate::data::MarketData;
 use crate::domain::RunMode;
-use crate::events::{CorrelationId, Payload, WorkflowStarted};
+use crate::events::{CorrelationId, Envelope, Payload, WorkflowStarted};
 use crate::journal::Journal;
 use crate::strategy::book::StrategyBook;
 use crate::strategy::prefetch::SignalPrefetch;
@@ -84,41 +84,27 @@ pub fn sessions(
     Ok(dates)
 }
 
-#[derive(Message)]
-#[rtype(result = "RecorderOutput")]
-struct TakeRecord;
-
-#[derive(MessageResponse)]
-struct RecorderOutput {
-    digest: Result<String, DigestThreadLost>,
-    events: u64,
-    fills: Vec<FillRecord>,
-}
-
 /// Folds every event into the chain digest, in sequence order, and keeps the fills.
+/// The broker calls it with each event as it dispatches it (a tap: no message per event).
 struct Recorder {
-    digest: Option<ChainDigest>,
+    digest: ChainDigest,
     events: u64,
     dates: HashMap<CorrelationId, NaiveDate>,
     fills: Vec<FillRecord>,
 }
 
-impl Actor for Recorder {
-    type Context = Context<Self>;
-}
-
-impl Handler<Observed> for Recorder {
-    type Result = ();
-
-    fn handle(&mut self, msg: Observed, _ctx: &mut Self::Context) {
-        let env = &msg.env;
-        if let Some(digest) = &mut self.digest {
-            digest.push(env.clone());
-        }
+impl Recorder {
+    fn observe(&mut self, env: &Arc<Envelope>) {
+        self.digest.push(env.clone());
         self.events += 1;
         match &env.payload {
             Payload::WorkflowStarted(s) => {
                 self.dates.insert(env.correlation_id, s.as_of);
+            }
+            // A completed workflow has settled all its orders (a failed one may still
+            // hear of a fill).
+            Payload::WorkflowCompleted(_) => {
+                self.dates.remove(&env.correlation_id);
             }
             Payload::OrderFilled(f) => {
                 if let Some(date) = self.dates.get(&env.correlation_id) {
@@ -134,21 +120,6 @@ impl Handler<Observed> for Recorder {
                 }
             }
             _ => {}
-        }
-    }
-}
-
-impl Handler<TakeRecord> for Recorder {
-    type Result = RecorderOutput;
-
-    fn handle(&mut self, _msg: TakeRecord, _ctx: &mut Self::Context) -> RecorderOutput {
-        RecorderOutput {
-            digest: self
-                .digest
-                .take()
-                .map_or(Err(DigestThreadLost), ChainDigest::finish),
-            events: self.events,
-            fills: std::mem::take(&mut self.fills),
         }
     }
 }
@@ -261,15 +232,19 @@ async fn drive_journaled(
     let deps = EngineDeps::new(config, Arc::new(clock.clone()), venue.clone(), book.clone())
         .with_prefetch(SignalPrefetch::start(book.clone(), dates.to_vec()));
     let broker = engine::start_journaled(engine::standard_registry(deps), journal);
-    let recorder = Recorder {
-        digest: Some(ChainDigest::new()),
+    let recorder = Arc::new(Mutex::new(Some(Recorder {
+        digest: ChainDigest::new(),
         events: 0,
         dates: HashMap::new(),
         fills: Vec::new(),
-    }
-    .start();
+    })));
+    let tapped = recorder.clone();
     broker
-        .send(Observe(recorder.clone().recipient()))
+        .send(Tap(Box::new(move |_, env| {
+            if let Some(r) = tapped.lock().ok().as_mut().and_then(|r| r.as_mut()) {
+                r.observe(env);
+            }
+        })))
         .await
         .map_err(|e| BacktestError::Broker(e.to_string()))?;
     if let Some(observer) = observer {
@@ -333,12 +308,15 @@ async fn drive_journaled(
         });
         progress(i + 1, dates.len());
     }
+    // Every workflow has ended, so the broker has dispatched (and tapped) its events.
     let out = recorder
-        .send(TakeRecord)
-        .await
-        .map_err(|e| BacktestError::Broker(e.to_string()))?;
+        .lock()
+        .ok()
+        .and_then(|mut r| r.take())
+        .ok_or_else(|| BacktestError::Broker("the recorder was lost".into()))?;
     record.chain_digest = out
         .digest
+        .finish()
         .map_err(|e| BacktestError::Digest(e.to_string()))?;
     record.events = out.events;
     record.fills = out.fills;

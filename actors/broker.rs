@@ -187,6 +187,16 @@ pub struct Observed {
 #[rtype(result = "()")]
 pub struct Observe(pub Recipient<Observed>);
 
+/// A function the broker calls with every accepted event, in sequence order, as it
+/// dispatches it: an audit sink without a message per event (the backtest's recorder
+/// sees every event of a run). It runs on the broker's turn, so it must be quick and
+/// never block.
+pub type EventTap = Box<dyn FnMut(u64, &Arc<Envelope>) + Send>;
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Tap(pub EventTap);
+
 #[derive(Clone, Debug, Serialize)]
 pub struct DeadLetter {
     pub actor: &'static str,
@@ -282,6 +292,7 @@ pub struct Broker {
     deps: EngineDeps,
     waiters: HashMap<CorrelationId, Vec<oneshot::Sender<WorkflowSummary>>>,
     observers: Vec<Recipient<Observed>>,
+    taps: Vec<EventTap>,
     /// The durable log, read at start (unfinished workflows), then handed to `writer`.
     journal: Option<Journal>,
     /// With it, events are dispatched only once journaled.
@@ -356,6 +367,7 @@ impl Broker {
                 deps,
                 waiters: HashMap::new(),
                 observers: Vec::new(),
+                taps: Vec::new(),
                 journal,
                 writer: None,
                 committing: VecDeque::new(),
@@ -692,7 +704,10 @@ impl Broker {
                 sent,
             });
         }
-        // An observer whose actor stopped (a one-shot tap) is dropped, not fed forever.
+        for tap in &mut self.taps {
+            tap(seq, &env);
+        }
+        // An observer whose actor stopped (a one-shot listener) is dropped, not fed forever.
         self.observers.retain(|obs| {
             let observed = Observed {
                 seq,
@@ -1207,5 +1222,13 @@ impl Handler<Observe> for Broker {
 
     fn handle(&mut self, msg: Observe, _ctx: &mut Self::Context) {
         self.observers.push(msg.0);
+    }
+}
+
+impl Handler<Tap> for Broker {
+    type Result = ();
+
+    fn handle(&mut self, msg: Tap, _ctx: &mut Self::Context) {
+        self.taps.push(msg.0);
     }
 }

@@ -271,3 +271,43 @@ async fn finished_chains_are_dropped_beyond_retention() {
     assert!(broker.send(QueryTree(ids[5])).await.unwrap().is_some());
     assert_eq!(s.published_of(EventKind::WorkflowCompleted), 6);
 }
+
+/// A tap sees every accepted event once, in sequence order, by the time the workflow's
+/// end is answered: what the subscribed audit actor sees of the workflow, in the same order.
+#[actix_rt::test]
+async fn a_tap_sees_every_event_in_sequence_order() {
+    use alchemiser::actors::broker::Tap;
+    let (broker, seen) = audited_engine(test_config());
+    let tapped: Arc<Mutex<Vec<(u64, Envelope)>>> = Arc::default();
+    let t = tapped.clone();
+    broker
+        .send(Tap(Box::new(move |seq, env| {
+            t.lock().unwrap().push((seq, Envelope::clone(env)));
+        })))
+        .await
+        .unwrap();
+    let id = start_workflow(&broker, day(4)).await;
+    let summary = finish(&broker, id, Duration::from_secs(10)).await;
+    assert_eq!(summary.status, WorkflowStatus::Completed);
+
+    let tapped = tapped.lock().unwrap().clone();
+    assert!(tapped.windows(2).all(|w| w[0].0 < w[1].0), "seqs increase");
+    let ids: Vec<EventId> = tapped.iter().map(|(_, e)| e.event_id).collect();
+    assert_eq!(tapped.len(), 8, "{:?}", ids);
+    assert_eq!(tapped[7].1.kind(), EventKind::WorkflowCompleted);
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let seen = seen.clone();
+            async move { seen.lock().unwrap().len() >= 8 }
+        })
+        .await
+    );
+    let delivered: Vec<EventId> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| e.correlation_id == id)
+        .map(|e| e.event_id)
+        .collect();
+    assert_eq!(ids, delivered);
+}
