@@ -6,6 +6,9 @@
 //! workflows/s, bars/s and events/s; then peak memory for 5, 10 and 21 years (each in a
 //! fresh process); then, if `python3 -c "import backtrader"` works, the same strategy in
 //! backtrader (benches/backtrader_lean.py) and the ratio of the two run times.
+//! The backtest uses a second core (signals evaluated ahead, the chain digest folded on
+//! a thread of its own); backtrader runs on one. `--repeat N FROM TO` prints the mean of
+//! N runs only (for A/B comparisons of two builds in one sitting).
 
 use std::path::PathBuf;
 use std::process::Command;
