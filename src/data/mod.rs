@@ -19,6 +19,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use crate::domain::Symbol;
+use crate::events::decimal_text::DecimalText;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DailyBar {
@@ -60,7 +61,7 @@ impl BarSeries {
             h.update(b.date.to_string().as_bytes());
             for p in [b.open, b.high, b.low, b.close] {
                 h.update(b"|");
-                h.update(p.normalize().to_string().as_bytes());
+                h.update(DecimalText::normalized(&p).as_str().as_bytes());
             }
             h.update(&b.volume.to_le_bytes());
             prev = *h.finalize().as_bytes();

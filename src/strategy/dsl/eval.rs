@@ -145,8 +145,14 @@ fn label(node: &Node) -> String {
 impl<'a> Evaluator<'a> {
     /// Closes of `symbol` up to the evaluation day.
     fn closes(&mut self, symbol: &str, span: Span) -> Result<&'a [f64], EvalError> {
-        if let Some((_, closes)) = self.histories.iter().find(|(s, _)| *s == symbol) {
-            return Ok(closes);
+        self.history(symbol, span).map(|(_, closes)| closes)
+    }
+
+    /// [`Self::closes`] with the symbol as the data names it (borrowed for the whole
+    /// evaluation, so caches can key on it without copying).
+    fn history(&mut self, symbol: &str, span: Span) -> Result<(&'a str, &'a [f64]), EvalError> {
+        if let Some(found) = self.histories.iter().find(|(s, _)| *s == symbol) {
+            return Ok(*found);
         }
         let data = self.data;
         let Some((name, series)) = data.series.get_key_value(symbol) else {
@@ -159,9 +165,9 @@ impl<'a> Evaluator<'a> {
                 format!("no bar for {symbol} on or before {}", self.as_of),
             );
         }
-        let closes = &series.closes[..n];
-        self.histories.push((name.as_str(), closes));
-        Ok(closes)
+        let found = (name.as_str(), &series.closes[..n]);
+        self.histories.push(found);
+        Ok(found)
     }
 
     fn indicator(
@@ -177,15 +183,12 @@ impl<'a> Evaluator<'a> {
         {
             return Ok(*v);
         }
-        let closes = self.closes(symbol, span)?;
+        let (name, closes) = self.history(symbol, span)?;
         let label = indicator.label(symbol);
         let value = indicator
             .compute(closes)
             .or_else(|e| fail(span, format!("{label}: {e}")))?;
-        // The symbol as the data names it: borrowed for the whole evaluation.
-        if let Some((name, _)) = self.histories.iter().find(|(s, _)| *s == symbol) {
-            self.cache.push((name, indicator, value));
-        }
+        self.cache.push((name, indicator, value));
         self.used.insert(label, value);
         Ok(value)
     }
@@ -375,28 +378,40 @@ mod tests {
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 
-    fn same(v: f64) -> bool {
-        same_at(v, 6)
-    }
-
-    fn same_at(v: f64, dp: u32) -> bool {
-        match fast_places(v, dp) {
+    /// Converts `total` values drawn by `draw(i, rng)` and then `fixed` at `dp` places
+    /// both ways (the fast path must agree with the exact one wherever it answers);
+    /// returns how many of the drawn values the fast path served.
+    fn fast_agrees(
+        dp: u32,
+        seed: u64,
+        total: usize,
+        mut draw: impl FnMut(usize, &mut StdRng) -> f64,
+        fixed: &[f64],
+    ) -> usize {
+        let agrees = |v: f64| match fast_places(v, dp) {
             Some(fast) => {
                 let exact = exact_to_decimal(v, dp);
-                assert_eq!(fast.to_string(), exact.to_string(), "{v:e}");
+                assert_eq!(fast.to_string(), exact.to_string(), "{v:e} at {dp} places");
                 true
             }
             None => false,
+        };
+        let mut rng = StdRng::seed_from_u64(seed);
+        let served = (0..total).filter(|i| agrees(draw(*i, &mut rng))).count();
+        for v in fixed {
+            agrees(*v);
         }
+        served
     }
 
     #[test]
     fn the_fast_path_gives_the_exact_conversions_decimal() {
-        let mut rng = StdRng::seed_from_u64(11);
-        let mut fast = 0;
         let total = 400_000;
-        for i in 0..total {
-            let v = match i % 4 {
+        let fast = fast_agrees(
+            6,
+            11,
+            total,
+            |i, rng| match i % 4 {
                 // Any magnitude the fast path takes, both signs.
                 0 => (rng.random::<f64>() - 0.5) * 2e4 * 10f64.powi(-rng.random_range(0..12)),
                 // Few decimals (exact and near ties at the sixth place).
@@ -404,34 +419,30 @@ mod tests {
                 2 => rng.random_range(0..2_000_000u32) as f64 / 2e6 + 0.5e-6,
                 // Indicator-like values: RSI, returns, prices.
                 _ => rng.random::<f64>() * 100.0,
-            };
-            if same(v) {
-                fast += 1;
-            }
-        }
-        for v in [
-            0.5,
-            0.1,
-            0.3,
-            1e-7,
-            -1e-7,
-            123.456789,
-            9999.9999995,
-            0.0000005,
-            2.5e-6,
-        ] {
-            same(v);
-        }
+            },
+            &[
+                0.5,
+                0.1,
+                0.3,
+                1e-7,
+                -1e-7,
+                123.456789,
+                9999.9999995,
+                0.0000005,
+                2.5e-6,
+            ],
+        );
         assert!(fast > total / 2, "the fast path served {fast} of {total}");
     }
 
     #[test]
     fn twelve_places_fast_path_gives_the_exact_conversions_decimal() {
-        let mut rng = StdRng::seed_from_u64(12);
-        let mut fast = 0;
         let total = 400_000;
-        for i in 0..total {
-            let v = match i % 4 {
+        let fast = fast_agrees(
+            12,
+            12,
+            total,
+            |i, rng| match i % 4 {
                 // Inverse-volatility shares: 1/a over 1/a + 1/b.
                 0 => {
                     let (a, b) = (rng.random_range(0.01..5.0), rng.random_range(0.01..5.0));
@@ -441,22 +452,17 @@ mod tests {
                 // Exact and near-tie values at the twelfth place.
                 2 => rng.random_range(0..1_000_000_000_000u64) as f64 / 1e12,
                 _ => (rng.random_range(0..1_000_000_000_000u64) as f64 + 0.5) / 1e12,
-            };
-            if same_at(v, 12) {
-                fast += 1;
-            }
-        }
-        for v in [
-            0.5,
-            0.1,
-            1.0 / 3.0,
-            2.0 / 3.0,
-            1e-13,
-            5e-13,
-            0.999_999_999_999_5,
-        ] {
-            same_at(v, 12);
-        }
+            },
+            &[
+                0.5,
+                0.1,
+                1.0 / 3.0,
+                2.0 / 3.0,
+                1e-13,
+                5e-13,
+                0.999_999_999_999_5,
+            ],
+        );
         // Half the values are ties or exact at the twelfth place: those take the exact path.
         assert!(
             fast > total * 4 / 10,
