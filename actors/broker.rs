@@ -630,9 +630,18 @@ impl Broker {
             }
             _ => {}
         }
-        if kind == EventKind::ReconciliationCompleted
-            && recorded.stage == Some(WorkflowStage::Reconciled)
-        {
+        // A workflow ends once its account is reconciled after trading, or at once when
+        // its plan has nothing to trade.
+        if matches!(
+            (kind, recorded.stage),
+            (
+                EventKind::ReconciliationCompleted,
+                Some(WorkflowStage::Reconciled)
+            ) | (
+                EventKind::RebalancePlanned,
+                Some(WorkflowStage::NothingToTrade)
+            )
+        ) {
             let summary = self.log.workflow(&env.correlation_id, Instant::now());
             let completed = WorkflowCompleted {
                 orders_placed: summary.as_ref().map_or(0, |s| s.orders_placed),
@@ -724,6 +733,11 @@ impl Broker {
         });
         if recorded.closed_workflow {
             self.marks.remove(&env.correlation_id);
+        }
+        // Waiters hear once the workflow is closed and this event of it is committed: the
+        // closing event, or an after-the-fact one (a restart notice) that was still being
+        // committed when they asked.
+        if recorded.stage.is_some_and(WorkflowStage::is_terminal) {
             if let Some(waiters) = self.waiters.remove(&env.correlation_id) {
                 if let Some(summary) = self.log.workflow(&env.correlation_id, Instant::now()) {
                     for w in waiters {

@@ -558,6 +558,10 @@ impl EventHandler for ExecutionActor {
         let Payload::RebalancePlanned(plan) = &event.payload else {
             return Ok(Reaction::nothing());
         };
+        if !plan.has_trades() {
+            // The broker completes such a workflow with the plan: nothing to execute.
+            return Ok(Reaction::nothing());
+        }
         let run = Run {
             venue: self.venue.clone(),
             gate: self.gate.clone(),

@@ -3,6 +3,7 @@
 //! ```text
 //! Started -signal-> Signalled -planned-> Planned -execution.started-> Executing
 //!   -settled-> Settled -reconciliation.completed-> Reconciled -workflow.completed-> Completed
+//! Signalled -planned, no trades-> NothingToTrade -workflow.completed-> Completed
 //! any non-terminal -workflow.failed-> Failed | TimedOut (reason timeout)
 //! ```
 //! Terminal stages stay terminal; the only events a closed workflow still accepts are the
@@ -20,6 +21,9 @@ pub enum WorkflowStage {
     Started,
     Signalled,
     Planned,
+    /// The plan holds every position: nothing to execute or reconcile, the workflow
+    /// completes right after it.
+    NothingToTrade,
     Executing,
     Settled,
     Reconciled,
@@ -74,14 +78,17 @@ impl WorkflowStage {
             },
             (S::Started, K::SignalGenerated) => Some(S::Signalled),
             (S::Signalled, K::AllocationCompared) => Some(S::Signalled),
-            (S::Signalled, K::RebalancePlanned) => Some(S::Planned),
+            (S::Signalled, K::RebalancePlanned) => match payload {
+                Payload::RebalancePlanned(plan) if !plan.has_trades() => Some(S::NothingToTrade),
+                _ => Some(S::Planned),
+            },
             (S::Planned, K::ExecutionStarted) => Some(S::Executing),
             (S::Executing, K::OrderSubmitted | K::OrderFilled | K::OrderDenied) => {
                 Some(S::Executing)
             }
             (S::Executing, K::OrderSettled) => Some(S::Settled),
             (S::Settled, K::ReconciliationCompleted) => Some(S::Reconciled),
-            (S::Reconciled, K::WorkflowCompleted) => Some(S::Completed),
+            (S::Reconciled | S::NothingToTrade, K::WorkflowCompleted) => Some(S::Completed),
             _ => None,
         };
         next.ok_or(TransitionError {
@@ -134,7 +141,15 @@ mod tests {
                 portfolio_value: d,
                 cash: d,
                 investable: d,
-                items: vec![],
+                items: vec![PlanItem {
+                    symbol: "SPY".into(),
+                    action: crate::domain::PlanAction::Buy,
+                    qty: Decimal::ONE,
+                    price: Decimal::ONE,
+                    target_value: Decimal::ONE,
+                    current_value: d,
+                    delta: Decimal::ONE,
+                }],
             }),
             EventKind::ExecutionStarted => Payload::ExecutionStarted(ExecutionStarted {
                 plan_hash: String::new(),
@@ -253,6 +268,34 @@ mod tests {
             stage = stage.apply(&sample(k)).unwrap();
         }
         assert_eq!(stage, WorkflowStage::Completed);
+    }
+
+    #[test]
+    fn a_plan_without_trades_completes_without_execution() {
+        use EventKind as K;
+        let mut stage = WorkflowStage::Started;
+        for k in [K::SignalGenerated, K::AllocationCompared] {
+            stage = stage.apply(&sample(k)).unwrap();
+        }
+        let mut plan = sample(K::RebalancePlanned);
+        if let Payload::RebalancePlanned(p) = &mut plan {
+            p.items[0].action = crate::domain::PlanAction::Hold;
+            p.items[0].qty = Decimal::ZERO;
+        }
+        stage = stage.apply(&plan).unwrap();
+        assert_eq!(stage, WorkflowStage::NothingToTrade);
+        let err = stage.apply(&sample(K::ExecutionStarted)).unwrap_err();
+        assert_eq!(err.from, WorkflowStage::NothingToTrade);
+        assert_eq!(
+            stage.apply(&sample(K::WorkflowCompleted)).unwrap(),
+            WorkflowStage::Completed
+        );
+        // With a trade, the plan goes to execution and may not complete the workflow yet.
+        let planned = WorkflowStage::Signalled
+            .apply(&sample(K::RebalancePlanned))
+            .unwrap();
+        assert_eq!(planned, WorkflowStage::Planned);
+        assert!(planned.apply(&sample(K::WorkflowCompleted)).is_err());
     }
 
     #[test]

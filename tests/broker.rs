@@ -29,8 +29,17 @@ fn audited_engine(
     actix::Addr<alchemiser::actors::broker::Broker>,
     Arc<Mutex<Vec<Envelope>>>,
 ) {
+    audited(deps(config))
+}
+
+fn audited(
+    deps: engine::EngineDeps,
+) -> (
+    actix::Addr<alchemiser::actors::broker::Broker>,
+    Arc<Mutex<Vec<Envelope>>>,
+) {
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let mut registry = standard_registry(deps(config));
+    let mut registry = standard_registry(deps);
     let s = seen.clone();
     registry.add("audit", EventKind::ALL, move || Recorder {
         seen: s.clone(),
@@ -38,12 +47,8 @@ fn audited_engine(
     (engine::start(registry), seen)
 }
 
-#[actix_rt::test]
-async fn full_workflow_chain_is_intact_and_has_the_expected_shape() {
-    let (broker, seen) = audited_engine(test_config());
-    let id = start_workflow(&broker, day(4)).await;
-    let summary = finish(&broker, id, Duration::from_secs(10)).await;
-    assert_eq!(summary.status, WorkflowStatus::Completed);
+/// A workflow's events as the audit actor saw them, once its end is seen.
+async fn events_of(seen: &Arc<Mutex<Vec<Envelope>>>, id: CorrelationId) -> Vec<Envelope> {
     assert!(
         eventually(Duration::from_secs(5), || {
             let seen = seen.clone();
@@ -51,20 +56,42 @@ async fn full_workflow_chain_is_intact_and_has_the_expected_shape() {
                 seen.lock()
                     .unwrap()
                     .iter()
-                    .any(|e| e.kind() == EventKind::WorkflowCompleted)
+                    .any(|e| e.correlation_id == id && e.kind() == EventKind::WorkflowCompleted)
             }
         })
         .await
     );
-
-    let events: Vec<Envelope> = seen
-        .lock()
+    seen.lock()
         .unwrap()
         .iter()
         .filter(|e| e.correlation_id == id)
         .cloned()
-        .collect();
-    assert_eq!(events.len(), 8);
+        .collect()
+}
+
+#[actix_rt::test]
+async fn full_workflow_chain_is_intact_and_has_the_expected_shape() {
+    // The bundled book from $100,000 cash: the plan buys, so every step runs.
+    let (config, book, as_of) = bundled();
+    let deps = engine::EngineDeps::new(config, Arc::new(SystemClock), sim(&book, as_of), book);
+    let (broker, seen) = audited(deps);
+    let id = start_workflow(&broker, as_of).await;
+    let summary = finish(&broker, id, Duration::from_secs(10)).await;
+    assert_eq!(summary.status, WorkflowStatus::Completed);
+    let events = events_of(&seen, id).await;
+    let orders = events
+        .iter()
+        .filter(|e| e.kind() == EventKind::OrderSubmitted)
+        .count();
+    assert!(orders > 0, "the plan trades");
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.kind() == EventKind::OrderFilled)
+            .count(),
+        orders
+    );
+    assert_eq!(events.len(), 8 + 2 * orders);
     assert_eq!(events[0].kind(), EventKind::WorkflowStarted);
     assert!(
         events[0].causation_id.is_none(),
@@ -87,13 +114,42 @@ async fn full_workflow_chain_is_intact_and_has_the_expected_shape() {
         .await
         .unwrap()
         .expect("tree kept");
+    let legs = vec!["execution.order.submitted[execution.order.filled]"; orders].join(",");
+    assert_eq!(
+        shape(&tree.root),
+        format!(
+            "workflow.started[strategy.signal.generated[portfolio.allocation.compared,\
+portfolio.rebalance.planned[execution.started[{legs},execution.order.settled[\
+reconciliation.completed[workflow.completed]]]]]]"
+        )
+    );
+    assert_eq!(tree.root.size(), 8 + 2 * orders);
+}
+
+/// A plan that holds everything (the empty book: all cash, from all cash) completes its
+/// workflow at once: no execution, nothing to reconcile.
+#[actix_rt::test]
+async fn a_plan_without_trades_completes_the_workflow_with_the_plan() {
+    let (broker, seen) = audited_engine(test_config());
+    let id = start_workflow(&broker, day(4)).await;
+    let summary = finish(&broker, id, Duration::from_secs(10)).await;
+    assert_eq!(summary.status, WorkflowStatus::Completed);
+    assert_eq!(summary.orders_placed, 0);
+    let events = events_of(&seen, id).await;
+    let tree = broker
+        .send(QueryTree(id))
+        .await
+        .unwrap()
+        .expect("tree kept");
     assert_eq!(
         shape(&tree.root),
         "workflow.started[strategy.signal.generated[portfolio.allocation.compared,\
-portfolio.rebalance.planned[execution.started[execution.order.settled[\
-reconciliation.completed[workflow.completed]]]]]]"
+portfolio.rebalance.planned[workflow.completed]]]"
     );
-    assert_eq!(tree.root.size(), 8);
+    assert_eq!(events.len(), 5);
+    let s = stats(&broker).await;
+    assert_eq!(s.published_of(EventKind::ExecutionStarted), 0);
+    assert_eq!(s.published_of(EventKind::ReconciliationCompleted), 0);
 }
 
 #[actix_rt::test]
@@ -266,7 +322,8 @@ async fn finished_chains_are_dropped_beyond_retention() {
     }
     let s = stats(&broker).await;
     assert_eq!(s.chains_in_memory, 3);
-    assert_eq!(s.events_in_memory, 3 * 8);
+    // Each all-cash workflow: started, signal, compared, planned, completed.
+    assert_eq!(s.events_in_memory, 3 * 5);
     assert!(broker.send(QueryTree(ids[0])).await.unwrap().is_none());
     assert!(broker.send(QueryTree(ids[5])).await.unwrap().is_some());
     assert_eq!(s.published_of(EventKind::WorkflowCompleted), 6);
@@ -293,12 +350,12 @@ async fn a_tap_sees_every_event_in_sequence_order() {
     let tapped = tapped.lock().unwrap().clone();
     assert!(tapped.windows(2).all(|w| w[0].0 < w[1].0), "seqs increase");
     let ids: Vec<EventId> = tapped.iter().map(|(_, e)| e.event_id).collect();
-    assert_eq!(tapped.len(), 8, "{:?}", ids);
-    assert_eq!(tapped[7].1.kind(), EventKind::WorkflowCompleted);
+    assert_eq!(tapped.len(), 5, "{:?}", ids);
+    assert_eq!(tapped[4].1.kind(), EventKind::WorkflowCompleted);
     assert!(
         eventually(Duration::from_secs(5), || {
             let seen = seen.clone();
-            async move { seen.lock().unwrap().len() >= 8 }
+            async move { seen.lock().unwrap().len() >= 5 }
         })
         .await
     );

@@ -11,35 +11,10 @@ use alchemiser::actors::broker::{FollowUp, QueryFollowUp, QueryTree, Resume};
 use alchemiser::actors::control::await_outcome;
 use alchemiser::actors::engine::{self, EngineDeps};
 use alchemiser::clock::SystemClock;
-use alchemiser::config::Config;
 use alchemiser::events::*;
-use alchemiser::strategy::book::StrategyBook;
 use alchemiser::venue::faulty::FaultyVenue;
-use alchemiser::venue::sim::SimVenue;
 use alchemiser::workflow::WorkflowStatus;
 use common::*;
-use rust_decimal::Decimal;
-
-fn bundled() -> (Config, Arc<StrategyBook>, chrono::NaiveDate) {
-    let mut config = Config::load_or_default(None).unwrap();
-    config.supervision = test_config().supervision;
-    config.engine.timeout_check_ms = 20;
-    config.recovery.backoff_ms = 10;
-    config.recovery.backoff_cap_ms = 40;
-    let book = StrategyBook::load(&config.strategy, &config.base_dir, None).unwrap();
-    let as_of = *book.common_dates().last().unwrap();
-    (config, Arc::new(book), as_of)
-}
-
-fn sim(book: &StrategyBook, as_of: chrono::NaiveDate) -> Arc<SimVenue> {
-    let s = Arc::new(SimVenue::new(
-        Decimal::from(100_000),
-        Default::default(),
-        Some(Arc::new(book.data.clone())),
-    ));
-    s.set_date(as_of);
-    s
-}
 
 #[actix_rt::test]
 async fn a_failed_workflow_is_retried_and_the_retry_is_linked_to_the_failure() {

@@ -352,3 +352,27 @@ pub async fn run_plan_with(
         .collect();
     (summary, events)
 }
+
+/// The bundled default config and book (it trades), with a fast restart policy, and
+/// the book's last common date.
+pub fn bundled() -> (Config, Arc<StrategyBook>, chrono::NaiveDate) {
+    let mut config = Config::load_or_default(None).unwrap();
+    config.supervision = test_config().supervision;
+    config.engine.timeout_check_ms = 20;
+    config.recovery.backoff_ms = 10;
+    config.recovery.backoff_cap_ms = 40;
+    let book = StrategyBook::load(&config.strategy, &config.base_dir, None).unwrap();
+    let as_of = *book.common_dates().last().unwrap();
+    (config, Arc::new(book), as_of)
+}
+
+/// A simulated venue on the book's data, at `as_of`, with $100,000.
+pub fn sim(book: &StrategyBook, as_of: chrono::NaiveDate) -> Arc<SimVenue> {
+    let s = Arc::new(SimVenue::new(
+        Decimal::from(100_000),
+        Default::default(),
+        Some(Arc::new(book.data.clone())),
+    ));
+    s.set_date(as_of);
+    s
+}
