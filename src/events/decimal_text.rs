@@ -81,6 +81,11 @@ impl DecimalText {
         self.len += 1;
     }
 
+    /// The text's bytes (for writers that take bytes: no UTF-8 check needed).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
     pub fn as_str(&self) -> &str {
         // Only ASCII digits, '-' and '.' were written.
         std::str::from_utf8(&self.buf[..self.len]).unwrap_or("0")

@@ -1,11 +1,12 @@
 //! Deterministic content hashes (`signal_hash`, `plan_hash`, `execution_plan_hash`).
 //!
-//! Each hashed payload lists its trade-relevant fields as a [`Canon`] value; the
+//! Each hashed payload writes its trade-relevant fields through a [`CanonWriter`]; the
 //! canonical encoding is compact JSON with object keys sorted and every `Decimal`
 //! written in normalised form (`1.50` and `1.5` hash alike). Ids and timestamps are
-//! never part of a `Canon`, so the same inputs give the same hash in every run.
+//! never written, so the same inputs give the same hash in every run. The writer streams
+//! into one buffer: hashing runs for every signal, plan and order, and building a value
+//! tree first (a vector per object, then sorting its keys) cost as much as the encoding.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::Write;
 
@@ -13,85 +14,94 @@ use rust_decimal::Decimal;
 
 use super::decimal_text::DecimalText;
 
-/// A canonical value: what a hash is computed over. It borrows the payload's texts
-/// (hashing runs on every plan and signal; copying every name and symbol showed).
-#[derive(Clone, Debug, PartialEq)]
-pub enum Canon<'a> {
-    Null,
-    Str(Cow<'a, str>),
-    Dec(Decimal),
-    Int(i64),
-    List(Vec<Canon<'a>>),
-    /// Entries sorted by key, keys unique (built by [`Canon::map`]).
-    Map(Vec<(Cow<'a, str>, Canon<'a>)>),
+/// Canonical JSON, written value by value. Objects are written through [`CanonMap`],
+/// whose fields must come in key order (checked in debug builds and by the tests).
+#[derive(Debug, Default)]
+pub struct CanonWriter {
+    out: Vec<u8>,
 }
 
-impl<'a> Canon<'a> {
-    /// Builds a map from `(key, value)` pairs; key order does not matter, and of equal
-    /// keys the last one counts.
-    pub fn map<K: Into<Cow<'a, str>>>(pairs: impl IntoIterator<Item = (K, Canon<'a>)>) -> Self {
-        let mut entries: Vec<(Cow<'a, str>, Canon<'a>)> =
-            pairs.into_iter().map(|(k, v)| (k.into(), v)).collect();
-        // Payloads list their fields in key order: nothing to sort then.
-        if entries.windows(2).all(|w| w[0].0 < w[1].0) {
-            return Canon::Map(entries);
+impl CanonWriter {
+    pub fn new() -> Self {
+        Self {
+            out: Vec::with_capacity(512),
         }
-        entries.reverse();
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
-        entries.dedup_by(|later, first| later.0 == first.0);
-        Canon::Map(entries)
     }
 
-    pub fn str(s: impl Into<Cow<'a, str>>) -> Self {
-        Canon::Str(s.into())
+    pub fn str(&mut self, s: &str) {
+        write_json_str(s, &mut self.out);
     }
 
-    pub fn opt_dec(d: Option<Decimal>) -> Self {
-        d.map_or(Canon::Null, Canon::Dec)
+    pub fn dec(&mut self, d: Decimal) {
+        self.out.push(b'"');
+        self.out
+            .extend_from_slice(DecimalText::normalized(&d).as_bytes());
+        self.out.push(b'"');
     }
 
-    /// The canonical byte encoding.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(256);
-        self.write(&mut out);
-        out
-    }
-
-    fn write(&self, out: &mut Vec<u8>) {
-        match self {
-            Canon::Null => out.extend_from_slice(b"null"),
-            Canon::Str(s) => write_json_str(s, out),
-            Canon::Dec(d) => {
-                out.push(b'"');
-                out.extend_from_slice(DecimalText::normalized(d).as_str().as_bytes());
-                out.push(b'"');
-            }
-            Canon::Int(i) => {
-                let _ = write!(out, "{i}");
-            }
-            Canon::List(items) => {
-                out.push(b'[');
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    item.write(out);
-                }
-                out.push(b']');
-            }
-            Canon::Map(map) => {
-                out.push(b'{');
-                for (i, (k, v)) in map.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    write_json_str(k, out);
-                    out.push(b':');
-                    v.write(out);
-                }
-                out.push(b'}');
-            }
+    pub fn opt_dec(&mut self, d: Option<Decimal>) {
+        match d {
+            Some(d) => self.dec(d),
+            None => self.null(),
         }
+    }
+
+    pub fn opt_str(&mut self, s: Option<&str>) {
+        match s {
+            Some(s) => self.str(s),
+            None => self.null(),
+        }
+    }
+
+    pub fn int(&mut self, i: i64) {
+        let _ = write!(self.out, "{i}");
+    }
+
+    pub fn null(&mut self) {
+        self.out.extend_from_slice(b"null");
+    }
+
+    /// A list: `item` writes each element.
+    pub fn list<T>(
+        &mut self,
+        items: impl IntoIterator<Item = T>,
+        mut item: impl FnMut(&mut Self, T),
+    ) {
+        self.out.push(b'[');
+        for (i, x) in items.into_iter().enumerate() {
+            if i > 0 {
+                self.out.push(b',');
+            }
+            item(self, x);
+        }
+        self.out.push(b']');
+    }
+
+    /// An object: `fields` writes its fields, in key order.
+    pub fn map(&mut self, fields: impl FnOnce(&mut CanonMap<'_>)) {
+        self.out.push(b'{');
+        let mut map = CanonMap {
+            w: self,
+            fields: 0,
+            #[cfg(debug_assertions)]
+            last_key: None,
+        };
+        fields(&mut map);
+        self.out.push(b'}');
+    }
+
+    /// A decimal-valued map (weights by symbol); a `BTreeMap` is in key order already.
+    pub fn decimal_map(&mut self, map: &BTreeMap<String, Decimal>) {
+        self.map(|m| {
+            for (k, v) in map {
+                m.field(k).dec(*v);
+            }
+        });
+    }
+
+    /// The canonical bytes written so far.
+    pub fn bytes(&self) -> &[u8] {
+        &self.out
     }
 
     /// blake3 of the canonical encoding, as lowercase hex, under a domain tag so that a
@@ -100,31 +110,47 @@ impl<'a> Canon<'a> {
         let mut hasher = blake3::Hasher::new();
         hasher.update(domain.as_bytes());
         hasher.update(&[0]);
-        hasher.update(&self.encode());
+        hasher.update(&self.out);
         hasher.finalize().to_hex().to_string()
     }
-}
 
-impl From<&Decimal> for Canon<'_> {
-    fn from(d: &Decimal) -> Self {
-        Canon::Dec(*d)
+    /// Writes one value and hashes it: `CanonWriter::hash_of("plan.v1", |w| ...)`.
+    pub fn hash_of(domain: &str, value: impl FnOnce(&mut Self)) -> String {
+        let mut w = Self::new();
+        value(&mut w);
+        w.hash(domain)
     }
 }
 
-impl<'a> From<&'a str> for Canon<'a> {
-    fn from(s: &'a str) -> Self {
-        Canon::Str(Cow::Borrowed(s))
-    }
+/// The fields of an object being written.
+pub struct CanonMap<'w> {
+    w: &'w mut CanonWriter,
+    fields: usize,
+    #[cfg(debug_assertions)]
+    last_key: Option<String>,
 }
 
-/// Decimal-valued map (weights by symbol) as a canonical map (a `BTreeMap` is sorted
-/// by key already).
-pub fn decimal_map(map: &BTreeMap<String, Decimal>) -> Canon<'_> {
-    Canon::Map(
-        map.iter()
-            .map(|(k, v)| (Cow::Borrowed(k.as_str()), Canon::Dec(*v)))
-            .collect(),
-    )
+impl CanonMap<'_> {
+    /// Starts the field `key` (keys strictly increasing): write its value next.
+    pub fn field(&mut self, key: &str) -> &mut CanonWriter {
+        #[cfg(debug_assertions)]
+        {
+            if let Some(last) = &self.last_key {
+                debug_assert!(
+                    last.as_str() < key,
+                    "canonical keys out of order: {key:?} after {last:?}"
+                );
+            }
+            self.last_key = Some(key.to_string());
+        }
+        if self.fields > 0 {
+            self.w.out.push(b',');
+        }
+        self.fields += 1;
+        write_json_str(key, &mut self.w.out);
+        self.w.out.push(b':');
+        self.w
+    }
 }
 
 fn write_json_str(s: &str, out: &mut Vec<u8>) {
@@ -147,18 +173,52 @@ mod tests {
     use super::*;
     use std::str::FromStr;
 
-    #[test]
-    fn decimals_are_normalised() {
-        let a = Canon::map([("x", Canon::Dec(Decimal::from_str("1.50").unwrap()))]);
-        let b = Canon::map([("x", Canon::Dec(Decimal::from_str("1.5").unwrap()))]);
-        assert_eq!(a.encode(), b.encode());
-        assert_eq!(a.encode(), br#"{"x":"1.5"}"#.to_vec());
+    fn encode(value: impl FnOnce(&mut CanonWriter)) -> Vec<u8> {
+        let mut w = CanonWriter::new();
+        value(&mut w);
+        w.bytes().to_vec()
     }
 
     #[test]
-    fn keys_are_sorted_and_strings_escaped() {
-        let v = Canon::map([("b", Canon::Int(2)), ("a", Canon::str("q\"uote"))]);
-        assert_eq!(v.encode(), br#"{"a":"q\"uote","b":2}"#.to_vec());
+    fn decimals_are_normalised() {
+        let a = encode(|w| w.map(|m| m.field("x").dec(Decimal::from_str("1.50").unwrap())));
+        let b = encode(|w| w.map(|m| m.field("x").dec(Decimal::from_str("1.5").unwrap())));
+        assert_eq!(a, b);
+        assert_eq!(a, br#"{"x":"1.5"}"#.to_vec());
+    }
+
+    #[test]
+    fn values_nest_as_compact_json() {
+        let mut weights = BTreeMap::new();
+        weights.insert("SPY".to_string(), Decimal::from_str("0.600").unwrap());
+        weights.insert("IWM".to_string(), Decimal::from_str("-0").unwrap());
+        let bytes = encode(|w| {
+            w.map(|m| {
+                m.field("a").str("q\"uote");
+                m.field("b").int(-2);
+                m.field("c")
+                    .list([Some(Decimal::TEN), None], |w, d| w.opt_dec(d));
+                m.field("d").decimal_map(&weights);
+                m.field("e").map(|_| {});
+                m.field("f").opt_str(None);
+            })
+        });
+        assert_eq!(
+            String::from_utf8(bytes).unwrap(),
+            r#"{"a":"q\"uote","b":-2,"c":["10",null],"d":{"IWM":"0","SPY":"0.6"},"e":{},"f":null}"#
+        );
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "canonical keys out of order")]
+    fn keys_out_of_order_are_caught_in_debug_builds() {
+        encode(|w| {
+            w.map(|m| {
+                m.field("b").int(1);
+                m.field("a").int(2);
+            })
+        });
     }
 
     #[test]
@@ -179,19 +239,10 @@ mod tests {
     }
 
     #[test]
-    fn of_equal_keys_the_last_counts() {
-        let v = Canon::map([
-            ("a", Canon::Int(1)),
-            ("b", Canon::Int(2)),
-            ("a", Canon::Int(3)),
-        ]);
-        assert_eq!(v.encode(), br#"{"a":3,"b":2}"#.to_vec());
-    }
-
-    #[test]
     fn domain_separates_hashes() {
-        let v = Canon::List(vec![]);
-        assert_ne!(v.hash("signal"), v.hash("plan"));
-        assert_eq!(v.hash("signal").len(), 64);
+        let list = |w: &mut CanonWriter| w.list(std::iter::empty::<()>(), |_, _| {});
+        let signal = CanonWriter::hash_of("signal", list);
+        assert_ne!(signal, CanonWriter::hash_of("plan", list));
+        assert_eq!(signal.len(), 64);
     }
 }

@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::decimal_text::text;
-use super::hash::{decimal_map, Canon};
+use super::hash::CanonWriter;
 use super::ids::{CorrelationId, EventId};
 use crate::domain::{OrderType, PlanAction, RunMode, Side, Symbol};
 
@@ -47,16 +47,13 @@ pub struct StrategyAllocation {
 }
 
 impl StrategyAllocation {
-    fn canon(&self) -> Canon<'_> {
-        Canon::map([
-            (
-                "error",
-                self.error.as_deref().map_or(Canon::Null, Canon::from),
-            ),
-            ("file_weight", Canon::Dec(self.file_weight)),
-            ("name", Canon::str(&self.name)),
-            ("weights", decimal_map(&self.weights)),
-        ])
+    fn write_canon(&self, w: &mut CanonWriter) {
+        w.map(|m| {
+            m.field("error").opt_str(self.error.as_deref());
+            m.field("file_weight").dec(self.file_weight);
+            m.field("name").str(&self.name);
+            m.field("weights").decimal_map(&self.weights);
+        });
     }
 }
 
@@ -81,15 +78,14 @@ impl SignalGenerated {
         target_weights: &BTreeMap<Symbol, Decimal>,
         strategies: &[StrategyAllocation],
     ) -> String {
-        Canon::map([
-            ("as_of", Canon::str(as_of.to_string())),
-            (
-                "strategies",
-                Canon::List(strategies.iter().map(StrategyAllocation::canon).collect()),
-            ),
-            ("target_weights", decimal_map(target_weights)),
-        ])
-        .hash("signal.v1")
+        CanonWriter::hash_of("signal.v1", |w| {
+            w.map(|m| {
+                m.field("as_of").str(&as_of.to_string());
+                m.field("strategies")
+                    .list(strategies, |w, s| s.write_canon(w));
+                m.field("target_weights").decimal_map(target_weights);
+            })
+        })
     }
 }
 
@@ -132,16 +128,16 @@ pub struct PlanItem {
 }
 
 impl PlanItem {
-    fn canon(&self) -> Canon<'_> {
-        Canon::map([
-            ("action", Canon::str(self.action.as_str())),
-            ("current_value", Canon::Dec(self.current_value)),
-            ("delta", Canon::Dec(self.delta)),
-            ("price", Canon::Dec(self.price)),
-            ("qty", Canon::Dec(self.qty)),
-            ("symbol", Canon::str(&self.symbol)),
-            ("target_value", Canon::Dec(self.target_value)),
-        ])
+    fn write_canon(&self, w: &mut CanonWriter) {
+        w.map(|m| {
+            m.field("action").str(self.action.as_str());
+            m.field("current_value").dec(self.current_value);
+            m.field("delta").dec(self.delta);
+            m.field("price").dec(self.price);
+            m.field("qty").dec(self.qty);
+            m.field("symbol").str(&self.symbol);
+            m.field("target_value").dec(self.target_value);
+        });
     }
 }
 
@@ -168,16 +164,14 @@ impl RebalancePlanned {
         cash: Decimal,
         items: &[PlanItem],
     ) -> String {
-        Canon::map([
-            ("cash", Canon::Dec(cash)),
-            (
-                "items",
-                Canon::List(items.iter().map(PlanItem::canon).collect()),
-            ),
-            ("portfolio_value", Canon::Dec(portfolio_value)),
-            ("signal_hash", Canon::str(signal_hash)),
-        ])
-        .hash("plan.v1")
+        CanonWriter::hash_of("plan.v1", |w| {
+            w.map(|m| {
+                m.field("cash").dec(cash);
+                m.field("items").list(items, |w, i| i.write_canon(w));
+                m.field("portfolio_value").dec(portfolio_value);
+                m.field("signal_hash").str(signal_hash);
+            })
+        })
     }
 
     pub fn has_trades(&self) -> bool {
@@ -202,14 +196,14 @@ pub struct OrderIntent {
 }
 
 impl OrderIntent {
-    fn canon(&self) -> Canon<'_> {
-        Canon::map([
-            ("limit_price", Canon::opt_dec(self.limit_price)),
-            ("order_type", Canon::str(self.order_type.as_str())),
-            ("qty", Canon::Dec(self.qty)),
-            ("side", Canon::str(self.side.as_str())),
-            ("symbol", Canon::str(&self.symbol)),
-        ])
+    fn write_canon(&self, w: &mut CanonWriter) {
+        w.map(|m| {
+            m.field("limit_price").opt_dec(self.limit_price);
+            m.field("order_type").str(self.order_type.as_str());
+            m.field("qty").dec(self.qty);
+            m.field("side").str(self.side.as_str());
+            m.field("symbol").str(&self.symbol);
+        });
     }
 }
 
@@ -230,14 +224,12 @@ pub struct ExecutionStarted {
 impl ExecutionStarted {
     /// Hash of the ordered intents (sides, symbols, quantities, prices) and their plan.
     pub fn compute_hash(plan_hash: &str, orders: &[OrderIntent]) -> String {
-        Canon::map([
-            (
-                "orders",
-                Canon::List(orders.iter().map(OrderIntent::canon).collect()),
-            ),
-            ("plan_hash", Canon::str(plan_hash)),
-        ])
-        .hash("execution_plan.v1")
+        CanonWriter::hash_of("execution_plan.v1", |w| {
+            w.map(|m| {
+                m.field("orders").list(orders, |w, o| o.write_canon(w));
+                m.field("plan_hash").str(plan_hash);
+            })
+        })
     }
 }
 
