@@ -19,7 +19,7 @@ use crate::causation::{CausationTree, WorkflowSummary};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, LogFormat, OnStrategyError};
 use crate::data::{Adjustment, BarSeries, MarketData, SharedMarket};
-use crate::domain::RunMode;
+use crate::domain::{RunMode, Symbol};
 use crate::events::{CorrelationId, ReconciliationStatus, SignalGenerated, WorkflowStarted};
 use crate::journal::outbox::Outbox;
 use crate::journal::Journal;
@@ -1004,7 +1004,7 @@ fn run(
 struct LiveBars {
     client: Arc<AlpacaClient>,
     market: SharedMarket,
-    symbols: Vec<String>,
+    symbols: Vec<Symbol>,
     adjustment: &'static str,
     feed: String,
 }
@@ -1023,12 +1023,12 @@ impl LiveBars {
         let mut series = std::collections::BTreeMap::new();
         for symbol in &self.symbols {
             let raw = bars
-                .get(symbol)
+                .get(symbol.as_str())
                 .ok_or_else(|| format!("no bars for {symbol}"))?;
             let daily = to_daily_bars(symbol, raw)?;
             series.insert(
-                symbol.clone(),
-                Arc::new(BarSeries::new(symbol.clone(), daily)),
+                Symbol::from(symbol.as_str()),
+                Arc::new(BarSeries::new(symbol.as_str().into(), daily)),
             );
         }
         tracing::info!(symbols = self.symbols.len(), %start, end = %day, "daily bars refreshed");

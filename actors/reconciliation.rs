@@ -13,7 +13,7 @@ use super::engine::EngineDeps;
 use super::supervision::{Emit, EventHandler, HandlerFault, Reaction, Registry};
 use crate::clock::Clock;
 use crate::config::OnDrift;
-use crate::domain::RunMode;
+use crate::domain::{RunMode, Symbol};
 use crate::events::{
     CorrelationId, Envelope, EventKind, FailureReason, HaltReason, Payload,
     ReconciliationCompleted, ReconciliationStatus, TradingHalted, WorkflowFailed, WorkflowStarted,
@@ -77,7 +77,7 @@ impl ReconciliationActor {
                 .open_orders()
                 .await
                 .map_err(|e| format!("open orders: {e}"))?;
-            let symbols: Vec<String> = account.positions.keys().cloned().collect();
+            let symbols: Vec<Symbol> = account.positions.keys().cloned().collect();
             let prices = venue.prices(&symbols).await.unwrap_or_default();
             let explained = |id: &str| {
                 let seen = submitted.lock().map(|s| s.contains(id)).unwrap_or(false);

@@ -20,6 +20,7 @@ use super::broker::Observed;
 use crate::config::Config;
 use crate::data::intraday::{bar_until, read_quotes, read_trades, MinuteQuote};
 use crate::data::{BarSeries, DataSource, MarketData};
+use crate::domain::Symbol;
 use crate::events::{Envelope, Payload};
 use crate::strategy::book::StrategyBook;
 use crate::venue::sim::SimVenue;
@@ -71,9 +72,9 @@ fn new_york(date: NaiveDate, time: NaiveTime) -> Result<DateTime<Utc>, String> {
 struct IntradayDay {
     /// Daily history before the day plus the day's bar so far, per symbol.
     market: MarketData,
-    quotes: BTreeMap<String, Vec<MinuteQuote>>,
+    quotes: BTreeMap<Symbol, Vec<MinuteQuote>>,
     /// The day's last trade per symbol, to mark positions after the replay.
-    last_trades: BTreeMap<String, Decimal>,
+    last_trades: BTreeMap<Symbol, Decimal>,
 }
 
 fn intraday_data(

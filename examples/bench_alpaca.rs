@@ -44,7 +44,9 @@ fn run(limit: u32, window: Duration) {
         .expect("fake server");
     let symbols: Vec<String> = (0..ORDERS).map(|i| format!("S{i:02}")).collect();
     for s in &symbols {
-        fake.state().prices.insert(s.clone(), Decimal::from(100));
+        fake.state()
+            .prices
+            .insert(s.as_str().into(), Decimal::from(100));
     }
     let settings = ClientSettings {
         trading_url: fake.url(),
@@ -103,7 +105,7 @@ fn run(limit: u32, window: Duration) {
         let items: Vec<PlanItem> = symbols
             .iter()
             .map(|s| PlanItem {
-                symbol: s.clone(),
+                symbol: s.as_str().into(),
                 action: PlanAction::Buy,
                 qty: Decimal::from(10),
                 price: Decimal::from(100),

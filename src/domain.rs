@@ -3,8 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Ticker symbol as the venue spells it (`"SPY"`).
-pub type Symbol = String;
+/// Ticker symbol as the venue spells it (`"SPY"`). Stored inline (up to 24 bytes, no
+/// heap allocation): symbols are cloned into every signal, price map, plan item, order
+/// and fill, and those clones were a large share of a backtest's allocations.
+pub type Symbol = compact_str::CompactString;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -103,7 +103,7 @@ mod tests {
     use rust_decimal_macros::dec;
 
     fn m(p: &[(&str, Decimal)]) -> Positions {
-        p.iter().map(|(s, q)| (s.to_string(), *q)).collect()
+        p.iter().map(|(s, q)| (Symbol::from(*s), *q)).collect()
     }
 
     fn account(p: &[(&str, Decimal)]) -> AccountSnapshot {
@@ -232,7 +232,7 @@ mod tests {
     #[test]
     fn values_use_the_prices_given() {
         let e = m(&[("SPY", dec!(2))]);
-        let prices = [("SPY".to_string(), dec!(500.125))].into_iter().collect();
+        let prices = [(Symbol::from("SPY"), dec!(500.125))].into_iter().collect();
         let r = reconcile(
             &e,
             &account(&[("SPY", dec!(2))]),

@@ -11,14 +11,14 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
 use crate::config::RiskConfig;
-use crate::domain::{OrderType, Side};
+use crate::domain::{OrderType, Side, Symbol};
 use crate::events::{OrderDenied, OrderIntent, RiskCode};
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RiskLimits {
     pub max_order_notional: Option<Decimal>,
     pub max_daily_notional: Option<Decimal>,
-    pub allowed_symbols: Option<BTreeSet<String>>,
+    pub allowed_symbols: Option<BTreeSet<Symbol>>,
 }
 
 impl RiskLimits {
@@ -29,7 +29,7 @@ impl RiskLimits {
             allowed_symbols: config
                 .allowed_symbols
                 .as_ref()
-                .map(|s| s.iter().cloned().collect()),
+                .map(|s| s.iter().map(|s| Symbol::from(s.as_str())).collect()),
         }
     }
 
@@ -244,7 +244,7 @@ mod tests {
     #[test]
     fn symbols_outside_the_allowed_list_are_denied() {
         let limits = RiskLimits {
-            allowed_symbols: Some(["SPY".to_string()].into_iter().collect()),
+            allowed_symbols: Some([Symbol::from("SPY")].into_iter().collect()),
             ..Default::default()
         };
         let ledger = DeployedLedger::default();

@@ -92,7 +92,7 @@ async fn account_positions_and_prices_parse_into_decimals() {
     let a = v.account().await.unwrap();
     assert_eq!(a.cash, dec("10000"));
     assert_eq!(a.positions["SPY"], dec("1.5"));
-    let p = v.prices(&["QQQ".to_string()]).await.unwrap();
+    let p = v.prices(&["QQQ".into()]).await.unwrap();
     assert_eq!(p["QQQ"], dec("300"));
 }
 
@@ -406,7 +406,7 @@ async fn daily_bars_follow_every_page_into_exact_decimals() {
     let bars = v
         .client()
         .daily_bars(
-            &["SPY".into(), "QQQ".into()],
+            &["SPY", "QQQ"],
             d("2024-01-01"),
             d("2024-01-31"),
             "all",

@@ -123,11 +123,11 @@ async fn a_multi_year_lean_backtest_keeps_its_invariants() {
             match f.side {
                 Side::Buy => {
                     cash -= notional + f.commission;
-                    *positions.entry(f.symbol.clone()).or_default() += f.qty;
+                    *positions.entry(f.symbol.to_string()).or_default() += f.qty;
                 }
                 Side::Sell => {
                     cash += notional - f.commission;
-                    *positions.entry(f.symbol.clone()).or_default() -= f.qty;
+                    *positions.entry(f.symbol.to_string()).or_default() -= f.qty;
                 }
             }
         }

@@ -154,7 +154,8 @@ fn killed_at_any_commit_the_engine_recovers_without_duplicates() {
             state.created
         );
         // Positions equal what the journal says was filled.
-        let mut filled: std::collections::BTreeMap<String, Decimal> = Default::default();
+        let mut filled: std::collections::BTreeMap<alchemiser::domain::Symbol, Decimal> =
+            Default::default();
         let mut fill_ids = std::collections::BTreeSet::new();
         for e in &entries {
             if let Payload::OrderFilled(fill) = &e.envelope.payload {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use alchemiser::clock::SystemClock;
-use alchemiser::domain::{OrderType, PlanAction, Side};
+use alchemiser::domain::{OrderType, PlanAction, Side, Symbol};
 use alchemiser::events::*;
 use alchemiser::execution::order_intents;
 use alchemiser::strategy::consolidate;
@@ -149,7 +149,8 @@ fn weights() -> impl Strategy<Value = Vec<(String, Decimal)>> {
 }
 
 fn signal_hash(pairs: &[(String, Decimal)]) -> String {
-    let map: BTreeMap<String, Decimal> = pairs.iter().cloned().collect();
+    let map: BTreeMap<Symbol, Decimal> =
+        pairs.iter().map(|(s, w)| (s.as_str().into(), *w)).collect();
     SignalGenerated::compute_hash(date(), &map, &[])
 }
 
@@ -157,7 +158,7 @@ fn plan(items: &[(String, PlanAction, Decimal, Decimal)]) -> RebalancePlanned {
     let items: Vec<PlanItem> = items
         .iter()
         .map(|(s, a, q, p)| PlanItem {
-            symbol: s.clone(),
+            symbol: s.as_str().into(),
             action: *a,
             qty: *q,
             price: *p,
@@ -217,7 +218,8 @@ proptest! {
         if !pairs.iter().any(|(s, _)| *s == renamed[i].0) {
             prop_assert_ne!(&before, &signal_hash(&renamed));
         }
-        let map: BTreeMap<String, Decimal> = pairs.iter().cloned().collect();
+        let map: BTreeMap<Symbol, Decimal> =
+            pairs.iter().map(|(s, w)| (s.as_str().into(), *w)).collect();
         let other_day = SignalGenerated::compute_hash(date().succ_opt().unwrap(), &map, &[]);
         prop_assert_ne!(&before, &other_day);
     }
@@ -285,8 +287,8 @@ fn consolidated_signal_hash_is_reproducible() {
         name: "core".into(),
         file_weight: Decimal::ONE,
         weights: [
-            ("SPY".to_string(), dec(6, 1)),
-            ("TLT".to_string(), dec(4, 1)),
+            (Symbol::from("SPY"), dec(6, 1)),
+            (Symbol::from("TLT"), dec(4, 1)),
         ]
         .into_iter()
         .collect(),

@@ -45,7 +45,7 @@ fn submitted(events: &[Envelope]) -> Vec<(String, Side, Decimal)> {
     events
         .iter()
         .filter_map(|e| match &e.payload {
-            Payload::OrderSubmitted(o) => Some((o.symbol.clone(), o.side, o.qty)),
+            Payload::OrderSubmitted(o) => Some((o.symbol.to_string(), o.side, o.qty)),
             _ => None,
         })
         .collect()

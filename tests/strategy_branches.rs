@@ -9,6 +9,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use alchemiser::data::{BarSeries, DailyBar, MarketData};
+use alchemiser::domain::Symbol;
 use alchemiser::indicators::rsi;
 use alchemiser::strategy::book::referenced_symbols;
 use alchemiser::strategy::dsl::{evaluate, parse_symphony, Evaluation, Symphony};
@@ -112,7 +113,7 @@ fn series(symbol: &str, closes: &[f64]) -> BarSeries {
             }
         })
         .collect();
-    BarSeries::new(symbol.to_string(), bars)
+    BarSeries::new(symbol.into(), bars)
 }
 
 fn as_of() -> NaiveDate {
@@ -158,10 +159,10 @@ fn fact(e: &Evaluation, label: &str, op: &str, bound: f64) {
     assert!(ok, "crafted data: expected {label} {op} {bound}, got {v}");
 }
 
-fn weights(pairs: &[(&str, &str)]) -> BTreeMap<String, Decimal> {
+fn weights(pairs: &[(&str, &str)]) -> BTreeMap<Symbol, Decimal> {
     pairs
         .iter()
-        .map(|(s, w)| (s.to_string(), Decimal::from_str(w).unwrap()))
+        .map(|(s, w)| (Symbol::from(*s), Decimal::from_str(w).unwrap()))
         .collect()
 }
 
@@ -435,7 +436,7 @@ mod nuclear {
         assert!(
             e.indicators["current-price(TQQQ)"] < e.indicators["moving-average-price(TQQQ,20)"]
         );
-        let keys: Vec<&str> = e.weights.keys().map(String::as_str).collect();
+        let keys: Vec<&str> = e.weights.keys().map(Symbol::as_str).collect();
         assert_eq!(keys, ["PSQ", "SQQQ"]);
         assert_eq!(e.weights.values().copied().sum::<Decimal>(), Decimal::ONE);
         let vol1 = e.indicators["stdev-return(Bear 1,14)"];
@@ -599,7 +600,7 @@ fn short_history_is_an_error_with_its_location() {
     let mut data = MarketData::default();
     for s in ["AAA", "BBB"] {
         data.series
-            .insert(s.to_string(), Arc::new(series(s, &closes(neutral()))));
+            .insert(Symbol::from(s), Arc::new(series(s, &closes(neutral()))));
     }
     let err = evaluate(&symphony, &data, as_of()).unwrap_err().to_string();
     assert_eq!(

@@ -378,7 +378,7 @@ pub fn fake_orders(fake: &FakeAlpaca) -> (Vec<PlacedOrder>, u32) {
         .iter()
         .map(|o| PlacedOrder {
             client_order_id: o.client_order_id.clone(),
-            symbol: o.symbol.clone(),
+            symbol: o.symbol.as_str().into(),
             side: if o.side == "sell" {
                 Side::Sell
             } else {

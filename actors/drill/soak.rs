@@ -13,6 +13,7 @@ use rand::{Rng, SeedableRng};
 use super::faults::{FaultPlan, HandlerFaultKind, Injected};
 use super::rig::{completed, measure, sim_orders, Rig};
 use super::scenarios::ACTORS;
+use crate::domain::Symbol;
 use crate::drill::report::DrillReport;
 use crate::events::EventKind;
 use crate::venue::faulty::FaultyVenue;
@@ -33,8 +34,8 @@ async fn days_run(
     seed: u64,
     days: u32,
     faults: bool,
-    planned: Option<&BTreeMap<String, rust_decimal::Decimal>>,
-) -> Result<(DrillReport, BTreeMap<String, rust_decimal::Decimal>), String> {
+    planned: Option<&BTreeMap<Symbol, rust_decimal::Decimal>>,
+) -> Result<(DrillReport, BTreeMap<Symbol, rust_decimal::Decimal>), String> {
     let mut report = DrillReport::new("soak", seed, 0);
     let rig = Rig::new("soak", |c| {
         c.recovery.max_attempts = 3;

@@ -24,7 +24,7 @@ pub struct EquityPoint {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct FillRecord {
     pub date: NaiveDate,
-    pub symbol: String,
+    pub symbol: crate::domain::Symbol,
     pub side: Side,
     pub qty: Decimal,
     pub price: Decimal,

@@ -30,7 +30,7 @@ pub fn read(dir: &Path, symbol: &str) -> Result<Vec<DailyBar>, DataError> {
     let path = dir.join(format!("{symbol}.csv"));
     if !path.exists() {
         return Err(DataError::UnknownSymbol {
-            symbol: symbol.to_string(),
+            symbol: symbol.into(),
             dir: dir.display().to_string(),
         });
     }

@@ -64,7 +64,7 @@ fn daily_text(root: &Path, symbol: &str) -> Result<(String, PathBuf), DataError>
         Ok((text, csv_path))
     } else {
         Err(DataError::UnknownSymbol {
-            symbol: symbol.to_string(),
+            symbol: symbol.into(),
             dir: daily_dir(root).display().to_string(),
         })
     }

@@ -175,7 +175,7 @@ impl DataSource {
             DataSource::Lean { root, adjustment } => lean::read_daily(root, symbol, *adjustment)?,
             DataSource::CsvFolder { dir } => csv_folder::read(dir, symbol)?,
         };
-        Ok(BarSeries::new(symbol.to_string(), bars))
+        Ok(BarSeries::new(symbol.into(), bars))
     }
 
     /// Loads every symbol; the first failure is returned.

@@ -139,7 +139,7 @@ mod tests {
 
     #[test]
     fn a_doubled_leg_is_a_duplicate_another_workflow_is_not() {
-        let f = |c: &str, s: &str, side| (c.to_string(), s.to_string(), side);
+        let f = |c: &str, s: &str, side| (c.to_string(), crate::domain::Symbol::from(s), side);
         assert_eq!(
             duplicate_fills(&[f("a", "SPY", Side::Buy), f("a", "TLT", Side::Buy)]),
             0
@@ -156,7 +156,11 @@ mod tests {
 
     #[test]
     fn positions_match_within_the_money_tolerance() {
-        let m = |q: Decimal| [("SPY".to_string(), q)].into_iter().collect();
+        let m = |q: Decimal| {
+            [(crate::domain::Symbol::from("SPY"), q)]
+                .into_iter()
+                .collect()
+        };
         let prices = m(dec!(100));
         assert!(compare_positions(&m(dec!(10)), &m(dec!(10.5)), &prices, dec!(100)).1);
         assert!(!compare_positions(&m(dec!(10)), &m(dec!(20)), &prices, dec!(100)).1);

@@ -113,16 +113,19 @@ pub mod text {
         }
     }
 
-    pub fn map<S: Serializer>(m: &BTreeMap<String, Decimal>, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(m.iter().map(|(k, v)| (k, DecimalText::of(v))))
-    }
-
-    pub fn opt_map<S: Serializer>(
-        m: &Option<BTreeMap<String, Decimal>>,
+    pub fn map<K: AsRef<str>, S: Serializer>(
+        m: &BTreeMap<K, Decimal>,
         s: S,
     ) -> Result<S::Ok, S::Error> {
-        struct Map<'a>(&'a BTreeMap<String, Decimal>);
-        impl Serialize for Map<'_> {
+        s.collect_map(m.iter().map(|(k, v)| (k.as_ref(), DecimalText::of(v))))
+    }
+
+    pub fn opt_map<K: AsRef<str>, S: Serializer>(
+        m: &Option<BTreeMap<K, Decimal>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        struct Map<'a, K>(&'a BTreeMap<K, Decimal>);
+        impl<K: AsRef<str>> Serialize for Map<'_, K> {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 map(self.0, s)
             }

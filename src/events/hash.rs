@@ -91,10 +91,10 @@ impl CanonWriter {
     }
 
     /// A decimal-valued map (weights by symbol); a `BTreeMap` is in key order already.
-    pub fn decimal_map(&mut self, map: &BTreeMap<String, Decimal>) {
+    pub fn decimal_map<K: AsRef<str>>(&mut self, map: &BTreeMap<K, Decimal>) {
         self.map(|m| {
             for (k, v) in map {
-                m.field(k).dec(*v);
+                m.field(k.as_ref()).dec(*v);
             }
         });
     }

@@ -54,7 +54,7 @@ impl Outbox {
                 intent.client_order_id,
                 correlation.to_string(),
                 plan_hash,
-                intent.symbol,
+                intent.symbol.as_str(),
                 intent.side.as_str(),
                 intent.qty.to_string()
             ],
@@ -137,7 +137,7 @@ impl Outbox {
                 plan_hash,
                 intent: OrderIntent {
                     client_order_id: id.clone(),
-                    symbol,
+                    symbol: symbol.into(),
                     side: if side == "sell" {
                         Side::Sell
                     } else {

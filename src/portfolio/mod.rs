@@ -159,7 +159,10 @@ mod tests {
     fn signal(weights: &[(&str, Decimal)]) -> SignalGenerated {
         SignalGenerated {
             as_of: NaiveDate::from_ymd_opt(2024, 1, 2).unwrap(),
-            target_weights: weights.iter().map(|(s, w)| (s.to_string(), *w)).collect(),
+            target_weights: weights
+                .iter()
+                .map(|(s, w)| (Symbol::from(*s), *w))
+                .collect(),
             strategies: vec![],
             signal_hash: "sig".into(),
             market_snapshot_id: String::new(),
@@ -169,12 +172,12 @@ mod tests {
     fn account(cash: Decimal, pos: &[(&str, Decimal)]) -> AccountSnapshot {
         AccountSnapshot {
             cash,
-            positions: pos.iter().map(|(s, q)| (s.to_string(), *q)).collect(),
+            positions: pos.iter().map(|(s, q)| (Symbol::from(*s), *q)).collect(),
         }
     }
 
     fn prices(p: &[(&str, Decimal)]) -> BTreeMap<Symbol, Decimal> {
-        p.iter().map(|(s, q)| (s.to_string(), *q)).collect()
+        p.iter().map(|(s, q)| (Symbol::from(*s), *q)).collect()
     }
 
     #[test]

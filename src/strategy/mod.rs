@@ -95,7 +95,10 @@ mod tests {
         StrategyAllocation {
             name: name.into(),
             file_weight: fw,
-            weights: weights.iter().map(|(s, w)| (s.to_string(), *w)).collect(),
+            weights: weights
+                .iter()
+                .map(|(s, w)| (Symbol::from(*s), *w))
+                .collect(),
             indicators: BTreeMap::new(),
             error: None,
         }

@@ -133,7 +133,7 @@ impl SimVenue {
 
     /// Sets the price the venue reports for `symbol` (overrides market data).
     pub fn set_mark(&self, symbol: &str, price: Decimal) {
-        self.lock().marks.insert(symbol.to_string(), price);
+        self.lock().marks.insert(symbol.into(), price);
     }
 
     /// Moves the venue to `date`: prices are that day's closes from then on.
@@ -162,7 +162,7 @@ impl SimVenue {
 
     pub fn adjust_position(&self, symbol: &str, qty: Decimal) {
         let mut s = self.lock();
-        let q = s.account.positions.entry(symbol.to_string()).or_default();
+        let q = s.account.positions.entry(symbol.into()).or_default();
         *q += qty;
         if q.is_zero() {
             s.account.positions.remove(symbol);
@@ -227,7 +227,7 @@ impl SimVenue {
             return Ok(*p);
         }
         let no_price = || VenueError::NoPrice {
-            symbol: symbol.to_string(),
+            symbol: symbol.into(),
         };
         if let Some(day) = &state.intraday {
             return day
@@ -453,7 +453,7 @@ impl Venue for SimVenue {
                     at: self.quote_time(&state),
                 })
                 .ok_or_else(|| VenueError::NoPrice {
-                    symbol: symbol.to_string(),
+                    symbol: symbol.into(),
                 }),
             None => self.price_of(&state, symbol).map(|p| Quote {
                 bid: p,
@@ -567,11 +567,11 @@ mod tests {
             quote(15, 46, dec!(99.70), dec!(99.80)),
         ];
         v.set_intraday(
-            BTreeMap::from([("SPY".to_string(), quotes)]),
+            BTreeMap::from([(Symbol::from("SPY"), quotes)]),
             NaiveTime::from_hms_opt(15, 45, 0).unwrap(),
         );
         // Planning price: the mid of the latest minute before now (15:44).
-        let prices = block(v.prices(&["SPY".to_string()])).unwrap();
+        let prices = block(v.prices(&[Symbol::from("SPY")])).unwrap();
         assert_eq!(prices["SPY"], dec!(100.00));
         // Market buy: ask close of the first minute strictly after 15:45 (15:46).
         let o = block(v.submit(&intent("m", Side::Buy, dec!(10)))).unwrap();

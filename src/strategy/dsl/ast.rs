@@ -7,6 +7,7 @@ use std::str::FromStr;
 use rust_decimal::Decimal;
 
 use super::parse::{ParseError, SExpr, Span};
+use crate::domain::Symbol;
 use crate::indicators::{Indicator, IndicatorKind};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -20,7 +21,7 @@ pub struct Symphony {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Node {
     Asset {
-        symbol: String,
+        symbol: Symbol,
         span: Span,
     },
     Group {
@@ -89,7 +90,7 @@ pub enum Operand {
 #[derive(Clone, Debug, PartialEq)]
 pub struct IndicatorCall {
     pub indicator: Indicator,
-    pub symbol: String,
+    pub symbol: Symbol,
     pub span: Span,
 }
 
@@ -241,7 +242,7 @@ fn node(v: &SExpr) -> Result<Node> {
     match head {
         "asset" => match args {
             [symbol] | [symbol, _] => Ok(Node::Asset {
-                symbol: string(symbol, "the asset's symbol")?,
+                symbol: string(symbol, "the asset's symbol")?.into(),
                 span,
             }),
             _ => err(span, format!("asset takes a symbol and an optional name; got {} arguments", args.len())),
@@ -396,7 +397,7 @@ fn operand(v: &SExpr) -> Result<Operand> {
                     )
                 }
             };
-            let symbol = string(symbol, "the indicator's symbol")?;
+            let symbol = string(symbol, "the indicator's symbol")?.into();
             Ok(Operand::Call(IndicatorCall {
                 indicator: indicator_of(head, options, span)?,
                 symbol,

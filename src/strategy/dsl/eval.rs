@@ -19,10 +19,11 @@ use thiserror::Error;
 use super::ast::{Condition, IndicatorCall, Node, Operand, Select, Symphony};
 use super::parse::Span;
 use crate::data::MarketData;
+use crate::domain::Symbol;
 use crate::indicators::{Indicator, IndicatorKind};
 use crate::strategy::largest_remainder;
 
-type Allocation = BTreeMap<String, Decimal>;
+type Allocation = BTreeMap<Symbol, Decimal>;
 
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
 #[error("{span}: {message}")]
@@ -35,7 +36,7 @@ pub struct EvalError {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Evaluation {
     /// Weights by symbol, 6 decimals, summing to exactly 1.
-    pub weights: BTreeMap<String, Decimal>,
+    pub weights: BTreeMap<Symbol, Decimal>,
     /// Every indicator evaluated, by label (`rsi(SPY,10)`), rounded to 6 decimals.
     pub indicators: BTreeMap<String, Decimal>,
 }
@@ -132,7 +133,7 @@ fn add_scaled(into: &mut Allocation, from: &Allocation, scale: Decimal) {
 /// A name for a candidate: its symbol, its group name, or its form.
 fn label(node: &Node) -> String {
     match node {
-        Node::Asset { symbol, .. } => symbol.clone(),
+        Node::Asset { symbol, .. } => symbol.to_string(),
         Node::Group { name, .. } => name.clone(),
         Node::WeightEqual(_) => "weight-equal".into(),
         Node::WeightSpecified(_) => "weight-specified".into(),

@@ -380,8 +380,9 @@ impl AlpacaClient {
 
     pub async fn latest_quotes(
         &self,
-        symbols: &[String],
+        symbols: &[impl AsRef<str>],
     ) -> Result<wire::LatestQuotes, AlpacaError> {
+        let symbols: Vec<&str> = symbols.iter().map(AsRef::as_ref).collect();
         self.read(
             Base::Data,
             "/v2/stocks/quotes/latest",
@@ -394,7 +395,7 @@ impl AlpacaClient {
     /// `adjustment` is Alpaca's (`raw`, `split`, `dividend`, `all`).
     pub async fn daily_bars(
         &self,
-        symbols: &[String],
+        symbols: &[impl AsRef<str>],
         start: chrono::NaiveDate,
         end: chrono::NaiveDate,
         adjustment: &str,
@@ -402,6 +403,7 @@ impl AlpacaClient {
     ) -> Result<std::collections::BTreeMap<String, Vec<wire::Bar>>, AlpacaError> {
         let mut out: std::collections::BTreeMap<String, Vec<wire::Bar>> =
             std::collections::BTreeMap::new();
+        let symbols: Vec<&str> = symbols.iter().map(AsRef::as_ref).collect();
         let mut token: Option<String> = None;
         for _ in 0..10_000 {
             let mut query = vec![

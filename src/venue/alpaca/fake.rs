@@ -363,7 +363,7 @@ fn answer(shared: &Shared, method: &Method, path: &str, uri: &Uri, body: &Bytes)
                 .unwrap_or(0);
             let mut all: Vec<(String, wire::Bar)> = Vec::new();
             for sym in &symbols {
-                for b in s.bars.get(sym).into_iter().flatten() {
+                for b in s.bars.get(sym.as_str()).into_iter().flatten() {
                     let day = &b.t[..10.min(b.t.len())];
                     if day >= start.as_str() && day <= end.as_str() {
                         all.push((sym.clone(), b.clone()));
@@ -458,18 +458,26 @@ fn answer(shared: &Shared, method: &Method, path: &str, uri: &Uri, body: &Bytes)
                     "qty must be > 0",
                 );
             }
-            let Some(price) = s.prices.get(&new.symbol).copied() else {
+            let Some(price) = s.prices.get(new.symbol.as_str()).copied() else {
                 return error(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     wire::CODE_VALIDATION,
                     "asset not found",
                 );
             };
-            let held = s.positions.get(&new.symbol).copied().unwrap_or_default();
+            let held = s
+                .positions
+                .get(new.symbol.as_str())
+                .copied()
+                .unwrap_or_default();
             let buy = new.side == "buy";
             let (fills, fill_price) = match (new.order_type.as_str(), new.limit_price) {
                 ("limit", Some(limit)) => {
-                    let (bid, ask) = s.quotes.get(&new.symbol).copied().unwrap_or((price, price));
+                    let (bid, ask) = s
+                        .quotes
+                        .get(new.symbol.as_str())
+                        .copied()
+                        .unwrap_or((price, price));
                     let crosses = if buy { ask <= limit } else { bid >= limit };
                     (crosses, limit)
                 }
@@ -510,10 +518,10 @@ fn answer(shared: &Shared, method: &Method, path: &str, uri: &Uri, body: &Bytes)
                 let notional = new.qty * fill_price;
                 if buy {
                     s.cash -= notional;
-                    *s.positions.entry(new.symbol.clone()).or_default() += new.qty;
+                    *s.positions.entry(new.symbol.as_str().into()).or_default() += new.qty;
                 } else {
                     s.cash += notional;
-                    *s.positions.entry(new.symbol.clone()).or_default() -= new.qty;
+                    *s.positions.entry(new.symbol.as_str().into()).or_default() -= new.qty;
                 }
                 s.positions.retain(|_, q| !q.is_zero());
             }

@@ -121,7 +121,7 @@ fn to_venue_order(o: wire::Order, intent_qty: Decimal) -> VenueOrder {
     VenueOrder {
         client_order_id: o.client_order_id,
         venue_order_id: o.id,
-        symbol: o.symbol,
+        symbol: o.symbol.into(),
         side: if o.side == "sell" {
             Side::Sell
         } else {
@@ -146,7 +146,7 @@ impl Venue for AlpacaVenue {
                 positions: positions
                     .into_iter()
                     .filter(|p| !p.qty.is_zero())
-                    .map(|p| (p.symbol, p.qty))
+                    .map(|p| (Symbol::from(p.symbol), p.qty))
                     .collect(),
             })
         })
@@ -168,7 +168,7 @@ impl Venue for AlpacaVenue {
                 .map(|s| {
                     let q = quotes
                         .quotes
-                        .get(s)
+                        .get(s.as_str())
                         .ok_or_else(|| VenueError::NoPrice { symbol: s.clone() })?;
                     let mid = Decimal::from_f64((q.ap + q.bp) / 2.0)
                         .filter(|m| *m > Decimal::ZERO && q.bp > 0.0 && q.ap >= q.bp)
@@ -183,7 +183,7 @@ impl Venue for AlpacaVenue {
         let intent = intent.clone();
         Box::pin(async move {
             let order = wire::NewOrder {
-                symbol: intent.symbol.clone(),
+                symbol: intent.symbol.to_string(),
                 qty: intent.qty,
                 side: intent.side.as_str().into(),
                 order_type: intent.order_type.as_str().into(),
@@ -253,7 +253,7 @@ impl Venue for AlpacaVenue {
     }
 
     fn is_fractionable(&self, symbol: &str) -> VenueFuture<'_, bool> {
-        let symbol = symbol.to_string();
+        let symbol = Symbol::from(symbol);
         Box::pin(async move {
             let known = self
                 .fractionable
@@ -272,7 +272,7 @@ impl Venue for AlpacaVenue {
     }
 
     fn quote(&self, symbol: &str) -> VenueFuture<'_, crate::execution::smart_limit::Quote> {
-        let symbol = symbol.to_string();
+        let symbol = Symbol::from(symbol);
         Box::pin(async move {
             let quotes = self
                 .client
@@ -281,7 +281,7 @@ impl Venue for AlpacaVenue {
                 .map_err(venue_error)?;
             let q = quotes
                 .quotes
-                .get(&symbol)
+                .get(symbol.as_str())
                 .ok_or_else(|| VenueError::NoPrice {
                     symbol: symbol.clone(),
                 })?;
