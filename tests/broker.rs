@@ -368,3 +368,64 @@ async fn a_tap_sees_every_event_in_sequence_order() {
         .collect();
     assert_eq!(ids, delivered);
 }
+
+/// A waiter that asks while an after-the-fact event of a closed workflow (a restart notice)
+/// is still being committed hears of the workflow once that event is dispatched. It used
+/// to be answered only by the closing event, already gone by then: it waited forever.
+#[actix_rt::test]
+async fn a_waiter_asking_while_a_late_event_commits_is_answered() {
+    use alchemiser::actors::broker::AwaitWorkflow;
+    use alchemiser::journal::{Journal, SyncMode};
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(&dir.path().join("journal.sqlite"), SyncMode::Normal).unwrap();
+    let broker = engine::start_journaled(standard_registry(deps(test_config())), Some(journal));
+    let id = start_workflow(&broker, day(4)).await;
+    assert_eq!(
+        finish(&broker, id, Duration::from_secs(10)).await.status,
+        WorkflowStatus::Completed
+    );
+    let tree = broker
+        .send(QueryTree(id))
+        .await
+        .unwrap()
+        .expect("tree kept");
+    fn completed(node: &TreeNode) -> Option<EventId> {
+        if node.event_type == EventKind::WorkflowCompleted.as_str() {
+            return Some(node.event_id);
+        }
+        node.children.iter().find_map(completed)
+    }
+    let clock = SystemClock;
+    let mut parent = Envelope::root(
+        WorkflowCompleted {
+            orders_placed: 0,
+            duration_ms: 0,
+        },
+        "broker",
+        &clock,
+        None,
+    );
+    parent.event_id = completed(&tree.root).expect("completed event");
+    parent.correlation_id = id;
+    let notice = Envelope::caused_by(
+        &parent,
+        ActorRestarted {
+            actor: "execution".into(),
+            error: "late crash".into(),
+            failures: 1,
+            dead_lettered: false,
+        },
+        "broker",
+        &clock,
+    );
+    // Queued back to back: the broker takes the wait while the notice is being committed.
+    let published = broker.send(Publish::from(notice));
+    let waited = broker.send(AwaitWorkflow(id));
+    published.await.unwrap().unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(5), waited)
+        .await
+        .expect("the waiter is answered")
+        .unwrap()
+        .expect("workflow known");
+    assert_eq!(answer.status, WorkflowStatus::Completed);
+}
