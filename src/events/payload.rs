@@ -40,7 +40,7 @@ pub struct StrategyAllocation {
     /// Indicator values that decided the allocation, keyed by the call (`rsi(SPY,10)`).
     #[serde(default)]
     #[serde(serialize_with = "text::map")]
-    pub indicators: BTreeMap<String, Decimal>,
+    pub indicators: BTreeMap<compact_str::CompactString, Decimal>,
     /// Why the file's slice went to cash, when it failed to evaluate.
     #[serde(default)]
     pub error: Option<String>,

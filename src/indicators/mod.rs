@@ -185,12 +185,13 @@ impl Indicator {
         }
     }
 
-    /// `rsi(SPY,10)`: how the value is labelled in signals.
-    pub fn label(&self, subject: &str) -> String {
+    /// `rsi(SPY,10)`: how the value is labelled in signals (inline when short: every
+    /// signal carries a label per indicator it used).
+    pub fn label(&self, subject: &str) -> compact_str::CompactString {
         if self.kind.takes_window() {
-            format!("{}({subject},{})", self.kind.name(), self.window)
+            compact_str::format_compact!("{}({subject},{})", self.kind.name(), self.window)
         } else {
-            format!("{}({subject})", self.kind.name())
+            compact_str::format_compact!("{}({subject})", self.kind.name())
         }
     }
 }

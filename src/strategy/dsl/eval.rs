@@ -38,7 +38,7 @@ pub struct Evaluation {
     /// Weights by symbol, 6 decimals, summing to exactly 1.
     pub weights: BTreeMap<Symbol, Decimal>,
     /// Every indicator evaluated, by label (`rsi(SPY,10)`), rounded to 6 decimals.
-    pub indicators: BTreeMap<String, Decimal>,
+    pub indicators: BTreeMap<compact_str::CompactString, Decimal>,
 }
 
 /// Evaluates `symphony` with bars dated up to and including `as_of`.
@@ -114,7 +114,7 @@ struct Evaluator<'a> {
     histories: Vec<(&'a str, &'a [f64])>,
     /// Indicator values computed so far, by symbol and indicator (likewise a short list).
     cache: Vec<(&'a str, Indicator, f64)>,
-    used: BTreeMap<String, f64>,
+    used: BTreeMap<compact_str::CompactString, f64>,
 }
 
 fn fail<T>(span: Span, message: impl Into<String>) -> Result<T, EvalError> {
