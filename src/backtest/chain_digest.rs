@@ -12,10 +12,11 @@ use thiserror::Error;
 
 use crate::events::Envelope;
 
-/// Envelopes handed over per batch.
-const BATCH: usize = 256;
+/// Envelopes handed over per batch: every batch sent wakes the folding thread (a futex
+/// call), so batches are large; 4 queued at most bound what waits to be folded.
+const BATCH: usize = 1024;
 /// Batches queued before `push` waits for the thread: bounds memory when it falls behind.
-const QUEUED_BATCHES: usize = 16;
+const QUEUED_BATCHES: usize = 4;
 
 /// The folding thread stopped before the end (it panicked): the digest would be wrong.
 #[derive(Debug, Error, PartialEq, Eq)]

@@ -18,8 +18,11 @@ use super::book::{StrategyBook, StrategyError};
 use crate::events::SignalGenerated;
 
 /// Evaluations handed over together: one wake-up of the other thread per batch, not
-/// per day (a wake-up per day cost as much as it saved).
-const BATCH: usize = 16;
+/// per day (a wake-up per day cost as much as it saved). Batches start small, so the
+/// first day waits for few evaluations, and double up to `MAX_BATCH`: the producer runs
+/// ahead and blocks on the full queue, and every batch taken wakes it (a futex call).
+const FIRST_BATCH: usize = 8;
+const MAX_BATCH: usize = 64;
 /// Batches queued ahead of the actors: bounds memory however long the backtest.
 const BATCHES_AHEAD: usize = 4;
 
@@ -44,12 +47,17 @@ impl SignalPrefetch {
         std::thread::Builder::new()
             .name("signal-prefetch".into())
             .spawn(move || {
-                for days in dates.chunks(BATCH) {
+                let mut rest = dates.as_slice();
+                let mut size = FIRST_BATCH;
+                while !rest.is_empty() {
+                    let (days, later) = rest.split_at(size.min(rest.len()));
                     let batch = days.iter().map(|d| (*d, book.evaluate(*d))).collect();
                     // The receiver is gone: the backtest ended early.
                     if sender.send(batch).is_err() {
                         return;
                     }
+                    rest = later;
+                    size = (size * 2).min(MAX_BATCH);
                 }
             })
             .ok()?;
