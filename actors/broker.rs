@@ -303,6 +303,10 @@ pub struct Broker {
     unflushed: Vec<(u64, Arc<Envelope>, Recorded)>,
     journal_failure: Option<String>,
     publish_depth: u32,
+    /// Whether each accepted event is logged at debug level, read once at start: the
+    /// per-event level check showed at 3–4% of a backtest's main thread in perf, and
+    /// skipping it made the LEAN backtest ~4% faster (A/B, same sitting).
+    log_events: bool,
     /// Consumer marks of open workflows: (consumer, event type, payload hash).
     marks: HashMap<CorrelationId, HashSet<(String, EventKind, String)>>,
     pending_marks: Vec<ConsumerMark>,
@@ -374,6 +378,7 @@ impl Broker {
                 unflushed: Vec::new(),
                 journal_failure: None,
                 publish_depth: 0,
+                log_events: tracing::enabled!(tracing::Level::DEBUG),
                 marks: HashMap::new(),
                 pending_marks: Vec::new(),
                 skipped_duplicates: 0,
@@ -570,15 +575,17 @@ impl Broker {
         self.seq = seq;
         self.published[kind.index()] += 1;
         metrics().published(kind);
-        tracing::debug!(
-            seq,
-            event_id = %env.event_id,
-            event_type = kind.as_str(),
-            correlation_id = %env.correlation_id,
-            causation_id = ?env.causation_id,
-            source = %env.source,
-            "published"
-        );
+        if self.log_events {
+            tracing::debug!(
+                seq,
+                event_id = %env.event_id,
+                event_type = kind.as_str(),
+                correlation_id = %env.correlation_id,
+                causation_id = ?env.causation_id,
+                source = %env.source,
+                "published"
+            );
+        }
         if let Payload::WorkflowFailed(f) = &env.payload {
             if f.reason == FailureReason::Unauthorized {
                 let detail = format!(
