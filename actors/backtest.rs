@@ -18,7 +18,7 @@ use crate::backtest::{BacktestRecord, EquityPoint, FillRecord};
 use crate::calendar::UsEquityCalendar;
 use crate::clock::ManualClock;
 use crate::config::Config;
-use crate::data::MarketData;
+use crate::data::{DayCloses, MarketData};
 use crate::domain::RunMode;
 use crate::events::{CorrelationId, Envelope, Payload, WorkflowStarted};
 use crate::journal::Journal;
@@ -254,10 +254,14 @@ async fn drive_journaled(
             .map_err(|e| BacktestError::Broker(e.to_string()))?;
     }
 
+    // One equity point per day, reserved up front: growing it by doubling cost a fresh
+    // (page-faulted) block per step, ~2% of a 23-year run's main thread in perf.
     let mut record = BacktestRecord {
         initial_equity: initial_cash,
+        points: Vec::with_capacity(dates.len()),
         ..BacktestRecord::default()
     };
+    let mut closes = DayCloses::default();
     for (i, date) in dates.iter().enumerate() {
         clock.set(prepare(&venue, *date));
         let correlation = CorrelationId::derived(&[b"backtest", date.to_string().as_bytes()]);
@@ -292,12 +296,13 @@ async fn drive_journaled(
                 .push((*date, "workflow unknown to the broker".into())),
         }
         let account = venue.snapshot();
+        closes.move_to(&market, *date);
         let marked: Decimal = account
             .positions
             .iter()
             .map(|(symbol, qty)| {
-                *qty * market
-                    .close_on_or_before(symbol, *date)
+                *qty * closes
+                    .on_or_before(symbol)
                     .map_or(Decimal::ZERO, |(_, c)| c)
             })
             .sum();

@@ -248,6 +248,58 @@ impl MarketData {
     }
 }
 
+/// Every symbol's last close on or before one date, moved day by day. A backtest asks
+/// for the day's closes with every plan, order and equity mark; its dates only move
+/// forward, so each symbol keeps a cursor that advances a bar or two per day instead
+/// of a search per question.
+#[derive(Debug, Default)]
+pub struct DayCloses {
+    date: Option<NaiveDate>,
+    /// Per symbol of the market, in its order: bars dated on or before `date`.
+    cursors: Vec<usize>,
+    /// `(symbol, bar date, close)` in symbol order, for symbols with a bar by `date`.
+    closes: Vec<(Symbol, NaiveDate, Decimal)>,
+}
+
+impl DayCloses {
+    /// Moves to `date` (any date: a step back searches afresh).
+    pub fn move_to(&mut self, market: &MarketData, date: NaiveDate) {
+        let forward =
+            self.date.is_some_and(|d| d <= date) && self.cursors.len() == market.series.len();
+        if !forward {
+            self.cursors = vec![0; market.series.len()];
+        }
+        self.date = Some(date);
+        self.closes.clear();
+        for (cursor, (symbol, series)) in self.cursors.iter_mut().zip(&market.series) {
+            if !forward {
+                *cursor = series.count_until(date);
+            }
+            while series.dates.get(*cursor).is_some_and(|d| *d <= date) {
+                *cursor += 1;
+            }
+            if let Some(bar) = cursor.checked_sub(1).and_then(|i| series.bars.get(i)) {
+                self.closes.push((symbol.clone(), bar.date, bar.close));
+            }
+        }
+    }
+
+    /// The close of `symbol`'s last bar on or before the date, with that bar's date.
+    pub fn on_or_before(&self, symbol: &str) -> Option<(NaiveDate, Decimal)> {
+        self.closes
+            .binary_search_by(|(s, _, _)| s.as_str().cmp(symbol))
+            .ok()
+            .map(|i| (self.closes[i].1, self.closes[i].2))
+    }
+
+    /// The close of `symbol` on the date itself (none when it has no bar that day).
+    pub fn on_date(&self, symbol: &str) -> Option<Decimal> {
+        self.on_or_before(symbol)
+            .filter(|(d, _)| Some(*d) == self.date)
+            .map(|(_, close)| close)
+    }
+}
+
 /// Collects validated bars in file order: each must be internally consistent and dated
 /// after the previous one.
 #[derive(Default)]
@@ -312,5 +364,60 @@ pub(crate) fn check_order(prev: Option<NaiveDate>, date: NaiveDate) -> Result<()
         Some(p) if p == date => Err(format!("duplicate date {date}")),
         Some(p) if p > date => Err(format!("date {date} comes after {p}: bars are not sorted")),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Days;
+
+    fn series(symbol: &str, days: &[u64]) -> (Symbol, Arc<BarSeries>) {
+        let start = NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
+        let bars = days
+            .iter()
+            .map(|d| {
+                let p = Decimal::from(100 + *d);
+                DailyBar {
+                    date: start + Days::new(*d),
+                    open: p,
+                    high: p,
+                    low: p,
+                    close: p,
+                    volume: 1,
+                }
+            })
+            .collect();
+        (symbol.into(), Arc::new(BarSeries::new(symbol.into(), bars)))
+    }
+
+    /// Walking forward (with gaps, before a series starts, after it ends) and stepping
+    /// back, the day's closes are what a search per question finds.
+    #[test]
+    fn day_closes_match_a_search_on_every_date() {
+        let market = MarketData {
+            series: [
+                series("AAA", &[0, 1, 2, 5, 6, 7, 20]),
+                series("BBB", &[3, 4, 9]),
+                series("CCC", &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]),
+            ]
+            .into_iter()
+            .collect(),
+        };
+        let start = NaiveDate::from_ymd_opt(2019, 12, 30).unwrap();
+        let walk: Vec<NaiveDate> = (0..25)
+            .chain([4, 4, 12, 0, 30])
+            .map(|d| start + Days::new(d))
+            .collect();
+        let mut closes = DayCloses::default();
+        for date in walk {
+            closes.move_to(&market, date);
+            for symbol in ["AAA", "BBB", "CCC", "ZZZ"] {
+                let searched = market.close_on_or_before(symbol, date);
+                assert_eq!(closes.on_or_before(symbol), searched, "{symbol} {date}");
+                let on_date = searched.filter(|(d, _)| *d == date).map(|(_, c)| c);
+                assert_eq!(closes.on_date(symbol), on_date, "{symbol} {date}");
+            }
+        }
     }
 }

@@ -23,7 +23,7 @@ use chrono::NaiveTime;
 
 use super::{AccountSnapshot, Venue, VenueError, VenueFuture, VenueOrder, VenueOrderStatus};
 use crate::data::intraday::MinuteQuote;
-use crate::data::MarketData;
+use crate::data::{DayCloses, MarketData};
 use crate::domain::{OrderType, Side, Symbol};
 use crate::events::OrderIntent;
 use crate::execution::smart_limit::Quote;
@@ -76,6 +76,8 @@ struct SimState {
     account: AccountSnapshot,
     marks: BTreeMap<Symbol, Decimal>,
     date: Option<NaiveDate>,
+    /// The closes as of `date`: looked up by every plan and order, so found once a day.
+    closes: DayCloses,
     intraday: Option<Intraday>,
     orders: BTreeMap<String, VenueOrder>,
     /// Client ids of the orders still open: listing them must not walk every order of a
@@ -140,6 +142,9 @@ impl SimVenue {
     pub fn set_date(&self, date: NaiveDate) {
         let mut s = self.lock();
         s.date = Some(date);
+        if let Some(market) = &self.market {
+            s.closes.move_to(market, date);
+        }
         s.marks.clear();
         s.intraday = None;
     }
@@ -237,12 +242,7 @@ impl SimVenue {
                 .map(MinuteQuote::mid)
                 .ok_or_else(no_price);
         }
-        let market = self.market.as_ref().ok_or_else(no_price)?;
-        let date = state.date.ok_or_else(no_price)?;
-        match market.close_on_or_before(symbol, date) {
-            Some((d, close)) if d == date => Ok(close),
-            _ => Err(no_price()),
-        }
+        state.closes.on_date(symbol).ok_or_else(no_price)
     }
 
     /// When the venue's quotes are from: the replay's "now" (New York) on its date, or
