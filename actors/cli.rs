@@ -545,7 +545,7 @@ fn rebuild(
     let mut log = crate::causation::CausationLog::new(1);
     let now = std::time::Instant::now();
     for e in &entries {
-        log.record(&e.envelope, e.seq, now)
+        log.record(&e.envelope, e.seq, || now)
             .map_err(|r| format!("seq {}: {r}", e.seq))?;
     }
     Ok((correlation, log, entries))

@@ -149,8 +149,15 @@ impl CausationLog {
         }
     }
 
-    /// Validates `env` against the lineage rules and, if accepted, records it.
-    pub fn record(&mut self, env: &Envelope, seq: u64, now: Instant) -> Result<Recorded, Refusal> {
+    /// Validates `env` against the lineage rules and, if accepted, records it. `now` is
+    /// read only when the event opens or closes a chain (a clock read per event showed
+    /// in the broker's profile).
+    pub fn record(
+        &mut self,
+        env: &Envelope,
+        seq: u64,
+        now: impl FnOnce() -> Instant,
+    ) -> Result<Recorded, Refusal> {
         if self.index.contains_key(&env.event_id) {
             return Err(Refusal::DuplicateEvent(env.event_id));
         }
@@ -168,6 +175,7 @@ impl CausationLog {
                     return Err(Refusal::SecondRoot(env.correlation_id));
                 }
                 let is_workflow = env.kind() == EventKind::WorkflowStarted;
+                let now = now();
                 self.chains.insert(
                     env.correlation_id,
                     Chain {
@@ -208,7 +216,7 @@ impl CausationLog {
                     let next = stage.apply(&env.payload)?;
                     if next.is_terminal() && !stage.is_terminal() {
                         closed_workflow = true;
-                        chain.closed = Some(now);
+                        chain.closed = Some(now());
                     }
                     chain.stage = Some(next);
                 }

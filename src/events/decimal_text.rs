@@ -23,10 +23,11 @@ impl DecimalText {
         };
         let mut itoa_digits = itoa::Buffer::new();
         let mantissa = d.mantissa().unsigned_abs();
-        let digits: &[u8] = if mantissa == 0 {
-            b""
-        } else {
-            itoa_digits.format(mantissa).as_bytes()
+        // Prices, quantities and cash fit 64 bits; 128-bit formatting divides slowly.
+        let digits: &[u8] = match u64::try_from(mantissa) {
+            Ok(0) => b"",
+            Ok(small) => itoa_digits.format(small).as_bytes(),
+            Err(_) => itoa_digits.format(mantissa).as_bytes(),
         };
         if d.is_sign_negative() {
             out.push(b'-');
@@ -173,6 +174,9 @@ mod tests {
         }
         check(Decimal::MAX);
         check(Decimal::MIN);
+        // Either side of the 64-bit mantissa boundary (u64::MAX, then 2^64).
+        check(Decimal::from_parts(u32::MAX, u32::MAX, 0, false, 3));
+        check(Decimal::from_parts(0, 0, 1, true, 3));
         check(Decimal::new(-0, 3));
         let mut negative_zero = Decimal::new(0, 2);
         negative_zero.set_sign_negative(true);
