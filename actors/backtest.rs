@@ -90,8 +90,12 @@ struct Recorder {
     digest: ChainDigest,
     events: u64,
     dates: HashMap<CorrelationId, NaiveDate>,
-    fills: Vec<FillRecord>,
+    /// In blocks of [`FILL_BLOCK`]: one growing vector of a long run's fills moved to a
+    /// fresh (page-faulted) block at every doubling, ~1.6% of the main thread in perf.
+    fills: Vec<Vec<FillRecord>>,
 }
+
+const FILL_BLOCK: usize = 1024;
 
 impl Recorder {
     fn observe(&mut self, env: &Arc<Envelope>) {
@@ -108,7 +112,7 @@ impl Recorder {
             }
             Payload::OrderFilled(f) => {
                 if let Some(date) = self.dates.get(&env.correlation_id) {
-                    self.fills.push(FillRecord {
+                    let fill = FillRecord {
                         date: *date,
                         symbol: f.symbol.clone(),
                         side: f.side,
@@ -116,7 +120,15 @@ impl Recorder {
                         price: f.price,
                         commission: f.commission,
                         client_order_id: f.client_order_id.clone(),
-                    });
+                    };
+                    match self.fills.last_mut() {
+                        Some(block) if block.len() < FILL_BLOCK => block.push(fill),
+                        _ => {
+                            let mut block = Vec::with_capacity(FILL_BLOCK);
+                            block.push(fill);
+                            self.fills.push(block);
+                        }
+                    }
                 }
             }
             _ => {}
@@ -324,6 +336,6 @@ async fn drive_journaled(
         .finish()
         .map_err(|e| BacktestError::Digest(e.to_string()))?;
     record.events = out.events;
-    record.fills = out.fills;
+    record.fills = out.fills.concat();
     Ok(record)
 }

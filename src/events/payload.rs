@@ -524,8 +524,8 @@ macro_rules! payloads {
             pub const ALL: &'static [EventKind] = &[$( EventKind::$variant, )+];
             pub const COUNT: usize = Self::ALL.len();
 
-            /// Stable wire name, ending in its version.
-            pub fn as_str(self) -> &'static str {
+                        /// Stable wire name, ending in its version.
+            pub const fn as_str(self) -> &'static str {
                 match self {
                     $( EventKind::$variant => $wire, )+
                 }
@@ -598,6 +598,37 @@ payloads! {
     EventRejected => "broker.event.rejected.v1",
 }
 
+/// Every kind's version, read from its wire name when compiling: each new event asks
+/// for it, and parsing the name per event showed in backtest profiles.
+const SCHEMA_VERSIONS: [u32; EventKind::COUNT] = {
+    let mut versions = [1; EventKind::COUNT];
+    let mut i = 0;
+    while i < EventKind::COUNT {
+        versions[i] = version_suffix(EventKind::ALL[i].as_str());
+        i += 1;
+    }
+    versions
+};
+
+/// The `N` of a name ending in `.vN` (1 when it has no such suffix).
+const fn version_suffix(name: &str) -> u32 {
+    let bytes = name.as_bytes();
+    let mut start = bytes.len();
+    while start > 0 && bytes[start - 1].is_ascii_digit() {
+        start -= 1;
+    }
+    if start == bytes.len() || start < 2 || bytes[start - 1] != b'v' || bytes[start - 2] != b'.' {
+        return 1;
+    }
+    let mut version = 0u32;
+    let mut i = start;
+    while i < bytes.len() {
+        version = version * 10 + (bytes[i] - b'0') as u32;
+        i += 1;
+    }
+    version
+}
+
 impl std::fmt::Display for EventKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -607,10 +638,7 @@ impl std::fmt::Display for EventKind {
 impl EventKind {
     /// Version of the contract, read from the wire name's `.vN` suffix.
     pub fn schema_version(self) -> u32 {
-        self.as_str()
-            .rsplit_once(".v")
-            .and_then(|(_, v)| v.parse().ok())
-            .unwrap_or(1)
+        SCHEMA_VERSIONS[self.index()]
     }
 
     /// Payload fields that differ between two runs of the same inputs (random ids,
@@ -628,5 +656,26 @@ impl EventKind {
             self,
             EventKind::WorkflowCompleted | EventKind::WorkflowFailed
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_versions_are_the_wire_names_suffixes() {
+        assert_eq!(version_suffix("workflow.started.v1"), 1);
+        assert_eq!(version_suffix("x.order.v12"), 12);
+        assert_eq!(version_suffix("no.version"), 1);
+        assert_eq!(version_suffix("bare.v"), 1);
+        assert_eq!(version_suffix("v2"), 1);
+        for kind in EventKind::ALL {
+            let suffix = kind
+                .as_str()
+                .rsplit_once(".v")
+                .map(|(_, v)| v.parse::<u32>());
+            assert_eq!(Some(Ok(kind.schema_version())), suffix, "{kind}");
+        }
     }
 }
