@@ -82,6 +82,13 @@ pub enum PublishError {
 #[rtype(result = "Result<u64, PublishError>")]
 pub struct Publish(pub Arc<Envelope>);
 
+/// The events of one handler's reaction, published in order within one turn of the
+/// broker: one message per reaction rather than per event (execution reacts to a plan
+/// with an event per order and per fill).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PublishAll(pub Vec<Arc<Envelope>>);
+
 impl From<Envelope> for Publish {
     fn from(env: Envelope) -> Self {
         Publish(Arc::new(env))
@@ -1121,6 +1128,18 @@ impl Handler<Publish> for Broker {
 
     fn handle(&mut self, msg: Publish, ctx: &mut Self::Context) -> Self::Result {
         self.publish(msg.0, ctx)
+    }
+}
+
+impl Handler<PublishAll> for Broker {
+    type Result = ();
+
+    fn handle(&mut self, msg: PublishAll, ctx: &mut Self::Context) {
+        // A refused event is answered inside `publish` (a rejection notice); the rest of
+        // the reaction still goes on, as it did one message per event.
+        for env in msg.0 {
+            let _ = self.publish(env, ctx);
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use futures_util::future::{abortable, AbortHandle};
 use futures_util::FutureExt;
 use thiserror::Error;
 
-use super::broker::{ActorFailed, Broker, Consumed, Deliver, Publish};
+use super::broker::{ActorFailed, Broker, Consumed, Deliver, PublishAll};
 use super::engine::EngineDeps;
 use crate::events::{CorrelationId, Envelope, EventKind, Payload, TriggeredBy};
 
@@ -299,8 +299,10 @@ impl HandlerActor {
                 }
                 None => Envelope::caused_by(parent, out.payload, self.name, clock),
             });
-            self.broker.do_send(Publish(env.clone()));
             published.push(env);
+        }
+        if !published.is_empty() {
+            self.broker.do_send(PublishAll(published));
         }
         if delivery.mark {
             self.broker.do_send(Consumed {

@@ -31,9 +31,27 @@ pub struct Metrics {
     restarts: Family<Labels, Counter>,
     pub dead_letters: Counter,
     workflows: Family<Labels, Counter>,
+    /// Handles of `workflows` by status (`completed`, `failed`, `timed_out`).
+    workflows_by_status: [(&'static str, Counter); 3],
     orders: Family<Labels, Counter>,
+    /// Handles of `orders` for the statuses execution writes.
+    orders_by_status: [(&'static str, Counter); 6],
     venue_requests: Family<Labels, Counter>,
     venue_latency: HistogramFamily,
+}
+
+/// Counts one `status`: by its pre-made handle, or (a status not foreseen) by label.
+fn count_status(made: &[(&'static str, Counter)], family: &Family<Labels, Counter>, status: &str) {
+    match made.iter().find(|(s, _)| *s == status) {
+        Some((_, c)) => {
+            c.inc();
+        }
+        None => {
+            family
+                .get_or_create(&vec![("status", status.to_string())])
+                .inc();
+        }
+    }
 }
 
 impl Metrics {
@@ -93,9 +111,28 @@ impl Metrics {
             .iter()
             .map(|k| published.get_or_create_owned(&vec![("event_type", k.as_str().to_string())]))
             .collect();
+        let by_status = |family: &Family<Labels, Counter>, status: &'static str| {
+            (
+                status,
+                family.get_or_create_owned(&vec![("status", status.to_string())]),
+            )
+        };
+        let workflows_by_status =
+            ["completed", "failed", "timed_out"].map(|s| by_status(&workflows, s));
+        let orders_by_status = [
+            "filled",
+            "partially_filled",
+            "rejected",
+            "skipped",
+            "canceled",
+            "denied",
+        ]
+        .map(|s| by_status(&orders, s));
         Self {
             registry,
             published_by_kind,
+            workflows_by_status,
+            orders_by_status,
             delivered,
             handler_latency,
             restarts,
@@ -128,15 +165,11 @@ impl Metrics {
     }
 
     pub fn workflow_ended(&self, status: &str) {
-        self.workflows
-            .get_or_create(&vec![("status", status.to_string())])
-            .inc();
+        count_status(&self.workflows_by_status, &self.workflows, status);
     }
 
     pub fn order_settled(&self, status: &str) {
-        self.orders
-            .get_or_create(&vec![("status", status.to_string())])
-            .inc();
+        count_status(&self.orders_by_status, &self.orders, status);
     }
 
     pub fn venue_call(&self, endpoint: &'static str, status: &str, millis: f64) {
@@ -178,6 +211,9 @@ mod tests {
         m.published(EventKind::WorkflowStarted);
         m.delivered.inc();
         m.workflow_ended("completed");
+        m.order_settled("filled");
+        m.order_settled("filled");
+        m.order_settled("expired");
         m.venue_call("submit", "ok", 1.5);
         m.handler_latency("strategy", EventKind::WorkflowStarted)
             .observe(0.2);
@@ -189,6 +225,15 @@ mod tests {
         assert!(text.contains("event_delivered_total 1"), "{text}");
         assert!(
             text.contains("workflows_total{status=\"completed\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("orders_total{status=\"filled\"} 2"), "{text}");
+        assert!(
+            text.contains("orders_total{status=\"expired\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("workflows_total{status=\"failed\"} 0"),
             "{text}"
         );
         assert!(

@@ -187,11 +187,47 @@ impl Indicator {
 
     /// `rsi(SPY,10)`: how the value is labelled in signals (inline when short: every
     /// signal carries a label per indicator it used).
+    /// Written piece by piece: the formatting machinery took a tenth of the signal
+    /// thread's time.
     pub fn label(&self, subject: &str) -> compact_str::CompactString {
+        let name = self.kind.name();
+        let mut label = compact_str::CompactString::with_capacity(name.len() + subject.len() + 8);
+        label.push_str(name);
+        label.push('(');
+        label.push_str(subject);
         if self.kind.takes_window() {
-            compact_str::format_compact!("{}({subject},{})", self.kind.name(), self.window)
-        } else {
-            compact_str::format_compact!("{}({subject})", self.kind.name())
+            label.push(',');
+            label.push_str(itoa::Buffer::new().format(self.window));
         }
+        label.push(')');
+        label
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_name_the_indicator_its_subject_and_window() {
+        for kind in IndicatorKind::ALL {
+            for window in [1, 10, 200, 12345] {
+                let indicator = Indicator {
+                    kind: *kind,
+                    window,
+                };
+                let expected = if kind.takes_window() {
+                    format!("{}(SPY,{window})", kind.name())
+                } else {
+                    format!("{}(SPY)", kind.name())
+                };
+                assert_eq!(indicator.label("SPY").as_str(), expected);
+            }
+        }
+        let rsi = Indicator {
+            kind: IndicatorKind::Rsi,
+            window: 10,
+        };
+        assert_eq!(rsi.label("IWM").as_str(), "rsi(IWM,10)");
     }
 }
