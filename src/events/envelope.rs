@@ -157,10 +157,7 @@ impl Envelope {
         let payload = self
             .payload_bytes()
             .map_err(|e| EnvelopeError::Encode(e.to_string()))?;
-        let payload_hash = match &self.payload {
-            Payload::WorkflowCompleted(c) => completed_digest(c),
-            _ => payload_digest(self.kind(), &payload)?,
-        };
+        let payload_hash = payload_digest(self.kind(), &payload)?;
         let (json, head_len, at) = self.assemble(&payload)?;
         Ok(EncodedEnvelope {
             json,
@@ -304,7 +301,8 @@ pub fn stored_payload_hash(kind: EventKind, payload_json: &[u8]) -> Result<Strin
 
 /// [`payload_digest`] of a `workflow.completed.v1`, written directly: every workflow
 /// ends with one, and the generic route (parse, drop `duration_ms`, write again) cost
-/// a twentieth of a backtest's digest thread. A test holds the two routes equal.
+/// a twentieth of a backtest's digest thread. A test holds the two routes equal. Only
+/// [`Envelope::payload_digest`] takes this way: `encode` has the JSON in hand anyway.
 fn completed_digest(c: &WorkflowCompleted) -> blake3::Hash {
     let mut hasher = blake3::Hasher::new();
     hasher.update(EventKind::WorkflowCompleted.as_str().as_bytes());

@@ -524,7 +524,7 @@ macro_rules! payloads {
             pub const ALL: &'static [EventKind] = &[$( EventKind::$variant, )+];
             pub const COUNT: usize = Self::ALL.len();
 
-                        /// Stable wire name, ending in its version.
+            /// Stable wire name, ending in its version.
             pub const fn as_str(self) -> &'static str {
                 match self {
                     $( EventKind::$variant => $wire, )+
@@ -583,17 +583,17 @@ payloads! {
     AllocationCompared => "portfolio.allocation.compared.v1",
     RebalancePlanned => "portfolio.rebalance.planned.v1",
     ExecutionStarted => "execution.started.v1",
-        OrderDenied => "risk.order.denied.v1",
+    OrderDenied => "risk.order.denied.v1",
     OrderSubmitted => "execution.order.submitted.v1",
     OrderFilled => "execution.order.filled.v1",
     OrderSettled => "execution.order.settled.v1",
-        ReconciliationRequested => "reconciliation.requested.v1",
+    ReconciliationRequested => "reconciliation.requested.v1",
     ReconciliationCompleted => "reconciliation.completed.v1",
     RecoveryAction => "recovery.action.v1",
     WorkflowCompleted => "workflow.completed.v1",
     WorkflowFailed => "workflow.failed.v1",
-        TradingHalted => "trading.halted.v1",
-        TradingResumed => "trading.resumed.v1",
+    TradingHalted => "trading.halted.v1",
+    TradingResumed => "trading.resumed.v1",
     ActorRestarted => "supervision.actor.restarted.v1",
     EventRejected => "broker.event.rejected.v1",
 }

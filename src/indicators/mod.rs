@@ -186,9 +186,8 @@ impl Indicator {
     }
 
     /// `rsi(SPY,10)`: how the value is labelled in signals (inline when short: every
-    /// signal carries a label per indicator it used).
-    /// Written piece by piece: the formatting machinery took a tenth of the signal
-    /// thread's time.
+    /// signal carries a label per indicator it used). Written piece by piece: the
+    /// formatting machinery took a tenth of the signal thread's time.
     pub fn label(&self, subject: &str) -> compact_str::CompactString {
         let name = self.kind.name();
         let mut label = compact_str::CompactString::with_capacity(name.len() + subject.len() + 8);
