@@ -290,9 +290,9 @@ impl Run {
     async fn execute(
         self,
         correlation: crate::events::CorrelationId,
-        plan: RebalancePlanned,
+        plan: &RebalancePlanned,
     ) -> Vec<Emit> {
-        let mut started = order_intents(correlation, &plan, 0);
+        let mut started = order_intents(correlation, plan, 0);
         let account = match self.venue.account().await {
             Ok(a) => a,
             Err(e) => return vec![failed(reason_of(&e), format!("account snapshot: {e}"))],
@@ -579,10 +579,13 @@ impl EventHandler for ExecutionActor {
                 .map(|r| r.as_of)
                 .unwrap_or_else(|| crate::clock::new_york_date(self.clock.now())),
         };
-        let plan = plan.clone();
-        let correlation = event.correlation_id;
+        // The plan is read in place, from the shared event: no copy of it per run.
+        let event = event.clone();
         Ok(Reaction::Later(Box::pin(async move {
-            Ok(run.execute(correlation, plan).await)
+            let Payload::RebalancePlanned(plan) = &event.payload else {
+                return Ok(Vec::new());
+            };
+            Ok(run.execute(event.correlation_id, plan).await)
         })))
     }
 }

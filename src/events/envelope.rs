@@ -189,7 +189,7 @@ impl Envelope {
 
     /// The payload's JSON, in one buffer (blake3 is fast on whole buffers and slow on the
     /// many small writes a serialiser makes).
-    fn payload_bytes(&self) -> serde_json::Result<Vec<u8>> {
+    fn payload_bytes(&self) -> sonic_rs::Result<Vec<u8>> {
         let mut json = Vec::with_capacity(512);
         self.payload.write_json(&mut json)?;
         Ok(json)
