@@ -190,7 +190,8 @@ impl Envelope {
     /// The payload's JSON, in one buffer (blake3 is fast on whole buffers and slow on the
     /// many small writes a serialiser makes).
     fn payload_bytes(&self) -> sonic_rs::Result<Vec<u8>> {
-        let mut json = Vec::with_capacity(512);
+        // Room for a plan (~1.3 KB): growing the buffer copied it, twice per plan.
+        let mut json = Vec::with_capacity(2048);
         self.payload.write_json(&mut json)?;
         Ok(json)
     }

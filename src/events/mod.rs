@@ -7,6 +7,7 @@ pub mod envelope;
 pub mod hash;
 pub mod ids;
 pub mod payload;
+mod payload_json;
 
 pub use envelope::{EncodedEnvelope, Envelope, EnvelopeError, TriggeredBy};
 pub use ids::{CorrelationId, EventId};

@@ -550,11 +550,16 @@ macro_rules! payloads {
                 }
                         }
 
-            /// Writes the payload's JSON (fields in declaration order), the hot path of
-            /// content hashing (a backtest hashes every event). sonic-rs writes the same
-            /// bytes as serde_json (a test holds them equal) and escapes strings with SIMD:
-            /// serde_json's byte-by-byte escaping was a sixth of the hashing thread.
+                        /// Writes the payload's JSON (fields in declaration order), the hot path of
+            /// content hashing (a backtest hashes every event). The three kinds every
+            /// workflow publishes are written by hand (see `payload_json`); the others by
+            /// sonic-rs, which writes the same bytes as serde_json (tests hold both
+            /// equal) and escapes strings with SIMD: serde_json's byte-by-byte escaping
+            /// was a sixth of the hashing thread.
             pub(crate) fn write_json(&self, writer: &mut Vec<u8>) -> sonic_rs::Result<()> {
+                if super::payload_json::write_by_hand(self, writer) {
+                    return Ok(());
+                }
                 match self {
                                         $( Payload::$variant(p) => sonic_rs::to_writer(writer, p), )+
                 }
