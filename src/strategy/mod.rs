@@ -57,33 +57,33 @@ pub fn largest_remainder(
     let unit = Decimal::new(1, WEIGHT_DP);
     let target_total =
         total.round_dp_with_strategy(WEIGHT_DP, RoundingStrategy::MidpointNearestEven);
-    let mut floored: BTreeMap<Symbol, Decimal> = weights
+    // By position, in symbol order: (symbol, floored weight, remainder).
+    let mut parts: Vec<(&Symbol, Decimal, Decimal)> = weights
         .iter()
         .map(|(s, w)| {
-            (
-                s.clone(),
-                w.round_dp_with_strategy(WEIGHT_DP, RoundingStrategy::ToZero),
-            )
+            let floored = w.round_dp_with_strategy(WEIGHT_DP, RoundingStrategy::ToZero);
+            (s, floored, *w - floored)
         })
         .collect();
-    let mut remainders: Vec<(Decimal, &Symbol)> =
-        weights.iter().map(|(s, w)| (*w - floored[s], s)).collect();
-    remainders.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
-    let mut missing = target_total - floored.values().copied().sum::<Decimal>();
-    for (_, symbol) in remainders.iter().cycle().take(remainders.len() * 2) {
+    let mut by_remainder: Vec<usize> = (0..parts.len()).collect();
+    // Largest remainder first; ties in symbol order (the positions' order).
+    by_remainder.sort_by(|a, b| parts[*b].2.cmp(&parts[*a].2).then_with(|| a.cmp(b)));
+    let mut missing = target_total - parts.iter().map(|p| p.1).sum::<Decimal>();
+    for i in by_remainder.iter().cycle().take(by_remainder.len() * 2) {
         if missing < unit {
             break;
         }
-        if let Some(w) = floored.get_mut(*symbol) {
-            *w += unit;
-            missing -= unit;
-        }
+        parts[*i].1 += unit;
+        missing -= unit;
     }
-    floored.retain(|_, w| *w > Decimal::ZERO);
-    for w in floored.values_mut() {
-        w.rescale(WEIGHT_DP);
-    }
-    floored
+    parts
+        .into_iter()
+        .filter(|(_, w, _)| *w > Decimal::ZERO)
+        .map(|(s, mut w, _)| {
+            w.rescale(WEIGHT_DP);
+            (s.clone(), w)
+        })
+        .collect()
 }
 
 #[cfg(test)]
