@@ -176,10 +176,14 @@ impl CausationLog {
                 }
                 let is_workflow = env.kind() == EventKind::WorkflowStarted;
                 let now = now();
+                // Room for a trading day's chain: growing it from one node moved it
+                // three times per workflow.
+                let mut nodes = Vec::with_capacity(if is_workflow { 16 } else { 1 });
+                nodes.push(node);
                 self.chains.insert(
                     env.correlation_id,
                     Chain {
-                        nodes: vec![node],
+                        nodes,
                         stage: is_workflow.then_some(WorkflowStage::Started),
                         opened: now,
                         closed: (!is_workflow).then_some(now),
