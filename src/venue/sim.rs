@@ -13,7 +13,7 @@
 //! Commission = per order + notional × bps, rounded to the cent. Cash moves by notional
 //! ± commission; a buy the cash cannot pay for, or a sell of more than is held, is
 //! rejected.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use chrono::NaiveDate;
@@ -79,11 +79,20 @@ struct SimState {
     /// The closes as of `date`: looked up by every plan and order, so found once a day.
     closes: DayCloses,
     intraday: Option<Intraday>,
-    orders: BTreeMap<String, VenueOrder>,
+    /// Every order by client id. Hashed: a 23-year backtest holds thousands, and every
+    /// submission and lookup searched a sorted map of them; listings sort by id.
+    orders: HashMap<String, VenueOrder>,
     /// Client ids of the orders still open: listing them must not walk every order of a
     /// long backtest.
     open: std::collections::BTreeSet<String>,
     next_order: u64,
+}
+
+/// The orders in client id order (listings and the saved account stay deterministic).
+fn by_client_id(orders: &HashMap<String, VenueOrder>) -> Vec<VenueOrder> {
+    let mut all: Vec<VenueOrder> = orders.values().cloned().collect();
+    all.sort_by(|a, b| a.client_order_id.cmp(&b.client_order_id));
+    all
 }
 
 /// Minute quotes of the replayed day and the replay's "now".
@@ -162,7 +171,7 @@ impl SimVenue {
     /// Changes a position behind the engine's back (reconciliation tests and drills).
     /// Every order the venue ever accepted, by client order id.
     pub fn orders(&self) -> Vec<VenueOrder> {
-        self.lock().orders.values().cloned().collect()
+        by_client_id(&self.lock().orders)
     }
 
     pub fn adjust_position(&self, symbol: &str, qty: Decimal) {
@@ -181,7 +190,7 @@ impl SimVenue {
             let s = self.lock();
             PersistedAccount {
                 account: s.account.clone(),
-                orders: s.orders.values().cloned().collect(),
+                orders: by_client_id(&s.orders),
             }
         };
         if let Some(dir) = path.parent() {
