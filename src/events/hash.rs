@@ -1,7 +1,7 @@
 //! Deterministic content hashes (`signal_hash`, `plan_hash`, `execution_plan_hash`).
 //!
-//! Each hashed payload writes its trade-relevant fields through a [`CanonWriter`]; the
-//! canonical encoding is compact JSON with object keys sorted and every `Decimal`
+//! Each hashed payload writes its trade-relevant fields through a [`JsonWriter`] in its
+//! canonical form: compact JSON with object keys sorted and every `Decimal`
 //! written in normalised form (`1.50` and `1.5` hash alike). Ids and timestamps are
 //! never written, so the same inputs give the same hash in every run. The writer streams
 //! into one buffer: hashing runs for every signal, plan and order, and building a value
@@ -10,22 +10,51 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
+use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
 use super::decimal_text::DecimalText;
 
-/// Canonical JSON, written value by value. Objects are written through [`CanonMap`],
-/// whose fields must come in key order (checked in debug builds and by the tests).
+/// Compact JSON, written value by value, in one of two forms (see [`JsonForm`]).
+/// Objects are written through [`JsonObject`].
 #[derive(Debug, Default)]
-pub struct CanonWriter {
+pub struct JsonWriter {
     out: Vec<u8>,
+    form: JsonForm,
 }
 
-impl CanonWriter {
+/// What a [`JsonWriter`] writes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum JsonForm {
+    /// Hash input: object keys in sorted order (checked in debug builds and by the
+    /// tests), decimals normalised (`1.50` and `1.5` hash alike).
+    #[default]
+    Canonical,
+    /// A payload as serde writes it: keys in declaration order, decimals as their
+    /// `Display` text.
+    Payload,
+}
+
+impl JsonWriter {
+    /// A writer of the canonical form.
     pub fn new() -> Self {
         Self {
             out: Vec::with_capacity(512),
+            form: JsonForm::Canonical,
         }
+    }
+
+    /// A writer of the payload form that appends to `out`.
+    pub(crate) fn payload(out: Vec<u8>) -> Self {
+        Self {
+            out,
+            form: JsonForm::Payload,
+        }
+    }
+
+    /// The bytes written, the buffer given back.
+    pub(crate) fn into_bytes(self) -> Vec<u8> {
+        self.out
     }
 
     pub fn str(&mut self, s: &str) {
@@ -33,9 +62,19 @@ impl CanonWriter {
     }
 
     pub fn dec(&mut self, d: Decimal) {
+        let text = match self.form {
+            JsonForm::Canonical => DecimalText::normalized(&d),
+            JsonForm::Payload => DecimalText::of(&d),
+        };
         self.out.push(b'"');
-        self.out
-            .extend_from_slice(DecimalText::normalized(&d).as_bytes());
+        self.out.extend_from_slice(text.as_bytes());
+        self.out.push(b'"');
+    }
+
+    /// A date as `YYYY-MM-DD` (its `Debug` text, which chrono's serde form uses too).
+    pub fn date(&mut self, d: NaiveDate) {
+        self.out.push(b'"');
+        let _ = write!(self.out, "{d:?}");
         self.out.push(b'"');
     }
 
@@ -78,9 +117,9 @@ impl CanonWriter {
     }
 
     /// An object: `fields` writes its fields, in key order.
-    pub fn map(&mut self, fields: impl FnOnce(&mut CanonMap<'_>)) {
+    pub fn map(&mut self, fields: impl FnOnce(&mut JsonObject<'_>)) {
         self.out.push(b'{');
-        let mut map = CanonMap {
+        let mut map = JsonObject {
             w: self,
             fields: 0,
             #[cfg(debug_assertions)]
@@ -114,7 +153,7 @@ impl CanonWriter {
         hasher.finalize().to_hex().to_string()
     }
 
-    /// Writes one value and hashes it: `CanonWriter::hash_of("plan.v1", |w| ...)`.
+    /// Writes one value and hashes it: `JsonWriter::hash_of("plan.v1", |w| ...)`.
     ///
     /// The buffer is the thread's own, kept between calls: a plan's encoding (~1.2 KB)
     /// grew a fresh buffer twice per plan, and its allocation and copies were a tenth of
@@ -125,6 +164,7 @@ impl CanonWriter {
         }
         let mut w = Self {
             out: BUFFER.with(|b| b.take()),
+            form: JsonForm::Canonical,
         };
         w.out.clear();
         value(&mut w);
@@ -135,18 +175,19 @@ impl CanonWriter {
 }
 
 /// The fields of an object being written.
-pub struct CanonMap<'w> {
-    w: &'w mut CanonWriter,
+pub struct JsonObject<'w> {
+    w: &'w mut JsonWriter,
     fields: usize,
     #[cfg(debug_assertions)]
     last_key: Option<String>,
 }
 
-impl CanonMap<'_> {
-    /// Starts the field `key` (keys strictly increasing): write its value next.
-    pub fn field(&mut self, key: &str) -> &mut CanonWriter {
+impl JsonObject<'_> {
+    /// Starts the field `key` (in the canonical form, keys strictly increasing): write
+    /// its value next.
+    pub fn field(&mut self, key: &str) -> &mut JsonWriter {
         #[cfg(debug_assertions)]
-        {
+        if self.w.form == JsonForm::Canonical {
             if let Some(last) = &self.last_key {
                 debug_assert!(
                     last.as_str() < key,
@@ -189,8 +230,8 @@ mod tests {
     use super::*;
     use std::str::FromStr;
 
-    fn encode(value: impl FnOnce(&mut CanonWriter)) -> Vec<u8> {
-        let mut w = CanonWriter::new();
+    fn encode(value: impl FnOnce(&mut JsonWriter)) -> Vec<u8> {
+        let mut w = JsonWriter::new();
         value(&mut w);
         w.bytes().to_vec()
     }
@@ -256,9 +297,9 @@ mod tests {
 
     #[test]
     fn domain_separates_hashes() {
-        let list = |w: &mut CanonWriter| w.list(std::iter::empty::<()>(), |_, _| {});
-        let signal = CanonWriter::hash_of("signal", list);
-        assert_ne!(signal, CanonWriter::hash_of("plan", list));
+        let list = |w: &mut JsonWriter| w.list(std::iter::empty::<()>(), |_, _| {});
+        let signal = JsonWriter::hash_of("signal", list);
+        assert_ne!(signal, JsonWriter::hash_of("plan", list));
         assert_eq!(signal.len(), 64);
     }
 }

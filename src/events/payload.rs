@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::decimal_text::text;
-use super::hash::CanonWriter;
+use super::hash::JsonWriter;
 use super::ids::{CorrelationId, EventId};
 use crate::domain::{OrderType, PlanAction, RunMode, Side, Symbol};
 
@@ -47,7 +47,7 @@ pub struct StrategyAllocation {
 }
 
 impl StrategyAllocation {
-    fn write_canon(&self, w: &mut CanonWriter) {
+    fn write_canon(&self, w: &mut JsonWriter) {
         w.map(|m| {
             m.field("error").opt_str(self.error.as_deref());
             m.field("file_weight").dec(self.file_weight);
@@ -78,9 +78,9 @@ impl SignalGenerated {
         target_weights: &BTreeMap<Symbol, Decimal>,
         strategies: &[StrategyAllocation],
     ) -> String {
-        CanonWriter::hash_of("signal.v1", |w| {
+        JsonWriter::hash_of("signal.v1", |w| {
             w.map(|m| {
-                m.field("as_of").str(&as_of.to_string());
+                m.field("as_of").date(as_of);
                 m.field("strategies")
                     .list(strategies, |w, s| s.write_canon(w));
                 m.field("target_weights").decimal_map(target_weights);
@@ -128,7 +128,7 @@ pub struct PlanItem {
 }
 
 impl PlanItem {
-    fn write_canon(&self, w: &mut CanonWriter) {
+    fn write_canon(&self, w: &mut JsonWriter) {
         w.map(|m| {
             m.field("action").str(self.action.as_str());
             m.field("current_value").dec(self.current_value);
@@ -164,7 +164,7 @@ impl RebalancePlanned {
         cash: Decimal,
         items: &[PlanItem],
     ) -> String {
-        CanonWriter::hash_of("plan.v1", |w| {
+        JsonWriter::hash_of("plan.v1", |w| {
             w.map(|m| {
                 m.field("cash").dec(cash);
                 m.field("items").list(items, |w, i| i.write_canon(w));
@@ -196,7 +196,7 @@ pub struct OrderIntent {
 }
 
 impl OrderIntent {
-    fn write_canon(&self, w: &mut CanonWriter) {
+    fn write_canon(&self, w: &mut JsonWriter) {
         w.map(|m| {
             m.field("limit_price").opt_dec(self.limit_price);
             m.field("order_type").str(self.order_type.as_str());
@@ -224,7 +224,7 @@ pub struct ExecutionStarted {
 impl ExecutionStarted {
     /// Hash of the ordered intents (sides, symbols, quantities, prices) and their plan.
     pub fn compute_hash(plan_hash: &str, orders: &[OrderIntent]) -> String {
-        CanonWriter::hash_of("execution_plan.v1", |w| {
+        JsonWriter::hash_of("execution_plan.v1", |w| {
             w.map(|m| {
                 m.field("orders").list(orders, |w, o| o.write_canon(w));
                 m.field("plan_hash").str(plan_hash);
@@ -548,9 +548,9 @@ macro_rules! payloads {
                 match self {
                     $( Payload::$variant(_) => EventKind::$variant, )+
                 }
-                        }
+            }
 
-                        /// Writes the payload's JSON (fields in declaration order), the hot path of
+            /// Writes the payload's JSON (fields in declaration order), the hot path of
             /// content hashing (a backtest hashes every event). The three kinds every
             /// workflow publishes are written by hand (see `payload_json`); the others by
             /// sonic-rs, which writes the same bytes as serde_json (tests hold both
@@ -561,7 +561,7 @@ macro_rules! payloads {
                     return Ok(());
                 }
                 match self {
-                                        $( Payload::$variant(p) => sonic_rs::to_writer(writer, p), )+
+                    $( Payload::$variant(p) => sonic_rs::to_writer(writer, p), )+
                 }
             }
 

@@ -1,172 +1,96 @@
 //! Hand-written JSON for the three payloads every workflow publishes: the signal, the
 //! allocation comparison and the plan. They are about 70% of the bytes a backtest's chain
 //! digest hashes. Through serde, every key and every decimal's text went through the
-//! string escaper; a writer that knows the fields need not: keys are fixed ASCII,
-//! decimals are digits, and symbols and hashes are checked in one pass.
+//! string escaper; the hash writer ([`JsonWriter`], in its payload form) knows better:
+//! decimals are digits, and keys, symbols and hashes are checked in one pass.
 //!
 //! The output is byte for byte serde_json's for the same value. The unit tests check
 //! that for the fixtures and for random payloads with awkward strings, so a field added
 //! to one of these payloads and not to its writer fails them.
 
-use std::collections::BTreeMap;
-use std::io::Write;
-
-use rust_decimal::Decimal;
-
-use super::decimal_text::DecimalText;
-use super::hash::write_json_str;
+use super::hash::JsonWriter;
 use super::payload::{
     AllocationCompared, AllocationRow, PlanItem, RebalancePlanned, SignalGenerated,
     StrategyAllocation,
 };
 use super::Payload;
 
-/// Writes `payload`'s JSON into `out` if it is one of the hand-written kinds.
+/// Writes `payload`'s JSON onto `out` if it is one of the hand-written kinds.
 pub(crate) fn write_by_hand(payload: &Payload, out: &mut Vec<u8>) -> bool {
     match payload {
-        Payload::SignalGenerated(p) => signal(p, out),
-        Payload::AllocationCompared(p) => compared(p, out),
-        Payload::RebalancePlanned(p) => plan(p, out),
+        Payload::SignalGenerated(p) => write(out, |w| signal(p, w)),
+        Payload::AllocationCompared(p) => write(out, |w| compared(p, w)),
+        Payload::RebalancePlanned(p) => write(out, |w| plan(p, w)),
         _ => return false,
     }
     true
 }
 
-/// The fields of one JSON object, in declaration order.
-struct Object<'o> {
-    out: &'o mut Vec<u8>,
-    fields: usize,
+fn write(out: &mut Vec<u8>, value: impl FnOnce(&mut JsonWriter)) {
+    let mut w = JsonWriter::payload(std::mem::take(out));
+    value(&mut w);
+    *out = w.into_bytes();
 }
 
-impl<'o> Object<'o> {
-    fn write(out: &'o mut Vec<u8>, fields: impl FnOnce(&mut Object<'_>)) {
-        out.push(b'{');
-        let mut object = Object { out, fields: 0 };
-        fields(&mut object);
-        object.out.push(b'}');
-    }
-
-    /// Starts field `key` (plain ASCII, so written as it is); its value comes next.
-    fn key(&mut self, key: &'static str) -> &mut Vec<u8> {
-        debug_assert!(key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
-        if self.fields > 0 {
-            self.out.push(b',');
-        }
-        self.fields += 1;
-        self.out.push(b'"');
-        self.out.extend_from_slice(key.as_bytes());
-        self.out.extend_from_slice(b"\":");
-        self.out
-    }
-
-    fn str(&mut self, key: &'static str, value: &str) {
-        write_json_str(value, self.key(key));
-    }
-
-    fn dec(&mut self, key: &'static str, value: &Decimal) {
-        dec(value, self.key(key));
-    }
-
-    fn dec_map<K: AsRef<str>>(&mut self, key: &'static str, map: &BTreeMap<K, Decimal>) {
-        let out = self.key(key);
-        out.push(b'{');
-        for (i, (k, v)) in map.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            write_json_str(k.as_ref(), out);
-            out.push(b':');
-            dec(v, out);
-        }
-        out.push(b'}');
-    }
-
-    fn list<T>(&mut self, key: &'static str, items: &[T], item: impl Fn(&T, &mut Vec<u8>)) {
-        let out = self.key(key);
-        out.push(b'[');
-        for (i, x) in items.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            item(x, out);
-        }
-        out.push(b']');
-    }
-}
-
-/// A decimal as serde writes it here: its `Display` text, as a string.
-fn dec(value: &Decimal, out: &mut Vec<u8>) {
-    out.push(b'"');
-    out.extend_from_slice(DecimalText::of(value).as_bytes());
-    out.push(b'"');
-}
-
-fn signal(p: &SignalGenerated, out: &mut Vec<u8>) {
-    Object::write(out, |o| {
-        // chrono serialises a date through its Debug text (the same as its Display).
-        let out = o.key("as_of");
-        out.push(b'"');
-        let _ = write!(out, "{:?}", p.as_of);
-        out.push(b'"');
-        o.dec_map("target_weights", &p.target_weights);
-        o.list("strategies", &p.strategies, strategy);
-        o.str("signal_hash", &p.signal_hash);
-        o.str("market_snapshot_id", &p.market_snapshot_id);
+fn signal(p: &SignalGenerated, w: &mut JsonWriter) {
+    w.map(|o| {
+        o.field("as_of").date(p.as_of);
+        o.field("target_weights").decimal_map(&p.target_weights);
+        o.field("strategies").list(&p.strategies, strategy);
+        o.field("signal_hash").str(&p.signal_hash);
+        o.field("market_snapshot_id").str(&p.market_snapshot_id);
     });
 }
 
-fn strategy(s: &StrategyAllocation, out: &mut Vec<u8>) {
-    Object::write(out, |o| {
-        o.str("name", &s.name);
-        o.dec("file_weight", &s.file_weight);
-        o.dec_map("weights", &s.weights);
-        o.dec_map("indicators", &s.indicators);
-        match &s.error {
-            Some(e) => o.str("error", e),
-            None => o.key("error").extend_from_slice(b"null"),
-        }
+fn strategy(w: &mut JsonWriter, s: &StrategyAllocation) {
+    w.map(|o| {
+        o.field("name").str(&s.name);
+        o.field("file_weight").dec(s.file_weight);
+        o.field("weights").decimal_map(&s.weights);
+        o.field("indicators").decimal_map(&s.indicators);
+        o.field("error").opt_str(s.error.as_deref());
     });
 }
 
-fn compared(p: &AllocationCompared, out: &mut Vec<u8>) {
-    Object::write(out, |o| {
-        o.str("signal_hash", &p.signal_hash);
-        o.dec("portfolio_value", &p.portfolio_value);
-        o.list("rows", &p.rows, row);
+fn compared(p: &AllocationCompared, w: &mut JsonWriter) {
+    w.map(|o| {
+        o.field("signal_hash").str(&p.signal_hash);
+        o.field("portfolio_value").dec(p.portfolio_value);
+        o.field("rows").list(&p.rows, row);
     });
 }
 
-fn row(r: &AllocationRow, out: &mut Vec<u8>) {
-    Object::write(out, |o| {
-        o.str("symbol", &r.symbol);
-        o.dec("target_weight", &r.target_weight);
-        o.dec("target_value", &r.target_value);
-        o.dec("current_value", &r.current_value);
-        o.dec("delta", &r.delta);
+fn row(w: &mut JsonWriter, r: &AllocationRow) {
+    w.map(|o| {
+        o.field("symbol").str(&r.symbol);
+        o.field("target_weight").dec(r.target_weight);
+        o.field("target_value").dec(r.target_value);
+        o.field("current_value").dec(r.current_value);
+        o.field("delta").dec(r.delta);
     });
 }
 
-fn plan(p: &RebalancePlanned, out: &mut Vec<u8>) {
-    Object::write(out, |o| {
-        o.str("signal_hash", &p.signal_hash);
-        o.str("plan_hash", &p.plan_hash);
-        o.str("account_snapshot_id", &p.account_snapshot_id);
-        o.dec("portfolio_value", &p.portfolio_value);
-        o.dec("cash", &p.cash);
-        o.dec("investable", &p.investable);
-        o.list("items", &p.items, item);
+fn plan(p: &RebalancePlanned, w: &mut JsonWriter) {
+    w.map(|o| {
+        o.field("signal_hash").str(&p.signal_hash);
+        o.field("plan_hash").str(&p.plan_hash);
+        o.field("account_snapshot_id").str(&p.account_snapshot_id);
+        o.field("portfolio_value").dec(p.portfolio_value);
+        o.field("cash").dec(p.cash);
+        o.field("investable").dec(p.investable);
+        o.field("items").list(&p.items, item);
     });
 }
 
-fn item(i: &PlanItem, out: &mut Vec<u8>) {
-    Object::write(out, |o| {
-        o.str("symbol", &i.symbol);
-        o.str("action", i.action.as_str());
-        o.dec("qty", &i.qty);
-        o.dec("price", &i.price);
-        o.dec("target_value", &i.target_value);
-        o.dec("current_value", &i.current_value);
-        o.dec("delta", &i.delta);
+fn item(w: &mut JsonWriter, i: &PlanItem) {
+    w.map(|o| {
+        o.field("symbol").str(&i.symbol);
+        o.field("action").str(i.action.as_str());
+        o.field("qty").dec(i.qty);
+        o.field("price").dec(i.price);
+        o.field("target_value").dec(i.target_value);
+        o.field("current_value").dec(i.current_value);
+        o.field("delta").dec(i.delta);
     });
 }
 
@@ -176,6 +100,8 @@ mod tests {
     use crate::domain::{PlanAction, Symbol};
     use chrono::NaiveDate;
     use proptest::prelude::*;
+    use rust_decimal::Decimal;
+    use std::collections::BTreeMap;
 
     fn by_hand(payload: &Payload) -> String {
         let mut out = Vec::new();

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::domain::{Side, Symbol};
-use crate::events::hash::CanonWriter;
+use crate::events::hash::JsonWriter;
 use crate::events::OrderIntent;
 
 pub type VenueFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, VenueError>> + Send + 'a>>;
@@ -34,7 +34,7 @@ pub struct AccountSnapshot {
 impl AccountSnapshot {
     /// Content hash of the snapshot (its identity in plans).
     pub fn snapshot_id(&self) -> String {
-        CanonWriter::hash_of("account_snapshot.v1", |w| {
+        JsonWriter::hash_of("account_snapshot.v1", |w| {
             w.map(|m| {
                 m.field("cash").dec(self.cash);
                 m.field("positions").decimal_map(&self.positions);
