@@ -88,6 +88,8 @@ pub fn sessions(
 /// The broker calls it with each event as it dispatches it (a tap: no message per event).
 struct Recorder {
     digest: ChainDigest,
+    /// Where the signals came from: they go back there to be freed.
+    prefetch: Option<Arc<SignalPrefetch>>,
     events: u64,
     dates: HashMap<CorrelationId, NaiveDate>,
     /// In blocks of [`FILL_BLOCK`]: one growing vector of a long run's fills moved to a
@@ -96,10 +98,18 @@ struct Recorder {
 }
 
 const FILL_BLOCK: usize = 1024;
+/// Deliveries per timed one in a backtest (`engine.latency_sample_every`).
+const BACKTEST_LATENCY_SAMPLE_EVERY: u32 = 64;
+/// Finished workflows a backtest's broker keeps in memory
+/// (`engine.retain_finished_workflows`).
+const BACKTEST_RETAINED_WORKFLOWS: usize = 16;
 
 impl Recorder {
     fn observe(&mut self, env: &Arc<Envelope>) {
-        self.digest.push(env.clone());
+        let folded = self.digest.push(env.clone());
+        if !folded.is_empty() {
+            self.free(folded);
+        }
         self.events += 1;
         match &env.payload {
             Payload::WorkflowStarted(s) => {
@@ -133,6 +143,22 @@ impl Recorder {
             }
             _ => {}
         }
+    }
+
+    /// Frees events the digest is done with; signals evaluated ahead go back to their
+    /// thread (the last holder of an envelope is most often this one by now).
+    fn free(&mut self, folded: Vec<Arc<Envelope>>) {
+        let Some(prefetch) = &self.prefetch else {
+            return;
+        };
+        let spent = folded
+            .into_iter()
+            .filter_map(|env| match Arc::try_unwrap(env).map(|env| env.payload) {
+                Ok(Payload::SignalGenerated(signal)) => Some(signal),
+                _ => None,
+            })
+            .collect();
+        prefetch.recycle(spent);
     }
 }
 
@@ -239,13 +265,26 @@ async fn drive_journaled(
     // retry would race the next day, and a halt would end the backtest.
     config.recovery.max_attempts = 0;
     config.recovery.halt_on_give_up = false;
+    // What a backtest measures is the strategy: handler latency is sampled sparsely.
+    config.engine.latency_sample_every = config
+        .engine
+        .latency_sample_every
+        .max(BACKTEST_LATENCY_SAMPLE_EVERY);
+    // Nothing asks a backtest for the causation trees of past days, and the broker's
+    // index of a thousand days of events missed the cache on every lookup.
+    config.engine.retain_finished_workflows = config
+        .engine
+        .retain_finished_workflows
+        .min(BACKTEST_RETAINED_WORKFLOWS);
     let initial_cash = venue.snapshot().cash;
     let clock = ManualClock::new(Utc.timestamp_opt(0, 0).single().unwrap_or_default());
+    let prefetch = SignalPrefetch::start(book.clone(), dates.to_vec()).map(Arc::new);
     let deps = EngineDeps::new(config, Arc::new(clock.clone()), venue.clone(), book.clone())
-        .with_prefetch(SignalPrefetch::start(book.clone(), dates.to_vec()));
+        .with_prefetch(prefetch.clone());
     let broker = engine::start_journaled(engine::standard_registry(deps), journal);
     let recorder = Arc::new(Mutex::new(Some(Recorder {
         digest: ChainDigest::new(),
+        prefetch,
         events: 0,
         dates: HashMap::new(),
         fills: Vec::new(),

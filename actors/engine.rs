@@ -71,8 +71,8 @@ impl EngineDeps {
 
     /// The strategy actor takes the book's evaluations from `prefetched` when they are
     /// ready (backtests, where every date is known in advance).
-    pub fn with_prefetch(mut self, prefetched: Option<SignalPrefetch>) -> Self {
-        self.prefetched = prefetched.map(Arc::new);
+    pub fn with_prefetch(mut self, prefetched: Option<Arc<SignalPrefetch>>) -> Self {
+        self.prefetched = prefetched;
         self
     }
 

@@ -181,6 +181,8 @@ struct PendingHandling {
 pub struct SubscriberProgress {
     acked: AtomicU64,
     handled: AtomicU64,
+    /// Handlings whose latency was timed (see `engine.latency_sample_every`).
+    timed: AtomicU64,
     latency_ns_total: AtomicU64,
     latency_ns_max: AtomicU64,
     pending: Mutex<Option<PendingHandling>>,
@@ -213,20 +215,25 @@ impl SubscriberProgress {
         self.acked.load(Ordering::Acquire)
     }
 
-    /// Records a handled delivery; returns how long it took.
-    fn ack(&self, seq: u64, started: Instant) -> Duration {
-        let took = started.elapsed();
-        let ns = took.as_nanos().min(u128::from(u64::MAX)) as u64;
+    /// Records a handled delivery; returns how long it took when it was timed.
+    fn ack(&self, seq: u64, started: Option<Instant>) -> Option<Duration> {
         self.handled.fetch_add(1, Ordering::Relaxed);
-        self.latency_ns_total.fetch_add(ns, Ordering::Relaxed);
-        self.latency_ns_max.fetch_max(ns, Ordering::Relaxed);
+        let took = started.map(|started| {
+            let took = started.elapsed();
+            let ns = took.as_nanos().min(u128::from(u64::MAX)) as u64;
+            self.timed.fetch_add(1, Ordering::Relaxed);
+            self.latency_ns_total.fetch_add(ns, Ordering::Relaxed);
+            self.latency_ns_max.fetch_max(ns, Ordering::Relaxed);
+            took
+        });
         self.acked.fetch_max(seq, Ordering::AcqRel);
         took
     }
 
-    /// (handled, mean µs, max µs)
+    /// (handled, mean µs, max µs), the mean and max over the timed handlings.
     pub fn latency(&self) -> (u64, f64, f64) {
-        let n = self.handled.load(Ordering::Relaxed);
+        let handled = self.handled.load(Ordering::Relaxed);
+        let n = self.timed.load(Ordering::Relaxed);
         let total = self.latency_ns_total.load(Ordering::Relaxed) as f64;
         let max = self.latency_ns_max.load(Ordering::Relaxed) as f64;
         let mean = if n == 0 {
@@ -234,7 +241,7 @@ impl SubscriberProgress {
         } else {
             total / n as f64 / 1000.0
         };
-        (n, mean, max / 1000.0)
+        (handled, mean, max / 1000.0)
     }
 }
 
@@ -253,6 +260,9 @@ pub struct HandlerActor {
     stopped_cleanly: bool,
     /// Handler latency histograms by event type index (handles made once).
     latency: Vec<Option<prometheus_client::metrics::histogram::Histogram>>,
+    /// Deliveries handled by this incarnation: one in `sample_every` is timed.
+    deliveries: u64,
+    sample_every: u64,
 }
 
 impl HandlerActor {
@@ -272,14 +282,16 @@ impl HandlerActor {
             slot,
             incarnation,
             progress,
-            deps,
             faulted: false,
             stopped_cleanly: false,
             latency: vec![None; EventKind::COUNT],
+            deliveries: 0,
+            sample_every: u64::from(deps.config.engine.latency_sample_every.max(1)),
+            deps,
         }
     }
 
-    fn complete(&mut self, delivery: &Deliver, outputs: Vec<Emit>, started: Instant) {
+    fn complete(&mut self, delivery: &Deliver, outputs: Vec<Emit>, started: Option<Instant>) {
         let handled: &Envelope = &delivery.env;
         let seq = delivery.seq;
         let mut published: Vec<Arc<Envelope>> = Vec::with_capacity(outputs.len());
@@ -310,7 +322,10 @@ impl HandlerActor {
                 env: delivery.env.clone(),
             });
         }
-        let took_ms = self.progress.ack(seq, started).as_secs_f64() * 1000.0;
+        let took_ms = self
+            .progress
+            .ack(seq, started)
+            .map(|took| took.as_secs_f64() * 1000.0);
         let name = self.name;
         tracing::debug!(
             actor = name,
@@ -322,10 +337,12 @@ impl HandlerActor {
             latency_ms = took_ms,
             "handled"
         );
-        let kind = handled.kind();
-        self.latency[kind.index()]
-            .get_or_insert_with(|| crate::metrics::metrics().handler_latency(name, kind))
-            .observe(took_ms);
+        if let Some(took_ms) = took_ms {
+            let kind = handled.kind();
+            self.latency[kind.index()]
+                .get_or_insert_with(|| crate::metrics::metrics().handler_latency(name, kind))
+                .observe(took_ms);
+        }
     }
 
     fn fault(&mut self, seq: u64, error: String, ctx: &mut Context<Self>) {
@@ -371,7 +388,8 @@ impl Handler<Deliver> for HandlerActor {
         if self.faulted {
             return;
         }
-        let started = Instant::now();
+        let started = (self.deliveries % self.sample_every == 0).then(Instant::now);
+        self.deliveries += 1;
         let env = &msg.env;
         // Logs made while handling carry the event's identity; the span closes with
         // the handling, asynchronous part included.
@@ -407,13 +425,15 @@ impl Handler<Deliver> for HandlerActor {
                     Err(panic) => return self.fault(msg.seq, panic_message(panic.as_ref()), ctx),
                     Ok(std::task::Poll::Pending) => {}
                 }
+                // Still waiting: this handling is timed whatever the sampling.
+                let started = started.unwrap_or_else(Instant::now);
                 let (pending, abort) = abortable(tracing::Instrument::instrument(pending, span));
                 self.progress.set_pending(msg.seq, started, abort);
                 let fut = AssertUnwindSafe(pending).catch_unwind();
                 ctx.wait(fut.into_actor(self).map(move |outcome, act, ctx| {
                     act.progress.clear_pending();
                     match outcome {
-                        Ok(Ok(Ok(payloads))) => act.complete(&msg, payloads, started),
+                        Ok(Ok(Ok(payloads))) => act.complete(&msg, payloads, Some(started)),
                         Ok(Ok(Err(fault))) => act.fault(msg.seq, fault.0, ctx),
                         Ok(Err(_aborted)) => {
                             let waited = started.elapsed().as_secs_f64();
@@ -439,5 +459,26 @@ pub fn panic_message(panic: &(dyn Any + Send)) -> String {
         format!("panic: {s}")
     } else {
         "panic with a non-text payload".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_handling_counts_and_only_timed_ones_make_the_latency() {
+        let progress = SubscriberProgress::default();
+        let long_ago = Instant::now() - Duration::from_millis(5);
+        assert!(progress.ack(1, None).is_none());
+        let took = progress.ack(2, Some(long_ago)).expect("timed");
+        assert!(took >= Duration::from_millis(5));
+        assert!(progress.ack(3, None).is_none());
+        let (handled, mean_us, max_us) = progress.latency();
+        assert_eq!(handled, 3);
+        assert_eq!(progress.acked(), 3);
+        // One timed handling: the mean is its latency, not a third of it.
+        assert_eq!(mean_us, max_us);
+        assert!(mean_us >= 5000.0, "{mean_us}");
     }
 }
