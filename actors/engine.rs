@@ -49,6 +49,9 @@ impl EngineDeps {
         venue: Arc<dyn Venue>,
         strategies: Arc<StrategyBook>,
     ) -> Self {
+        // Closed workflows are remembered ten times as long as their chains (10,000 by
+        // default), so that a plan redelivered late still finds its workflow closed.
+        let closed_kept = config.engine.retain_finished_workflows.saturating_mul(10);
         Self {
             config: Arc::new(config),
             clock,
@@ -58,7 +61,7 @@ impl EngineDeps {
             prefetched: None,
             outbox: None,
             gate: TradingGate::default(),
-            roots: WorkflowRoots::default(),
+            roots: WorkflowRoots::remembering(closed_kept),
             deployed: DeployedLedger::default(),
         }
     }

@@ -12,16 +12,35 @@ use dashmap::DashMap;
 
 use crate::events::{CorrelationId, WorkflowStarted};
 
-/// Closed workflows remembered (oldest forgotten first): far more than can be in flight.
+/// Closed workflows remembered by default (oldest forgotten first): far more than can
+/// be in flight.
 const CLOSED_KEPT: usize = 10_000;
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct WorkflowRoots {
     roots: Arc<DashMap<CorrelationId, WorkflowStarted>>,
     closed: Arc<Mutex<(HashSet<CorrelationId>, VecDeque<CorrelationId>)>>,
+    closed_kept: usize,
+}
+
+impl Default for WorkflowRoots {
+    fn default() -> Self {
+        Self::remembering(CLOSED_KEPT)
+    }
 }
 
 impl WorkflowRoots {
+    /// Remembers the last `closed_kept` closed workflows (at least one). A backtest,
+    /// whose days close one after another, needs few: a set of thousands missed the
+    /// cache on every question.
+    pub fn remembering(closed_kept: usize) -> Self {
+        Self {
+            roots: Arc::default(),
+            closed: Arc::default(),
+            closed_kept: closed_kept.max(1),
+        }
+    }
+
     pub fn insert(&self, correlation: CorrelationId, started: WorkflowStarted) {
         self.roots.insert(correlation, started);
     }
@@ -39,7 +58,7 @@ impl WorkflowRoots {
         let mut closed = self.closed.lock().unwrap_or_else(|p| p.into_inner());
         if closed.0.insert(correlation) {
             closed.1.push_back(correlation);
-            if closed.1.len() > CLOSED_KEPT {
+            if closed.1.len() > self.closed_kept {
                 if let Some(old) = closed.1.pop_front() {
                     closed.0.remove(&old);
                 }
@@ -53,5 +72,25 @@ impl WorkflowRoots {
             .unwrap_or_else(|p| p.into_inner())
             .0
             .contains(correlation)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_oldest_closed_workflow_is_forgotten_first() {
+        let roots = WorkflowRoots::remembering(2);
+        let ids: Vec<CorrelationId> = (0..3).map(|_| CorrelationId::new()).collect();
+        for id in &ids {
+            roots.close(*id);
+        }
+        assert!(!roots.is_closed(&ids[0]));
+        assert!(roots.is_closed(&ids[1]));
+        assert!(roots.is_closed(&ids[2]));
+        // Closing again does not count twice.
+        roots.close(ids[2]);
+        assert!(roots.is_closed(&ids[1]));
     }
 }
