@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 
 use actix::prelude::*;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
-use rust_decimal::Decimal;
 use thiserror::Error;
 
 use super::broker::{AwaitWorkflow, Observe, Observed, StartWorkflow, Tap};
@@ -18,7 +17,7 @@ use crate::backtest::{BacktestRecord, EquityPoint, FillRecord};
 use crate::calendar::UsEquityCalendar;
 use crate::clock::ManualClock;
 use crate::config::Config;
-use crate::data::{DayCloses, MarketData};
+use crate::data::MarketData;
 use crate::domain::RunMode;
 use crate::events::{CorrelationId, Envelope, Payload, WorkflowStarted};
 use crate::journal::Journal;
@@ -312,7 +311,7 @@ async fn drive_journaled(
         points: Vec::with_capacity(dates.len()),
         ..BacktestRecord::default()
     };
-    let mut closes = DayCloses::default();
+
     for (i, date) in dates.iter().enumerate() {
         clock.set(prepare(&venue, *date));
         let correlation = CorrelationId::derived(&[b"backtest", date.to_string().as_bytes()]);
@@ -346,21 +345,11 @@ async fn drive_journaled(
                 .failed_workflows
                 .push((*date, "workflow unknown to the broker".into())),
         }
-        let account = venue.snapshot();
-        closes.move_to(&market, *date);
-        let marked: Decimal = account
-            .positions
-            .iter()
-            .map(|(symbol, qty)| {
-                *qty * closes
-                    .on_or_before(symbol)
-                    .map_or(Decimal::ZERO, |(_, c)| c)
-            })
-            .sum();
+        let (cash, equity) = venue.equity_on(&market, *date);
         record.points.push(EquityPoint {
             date: *date,
-            equity: account.cash + marked,
-            cash: account.cash,
+            equity,
+            cash,
         });
         progress(i + 1, dates.len());
     }

@@ -232,6 +232,36 @@ impl SimVenue {
         self.lock().account.clone()
     }
 
+    /// End-of-day `(cash, equity)` on `date`: cash plus every position at its last
+    /// close on or before `date` in `marks` (zero without one). A backtest marks every
+    /// day, so the venue's own closes serve when it prices from `marks` on that date,
+    /// and the account is not copied out.
+    pub fn equity_on(&self, marks: &Arc<MarketData>, date: NaiveDate) -> (Decimal, Decimal) {
+        let s = self.lock();
+        let own =
+            s.date == Some(date) && self.market.as_ref().is_some_and(|m| Arc::ptr_eq(m, marks));
+        let fresh;
+        let closes = if own {
+            &s.closes
+        } else {
+            let mut day = DayCloses::default();
+            day.move_to(marks, date);
+            fresh = day;
+            &fresh
+        };
+        let marked: Decimal = s
+            .account
+            .positions
+            .iter()
+            .map(|(symbol, qty)| {
+                *qty * closes
+                    .on_or_before(symbol)
+                    .map_or(Decimal::ZERO, |(_, close)| close)
+            })
+            .sum();
+        (s.account.cash, s.account.cash + marked)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, SimState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -508,6 +538,55 @@ mod tests {
 
     fn block<T>(f: VenueFuture<'_, T>) -> Result<T, VenueError> {
         futures_util::FutureExt::now_or_never(f).expect("sim venue answers at once")
+    }
+
+    fn closes(symbol: &str, days: &[(u32, Decimal)]) -> (Symbol, Arc<crate::data::BarSeries>) {
+        let bars = days
+            .iter()
+            .map(|(day, close)| crate::data::DailyBar {
+                date: NaiveDate::from_ymd_opt(2024, 1, *day).unwrap(),
+                open: *close,
+                high: *close,
+                low: *close,
+                close: *close,
+                volume: 1,
+            })
+            .collect();
+        (
+            symbol.into(),
+            Arc::new(crate::data::BarSeries::new(symbol.into(), bars)),
+        )
+    }
+
+    #[test]
+    fn equity_marks_positions_at_the_last_close_on_or_before_the_day() {
+        let market = Arc::new(MarketData {
+            series: [
+                closes("SPY", &[(2, dec!(100)), (3, dec!(101))]),
+                closes("IWM", &[(2, dec!(50))]),
+            ]
+            .into_iter()
+            .collect(),
+        });
+        let v = SimVenue::new(dec!(1000), SimCosts::default(), Some(market.clone()));
+        let day = |d| NaiveDate::from_ymd_opt(2024, 1, d).unwrap();
+        v.set_date(day(2));
+        block(v.submit(&intent("a", Side::Buy, dec!(2)))).unwrap();
+        let mut iwm = intent("b", Side::Buy, dec!(4));
+        iwm.symbol = "IWM".into();
+        block(v.submit(&iwm)).unwrap();
+        v.set_date(day(3));
+        let cash = v.snapshot().cash;
+        // SPY closes at 101 on the 3rd; IWM has no bar that day: its last close counts.
+        let expected = cash + dec!(2) * dec!(101) + dec!(4) * dec!(50);
+        // The venue's own closes, and closes found afresh (another day, another market).
+        assert_eq!(v.equity_on(&market, day(3)), (cash, expected));
+        let copy = Arc::new(MarketData {
+            series: market.series.clone(),
+        });
+        assert_eq!(v.equity_on(&copy, day(3)), (cash, expected));
+        let on_the_2nd = cash + dec!(2) * dec!(100) + dec!(4) * dec!(50);
+        assert_eq!(v.equity_on(&market, day(2)), (cash, on_the_2nd));
     }
 
     #[test]
