@@ -7,7 +7,8 @@
 //! when fractional, whole shares otherwise), a sell never exceeding the holding. Items
 //! are ordered sells, buys, holds, each by symbol.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
 
 use rust_decimal::{Decimal, RoundingStrategy};
 use thiserror::Error;
@@ -43,14 +44,30 @@ pub enum PlanError {
     BadPrice { symbol: Symbol, price: Decimal },
 }
 
-/// Symbols the planner needs prices for.
+/// Symbols the planner needs prices for: targets ∪ holdings, in symbol order. Both
+/// maps are in symbol order already, so they are merged, not collected into a set.
 pub fn symbols_to_price(signal: &SignalGenerated, account: &AccountSnapshot) -> Vec<Symbol> {
-    let set: BTreeSet<&Symbol> = signal
-        .target_weights
-        .keys()
-        .chain(account.positions.keys())
-        .collect();
-    set.into_iter().cloned().collect()
+    let mut targets = signal.target_weights.keys().peekable();
+    let mut held = account.positions.keys().peekable();
+    let mut out = Vec::with_capacity(signal.target_weights.len() + account.positions.len());
+    loop {
+        let next = match (targets.peek(), held.peek()) {
+            (Some(t), Some(h)) => match t.cmp(h) {
+                Ordering::Less => targets.next(),
+                Ordering::Greater => held.next(),
+                Ordering::Equal => {
+                    held.next();
+                    targets.next()
+                }
+            },
+            (Some(_), None) => targets.next(),
+            (None, _) => held.next(),
+        };
+        match next {
+            Some(symbol) => out.push(symbol.clone()),
+            None => return out,
+        }
+    }
 }
 
 pub fn plan_rebalance(
@@ -174,6 +191,23 @@ mod tests {
             cash,
             positions: pos.iter().map(|(s, q)| (Symbol::from(*s), *q)).collect(),
         }
+    }
+
+    #[test]
+    fn symbols_to_price_are_targets_and_holdings_once_each_in_order() {
+        let s = signal(&[("B", dec!(0.5)), ("D", dec!(0.5))]);
+        let cases: [(&[(&str, Decimal)], &[&str]); 4] = [
+            (&[], &["B", "D"]),
+            (&[("A", dec!(1)), ("B", dec!(2)), ("E", dec!(3))], &["A", "B", "D", "E"]),
+            (&[("C", dec!(1))], &["B", "C", "D"]),
+            (&[("B", dec!(1)), ("D", dec!(1))], &["B", "D"]),
+        ];
+        for (held, expected) in cases {
+            let got = symbols_to_price(&s, &account(dec!(0), held));
+            assert_eq!(got, expected.iter().map(|x| Symbol::from(*x)).collect::<Vec<_>>());
+        }
+        let none = symbols_to_price(&signal(&[]), &account(dec!(0), &[("Z", dec!(1))]));
+        assert_eq!(none, vec![Symbol::from("Z")]);
     }
 
     fn prices(p: &[(&str, Decimal)]) -> BTreeMap<Symbol, Decimal> {
