@@ -130,16 +130,17 @@ fn add_scaled(into: &mut Allocation, from: &Allocation, scale: Decimal) {
     }
 }
 
-/// A name for a candidate: its symbol, its group name, or its form.
-fn label(node: &Node) -> String {
+/// A name for a candidate: its symbol, its group name, or its form (borrowed: a
+/// filter names every candidate it ranks, every day).
+fn label(node: &Node) -> &str {
     match node {
-        Node::Asset { symbol, .. } => symbol.to_string(),
-        Node::Group { name, .. } => name.clone(),
-        Node::WeightEqual(_) => "weight-equal".into(),
-        Node::WeightSpecified(_) => "weight-specified".into(),
-        Node::InverseVolatility { .. } => "weight-inverse-volatility".into(),
-        Node::If { .. } => "if".into(),
-        Node::Filter { .. } => "filter".into(),
+        Node::Asset { symbol, .. } => symbol,
+        Node::Group { name, .. } => name,
+        Node::WeightEqual(_) => "weight-equal",
+        Node::WeightSpecified(_) => "weight-specified",
+        Node::InverseVolatility { .. } => "weight-inverse-volatility",
+        Node::If { .. } => "if",
+        Node::Filter { .. } => "filter",
     }
 }
 
@@ -324,11 +325,11 @@ impl<'a> Evaluator<'a> {
             return self.indicator(metric, symbol, *span);
         }
         let name = label(node);
-        let series = self.fixed_allocation_series(allocation, metric.lookback(), &name, span)?;
+        let series = self.fixed_allocation_series(allocation, metric.lookback(), name, span)?;
         let value = metric
             .compute(&series)
-            .or_else(|e| fail(span, format!("{}: {e}", metric.label(&name))))?;
-        self.used.insert(metric.label(&name), value);
+                        .or_else(|e| fail(span, format!("{}: {e}", metric.label(name))))?;
+        self.used.insert(metric.label(name), value);
         Ok(value)
     }
 
