@@ -198,13 +198,22 @@ mod tests {
         let s = signal(&[("B", dec!(0.5)), ("D", dec!(0.5))]);
         let cases: [(&[(&str, Decimal)], &[&str]); 4] = [
             (&[], &["B", "D"]),
-            (&[("A", dec!(1)), ("B", dec!(2)), ("E", dec!(3))], &["A", "B", "D", "E"]),
+            (
+                &[("A", dec!(1)), ("B", dec!(2)), ("E", dec!(3))],
+                &["A", "B", "D", "E"],
+            ),
             (&[("C", dec!(1))], &["B", "C", "D"]),
             (&[("B", dec!(1)), ("D", dec!(1))], &["B", "D"]),
         ];
         for (held, expected) in cases {
             let got = symbols_to_price(&s, &account(dec!(0), held));
-            assert_eq!(got, expected.iter().map(|x| Symbol::from(*x)).collect::<Vec<_>>());
+            assert_eq!(
+                got,
+                expected
+                    .iter()
+                    .map(|x| Symbol::from(*x))
+                    .collect::<Vec<_>>()
+            );
         }
         let none = symbols_to_price(&signal(&[]), &account(dec!(0), &[("Z", dec!(1))]));
         assert_eq!(none, vec![Symbol::from("Z")]);

@@ -328,7 +328,7 @@ impl<'a> Evaluator<'a> {
         let series = self.fixed_allocation_series(allocation, metric.lookback(), name, span)?;
         let value = metric
             .compute(&series)
-                        .or_else(|e| fail(span, format!("{}: {e}", metric.label(name))))?;
+            .or_else(|e| fail(span, format!("{}: {e}", metric.label(name))))?;
         self.used.insert(metric.label(name), value);
         Ok(value)
     }
