@@ -196,7 +196,9 @@ mod tests {
     #[test]
     fn symbols_to_price_are_targets_and_holdings_once_each_in_order() {
         let s = signal(&[("B", dec!(0.5)), ("D", dec!(0.5))]);
-        let cases: [(&[(&str, Decimal)], &[&str]); 4] = [
+        // (holdings, expected symbols)
+        type Case<'a> = (&'a [(&'a str, Decimal)], &'a [&'a str]);
+        let cases: [Case; 4] = [
             (&[], &["B", "D"]),
             (
                 &[("A", dec!(1)), ("B", dec!(2)), ("E", dec!(3))],

@@ -259,7 +259,7 @@ impl<'a> Evaluator<'a> {
                         a.0.total_cmp(&b.0)
                     };
                     by_value
-                        .then_with(|| a.1.cmp(&b.1))
+                        .then_with(|| a.1.cmp(b.1))
                         .then_with(|| a.2.cmp(&b.2))
                 });
                 scored.truncate(k);
