@@ -10,7 +10,7 @@ use actix::prelude::*;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use thiserror::Error;
 
-use super::broker::{AwaitWorkflow, Observe, Observed, StartWorkflow, Tap};
+use super::broker::{Observe, Observed, RunWorkflow, StartWorkflow, Tap};
 use super::engine::{self, EngineDeps};
 use crate::backtest::chain_digest::ChainDigest;
 use crate::backtest::{BacktestRecord, EquityPoint, FillRecord};
@@ -321,18 +321,14 @@ async fn drive_journaled(
             trigger: "backtest".into(),
             attempt: 0,
         };
-        let id = broker
-            .send(StartWorkflow {
+        let (_, summary) = broker
+            .send(RunWorkflow(StartWorkflow {
                 started,
                 triggered_by: None,
                 correlation_id: Some(correlation),
-            })
+            }))
             .await
             .map_err(|e| BacktestError::Broker(e.to_string()))?
-            .map_err(|e| BacktestError::Broker(e.to_string()))?;
-        let summary = broker
-            .send(AwaitWorkflow(id))
-            .await
             .map_err(|e| BacktestError::Broker(e.to_string()))?;
         record.workflows += 1;
         match summary {

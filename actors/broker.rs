@@ -170,6 +170,12 @@ pub struct Halt {
 #[rtype(result = "Option<WorkflowSummary>")]
 pub struct AwaitWorkflow(pub CorrelationId);
 
+/// [`StartWorkflow`], then [`AwaitWorkflow`] on it, in one message: a backtest runs its
+/// days one after another, and the second round trip per day showed in its profile.
+#[derive(Message)]
+#[rtype(result = "Result<(CorrelationId, Option<WorkflowSummary>), PublishError>")]
+pub struct RunWorkflow(pub StartWorkflow);
+
 #[derive(Message)]
 #[rtype(result = "Option<CausationTree>")]
 pub struct QueryTree(pub CorrelationId);
@@ -1213,6 +1219,20 @@ impl Handler<Halt> for Broker {
 
     fn handle(&mut self, msg: Halt, ctx: &mut Self::Context) {
         self.halt(msg.reason, msg.detail, ctx);
+    }
+}
+
+impl Handler<RunWorkflow> for Broker {
+    type Result = ResponseFuture<Result<(CorrelationId, Option<WorkflowSummary>), PublishError>>;
+
+    fn handle(&mut self, msg: RunWorkflow, ctx: &mut Self::Context) -> Self::Result {
+        match <Self as Handler<StartWorkflow>>::handle(self, msg.0, ctx) {
+            Ok(id) => {
+                let ended = <Self as Handler<AwaitWorkflow>>::handle(self, AwaitWorkflow(id), ctx);
+                Box::pin(async move { Ok((id, ended.await)) })
+            }
+            Err(e) => Box::pin(async move { Err(e) }),
+        }
     }
 }
 

@@ -429,3 +429,47 @@ async fn a_waiter_asking_while_a_late_event_commits_is_answered() {
         .expect("workflow known");
     assert_eq!(answer.status, WorkflowStatus::Completed);
 }
+
+/// `RunWorkflow` starts a workflow and answers when it has ended, in one message; while
+/// trading is halted it is refused like `StartWorkflow`.
+#[actix_rt::test]
+async fn run_workflow_starts_and_answers_at_the_end() {
+    use alchemiser::actors::broker::{Halt, RunWorkflow, StartWorkflow};
+    let (broker, seen) = audited_engine(test_config());
+    let start = |as_of| StartWorkflow {
+        started: WorkflowStarted {
+            as_of,
+            mode: Default::default(),
+            trigger: "manual".into(),
+            attempt: 0,
+        },
+        triggered_by: None,
+        correlation_id: None,
+    };
+    let (id, summary) = tokio::time::timeout(
+        Duration::from_secs(10),
+        broker.send(RunWorkflow(start(day(4)))),
+    )
+    .await
+    .expect("answered in time")
+    .unwrap()
+    .expect("accepted");
+    let summary = summary.expect("workflow known");
+    assert_eq!(summary.correlation_id, id);
+    assert_eq!(summary.status, WorkflowStatus::Completed);
+    // Answered at the end: every event of the workflow was published by then.
+    assert_eq!(events_of(&seen, id).await.len(), 5);
+
+    broker
+        .send(Halt {
+            reason: HaltReason::Manual,
+            detail: "test".into(),
+        })
+        .await
+        .unwrap();
+    let refused = broker.send(RunWorkflow(start(day(5)))).await.unwrap();
+    assert!(
+        matches!(refused, Err(PublishError::Halted(_))),
+        "{refused:?}"
+    );
+}
