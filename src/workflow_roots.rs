@@ -12,10 +12,6 @@ use dashmap::DashMap;
 
 use crate::events::{CorrelationId, WorkflowStarted};
 
-/// Closed workflows remembered by default (oldest forgotten first): far more than can
-/// be in flight.
-const CLOSED_KEPT: usize = 10_000;
-
 #[derive(Clone, Debug)]
 pub struct WorkflowRoots {
     roots: Arc<DashMap<CorrelationId, WorkflowStarted>>,
@@ -23,16 +19,11 @@ pub struct WorkflowRoots {
     closed_kept: usize,
 }
 
-impl Default for WorkflowRoots {
-    fn default() -> Self {
-        Self::remembering(CLOSED_KEPT)
-    }
-}
-
 impl WorkflowRoots {
-    /// Remembers the last `closed_kept` closed workflows (at least one). A backtest,
-    /// whose days close one after another, needs few: a set of thousands missed the
-    /// cache on every question.
+    /// Remembers the last `closed_kept` closed workflows (at least one; oldest forgotten
+    /// first): the engine keeps far more than can be in flight. A backtest, whose days
+    /// close one after another, needs few: a set of thousands missed the cache on every
+    /// question.
     pub fn remembering(closed_kept: usize) -> Self {
         Self {
             roots: Arc::default(),

@@ -240,13 +240,11 @@ impl SimVenue {
         let s = self.lock();
         let own =
             s.date == Some(date) && self.market.as_ref().is_some_and(|m| Arc::ptr_eq(m, marks));
-        let fresh;
+        let mut fresh = DayCloses::default();
         let closes = if own {
             &s.closes
         } else {
-            let mut day = DayCloses::default();
-            day.move_to(marks, date);
-            fresh = day;
+            fresh.move_to(marks, date);
             &fresh
         };
         let marked: Decimal = s
