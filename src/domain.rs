@@ -69,3 +69,14 @@ pub enum RunMode {
     Live,
     Backtest,
 }
+
+impl RunMode {
+    /// The wire name (serde's).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunMode::Paper => "paper",
+            RunMode::Live => "live",
+            RunMode::Backtest => "backtest",
+        }
+    }
+}

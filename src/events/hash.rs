@@ -138,6 +138,14 @@ impl JsonWriter {
         });
     }
 
+    /// [`Self::decimal_map`], or `null`.
+    pub fn opt_decimal_map<K: AsRef<str>>(&mut self, map: Option<&BTreeMap<K, Decimal>>) {
+        match map {
+            Some(map) => self.decimal_map(map),
+            None => self.null(),
+        }
+    }
+
     /// The canonical bytes written so far.
     pub fn bytes(&self) -> &[u8] {
         &self.out

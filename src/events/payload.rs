@@ -308,6 +308,17 @@ pub enum ReconciliationStatus {
     Failed,
 }
 
+impl ReconciliationStatus {
+    /// The wire name (serde's).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReconciliationStatus::Ok => "ok",
+            ReconciliationStatus::Drift => "drift",
+            ReconciliationStatus::Failed => "failed",
+        }
+    }
+}
+
 /// Ask reconciliation to compare the venue with what the journal expects, outside a
 /// workflow (at engine start, or by hand).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
