@@ -4,13 +4,15 @@
 //! own folds them, in batches, while the actors go on (one hand-over per batch keeps the
 //! cross-thread cost off every event).
 
+use std::ops::Range;
 use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use thiserror::Error;
 
-use crate::events::Envelope;
+use crate::events::hash_batch::BatchHasher;
+use crate::events::{Envelope, EnvelopeError};
 
 /// Envelopes handed over per batch: every batch sent wakes the folding thread (a futex
 /// call), so batches are large; 4 queued at most bound what waits to be folded.
@@ -55,16 +57,12 @@ impl ChainDigest {
             .name("chain-digest".into())
             .spawn(move || {
                 let mut digest = blake3::Hasher::new();
-                let mut hashes = Vec::with_capacity(BATCH * 64);
+                let mut batch_hashes = BatchHashes::default();
                 for batch in batches {
                     // A batch's hashes go to the digest in one update: blake3 then hashes
                     // whole chunks side by side (SIMD), where 64-byte updates went block
                     // by block. The digest is the same (blake3 streams).
-                    hashes.clear();
-                    for env in &batch {
-                        write_hash(&mut hashes, env);
-                    }
-                    digest.update(&hashes);
+                    digest.update(batch_hashes.hex(&batch));
                     let _ = give_back.send(batch);
                 }
                 digest
@@ -137,7 +135,56 @@ fn fold(digest: &mut blake3::Hasher, env: &Envelope) {
 fn write_hash(out: &mut Vec<u8>, env: &Envelope) {
     match env.payload_digest() {
         Ok(hash) => out.extend_from_slice(hash.to_hex().as_bytes()),
-        Err(e) => out.extend_from_slice(format!("unhashable payload: {e}").as_bytes()),
+        Err(e) => write_unhashable(out, &e),
+    }
+}
+
+fn write_unhashable(out: &mut Vec<u8>, e: &EnvelopeError) {
+    out.extend_from_slice(format!("unhashable payload: {e}").as_bytes());
+}
+
+/// The payload hashes of a batch, hashed together ([`BatchHasher`]): what
+/// [`write_hash`] writes for each envelope, in order.
+#[derive(Default)]
+struct BatchHashes {
+    /// Every envelope's hash input, one after another.
+    inputs: Vec<u8>,
+    /// Where each envelope's input lies in `inputs`, or why it has none.
+    spans: Vec<Result<Range<usize>, EnvelopeError>>,
+    hasher: BatchHasher,
+    hashes: Vec<blake3::Hash>,
+    hex: Vec<u8>,
+}
+
+impl BatchHashes {
+    fn hex(&mut self, batch: &[Arc<Envelope>]) -> &[u8] {
+        self.inputs.clear();
+        self.spans.clear();
+        for env in batch {
+            let start = self.inputs.len();
+            let span = env.write_payload_hash_input(&mut self.inputs);
+            if span.is_err() {
+                self.inputs.truncate(start);
+            }
+            self.spans.push(span.map(|()| start..self.inputs.len()));
+        }
+        let messages: Vec<&[u8]> = self
+            .spans
+            .iter()
+            .filter_map(|s| s.as_ref().ok())
+            .map(|r| &self.inputs[r.clone()])
+            .collect();
+        self.hasher.hash_all(&messages, &mut self.hashes);
+        self.hex.clear();
+        let mut hashes = self.hashes.iter();
+        for span in &self.spans {
+            match (span, hashes.next()) {
+                (Ok(_), Some(hash)) => self.hex.extend_from_slice(hash.to_hex().as_bytes()),
+                (Err(e), _) => write_unhashable(&mut self.hex, e),
+                (Ok(_), None) => {}
+            }
+        }
+        &self.hex
     }
 }
 

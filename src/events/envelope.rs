@@ -140,13 +140,39 @@ impl Envelope {
 
     /// [`Envelope::payload_hash`] as a digest (no text made: backtests fold one per event).
     pub fn payload_digest(&self) -> Result<blake3::Hash, EnvelopeError> {
-        if let Payload::WorkflowCompleted(c) = &self.payload {
-            return Ok(completed_digest(c));
+        thread_local! {
+            static INPUT: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
         }
-        let bytes = self
+        let mut input = INPUT.with(|b| b.take());
+        input.clear();
+        let written = self.write_payload_hash_input(&mut input);
+        let hash = written.map(|()| blake3::hash(&input));
+        INPUT.with(|b| b.set(input));
+        hash
+    }
+
+    /// Appends what the payload hash is the blake3 of: the event type, a zero byte, and
+    /// the payload's JSON without its volatile fields. Batched hashing (the backtest's
+    /// chain digest) writes many of these and hashes them together.
+    pub fn write_payload_hash_input(&self, out: &mut Vec<u8>) -> Result<(), EnvelopeError> {
+        let kind = self.kind();
+        out.extend_from_slice(kind.as_str().as_bytes());
+        out.push(0);
+        if let Payload::WorkflowCompleted(c) = &self.payload {
+            write_completed_stable(c, out);
+            return Ok(());
+        }
+        if kind.volatile_fields().is_empty() {
+            return self
+                .payload
+                .write_json(out)
+                .map_err(|e| EnvelopeError::Encode(e.to_string()));
+        }
+        let json = self
             .payload_bytes()
             .map_err(|e| EnvelopeError::Encode(e.to_string()))?;
-        payload_digest(self.kind(), &bytes)
+        out.extend_from_slice(&without_volatile(kind, &json)?);
+        Ok(())
     }
 
     /// The envelope's JSON (byte for byte what serde gives for the typed envelope, with
@@ -300,41 +326,41 @@ pub fn stored_payload_hash(kind: EventKind, payload_json: &[u8]) -> Result<Strin
     Ok(payload_digest(kind, payload_json)?.to_hex().to_string())
 }
 
-/// [`payload_digest`] of a `workflow.completed.v1`, written directly: every workflow
-/// ends with one, and the generic route (parse, drop `duration_ms`, write again) cost
-/// a twentieth of a backtest's digest thread. A test holds the two routes equal. Only
-/// [`Envelope::payload_digest`] takes this way: `encode` has the JSON in hand anyway.
-fn completed_digest(c: &WorkflowCompleted) -> blake3::Hash {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(EventKind::WorkflowCompleted.as_str().as_bytes());
-    hasher.update(&[0]);
-    hasher.update(b"{\"orders_placed\":");
-    hasher.update(itoa::Buffer::new().format(c.orders_placed).as_bytes());
-    hasher.update(b"}");
-    hasher.finalize()
+/// A `workflow.completed.v1`'s JSON without its volatile `duration_ms`, written
+/// directly: every workflow ends with one, and the generic route (parse, drop
+/// `duration_ms`, write again) cost a twentieth of a backtest's digest thread. A test
+/// holds the two routes equal. `encode` takes the generic route: it has the JSON in hand.
+fn write_completed_stable(c: &WorkflowCompleted, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"orders_placed\":");
+    out.extend_from_slice(itoa::Buffer::new().format(c.orders_placed).as_bytes());
+    out.push(b'}');
 }
 
 fn payload_digest(kind: EventKind, payload_json: &[u8]) -> Result<blake3::Hash, EnvelopeError> {
-    let volatile = kind.volatile_fields();
-    let stable;
-    let bytes = if volatile.is_empty() {
-        payload_json
-    } else {
-        let mut value: serde_json::Value = serde_json::from_slice(payload_json)
-            .map_err(|e| EnvelopeError::Encode(e.to_string()))?;
-        if let Some(map) = value.as_object_mut() {
-            for field in volatile {
-                map.remove(*field);
-            }
-        }
-        stable = serde_json::to_vec(&value).map_err(|e| EnvelopeError::Encode(e.to_string()))?;
-        &stable
-    };
+    let bytes = without_volatile(kind, payload_json)?;
     let mut hasher = blake3::Hasher::new();
     hasher.update(kind.as_str().as_bytes());
     hasher.update(&[0]);
-    hasher.update(bytes);
+    hasher.update(&bytes);
     Ok(hasher.finalize())
+}
+
+/// The payload's JSON without the kind's volatile fields (as it is when it has none).
+fn without_volatile(kind: EventKind, payload_json: &[u8]) -> Result<Cow<'_, [u8]>, EnvelopeError> {
+    let volatile = kind.volatile_fields();
+    if volatile.is_empty() {
+        return Ok(Cow::Borrowed(payload_json));
+    }
+    let mut value: serde_json::Value =
+        serde_json::from_slice(payload_json).map_err(|e| EnvelopeError::Encode(e.to_string()))?;
+    if let Some(map) = value.as_object_mut() {
+        for field in volatile {
+            map.remove(*field);
+        }
+    }
+    serde_json::to_vec(&value)
+        .map(Cow::Owned)
+        .map_err(|e| EnvelopeError::Encode(e.to_string()))
 }
 
 /// An envelope's JSON as [`Envelope::encode`] writes it, cut into its head (every field

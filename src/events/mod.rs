@@ -5,6 +5,7 @@
 pub mod decimal_text;
 pub mod envelope;
 pub mod hash;
+pub mod hash_batch;
 pub mod ids;
 pub mod payload;
 mod payload_json;
