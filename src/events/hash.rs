@@ -133,7 +133,7 @@ impl JsonWriter {
     pub fn decimal_map<K: AsRef<str>>(&mut self, map: &BTreeMap<K, Decimal>) {
         self.map(|m| {
             for (k, v) in map {
-                m.field(k.as_ref()).dec(*v);
+                m.entry(k.as_ref()).dec(*v);
             }
         });
     }
@@ -191,19 +191,31 @@ pub struct JsonObject<'w> {
 }
 
 impl JsonObject<'_> {
-    /// Starts the field `key` (in the canonical form, keys strictly increasing): write
-    /// its value next.
-    pub fn field(&mut self, key: &str) -> &mut JsonWriter {
-        #[cfg(debug_assertions)]
-        if self.w.form == JsonForm::Canonical {
-            if let Some(last) = &self.last_key {
-                debug_assert!(
-                    last.as_str() < key,
-                    "canonical keys out of order: {key:?} after {last:?}"
-                );
-            }
-            self.last_key = Some(key.to_string());
+    /// Starts the field `key`, a name from the code (plain ASCII: written as it is, the
+    /// copy inlined where its length is known); in the canonical form keys strictly
+    /// increase. Write its value next.
+    #[inline(always)]
+    pub fn field(&mut self, key: &'static str) -> &mut JsonWriter {
+        debug_assert!(
+            !needs_escape(key),
+            "field names are written unescaped: {key:?}"
+        );
+        self.check_order(key);
+        let out = &mut self.w.out;
+        if self.fields > 0 {
+            out.push(b',');
         }
+        self.fields += 1;
+        out.push(b'"');
+        out.extend_from_slice(key.as_bytes());
+        out.extend_from_slice(b"\":");
+        self.w
+    }
+
+    /// Starts the field `key` taken from data (a symbol, an indicator's label), escaped
+    /// as JSON requires.
+    pub fn entry(&mut self, key: &str) -> &mut JsonWriter {
+        self.check_order(key);
         if self.fields > 0 {
             self.w.out.push(b',');
         }
@@ -212,15 +224,33 @@ impl JsonObject<'_> {
         self.w.out.push(b':');
         self.w
     }
+
+    #[inline(always)]
+    fn check_order(&mut self, _key: &str) {
+        #[cfg(debug_assertions)]
+        if self.w.form == JsonForm::Canonical {
+            if let Some(last) = &self.last_key {
+                debug_assert!(
+                    last.as_str() < _key,
+                    "canonical keys out of order: {_key:?} after {last:?}"
+                );
+            }
+            self.last_key = Some(_key.to_string());
+        }
+    }
+}
+
+/// Whether `s` needs escaping in a JSON string. The test runs over every byte without
+/// stopping early, which the compiler vectorises.
+fn needs_escape(s: &str) -> bool {
+    s.bytes().fold(false, |any, b| {
+        any | (b == b'"') | (b == b'\\') | (b < 0x20)
+    })
 }
 
 pub(crate) fn write_json_str(s: &str, out: &mut Vec<u8>) {
-    // Symbols, names and hashes need no escaping: copied as they are. The test runs
-    // over every byte without stopping early, which the compiler vectorises.
-    let needs_escape = s.bytes().fold(false, |any, b| {
-        any | (b == b'"') | (b == b'\\') | (b < 0x20)
-    });
-    if !needs_escape {
+    // Symbols, names and hashes need no escaping: copied as they are.
+    if !needs_escape(s) {
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());
         out.push(b'"');
