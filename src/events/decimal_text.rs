@@ -21,65 +21,19 @@ impl DecimalText {
             buf: [0; 40],
             len: 0,
         };
-        let mut itoa_digits = itoa::Buffer::new();
-        let mantissa = d.mantissa().unsigned_abs();
-        // Prices, quantities and cash fit 64 bits; 128-bit formatting divides slowly.
-        let digits: &[u8] = match u64::try_from(mantissa) {
-            Ok(0) => b"",
-            Ok(small) => itoa_digits.format(small).as_bytes(),
-            Err(_) => itoa_digits.format(mantissa).as_bytes(),
-        };
-        if d.is_sign_negative() {
-            out.push(b'-');
-        }
-        let scale = d.scale() as usize;
-        if digits.len() > scale {
-            let whole = digits.len() - scale;
-            out.extend(&digits[..whole]);
-            if scale > 0 {
-                out.push(b'.');
-                out.extend(&digits[whole..]);
-            }
-        } else if scale > 0 {
-            // All fraction: "0." then zeros up to the scale, then the digits.
-            out.extend(b"0.");
-            for _ in digits.len()..scale {
-                out.push(b'0');
-            }
-            out.extend(digits);
-        } else {
-            out.push(b'0');
-        }
+        write_text(d, false, &mut out);
         out
     }
 
-    /// The text of `d.normalize()` (no trailing fractional zeros, no negative zero), by
-    /// trimming the text: normalising divides the mantissa by ten per zero stripped.
+    /// The text of `d.normalize()` (no trailing fractional zeros, no negative zero),
+    /// from the digits: normalising divides the mantissa by ten per zero stripped.
     pub fn normalized(d: &Decimal) -> Self {
-        let mut out = Self::of(d);
-        if out.buf[..out.len].contains(&b'.') {
-            while out.buf[out.len - 1] == b'0' {
-                out.len -= 1;
-            }
-            if out.buf[out.len - 1] == b'.' {
-                out.len -= 1;
-            }
-        }
-        if &out.buf[..out.len] == b"-0" {
-            out.buf[0] = b'0';
-            out.len = 1;
-        }
+        let mut out = Self {
+            buf: [0; 40],
+            len: 0,
+        };
+        write_text(d, true, &mut out);
         out
-    }
-
-    fn extend(&mut self, bytes: &[u8]) {
-        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
-        self.len += bytes.len();
-    }
-
-    fn push(&mut self, b: u8) {
-        self.buf[self.len] = b;
-        self.len += 1;
     }
 
     /// The text's bytes (for writers that take bytes: no UTF-8 check needed).
@@ -90,6 +44,78 @@ impl DecimalText {
     pub fn as_str(&self) -> &str {
         // Only ASCII digits, '-' and '.' were written.
         std::str::from_utf8(&self.buf[..self.len]).unwrap_or("0")
+    }
+}
+
+/// Where decimal text goes: a [`DecimalText`], or straight onto a JSON buffer (one
+/// copy fewer per decimal, and hashing writes hundreds of thousands of them per run).
+pub(crate) trait TextSink {
+    fn push(&mut self, b: u8);
+    fn extend(&mut self, bytes: &[u8]);
+}
+
+impl TextSink for DecimalText {
+    fn push(&mut self, b: u8) {
+        self.buf[self.len] = b;
+        self.len += 1;
+    }
+
+    fn extend(&mut self, bytes: &[u8]) {
+        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+}
+
+impl TextSink for Vec<u8> {
+    fn push(&mut self, b: u8) {
+        Vec::push(self, b);
+    }
+
+    fn extend(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+/// Writes `d`'s text (`Display`'s, or `normalize()`'s when `normalized`) from the
+/// mantissa's digits as `itoa` formats them.
+pub(crate) fn write_text(d: &Decimal, normalized: bool, out: &mut impl TextSink) {
+    let mut itoa_digits = itoa::Buffer::new();
+    let mantissa = d.mantissa().unsigned_abs();
+    // Prices, quantities and cash fit 64 bits; 128-bit formatting divides slowly.
+    let mut digits: &[u8] = match u64::try_from(mantissa) {
+        Ok(0) => b"",
+        Ok(small) => itoa_digits.format(small).as_bytes(),
+        Err(_) => itoa_digits.format(mantissa).as_bytes(),
+    };
+    let mut scale = d.scale() as usize;
+    if normalized {
+        while scale > 0 && digits.last() == Some(&b'0') {
+            digits = &digits[..digits.len() - 1];
+            scale -= 1;
+        }
+        if digits.is_empty() {
+            scale = 0;
+        }
+    }
+    if d.is_sign_negative() && !(normalized && digits.is_empty()) {
+        out.push(b'-');
+    }
+    if digits.len() > scale {
+        let whole = digits.len() - scale;
+        out.extend(&digits[..whole]);
+        if scale > 0 {
+            out.push(b'.');
+            out.extend(&digits[whole..]);
+        }
+    } else if scale > 0 {
+        // All fraction: "0." then zeros up to the scale, then the digits.
+        out.extend(b"0.");
+        for _ in digits.len()..scale {
+            out.push(b'0');
+        }
+        out.extend(digits);
+    } else {
+        out.push(b'0');
     }
 }
 
@@ -152,6 +178,13 @@ mod tests {
             d.normalize().to_string(),
             "{d:?} normalised"
         );
+        // Straight onto a buffer: the same text, after what the buffer held.
+        for normalized in [false, true] {
+            let mut out = b"x".to_vec();
+            write_text(&d, normalized, &mut out);
+            let text = if normalized { d.normalize() } else { d }.to_string();
+            assert_eq!(out, [b"x", text.as_bytes()].concat(), "{d:?} onto a buffer");
+        }
     }
 
     #[test]

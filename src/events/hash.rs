@@ -13,7 +13,7 @@ use std::io::Write;
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
-use super::decimal_text::DecimalText;
+use super::decimal_text::write_text;
 
 /// Compact JSON, written value by value, in one of two forms (see [`JsonForm`]).
 /// Objects are written through [`JsonObject`].
@@ -62,12 +62,8 @@ impl JsonWriter {
     }
 
     pub fn dec(&mut self, d: Decimal) {
-        let text = match self.form {
-            JsonForm::Canonical => DecimalText::normalized(&d),
-            JsonForm::Payload => DecimalText::of(&d),
-        };
         self.out.push(b'"');
-        self.out.extend_from_slice(text.as_bytes());
+        write_text(&d, self.form == JsonForm::Canonical, &mut self.out);
         self.out.push(b'"');
     }
 
