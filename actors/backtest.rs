@@ -105,8 +105,7 @@ const BACKTEST_RETAINED_WORKFLOWS: usize = 16;
 
 impl Recorder {
     fn observe(&mut self, env: &Arc<Envelope>) {
-        let folded = self.digest.push(env.clone());
-        if !folded.is_empty() {
+        for folded in self.digest.push(env.clone()) {
             self.free(folded);
         }
         self.events += 1;

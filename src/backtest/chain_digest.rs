@@ -81,11 +81,11 @@ impl ChainDigest {
         }
     }
 
-    /// Adds the next event (in sequence order). Returns the envelopes folded since the
-    /// last call (most often none), for the caller to free: freeing on the thread that
-    /// allocated is cheaper for the allocator, and the caller knows which thread made
-    /// what.
-    pub fn push(&mut self, env: Arc<Envelope>) -> Vec<Arc<Envelope>> {
+    /// Adds the next event (in sequence order). Returns the batches of envelopes folded
+    /// since the last call (most often none), for the caller to free: freeing on the
+    /// thread that allocated is cheaper for the allocator, and the caller knows which
+    /// thread made what.
+    pub fn push(&mut self, env: Arc<Envelope>) -> Vec<Vec<Arc<Envelope>>> {
         let mut done = Vec::new();
         match &mut self.fold {
             Fold::Inline(digest) => fold(digest, &env),
@@ -96,13 +96,7 @@ impl ChainDigest {
                     if sender.as_ref().is_some_and(|s| s.send(batch).is_err()) {
                         *sender = None;
                     }
-                    while let Ok(batch) = folded.try_recv() {
-                        if done.is_empty() {
-                            done = batch;
-                        } else {
-                            done.extend(batch);
-                        }
-                    }
+                    done.extend(folded.try_iter());
                 }
             }
         }
