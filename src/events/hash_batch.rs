@@ -80,19 +80,8 @@ impl BatchHasher {
             .iter()
             .filter_map(|&i| messages[i][..CHUNK_LEN].try_into().ok())
             .collect();
-        let mut first_cvs = std::mem::take(&mut self.lanes_out);
-        first_cvs.clear();
-        first_cvs.resize(firsts.len() * OUT_LEN, 0);
-        self.platform.hash_many(
-            &firsts,
-            &IV,
-            0,
-            IncrementCounter::No,
-            0,
-            CHUNK_START,
-            CHUNK_END,
-            &mut first_cvs,
-        );
+        hash_lanes(&self.platform, &firsts, 0, CHUNK_END, &mut self.lanes_out);
+        let first_cvs = std::mem::take(&mut self.lanes_out);
         let seconds: Vec<&[u8]> = two.iter().map(|&i| &messages[i][CHUNK_LEN..]).collect();
         self.chunk_cvs(&seconds, 1, 0, &mut cvs);
         for (j, &i) in two.iter().enumerate() {
@@ -164,18 +153,7 @@ impl BatchHasher {
             .iter()
             .filter_map(|&j| chunks[j][..N].try_into().ok())
             .collect();
-        self.lanes_out.clear();
-        self.lanes_out.resize(inputs.len() * OUT_LEN, 0);
-        self.platform.hash_many(
-            &inputs,
-            &IV,
-            counter,
-            IncrementCounter::No,
-            0,
-            CHUNK_START,
-            0,
-            &mut self.lanes_out,
-        );
+        hash_lanes(&self.platform, &inputs, counter, 0, &mut self.lanes_out);
         for (k, &j) in group.iter().enumerate() {
             let bytes: &[u8; OUT_LEN] = self.lanes_out[k * OUT_LEN..(k + 1) * OUT_LEN]
                 .try_into()
@@ -183,6 +161,30 @@ impl BatchHasher {
             cvs[j] = words_from_le_bytes_32(bytes);
         }
     }
+}
+
+/// Chaining values of `inputs` (whole blocks from the start of a chunk, every one at
+/// chunk index `counter`), side by side; `flags_end` on each one's last block. They go
+/// to `out`, `OUT_LEN` bytes each, in order.
+fn hash_lanes<const N: usize>(
+    platform: &Platform,
+    inputs: &[&[u8; N]],
+    counter: u64,
+    flags_end: u8,
+    out: &mut Vec<u8>,
+) {
+    out.clear();
+    out.resize(inputs.len() * OUT_LEN, 0);
+    platform.hash_many(
+        inputs,
+        &IV,
+        counter,
+        IncrementCounter::No,
+        0,
+        CHUNK_START,
+        flags_end,
+        out,
+    );
 }
 
 #[cfg(test)]
