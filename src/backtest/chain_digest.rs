@@ -17,6 +17,9 @@ use crate::events::{Envelope, EnvelopeError};
 /// Envelopes handed over per batch: every batch sent wakes the folding thread (a futex
 /// call), so batches are large; 4 queued at most bound what waits to be folded.
 const BATCH: usize = 1024;
+/// Envelopes whose payload hashes are computed together: enough to fill the SIMD lanes
+/// of every block count, few enough that their inputs stay a medium-sized allocation.
+const HASHED_TOGETHER: usize = 256;
 /// Batches queued before `push` waits for the thread: bounds memory when it falls behind.
 const QUEUED_BATCHES: usize = 4;
 
@@ -152,6 +155,14 @@ struct BatchHashes {
 
 impl BatchHashes {
     fn hex(&mut self, batch: &[Arc<Envelope>]) -> &[u8] {
+        self.hex.clear();
+        for part in batch.chunks(HASHED_TOGETHER) {
+            self.append_hex(part);
+        }
+        &self.hex
+    }
+
+    fn append_hex(&mut self, batch: &[Arc<Envelope>]) {
         self.inputs.clear();
         self.spans.clear();
         for env in batch {
@@ -169,7 +180,6 @@ impl BatchHashes {
             .map(|r| &self.inputs[r.clone()])
             .collect();
         self.hasher.hash_all(&messages, &mut self.hashes);
-        self.hex.clear();
         let mut hashes = self.hashes.iter();
         for span in &self.spans {
             match (span, hashes.next()) {
@@ -178,7 +188,6 @@ impl BatchHashes {
                 (Ok(_), None) => {}
             }
         }
-        &self.hex
     }
 }
 
