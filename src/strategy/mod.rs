@@ -48,10 +48,11 @@ pub fn consolidate(
     }
 }
 
-/// Rounds `weights` down to [`WEIGHT_DP`] decimals, then hands the remaining units to the
-/// largest remainders (ties by symbol) so the result sums to `total` rounded likewise.
-pub fn largest_remainder(
-    weights: &BTreeMap<Symbol, Decimal>,
+/// Rounds `weights` (in symbol order) down to [`WEIGHT_DP`] decimals, then hands the
+/// remaining units to the largest remainders (ties by symbol) so the result sums to
+/// `total` rounded likewise.
+pub fn largest_remainder<'a>(
+    weights: impl IntoIterator<Item = (&'a Symbol, &'a Decimal)>,
     total: Decimal,
 ) -> BTreeMap<Symbol, Decimal> {
     let unit = Decimal::new(1, WEIGHT_DP);
@@ -59,7 +60,7 @@ pub fn largest_remainder(
         total.round_dp_with_strategy(WEIGHT_DP, RoundingStrategy::MidpointNearestEven);
     // By position, in symbol order: (symbol, floored weight, remainder).
     let mut parts: Vec<(&Symbol, Decimal, Decimal)> = weights
-        .iter()
+        .into_iter()
         .map(|(s, w)| {
             let floored = w.round_dp_with_strategy(WEIGHT_DP, RoundingStrategy::ToZero);
             (s, floored, *w - floored)

@@ -23,7 +23,33 @@ use crate::domain::Symbol;
 use crate::indicators::{Indicator, IndicatorKind};
 use crate::strategy::largest_remainder;
 
-type Allocation = BTreeMap<Symbol, Decimal>;
+/// A node's weights by symbol, in symbol order. A node holds a handful of symbols: a
+/// sorted vector merges them without the map's node allocations, which showed in
+/// every evaluation.
+#[derive(Debug, Default)]
+struct Allocation(Vec<(Symbol, Decimal)>);
+
+impl Allocation {
+    fn single(symbol: &Symbol) -> Self {
+        Self(vec![(symbol.clone(), Decimal::ONE)])
+    }
+
+    /// Adds `from` × `scale`, symbol by symbol (a new symbol starts from zero, as a map
+    /// entry's default would).
+    fn add_scaled(&mut self, from: &Allocation, scale: Decimal) {
+        for (symbol, w) in &from.0 {
+            let add = *w * scale;
+            match self.0.binary_search_by(|(s, _)| s.cmp(symbol)) {
+                Ok(i) => self.0[i].1 += add,
+                Err(i) => self.0.insert(i, (symbol.clone(), Decimal::ZERO + add)),
+            }
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&Symbol, &Decimal)> {
+        self.0.iter().map(|(s, w)| (s, w))
+    }
+}
 
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
 #[error("{span}: {message}")]
@@ -55,7 +81,7 @@ pub fn evaluate(
         used: BTreeMap::new(),
     };
     let allocation = ev.share(&symphony.body)?;
-    let weights = largest_remainder(&allocation, Decimal::ONE);
+    let weights = largest_remainder(allocation.iter(), Decimal::ONE);
     let indicators = ev
         .used
         .into_iter()
@@ -122,12 +148,6 @@ fn fail<T>(span: Span, message: impl Into<String>) -> Result<T, EvalError> {
         span,
         message: message.into(),
     })
-}
-
-fn add_scaled(into: &mut Allocation, from: &Allocation, scale: Decimal) {
-    for (symbol, w) in from {
-        *into.entry(symbol.clone()).or_default() += *w * scale;
-    }
 }
 
 /// A name for a candidate: its symbol, its group name, or its form (borrowed: a
@@ -197,11 +217,11 @@ impl<'a> Evaluator<'a> {
 
     /// Nodes sharing one slice equally.
     fn share(&mut self, nodes: &[Node]) -> Result<Allocation, EvalError> {
-        let mut out = Allocation::new();
+        let mut out = Allocation::default();
         let part = Decimal::ONE / Decimal::from(nodes.len());
         for node in nodes {
             let a = self.node(node)?;
-            add_scaled(&mut out, &a, part);
+            out.add_scaled(&a, part);
         }
         Ok(out)
     }
@@ -210,18 +230,18 @@ impl<'a> Evaluator<'a> {
         match node {
             Node::Asset { symbol, span } => {
                 self.closes(symbol, *span)?;
-                Ok(Allocation::from([(symbol.clone(), Decimal::ONE)]))
+                Ok(Allocation::single(symbol))
             }
             Node::Group { children, .. } | Node::WeightEqual(children) => self.share(children),
             Node::WeightSpecified(pairs) => {
                 let total: Decimal = pairs.iter().map(|(w, _)| *w).sum();
-                let mut out = Allocation::new();
+                let mut out = Allocation::default();
                 for (w, child) in pairs {
                     if w.is_zero() {
                         continue;
                     }
                     let a = self.node(child)?;
-                    add_scaled(&mut out, &a, *w / total);
+                    out.add_scaled(&a, *w / total);
                 }
                 Ok(out)
             }
@@ -264,9 +284,9 @@ impl<'a> Evaluator<'a> {
                 });
                 scored.truncate(k);
                 let part = Decimal::ONE / Decimal::from(scored.len());
-                let mut out = Allocation::new();
+                let mut out = Allocation::default();
                 for (_, _, _, a) in &scored {
-                    add_scaled(&mut out, a, part);
+                    out.add_scaled(a, part);
                 }
                 Ok(out)
             }
@@ -286,9 +306,9 @@ impl<'a> Evaluator<'a> {
                     parts.push((1.0 / vol, allocation));
                 }
                 let total: f64 = parts.iter().map(|(inv, _)| inv).sum();
-                let mut out = Allocation::new();
+                let mut out = Allocation::default();
                 for (inv, a) in &parts {
-                    add_scaled(&mut out, a, to_decimal(inv / total, 12));
+                    out.add_scaled(a, to_decimal(inv / total, 12));
                 }
                 Ok(out)
             }
@@ -343,9 +363,9 @@ impl<'a> Evaluator<'a> {
         span: Span,
     ) -> Result<Vec<f64>, EvalError> {
         use rust_decimal::prelude::ToPrimitive;
-        let mut legs = Vec::with_capacity(allocation.len());
+        let mut legs = Vec::with_capacity(allocation.0.len());
         let mut available = usize::MAX;
-        for (symbol, w) in allocation {
+        for (symbol, w) in allocation.iter() {
             let closes = self.closes(symbol, span)?;
             available = available.min(closes.len());
             legs.push((w.to_f64().unwrap_or(0.0), closes));
@@ -404,6 +424,40 @@ mod tests {
             agrees(*v);
         }
         served
+    }
+
+    /// Merging scaled allocations gives what accumulating them in a map gave: the same
+    /// symbols in the same order, the same decimals (scale included).
+    #[test]
+    fn allocations_merge_as_a_map_accumulates() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let symbols = ["AAPL", "BAC", "IBM", "IWM", "SPY", "TLT"];
+        for _ in 0..2_000 {
+            let mut merged = Allocation::default();
+            let mut map: BTreeMap<Symbol, Decimal> = BTreeMap::new();
+            for _ in 0..rng.random_range(1..5) {
+                let mut part = Allocation::default();
+                for _ in 0..rng.random_range(1..4) {
+                    let symbol = Symbol::from(symbols[rng.random_range(0..symbols.len())]);
+                    let w = Decimal::new(rng.random_range(1..1_000_000), rng.random_range(0..9));
+                    part.add_scaled(&Allocation(vec![(symbol, w)]), Decimal::ONE);
+                }
+                let scale = Decimal::ONE / Decimal::from(rng.random_range(1..7));
+                merged.add_scaled(&part, scale);
+                for (symbol, w) in part.iter() {
+                    *map.entry(symbol.clone()).or_default() += *w * scale;
+                }
+            }
+            let merged: Vec<(Symbol, String)> = merged
+                .iter()
+                .map(|(s, w)| (s.clone(), w.to_string()))
+                .collect();
+            let expected: Vec<(Symbol, String)> = map
+                .iter()
+                .map(|(s, w)| (s.clone(), w.to_string()))
+                .collect();
+            assert_eq!(merged, expected);
+        }
     }
 
     #[test]
