@@ -44,7 +44,7 @@ enum Fold {
         folder: JoinHandle<blake3::Hasher>,
     },
     /// No thread could be started: the same digest, folded as events come.
-    Inline(Box<blake3::Hasher>),
+    Inline(Box<(blake3::Hasher, BatchHashes)>),
 }
 
 impl Default for ChainDigest {
@@ -92,7 +92,10 @@ impl ChainDigest {
     pub fn push(&mut self, env: Arc<Envelope>) -> Vec<Vec<Arc<Envelope>>> {
         let mut done = Vec::new();
         match &mut self.fold {
-            Fold::Inline(digest) => fold(digest, &env),
+            Fold::Inline(inline) => {
+                let (digest, hashes) = &mut **inline;
+                digest.update(hashes.hex(std::slice::from_ref(&env)));
+            }
             Fold::Threaded { sender, folded, .. } => {
                 self.batch.push(env);
                 if self.batch.len() >= BATCH {
@@ -110,7 +113,7 @@ impl ChainDigest {
     /// The digest of every event pushed, as hex.
     pub fn finish(self) -> Result<String, DigestThreadLost> {
         let digest = match self.fold {
-            Fold::Inline(digest) => *digest,
+            Fold::Inline(inline) => inline.0,
             Fold::Threaded { sender, folder, .. } => {
                 let sent = sender.is_some_and(|s| s.send(self.batch).is_ok());
                 match folder.join() {
@@ -123,26 +126,8 @@ impl ChainDigest {
     }
 }
 
-fn fold(digest: &mut blake3::Hasher, env: &Envelope) {
-    let mut hash = Vec::with_capacity(64);
-    write_hash(&mut hash, env);
-    digest.update(&hash);
-}
-
-/// What one event adds to the digest: its payload hash as hex.
-fn write_hash(out: &mut Vec<u8>, env: &Envelope) {
-    match env.payload_digest() {
-        Ok(hash) => out.extend_from_slice(hash.to_hex().as_bytes()),
-        Err(e) => write_unhashable(out, &e),
-    }
-}
-
-fn write_unhashable(out: &mut Vec<u8>, e: &EnvelopeError) {
-    out.extend_from_slice(format!("unhashable payload: {e}").as_bytes());
-}
-
-/// The payload hashes of a batch, hashed together ([`BatchHasher`]): what
-/// [`write_hash`] writes for each envelope, in order.
+/// What envelopes add to the digest, in order: each one's payload hash as hex (or why
+/// it has none), the payloads hashed together ([`BatchHasher`]).
 #[derive(Default)]
 struct BatchHashes {
     /// Every envelope's hash input, one after another.
@@ -174,19 +159,20 @@ impl BatchHashes {
             }
             self.spans.push(span.map(|()| start..self.inputs.len()));
         }
+        // One message per envelope (an empty one, whose hash goes unused, where the
+        // payload could not be written), so hashes pair with envelopes one to one.
         let messages: Vec<&[u8]> = self
             .spans
             .iter()
-            .filter_map(|s| s.as_ref().ok())
-            .map(|r| &self.inputs[r.clone()])
+            .map(|s| s.as_ref().map_or(&[][..], |r| &self.inputs[r.clone()]))
             .collect();
         self.hasher.hash_all(&messages, &mut self.hashes);
-        let mut hashes = self.hashes.iter();
-        for span in &self.spans {
-            match (span, hashes.next()) {
-                (Ok(_), Some(hash)) => self.hex.extend_from_slice(hash.to_hex().as_bytes()),
-                (Err(e), _) => write_unhashable(&mut self.hex, e),
-                (Ok(_), None) => {}
+        for (span, hash) in self.spans.iter().zip(&self.hashes) {
+            match span {
+                Ok(_) => self.hex.extend_from_slice(hash.to_hex().as_bytes()),
+                Err(e) => self
+                    .hex
+                    .extend_from_slice(format!("unhashable payload: {e}").as_bytes()),
             }
         }
     }
@@ -244,5 +230,15 @@ mod tests {
             ChainDigest::new().finish().unwrap(),
             blake3::Hasher::new().finalize().to_hex().to_string()
         );
+
+        // Without a thread (none could be started), folded as events come: the same.
+        let mut inline = ChainDigest {
+            batch: Vec::new(),
+            fold: Fold::Inline(Box::default()),
+        };
+        for env in &envs {
+            inline.push(env.clone());
+        }
+        assert_eq!(inline.finish().unwrap(), got);
     }
 }

@@ -17,22 +17,21 @@ pub struct DecimalText {
 
 impl DecimalText {
     pub fn of(d: &Decimal) -> Self {
-        let mut out = Self {
-            buf: [0; 40],
-            len: 0,
-        };
-        write_text(d, false, &mut out);
-        out
+        Self::written(d, false)
     }
 
     /// The text of `d.normalize()` (no trailing fractional zeros, no negative zero),
     /// from the digits: normalising divides the mantissa by ten per zero stripped.
     pub fn normalized(d: &Decimal) -> Self {
+        Self::written(d, true)
+    }
+
+    fn written(d: &Decimal, normalized: bool) -> Self {
         let mut out = Self {
             buf: [0; 40],
             len: 0,
         };
-        write_text(d, true, &mut out);
+        write_text(d, normalized, &mut out);
         out
     }
 
