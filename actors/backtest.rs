@@ -41,6 +41,12 @@ pub enum BacktestError {
     },
     #[error("no session in {from}..{to} has bars for every symbol the strategies use")]
     NoSessions { from: NaiveDate, to: NaiveDate },
+    #[error("too little history: the strategies cannot evaluate on any session in {from}..{to} (on {to}: {reason})")]
+    NeverEvaluable {
+        from: NaiveDate,
+        to: NaiveDate,
+        reason: String,
+    },
     #[error("the strategies reference no symbols: nothing to backtest")]
     NoSymbols,
     #[error("broker unavailable: {0}")]
@@ -83,6 +89,23 @@ pub fn sessions(
     Ok(dates)
 }
 
+/// The sessions a backtest trades: from the first of `dates` on which every strategy
+/// evaluates (the warm-up before it is skipped), and how many were skipped. None
+/// evaluating is bad input: too little history in the range.
+pub fn after_warm_up<'d>(
+    book: &StrategyBook,
+    dates: &'d [NaiveDate],
+) -> Result<(&'d [NaiveDate], u64), BacktestError> {
+    match book.first_evaluable(dates) {
+        Ok(first) => Ok((&dates[first..], first as u64)),
+        Err(e) => Err(BacktestError::NeverEvaluable {
+            from: dates.first().copied().unwrap_or_default(),
+            to: dates.last().copied().unwrap_or_default(),
+            reason: e.to_string(),
+        }),
+    }
+}
+
 /// Folds every event into the chain digest, in sequence order, and keeps the fills.
 /// The broker calls it with each event as it dispatches it (a tap: no message per event).
 struct Recorder {
@@ -91,6 +114,8 @@ struct Recorder {
     prefetch: Option<Arc<SignalPrefetch>>,
     events: u64,
     dates: HashMap<CorrelationId, NaiveDate>,
+    /// Days a strategy file failed to evaluate, with why.
+    strategy_errors: Vec<(NaiveDate, String)>,
     /// In blocks of [`FILL_BLOCK`]: one growing vector of a long run's fills moved to a
     /// fresh (page-faulted) block at every doubling, ~1.6% of the main thread in perf.
     fills: Vec<Vec<FillRecord>>,
@@ -117,6 +142,18 @@ impl Recorder {
             // hear of a fill).
             Payload::WorkflowCompleted(_) => {
                 self.dates.remove(&env.correlation_id);
+            }
+            Payload::SignalGenerated(signal) => {
+                for s in &signal.strategies {
+                    if let Some(error) = &s.error {
+                        self.strategy_errors.push((signal.as_of, error.clone()));
+                    }
+                }
+            }
+            Payload::WorkflowFailed(failed) if failed.step == "strategy" => {
+                if let Some(date) = self.dates.get(&env.correlation_id) {
+                    self.strategy_errors.push((*date, failed.detail.clone()));
+                }
             }
             Payload::OrderFilled(f) => {
                 if let Some(date) = self.dates.get(&env.correlation_id) {
@@ -285,6 +322,7 @@ async fn drive_journaled(
         prefetch,
         events: 0,
         dates: HashMap::new(),
+        strategy_errors: Vec::new(),
         fills: Vec::new(),
     })));
     let tapped = recorder.clone();
@@ -359,6 +397,7 @@ async fn drive_journaled(
         .finish()
         .map_err(|e| BacktestError::Digest(e.to_string()))?;
     record.events = out.events;
+    record.strategy_errors = out.strategy_errors;
     record.fills = out.fills.concat();
     Ok(record)
 }

@@ -21,6 +21,7 @@ use crate::config::{Config, LogFormat, OnStrategyError};
 use crate::data::{Adjustment, BarSeries, MarketData, SharedMarket};
 use crate::domain::{RunMode, Symbol};
 use crate::events::{CorrelationId, ReconciliationStatus, SignalGenerated, WorkflowStarted};
+use crate::journal::lock::JournalLock;
 use crate::journal::outbox::Outbox;
 use crate::journal::Journal;
 use crate::strategy::book::StrategyBook;
@@ -315,6 +316,10 @@ fn signals(
         Err(code) => return code,
     };
     book.on_error = OnStrategyError::Fail;
+    if let Err(e) = book.check_as_of(as_of) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     let signal = match book.evaluate(as_of) {
         Ok(s) => s,
         Err(e) => {
@@ -380,13 +385,27 @@ fn backtest(
         Ok(b) => Arc::new(b),
         Err(code) => return code,
     };
-    let dates = match super::backtest::sessions(&book, from, to) {
+    let sessions = match super::backtest::sessions(&book, from, to) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
+    let (dates, warm_up) = match super::backtest::after_warm_up(&book, &sessions) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if warm_up > 0 {
+        eprintln!(
+            "warm-up: the strategies first evaluate on {}; trading starts then ({warm_up} sessions from {} skipped)",
+            dates[0], sessions[0]
+        );
+    }
+    let dates = dates.to_vec();
     let bar = indicatif::ProgressBar::new(dates.len() as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -396,8 +415,18 @@ fn backtest(
     );
     let system = actix::System::new();
     let progress = bar.clone();
+    let mut _lock = None;
     let journal = match &journal_path {
-        Some(p) => Journal::open(p, config.journal.sync),
+        Some(p) => match JournalLock::acquire(p) {
+            Ok(lock) => {
+                _lock = Some(lock);
+                Journal::open(p, config.journal.sync)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
         None => Journal::in_memory(),
     };
     let journal = match journal {
@@ -407,6 +436,14 @@ fn backtest(
             return ExitCode::from(2);
         }
     };
+    if let (Some(p), true) = (&journal_path, journal.last_seq() > 0) {
+        eprintln!(
+            "error: journal {} already holds {} events: a backtest writes a journal of its own (remove the file or name another)",
+            p.display(),
+            journal.last_seq()
+        );
+        return ExitCode::from(2);
+    }
     let result = system.block_on(super::backtest::run_journaled(
         config,
         book,
@@ -415,13 +452,14 @@ fn backtest(
         journal,
     ));
     bar.finish_and_clear();
-    let record = match result {
+    let mut record = match result {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
+    record.warm_up_sessions = warm_up;
     let Some(summary) = crate::backtest::summarize(&record) else {
         eprintln!("error: the backtest produced no sessions");
         return ExitCode::FAILURE;
@@ -436,6 +474,15 @@ fn backtest(
             }
             for (date, why) in &record.failed_workflows {
                 eprintln!("warning: workflow of {date} failed: {why}");
+            }
+            let errors = &summary.strategy_errors;
+            if let (Some(first), Some(last), Some(reason)) =
+                (errors.first_day, errors.last_day, &errors.reason)
+            {
+                eprintln!(
+                    "warning: {} strategy evaluation errors from {first} to {last}; the first: {reason}",
+                    errors.count
+                );
             }
             ExitCode::SUCCESS
         }
@@ -630,7 +677,7 @@ pub fn check_live(mode: RunMode, live_flag: bool) -> Result<(), String> {
         (true, true) | (false, false) => Ok(()),
         (true, false) => Err("engine.mode is \"live\" but --live was not given: refusing to trade real money".into()),
         (false, true) => Err(format!(
-            "--live was given but engine.mode is {mode:?}: set engine.mode = \"live\" in the config too"
+            "--live was given but engine.mode is \"{}\": set engine.mode = \"live\" in the config too", mode.as_str()
         )),
     }
 }
@@ -638,6 +685,10 @@ pub fn check_live(mode: RunMode, live_flag: bool) -> Result<(), String> {
 /// The Alpaca venue when keys are in the environment.
 fn alpaca_venue(config: &Config) -> Result<Option<(Arc<AlpacaVenue>, String)>, String> {
     let Some(credentials) = Credentials::from_env() else {
+        // Live means real money at Alpaca: never a quiet fall-back to the simulator.
+        if config.engine.mode == RunMode::Live {
+            return Err("engine.mode is \"live\" but APCA_API_KEY_ID and APCA_API_SECRET_KEY are not both set: refusing to run live on the simulated venue".into());
+        }
         return Ok(None);
     };
     let a = &config.alpaca;
@@ -778,21 +829,35 @@ fn run(
                 .now()
                 .with_timezone(&chrono_tz::America::New_York)
                 .date_naive();
-            (alpaca, as_of.unwrap_or(today))
+            let as_of = as_of.unwrap_or(today);
+            if once && !UsEquityCalendar::get().is_session(as_of) {
+                eprintln!(
+                    "error: --as-of {as_of}: not a US equity trading session ({}, a weekend or market holiday)",
+                    as_of.format("%A")
+                );
+                return ExitCode::from(2);
+            }
+            (alpaca, as_of)
         }
         Ok(None) => {
             let as_of = as_of
                 .or_else(|| book.common_dates().last().copied())
                 .unwrap_or_else(|| clock.now().date_naive());
-            let sim = Arc::new(SimVenue::new(
+            // A day the data does not have is bad input, not a failed workflow.
+            if let Err(e) = book.check_as_of(as_of) {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+            let mut sim = SimVenue::new(
                 config.venue.sim.initial_cash,
                 config.venue.sim.costs(),
                 Some(Arc::new(book.data.clone())),
-            ));
+            );
             sim.set_date(as_of);
-            if !config.venue.sim.state_file.as_os_str().is_empty() {
-                let path = config.resolve(&config.venue.sim.state_file);
-                match sim.restore(&path) {
+            let state_path = (!config.venue.sim.state_file.as_os_str().is_empty())
+                .then(|| config.resolve(&config.venue.sim.state_file));
+            if let Some(path) = &state_path {
+                match sim.restore(path) {
                     Ok(true) => {
                         tracing::info!(state = %path.display(), "simulated account restored")
                     }
@@ -802,6 +867,19 @@ fn run(
                         return ExitCode::from(2);
                     }
                 }
+            }
+            // Positions the strategies no longer reference are priced from the data
+            // folder too, so that the plan can sell them.
+            let held: Vec<Symbol> = sim.snapshot().positions.into_keys().collect();
+            match book.market_with_held(&held) {
+                Ok(market) => sim.set_market(Arc::new(market)),
+                Err(e) => {
+                    eprintln!("error: cannot price a held position: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+            let sim = Arc::new(sim);
+            if let Some(path) = state_path {
                 sim_state = Some((sim.clone(), path));
             }
             tracing::info!(venue = %format!("simulated, data {}", book.source.describe()), ?strategies, "starting (no APCA_API_KEY_ID/APCA_API_SECRET_KEY in the environment)");
@@ -813,6 +891,14 @@ fn run(
     let grace = Duration::from_secs(config.engine.shutdown_grace_secs);
     let on_alpaca = Credentials::from_env().is_some();
     let journal_path = config.resolve(&config.journal.path);
+    // Held until the process ends: a second engine on this journal is refused.
+    let _lock = match JournalLock::acquire(&journal_path) {
+        Ok(lock) => lock,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let journal = match Journal::open(&journal_path, config.journal.sync) {
         Ok(j) => j,
         Err(e) => {
@@ -820,6 +906,20 @@ fn run(
             return ExitCode::from(2);
         }
     };
+    match journal.lost_tail() {
+        Ok(None) => {}
+        Ok(Some(why)) => {
+            eprintln!(
+                "error: journal {}: {why}; refusing to start (restore the journal, or move it aside to start a new one)",
+                journal_path.display()
+            );
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    }
     tracing::info!(journal = %journal_path.display(), last_seq = journal.last_seq(), "journal open");
     let expected = match journal.expected_positions() {
         Ok(e) => e,
@@ -828,6 +928,7 @@ fn run(
             return ExitCode::from(2);
         }
     };
+    let resumable = journal.open_workflows().map_or(true, |w| !w.is_empty());
     let bought_today = match journal.bought_on(as_of) {
         Ok(b) => b,
         Err(e) => {
@@ -859,7 +960,14 @@ fn run(
             eprintln!("error: cannot resolve order intents left by the last run: {e}");
             return ExitCode::from(2);
         }
-                        let broker = engine::start_journaled(engine::standard_registry(deps), Some(journal));
+        // Workflows the last run left open resume as the broker starts, and their
+        // strategy evaluates on the live bars: fetch those first.
+        if let (Some(live), true) = (&live_bars, resumable) {
+            if let Err(e) = live.refresh(as_of).await {
+                tracing::error!(error = %e, "cannot fetch daily bars from Alpaca for the workflows to resume");
+            }
+        }
+        let broker = engine::start_journaled(engine::standard_registry(deps), Some(journal));
         if metrics_config.enabled {
             match metrics_config.listen.parse() {
                 Ok(listen) => match observe::serve(listen, broker.clone(), metered.clone()).await {
@@ -893,6 +1001,7 @@ fn run(
         control.clone().watch(broker.clone(), Duration::from_millis(500));
         // Workflows left unfinished by the last run are settled before anything new starts.
         if let Ok(stats) = broker.send(QueryStats).await {
+
                         // Resumed ones run on; failed ones (`recovery.resume = "fail"`) go to recovery.
             for w in stats.workflows.iter().filter(|w| w.status != crate::workflow::WorkflowStatus::Completed) {
                 tracing::info!(correlation_id = %w.correlation_id, stage = ?w.stage, "waiting for a resumed workflow");

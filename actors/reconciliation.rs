@@ -3,8 +3,15 @@
 //! open orders, compares them with what the engine expects (positions before + fills)
 //! and publishes `reconciliation.completed.v1`. Drift halts trading or starts a
 //! corrective workflow, per `reconciliation.on_drift`.
+//!
+//! The actor keeps no state between events: the settlement carries the positions
+//! before it, so a dead-lettered or redelivered earlier event cannot leave it with a
+//! wrong expectation. A settlement of a workflow that has already closed (failed while
+//! this actor was restarting, say) is not checked: later workflows may have traded since,
+//! so the venue no longer shows that workflow's result, and its retry re-plans from the
+//! venue anyway.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use rust_decimal::Decimal;
@@ -25,7 +32,6 @@ use crate::workflow_roots::WorkflowRoots;
 
 pub const NAME: &str = "reconciliation";
 pub const CONSUMES: &[EventKind] = &[
-    EventKind::ExecutionStarted,
     EventKind::OrderSubmitted,
     EventKind::OrderSettled,
     EventKind::ReconciliationRequested,
@@ -38,8 +44,6 @@ pub struct ReconciliationActor {
     clock: Arc<dyn Clock>,
     roots: WorkflowRoots,
     outbox: Option<Arc<std::sync::Mutex<Outbox>>>,
-    /// Positions at execution start, per open workflow.
-    before: HashMap<CorrelationId, Positions>,
     /// Client order ids this engine submitted (without an outbox, the only record).
     submitted: Arc<std::sync::Mutex<HashSet<String>>>,
 }
@@ -56,7 +60,6 @@ impl ReconciliationActor {
             clock: deps.clock.clone(),
             roots: deps.roots.clone(),
             outbox: deps.outbox.clone(),
-            before: HashMap::new(),
             submitted: Default::default(),
         }
     }
@@ -170,11 +173,6 @@ impl EventHandler for ReconciliationActor {
     fn handle(&mut self, event: &Arc<Envelope>) -> Result<Reaction, HandlerFault> {
         let correlation = event.correlation_id;
         match &event.payload {
-            Payload::ExecutionStarted(started) => {
-                self.before
-                    .insert(correlation, started.positions_before.clone());
-                Ok(Reaction::nothing())
-            }
             Payload::OrderSubmitted(s) => {
                 // With an outbox the journal explains every order; only without one is
                 // this set the record (and it then grows with the orders of the process).
@@ -186,13 +184,20 @@ impl EventHandler for ReconciliationActor {
                 Ok(Reaction::nothing())
             }
             Payload::OrderSettled(settled) => {
-                let remembered = self.before.remove(&correlation);
-                let Some(before) = remembered.or_else(|| settled.positions_before.clone()) else {
+                if self.roots.is_closed(&correlation) {
+                    tracing::warn!(
+                        %correlation,
+                        "settlement of a closed workflow not reconciled: later workflows may have traded since"
+                    );
+                    return Ok(Reaction::nothing());
+                }
+                let Some(before) = settled.positions_before.as_ref() else {
                     return Ok(Reaction::Publish(step_failed(
-                        "no pre-trade positions for this workflow (lost in a restart)".into(),
+                        "the settlement carries no pre-trade positions (written by an older version)"
+                            .into(),
                     )));
                 };
-                let expected = expected_after(&before, &settled.orders);
+                let expected = expected_after(before, &settled.orders);
                 let root = self.roots.get(&correlation);
                 let as_of = root.as_ref().map_or_else(
                     || crate::clock::new_york_date(self.clock.now()),

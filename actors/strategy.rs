@@ -42,7 +42,15 @@ impl EventHandler for StrategyActor {
             (None, None) => self.book.evaluate(started.as_of),
         };
         Ok(match evaluated {
-            Ok(signal) => Reaction::one(signal),
+            Ok(signal) => {
+                // `on_strategy_error = "cash"`: the failed files' slices go to cash.
+                for s in &signal.strategies {
+                    if let Some(error) = &s.error {
+                        tracing::warn!(strategy = %s.name, as_of = %started.as_of, %error, "strategy failed to evaluate: its slice goes to cash");
+                    }
+                }
+                Reaction::one(signal)
+            }
             Err(e) => Reaction::one(WorkflowFailed {
                 step: NAME.into(),
                 reason: FailureReason::StepFailed,

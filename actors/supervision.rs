@@ -388,7 +388,10 @@ impl Handler<Deliver> for HandlerActor {
         if self.faulted {
             return;
         }
-        let started = (self.deliveries % self.sample_every == 0).then(Instant::now);
+        let started = self
+            .deliveries
+            .is_multiple_of(self.sample_every)
+            .then(Instant::now);
         self.deliveries += 1;
         let env = &msg.env;
         // Logs made while handling carry the event's identity; the span closes with

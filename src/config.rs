@@ -40,15 +40,17 @@ pub struct Config {
     pub base_dir: PathBuf,
 }
 
-/// What to do when a strategy file cannot be evaluated.
+/// What to do when a strategy file cannot be evaluated. The default keeps the
+/// positions: an evaluation error (too little history, a data gap) must never turn into
+/// a liquidation that reports success.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum OnStrategyError {
-    /// Give the file's slice to cash and say why in the signal.
+    /// Fail the workflow: nothing trades, recovery retries, the failure is reported.
     #[default]
-    Cash,
-    /// Fail the workflow.
     Fail,
+    /// Give the file's slice to cash, say why in the signal and log a warning.
+    Cash,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -68,7 +70,7 @@ impl Default for StrategyConfig {
         Self {
             data: PathBuf::from("examples/data"),
             adjustment: Adjustment::Raw,
-            on_strategy_error: OnStrategyError::Cash,
+            on_strategy_error: OnStrategyError::Fail,
             files: Vec::new(),
         }
     }
@@ -491,6 +493,64 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
+/// The first error the whole document gave (with its line), then what each top-level
+/// section gives on its own (with its key path), then the rules broken in the
+/// sections that do parse.
+fn every_parse_error(text: &str, first: &toml::de::Error) -> Vec<ConfigViolation> {
+    let location = first
+        .span()
+        .map(|s| {
+            let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}")
+        })
+        .unwrap_or_else(|| "(document)".into());
+    let mut found = vec![ConfigViolation {
+        key: location,
+        message: first.message().trim().to_string(),
+    }];
+    // Not even a TOML table (a syntax error): nothing more can be read.
+    let Ok(mut table) = toml::from_str::<toml::Table>(text) else {
+        return found;
+    };
+    let mut broken = Vec::new();
+    for (section, value) in &table {
+        let mut alone = toml::Table::new();
+        alone.insert(section.clone(), value.clone());
+        if let Err(e) = toml::Value::Table(alone).try_into::<Config>() {
+            broken.push(section.clone());
+            let text = e.to_string();
+            let mut lines = text.lines();
+            let message = lines.next().unwrap_or_default().trim().to_string();
+            let key = lines
+                .find_map(|l| l.trim().strip_prefix("in `")?.strip_suffix('`'))
+                .unwrap_or(section)
+                .to_string();
+            if message == found[0].message {
+                // The document's first error: name its key beside its line.
+                found[0].key = format!("{key} ({})", found[0].key);
+            } else {
+                found.push(ConfigViolation { key, message });
+            }
+        }
+    }
+    for section in &broken {
+        table.remove(section);
+    }
+    if let Ok(rest) = toml::Value::Table(table).try_into::<Config>() {
+        if let Err(violations) = rest.validate() {
+            found.extend(violations.into_iter().filter(|v| {
+                !broken
+                    .iter()
+                    .any(|b| v.key.split('.').next() == Some(b.as_str()))
+            }));
+        }
+    }
+    found
+}
+
+/// The largest cost the simulated venue takes, in basis points (10%).
+pub const MAX_COST_BPS: Decimal = Decimal::from_parts(1000, 0, 0, false, 0);
+
 #[derive(Default)]
 struct Violations(Vec<ConfigViolation>);
 
@@ -548,28 +608,17 @@ impl Config {
         self.base_dir.join(path)
     }
 
-    /// Parses TOML text; `source_name` names it in errors.
+    /// Parses TOML text; `source_name` names it in errors. Every violation is
+    /// reported at once: when a value does not parse, the other sections are still
+    /// read and checked.
     pub fn parse(text: &str, source_name: &str) -> Result<Config, ConfigErrors> {
-        let config: Config = toml::from_str(text).map_err(|e| {
-            let location = e
-                .span()
-                .map(|s| {
-                    let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
-                    format!("line {line}")
-                })
-                .unwrap_or_else(|| "(document)".into());
-            ConfigErrors {
-                source_name: source_name.to_string(),
-                violations: vec![ConfigViolation {
-                    key: location,
-                    message: e.message().to_string(),
-                }],
-            }
-        })?;
-        config.validate().map_err(|violations| ConfigErrors {
+        let errors = |violations| ConfigErrors {
             source_name: source_name.to_string(),
             violations,
-        })?;
+        };
+        let config: Config =
+            toml::from_str(text).map_err(|e| errors(every_parse_error(text, &e)))?;
+        config.validate().map_err(errors)?;
         Ok(config)
     }
 
@@ -621,24 +670,26 @@ impl Config {
         );
         let sim = &self.venue.sim;
         v.check(
-            sim.initial_cash >= Decimal::ZERO,
+            sim.initial_cash > Decimal::ZERO,
             "venue.sim.initial_cash",
-            "must be >= 0",
+            format!("must be > 0 (got {})", sim.initial_cash),
         );
-        v.check(
-            sim.slippage_bps >= Decimal::ZERO,
-            "venue.sim.slippage_bps",
-            "must be >= 0",
-        );
+        // Costs are basis points of the traded value: 1,000 (10%) is already far beyond
+        // any real market; more turns fill prices and equity meaningless or negative.
+        for (key, bps) in [
+            ("venue.sim.slippage_bps", sim.slippage_bps),
+            ("venue.sim.commission_bps", sim.commission_bps),
+        ] {
+            v.check(
+                bps >= Decimal::ZERO && bps <= MAX_COST_BPS,
+                key,
+                format!("must be in [0, {MAX_COST_BPS}] basis points (got {bps})"),
+            );
+        }
         v.check(
             sim.commission_per_order >= Decimal::ZERO,
             "venue.sim.commission_per_order",
-            "must be >= 0",
-        );
-        v.check(
-            sim.commission_bps >= Decimal::ZERO,
-            "venue.sim.commission_bps",
-            "must be >= 0",
+            format!("must be >= 0 (got {})", sim.commission_per_order),
         );
         v.check(
             self.alpaca.requests_per_minute > 0,
@@ -689,16 +740,20 @@ impl Config {
             ),
         );
         v.check(
-            self.reconciliation.tolerance_pct >= Decimal::ZERO,
+            self.reconciliation.tolerance_pct >= Decimal::ZERO
+                && self.reconciliation.tolerance_pct < Decimal::ONE,
             "reconciliation.tolerance_pct",
-            "must be >= 0",
+            format!(
+                "must be in [0, 1) (got {})",
+                self.reconciliation.tolerance_pct
+            ),
         );
         for (key, limit) in [
             ("risk.max_order_notional", self.risk.max_order_notional),
             ("risk.max_daily_notional", self.risk.max_daily_notional),
         ] {
             v.check(
-                limit.map_or(true, |l| l > Decimal::ZERO),
+                limit.is_none_or(|l| l > Decimal::ZERO),
                 key,
                 "must be > 0 (leave it out for no limit)",
             );
@@ -722,6 +777,11 @@ impl Config {
             p.min_trade_pct >= Decimal::ZERO && p.min_trade_pct < Decimal::ONE,
             "portfolio.min_trade_pct",
             "must be in [0, 1)",
+        );
+        v.check(
+            !self.strategy.files.is_empty(),
+            "strategy.files",
+            "at least one [[strategy.files]] entry is needed (an engine without a strategy would only hold cash)",
         );
         for (i, f) in self.strategy.files.iter().enumerate() {
             v.check(
@@ -762,16 +822,56 @@ mod tests {
             [
                 "engine.workflow_timeout_secs",
                 "engine.latency_sample_every",
-                "supervision.backoff_cap_ms"
+                "supervision.backoff_cap_ms",
+                "strategy.files"
             ]
         );
         assert!(err.to_string().contains("bad.toml"));
     }
 
     #[test]
+    fn nonsense_values_and_unparsable_ones_are_reported_together() {
+        let text = "[venue.sim]\nslippage_bps = \"20000\"\ninitial_cash = \"0\"\n\
+                    [engine]\nworkflow_timeout_secs = \"soon\"\n\
+                    [portfolio]\nmin_trade_pct = []\n\
+                    [reconciliation]\ntolerance_pct = \"2\"\n\
+                    [strategy]\nfiles = []\n";
+        let err = Config::parse(text, "bad.toml").unwrap_err();
+        let keys: Vec<_> = err.violations.iter().map(|v| v.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "engine.workflow_timeout_secs (line 5)",
+                "portfolio.min_trade_pct",
+                "venue.sim.initial_cash",
+                "venue.sim.slippage_bps",
+                "reconciliation.tolerance_pct",
+                "strategy.files"
+            ],
+            "{err}"
+        );
+        assert!(err.to_string().contains("got 20000"), "{err}");
+    }
+
+    #[test]
+    fn the_default_on_a_strategy_error_keeps_the_positions() {
+        assert_eq!(
+            Config::parse(EMBEDDED_DEFAULT, "config.toml")
+                .unwrap()
+                .strategy
+                .on_strategy_error,
+            OnStrategyError::Fail
+        );
+        assert_eq!(
+            StrategyConfig::default().on_strategy_error,
+            OnStrategyError::Fail
+        );
+    }
+
+    #[test]
     fn unknown_key_names_its_line() {
         let err = Config::parse("[engine]\n\nworkflow_timout_secs = 3\n", "typo.toml").unwrap_err();
-        assert_eq!(err.violations[0].key, "line 3");
+        assert_eq!(err.violations[0].key, "engine (line 3)");
         assert!(err.violations[0].message.contains("workflow_timout_secs"));
     }
 }

@@ -174,13 +174,24 @@ fn live_trading_needs_both_the_config_and_the_flag() {
     let o = bin().args(["run", "--once", "--live"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        text(&o).contains("--live was given but engine.mode is Paper"),
+        text(&o).contains("--live was given but engine.mode is \"paper\""),
         "{}",
         text(&o)
     );
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("live.toml");
-    std::fs::write(&cfg, "[engine]\nmode = \"live\"\n").unwrap();
+    let strategy =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/strategies/default.clj");
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[engine]\nmode = \"live\"\ncontrol_dir = {:?}\n[journal]\npath = {:?}\n[strategy]\ndata = {data:?}\n[[strategy.files]]\npath = {strategy:?}\n",
+            dir.path(),
+            dir.path().join("journal.sqlite")
+        ),
+    )
+    .unwrap();
     let o = bin()
         .args(["run", "--once", "--config"])
         .arg(&cfg)
@@ -191,6 +202,24 @@ fn live_trading_needs_both_the_config_and_the_flag() {
         text(&o).contains("refusing to trade real money"),
         "{}",
         text(&o)
+    );
+    // Both, but no keys: live never falls back to the simulated venue.
+    let o = bin()
+        .args(["run", "--once", "--live", "--config"])
+        .arg(&cfg)
+        .env_remove("APCA_API_KEY_ID")
+        .env_remove("APCA_API_SECRET_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("refusing to run live on the simulated venue"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        !dir.path().join("journal.sqlite").exists(),
+        "nothing journaled"
     );
 }
 

@@ -139,7 +139,18 @@ fn killed_at_any_commit_the_engine_recovers_without_duplicates() {
         assert_eq!(
             first_events.last().map(|e| e.envelope.kind()),
             Some(EventKind::WorkflowCompleted),
-            "{point}: the interrupted workflow completed"
+            "{point}: the interrupted workflow completed: {:#?}\n{}",
+            first_events
+                .iter()
+                .map(|e| (
+                    e.envelope.kind(),
+                    format!("{:?}", e.envelope.payload)
+                        .chars()
+                        .take(300)
+                        .collect::<String>()
+                ))
+                .collect::<Vec<_>>(),
+            String::from_utf8_lossy(&restarted.stderr)
         );
         assert!(
             journal.open_workflows().unwrap().is_empty(),

@@ -75,7 +75,7 @@ fn closes(shape: Shape) -> Vec<f64> {
                 continue;
             }
             // Ends on an up-move.
-            if (BARS - 1 - i) % 2 == 0 {
+            if (BARS - 1 - i).is_multiple_of(2) {
                 level += up;
             } else {
                 level -= down;

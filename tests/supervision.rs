@@ -150,7 +150,7 @@ impl EventHandler for CrashingCounter {
             .fill_id
             .parse()
             .map_err(|_| HandlerFault("bad fill id".into()))?;
-        if n % 997 == 0 && self.crashed.lock().unwrap().insert(n) {
+        if n.is_multiple_of(997) && self.crashed.lock().unwrap().insert(n) {
             panic!("crash on fill {n}");
         }
         self.handled.lock().unwrap().push(n);

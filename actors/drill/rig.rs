@@ -180,6 +180,9 @@ impl Rig {
 
 impl Drop for Rig {
     fn drop(&mut self) {
+        if std::env::var_os("ALCHEMISER_DRILL_KEEP").is_some() {
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

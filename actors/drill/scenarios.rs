@@ -318,7 +318,7 @@ pub async fn duplicate_delivery(
 /// reconciliation must see it and halt, or rebalance back (per `on_drift`).
 pub async fn reconciliation_drift(seed: u64, iteration: u32) -> Result<DrillReport, String> {
     let mut report = DrillReport::new("reconciliation-drift", seed, iteration);
-    let on_drift = if (seed + u64::from(iteration)) % 2 == 0 {
+    let on_drift = if (seed + u64::from(iteration)).is_multiple_of(2) {
         OnDrift::Rebalance
     } else {
         OnDrift::Halt

@@ -23,7 +23,7 @@ fn kinds_of(actor: &str) -> &'static [EventKind] {
         "strategy" => &[EventKind::WorkflowStarted],
         "portfolio" => &[EventKind::SignalGenerated],
         "execution" => &[EventKind::RebalancePlanned],
-        "reconciliation" => &[EventKind::ExecutionStarted, EventKind::OrderSettled],
+        "reconciliation" => &[EventKind::OrderSubmitted, EventKind::OrderSettled],
         _ => &[EventKind::OrderSubmitted],
     }
 }
@@ -74,6 +74,7 @@ async fn days_run(
     let mut drawn: BTreeMap<&str, u32> = BTreeMap::new();
     let mut attempts_all = Vec::new();
     let mut unfinished = 0;
+    let mut refused = None;
     for day in dates {
         sim.set_date(*day);
         for (_, p) in &plans {
@@ -123,7 +124,15 @@ async fn days_run(
                 }
             }
         }
-        let attempts = engine.day(*day).await?;
+        // A refused start (trading halted) ends the soak: the report says why.
+        let attempts = match engine.day(*day).await {
+            Ok(attempts) => attempts,
+            Err(e) => {
+                refused = Some(format!("{day}: {e}"));
+                unfinished += dates.iter().filter(|d| *d >= day).count();
+                break;
+            }
+        };
         if !completed(&attempts) {
             unfinished += 1;
         }
@@ -155,6 +164,13 @@ async fn days_run(
         "every day completed",
         unfinished == 0,
         report.final_status.clone(),
+    );
+    report.check(
+        "trading never halted",
+        refused.is_none() && report.halted.is_none(),
+        refused
+            .or_else(|| report.halted.clone())
+            .unwrap_or_default(),
     );
     Ok((report, positions))
 }

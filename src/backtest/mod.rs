@@ -40,8 +40,34 @@ pub struct BacktestRecord {
     pub fills: Vec<FillRecord>,
     pub workflows: u64,
     pub failed_workflows: Vec<(NaiveDate, String)>,
+    /// Days a strategy file failed to evaluate, with the reason (whether the workflow
+    /// failed or, with `on_strategy_error = "cash"`, the file's slice went to cash).
+    pub strategy_errors: Vec<(NaiveDate, String)>,
+    /// Sessions skipped at the start because the strategies could not evaluate yet.
+    pub warm_up_sessions: u64,
     pub events: u64,
     pub chain_digest: String,
+}
+
+/// Strategy evaluation errors of a run, as `summary.json` reports them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct StrategyErrors {
+    pub count: u64,
+    pub first_day: Option<NaiveDate>,
+    pub last_day: Option<NaiveDate>,
+    /// The first error's reason.
+    pub reason: Option<String>,
+}
+
+impl StrategyErrors {
+    pub fn of(errors: &[(NaiveDate, String)]) -> Self {
+        Self {
+            count: errors.len() as u64,
+            first_day: errors.iter().map(|(d, _)| *d).min(),
+            last_day: errors.iter().map(|(d, _)| *d).max(),
+            reason: errors.first().map(|(_, r)| r.clone()),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -60,6 +86,9 @@ pub struct Summary {
     pub turnover: Decimal,
     pub workflows: u64,
     pub failed_workflows: u64,
+    /// Sessions before `start` skipped because the strategies could not evaluate yet.
+    pub warm_up_sessions: u64,
+    pub strategy_errors: StrategyErrors,
     pub events: u64,
     pub chain_digest: String,
 }
@@ -141,6 +170,8 @@ pub fn summarize(record: &BacktestRecord) -> Option<Summary> {
         turnover: turnover.round_dp_with_strategy(6, RoundingStrategy::MidpointNearestEven),
         workflows: record.workflows,
         failed_workflows: record.failed_workflows.len() as u64,
+        warm_up_sessions: record.warm_up_sessions,
+        strategy_errors: StrategyErrors::of(&record.strategy_errors),
         events: record.events,
         chain_digest: record.chain_digest.clone(),
     })

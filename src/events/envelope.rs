@@ -450,9 +450,9 @@ fn push_rfc3339(out: &mut Vec<u8>, at: &DateTime<Utc>) -> std::io::Result<()> {
         t.second()
     )?;
     if nanos == 0 {
-    } else if nanos % 1_000_000 == 0 {
+    } else if nanos.is_multiple_of(1_000_000) {
         write!(out, ".{:03}", nanos / 1_000_000)?;
-    } else if nanos % 1_000 == 0 {
+    } else if nanos.is_multiple_of(1_000) {
         write!(out, ".{:06}", nanos / 1_000)?;
     } else {
         write!(out, ".{nanos:09}")?;

@@ -16,8 +16,13 @@
 //!   of the process — `kill -9` loses nothing committed — but the last transactions may
 //!   be lost if the machine itself loses power; `"full"` (`synchronous=FULL`) survives
 //!   power loss too, at the cost of an fsync per commit.
-//! - The schema is versioned (`PRAGMA user_version`) and migrated forward on open.
+//! - The schema is versioned (`PRAGMA user_version`) and migrated forward on open; a
+//!   journal of a newer schema than this version knows is refused, never appended to.
+//! - The last sequence number and chain hash are also kept beside the file (`head`), so
+//!   that a lost tail is found; one engine writes a journal at a time (`lock`).
 
+pub mod head;
+pub mod lock;
 pub mod outbox;
 mod schema;
 pub mod status;
@@ -55,6 +60,10 @@ pub enum JournalError {
     Entry { seq: u64, message: String },
     #[error("journal append out of order: expected seq {expected}, got {got}")]
     Gap { expected: u64, got: u64 },
+    #[error("journal schema version {found} is newer than this version of alchemiser knows ({known}): written by a newer release; refusing to open it")]
+    NewerSchema { found: u32, known: u32 },
+    #[error("journal head {path}: {message}")]
+    Head { path: String, message: String },
 }
 
 /// A consumer has handled an event: recorded in the same transaction as the events it
@@ -183,6 +192,8 @@ pub struct Journal {
     last_seq: u64,
     last_chain: [u8; 32],
     durable: bool,
+    /// Where the head is kept (a file journal).
+    head: Option<head::HeadFile>,
 }
 
 struct Row {
@@ -296,6 +307,7 @@ impl Journal {
         let conn = Connection::open(path).map_err(|e| fail(e.to_string()))?;
         let mut journal = Self::setup(conn, sync).map_err(|e| fail(e.to_string()))?;
         journal.durable = true;
+        journal.head = Some(head::HeadFile::beside(path, sync == SyncMode::Full));
         Ok(journal)
     }
 
@@ -342,6 +354,11 @@ impl Journal {
         // keeps the page size it was made with).
         let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
         conn.pragma_update(None, "wal_autocheckpoint", (64 << 20) / page_size.max(512))?;
+        let found: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let known = schema::MIGRATIONS.len() as u32;
+        if found > known {
+            return Err(JournalError::NewerSchema { found, known });
+        }
         schema::migrate(&conn)?;
         let last: Option<(u64, String)> = conn
             .query_row(
@@ -365,6 +382,7 @@ impl Journal {
             last_seq,
             last_chain,
             durable: false,
+            head: None,
         })
     }
 
@@ -470,9 +488,58 @@ impl Journal {
         }
         crate::drill::crash_point("journal.commit");
         tx.commit()?;
+        let moved = last_seq != self.last_seq;
         self.last_seq = last_seq;
         self.last_chain = last_chain;
+        if let (Some(file), true) = (&self.head, moved) {
+            file.write(head::Head {
+                seq: last_seq,
+                chain: last_chain,
+            })
+            .map_err(|e| JournalError::Head {
+                path: file.path().display().to_string(),
+                message: e.to_string(),
+            })?;
+        }
         Ok(())
+    }
+
+    /// Why the journal is shorter than its head says (its last entries were lost or the
+    /// file was replaced by an older copy), or `None`. A journal without a head file
+    /// (new, or written before heads were kept) has nothing to compare with.
+    pub fn lost_tail(&self) -> Result<Option<String>, JournalError> {
+        let Some(file) = &self.head else {
+            return Ok(None);
+        };
+        let head = file.read().map_err(|message| JournalError::Head {
+            path: file.path().display().to_string(),
+            message,
+        })?;
+        let Some(head) = head else { return Ok(None) };
+        let shown = file.path().display();
+        if head.seq > self.last_seq {
+            return Ok(Some(format!(
+                "the journal ends at seq {} but its head ({shown}) records seq {}: the last {} entries are lost",
+                self.last_seq,
+                head.seq,
+                head.seq - self.last_seq
+            )));
+        }
+        let stored: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT chain_hash FROM events WHERE seq = ?1",
+                [head.seq as i64],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let matches = head.seq == 0 || stored.as_deref().and_then(hex32) == Some(head.chain);
+        Ok((!matches).then(|| {
+            format!(
+                "entry {} does not carry the chain hash its head ({shown}) records: the journal was replaced or rewritten",
+                head.seq
+            )
+        }))
     }
 
     fn rows(&self, filter: Option<&CorrelationId>) -> Result<Vec<Row>, JournalError> {
@@ -526,7 +593,8 @@ impl Journal {
     pub fn verify(&self) -> Result<VerifyReport, JournalError> {
         let rows = self.rows(None)?;
         let mut prev_chain = [0u8; 32];
-        let mut seen: HashMap<String, String> = HashMap::new();
+        // Event id → (its correlation, its seq).
+        let mut seen: HashMap<String, (String, u64)> = HashMap::new();
         for (expected, row) in (1u64..).zip(rows.iter()) {
             let broken = |why: String| {
                 Ok(VerifyReport {
@@ -558,18 +626,25 @@ impl Journal {
             if let Some(cause) = &row.causation_id {
                 match seen.get(cause) {
                     None => return broken(format!("causation {cause} is not an earlier event")),
-                    Some(corr) if *corr != row.correlation_id => {
+                    Some((corr, _)) if *corr != row.correlation_id => {
                         return broken(format!("causation {cause} belongs to another correlation"))
                     }
                     Some(_) => {}
                 }
             }
-            seen.insert(row.event_id.clone(), row.correlation_id.clone());
+            if let Some((_, first)) = seen.get(&row.event_id) {
+                return broken(format!(
+                    "duplicate event id {} (first at seq {first})",
+                    row.event_id
+                ));
+            }
+            seen.insert(row.event_id.clone(), (row.correlation_id.clone(), row.seq));
             prev_chain = chained;
         }
+        let lost = self.lost_tail()?;
         Ok(VerifyReport {
             entries: rows.len() as u64,
-            first_broken: None,
+            first_broken: lost.map(|why| (self.last_seq + 1, why)),
         })
     }
 

@@ -30,6 +30,8 @@ pub enum StrategyError {
     Data(#[from] DataError),
     #[error("strategy {name} failed: {message}")]
     Failed { name: String, message: String },
+    #[error("--as-of {as_of}: {why}")]
+    AsOf { as_of: NaiveDate, why: String },
 }
 
 #[derive(Clone, Debug)]
@@ -94,7 +96,7 @@ impl StrategyBook {
             source: DataSource::CsvFolder {
                 dir: PathBuf::new(),
             },
-            on_error: OnStrategyError::Cash,
+            on_error: OnStrategyError::Fail,
         }
     }
 
@@ -155,6 +157,22 @@ impl StrategyBook {
         })
     }
 
+    /// The book's market data plus the series of `held` symbols it does not reference
+    /// (positions a previous configuration bought): the venue must price them to sell
+    /// them. A held symbol the data source lacks is an error naming it.
+    pub fn market_with_held(&self, held: &[Symbol]) -> Result<MarketData, DataError> {
+        let mut market = self.data.clone();
+        for symbol in held {
+            if !market.series.contains_key(symbol) {
+                let series = self.source.load(symbol)?;
+                market
+                    .series
+                    .insert(symbol.clone(), std::sync::Arc::new(series));
+            }
+        }
+        Ok(market)
+    }
+
     /// blake3 over the history of every symbol the book uses, up to `as_of`.
     pub fn market_snapshot_id(&self, as_of: NaiveDate) -> String {
         Self::snapshot_id_of(&self.data, as_of)
@@ -171,9 +189,9 @@ impl StrategyBook {
         blake3::hash(&input).to_hex().to_string()
     }
 
-    /// Evaluates every file as of `as_of` and consolidates. A file that fails gives its
-    /// slice to cash with the reason in its allocation, or fails the whole signal when
-    /// `on_strategy_error = "fail"`.
+    /// Evaluates every file as of `as_of` and consolidates. A file that fails fails the
+    /// whole signal (`on_strategy_error = "fail"`, the default), or with `"cash"` gives
+    /// its slice to cash with the reason in its allocation.
     pub fn evaluate(&self, as_of: NaiveDate) -> Result<SignalGenerated, StrategyError> {
         self.evaluate_with(&self.data, as_of)
     }
@@ -215,6 +233,71 @@ impl StrategyBook {
             allocations,
             self.market_snapshot_id(as_of),
         ))
+    }
+
+    /// Whether `as_of` is a day the book has data for: a US equity session on or before
+    /// the last bar of every symbol it uses. Anything else would label older data with a
+    /// newer date (or trade on a day the market is shut).
+    pub fn check_as_of(&self, as_of: NaiveDate) -> Result<(), StrategyError> {
+        let bad = |why: String| Err(StrategyError::AsOf { as_of, why });
+        if !crate::calendar::UsEquityCalendar::get().is_session(as_of) {
+            let weekday = as_of.format("%A");
+            return bad(format!(
+                "not a US equity trading session ({weekday}, a weekend or market holiday)"
+            ));
+        }
+        let ends = self
+            .data
+            .series
+            .iter()
+            .filter_map(|(symbol, s)| Some((s.last_date()?, symbol)))
+            .min();
+        if let Some((last, symbol)) = ends {
+            if as_of > last {
+                return bad(format!(
+                    "past the end of the market data ({symbol} ends on {last})"
+                ));
+            }
+        }
+        let starts = self
+            .data
+            .series
+            .iter()
+            .filter_map(|(symbol, s)| Some((s.first_date()?, symbol)))
+            .max();
+        if let Some((first, symbol)) = starts {
+            if as_of < first {
+                return bad(format!(
+                    "before the start of the market data ({symbol} starts on {first})"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The index of the first of `dates` on which every file evaluates (a backtest's
+    /// warm-up ends there), or the last day's error when none does. Each day before it
+    /// costs one evaluation, which fails early on too little history.
+    pub fn first_evaluable(&self, dates: &[NaiveDate]) -> Result<usize, StrategyError> {
+        let mut last_error = None;
+        for (i, day) in dates.iter().enumerate() {
+            let failed = self.files.iter().find_map(|f| {
+                evaluate(&f.symphony, &self.data, *day)
+                    .err()
+                    .map(|e| StrategyError::Failed {
+                        name: f.symphony.name.clone(),
+                        message: format!("{}:{e}", f.path.display()),
+                    })
+            });
+            match failed {
+                None => return Ok(i),
+                Some(e) => last_error = Some(e),
+            }
+        }
+        Err(last_error.unwrap_or(StrategyError::Failed {
+            name: String::new(),
+            message: "no day to evaluate".into(),
+        }))
     }
 
     /// Every symbol the book's files reference.

@@ -142,6 +142,16 @@ impl SimVenue {
         }
     }
 
+    /// Replaces the market the venue prices from (before it is shared): a restored
+    /// account may hold symbols the strategies no longer reference.
+    pub fn set_market(&mut self, market: Arc<MarketData>) {
+        self.market = Some(market);
+        let date = self.lock().date;
+        if let Some(date) = date {
+            self.set_date(date);
+        }
+    }
+
     /// Sets the price the venue reports for `symbol` (overrides market data).
     pub fn set_mark(&self, symbol: &str, price: Decimal) {
         self.lock().marks.insert(symbol.into(), price);

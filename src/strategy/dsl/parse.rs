@@ -68,10 +68,18 @@ pub struct ParseError {
     pub message: String,
 }
 
+/// How deep brackets may nest. The reader, the tree builder and the evaluator recurse
+/// once per level, so a bound here keeps every one of them inside a thread's stack
+/// (a real symphony nests a few dozen levels; a file nested thousands deep is refused
+/// with its position instead of overflowing the stack).
+pub const MAX_DEPTH: usize = 200;
+
 struct Reader<'a> {
     chars: std::iter::Peekable<std::str::Chars<'a>>,
     line: u32,
     column: u32,
+    /// Brackets open around the position being read.
+    depth: usize,
 }
 
 impl<'a> Reader<'a> {
@@ -80,6 +88,7 @@ impl<'a> Reader<'a> {
             chars: text.chars().peekable(),
             line: 1,
             column: 1,
+            depth: 0,
         }
     }
 
@@ -205,6 +214,19 @@ impl<'a> Reader<'a> {
     }
 
     fn read_until(&mut self, close: char, open: Span) -> Result<Vec<SExpr>, ParseError> {
+        if self.depth >= MAX_DEPTH {
+            return self.error(
+                open,
+                format!("forms nest deeper than {MAX_DEPTH} levels here"),
+            );
+        }
+        self.depth += 1;
+        let items = self.read_items(close, open);
+        self.depth -= 1;
+        items
+    }
+
+    fn read_items(&mut self, close: char, open: Span) -> Result<Vec<SExpr>, ParseError> {
         let mut items = Vec::new();
         loop {
             self.skip_trivia();
