@@ -84,6 +84,40 @@ fn the_other_drift_policy_and_crash_kind_come_with_another_seed() {
     assert!(o.status.success(), "{reports:#?}");
 }
 
+/// Longer fault sequences for a few seeds, side by side: on seed 1 of 1,000 days a
+/// reconciliation restarted mid-workflow once halted trading on a false drift.
+#[test]
+fn soaks_over_several_seeds_never_halt_duplicate_or_lose() {
+    let runs: Vec<_> = ["1", "2", "5"]
+        .into_iter()
+        .map(|seed| {
+            std::thread::spawn(move || {
+                (
+                    seed,
+                    drill(&["soak", "--seed", seed, "--iterations", "300"]),
+                )
+            })
+        })
+        .collect();
+    for run in runs {
+        let (seed, (o, reports)) = run.join().unwrap();
+        assert!(
+            o.status.success(),
+            "seed {seed}: {reports:#?}\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let r = &reports[0];
+        assert_eq!(r["passed"], true, "seed {seed}: {r}");
+        assert_eq!(r["duplicate_orders"], 0, "seed {seed}: {r}");
+        assert_eq!(r["lost_events"], 0, "seed {seed}: {r}");
+        assert_eq!(r["halted"], serde_json::Value::Null, "seed {seed}: {r}");
+        assert_eq!(
+            r["final_status"], "300 of 300 days completed",
+            "seed {seed}: {r}"
+        );
+    }
+}
+
 #[test]
 fn a_short_soak_passes_and_reports_its_counts() {
     let (o, reports) = drill(&["soak", "--seed", "3", "--iterations", "40"]);
