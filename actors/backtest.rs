@@ -370,10 +370,9 @@ async fn drive_journaled(
         record.workflows += 1;
         match summary {
             Some(s) if s.status == WorkflowStatus::Completed => {}
-            Some(s) => record.failed_workflows.push((
-                *date,
-                s.failure.unwrap_or_else(|| format!("{:?}", s.status)),
-            )),
+            Some(s) => record
+                .failed_workflows
+                .push((*date, s.failure.unwrap_or_else(|| s.status.to_string()))),
             None => record
                 .failed_workflows
                 .push((*date, "workflow unknown to the broker".into())),

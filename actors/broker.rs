@@ -401,7 +401,7 @@ impl Broker {
             // A halt survives restarts: only `resume` lifts it.
             match broker.journal.as_ref().map(Journal::halt_in_force) {
                 Some(Ok(Some(h))) => {
-                    tracing::warn!(reason = ?h.reason, detail = %h.detail, "the journal ends halted: trading stays halted until resumed");
+                    tracing::warn!(reason = %h.reason, detail = %h.detail, "the journal ends halted: trading stays halted until resumed");
                     broker.halted = Some(h);
                     broker.deps.gate.halt();
                 }
@@ -615,7 +615,7 @@ impl Broker {
         }
         match &env.payload {
             Payload::TradingHalted(h) => {
-                tracing::error!(reason = ?h.reason, detail = %h.detail, "trading halted");
+                tracing::error!(reason = %h.reason, detail = %h.detail, "trading halted");
                 self.halted = Some(h.clone());
                 self.deps.gate.halt();
             }
@@ -1013,7 +1013,7 @@ impl Broker {
         for correlation in self.log.overdue(Instant::now(), timeout) {
             let stage = self.log.stage(&correlation);
             let detail = format!(
-                "workflow exceeded {}s in stage {:?}",
+                "workflow exceeded {}s in stage {}",
                 timeout.as_secs_f64(),
                 stage.unwrap_or(WorkflowStage::Started)
             );

@@ -54,17 +54,22 @@ enum Format {
 enum JournalCommand {
     /// Check the hash chain, sequence and causation links; exits 1 at the first break.
     Verify {
+        /// Journal file (default: the config's journal.path).
         #[arg(long)]
         journal: Option<PathBuf>,
+        /// Configuration file (default: the embedded config.toml).
         #[arg(long)]
         config: Option<PathBuf>,
     },
     /// Rebuild one workflow's state from the journal and print it.
     Replay {
+        /// The workflow's correlation id (as `status` lists it).
         #[arg(long)]
         correlation: String,
+        /// Journal file (default: the config's journal.path).
         #[arg(long)]
         journal: Option<PathBuf>,
+        /// Configuration file (default: the embedded config.toml).
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -76,6 +81,7 @@ enum Command {
     /// SIGINT/SIGTERM (or just one, now, with --once).
     Run {
         /// Configuration file; the embedded defaults (the repository's config.toml) if absent.
+        /// Configuration file (default: the embedded config.toml).
         #[arg(long)]
         config: Option<PathBuf>,
         /// Run a single workflow, print its report as JSON and exit (non-zero unless it completed).
@@ -99,6 +105,7 @@ enum Command {
     /// Halt trading: a running engine halts within a second (no new workflows, no new
     /// orders); a stopped one starts halted. Lifted only by `resume` or `run --resume`.
     Halt {
+        /// Configuration file (default: the embedded config.toml).
         #[arg(long)]
         config: Option<PathBuf>,
         /// Why, for the journal and the logs.
@@ -107,13 +114,16 @@ enum Command {
     },
     /// Recent workflows from the journal: status, duration, orders, restarts, dead letters.
     Status {
+        /// Journal file (default: the config's journal.path).
         #[arg(long)]
         journal: Option<PathBuf>,
+        /// Configuration file (default: the embedded config.toml).
         #[arg(long)]
         config: Option<PathBuf>,
         /// How many of the latest workflows.
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        /// `table` for a terminal, `json` for machines.
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
@@ -121,27 +131,31 @@ enum Command {
     /// recovers with no duplicate order and no lost event. One JSON report per line;
     /// exits 1 if any drill failed.
     Drill {
-        /// actor-panic, poison-event, venue-5xx-storm, venue-timeout-after-accept,
-        /// rate-limit-storm, crash-mid-execution, hung-workflow, duplicate-delivery,
-        /// reconciliation-drift, or all.
+        #[arg(help = super::drill::SCENARIO_HELP)]
         scenario: String,
+        /// Seed of the random choices (which actor, which event, which fault).
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Runs of the scenario (each with its own derived seed); for `soak`, trading days.
         #[arg(long, default_value_t = 1)]
         iterations: u32,
     },
     /// Lift a halt of a running engine (a stopped one resumes at its next start).
     Resume {
+        /// Configuration file (default: the embedded config.toml).
         #[arg(long)]
         config: Option<PathBuf>,
     },
     /// Replay history day by day through the actors on the simulated venue; write
     /// summary.json, equity.csv, orders.csv and equity.svg.
     Backtest {
+        /// Configuration file (default: the embedded config.toml).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// First day (YYYY-MM-DD); trading starts when every strategy can evaluate.
         #[arg(long)]
         from: NaiveDate,
+        /// Last day (YYYY-MM-DD), included.
         #[arg(long)]
         to: NaiveDate,
         /// Market data folder (LEAN or plain CSV, detected) instead of the configured one.
@@ -151,6 +165,7 @@ enum Command {
         #[arg(long, default_value = "out/backtest")]
         out: PathBuf,
         /// Journal every event to this SQLite file (default: an in-memory journal).
+        /// Journal file (default: the config's journal.path).
         #[arg(long)]
         journal: Option<PathBuf>,
     },
@@ -161,21 +176,27 @@ enum Command {
     },
     /// The causation tree of one workflow, from the journal.
     Trace {
+        /// The workflow's correlation id (as `status` lists it).
         correlation_id: String,
+        /// Journal file (default: the config's journal.path).
         #[arg(long)]
         journal: Option<PathBuf>,
+        /// Configuration file (default: the embedded config.toml).
         #[arg(long)]
         config: Option<PathBuf>,
     },
     /// Print the consolidated target weights and each strategy's detail for one day.
     Signals {
+        /// Configuration file (default: the embedded config.toml).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// The trading session to evaluate as of (YYYY-MM-DD): its close is the last bar used.
         #[arg(long)]
         as_of: NaiveDate,
         /// Market data folder (LEAN or plain CSV, detected) instead of the configured one.
         #[arg(long)]
         data: Option<PathBuf>,
+        /// `json` (the stable contract) or `table` for a terminal.
         #[arg(long, value_enum, default_value = "json")]
         format: Format,
     },
@@ -320,11 +341,13 @@ fn signals(
         eprintln!("error: {e}");
         return ExitCode::from(2);
     }
+    // The strategies cannot evaluate on this data (too little history for a window,
+    // a flat series): bad input, like a date the data lacks.
     let signal = match book.evaluate(as_of) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(2);
         }
     };
     match format {
@@ -385,6 +408,13 @@ fn backtest(
         Ok(b) => Arc::new(b),
         Err(code) => return code,
     };
+    if out.exists() && !out.is_dir() {
+        eprintln!(
+            "error: --out {} is a file: the backtest writes a folder of files",
+            out.display()
+        );
+        return ExitCode::from(2);
+    }
     let sessions = match super::backtest::sessions(&book, from, to) {
         Ok(d) => d,
         Err(e) => {
@@ -521,11 +551,15 @@ fn status(
         Ok(j) => j,
         Err(code) => return code,
     };
-    match crate::journal::status::recent_workflows(&journal, limit) {
-        Ok(rows) => {
+    match crate::journal::status::view(&journal, limit) {
+        Ok(view) => {
             match format {
-                Format::Table => print!("{}", crate::journal::status::table(&rows)),
-                Format::Json => match serde_json::to_string_pretty(&rows) {
+                Format::Table => print!(
+                    "{}{}",
+                    crate::journal::status::trading_line(&view.trading),
+                    crate::journal::status::table(&view.workflows)
+                ),
+                Format::Json => match serde_json::to_string_pretty(&view) {
                     Ok(j) => println!("{j}"),
                     Err(e) => {
                         eprintln!("error: {e}");
@@ -578,22 +612,25 @@ fn rebuild(
         crate::causation::CausationLog,
         Vec<crate::journal::JournalEntry>,
     ),
-    String,
+    (ExitCode, String),
 > {
+    let bad_input = |message: String| (ExitCode::from(2), message);
     let correlation: CorrelationId = id
         .parse()
-        .map_err(|e| format!("`{id}` is not a correlation id: {e}"))?;
+        .map_err(|e| bad_input(format!("`{id}` is not a correlation id: {e}")))?;
     let entries = journal
         .correlation(&correlation)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| bad_input(e.to_string()))?;
     if entries.is_empty() {
-        return Err(format!("no events for correlation {id} in the journal"));
+        return Err(bad_input(format!(
+            "no events for correlation {id} in the journal"
+        )));
     }
     let mut log = crate::causation::CausationLog::new(1);
     let now = std::time::Instant::now();
     for e in &entries {
         log.record(&e.envelope, e.seq, || now)
-            .map_err(|r| format!("seq {}: {r}", e.seq))?;
+            .map_err(|r| (ExitCode::FAILURE, format!("seq {}: {r}", e.seq)))?;
     }
     Ok((correlation, log, entries))
 }
@@ -614,9 +651,9 @@ fn journal_replay(config: Option<PathBuf>, journal: Option<PathBuf>, id: &str) -
             println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
             ExitCode::SUCCESS
         }
-        Err(e) => {
+        Err((code, e)) => {
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            code
         }
     }
 }
@@ -628,9 +665,9 @@ fn trace(config: Option<PathBuf>, journal: Option<PathBuf>, id: &str) -> ExitCod
     };
     let (correlation, log) = match rebuild(&journal, id) {
         Ok((c, l, _)) => (c, l),
-        Err(e) => {
+        Err((code, e)) => {
             eprintln!("error: {e}");
-            return ExitCode::FAILURE;
+            return code;
         }
     };
     let Some(tree) = log.tree(&correlation) else {
@@ -652,7 +689,7 @@ fn trace(config: Option<PathBuf>, journal: Option<PathBuf>, id: &str) -> ExitCod
     }
     let stage = tree
         .stage
-        .map_or_else(|| "standalone chain".to_string(), |s| format!("{s:?}"));
+        .map_or_else(|| "standalone chain".to_string(), |s| s.to_string());
     let mut out = format!("workflow {correlation} ({stage})\n");
     print(&tree.root, 0, &mut out);
     print!("{out}");
@@ -824,7 +861,7 @@ fn run(
                 },
                 feed: config.alpaca.feed.clone(),
             });
-            tracing::info!(venue = %described, mode = ?config.engine.mode, ?strategies, "starting");
+            tracing::info!(venue = %described, mode = %config.engine.mode, strategies = %strategies.join(", "), "starting");
             let today = clock
                 .now()
                 .with_timezone(&chrono_tz::America::New_York)
@@ -882,7 +919,7 @@ fn run(
             if let Some(path) = state_path {
                 sim_state = Some((sim.clone(), path));
             }
-            tracing::info!(venue = %format!("simulated, data {}", book.source.describe()), ?strategies, "starting (no APCA_API_KEY_ID/APCA_API_SECRET_KEY in the environment)");
+            tracing::info!(venue = %format!("simulated, data {}", book.source.describe()), strategies = %strategies.join(", "), "starting (no APCA_API_KEY_ID/APCA_API_SECRET_KEY in the environment)");
             (sim, as_of)
         }
     };
@@ -987,7 +1024,7 @@ fn run(
                 return ExitCode::from(2);
             }
                         Ok((_, r)) => {
-                tracing::info!(status = ?r.status, positions = r.positions.len(), cash = ?r.actual_cash, detail = r.detail.as_deref().unwrap_or(""), "start-up reconciliation")
+                tracing::info!(status = %r.status, positions = r.positions.len(), cash = %r.actual_cash.map_or_else(|| "unknown".to_string(), |c| c.to_string()), detail = r.detail.as_deref().unwrap_or(""), "start-up reconciliation")
             }
             Err(e) => {
                 eprintln!("error: start-up reconciliation: {e}; not trading blind");
@@ -1004,9 +1041,9 @@ fn run(
 
                         // Resumed ones run on; failed ones (`recovery.resume = "fail"`) go to recovery.
             for w in stats.workflows.iter().filter(|w| w.status != crate::workflow::WorkflowStatus::Completed) {
-                tracing::info!(correlation_id = %w.correlation_id, stage = ?w.stage, "waiting for a resumed workflow");
+                tracing::info!(correlation_id = %w.correlation_id, stage = %w.stage, "waiting for a resumed workflow");
                                 match await_outcome(&broker, w.correlation_id, patience).await.ok().and_then(|a| a.last().cloned()) {
-                    Some(done) => tracing::info!(correlation_id = %done.correlation_id, status = ?done.status, "resumed workflow ended"),
+                    Some(done) => tracing::info!(correlation_id = %done.correlation_id, status = %done.status, "resumed workflow ended"),
                     None => tracing::warn!(correlation_id = %w.correlation_id, "resumed workflow did not report"),
                 }
             }

@@ -80,3 +80,5 @@ impl RunMode {
         }
     }
 }
+
+crate::display_as_wire_name!(Side, OrderType, PlanAction, RunMode);

@@ -26,6 +26,7 @@ pub mod schedule;
 pub mod strategy;
 pub mod supervision;
 pub mod venue;
+pub mod wire_name;
 pub mod workflow;
 pub mod workflow_roots;
 

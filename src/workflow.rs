@@ -32,6 +32,8 @@ pub enum WorkflowStage {
     TimedOut,
 }
 
+crate::display_as_wire_name!(WorkflowStage, WorkflowStatus);
+
 /// The coarse status the issue tracker and `status` talk about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]

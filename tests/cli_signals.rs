@@ -176,9 +176,9 @@ fn a_symbol_missing_from_the_data_is_an_error() {
 }
 
 #[test]
-fn short_history_fails_with_a_clear_message() {
+fn short_history_is_bad_input_with_a_clear_message() {
     let o = run(&["signals", "--as-of", "2013-03-01"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
     assert!(
         err.contains("moving-average-price(AAPL,200)") && err.contains("needs 200 bars"),

@@ -422,7 +422,7 @@ mod engine_journal {
         let text = String::from_utf8_lossy(&trace.stdout);
         assert!(trace.status.success());
         assert!(
-            text.contains("(Completed)") && text.contains("workflow.started.v1  [engine]"),
+            text.contains("(completed)") && text.contains("workflow.started.v1  [engine]"),
             "{text}"
         );
         assert_eq!(text.lines().count(), summary.events + 1);
@@ -564,4 +564,48 @@ mod consumer_marks {
         );
         assert_eq!(skipped, 1);
     }
+}
+
+#[test]
+fn verify_reports_an_event_id_journaled_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.sqlite");
+    let mut j = Journal::open(&path, SyncMode::Normal).unwrap();
+    let events = workflow();
+    // A second engine once appended the same event (ids are unique per event).
+    append(&mut j, &events);
+    append(&mut j, &events[..1]);
+    let report = j.verify().unwrap();
+    let (seq, why) = report.first_broken.expect("the duplicate is found");
+    assert_eq!(seq, 4);
+    assert!(
+        why.contains(&format!("duplicate event id {}", events[0].event_id)),
+        "{why}"
+    );
+    assert!(why.contains("first at seq 1"), "{why}");
+}
+
+#[test]
+fn a_lost_tail_is_found_even_when_what_is_left_chains() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.sqlite");
+    let mut j = Journal::open(&path, SyncMode::Normal).unwrap();
+    append(&mut j, &workflow());
+    append(&mut j, &workflow());
+    assert_eq!(j.verify().unwrap().first_broken, None);
+    drop(j);
+    // An older copy of the file put back: three entries, chaining fine on their own.
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute("DELETE FROM events WHERE seq > 3", [])
+            .unwrap();
+    }
+    let j = Journal::open(&path, SyncMode::Normal).unwrap();
+    let lost = j.lost_tail().unwrap().expect("the loss is found");
+    assert!(
+        lost.contains("ends at seq 3") && lost.contains("records seq 6"),
+        "{lost}"
+    );
+    let (seq, why) = j.verify().unwrap().first_broken.unwrap();
+    assert_eq!((seq, why), (4, lost));
 }

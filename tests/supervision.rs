@@ -238,7 +238,7 @@ async fn a_handler_that_never_answers_times_the_workflow_out() {
     assert_eq!(summary.status, WorkflowStatus::TimedOut);
     let failure = summary.failure.unwrap();
     assert!(failure.starts_with("timeout"), "{failure}");
-    assert!(failure.contains("Started"), "{failure}");
+    assert!(failure.contains("in stage started"), "{failure}");
     assert!(
         eventually(Duration::from_secs(5), || {
             let broker = broker.clone();

@@ -17,6 +17,13 @@ use scenarios::Plans;
 pub use faults::{FaultPlan, HandlerFaultKind, Injected};
 
 /// Every scenario, in the order `all` runs them.
+/// The scenario argument's help: every scenario by name (a test holds it to
+/// [`SCENARIOS`]).
+pub const SCENARIO_HELP: &str = "The drill to run: actor-panic, poison-event, venue-5xx-storm, \
+venue-timeout-after-accept, rate-limit-storm, crash-mid-execution, hung-workflow, \
+duplicate-delivery, reconciliation-drift; `all` for every one of them; `soak` for \
+--iterations trading days with random faults";
+
 pub const SCENARIOS: [&str; 9] = [
     "actor-panic",
     "poison-event",

@@ -79,9 +79,13 @@ impl Rig {
         config.engine.control_dir = dir.clone();
         config.alpaca.timeout_secs = 1;
         tweak(&mut config);
-        config
-            .validate()
-            .map_err(|v| format!("drill config: {v:?}"))?;
+        config.validate().map_err(|v| {
+            let broken: Vec<String> = v
+                .iter()
+                .map(|v| format!("{}: {}", v.key, v.message))
+                .collect();
+            format!("drill config: {}", broken.join("; "))
+        })?;
         let book = StrategyBook::load(&config.strategy, &config.base_dir, None)
             .map_err(|e| e.to_string())?;
         let as_of = *book
@@ -268,14 +272,14 @@ pub fn measure(
         report.halted = stats
             .halted
             .as_ref()
-            .map(|h| format!("{:?}: {}", h.reason, h.detail));
+            .map(|h| format!("{}: {}", h.reason, h.detail));
         let unacknowledged: usize = stats.actors.iter().map(|a| a.unacknowledged).sum();
         report.lost_events = unacknowledged as u64;
     }
     report.workflows = attempts.len();
-    report.final_status = attempts.last().map_or("unknown".into(), |a| {
-        format!("{:?}", a.status).to_lowercase()
-    });
+    report.final_status = attempts
+        .last()
+        .map_or("unknown".into(), |a| a.status.to_string());
     report.orders_submitted = orders.len();
     match Journal::open(journal_path, SyncMode::Normal) {
         Err(e) => report.check("journal readable", false, e.to_string()),
@@ -327,10 +331,21 @@ pub fn measure(
         }
     }
     if let Some(planned) = planned {
-        let tolerance = rig.config.portfolio.min_trade_pct * rig.config.venue.sim.initial_cash;
-        let (rows, matched) = compare_positions(planned, positions, &rig.prices, tolerance);
+        // The planner's own no-trade band: a position within min_trade_pct of the
+        // portfolio's value of its target is left alone, so two runs whose trading
+        // days differed (a soak over years) may differ by that much; a duplicated leg
+        // is larger. The portfolio is the fault-free run's, at the last closes.
+        let value: Decimal = planned
+            .iter()
+            .map(|(s, q)| *q * rig.prices.get(s).copied().unwrap_or_default())
+            .sum();
+        let tolerance = rig.config.portfolio.min_trade_pct * value;
+        let (rows, matched, largest) =
+            compare_positions(planned, positions, &rig.prices, tolerance);
         report.positions = rows;
         report.positions_match_plan = matched;
+        report.largest_position_gap = largest.round_dp(2);
+        report.position_tolerance = tolerance.round_dp(2);
     }
 }
 

@@ -37,7 +37,11 @@ pub async fn plans() -> Result<Plans, String> {
     let engine = rig.start(sim.clone(), |_| {})?;
     let attempts = engine.day(rig.as_of).await?;
     if !completed(&attempts) {
-        return Err(format!("the fault-free day did not complete: {attempts:?}"));
+        let last = attempts.last().map_or_else(
+            || "no workflow".into(),
+            |a| format!("{}: {}", a.status, a.failure.clone().unwrap_or_default()),
+        );
+        return Err(format!("the fault-free day did not complete ({last})"));
     }
     let rig_fake = Rig::new("plan-fake", |_| {})?;
     let fake = rig_fake.fake()?;
@@ -238,7 +242,9 @@ pub async fn hung_workflow(
         attempts
             .first()
             .is_some_and(|a| a.status == WorkflowStatus::TimedOut),
-        format!("{:?}", attempts.first().map(|a| a.status)),
+        attempts
+            .first()
+            .map_or_else(|| "no workflow".into(), |a| a.status.to_string()),
     );
     report.check(
         "day completed by a retry",

@@ -42,6 +42,10 @@ pub struct DrillReport {
     pub final_status: String,
     pub positions: BTreeMap<Symbol, PositionVsPlan>,
     pub positions_match_plan: bool,
+    /// The largest difference from the fault-free run, in money at the last closes, and
+    /// what it may be (the planner's no-trade band).
+    pub largest_position_gap: Decimal,
+    pub position_tolerance: Decimal,
     pub halted: Option<String>,
     pub checks: Vec<Check>,
     pub passed: bool,
@@ -66,6 +70,8 @@ impl DrillReport {
             final_status: String::new(),
             positions: BTreeMap::new(),
             positions_match_plan: false,
+            largest_position_gap: Decimal::ZERO,
+            position_tolerance: Decimal::ZERO,
             halted: None,
             checks: Vec::new(),
             passed: false,
@@ -92,21 +98,25 @@ impl DrillReport {
 /// Compares final positions with the fault-free run's. A symbol matches when the
 /// difference is worth at most `tolerance` (money) at `prices`: the planner leaves
 /// smaller differences alone, and any duplicated order is larger by construction.
+/// Also returns the largest difference's worth.
 pub fn compare_positions(
     planned: &BTreeMap<Symbol, Decimal>,
     actual: &BTreeMap<Symbol, Decimal>,
     prices: &BTreeMap<Symbol, Decimal>,
     tolerance: Decimal,
-) -> (BTreeMap<Symbol, PositionVsPlan>, bool) {
+) -> (BTreeMap<Symbol, PositionVsPlan>, bool, Decimal) {
     let symbols: BTreeSet<&Symbol> = planned.keys().chain(actual.keys()).collect();
     let mut all = true;
+    let mut largest = Decimal::ZERO;
     let rows = symbols
         .into_iter()
         .map(|s| {
             let p = planned.get(s).copied().unwrap_or_default();
             let a = actual.get(s).copied().unwrap_or_default();
             let price = prices.get(s).copied().unwrap_or(Decimal::ONE);
-            all &= ((p - a) * price).abs() <= tolerance;
+            let gap = ((p - a) * price).abs();
+            largest = largest.max(gap);
+            all &= gap <= tolerance;
             (
                 s.clone(),
                 PositionVsPlan {
@@ -116,7 +126,7 @@ pub fn compare_positions(
             )
         })
         .collect();
-    (rows, all)
+    (rows, all, largest)
 }
 
 /// Orders beyond one per (workflow, symbol, side) that filled: each plan leg has one

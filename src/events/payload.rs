@@ -744,3 +744,11 @@ mod tests {
         }
     }
 }
+
+crate::display_as_wire_name!(
+    ReconciliationStatus,
+    RiskCode,
+    RecoveryKind,
+    FailureReason,
+    HaltReason
+);

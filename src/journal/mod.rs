@@ -698,11 +698,18 @@ impl Journal {
     /// The halt in force when the journal ends: the last `trading.halted.v1` not
     /// followed by a `trading.resumed.v1`. A halt survives restarts.
     pub fn halt_in_force(&self) -> Result<Option<TradingHalted>, JournalError> {
+        Ok(self.halted_since()?.map(|(_, h)| h))
+    }
+
+    /// [`Journal::halt_in_force`] with when it was journaled.
+    pub fn halted_since(
+        &self,
+    ) -> Result<Option<(chrono::DateTime<chrono::Utc>, TradingHalted)>, JournalError> {
         let last = self.latest_of(&[EventKind::TradingHalted, EventKind::TradingResumed])?;
-        Ok(match last.map(|e| e.envelope.payload) {
-            Some(Payload::TradingHalted(h)) => Some(h),
+        Ok(last.and_then(|e| match e.envelope.payload {
+            Payload::TradingHalted(h) => Some((e.envelope.occurred_at, h)),
             _ => None,
-        })
+        }))
     }
 
     /// The positions the account should hold by the journal: the last execution's

@@ -6,7 +6,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
 use super::{Journal, JournalError};
-use crate::events::{CorrelationId, FailureReason, Payload};
+use crate::events::{CorrelationId, FailureReason, HaltReason, Payload};
 
 /// One workflow, summarised from its events.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -23,6 +23,60 @@ pub struct WorkflowRow {
     pub restarts: u32,
     pub dead_letters: u32,
     pub failure: Option<String>,
+}
+
+/// Whether the engine may trade, by the journal: a halt stays in force across restarts
+/// until it is lifted.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct TradingState {
+    pub halted: bool,
+    pub since: Option<DateTime<Utc>>,
+    pub reason: Option<HaltReason>,
+    pub detail: Option<String>,
+}
+
+/// What `status` shows: the trading state, then the recent workflows.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct StatusView {
+    pub trading: TradingState,
+    pub workflows: Vec<WorkflowRow>,
+}
+
+pub fn trading_state(journal: &Journal) -> Result<TradingState, JournalError> {
+    Ok(match journal.halted_since()? {
+        Some((since, halt)) => TradingState {
+            halted: true,
+            since: Some(since),
+            reason: Some(halt.reason),
+            detail: Some(halt.detail),
+        },
+        None => TradingState {
+            halted: false,
+            since: None,
+            reason: None,
+            detail: None,
+        },
+    })
+}
+
+/// The trading state and the last `limit` workflows.
+pub fn view(journal: &Journal, limit: usize) -> Result<StatusView, JournalError> {
+    Ok(StatusView {
+        trading: trading_state(journal)?,
+        workflows: recent_workflows(journal, limit)?,
+    })
+}
+
+/// The trading state as a line for a terminal.
+pub fn trading_line(state: &TradingState) -> String {
+    match (state.halted, state.since, state.reason) {
+        (true, Some(since), Some(reason)) => format!(
+            "trading: HALTED since {} UTC ({reason}): {}\n  lift it with `alchemiser resume` (a running engine) or `alchemiser run --resume`\n\n",
+            since.format("%Y-%m-%d %H:%M:%S"),
+            state.detail.as_deref().unwrap_or("")
+        ),
+        _ => "trading: active\n\n".into(),
+    }
 }
 
 /// The last `limit` workflows, newest first.
