@@ -190,3 +190,34 @@ fn prefetched_signals_are_those_evaluated_in_place() {
         .take(dates[29] + chrono::Duration::days(30))
         .is_none());
 }
+
+#[test]
+fn warm_up_waits_for_the_history_of_every_branch() {
+    use alchemiser::strategy::book::history_needed;
+    use alchemiser::strategy::dsl::parse_symphony;
+    // Only the `else` branch filters on a 120-day return, and only the group under the
+    // inverse-volatility weight needs NVDA's 30-day stdev.
+    let symphony = parse_symphony(
+        "(defsymphony \"branches\" {}
+          (if (> (rsi \"AAPL\" {:window 10}) 50)
+            [(asset \"AAPL\")]
+            [(filter (cumulative-return {:window 120}) (select-top 1)
+               [(asset \"GOOG\") (asset \"META\")])
+             (weight-inverse-volatility 30 [(group \"g\" [(asset \"NVDA\")]) (asset \"AMZN\")])]))",
+    )
+    .unwrap();
+    let needed: Vec<(String, usize)> = history_needed(&symphony)
+        .into_iter()
+        .map(|(s, n)| (s.to_string(), n))
+        .collect();
+    assert_eq!(
+        needed,
+        [
+            ("AAPL".to_string(), 11),
+            ("AMZN".to_string(), 31),
+            ("GOOG".to_string(), 121),
+            ("META".to_string(), 121),
+            ("NVDA".to_string(), 31),
+        ]
+    );
+}

@@ -185,6 +185,17 @@ impl Indicator {
         }
     }
 
+    /// The fewest bars `compute` accepts (fewer is a short-history error): what a
+    /// symbol must have before a strategy using this indicator can evaluate.
+    pub fn min_history(&self) -> usize {
+        let n = self.window;
+        match self.kind {
+            IndicatorKind::Rsi => n + 1,
+            IndicatorKind::ExponentialMovingAveragePrice => n,
+            _ => self.lookback(),
+        }
+    }
+
     /// `rsi(SPY,10)`: how the value is labelled in signals (inline when short: every
     /// signal carries a label per indicator it used). Written piece by piece: the
     /// formatting machinery took a tenth of the signal thread's time.
@@ -206,6 +217,32 @@ impl Indicator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn min_history_is_exactly_what_compute_accepts() {
+        // A wavy positive series, so no value is undefined for want of movement.
+        let closes: Vec<f64> = (0..700)
+            .map(|i| 100.0 + (i as f64 * 0.7).sin() * 5.0)
+            .collect();
+        for kind in IndicatorKind::ALL {
+            for window in [2, 5, 10, 60, 200] {
+                let indicator = Indicator::new(*kind, window);
+                let n = indicator.min_history();
+                assert!(
+                    indicator.compute(&closes[..n]).is_ok(),
+                    "{kind:?}({window}) on {n} bars"
+                );
+                assert!(
+                    matches!(
+                        indicator.compute(&closes[..n - 1]),
+                        Err(IndicatorError::ShortHistory { .. })
+                    ),
+                    "{kind:?}({window}) on {} bars",
+                    n - 1
+                );
+            }
+        }
+    }
 
     #[test]
     fn labels_name_the_indicator_its_subject_and_window() {

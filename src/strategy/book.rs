@@ -32,6 +32,12 @@ pub enum StrategyError {
     Failed { name: String, message: String },
     #[error("--as-of {as_of}: {why}")]
     AsOf { as_of: NaiveDate, why: String },
+    #[error("{symbol} has {available} bars; every branch of the strategies needs {needed}")]
+    ShortHistory {
+        symbol: Symbol,
+        needed: usize,
+        available: usize,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -74,6 +80,69 @@ pub fn referenced_symbols(symphony: &Symphony) -> BTreeMap<Symbol, Span> {
                     for operand in [&condition.left, &condition.right] {
                         if let Operand::Call(call) = operand {
                             out.entry(call.symbol.clone()).or_insert(call.span);
+                        }
+                    }
+                    walk(then, out);
+                    walk(otherwise, out);
+                }
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(&symphony.body, &mut out);
+    out
+}
+
+/// Bars of history each symbol needs before every indicator on every branch of
+/// `symphony` can be computed: an `if`'s calls, a `filter`'s metric and an inverse
+/// volatility weight over each symbol beneath them. A backtest's warm-up waits for all
+/// of them, so that a branch taken later does not fail for want of history.
+pub fn history_needed(symphony: &Symphony) -> BTreeMap<Symbol, usize> {
+    fn need(out: &mut BTreeMap<Symbol, usize>, symbol: &Symbol, bars: usize) {
+        let n = out.entry(symbol.clone()).or_default();
+        *n = (*n).max(bars);
+    }
+    fn beneath(nodes: &[Node], out: &mut BTreeMap<Symbol, usize>, bars: usize) {
+        let mut symbols = BTreeMap::new();
+        walk(nodes, &mut symbols);
+        for symbol in symbols.keys() {
+            need(out, symbol, bars);
+        }
+    }
+    fn walk(nodes: &[Node], out: &mut BTreeMap<Symbol, usize>) {
+        for node in nodes {
+            match node {
+                Node::Asset { symbol, .. } => need(out, symbol, 1),
+                Node::Group { children, .. } | Node::WeightEqual(children) => walk(children, out),
+                Node::WeightSpecified(pairs) => {
+                    for (_, child) in pairs {
+                        walk(std::slice::from_ref(child), out);
+                    }
+                }
+                Node::InverseVolatility {
+                    window, children, ..
+                } => {
+                    let stdev = crate::indicators::Indicator::new(
+                        crate::indicators::IndicatorKind::StdevReturn,
+                        *window,
+                    );
+                    beneath(children, out, stdev.min_history());
+                    walk(children, out);
+                }
+                Node::Filter {
+                    metric, children, ..
+                } => {
+                    beneath(children, out, metric.min_history());
+                    walk(children, out);
+                }
+                Node::If {
+                    condition,
+                    then,
+                    otherwise,
+                } => {
+                    for operand in [&condition.left, &condition.right] {
+                        if let Operand::Call(call) = operand {
+                            need(out, &call.symbol, call.indicator.min_history());
                         }
                     }
                     walk(then, out);
@@ -275,12 +344,39 @@ impl StrategyBook {
         Ok(())
     }
 
-    /// The index of the first of `dates` on which every file evaluates (a backtest's
-    /// warm-up ends there), or the last day's error when none does. Each day before it
-    /// costs one evaluation, which fails early on too little history.
+    /// The index of the first of `dates` on which every file evaluates and every
+    /// symbol has the history every branch needs ([`history_needed`]): a backtest's
+    /// warm-up ends there. When no day qualifies, the last day's error.
     pub fn first_evaluable(&self, dates: &[NaiveDate]) -> Result<usize, StrategyError> {
+        let mut needed: BTreeMap<Symbol, usize> = BTreeMap::new();
+        for f in &self.files {
+            for (symbol, bars) in history_needed(&f.symphony) {
+                let n = needed.entry(symbol).or_default();
+                *n = (*n).max(bars);
+            }
+        }
+        let ready = |day: NaiveDate| {
+            needed.iter().all(|(symbol, bars)| {
+                self.data
+                    .get(symbol)
+                    .is_some_and(|s| s.count_until(day) >= *bars)
+            })
+        };
+        let start = dates.iter().position(|d| ready(*d)).unwrap_or(dates.len());
         let mut last_error = None;
-        for (i, day) in dates.iter().enumerate() {
+        if start == dates.len() {
+            if let Some(last) = dates.last() {
+                last_error = needed.iter().find_map(|(symbol, bars)| {
+                    let available = self.data.get(symbol).map_or(0, |s| s.count_until(*last));
+                    (available < *bars).then(|| StrategyError::ShortHistory {
+                        symbol: symbol.clone(),
+                        needed: *bars,
+                        available,
+                    })
+                });
+            }
+        }
+        for (i, day) in dates.iter().enumerate().skip(start) {
             let failed = self.files.iter().find_map(|f| {
                 evaluate(&f.symphony, &self.data, *day)
                     .err()
