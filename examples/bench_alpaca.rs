@@ -6,6 +6,10 @@
 //! minute) so that it must throttle. It prints requests, wall time, and the most
 //! requests the server saw in any window, which must not exceed the limit.
 
+/// The binary's allocator (see `src/main.rs`), so that the figures are the engine's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

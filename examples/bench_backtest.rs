@@ -10,6 +10,10 @@
 //! a thread of its own); backtrader runs on one. `--repeat N FROM TO` prints the mean of
 //! N runs only (for A/B comparisons of two builds in one sitting).
 
+/// The binary's allocator (see `src/main.rs`), so that the figures are the engine's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;

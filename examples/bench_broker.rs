@@ -6,6 +6,10 @@
 //! envelopes through a plain actix actor→actor pair. Envelopes are built before the
 //! clock starts in both cases. Prints the median rate of each over ROUNDS and the ratio.
 
+/// The binary's allocator (see `src/main.rs`), so that the figures are the engine's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;

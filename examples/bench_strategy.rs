@@ -6,6 +6,10 @@
 //! and prints evaluations/s, wall and CPU time. The bundled default symphony on
 //! `examples/data` (2013-2023) is timed too.
 
+/// The binary's allocator (see `src/main.rs`), so that the figures are the engine's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::time::Instant;
 

@@ -32,11 +32,3 @@ pub mod workflow_roots;
 
 #[path = "../actors/mod.rs"]
 pub mod actors;
-
-/// mimalloc instead of the system allocator: the broker and the journal writer allocate
-/// on one thread and free on the other, which glibc's arenas handle slowly (a quarter of
-/// the broker thread's time went to malloc/free). In the library so that the engine,
-/// its examples and its tests all run on the same allocator. The v2 line: v3 returned
-/// freed pages to the system so eagerly that plain actix messaging ran at 40% speed.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

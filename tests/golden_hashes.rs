@@ -130,7 +130,7 @@ fn content_hashes_of_the_v1_fixtures() {
     };
     let execution = ExecutionStarted::compute_hash(&e.plan_hash, &e.orders);
     let account = AccountSnapshot {
-        cash: Decimal::new(12_345_50, 2),
+        cash: Decimal::new(1_234_550, 2),
         positions: e.positions_before.clone(),
     }
     .snapshot_id();

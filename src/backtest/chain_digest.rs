@@ -1,26 +1,20 @@
-//! The backtest's chain digest: blake3 over the payload hash of every event, in sequence
-//! order. Hashing a payload means writing its JSON and hashing that; it needs nothing
-//! from the run but the envelopes, so a thread of its own folds them, in batches, while
-//! the actors go on (one hand-over per batch keeps the cross-thread cost off every
-//! event). The payloads of a batch are hashed together ([`BatchHasher`]): short
-//! messages hashed one by one leave blake3's SIMD lanes idle.
+//! The backtest's chain digest: blake3 over the payload hash of every event (as hex), in
+//! sequence order. Hashing a payload means writing its JSON and hashing that; it needs
+//! nothing from the run but the envelopes, so a thread of its own folds them, in
+//! batches, while the actors go on (one hand-over per batch keeps the cross-thread cost
+//! off every event).
 
-use std::ops::Range;
 use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use thiserror::Error;
 
-use crate::events::hash_batch::BatchHasher;
-use crate::events::{Envelope, EnvelopeError};
+use crate::events::Envelope;
 
 /// Envelopes handed over per batch: every batch sent wakes the folding thread (a futex
 /// call), so batches are large; 4 queued at most bound what waits to be folded.
 const BATCH: usize = 1024;
-/// Envelopes whose payload hashes are computed together: enough to fill the SIMD lanes
-/// of every block count, few enough that their inputs stay a medium-sized allocation.
-const HASHED_TOGETHER: usize = 256;
 /// Batches queued before `push` waits for the thread: bounds memory when it falls behind.
 const QUEUED_BATCHES: usize = 4;
 
@@ -44,7 +38,7 @@ enum Fold {
         folder: JoinHandle<blake3::Hasher>,
     },
     /// No thread could be started: the same digest, folded as events come.
-    Inline(Box<(blake3::Hasher, BatchHashes)>),
+    Inline(Box<blake3::Hasher>),
 }
 
 impl Default for ChainDigest {
@@ -61,12 +55,10 @@ impl ChainDigest {
             .name("chain-digest".into())
             .spawn(move || {
                 let mut digest = blake3::Hasher::new();
-                let mut batch_hashes = BatchHashes::default();
                 for batch in batches {
-                    // A batch's hashes go to the digest in one update: blake3 then hashes
-                    // whole chunks side by side (SIMD), where 64-byte updates went block
-                    // by block. The digest is the same (blake3 streams).
-                    digest.update(batch_hashes.hex(&batch));
+                    for env in &batch {
+                        fold(&mut digest, env);
+                    }
                     let _ = give_back.send(batch);
                 }
                 digest
@@ -92,10 +84,7 @@ impl ChainDigest {
     pub fn push(&mut self, env: Arc<Envelope>) -> Vec<Vec<Arc<Envelope>>> {
         let mut done = Vec::new();
         match &mut self.fold {
-            Fold::Inline(inline) => {
-                let (digest, hashes) = &mut **inline;
-                digest.update(hashes.hex(std::slice::from_ref(&env)));
-            }
+            Fold::Inline(digest) => fold(digest, &env),
             Fold::Threaded { sender, folded, .. } => {
                 self.batch.push(env);
                 if self.batch.len() >= BATCH {
@@ -113,7 +102,7 @@ impl ChainDigest {
     /// The digest of every event pushed, as hex.
     pub fn finish(self) -> Result<String, DigestThreadLost> {
         let digest = match self.fold {
-            Fold::Inline(inline) => inline.0,
+            Fold::Inline(digest) => *digest,
             Fold::Threaded { sender, folder, .. } => {
                 let sent = sender.is_some_and(|s| s.send(self.batch).is_ok());
                 match folder.join() {
@@ -126,56 +115,12 @@ impl ChainDigest {
     }
 }
 
-/// What envelopes add to the digest, in order: each one's payload hash as hex (or why
-/// it has none), the payloads hashed together ([`BatchHasher`]).
-#[derive(Default)]
-struct BatchHashes {
-    /// Every envelope's hash input, one after another.
-    inputs: Vec<u8>,
-    /// Where each envelope's input lies in `inputs`, or why it has none.
-    spans: Vec<Result<Range<usize>, EnvelopeError>>,
-    hasher: BatchHasher,
-    hashes: Vec<blake3::Hash>,
-    hex: Vec<u8>,
-}
-
-impl BatchHashes {
-    fn hex(&mut self, batch: &[Arc<Envelope>]) -> &[u8] {
-        self.hex.clear();
-        for part in batch.chunks(HASHED_TOGETHER) {
-            self.append_hex(part);
-        }
-        &self.hex
-    }
-
-    fn append_hex(&mut self, batch: &[Arc<Envelope>]) {
-        self.inputs.clear();
-        self.spans.clear();
-        for env in batch {
-            let start = self.inputs.len();
-            let span = env.write_payload_hash_input(&mut self.inputs);
-            if span.is_err() {
-                self.inputs.truncate(start);
-            }
-            self.spans.push(span.map(|()| start..self.inputs.len()));
-        }
-        // One message per envelope (an empty one, whose hash goes unused, where the
-        // payload could not be written), so hashes pair with envelopes one to one.
-        let messages: Vec<&[u8]> = self
-            .spans
-            .iter()
-            .map(|s| s.as_ref().map_or(&[][..], |r| &self.inputs[r.clone()]))
-            .collect();
-        self.hasher.hash_all(&messages, &mut self.hashes);
-        for (span, hash) in self.spans.iter().zip(&self.hashes) {
-            match span {
-                Ok(_) => self.hex.extend_from_slice(hash.to_hex().as_bytes()),
-                Err(e) => self
-                    .hex
-                    .extend_from_slice(format!("unhashable payload: {e}").as_bytes()),
-            }
-        }
-    }
+/// What one envelope adds to the digest: its payload hash as hex, or why it has none.
+fn fold(digest: &mut blake3::Hasher, env: &Envelope) {
+    match env.payload_digest() {
+        Ok(hash) => digest.update(hash.to_hex().as_bytes()),
+        Err(e) => digest.update(format!("unhashable payload: {e}").as_bytes()),
+    };
 }
 
 #[cfg(test)]

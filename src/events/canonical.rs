@@ -53,11 +53,15 @@ pub fn opt_dec<S: Serializer>(d: &Option<Decimal>, s: S) -> Result<S::Ok, S::Err
     }
 }
 
+/// A borrowed decimal map (content types borrow what they hash).
 pub fn dec_map<K: AsRef<str>, S: Serializer>(
-    m: &BTreeMap<K, Decimal>,
+    m: &&BTreeMap<K, Decimal>,
     s: S,
 ) -> Result<S::Ok, S::Error> {
-    s.collect_map(m.iter().map(|(k, v)| (k.as_ref(), DecimalText::normalized(v))))
+    s.collect_map(
+        m.iter()
+            .map(|(k, v)| (k.as_ref(), DecimalText::normalized(v))),
+    )
 }
 
 #[cfg(test)]
@@ -85,9 +89,30 @@ pub(crate) mod tests {
             #[serde(serialize_with = "dec")]
             x: Decimal,
         }
-        let a = hash("d", &X { x: Decimal::new(150, 2) });
-        assert_eq!(a, hash("d", &X { x: Decimal::new(15, 1) }));
-        assert_ne!(a, hash("e", &X { x: Decimal::new(15, 1) }));
+        let a = hash(
+            "d",
+            &X {
+                x: Decimal::new(150, 2),
+            },
+        );
+        assert_eq!(
+            a,
+            hash(
+                "d",
+                &X {
+                    x: Decimal::new(15, 1)
+                }
+            )
+        );
+        assert_ne!(
+            a,
+            hash(
+                "e",
+                &X {
+                    x: Decimal::new(15, 1)
+                }
+            )
+        );
         let mut expected = blake3::Hasher::new();
         expected.update(b"d\0{\"x\":\"1.5\"}");
         assert_eq!(a, expected.finalize().to_hex().to_string());

@@ -5,17 +5,14 @@
 //! immutable once published (the broker shares it behind an `Arc`).
 
 use std::borrow::Cow;
-use std::io::Write;
-use std::ops::Range;
 
-use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use thiserror::Error;
-use uuid::Uuid;
 
 use super::ids::{CorrelationId, EventId};
-use super::payload::{EventKind, Payload, WorkflowCompleted};
+use super::payload::{EventKind, Payload};
 use crate::clock::Clock;
 
 /// On a workflow's root: the workflow and event that started it, when another workflow
@@ -125,10 +122,10 @@ impl Envelope {
         self.causation_id.is_none()
     }
 
-    /// blake3 of the payload's JSON without its volatile fields (random ids, wall-clock
-    /// durations): the content of the event. Serialisation is deterministic (struct
-    /// fields in declaration order, maps are `BTreeMap`s), so equal content gives equal
-    /// hashes.
+    /// blake3 of the event type and the payload's JSON without its volatile fields
+    /// (random ids, wall-clock durations): the content of the event. serde writes
+    /// struct fields in declaration order and maps are `BTreeMap`s, so equal content
+    /// gives equal hashes.
     pub fn payload_hash(&self) -> String {
         // Payloads are plain data (strings, decimals, maps with string keys): their
         // serialisation cannot fail. Should it ever, the hash says so visibly.
@@ -138,134 +135,58 @@ impl Envelope {
         }
     }
 
-    /// [`Envelope::payload_hash`] as a digest (no text made: backtests fold one per event).
+    /// [`Envelope::payload_hash`] as a digest.
     pub fn payload_digest(&self) -> Result<blake3::Hash, EnvelopeError> {
-        thread_local! {
-            static INPUT: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
-        }
-        let mut input = INPUT.with(|b| b.take());
-        input.clear();
-        let written = self.write_payload_hash_input(&mut input);
-        let hash = written.map(|()| blake3::hash(&input));
-        INPUT.with(|b| b.set(input));
-        hash
+        payload_digest(self.kind(), &self.payload_bytes()?)
     }
 
-    /// Appends what the payload hash is the blake3 of: the event type, a zero byte, and
-    /// the payload's JSON without its volatile fields. Batched hashing (the backtest's
-    /// chain digest) writes many of these and hashes them together.
-    pub fn write_payload_hash_input(&self, out: &mut Vec<u8>) -> Result<(), EnvelopeError> {
-        let kind = self.kind();
-        out.extend_from_slice(kind.as_str().as_bytes());
-        out.push(0);
-        if let Payload::WorkflowCompleted(c) = &self.payload {
-            write_completed_stable(c, out);
-            return Ok(());
-        }
-        if kind.volatile_fields().is_empty() {
-            return self
-                .payload
-                .write_json(out)
-                .map_err(|e| EnvelopeError::Encode(e.to_string()));
-        }
-        let json = self
-            .payload_bytes()
-            .map_err(|e| EnvelopeError::Encode(e.to_string()))?;
-        out.extend_from_slice(&without_volatile(kind, &json)?);
-        Ok(())
-    }
-
-    /// The envelope's JSON (byte for byte what serde gives for the typed envelope, with
-    /// the payload last), its payload hash, and where the id and time texts sit in the
-    /// JSON: the journal's columns repeat them, and slicing them out of the JSON spares
-    /// formatting and allocating them again on the hot path.
+    /// The envelope's JSON (serde's, the payload last), its payload hash, and where
+    /// the head ends: the journal's entry hash covers the head and the payload hash.
     pub fn encode(&self) -> Result<EncodedEnvelope, EnvelopeError> {
-        let payload = self
-            .payload_bytes()
-            .map_err(|e| EnvelopeError::Encode(e.to_string()))?;
+        let payload = self.payload_bytes()?;
         let payload_hash = payload_digest(self.kind(), &payload)?;
-        let (json, head_len, at) = self.assemble(&payload)?;
+        let payload_len = payload.len();
+        let json = self.assemble(payload)?;
+        // `{head,"payload":PAYLOAD}`: the head is what comes before the payload's key.
+        let head_len = json.len() - payload_len - PAYLOAD_KEY.len() - 1;
+        if json.as_bytes().get(head_len..head_len + PAYLOAD_KEY.len()) != Some(PAYLOAD_KEY) {
+            return Err(EnvelopeError::Encode(
+                "the payload is not the envelope's last field".into(),
+            ));
+        }
         Ok(EncodedEnvelope {
             json,
             head_len,
             payload_hash,
-            at,
         })
     }
 
     pub fn to_json(&self) -> Result<String, EnvelopeError> {
-        let payload = self
-            .payload_bytes()
-            .map_err(|e| EnvelopeError::Encode(e.to_string()))?;
-        Ok(self.assemble(&payload)?.0)
+        self.assemble(self.payload_bytes()?)
     }
 
-    /// The head, then the payload's JSON as its last field: the JSON, the head's length
-    /// and where the head's texts are.
-    fn assemble(&self, payload: &[u8]) -> Result<(String, usize, HeadRanges), EnvelopeError> {
-        let mut out = Vec::with_capacity(payload.len() + 320);
-        let at = self.write_head(&mut out)?;
-        let head_len = out.len();
-        out.extend_from_slice(PAYLOAD_KEY);
-        out.extend_from_slice(payload);
-        out.push(b'}');
-        let json = String::from_utf8(out).map_err(|e| EnvelopeError::Encode(e.to_string()))?;
-        Ok((json, head_len, at))
-    }
-
-    /// The payload's JSON, in one buffer (blake3 is fast on whole buffers and slow on the
-    /// many small writes a serialiser makes).
-    fn payload_bytes(&self) -> sonic_rs::Result<Vec<u8>> {
-        // Room for a plan (~1.3 KB): growing the buffer copied it, twice per plan.
-        let mut json = Vec::with_capacity(2048);
-        self.payload.write_json(&mut json)?;
-        Ok(json)
-    }
-
-    /// The head: every field but the payload, without the closing brace, written as
-    /// serde writes the typed fields (hyphenated lowercase uuids; RFC 3339 with `Z` and
-    /// as many fraction digits as needed; event types are plain ASCII names).
-    fn write_head(&self, out: &mut Vec<u8>) -> Result<HeadRanges, EnvelopeError> {
-        let encode = |e: std::io::Error| EnvelopeError::Encode(e.to_string());
-        out.extend_from_slice(b"{\"event_id\":\"");
-        let event_id = push_uuid(out, &self.event_id.0);
-        out.extend_from_slice(b"\",\"event_type\":\"");
-        out.extend_from_slice(self.event_type().as_bytes());
-        out.extend_from_slice(b"\",\"schema_version\":");
-        write!(out, "{}", self.schema_version).map_err(encode)?;
-        out.extend_from_slice(b",\"correlation_id\":\"");
-        let correlation_id = push_uuid(out, &self.correlation_id.0);
-        out.extend_from_slice(b"\",\"causation_id\":");
-        let causation_id = match &self.causation_id {
-            None => {
-                out.extend_from_slice(b"null");
-                None
-            }
-            Some(c) => {
-                out.push(b'"');
-                let range = push_uuid(out, &c.0);
-                out.push(b'"');
-                Some(range)
-            }
-        };
-        if let Some(t) = &self.triggered_by {
-            out.extend_from_slice(b",\"triggered_by\":");
-            serde_json::to_writer(&mut *out, t)
-                .map_err(|e| EnvelopeError::Encode(e.to_string()))?;
-        }
-        out.extend_from_slice(b",\"occurred_at\":\"");
-        let start = out.len();
-        push_rfc3339(out, &self.occurred_at).map_err(encode)?;
-        let occurred_at = start..out.len();
-        out.extend_from_slice(b"\",\"source\":");
-        serde_json::to_writer(&mut *out, self.source.as_ref())
-            .map_err(|e| EnvelopeError::Encode(e.to_string()))?;
-        Ok(HeadRanges {
-            event_id,
-            correlation_id,
-            causation_id,
-            occurred_at,
+    /// The typed envelope through serde, with the payload's JSON already written.
+    fn assemble(&self, payload: Vec<u8>) -> Result<String, EnvelopeError> {
+        let encode = |e: serde_json::Error| EnvelopeError::Encode(e.to_string());
+        let payload =
+            String::from_utf8(payload).map_err(|e| EnvelopeError::Encode(e.to_string()))?;
+        let payload = RawValue::from_string(payload).map_err(encode)?;
+        serde_json::to_string(&WireOut {
+            event_id: self.event_id,
+            event_type: self.event_type(),
+            schema_version: self.schema_version,
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+            triggered_by: self.triggered_by,
+            occurred_at: self.occurred_at,
+            source: &self.source,
+            payload: &payload,
         })
+        .map_err(encode)
+    }
+
+    fn payload_bytes(&self) -> Result<Vec<u8>, EnvelopeError> {
+        serde_json::to_vec(&self.payload).map_err(|e| EnvelopeError::Encode(e.to_string()))
     }
 
     /// Parses one event; errors name what is wrong (malformed JSON with line and column,
@@ -326,16 +247,6 @@ pub fn stored_payload_hash(kind: EventKind, payload_json: &[u8]) -> Result<Strin
     Ok(payload_digest(kind, payload_json)?.to_hex().to_string())
 }
 
-/// A `workflow.completed.v1`'s JSON without its volatile `duration_ms`, written
-/// directly: every workflow ends with one, and the generic route (parse, drop
-/// `duration_ms`, write again) cost a twentieth of a backtest's digest thread. A test
-/// holds the two routes equal. `encode` takes the generic route: it has the JSON in hand.
-fn write_completed_stable(c: &WorkflowCompleted, out: &mut Vec<u8>) {
-    out.extend_from_slice(b"{\"orders_placed\":");
-    out.extend_from_slice(itoa::Buffer::new().format(c.orders_placed).as_bytes());
-    out.push(b'}');
-}
-
 fn payload_digest(kind: EventKind, payload_json: &[u8]) -> Result<blake3::Hash, EnvelopeError> {
     let bytes = without_volatile(kind, payload_json)?;
     let mut hasher = blake3::Hasher::new();
@@ -388,77 +299,21 @@ pub struct EncodedEnvelope {
     /// `json[..head_len]` is the head: every field but the payload.
     pub head_len: usize,
     pub payload_hash: blake3::Hash,
-    at: HeadRanges,
 }
 
-impl EncodedEnvelope {
-    pub fn event_id(&self) -> &str {
-        &self.json[self.at.event_id.clone()]
-    }
-
-    pub fn correlation_id(&self) -> &str {
-        &self.json[self.at.correlation_id.clone()]
-    }
-
-    pub fn causation_id(&self) -> Option<&str> {
-        self.at.causation_id.clone().map(|r| &self.json[r])
-    }
-
-    /// RFC 3339 ending in `Z`, as in the JSON.
-    pub fn occurred_at(&self) -> &str {
-        &self.json[self.at.occurred_at.clone()]
-    }
-}
-
-/// Where the head's id and time texts are in the JSON.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct HeadRanges {
-    event_id: Range<usize>,
-    correlation_id: Range<usize>,
-    causation_id: Option<Range<usize>>,
-    occurred_at: Range<usize>,
-}
-
-fn push_uuid(out: &mut Vec<u8>, id: &Uuid) -> Range<usize> {
-    let start = out.len();
-    let mut buf = Uuid::encode_buffer();
-    out.extend_from_slice(id.hyphenated().encode_lower(&mut buf).as_bytes());
-    start..out.len()
-}
-
-/// RFC 3339 as chrono's serde writes a UTC time: `Z`, and 0, 3, 6 or 9 fraction digits
-/// (the fewest that are exact). Years outside 0..=9999 and leap seconds, which chrono
-/// writes its own way, go through chrono.
-fn push_rfc3339(out: &mut Vec<u8>, at: &DateTime<Utc>) -> std::io::Result<()> {
-    let t = at.naive_utc();
-    let nanos = t.nanosecond();
-    if !(0..=9999).contains(&t.year()) || nanos >= 1_000_000_000 {
-        out.extend_from_slice(
-            at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
-                .as_bytes(),
-        );
-        return Ok(());
-    }
-    write!(
-        out,
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        t.year(),
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )?;
-    if nanos == 0 {
-    } else if nanos.is_multiple_of(1_000_000) {
-        write!(out, ".{:03}", nanos / 1_000_000)?;
-    } else if nanos.is_multiple_of(1_000) {
-        write!(out, ".{:06}", nanos / 1_000)?;
-    } else {
-        write!(out, ".{nanos:09}")?;
-    }
-    out.push(b'Z');
-    Ok(())
+/// The envelope as written: the typed fields, then the payload's JSON.
+#[derive(Serialize)]
+struct WireOut<'a> {
+    event_id: EventId,
+    event_type: &'static str,
+    schema_version: u32,
+    correlation_id: CorrelationId,
+    causation_id: Option<EventId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    triggered_by: Option<TriggeredBy>,
+    occurred_at: DateTime<Utc>,
+    source: &'a str,
+    payload: &'a RawValue,
 }
 
 #[derive(Deserialize)]
@@ -485,7 +340,7 @@ mod tests {
     use chrono::TimeZone;
     use rust_decimal::Decimal;
 
-    /// The head as serde writes the typed fields: what the preformatted texts must equal.
+    /// The head as serde writes the typed fields, on its own.
     #[derive(Serialize)]
     struct TypedHead<'a> {
         event_id: EventId,
@@ -511,22 +366,26 @@ mod tests {
         }
     }
 
-    /// The direct digest of a completed workflow is the generic one (JSON without its
-    /// volatile `duration_ms`), whatever the figures; so is the one the journal stores.
+    /// A completed workflow's digest leaves out its wall-clock duration.
     #[test]
-    fn completed_workflows_digest_as_the_generic_route_does() {
+    fn completed_workflows_digest_without_their_duration() {
         let clock = ManualClock::new(Utc.timestamp_opt(1_700_000_000, 0).unwrap());
-        for (orders_placed, duration_ms) in [(0, 0), (3, 17), (u32::MAX, u64::MAX)] {
-            let completed = WorkflowCompleted {
-                orders_placed,
+        let digest = |duration_ms| {
+            let completed = crate::events::WorkflowCompleted {
+                orders_placed: 3,
                 duration_ms,
             };
-            let env = Envelope::root(completed.clone(), "test", &clock, None);
-            let json = env.payload_bytes().unwrap();
-            let generic = payload_digest(EventKind::WorkflowCompleted, &json).unwrap();
-            assert_eq!(env.payload_digest().unwrap(), generic, "{completed:?}");
-            assert_eq!(env.encode().unwrap().payload_hash, generic, "{completed:?}");
-        }
+            let env = Envelope::root(completed, "test", &clock, None);
+            assert_eq!(
+                env.encode().unwrap().payload_hash,
+                env.payload_digest().unwrap()
+            );
+            env.payload_digest().unwrap()
+        };
+        assert_eq!(digest(0), digest(17));
+        let mut expected = blake3::Hasher::new();
+        expected.update(b"workflow.completed.v1\0{\"orders_placed\":3}");
+        assert_eq!(digest(u64::MAX), expected.finalize());
     }
 
     #[test]
@@ -577,16 +436,6 @@ mod tests {
                 assert_eq!(encoded.json, env.to_json().unwrap());
                 assert_eq!(encoded.payload_hash.to_hex().as_str(), env.payload_hash());
                 assert_eq!(Envelope::from_json(&encoded.json).unwrap(), env);
-                assert_eq!(encoded.event_id(), env.event_id.to_string());
-                assert_eq!(encoded.correlation_id(), env.correlation_id.to_string());
-                assert_eq!(
-                    encoded.causation_id(),
-                    env.causation_id.map(|c| c.to_string()).as_deref()
-                );
-                assert_eq!(
-                    encoded.occurred_at().replace('Z', "+00:00"),
-                    env.occurred_at.to_rfc3339()
-                );
             }
         }
     }

@@ -2,13 +2,11 @@
 //! newtypes and the canonical hashing behind `signal_hash`, `plan_hash` and
 //! `execution_plan_hash`. Business modules share nothing but these types.
 
+pub mod canonical;
 pub mod decimal_text;
 pub mod envelope;
-pub mod hash;
-pub mod hash_batch;
 pub mod ids;
 pub mod payload;
-mod payload_json;
 
 pub use envelope::{EncodedEnvelope, Envelope, EnvelopeError, TriggeredBy};
 pub use ids::{CorrelationId, EventId};

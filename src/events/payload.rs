@@ -8,8 +8,8 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use super::canonical;
 use super::decimal_text::text;
-use super::hash::JsonWriter;
 use super::ids::{CorrelationId, EventId};
 use crate::domain::{OrderType, PlanAction, RunMode, Side, Symbol};
 
@@ -46,15 +46,25 @@ pub struct StrategyAllocation {
     pub error: Option<String>,
 }
 
-impl StrategyAllocation {
-    fn write_canon(&self, w: &mut JsonWriter) {
-        w.map(|m| {
-            m.field("error").opt_str(self.error.as_deref());
-            m.field("file_weight").dec(self.file_weight);
-            m.field("name").str(&self.name);
-            m.field("weights").decimal_map(&self.weights);
-        });
-    }
+/// What a signal hash covers of one file's allocation (fields in key order, see
+/// `canonical`): not the indicator values, which explain it.
+#[derive(Serialize)]
+struct StrategyContent<'a> {
+    error: Option<&'a str>,
+    #[serde(serialize_with = "canonical::dec")]
+    file_weight: Decimal,
+    name: &'a str,
+    #[serde(serialize_with = "canonical::dec_map")]
+    weights: &'a BTreeMap<Symbol, Decimal>,
+}
+
+/// What `signal_hash` covers: the day, the targets and each file's allocation.
+#[derive(Serialize)]
+struct SignalContent<'a> {
+    as_of: NaiveDate,
+    strategies: Vec<StrategyContent<'a>>,
+    #[serde(serialize_with = "canonical::dec_map")]
+    target_weights: &'a BTreeMap<Symbol, Decimal>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -78,14 +88,20 @@ impl SignalGenerated {
         target_weights: &BTreeMap<Symbol, Decimal>,
         strategies: &[StrategyAllocation],
     ) -> String {
-        JsonWriter::hash_of("signal.v1", |w| {
-            w.map(|m| {
-                m.field("as_of").date(as_of);
-                m.field("strategies")
-                    .list(strategies, |w, s| s.write_canon(w));
-                m.field("target_weights").decimal_map(target_weights);
-            })
-        })
+        let content = SignalContent {
+            as_of,
+            strategies: strategies
+                .iter()
+                .map(|s| StrategyContent {
+                    error: s.error.as_deref(),
+                    file_weight: s.file_weight,
+                    name: &s.name,
+                    weights: &s.weights,
+                })
+                .collect(),
+            target_weights,
+        };
+        canonical::hash("signal.v1", &content)
     }
 }
 
@@ -127,18 +143,46 @@ pub struct PlanItem {
     pub delta: Decimal,
 }
 
-impl PlanItem {
-    fn write_canon(&self, w: &mut JsonWriter) {
-        w.map(|m| {
-            m.field("action").str(self.action.as_str());
-            m.field("current_value").dec(self.current_value);
-            m.field("delta").dec(self.delta);
-            m.field("price").dec(self.price);
-            m.field("qty").dec(self.qty);
-            m.field("symbol").str(&self.symbol);
-            m.field("target_value").dec(self.target_value);
-        });
+/// What `plan_hash` covers of one item: all of it (fields in key order).
+#[derive(Serialize)]
+struct PlanItemContent<'a> {
+    action: PlanAction,
+    #[serde(serialize_with = "canonical::dec")]
+    current_value: Decimal,
+    #[serde(serialize_with = "canonical::dec")]
+    delta: Decimal,
+    #[serde(serialize_with = "canonical::dec")]
+    price: Decimal,
+    #[serde(serialize_with = "canonical::dec")]
+    qty: Decimal,
+    symbol: &'a str,
+    #[serde(serialize_with = "canonical::dec")]
+    target_value: Decimal,
+}
+
+impl<'a> From<&'a PlanItem> for PlanItemContent<'a> {
+    fn from(i: &'a PlanItem) -> Self {
+        Self {
+            action: i.action,
+            current_value: i.current_value,
+            delta: i.delta,
+            price: i.price,
+            qty: i.qty,
+            symbol: &i.symbol,
+            target_value: i.target_value,
+        }
     }
+}
+
+/// What `plan_hash` covers: the items and the values they derive from.
+#[derive(Serialize)]
+struct PlanContent<'a> {
+    #[serde(serialize_with = "canonical::dec")]
+    cash: Decimal,
+    items: Vec<PlanItemContent<'a>>,
+    #[serde(serialize_with = "canonical::dec")]
+    portfolio_value: Decimal,
+    signal_hash: &'a str,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -164,14 +208,13 @@ impl RebalancePlanned {
         cash: Decimal,
         items: &[PlanItem],
     ) -> String {
-        JsonWriter::hash_of("plan.v1", |w| {
-            w.map(|m| {
-                m.field("cash").dec(cash);
-                m.field("items").list(items, |w, i| i.write_canon(w));
-                m.field("portfolio_value").dec(portfolio_value);
-                m.field("signal_hash").str(signal_hash);
-            })
-        })
+        let content = PlanContent {
+            cash,
+            items: items.iter().map(PlanItemContent::from).collect(),
+            portfolio_value,
+            signal_hash,
+        };
+        canonical::hash("plan.v1", &content)
     }
 
     pub fn has_trades(&self) -> bool {
@@ -195,16 +238,24 @@ pub struct OrderIntent {
     pub limit_price: Option<Decimal>,
 }
 
-impl OrderIntent {
-    fn write_canon(&self, w: &mut JsonWriter) {
-        w.map(|m| {
-            m.field("limit_price").opt_dec(self.limit_price);
-            m.field("order_type").str(self.order_type.as_str());
-            m.field("qty").dec(self.qty);
-            m.field("side").str(self.side.as_str());
-            m.field("symbol").str(&self.symbol);
-        });
-    }
+/// What `execution_plan_hash` covers of one intent: not its client order id, which
+/// is derived from the plan (fields in key order).
+#[derive(Serialize)]
+struct OrderContent<'a> {
+    #[serde(serialize_with = "canonical::opt_dec")]
+    limit_price: Option<Decimal>,
+    order_type: OrderType,
+    #[serde(serialize_with = "canonical::dec")]
+    qty: Decimal,
+    side: Side,
+    symbol: &'a str,
+}
+
+/// What `execution_plan_hash` covers: the ordered intents and their plan.
+#[derive(Serialize)]
+struct ExecutionContent<'a> {
+    orders: Vec<OrderContent<'a>>,
+    plan_hash: &'a str,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -224,12 +275,20 @@ pub struct ExecutionStarted {
 impl ExecutionStarted {
     /// Hash of the ordered intents (sides, symbols, quantities, prices) and their plan.
     pub fn compute_hash(plan_hash: &str, orders: &[OrderIntent]) -> String {
-        JsonWriter::hash_of("execution_plan.v1", |w| {
-            w.map(|m| {
-                m.field("orders").list(orders, |w, o| o.write_canon(w));
-                m.field("plan_hash").str(plan_hash);
-            })
-        })
+        let content = ExecutionContent {
+            orders: orders
+                .iter()
+                .map(|o| OrderContent {
+                    limit_price: o.limit_price,
+                    order_type: o.order_type,
+                    qty: o.qty,
+                    side: o.side,
+                    symbol: &o.symbol,
+                })
+                .collect(),
+            plan_hash,
+        };
+        canonical::hash("execution_plan.v1", &content)
     }
 }
 
@@ -561,32 +620,20 @@ macro_rules! payloads {
                 }
             }
 
-            /// Writes the payload's JSON (fields in declaration order), the hot path of
-            /// content hashing (a backtest hashes every event). The three kinds every
-            /// workflow publishes are written by hand (see `payload_json`); the others by
-            /// sonic-rs, which writes the same bytes as serde_json (tests hold both
-            /// equal) and escapes strings with SIMD: serde_json's byte-by-byte escaping
-            /// was a sixth of the hashing thread.
-            pub(crate) fn write_json(&self, writer: &mut Vec<u8>) -> sonic_rs::Result<()> {
-                if super::payload_json::write_by_hand(self, writer) {
-                    return Ok(());
-                }
-                match self {
-                    $( Payload::$variant(p) => sonic_rs::to_writer(writer, p), )+
-                }
-            }
-
-            /// serde_json's bytes for the payload: what [`Payload::write_json`] must equal.
-            #[cfg(test)]
-            fn serde_json_bytes(&self) -> serde_json::Result<Vec<u8>> {
-                match self {
-                    $( Payload::$variant(p) => serde_json::to_vec(p), )+
-                }
-            }
 
             pub(crate) fn from_json_str(kind: EventKind, json: &str) -> serde_json::Result<Payload> {
                 match kind {
                     $( EventKind::$variant => serde_json::from_str(json).map(Payload::$variant), )+
+                }
+            }
+        }
+
+        /// A payload is written as its variant's content (the event type travels
+        /// beside it, in the envelope).
+        impl Serialize for Payload {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                match self {
+                    $( Payload::$variant(p) => p.serialize(s), )+
                 }
             }
         }
@@ -700,47 +747,6 @@ mod tests {
                 .rsplit_once(".v")
                 .map(|(_, v)| v.parse::<u32>());
             assert_eq!(Some(Ok(kind.schema_version())), suffix, "{kind}");
-        }
-    }
-
-    fn fixture_payloads() -> Vec<Payload> {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/events/v1");
-        EventKind::ALL
-            .iter()
-            .map(|kind| {
-                let path = dir.join(format!("{}.json", kind.as_str()));
-                let text = std::fs::read_to_string(&path).expect("fixture");
-                let envelope: serde_json::Value = serde_json::from_str(&text).expect("json");
-                let payload = envelope["payload"].to_string();
-                Payload::from_json_str(*kind, &payload).expect("payload")
-            })
-            .collect()
-    }
-
-    /// The payload JSON that hashes and the journal use is byte for byte serde_json's,
-    /// for every kind and for strings that need escaping (controls, quotes, backslashes,
-    /// DEL, U+2028, non-ASCII).
-    #[test]
-    fn payload_json_is_serde_jsons() {
-        let mut payloads = fixture_payloads();
-        assert_eq!(payloads.len(), EventKind::COUNT);
-        let awkward: String = (0u8..0x20).map(char::from).collect::<String>()
-            + "\"quoted\" back\\slash \u{7f} \u{2028} \u{2029} é 中 🦀 </script>";
-        payloads.push(Payload::WorkflowFailed(WorkflowFailed {
-            step: awkward.clone(),
-            reason: FailureReason::Timeout,
-            detail: awkward,
-        }));
-        for payload in &payloads {
-            let mut ours = Vec::new();
-            payload.write_json(&mut ours).expect("write");
-            let serde = payload.serde_json_bytes().expect("serde");
-            assert_eq!(
-                String::from_utf8_lossy(&ours),
-                String::from_utf8_lossy(&serde),
-                "{}",
-                payload.kind()
-            );
         }
     }
 }

@@ -109,17 +109,6 @@ impl Serialized {
     }
 }
 
-/// The `occurred_at` column: `to_rfc3339`'s `+00:00` form (format 1 entry hashes cover
-/// it), which differs from the JSON's `Z` form only in that suffix; built in `buf`.
-fn offset_form<'b>(z_form: &str, buf: &'b mut [u8; 48]) -> Option<&'b str> {
-    let stem = z_form.strip_suffix('Z')?;
-    let len = stem.len() + 6;
-    let out = buf.get_mut(..len)?;
-    out[..stem.len()].copy_from_slice(stem.as_bytes());
-    out[stem.len()..].copy_from_slice(b"+00:00");
-    std::str::from_utf8(out).ok()
-}
-
 /// The format of the entries this version writes (see the module's doc).
 const ENTRY_FORMAT: i64 = 2;
 
@@ -444,24 +433,16 @@ impl Journal {
                 let chained = chain(&last_chain, &serialized.entry_hash);
                 let chain_hex = blake3::Hash::from(chained).to_hex();
                 let encoded = &serialized.encoded;
-                let mut buf = [0u8; 48];
-                let fallback;
-                let occurred_at = match offset_form(encoded.occurred_at(), &mut buf) {
-                    Some(text) => text,
-                    None => {
-                        fallback = env.occurred_at.to_rfc3339();
-                        &fallback
-                    }
-                };
                 stmt.execute(params![
                     *seq as i64,
-                    encoded.event_id(),
+                    env.event_id.to_string(),
                     env.event_type(),
                     env.schema_version,
-                    encoded.correlation_id(),
-                    encoded.causation_id(),
+                    env.correlation_id.to_string(),
+                    env.causation_id.map(|c| c.to_string()),
                     env.source.as_ref(),
-                    occurred_at,
+                    // `+00:00`, as format 1 entry hashes cover it.
+                    env.occurred_at.to_rfc3339(),
                     encoded.json,
                     encoded.payload_hash.to_hex().as_str(),
                     chain_hex.as_str(),

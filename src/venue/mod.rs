@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::domain::{Side, Symbol};
-use crate::events::hash::JsonWriter;
+use crate::events::canonical;
 use crate::events::OrderIntent;
 
 pub type VenueFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, VenueError>> + Send + 'a>>;
@@ -34,12 +34,25 @@ pub struct AccountSnapshot {
 impl AccountSnapshot {
     /// Content hash of the snapshot (its identity in plans).
     pub fn snapshot_id(&self) -> String {
-        JsonWriter::hash_of("account_snapshot.v1", |w| {
-            w.map(|m| {
-                m.field("cash").dec(self.cash);
-                m.field("positions").decimal_map(&self.positions);
-            })
-        })
+        canonical::hash("account_snapshot.v1", &SnapshotContent::from(self))
+    }
+}
+
+/// What `snapshot_id` covers (fields in key order, see `canonical`).
+#[derive(Serialize)]
+struct SnapshotContent<'a> {
+    #[serde(serialize_with = "canonical::dec")]
+    cash: Decimal,
+    #[serde(serialize_with = "canonical::dec_map")]
+    positions: &'a BTreeMap<Symbol, Decimal>,
+}
+
+impl<'a> From<&'a AccountSnapshot> for SnapshotContent<'a> {
+    fn from(a: &'a AccountSnapshot) -> Self {
+        Self {
+            cash: a.cash,
+            positions: &a.positions,
+        }
     }
 }
 
@@ -116,4 +129,18 @@ pub trait Venue: Send + Sync + 'static {
     fn is_fractionable(&self, symbol: &str) -> VenueFuture<'_, bool>;
     /// The current best bid and ask.
     fn quote(&self, symbol: &str) -> VenueFuture<'_, crate::execution::smart_limit::Quote>;
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_snapshot_content_is_canonical() {
+        let a = super::AccountSnapshot {
+            cash: rust_decimal::Decimal::new(150, 2),
+            positions: [("SPY".into(), rust_decimal::Decimal::ONE)].into(),
+        };
+        let json = serde_json::to_vec(&super::SnapshotContent::from(&a)).unwrap();
+        assert!(crate::events::canonical::tests::keys_sorted(&json));
+        assert_eq!(json, br#"{"cash":"1.5","positions":{"SPY":"1"}}"#);
+    }
 }
