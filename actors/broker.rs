@@ -20,22 +20,26 @@ use serde::Serialize;
 use thiserror::Error;
 use tokio::sync::oneshot;
 
-use super::engine::EngineDeps;
+use super::deps::EngineDeps;
+pub use super::supervision::PublishAll;
 use super::supervision::{
-    panic_message, HandlerActor, HandlerFactory, Registry, SubscriberProgress,
+    panic_message, ActorFailed, BrokerLink, Consumed, Deliver, HandlerActor, HandlerFactory,
+    Registry, SubscriberProgress,
 };
 use crate::causation::{CausationLog, CausationTree, Recorded, Refusal, WorkflowSummary};
 use crate::config::ResumeMode;
 use crate::events::{
     ActorRestarted, CorrelationId, Envelope, EventId, EventKind, EventRejected, FailureReason,
-    HaltReason, Payload, RecoveryKind, TradingHalted, TradingResumed, TriggeredBy,
-    WorkflowCompleted, WorkflowFailed, WorkflowStarted,
+    HaltReason, Payload, TradingHalted, TradingResumed, TriggeredBy, WorkflowCompleted,
+    WorkflowFailed, WorkflowStarted,
 };
 use crate::journal::writer::JournalWriter;
 use crate::journal::{ConsumerMark, Journal};
 use crate::metrics::metrics;
 use crate::supervision::{RestartDecision, RestartHistory, RestartPolicy};
 use crate::workflow::WorkflowStage;
+use crate::workflow::WorkflowStatus;
+use crate::workflow_lifecycle::{consequences, refuse_start, Consequence};
 
 /// Most events in one group commit; a longer broker turn commits in slices.
 const MAX_BATCH: usize = 2048;
@@ -82,13 +86,6 @@ pub enum PublishError {
 #[rtype(result = "Result<u64, PublishError>")]
 pub struct Publish(pub Arc<Envelope>);
 
-/// The events of one handler's reaction, published in order within one turn of the
-/// broker: one message per reaction rather than per event (execution reacts to a plan
-/// with an event per order and per fill).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct PublishAll(pub Vec<Arc<Envelope>>);
-
 impl From<Envelope> for Publish {
     fn from(env: Envelope) -> Self {
         Publish(Arc::new(env))
@@ -105,36 +102,6 @@ pub struct StartWorkflow {
     pub correlation_id: Option<CorrelationId>,
 }
 
-/// One event handed to a subscriber.
-#[derive(Message, Clone)]
-#[rtype(result = "()")]
-pub struct Deliver {
-    pub seq: u64,
-    pub env: Arc<Envelope>,
-    /// Report [`Consumed`] after handling (the broker journals consumer marks).
-    pub mark: bool,
-}
-
-/// A subscriber handled `env` (after publishing what it produced): the broker journals
-/// the mark with those events, so a redelivered or replayed copy is skipped.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Consumed {
-    pub consumer: &'static str,
-    pub env: Arc<Envelope>,
-}
-
-/// A subscriber incarnation failed while handling `seq` (if known).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct ActorFailed {
-    pub slot: usize,
-    pub incarnation: u32,
-    pub seq: Option<u64>,
-    pub error: String,
-}
-
-/// Lift a halt (`alchemiser resume`, `run --resume`): publishes `trading.resumed.v1`.
 #[derive(Message)]
 #[rtype(result = "bool")]
 pub struct Resume {
@@ -519,10 +486,15 @@ impl Broker {
                 return;
             }
         };
+        let link = BrokerLink {
+            publish: me.clone().recipient(),
+            consumed: me.clone().recipient(),
+            failed: me.recipient(),
+        };
         let actor = HandlerActor::new(
             slot.name,
             handler,
-            me,
+            link,
             i,
             slot.incarnation,
             slot.progress.clone(),
@@ -575,12 +547,13 @@ impl Broker {
 
     fn accept(&mut self, env: Arc<Envelope>, ctx: &mut Context<Self>) -> Result<u64, PublishError> {
         let kind = env.kind();
-        if kind == EventKind::WorkflowStarted {
-            if let Some(h) = &self.halted {
-                let detail = h.detail.clone();
-                self.reject(&env, format!("trading is halted: {detail}"), ctx);
-                return Err(PublishError::Halted(detail));
-            }
+        if let Some(why) = refuse_start(&env, self.halted.as_ref()) {
+            let detail = self
+                .halted
+                .as_ref()
+                .map_or_else(String::new, |h| h.detail.clone());
+            self.reject(&env, why, ctx);
+            return Err(PublishError::Halted(detail));
         }
         let seq = self.seq + 1;
         let recorded = match self.log.record(&env, seq, Instant::now) {
@@ -604,76 +577,8 @@ impl Broker {
                 "published"
             );
         }
-        if let Payload::WorkflowFailed(f) = &env.payload {
-            if f.reason == FailureReason::Unauthorized {
-                let detail = format!(
-                    "venue refused the credentials in step {}: {}",
-                    f.step, f.detail
-                );
-                self.halt(HaltReason::Authorization, detail, ctx);
-            }
-        }
-        match &env.payload {
-            Payload::TradingHalted(h) => {
-                tracing::error!(reason = %h.reason, detail = %h.detail, "trading halted");
-                self.halted = Some(h.clone());
-                self.deps.gate.halt();
-            }
-            Payload::TradingResumed(r) => {
-                tracing::warn!(detail = %r.detail, "trading resumed");
-                self.halted = None;
-                self.deps.gate.resume();
-            }
-            Payload::WorkflowStarted(started) => {
-                self.deps.roots.insert(env.correlation_id, started.clone());
-                if let Some(t) = env.triggered_by {
-                    self.successors.insert(t.correlation_id, env.correlation_id);
-                }
-            }
-            Payload::WorkflowCompleted(_) => {
-                metrics().workflow_ended("completed");
-                self.deps.roots.close(env.correlation_id);
-                self.deps.roots.remove(&env.correlation_id);
-            }
-            Payload::WorkflowFailed(f) => {
-                metrics().workflow_ended(if f.reason == FailureReason::Timeout {
-                    "timed_out"
-                } else {
-                    "failed"
-                });
-                self.deps.roots.close(env.correlation_id);
-            }
-            Payload::OrderSettled(settled) => {
-                for o in &settled.orders {
-                    metrics().order_settled(&o.status);
-                }
-            }
-            Payload::RecoveryAction(a)
-                if matches!(a.action, RecoveryKind::GiveUp | RecoveryKind::Noted) =>
-            {
-                self.final_failures.insert(a.failed_correlation);
-            }
-            _ => {}
-        }
-        // A workflow ends once its account is reconciled after trading, or at once when
-        // its plan has nothing to trade.
-        if matches!(
-            (kind, recorded.stage),
-            (
-                EventKind::ReconciliationCompleted,
-                Some(WorkflowStage::Reconciled)
-            ) | (
-                EventKind::RebalancePlanned,
-                Some(WorkflowStage::NothingToTrade)
-            )
-        ) {
-            let summary = self.log.workflow(&env.correlation_id, Instant::now());
-            let completed = WorkflowCompleted {
-                orders_placed: summary.as_ref().map_or(0, |s| s.orders_placed),
-                duration_ms: summary.map_or(0, |s| s.duration_ms),
-            };
-            let child = Envelope::caused_by(&env, completed, BROKER, &*self.deps.clock);
-            let _ = self.publish(Arc::new(child), ctx);
+        for consequence in consequences(&env, recorded.stage) {
+            self.apply(consequence, &env, ctx);
         }
         if self.journaled() && self.unflushed.is_empty() && self.pending_marks.is_empty() {
             // Behind every message already queued: the whole turn commits together.
@@ -687,6 +592,58 @@ impl Broker {
             self.flush_journal(ctx);
         }
         Ok(seq)
+    }
+
+    /// Carries out one lifecycle consequence of accepting `env` (the rules are in
+    /// `workflow_lifecycle`).
+    fn apply(&mut self, consequence: Consequence, env: &Arc<Envelope>, ctx: &mut Context<Self>) {
+        let correlation = env.correlation_id;
+        match consequence {
+            Consequence::Halt { reason, detail } => self.halt(reason, detail, ctx),
+            Consequence::Halted(h) => {
+                tracing::error!(reason = %h.reason, detail = %h.detail, "trading halted");
+                self.halted = Some(h);
+                self.deps.gate.halt();
+            }
+            Consequence::Resumed => {
+                tracing::warn!("trading resumed");
+                self.halted = None;
+                self.deps.gate.resume();
+            }
+            Consequence::Opened {
+                started,
+                successor_of,
+            } => {
+                self.deps.roots.insert(correlation, started);
+                if let Some(from) = successor_of {
+                    self.successors.insert(from, correlation);
+                }
+            }
+            Consequence::Closed(status) => {
+                metrics().workflow_ended(&status.to_string());
+                self.deps.roots.close(correlation);
+                if status == WorkflowStatus::Completed {
+                    self.deps.roots.remove(&correlation);
+                }
+            }
+            Consequence::OrdersSettled(statuses) => {
+                for status in &statuses {
+                    metrics().order_settled(status);
+                }
+            }
+            Consequence::FinalFailure(failed) => {
+                self.final_failures.insert(failed);
+            }
+            Consequence::Complete => {
+                let summary = self.log.workflow(&correlation, Instant::now());
+                let completed = WorkflowCompleted {
+                    orders_placed: summary.as_ref().map_or(0, |s| s.orders_placed),
+                    duration_ms: summary.map_or(0, |s| s.duration_ms),
+                };
+                let child = Envelope::caused_by(env, completed, BROKER, &*self.deps.clock);
+                let _ = self.publish(Arc::new(child), ctx);
+            }
+        }
     }
 
     /// Hands an accepted (and, with a journal, committed) event to its subscribers and

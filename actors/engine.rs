@@ -1,90 +1,13 @@
-//! System wiring: the dependencies every actor may use, and the start order
-//! (registry of the five business modules, then the broker that starts them).
-
-use std::sync::Arc;
+//! System wiring: the start order (registry of the five business modules, then the
+//! broker that starts them). The dependencies every actor may use are in `deps`.
 
 use actix::Addr;
 
 use super::broker::{Broker, BrokerSettings};
+pub use super::deps::EngineDeps;
 use super::supervision::Registry;
 use super::{execution, portfolio, reconciliation, recovery, strategy};
-use crate::clock::Clock;
-use crate::config::Config;
-use crate::data::SharedMarket;
-use crate::halt::TradingGate;
-use crate::journal::outbox::Outbox;
 use crate::journal::Journal;
-use crate::risk::DeployedLedger;
-use crate::strategy::book::StrategyBook;
-use crate::strategy::prefetch::SignalPrefetch;
-use crate::venue::Venue;
-use crate::workflow_roots::WorkflowRoots;
-
-/// What actors are built from. Cloned into every factory; shared and read-only, except
-/// the gate (set by the broker on a halt).
-#[derive(Clone)]
-pub struct EngineDeps {
-    pub config: Arc<Config>,
-    pub clock: Arc<dyn Clock>,
-    pub venue: Arc<dyn Venue>,
-    pub strategies: Arc<StrategyBook>,
-    /// Live market data, refreshed by the engine process; `None`: the book's own data.
-    pub market: Option<SharedMarket>,
-    /// Backtests: the book's signals, evaluated ahead on a thread of their own.
-    pub prefetched: Option<Arc<SignalPrefetch>>,
-    /// Where execution records each order intent before calling the venue.
-    pub outbox: Option<Arc<std::sync::Mutex<Outbox>>>,
-    pub gate: TradingGate,
-    /// Roots of open workflows, written by the broker.
-    pub roots: WorkflowRoots,
-    /// Money bought per day, shared by execution's incarnations (a restart must not
-    /// reset the daily circuit breaker).
-    pub deployed: DeployedLedger,
-}
-
-impl EngineDeps {
-    pub fn new(
-        config: Config,
-        clock: Arc<dyn Clock>,
-        venue: Arc<dyn Venue>,
-        strategies: Arc<StrategyBook>,
-    ) -> Self {
-        // Closed workflows are remembered ten times as long as their chains (10,000 by
-        // default), so that a plan redelivered late still finds its workflow closed.
-        let closed_kept = config.engine.retain_finished_workflows.saturating_mul(10);
-        Self {
-            config: Arc::new(config),
-            clock,
-            venue,
-            strategies,
-            market: None,
-            prefetched: None,
-            outbox: None,
-            gate: TradingGate::default(),
-            roots: WorkflowRoots::remembering(closed_kept),
-            deployed: DeployedLedger::default(),
-        }
-    }
-
-    /// Execution records intents and outcomes in `outbox`.
-    pub fn with_outbox(mut self, outbox: Outbox) -> Self {
-        self.outbox = Some(Arc::new(std::sync::Mutex::new(outbox)));
-        self
-    }
-
-    /// The strategy actor takes the book's evaluations from `prefetched` when they are
-    /// ready (backtests, where every date is known in advance).
-    pub fn with_prefetch(mut self, prefetched: Option<Arc<SignalPrefetch>>) -> Self {
-        self.prefetched = prefetched;
-        self
-    }
-
-    /// Strategies evaluate on `market` (refreshed elsewhere) instead of the book's data.
-    pub fn with_market(mut self, market: SharedMarket) -> Self {
-        self.market = Some(market);
-        self
-    }
-}
 
 /// The standard registry: the five business actors.
 pub fn standard_registry(deps: EngineDeps) -> Registry {

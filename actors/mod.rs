@@ -5,6 +5,7 @@ pub mod backtest;
 pub mod broker;
 pub mod cli;
 pub mod control;
+pub mod deps;
 pub mod drill;
 pub mod engine;
 pub mod observe;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::engine::EngineDeps;
+use super::deps::EngineDeps;
 use super::supervision::{Emit, EventHandler, HandlerFault, Reaction, Registry};
 use crate::events::{Envelope, EventKind, FailureReason, Payload, WorkflowFailed};
 use crate::portfolio::{plan_rebalance, symbols_to_price, PlanParams};

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use rust_decimal::Decimal;
 
-use super::engine::EngineDeps;
+use super::deps::EngineDeps;
 use super::supervision::{Emit, EventHandler, HandlerFault, Reaction, Registry};
 use crate::clock::Clock;
 use crate::config::OnDrift;

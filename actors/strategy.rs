@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::engine::EngineDeps;
+use super::deps::EngineDeps;
 use super::supervision::{EventHandler, HandlerFault, Reaction, Registry};
 use crate::data::SharedMarket;
 use crate::events::{Envelope, EventKind, FailureReason, Payload, WorkflowFailed};

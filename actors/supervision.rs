@@ -20,8 +20,7 @@ use futures_util::future::{abortable, AbortHandle};
 use futures_util::FutureExt;
 use thiserror::Error;
 
-use super::broker::{ActorFailed, Broker, Consumed, Deliver, PublishAll};
-use super::engine::EngineDeps;
+use super::deps::EngineDeps;
 use crate::events::{CorrelationId, Envelope, EventKind, Payload, TriggeredBy};
 
 /// A failure that should restart the actor (state is suspect), as opposed to a business
@@ -30,6 +29,52 @@ use crate::events::{CorrelationId, Envelope, EventKind, Payload, TriggeredBy};
 #[error("{0}")]
 pub struct HandlerFault(pub String);
 
+/// How a handler actor reaches the broker: the three messages it sends, as recipients,
+/// so that supervision does not depend on the broker's type (the broker depends on it).
+#[derive(Clone)]
+pub struct BrokerLink {
+    pub publish: Recipient<PublishAll>,
+    pub consumed: Recipient<Consumed>,
+    pub failed: Recipient<ActorFailed>,
+}
+
+/// The events of one handler's reaction, published in order within one turn of the
+/// broker: one message per reaction rather than per event (execution reacts to a plan
+/// with an event per order and per fill).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PublishAll(pub Vec<Arc<Envelope>>);
+
+/// One event handed to a subscriber.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct Deliver {
+    pub seq: u64,
+    pub env: Arc<Envelope>,
+    /// Report [`Consumed`] after handling (the broker journals consumer marks).
+    pub mark: bool,
+}
+
+/// A subscriber handled `env` (after publishing what it produced): the broker journals
+/// the mark with those events, so a redelivered or replayed copy is skipped.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Consumed {
+    pub consumer: &'static str,
+    pub env: Arc<Envelope>,
+}
+
+/// A subscriber incarnation failed while handling `seq` (if known).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ActorFailed {
+    pub slot: usize,
+    pub incarnation: u32,
+    pub seq: Option<u64>,
+    pub error: String,
+}
+
+/// Lift a halt (`alchemiser resume`, `run --resume`): publishes `trading.resumed.v1`.
 /// One payload a handler publishes, and what caused it: the handled event, or an
 /// earlier output of the same reaction (so `submitted → filled` chains stay visible).
 #[derive(Clone, Debug, PartialEq)]
@@ -249,7 +294,7 @@ impl SubscriberProgress {
 pub struct HandlerActor {
     name: &'static str,
     handler: Box<dyn EventHandler>,
-    broker: Addr<Broker>,
+    broker: BrokerLink,
     slot: usize,
     incarnation: u32,
     progress: Arc<SubscriberProgress>,
@@ -269,7 +314,7 @@ impl HandlerActor {
     pub(crate) fn new(
         name: &'static str,
         handler: Box<dyn EventHandler>,
-        broker: Addr<Broker>,
+        broker: BrokerLink,
         slot: usize,
         incarnation: u32,
         progress: Arc<SubscriberProgress>,
@@ -314,10 +359,10 @@ impl HandlerActor {
             published.push(env);
         }
         if !published.is_empty() {
-            self.broker.do_send(PublishAll(published));
+            self.broker.publish.do_send(PublishAll(published));
         }
         if delivery.mark {
-            self.broker.do_send(Consumed {
+            self.broker.consumed.do_send(Consumed {
                 consumer: self.name,
                 env: delivery.env.clone(),
             });
@@ -348,7 +393,7 @@ impl HandlerActor {
     fn fault(&mut self, seq: u64, error: String, ctx: &mut Context<Self>) {
         tracing::error!(actor = self.name, seq, error = %error, "handler failed; restarting");
         self.faulted = true;
-        self.broker.do_send(ActorFailed {
+        self.broker.failed.do_send(ActorFailed {
             slot: self.slot,
             incarnation: self.incarnation,
             seq: Some(seq),
@@ -371,7 +416,7 @@ impl Drop for HandlerActor {
     /// failure too; during system shutdown the broker is gone and this is a no-op.
     fn drop(&mut self) {
         if !self.faulted && !self.stopped_cleanly {
-            self.broker.do_send(ActorFailed {
+            self.broker.failed.do_send(ActorFailed {
                 slot: self.slot,
                 incarnation: self.incarnation,
                 seq: None,

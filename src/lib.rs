@@ -28,6 +28,7 @@ pub mod supervision;
 pub mod venue;
 pub mod wire_name;
 pub mod workflow;
+pub mod workflow_lifecycle;
 pub mod workflow_roots;
 
 #[path = "../actors/mod.rs"]

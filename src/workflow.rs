@@ -101,7 +101,7 @@ impl WorkflowStage {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
-#[error("event `{event}` is not allowed in workflow stage {from:?}")]
+#[error("event `{event}` is not allowed in workflow stage {from}")]
 pub struct TransitionError {
     pub from: WorkflowStage,
     pub event: EventKind,

@@ -127,3 +127,128 @@ fn the_core_has_no_actor_runtime() {
     }
     assert!(found.is_empty(), "actix in the core:\n{}", found.join("\n"));
 }
+
+/// Layers of `actors/`, lowest first: a module imports only from lower layers, so the
+/// arrows point one way (drivers → engine wiring → broker and supervision → deps and
+/// the core). A module's own submodules (`drill/`) are its own business.
+const ACTOR_LAYERS: &[&[&str]] = &[
+    &["deps"],
+    &["supervision"],
+    &[
+        "broker",
+        "strategy",
+        "portfolio",
+        "execution",
+        "reconciliation",
+        "recovery",
+    ],
+    &["engine"],
+    &["control", "observe", "backtest"],
+    &["replay", "drill"],
+    &["cli"],
+];
+
+fn layer_of(module: &str) -> Option<usize> {
+    ACTOR_LAYERS.iter().position(|l| l.contains(&module))
+}
+
+/// The `actors/` modules a line of `actors/<module>/...` imports.
+fn actor_imports(line: &str, own_submodules: bool) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut take = |rest: &str| {
+        let rest = rest.trim_start_matches('{');
+        for part in rest.split([',', '{', '}', ' ', ':', ';']) {
+            let name = part.trim();
+            if layer_of(name).is_some() {
+                found.push(name.to_string());
+                break;
+            }
+        }
+    };
+    for prefix in ["crate::actors::", "alchemiser::actors::", "super::super::"] {
+        for (i, _) in line.match_indices(prefix) {
+            take(&line[i + prefix.len()..]);
+        }
+    }
+    if !own_submodules {
+        for (i, _) in line.match_indices("super::") {
+            if !line[..i].ends_with("super::") && !line[i..].starts_with("super::super::") {
+                take(&line[i + "super::".len()..]);
+            }
+        }
+    }
+    // `use crate::actors::{execution, portfolio}` names several.
+    if let Some(i) = line.find("crate::actors::{") {
+        let group = &line[i + "crate::actors::{".len()..];
+        let group = group.split('}').next().unwrap_or("");
+        found.extend(
+            group
+                .split(',')
+                .map(str::trim)
+                .filter(|m| layer_of(m).is_some())
+                .map(String::from),
+        );
+    }
+    found.sort();
+    found.dedup();
+    found
+}
+
+#[test]
+fn actor_modules_import_only_lower_layers() {
+    let mut found = Vec::new();
+    let mut files = Vec::new();
+    rust_files(&root().join("actors"), &mut files);
+    for file in files {
+        let rel = file.strip_prefix(root().join("actors")).unwrap();
+        let module = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy()
+            .trim_end_matches(".rs")
+            .to_string();
+        if module == "mod" {
+            continue;
+        }
+        let Some(layer) = layer_of(&module) else {
+            found.push(format!("actors/{module} has no layer in ACTOR_LAYERS"));
+            continue;
+        };
+        let nested = rel.components().count() > 1;
+        for (line_no, line) in code(&file) {
+            for to in actor_imports(&line, nested) {
+                let ok = to == module || layer_of(&to).is_some_and(|l| l < layer);
+                if !ok {
+                    found.push(format!(
+                        "{}:{line_no}: {module} imports {to}: {line}",
+                        file.display()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "imports against the layers:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_layer_rule_catches_an_upward_import() {
+    assert_eq!(
+        actor_imports("use super::broker::Broker;", false),
+        ["broker"]
+    );
+    assert_eq!(
+        actor_imports("use super::super::engine::EngineDeps;", true),
+        ["engine"]
+    );
+    assert!(actor_imports("use super::rig::Rig;", true).is_empty());
+    assert_eq!(
+        actor_imports("use crate::actors::{execution, portfolio};", false),
+        ["execution", "portfolio"]
+    );
+}
