@@ -33,7 +33,7 @@ use crate::events::{
     HaltReason, Payload, TradingHalted, TradingResumed, TriggeredBy, WorkflowCompleted,
     WorkflowFailed, WorkflowStarted,
 };
-use crate::journal::writer::JournalWriter;
+use crate::journal::group_commit::{Flushed, GroupCommit};
 use crate::journal::{ConsumerMark, Journal};
 use crate::metrics::metrics;
 use crate::supervision::{RestartDecision, RestartHistory, RestartPolicy};
@@ -273,15 +273,9 @@ pub struct Broker {
     waiters: HashMap<CorrelationId, Vec<oneshot::Sender<WorkflowSummary>>>,
     observers: Vec<Recipient<Observed>>,
     taps: Vec<EventTap>,
-    /// The durable log, read at start (unfinished workflows), then handed to `writer`.
-    journal: Option<Journal>,
-    /// With it, events are dispatched only once journaled.
-    writer: Option<JournalWriter>,
-    /// Batches handed to the writer, awaiting their commit, oldest first.
-    committing: VecDeque<Vec<(u64, Arc<Envelope>, Recorded)>>,
-    /// Accepted this turn, waiting for the group commit.
-    unflushed: Vec<(u64, Arc<Envelope>, Recorded)>,
-    journal_failure: Option<String>,
+    /// The journal (read at start for unfinished workflows) and the group commit:
+    /// with a journal, events are dispatched only once committed.
+    commit: GroupCommit,
     publish_depth: u32,
     /// Whether each accepted event is logged at debug level, read once at start: the
     /// per-event level check showed at 3–4% of a backtest's main thread in perf, and
@@ -289,7 +283,6 @@ pub struct Broker {
     log_events: bool,
     /// Consumer marks of open workflows: (consumer, event type, payload hash).
     marks: HashMap<CorrelationId, HashSet<(String, EventKind, String)>>,
-    pending_marks: Vec<ConsumerMark>,
     skipped_duplicates: u64,
     /// Workflow → the workflow its failure or reconciliation started.
     successors: HashMap<CorrelationId, CorrelationId>,
@@ -352,21 +345,16 @@ impl Broker {
                 waiters: HashMap::new(),
                 observers: Vec::new(),
                 taps: Vec::new(),
-                journal,
-                writer: None,
-                committing: VecDeque::new(),
-                unflushed: Vec::new(),
-                journal_failure: None,
+                commit: GroupCommit::new(journal),
                 publish_depth: 0,
                 log_events: tracing::enabled!(tracing::Level::DEBUG),
                 marks: HashMap::new(),
-                pending_marks: Vec::new(),
                 skipped_duplicates: 0,
                 successors: HashMap::new(),
                 final_failures: HashSet::new(),
             };
             // A halt survives restarts: only `resume` lifts it.
-            match broker.journal.as_ref().map(Journal::halt_in_force) {
+            match broker.commit.journal().map(Journal::halt_in_force) {
                 Some(Ok(Some(h))) => {
                     tracing::warn!(reason = %h.reason, detail = %h.detail, "the journal ends halted: trading stays halted until resumed");
                     broker.halted = Some(h);
@@ -383,15 +371,9 @@ impl Broker {
             broker.recover_unfinished(ctx);
             // A file journal gets its own writer thread (commits overlap the broker's work);
             // an in-memory one (backtests) stays inline, where a commit costs no thread hop.
-            if let Some(journal) = broker.journal.take_if(|j| j.is_durable()) {
-                match JournalWriter::spawn(journal) {
-                    Ok(w) => broker.writer = Some(w),
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot start the journal writer: halting");
-                        broker.journal_failure = Some(e.to_string());
-                        broker.deps.gate.halt();
-                    }
-                }
+            if let Err(e) = broker.commit.start_writer() {
+                tracing::error!(error = %e, "cannot start the journal writer: halting");
+                broker.deps.gate.halt();
             }
             broker
         })
@@ -401,7 +383,9 @@ impl Broker {
     /// are restored, then each one's last event is handed to its consumers again, or the
     /// workflow is failed, per `recovery.resume`.
     fn recover_unfinished(&mut self, ctx: &mut Context<Self>) {
-        let Some(journal) = &self.journal else { return };
+        let Some(journal) = self.commit.journal() else {
+            return;
+        };
         let open = match journal.open_workflows() {
             Ok(o) => o,
             Err(e) => {
@@ -502,8 +486,7 @@ impl Broker {
         );
         let addr = actor.start();
         slot.trim_acked();
-        let mark = self.writer.as_ref().is_some_and(JournalWriter::is_durable)
-            || self.journal.as_ref().is_some_and(Journal::is_durable);
+        let mark = self.commit.is_durable();
         for d in slot.inflight.iter_mut() {
             addr.do_send(Deliver {
                 seq: d.seq,
@@ -532,14 +515,9 @@ impl Broker {
         self.publish_depth += 1;
         let result = self.accept(env, ctx);
         self.publish_depth -= 1;
-        if self.publish_depth == 0 && !self.journaled() {
-            let mut accepted = std::mem::take(&mut self.unflushed);
-            for (seq, env, recorded) in accepted.drain(..) {
+        if self.publish_depth == 0 && !self.commit.is_journaled() {
+            for (seq, env, recorded) in self.commit.take_unjournaled() {
                 self.dispatch(seq, env, recorded);
-            }
-            // The emptied buffer serves the next publish (one allocation less per event).
-            if self.unflushed.is_empty() {
-                self.unflushed = accepted;
             }
         }
         result
@@ -580,14 +558,15 @@ impl Broker {
         for consequence in consequences(&env, recorded.stage) {
             self.apply(consequence, &env, ctx);
         }
-        if self.journaled() && self.unflushed.is_empty() && self.pending_marks.is_empty() {
+        if self.commit.is_journaled() && self.commit.is_idle() {
             // Behind every message already queued: the whole turn commits together.
             ctx.notify(FlushJournal);
         }
-        // Events made while accepting this one have later seqs: keep the order.
-        let at = self.unflushed.partition_point(|(s, _, _)| *s < seq);
-        self.unflushed.insert(at, (seq, env, recorded));
-        if self.unflushed.len() >= MAX_BATCH && self.publish_depth == 1 && self.writer.is_some() {
+        self.commit.push((seq, env, recorded));
+        if self.commit.pending() >= MAX_BATCH
+            && self.publish_depth == 1
+            && self.commit.is_threaded()
+        {
             // A long turn commits in slices: the writer works on one while more arrive.
             self.flush_journal(ctx);
         }
@@ -653,9 +632,7 @@ impl Broker {
         // Marks serve resuming unfinished workflows only: an event outside an open
         // workflow (a standalone chain, a closed workflow) is never replayed, so its
         // consumers need not report back.
-        let mark = (self.writer.as_ref().is_some_and(JournalWriter::is_durable)
-            || self.journal.as_ref().is_some_and(Journal::is_durable))
-            && recorded.stage.is_some_and(|s| !s.is_terminal());
+        let mark = self.commit.is_durable() && recorded.stage.is_some_and(|s| !s.is_terminal());
         let marked = self
             .marks
             .get(&env.correlation_id)
@@ -730,56 +707,20 @@ impl Broker {
         }
     }
 
-    /// Whether events go through the journal before dispatch.
-    fn journaled(&self) -> bool {
-        self.writer.is_some() || self.journal.is_some()
-    }
-
-    /// The group commit: everything accepted this turn goes to the writer as one
-    /// transaction and is dispatched when [`Committed`] confirms it.
+    /// The group commit: everything accepted this turn is journaled as one transaction
+    /// and dispatched once it is on record.
     fn flush_journal(&mut self, ctx: &mut Context<Self>) {
-        let batch = std::mem::take(&mut self.unflushed);
-        let marks = std::mem::take(&mut self.pending_marks);
-        if let Some(journal) = self.journal.as_mut() {
-            let entries: Vec<(u64, &Envelope)> = batch
-                .iter()
-                .map(|(seq, env, _)| (*seq, env.as_ref()))
-                .collect();
-            let result = journal.append(&entries, &marks).map_err(|e| e.to_string());
-            self.committing.push_back(batch);
-            self.committed(result);
-            return;
-        }
-        let Some(writer) = &self.writer else {
-            return;
-        };
-        // Serialised here, inserted there: the two threads share the work.
-        let mut events = Vec::with_capacity(batch.len());
-        for (seq, env, _) in &batch {
-            match crate::journal::Serialized::of(*seq, env) {
-                Ok(z) => events.push((*seq, env.clone(), z)),
-                Err(e) => {
-                    self.journal_failed(e.to_string(), batch.len());
-                    return;
-                }
-            }
-        }
         let me = ctx.address();
-        let done: crate::journal::writer::Done =
-            Box::new(move |result| me.do_send(Committed(result)));
-        match writer.submit(events, marks, done) {
-            Ok(()) => self.committing.push_back(batch),
-            Err(e) => self.journal_failed(e, batch.len()),
-        }
+        let flushed = self
+            .commit
+            .flush(move |result| me.do_send(Committed(result)));
+        self.on_flushed(flushed);
     }
 
-    /// A batch is on disk (or failed): dispatch it, or halt without dispatching.
-    fn committed(&mut self, result: Result<(), String>) {
-        let Some(batch) = self.committing.pop_front() else {
-            return;
-        };
-        match result {
-            Ok(()) if self.journal_failure.is_none() => {
+    fn on_flushed(&mut self, flushed: Flushed) {
+        match flushed {
+            Flushed::Nothing => {}
+            Flushed::Committed(batch) => {
                 for (_, env, _) in &batch {
                     crate::drill::crash_point(env.event_type());
                 }
@@ -787,8 +728,7 @@ impl Broker {
                     self.dispatch(seq, env, recorded);
                 }
             }
-            Ok(()) => {}
-            Err(e) => self.journal_failed(e, batch.len()),
+            Flushed::Failed { error, events } => self.journal_failed(error, events),
         }
     }
 
@@ -796,7 +736,6 @@ impl Broker {
     /// and trading halts.
     fn journal_failed(&mut self, error: String, events: usize) {
         tracing::error!(%error, events, "journal write failed: halting, nothing dispatched");
-        self.journal_failure = Some(error.clone());
         self.deps.gate.halt();
         if self.halted.is_none() {
             self.halted = Some(TradingHalted {
@@ -1011,7 +950,7 @@ impl Broker {
             actors,
             dead_letters: self.dead_letters.clone(),
             halted: self.halted.clone(),
-            journal_failure: self.journal_failure.clone(),
+            journal_failure: self.commit.failure().map(str::to_string),
             skipped_duplicates: self.skipped_duplicates,
             chains_in_memory: self.log.chains_in_memory(),
             events_in_memory: self.log.events_in_memory(),
@@ -1040,7 +979,7 @@ impl Handler<Consumed> for Broker {
             .log
             .stage(&msg.env.correlation_id)
             .is_some_and(|s| !s.is_terminal());
-        if !self.journaled() || !open {
+        if !self.commit.is_journaled() || !open {
             return;
         }
         let payload_hash = msg.env.payload_hash();
@@ -1052,10 +991,10 @@ impl Handler<Consumed> for Broker {
                 msg.env.kind(),
                 payload_hash.clone(),
             ));
-        if self.unflushed.is_empty() && self.pending_marks.is_empty() {
+        if self.commit.is_idle() {
             ctx.notify(FlushJournal);
         }
-        self.pending_marks.push(ConsumerMark {
+        self.commit.mark(ConsumerMark {
             consumer: msg.consumer.to_string(),
             event_type: msg.env.event_type().to_string(),
             correlation_id: msg.env.correlation_id,
@@ -1082,7 +1021,8 @@ impl Handler<Committed> for Broker {
     type Result = ();
 
     fn handle(&mut self, msg: Committed, _ctx: &mut Self::Context) {
-        self.committed(msg.0);
+        let flushed = self.commit.committed(msg.0);
+        self.on_flushed(flushed);
     }
 }
 
@@ -1198,11 +1138,7 @@ impl Handler<AwaitWorkflow> for Broker {
 
     fn handle(&mut self, msg: AwaitWorkflow, _ctx: &mut Self::Context) -> Self::Result {
         let summary = self.log.workflow(&msg.0, Instant::now());
-        let committing = self
-            .unflushed
-            .iter()
-            .chain(self.committing.iter().flatten())
-            .any(|(_, e, _)| e.correlation_id == msg.0);
+        let committing = self.commit.holds(&msg.0);
         match summary {
             Some(s) if s.stage.is_terminal() && !committing => Box::pin(async move { Some(s) }),
             Some(_) => {

@@ -21,6 +21,7 @@
 //! - The last sequence number and chain hash are also kept beside the file (`head`), so
 //!   that a lost tail is found; one engine writes a journal at a time (`lock`).
 
+pub mod group_commit;
 pub mod head;
 pub mod lock;
 pub mod outbox;
