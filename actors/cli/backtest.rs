@@ -1,0 +1,143 @@
+//! `alchemiser backtest`: history replayed through the actors, the files written.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+
+use crate::journal::lock::JournalLock;
+use crate::journal::Journal;
+
+use super::{load_book, load_config};
+
+pub(super) fn backtest(
+    config: Option<PathBuf>,
+    from: NaiveDate,
+    to: NaiveDate,
+    data: Option<PathBuf>,
+    out: PathBuf,
+    journal_path: Option<PathBuf>,
+) -> ExitCode {
+    let config = match load_config(config.as_ref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let book = match load_book(&config, data.as_ref()) {
+        Ok(b) => Arc::new(b),
+        Err(code) => return code,
+    };
+    if out.exists() && !out.is_dir() {
+        eprintln!(
+            "error: --out {} is a file: the backtest writes a folder of files",
+            out.display()
+        );
+        return ExitCode::from(2);
+    }
+    let sessions = match super::super::backtest::sessions(&book, from, to) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (dates, warm_up) = match super::super::backtest::after_warm_up(&book, &sessions) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if warm_up > 0 {
+        eprintln!(
+            "warm-up: the strategies first evaluate on {}; trading starts then ({warm_up} sessions from {} skipped)",
+            dates[0], sessions[0]
+        );
+    }
+    let dates = dates.to_vec();
+    let bar = indicatif::ProgressBar::new(dates.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} sessions  {elapsed} (eta {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let system = actix::System::new();
+    let progress = bar.clone();
+    let mut _lock = None;
+    let journal = match &journal_path {
+        Some(p) => match JournalLock::acquire(p) {
+            Ok(lock) => {
+                _lock = Some(lock);
+                Journal::open(p, config.journal.sync)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => Journal::in_memory(),
+    };
+    let journal = match journal {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let (Some(p), true) = (&journal_path, journal.last_seq() > 0) {
+        eprintln!(
+            "error: journal {} already holds {} events: a backtest writes a journal of its own (remove the file or name another)",
+            p.display(),
+            journal.last_seq()
+        );
+        return ExitCode::from(2);
+    }
+    let result = system.block_on(super::super::backtest::run_journaled(
+        config,
+        book,
+        &dates,
+        move |done, _| progress.set_position(done as u64),
+        journal,
+    ));
+    bar.finish_and_clear();
+    let mut record = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    record.warm_up_sessions = warm_up;
+    let Some(summary) = crate::backtest::summarize(&record) else {
+        eprintln!("error: the backtest produced no sessions");
+        return ExitCode::FAILURE;
+    };
+    match crate::backtest::report::write_all(&out, &record, &summary) {
+        Ok(files) => {
+            if let Ok(json) = serde_json::to_string_pretty(&summary) {
+                println!("{json}");
+            }
+            for f in files {
+                eprintln!("wrote {}", f.display());
+            }
+            for (date, why) in &record.failed_workflows {
+                eprintln!("warning: workflow of {date} failed: {why}");
+            }
+            let errors = &summary.strategy_errors;
+            if let (Some(first), Some(last), Some(reason)) =
+                (errors.first_day, errors.last_day, &errors.reason)
+            {
+                eprintln!(
+                    "warning: {} strategy evaluation errors from {first} to {last}; the first: {reason}",
+                    errors.count
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

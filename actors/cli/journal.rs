@@ -1,0 +1,187 @@
+//! `status`, `journal verify`, `journal replay` and `trace`: what the journal says.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+
+use crate::events::CorrelationId;
+use crate::journal::Journal;
+
+use super::{load_config, Format};
+
+fn open_journal(config: Option<&PathBuf>, journal: Option<PathBuf>) -> Result<Journal, ExitCode> {
+    let path = match journal {
+        Some(p) => p,
+        None => {
+            let config = load_config(config)?;
+            config.resolve(&config.journal.path)
+        }
+    };
+    if !path.exists() {
+        eprintln!("error: no journal at {}", path.display());
+        return Err(ExitCode::from(2));
+    }
+    Journal::open(&path, crate::journal::SyncMode::Normal).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })
+}
+
+pub(super) fn status(
+    config: Option<PathBuf>,
+    journal: Option<PathBuf>,
+    limit: usize,
+    format: Format,
+) -> ExitCode {
+    let journal = match open_journal(config.as_ref(), journal) {
+        Ok(j) => j,
+        Err(code) => return code,
+    };
+    match crate::journal::status::view(&journal, limit) {
+        Ok(view) => {
+            match format {
+                Format::Table => print!(
+                    "{}{}",
+                    crate::journal::status::trading_line(&view.trading),
+                    crate::journal::status::table(&view.workflows)
+                ),
+                Format::Json => match serde_json::to_string_pretty(&view) {
+                    Ok(j) => println!("{j}"),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                },
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+pub(super) fn journal_verify(config: Option<PathBuf>, journal: Option<PathBuf>) -> ExitCode {
+    let journal = match open_journal(config.as_ref(), journal) {
+        Ok(j) => j,
+        Err(code) => return code,
+    };
+    match journal.verify() {
+        Ok(report) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).unwrap_or_default()
+            );
+            match report.first_broken {
+                None => ExitCode::SUCCESS,
+                Some((seq, why)) => {
+                    eprintln!("error: journal broken at seq {seq}: {why}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("error: journal unreadable: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The entries of one correlation, replayed into a fresh causation log.
+fn rebuild(
+    journal: &Journal,
+    id: &str,
+) -> Result<
+    (
+        CorrelationId,
+        crate::causation::CausationLog,
+        Vec<crate::journal::JournalEntry>,
+    ),
+    (ExitCode, String),
+> {
+    let bad_input = |message: String| (ExitCode::from(2), message);
+    let correlation: CorrelationId = id
+        .parse()
+        .map_err(|e| bad_input(format!("`{id}` is not a correlation id: {e}")))?;
+    let entries = journal
+        .correlation(&correlation)
+        .map_err(|e| bad_input(e.to_string()))?;
+    if entries.is_empty() {
+        return Err(bad_input(format!(
+            "no events for correlation {id} in the journal"
+        )));
+    }
+    let mut log = crate::causation::CausationLog::new(1);
+    let now = std::time::Instant::now();
+    for e in &entries {
+        log.record(&e.envelope, e.seq, || now)
+            .map_err(|r| (ExitCode::FAILURE, format!("seq {}: {r}", e.seq)))?;
+    }
+    Ok((correlation, log, entries))
+}
+
+pub(super) fn journal_replay(
+    config: Option<PathBuf>,
+    journal: Option<PathBuf>,
+    id: &str,
+) -> ExitCode {
+    let journal = match open_journal(config.as_ref(), journal) {
+        Ok(j) => j,
+        Err(code) => return code,
+    };
+    match rebuild(&journal, id) {
+        Ok((correlation, log, entries)) => {
+            let summary = log.workflow(&correlation, std::time::Instant::now());
+            let events: Vec<_> = entries
+                .iter()
+                .map(|e| serde_json::json!({"seq": e.seq, "event_type": e.envelope.event_type(), "source": e.envelope.source, "occurred_at": e.envelope.occurred_at}))
+                .collect();
+            let out = serde_json::json!({"correlation_id": correlation, "stage": summary.as_ref().map(|s| s.stage), "status": summary.as_ref().map(|s| s.status), "orders_placed": summary.as_ref().map(|s| s.orders_placed), "failure": summary.and_then(|s| s.failure), "events": events});
+            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Err((code, e)) => {
+            eprintln!("error: {e}");
+            code
+        }
+    }
+}
+
+pub(super) fn trace(config: Option<PathBuf>, journal: Option<PathBuf>, id: &str) -> ExitCode {
+    let journal = match open_journal(config.as_ref(), journal) {
+        Ok(j) => j,
+        Err(code) => return code,
+    };
+    let (correlation, log) = match rebuild(&journal, id) {
+        Ok((c, l, _)) => (c, l),
+        Err((code, e)) => {
+            eprintln!("error: {e}");
+            return code;
+        }
+    };
+    let Some(tree) = log.tree(&correlation) else {
+        eprintln!("error: no causation tree for {id}");
+        return ExitCode::FAILURE;
+    };
+    fn print(node: &crate::causation::TreeNode, depth: usize, out: &mut String) {
+        out.push_str(&format!(
+            "{:>6}  {}{}  [{}]  {}\n",
+            node.seq,
+            "  ".repeat(depth),
+            node.event_type,
+            node.source,
+            node.occurred_at.format("%Y-%m-%d %H:%M:%S%.3f")
+        ));
+        for child in &node.children {
+            print(child, depth + 1, out);
+        }
+    }
+    let stage = tree
+        .stage
+        .map_or_else(|| "standalone chain".to_string(), |s| s.to_string());
+    let mut out = format!("workflow {correlation} ({stage})\n");
+    print(&tree.root, 0, &mut out);
+    print!("{out}");
+    ExitCode::SUCCESS
+}

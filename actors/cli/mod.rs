@@ -1,0 +1,309 @@
+//! The `alchemiser` command line: the arguments, and one module per subcommand.
+
+mod backtest;
+mod control;
+mod drill;
+mod journal;
+mod run;
+mod signals;
+
+pub use run::check_live;
+pub use signals::signal_table;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use chrono::NaiveDate;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{Config, LogFormat};
+use crate::strategy::book::StrategyBook;
+
+#[derive(Parser)]
+#[command(
+    name = "alchemiser",
+    version,
+    about = "A supervised-actor trading engine for US ETFs"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Json,
+    Table,
+}
+
+#[derive(Subcommand)]
+enum JournalCommand {
+    /// Check the hash chain, sequence and causation links; exits 1 at the first break.
+    Verify {
+        /// Journal file (default: the config's journal.path).
+        #[arg(long)]
+        journal: Option<PathBuf>,
+        /// Configuration file (default: the embedded config.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Rebuild one workflow's state from the journal and print it.
+    Replay {
+        /// The workflow's correlation id (as `status` lists it).
+        #[arg(long)]
+        correlation: String,
+        /// Journal file (default: the config's journal.path).
+        #[arg(long)]
+        journal: Option<PathBuf>,
+        /// Configuration file (default: the embedded config.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the engine: the daily workflow at `schedule.time` New York on trading days until
+    /// SIGINT/SIGTERM (or just one, now, with --once).
+    Run {
+        /// Configuration file; the embedded defaults (the repository's config.toml) if absent.
+        /// Configuration file (default: the embedded config.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Run a single workflow, print its report as JSON and exit (non-zero unless it completed).
+        #[arg(long)]
+        once: bool,
+        /// The trading day to run as of (default: the last day of the market data on the
+        /// simulated venue; today in New York on Alpaca).
+        #[arg(long)]
+        as_of: Option<NaiveDate>,
+        /// Trade real money: needs `engine.mode = "live"` in the config as well.
+        #[arg(long)]
+        live: bool,
+        /// Lift a halt the journal ends with (after the start-up reconciliation).
+        #[arg(long)]
+        resume: bool,
+        /// With --once: keep serving /metrics this many seconds after the report, so a
+        /// scraper collects the final counters.
+        #[arg(long, default_value_t = 0)]
+        linger: u64,
+    },
+    /// Halt trading: a running engine halts within a second (no new workflows, no new
+    /// orders); a stopped one starts halted. Lifted only by `resume` or `run --resume`.
+    Halt {
+        /// Configuration file (default: the embedded config.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Why, for the journal and the logs.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Recent workflows from the journal: status, duration, orders, restarts, dead letters.
+    Status {
+        /// Journal file (default: the config's journal.path).
+        #[arg(long)]
+        journal: Option<PathBuf>,
+        /// Configuration file (default: the embedded config.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// How many of the latest workflows.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// `table` for a terminal, `json` for machines.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Run a recovery drill (or `all`): inject a fault for real and check that the engine
+    /// recovers with no duplicate order and no lost event. One JSON report per line;
+    /// exits 1 if any drill failed.
+    Drill {
+        #[arg(help = super::drill::SCENARIO_HELP)]
+        scenario: String,
+        /// Seed of the random choices (which actor, which event, which fault).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Runs of the scenario (each with its own derived seed); for `soak`, trading days.
+        #[arg(long, default_value_t = 1)]
+        iterations: u32,
+    },
+    /// Lift a halt of a running engine (a stopped one resumes at its next start).
+    Resume {
+        /// Configuration file (default: the embedded config.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Replay history day by day through the actors on the simulated venue; write
+    /// summary.json, equity.csv, orders.csv and equity.svg.
+    Backtest {
+        /// Configuration file (default: the embedded config.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// First day (YYYY-MM-DD); trading starts when every strategy can evaluate.
+        #[arg(long)]
+        from: NaiveDate,
+        /// Last day (YYYY-MM-DD), included.
+        #[arg(long)]
+        to: NaiveDate,
+        /// Market data folder (LEAN or plain CSV, detected) instead of the configured one.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Where the files go.
+        #[arg(long, default_value = "out/backtest")]
+        out: PathBuf,
+        /// Journal every event to this SQLite file (default: an in-memory journal).
+        /// Journal file (default: the config's journal.path).
+        #[arg(long)]
+        journal: Option<PathBuf>,
+    },
+    /// The durable journal: verify it, or rebuild a workflow from it.
+    Journal {
+        #[command(subcommand)]
+        command: JournalCommand,
+    },
+    /// The causation tree of one workflow, from the journal.
+    Trace {
+        /// The workflow's correlation id (as `status` lists it).
+        correlation_id: String,
+        /// Journal file (default: the config's journal.path).
+        #[arg(long)]
+        journal: Option<PathBuf>,
+        /// Configuration file (default: the embedded config.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Print the consolidated target weights and each strategy's detail for one day.
+    Signals {
+        /// Configuration file (default: the embedded config.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The trading session to evaluate as of (YYYY-MM-DD): its close is the last bar used.
+        #[arg(long)]
+        as_of: NaiveDate,
+        /// Market data folder (LEAN or plain CSV, detected) instead of the configured one.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// `json` (the stable contract) or `table` for a terminal.
+        #[arg(long, value_enum, default_value = "json")]
+        format: Format,
+    },
+}
+
+impl Command {
+    fn config_path(&self) -> Option<&PathBuf> {
+        match self {
+            Command::Run { config, .. }
+            | Command::Halt { config, .. }
+            | Command::Resume { config }
+            | Command::Backtest { config, .. }
+            | Command::Trace { config, .. }
+            | Command::Status { config, .. }
+            | Command::Signals { config, .. } => config.as_ref(),
+            Command::Journal { command } => match command {
+                JournalCommand::Verify { config, .. } | JournalCommand::Replay { config, .. } => {
+                    config.as_ref()
+                }
+            },
+            Command::Drill { .. } => None,
+        }
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.command.config_path());
+    match cli.command {
+        Command::Run {
+            config,
+            once,
+            as_of,
+            live,
+            resume,
+            linger,
+        } => run::run(config, once, as_of, live, resume, linger),
+        Command::Halt { config, reason } => control::control_request(config, Some(reason)),
+        Command::Resume { config } => control::control_request(config, None),
+        Command::Drill {
+            scenario,
+            seed,
+            iterations,
+        } => drill::drill(&scenario, seed, iterations),
+        Command::Status {
+            journal,
+            config,
+            limit,
+            format,
+        } => journal::status(config, journal, limit, format),
+        Command::Signals {
+            config,
+            as_of,
+            data,
+            format,
+        } => signals::signals(config, as_of, data, format),
+        Command::Backtest {
+            config,
+            from,
+            to,
+            data,
+            out,
+            journal,
+        } => backtest::backtest(config, from, to, data, out, journal),
+        Command::Journal { command } => match command {
+            JournalCommand::Verify { journal, config } => journal::journal_verify(config, journal),
+            JournalCommand::Replay {
+                correlation,
+                journal,
+                config,
+            } => journal::journal_replay(config, journal, &correlation),
+        },
+        Command::Trace {
+            correlation_id,
+            journal,
+            config,
+        } => journal::trace(config, journal, &correlation_id),
+    }
+}
+
+/// Logs to stderr in `log.format` (read from the command's config when it has one;
+/// a config that does not load is reported by the command itself).
+fn init_tracing(config: Option<&PathBuf>) {
+    let format = Config::load_or_default(config).map_or(LogFormat::Auto, |c| c.log.format);
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,alchemiser=info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let json = match format {
+        LogFormat::Json => true,
+        LogFormat::Pretty => false,
+        LogFormat::Auto => !terminal,
+    };
+    let _ = if json {
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init()
+    } else {
+        builder.with_ansi(terminal).try_init()
+    };
+}
+
+fn load_config(path: Option<&PathBuf>) -> Result<Config, ExitCode> {
+    Config::load_or_default(path).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn load_book(config: &Config, data: Option<&PathBuf>) -> Result<StrategyBook, ExitCode> {
+    StrategyBook::load(
+        &config.strategy,
+        &config.base_dir,
+        data.map(PathBuf::as_path),
+    )
+    .map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })
+}

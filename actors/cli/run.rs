@@ -1,0 +1,587 @@
+//! `alchemiser run`: the engine, once or on its schedule, on Alpaca or the simulated venue.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Addr;
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use super::super::broker::{Broker, BrokerStats, QueryStats, QueryTree, Resume, StartWorkflow};
+use super::super::control::{await_outcome, reconcile_now, ControlFiles};
+use super::super::engine::{self, EngineDeps};
+use super::super::observe;
+use crate::calendar::UsEquityCalendar;
+use crate::causation::{CausationTree, WorkflowSummary};
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::data::{Adjustment, BarSeries, MarketData, SharedMarket};
+use crate::domain::{RunMode, Symbol};
+use crate::events::{ReconciliationStatus, WorkflowStarted};
+use crate::journal::lock::JournalLock;
+use crate::journal::outbox::Outbox;
+use crate::journal::Journal;
+use crate::venue::alpaca::client::{
+    AlpacaClient, ClientSettings, Credentials, LIVE_TRADING_URL, PAPER_TRADING_URL,
+};
+use crate::venue::alpaca::{to_daily_bars, AlpacaVenue, FillWait};
+use crate::venue::metered::MeteredVenue;
+use crate::venue::sim::SimVenue;
+use crate::venue::{AccountSnapshot, Venue};
+
+use super::{load_book, load_config};
+
+#[derive(Serialize)]
+struct RunReport {
+    as_of: NaiveDate,
+    /// The last attempt: the workflow or the retry that decided the day.
+    workflow: Option<WorkflowSummary>,
+    /// Every attempt, the first workflow and recovery's retries, in order.
+    attempts: Vec<WorkflowSummary>,
+    account: Option<AccountSnapshot>,
+    causation_tree: Option<CausationTree>,
+    broker: BrokerStats,
+}
+
+/// Refuses live trading unless both the config and the flag ask for it.
+pub fn check_live(mode: RunMode, live_flag: bool) -> Result<(), String> {
+    match (mode == RunMode::Live, live_flag) {
+        (true, true) | (false, false) => Ok(()),
+        (true, false) => Err("engine.mode is \"live\" but --live was not given: refusing to trade real money".into()),
+        (false, true) => Err(format!(
+            "--live was given but engine.mode is \"{}\": set engine.mode = \"live\" in the config too", mode.as_str()
+        )),
+    }
+}
+
+/// The Alpaca venue when keys are in the environment.
+fn alpaca_venue(config: &Config) -> Result<Option<(Arc<AlpacaVenue>, String)>, String> {
+    let Some(credentials) = Credentials::from_env() else {
+        // Live means real money at Alpaca: never a quiet fall-back to the simulator.
+        if config.engine.mode == RunMode::Live {
+            return Err("engine.mode is \"live\" but APCA_API_KEY_ID and APCA_API_SECRET_KEY are not both set: refusing to run live on the simulated venue".into());
+        }
+        return Ok(None);
+    };
+    let a = &config.alpaca;
+    let trading_url = if !a.trading_url.is_empty() {
+        a.trading_url.clone()
+    } else if config.engine.mode == RunMode::Live {
+        LIVE_TRADING_URL.to_string()
+    } else {
+        PAPER_TRADING_URL.to_string()
+    };
+    let settings = ClientSettings {
+        trading_url: trading_url.clone(),
+        data_url: a.data_url.clone(),
+        requests_per_minute: a.requests_per_minute,
+        timeout: Duration::from_secs(a.timeout_secs),
+        max_attempts: a.max_attempts,
+        ..ClientSettings::default()
+    };
+    let masked = credentials.masked_key_id();
+    let client = AlpacaClient::new(settings, credentials).map_err(|e| e.to_string())?;
+    Ok(Some((
+        Arc::new(AlpacaVenue::new(client, FillWait::default())),
+        format!("alpaca at {trading_url}, key {masked}"),
+    )))
+}
+
+pub(super) fn run(
+    config_path: Option<PathBuf>,
+    once: bool,
+    as_of: Option<NaiveDate>,
+    live: bool,
+    resume: bool,
+    linger: u64,
+) -> ExitCode {
+    let config = match load_config(config_path.as_ref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if let Err(e) = check_live(config.engine.mode, live) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    let book = match load_book(&config, None) {
+        Ok(b) => Arc::new(b),
+        Err(code) => return code,
+    };
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let strategies: Vec<String> = book.files.iter().map(|f| f.symphony.name.clone()).collect();
+    let mut sim_state: Option<(Arc<SimVenue>, PathBuf)> = None;
+    let mut live_bars: Option<LiveBars> = None;
+    let (venue, as_of): (Arc<dyn Venue>, NaiveDate) = match alpaca_venue(&config) {
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+        Ok(Some((alpaca, described))) => {
+            live_bars = Some(LiveBars {
+                client: alpaca.client().clone(),
+                market: SharedMarket::new(Default::default()),
+                symbols: book.symbols(),
+                adjustment: match config.strategy.adjustment {
+                    Adjustment::Raw => "raw",
+                    Adjustment::Adjusted => "all",
+                },
+                feed: config.alpaca.feed.clone(),
+            });
+            tracing::info!(venue = %described, mode = %config.engine.mode, strategies = %strategies.join(", "), "starting");
+            let today = clock
+                .now()
+                .with_timezone(&chrono_tz::America::New_York)
+                .date_naive();
+            let as_of = as_of.unwrap_or(today);
+            if once && !UsEquityCalendar::get().is_session(as_of) {
+                eprintln!(
+                    "error: --as-of {as_of}: not a US equity trading session ({}, a weekend or market holiday)",
+                    as_of.format("%A")
+                );
+                return ExitCode::from(2);
+            }
+            (alpaca, as_of)
+        }
+        Ok(None) => {
+            let as_of = as_of
+                .or_else(|| book.common_dates().last().copied())
+                .unwrap_or_else(|| clock.now().date_naive());
+            // A day the data does not have is bad input, not a failed workflow.
+            if let Err(e) = book.check_as_of(as_of) {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+            let mut sim = SimVenue::new(
+                config.venue.sim.initial_cash,
+                config.venue.sim.costs(),
+                Some(Arc::new(book.data.clone())),
+            );
+            sim.set_date(as_of);
+            let state_path = (!config.venue.sim.state_file.as_os_str().is_empty())
+                .then(|| config.resolve(&config.venue.sim.state_file));
+            if let Some(path) = &state_path {
+                match sim.restore(path) {
+                    Ok(true) => {
+                        tracing::info!(state = %path.display(), "simulated account restored")
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        eprintln!("error: cannot restore the simulated account: {e}");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            // Positions the strategies no longer reference are priced from the data
+            // folder too, so that the plan can sell them.
+            let held: Vec<Symbol> = sim.snapshot().positions.into_keys().collect();
+            match book.market_with_held(&held) {
+                Ok(market) => sim.set_market(Arc::new(market)),
+                Err(e) => {
+                    eprintln!("error: cannot price a held position: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+            let sim = Arc::new(sim);
+            if let Some(path) = state_path {
+                sim_state = Some((sim.clone(), path));
+            }
+            tracing::info!(venue = %format!("simulated, data {}", book.source.describe()), strategies = %strategies.join(", "), "starting (no APCA_API_KEY_ID/APCA_API_SECRET_KEY in the environment)");
+            (sim, as_of)
+        }
+    };
+    let mode = config.engine.mode;
+    let schedule = config.schedule.daily();
+    let grace = Duration::from_secs(config.engine.shutdown_grace_secs);
+    let on_alpaca = Credentials::from_env().is_some();
+    let journal_path = config.resolve(&config.journal.path);
+    // Held until the process ends: a second engine on this journal is refused.
+    let _lock = match JournalLock::acquire(&journal_path) {
+        Ok(lock) => lock,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let journal = match Journal::open(&journal_path, config.journal.sync) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match journal.lost_tail() {
+        Ok(None) => {}
+        Ok(Some(why)) => {
+            eprintln!(
+                "error: journal {}: {why}; refusing to start (restore the journal, or move it aside to start a new one)",
+                journal_path.display()
+            );
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    tracing::info!(journal = %journal_path.display(), last_seq = journal.last_seq(), "journal open");
+    let expected = match journal.expected_positions() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: cannot read the expected positions from the journal: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let resumable = journal.open_workflows().map_or(true, |w| !w.is_empty());
+    let bought_today = match journal.bought_on(as_of) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: cannot read today's purchases from the journal: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (outbox, resolver) = match (Outbox::open(&journal_path), Outbox::open(&journal_path)) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let control = ControlFiles::new(config.resolve(&config.engine.control_dir));
+    let metrics_config = config.metrics.clone();
+    let metered = Arc::new(MeteredVenue::new(venue));
+    let venue: Arc<dyn Venue> = metered.clone();
+    let patience = Duration::from_millis(config.recovery.backoff_cap_ms)
+        + Duration::from_secs(config.engine.handler_timeout_secs);
+    let mut deps = EngineDeps::new(config, clock.clone(), venue.clone(), book).with_outbox(outbox);
+    deps.deployed.seed(as_of, bought_today);
+    if let Some(live) = &live_bars {
+        deps = deps.with_market(live.market.clone());
+    }
+    let system = actix::System::new();
+    system.block_on(async move {
+                if let Err(e) = resolve_pending_intents(&resolver, venue.as_ref()).await {
+            eprintln!("error: cannot resolve order intents left by the last run: {e}");
+            return ExitCode::from(2);
+        }
+        // Workflows the last run left open resume as the broker starts, and their
+        // strategy evaluates on the live bars: fetch those first.
+        if let (Some(live), true) = (&live_bars, resumable) {
+            if let Err(e) = live.refresh(as_of).await {
+                tracing::error!(error = %e, "cannot fetch daily bars from Alpaca for the workflows to resume");
+            }
+        }
+        let broker = engine::start_journaled(engine::standard_registry(deps), Some(journal));
+        if metrics_config.enabled {
+            match metrics_config.listen.parse() {
+                Ok(listen) => match observe::serve(listen, broker.clone(), metered.clone()).await {
+                    Ok(bound) => tracing::info!(%bound, "metrics on http://{bound}/metrics, health on /healthz"),
+                    Err(e) => tracing::error!(listen = %listen, error = %e, "cannot serve metrics; running without them"),
+                },
+                Err(_) => tracing::error!(listen = %metrics_config.listen, "metrics.listen is not an address"),
+            }
+        }
+        // Never trade blind: the venue must be readable and agree with the journal.
+        match reconcile_now(&broker, &*clock, "startup", expected, as_of, patience).await {
+                        Ok((_, r)) if r.status == ReconciliationStatus::Failed => {
+                eprintln!(
+                    "error: start-up reconciliation could not read the venue: {}; not trading blind",
+                    r.detail.unwrap_or_default()
+                );
+                return ExitCode::from(2);
+            }
+                        Ok((_, r)) => {
+                tracing::info!(status = %r.status, positions = r.positions.len(), cash = %r.actual_cash.map_or_else(|| "unknown".to_string(), |c| c.to_string()), detail = r.detail.as_deref().unwrap_or(""), "start-up reconciliation")
+            }
+            Err(e) => {
+                eprintln!("error: start-up reconciliation: {e}; not trading blind");
+                return ExitCode::from(2);
+            }
+        }
+        control.apply(&broker).await;
+        if resume && broker.send(Resume { detail: "run --resume".into() }).await.unwrap_or(false) {
+            tracing::warn!("halt lifted by --resume");
+        }
+        control.clone().watch(broker.clone(), Duration::from_millis(500));
+        // Workflows left unfinished by the last run are settled before anything new starts.
+        if let Ok(stats) = broker.send(QueryStats).await {
+
+                        // Resumed ones run on; failed ones (`recovery.resume = "fail"`) go to recovery.
+            for w in stats.workflows.iter().filter(|w| w.status != crate::workflow::WorkflowStatus::Completed) {
+                tracing::info!(correlation_id = %w.correlation_id, stage = %w.stage, "waiting for a resumed workflow");
+                                match await_outcome(&broker, w.correlation_id, patience).await.ok().and_then(|a| a.last().cloned()) {
+                    Some(done) => tracing::info!(correlation_id = %done.correlation_id, status = %done.status, "resumed workflow ended"),
+                    None => tracing::warn!(correlation_id = %w.correlation_id, "resumed workflow did not report"),
+                }
+            }
+        }
+        if let Some(live) = &live_bars {
+            confirm_calendar(&live.client, clock.now().with_timezone(&chrono_tz::America::New_York).date_naive()).await;
+        }
+        let stopping = Arc::new(tokio::sync::Notify::new());
+                actix_rt::spawn(watch_signals(StopSignals::install(), stopping.clone()));
+        loop {
+            let day = if once {
+                as_of
+            } else {
+                let Some((day, at)) = schedule.next_run(clock.now(), UsEquityCalendar::get()) else {
+                    eprintln!("error: no trading session in the next two weeks");
+                    return ExitCode::FAILURE;
+                };
+                tracing::info!(%day, at = %at, "next workflow");
+                let wait = (at - clock.now()).to_std().unwrap_or_default();
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stopping.notified() => {
+                        tracing::info!("stopping: no workflow running");
+                        return ExitCode::SUCCESS;
+                    }
+                }
+                // Alpaca's clock has the last word on whether the market is open today.
+                if let Some(live) = &live_bars {
+                    match live.client.clock().await {
+                        Ok(c) if !c.is_open => {
+                            tracing::warn!(%day, "Alpaca's clock says the market is closed: skipping today");
+                            continue;
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "cannot read Alpaca's clock; going by the built-in calendar"),
+                    }
+                }
+                // On Alpaca the session is today; the simulated venue replays its data's day.
+                if on_alpaca { day } else { as_of }
+            };
+            if let Some(live) = &live_bars {
+                if let Err(e) = live.refresh(day).await {
+                    eprintln!("error: cannot fetch daily bars from Alpaca: {e}");
+                    if once {
+                        return ExitCode::FAILURE;
+                    }
+                    continue;
+                }
+            }
+                        let workflow = run_workflow(&broker, day, mode, patience);
+            tokio::pin!(workflow);
+            let mut stop_after = false;
+            let outcome = tokio::select! {
+                r = &mut workflow => r,
+                _ = stopping.notified() => {
+                    tracing::info!(grace_secs = grace.as_secs(), "stopping: letting the running workflow finish");
+                    stop_after = true;
+                    match tokio::time::timeout(grace, &mut workflow).await {
+                        Ok(r) => r,
+                        Err(_) => Err(format!("workflow still running after the {}s grace period", grace.as_secs())),
+                    }
+                }
+            };
+            let account = venue.account().await.ok();
+            if let Some((sim, path)) = &sim_state {
+                if let Err(e) = sim.save(path) {
+                    eprintln!("error: cannot save the simulated account to {}: {e}", path.display());
+                }
+            }
+                        let report = outcome.map(|(attempts, tree, stats)| RunReport {
+                as_of: day,
+                workflow: attempts.last().cloned(),
+                attempts,
+                account,
+                causation_tree: tree,
+                broker: stats,
+            });
+            let completed = report
+                .as_ref()
+                .ok()
+                .and_then(|r| r.workflow.as_ref())
+                .is_some_and(|w| w.status == crate::workflow::WorkflowStatus::Completed);
+            match report {
+                Ok(r) => match serde_json::to_string_pretty(&r) {
+                    Ok(json) => println!("{json}"),
+                    Err(e) => eprintln!("error: cannot print report: {e}"),
+                },
+                Err(e) => eprintln!("error: {e}"),
+            }
+                        if once {
+                if linger > 0 {
+                    tokio::time::sleep(Duration::from_secs(linger)).await;
+                }
+                return if completed { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+            }
+            if stop_after {
+                return ExitCode::SUCCESS;
+            }
+        }
+    })
+}
+
+/// Daily bars from Alpaca for the strategies' symbols, refreshed before each workflow.
+struct LiveBars {
+    client: Arc<AlpacaClient>,
+    market: SharedMarket,
+    symbols: Vec<Symbol>,
+    adjustment: &'static str,
+    feed: String,
+}
+
+impl LiveBars {
+    /// History for indicators: enough calendar days for 200+ sessions and RSI tails.
+    const HISTORY_DAYS: i64 = 500;
+
+    async fn refresh(&self, day: NaiveDate) -> Result<(), String> {
+        let start = day - chrono::Duration::days(Self::HISTORY_DAYS);
+        let bars = self
+            .client
+            .daily_bars(&self.symbols, start, day, self.adjustment, &self.feed)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut series = std::collections::BTreeMap::new();
+        for symbol in &self.symbols {
+            let raw = bars
+                .get(symbol.as_str())
+                .ok_or_else(|| format!("no bars for {symbol}"))?;
+            let daily = to_daily_bars(symbol, raw)?;
+            series.insert(
+                Symbol::from(symbol.as_str()),
+                Arc::new(BarSeries::new(symbol.as_str().into(), daily)),
+            );
+        }
+        tracing::info!(symbols = self.symbols.len(), %start, end = %day, "daily bars refreshed");
+        self.market.replace(MarketData { series });
+        Ok(())
+    }
+}
+
+/// Compares the built-in calendar with Alpaca's for the next 30 days and says where they
+/// differ (a holiday announced after the built-in list was made); the daily clock check
+/// then keeps the engine from trading on a day Alpaca says is closed.
+async fn confirm_calendar(client: &AlpacaClient, today: NaiveDate) {
+    let end = today + chrono::Duration::days(30);
+    match client.calendar(today, end).await {
+        Ok(days) => {
+            let alpaca: std::collections::BTreeSet<String> =
+                days.iter().map(|d| d.date.clone()).collect();
+            let ours: std::collections::BTreeSet<String> = UsEquityCalendar::get()
+                .sessions(today, end)
+                .iter()
+                .map(|d| d.to_string())
+                .collect();
+            let differ: Vec<&String> = alpaca.symmetric_difference(&ours).collect();
+            if differ.is_empty() {
+                tracing::info!(%today, %end, "calendar confirmed by Alpaca");
+            } else {
+                tracing::warn!(
+                    ?differ,
+                    "the built-in calendar and Alpaca's differ; Alpaca's clock decides each day"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read Alpaca's calendar"),
+    }
+}
+
+/// Intents the last run recorded but never saw answered (it stopped in between): adopted
+/// when the venue has the order, submitted with the same client order id when it does not.
+async fn resolve_pending_intents(outbox: &Outbox, venue: &dyn Venue) -> Result<(), String> {
+    for pending in outbox.pending().map_err(|e| e.to_string())? {
+        let id = pending.intent.client_order_id.clone();
+        let outcome = match venue
+            .order_by_client_id(&id)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            Some(order) => {
+                tracing::warn!(client_order_id = %id, status = order.status.as_str(), "adopted an order the last run sent");
+                format!("adopted: {}", order.status.as_str())
+            }
+            None => {
+                let order = venue
+                    .submit(&pending.intent)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                tracing::warn!(client_order_id = %id, status = order.status.as_str(), "submitted an order the last run intended");
+                format!("submitted at start: {}", order.status.as_str())
+            }
+        };
+        outbox.resolve(&id, &outcome).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// The streams of SIGINT and SIGTERM. Made before anything is announced: a handler is
+/// installed when its stream is made, and a signal that came earlier would kill the
+/// process instead of stopping it.
+struct StopSignals {
+    interrupt: Option<tokio::signal::unix::Signal>,
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn install() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        Self {
+            interrupt: signal(SignalKind::interrupt()).ok(),
+            terminate: signal(SignalKind::terminate()).ok(),
+        }
+    }
+
+    /// Waits for SIGINT or SIGTERM.
+    async fn next(&mut self) {
+        async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        }
+        tokio::select! {
+            _ = recv(&mut self.interrupt) => {}
+            _ = recv(&mut self.terminate) => {}
+        }
+    }
+}
+
+/// First SIGINT/SIGTERM: tell the loop to stop after the running workflow. Second: exit now.
+async fn watch_signals(mut signals: StopSignals, stopping: Arc<tokio::sync::Notify>) {
+    signals.next().await;
+    stopping.notify_one();
+    signals.next().await;
+    eprintln!("second signal: exiting now");
+    std::process::exit(130);
+}
+
+async fn run_workflow(
+    broker: &Addr<Broker>,
+    as_of: NaiveDate,
+    mode: crate::domain::RunMode,
+    patience: Duration,
+) -> Result<(Vec<WorkflowSummary>, Option<CausationTree>, BrokerStats), String> {
+    let unavailable = |e: actix::MailboxError| format!("broker unavailable: {e}");
+    let started = WorkflowStarted {
+        as_of,
+        mode,
+        trigger: "schedule".into(),
+        attempt: 0,
+    };
+    let correlation = broker
+        .send(StartWorkflow {
+            started,
+            triggered_by: None,
+            correlation_id: None,
+        })
+        .await
+        .map_err(unavailable)?
+                .map_err(|e| match e {
+            super::super::broker::PublishError::Halted(_) => format!(
+                "workflow not started: {e} (after looking into it: `alchemiser resume`, or `run --resume`)"
+            ),
+            _ => format!("workflow not started: {e}"),
+        })?;
+    let attempts = await_outcome(broker, correlation, patience)
+        .await
+        .map_err(unavailable)?;
+    let last = attempts.last().map_or(correlation, |a| a.correlation_id);
+    let tree = broker.send(QueryTree(last)).await.map_err(unavailable)?;
+    let stats = broker.send(QueryStats).await.map_err(unavailable)?;
+    Ok((attempts, tree, stats))
+}

@@ -1,0 +1,81 @@
+//! `alchemiser signals`: one day's targets and how each strategy decided them.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use chrono::NaiveDate;
+
+use crate::config::OnStrategyError;
+use crate::events::SignalGenerated;
+
+use super::{load_book, load_config, Format};
+
+pub(super) fn signals(
+    config: Option<PathBuf>,
+    as_of: NaiveDate,
+    data: Option<PathBuf>,
+    format: Format,
+) -> ExitCode {
+    let config = match load_config(config.as_ref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let mut book = match load_book(&config, data.as_ref()) {
+        Ok(b) => b,
+        Err(code) => return code,
+    };
+    book.on_error = OnStrategyError::Fail;
+    if let Err(e) = book.check_as_of(as_of) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    // The strategies cannot evaluate on this data (too little history for a window,
+    // a flat series): bad input, like a date the data lacks.
+    let signal = match book.evaluate(as_of) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match format {
+        Format::Json => match serde_json::to_string_pretty(&signal) {
+            Ok(json) => println!("{json}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        Format::Table => print!("{}", signal_table(&signal)),
+    }
+    ExitCode::SUCCESS
+}
+
+/// A terminal rendering of a signal.
+pub fn signal_table(signal: &SignalGenerated) -> String {
+    let mut out = format!(
+        "signal as of {}  ({})\n\n",
+        signal.as_of,
+        &signal.signal_hash[..16]
+    );
+    out.push_str(&format!("{:<10} {:>10}\n", "symbol", "weight"));
+    for (symbol, w) in &signal.target_weights {
+        out.push_str(&format!("{symbol:<10} {:>10}\n", w.to_string()));
+    }
+    if signal.target_weights.is_empty() {
+        out.push_str("(all cash)\n");
+    }
+    for s in &signal.strategies {
+        out.push_str(&format!("\n{} (file weight {})\n", s.name, s.file_weight));
+        if let Some(e) = &s.error {
+            out.push_str(&format!("  error: {e}\n"));
+        }
+        for (symbol, w) in &s.weights {
+            out.push_str(&format!("  {symbol:<10} {:>10}\n", w.to_string()));
+        }
+        for (label, v) in &s.indicators {
+            out.push_str(&format!("  {label:<36} {v}\n"));
+        }
+    }
+    out
+}
