@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-
 use crate::events::CorrelationId;
 use crate::journal::Journal;
 

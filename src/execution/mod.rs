@@ -1,6 +1,7 @@
 //! Execution core: from a rebalance plan to ordered order intents with deterministic
 //! client order ids, cash capping, and smart limit pricing (`smart_limit`).
 
+pub mod executor;
 pub mod smart_limit;
 
 use rust_decimal::Decimal;

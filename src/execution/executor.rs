@@ -1,0 +1,531 @@
+//! The execution of a rebalance plan over the [`Venue`] trait, testable without actors:
+//! snapshot the account, then place the orders (sells first, buys capped to the cash
+//! they can pay for, orders under $1 skipped, each approved by the risk limits and
+//! written to the outbox before it is sent; smart limit orders repegged, then sent to
+//! market), adopting orders an earlier handling of the same plan already placed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+
+use super::smart_limit::{check_quote, initial_limit, repeg, QuoteLimits};
+use super::{affordable_qty, client_order_id, order_intents, MIN_NOTIONAL};
+use crate::clock::Clock;
+use crate::domain::{OrderType, Side};
+use crate::events::{
+    FailureReason, OrderFilled, OrderIntent, OrderOutcome, OrderSettled, OrderSubmitted, Payload,
+    RebalancePlanned, WorkflowFailed,
+};
+use crate::halt::TradingGate;
+use crate::journal::outbox::Outbox;
+use crate::risk::{Approved, DeployedLedger, RiskLimits};
+use crate::venue::sim::SimCosts;
+use crate::venue::{Venue, VenueError, VenueOrder, VenueOrderStatus};
+use crate::workflow_roots::WorkflowRoots;
+
+/// The step's name in the failures it reports.
+pub const STEP: &str = "execution";
+
+/// One event to publish, and what caused it: the plan (`after: None`) or an earlier
+/// output (so `submitted → filled` chains stay visible).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Output {
+    pub payload: Payload,
+    pub after: Option<usize>,
+}
+
+impl Output {
+    pub fn now(payload: impl Into<Payload>) -> Self {
+        Self {
+            payload: payload.into(),
+            after: None,
+        }
+    }
+
+    pub fn after(index: usize, payload: impl Into<Payload>) -> Self {
+        Self {
+            payload: payload.into(),
+            after: Some(index),
+        }
+    }
+}
+
+type SharedOutbox = Arc<std::sync::Mutex<Outbox>>;
+
+fn failed(reason: FailureReason, detail: String) -> Output {
+    Output::now(WorkflowFailed {
+        step: STEP.to_string(),
+        reason,
+        detail,
+    })
+}
+
+/// A venue that refuses the credentials is fatal; anything else fails just this step.
+fn reason_of(e: &VenueError) -> FailureReason {
+    match e {
+        VenueError::Unauthorized(_) => FailureReason::Unauthorized,
+        _ => FailureReason::StepFailed,
+    }
+}
+
+fn skipped(intent: &OrderIntent, reason: String) -> OrderOutcome {
+    OrderOutcome {
+        client_order_id: intent.client_order_id.clone(),
+        symbol: intent.symbol.clone(),
+        side: intent.side,
+        requested_qty: intent.qty,
+        filled_qty: Decimal::ZERO,
+        avg_price: None,
+        status: "skipped".into(),
+        reason: Some(reason),
+    }
+}
+
+pub struct Executor {
+    pub venue: Arc<dyn Venue>,
+    pub gate: TradingGate,
+    pub costs: SimCosts,
+    pub qty_dp: u32,
+    pub smart: Option<SmartLimit>,
+    pub clock: Arc<dyn Clock>,
+    pub outbox: Option<SharedOutbox>,
+    pub risk: RiskLimits,
+    pub deployed: DeployedLedger,
+    pub roots: WorkflowRoots,
+}
+
+/// Settings of smart limit execution (`execution.order_type = "limit"`).
+#[derive(Clone)]
+pub struct SmartLimit {
+    pub fill_wait: Duration,
+    pub max_repegs: u32,
+    pub limits: QuoteLimits,
+}
+
+impl Executor {
+    /// One order to the venue, written to the outbox first and resolved there after.
+    async fn send(
+        &self,
+        correlation: crate::events::CorrelationId,
+        plan_hash: &str,
+        approved: &Approved,
+    ) -> Result<VenueOrder, VenueError> {
+        let order = approved.intent();
+        if let Some(outbox) = &self.outbox {
+            let recorded = outbox
+                .lock()
+                .map_err(|_| VenueError::Unavailable("outbox lock poisoned".into()))?
+                .intend(correlation, plan_hash, order);
+            if let Err(e) = recorded {
+                // Without the intent on disk the order must not be sent.
+                return Err(VenueError::Unavailable(format!(
+                    "cannot record the order intent: {e}"
+                )));
+            }
+            crate::drill::crash_point("outbox.intent");
+        }
+        let result = self.venue.submit(order).await;
+        if result.is_ok() {
+            // The venue has the order; nothing here knows it yet.
+            crate::drill::crash_point("venue.accepted");
+        }
+        if let (Some(outbox), Ok(o)) = (&self.outbox, &result) {
+            if let Ok(outbox) = outbox.lock() {
+                if let Err(e) = outbox.resolve(&order.client_order_id, o.status.as_str()) {
+                    tracing::warn!(client_order_id = %order.client_order_id, error = %e, "cannot record the order outcome");
+                }
+            }
+        }
+        result
+    }
+
+    /// Places one leg: a market order, or with smart execution a limit order walked
+    /// toward the far side `max_repegs` times, then canceled and sent to market for the
+    /// rest. Returns every venue order the leg used, with what was sent.
+    async fn place(
+        &self,
+        correlation: crate::events::CorrelationId,
+        plan_hash: &str,
+        approved: &Approved,
+    ) -> Result<Vec<(OrderIntent, VenueOrder)>, VenueError> {
+        let order = approved.intent();
+        let Some(smart) = &self.smart else {
+            return Ok(vec![(
+                order.clone(),
+                self.send(correlation, plan_hash, approved).await?,
+            )]);
+        };
+        let quote = match self.venue.quote(&order.symbol).await {
+            Ok(q) => q,
+            Err(e) => {
+                tracing::warn!(symbol = %order.symbol, error = %e, "no quote: sending a market order");
+                return Ok(vec![(
+                    order.clone(),
+                    self.send(correlation, plan_hash, approved).await?,
+                )]);
+            }
+        };
+        if let Err(problem) = check_quote(&quote, self.clock.now(), &smart.limits) {
+            tracing::warn!(symbol = %order.symbol, %problem, "quote refused: sending a market order");
+            return Ok(vec![(
+                order.clone(),
+                self.send(correlation, plan_hash, approved).await?,
+            )]);
+        }
+        let mut legs = Vec::new();
+        let mut remaining = order.qty;
+        let mut limit = initial_limit(order.side, &quote);
+        let mut quote = quote;
+        for attempt in 0..=smart.max_repegs {
+            let leg = approved.leg(
+                client_order_id(correlation, plan_hash, &order.symbol, order.side, attempt),
+                remaining,
+                OrderType::Limit,
+                Some(limit),
+            );
+            let sent = leg.intent().clone();
+            let mut placed = self.send(correlation, plan_hash, &leg).await?;
+            if placed.status.is_open() {
+                tokio::time::sleep(smart.fill_wait).await;
+                if let Some(now) = self.venue.order_by_client_id(&sent.client_order_id).await? {
+                    placed = now;
+                }
+            }
+            if placed.status.is_open() {
+                // Wait for the cancel to be confirmed before sending more.
+                placed = self.venue.cancel(&sent.client_order_id).await?;
+            }
+            remaining -= placed.filled_qty;
+            let done = placed.status == VenueOrderStatus::Filled || remaining <= Decimal::ZERO;
+            let rejected = placed.status == VenueOrderStatus::Rejected;
+            legs.push((sent, placed));
+            if done || rejected {
+                return Ok(legs);
+            }
+            if attempt < smart.max_repegs {
+                if let Ok(q) = self.venue.quote(&order.symbol).await {
+                    quote = q;
+                }
+                limit = repeg(order.side, limit, &quote);
+            }
+        }
+        let market = approved.leg(
+            client_order_id(
+                correlation,
+                plan_hash,
+                &order.symbol,
+                order.side,
+                smart.max_repegs + 1,
+            ),
+            remaining,
+            OrderType::Market,
+            None,
+        );
+        let placed = self.send(correlation, plan_hash, &market).await?;
+        legs.push((market.intent().clone(), placed));
+        Ok(legs)
+    }
+
+    /// Orders of this plan the venue already has: the outbox's intents of the workflow
+    /// when there is an outbox, else every client order id the plan can use.
+    async fn already_placed(
+        &self,
+        correlation: crate::events::CorrelationId,
+        started: &crate::events::ExecutionStarted,
+    ) -> Vec<VenueOrder> {
+        let ids: Vec<String> = match &self.outbox {
+            Some(outbox) => match outbox.lock().map(|o| o.intents_of(correlation)) {
+                Ok(Ok(ids)) => ids,
+                _ => Vec::new(),
+            },
+            None => {
+                let attempts = self.smart.as_ref().map_or(0, |s| s.max_repegs + 1);
+                started
+                    .orders
+                    .iter()
+                    .flat_map(|o| {
+                        (0..=attempts).map(|a| {
+                            client_order_id(correlation, &started.plan_hash, &o.symbol, o.side, a)
+                        })
+                    })
+                    .collect()
+            }
+        };
+        let mut found = Vec::new();
+        for id in ids {
+            if let Ok(Some(o)) = self.venue.order_by_client_id(&id).await {
+                found.push(o);
+            }
+        }
+        found
+    }
+
+    /// Executes `plan` of workflow `correlation`, whose orders spend the risk budget of
+    /// `day`: what to publish, in order (`execution.started.v1` first, then each order's
+    /// submission and fills, then the settlement, or a failure).
+    pub async fn execute(
+        &self,
+        correlation: crate::events::CorrelationId,
+        plan: &RebalancePlanned,
+        day: NaiveDate,
+    ) -> Vec<Output> {
+        let mut started = order_intents(correlation, plan, 0);
+        let account = match self.venue.account().await {
+            Ok(a) => a,
+            Err(e) => return vec![failed(reason_of(&e), format!("account snapshot: {e}"))],
+        };
+        // A plan handled again (redelivered after a crash or a restart) finds some of its
+        // orders already at the venue: their fills are in the account, not "before" it.
+        let mut before = account.positions.clone();
+        let placed_before = self.already_placed(correlation, &started).await;
+        for o in &placed_before {
+            let signed = match o.side {
+                Side::Buy => o.filled_qty,
+                Side::Sell => -o.filled_qty,
+            };
+            *before.entry(o.symbol.clone()).or_default() -= signed;
+        }
+        before.retain(|_, q| !q.is_zero());
+        started.positions_before = before;
+        started.cash_before = Some(account.cash);
+        let intents = started.orders.clone();
+        let mut outputs = vec![Output::now(started.clone())];
+        if !intents.is_empty() && self.gate.is_halted() {
+            outputs.push(failed(
+                FailureReason::TradingHalted,
+                "trading is halted: no new orders".into(),
+            ));
+            return outputs;
+        }
+        let prices: BTreeMap<&str, Decimal> = plan
+            .items
+            .iter()
+            .map(|i| (i.symbol.as_str(), i.price))
+            .collect();
+        // Cash for capping buys: the venue's figure, read again only after a sell or an
+        // error (the venue has the last word on proceeds); after a buy of ours it is the
+        // figure less what that buy cost, so consecutive buys need no account request.
+        let mut known_cash = Some(account.cash);
+        let mut outcomes = Vec::with_capacity(intents.len());
+        let mut venue_errors = Vec::new();
+        let mut unauthorized = false;
+        let (mut placed, mut succeeded, mut traded_value) = (0u32, 0u32, Decimal::ZERO);
+        for intent in &intents {
+            if self.gate.is_halted() {
+                outcomes.push(skipped(intent, "trading halted".into()));
+                continue;
+            }
+            if self.roots.is_closed(&correlation) {
+                // A plan handled after its workflow failed or timed out (a redelivery
+                // that outlived it): its retry owns the day now.
+                outcomes.push(skipped(intent, "workflow already closed".into()));
+                continue;
+            }
+            // Orders a previous handling of this plan placed are adopted as they are:
+            // capping or skipping them again would hide fills the account already has.
+            let adopted: Vec<(OrderIntent, VenueOrder)> = placed_before
+                .iter()
+                .filter(|o| o.symbol == intent.symbol && o.side == intent.side)
+                .map(|o| {
+                    let sent = OrderIntent {
+                        client_order_id: o.client_order_id.clone(),
+                        qty: o.qty,
+                        ..intent.clone()
+                    };
+                    (sent, o.clone())
+                })
+                .collect();
+            let (qty, approved, result) = if let Some((first, _)) = adopted.first() {
+                tracing::info!(symbol = %intent.symbol, orders = adopted.len(), "adopting orders an earlier handling of this plan placed");
+                (first.qty, None, Ok(adopted))
+            } else {
+                let price = prices
+                    .get(intent.symbol.as_str())
+                    .copied()
+                    .unwrap_or_default();
+                let mut qty = intent.qty;
+                if intent.side == Side::Buy {
+                    let cash = match known_cash {
+                        Some(c) => c,
+                        None => match self.venue.account().await {
+                            Ok(a) => a.cash,
+                            Err(e) => {
+                                unauthorized |= matches!(e, VenueError::Unauthorized(_));
+                                venue_errors.push(format!("{}: account: {e}", intent.symbol));
+                                outcomes.push(skipped(intent, format!("account unavailable: {e}")));
+                                continue;
+                            }
+                        },
+                    };
+                    known_cash = Some(cash);
+                    qty = affordable_qty(qty, cash, self.qty_dp, |q| self.costs.buy_cost(q, price));
+                }
+                if self.qty_dp > 0 {
+                    match self.venue.is_fractionable(&intent.symbol).await {
+                        Ok(true) => {}
+                        Ok(false) => qty = qty.trunc(),
+                        Err(e) => {
+                            unauthorized |= matches!(e, VenueError::Unauthorized(_));
+                            venue_errors.push(format!("{}: asset: {e}", intent.symbol));
+                            outcomes.push(skipped(intent, format!("asset unavailable: {e}")));
+                            continue;
+                        }
+                    }
+                }
+                if qty * price < MIN_NOTIONAL {
+                    outcomes.push(skipped(
+                        intent,
+                        format!(
+                            "notional {} under the $1 minimum",
+                            (qty * price).round_dp(2)
+                        ),
+                    ));
+                    continue;
+                }
+                let order = OrderIntent {
+                    qty,
+                    ..intent.clone()
+                };
+                let approved = match self.risk.check(order.clone(), price, day, &self.deployed) {
+                    Ok(a) => a,
+                    Err(denied) => {
+                        tracing::warn!(symbol = %denied.symbol, code = denied.code.as_str(), detail = %denied.detail, "order denied by risk limits");
+                        outcomes.push(OrderOutcome {
+                            status: "denied".into(),
+                            reason: Some(format!("{}: {}", denied.code.as_str(), denied.detail)),
+                            ..skipped(&order, String::new())
+                        });
+                        outputs.push(Output::after(0, *denied));
+                        continue;
+                    }
+                };
+                let result = self.place(correlation, &started.plan_hash, &approved).await;
+                if result.is_ok() {
+                    crate::drill::crash_point("venue.submit");
+                }
+                (qty, Some(approved), result)
+            };
+            let order = OrderIntent {
+                qty,
+                ..intent.clone()
+            };
+            let adopted = approved.is_none();
+            match result {
+                Err(e) => {
+                    known_cash = None;
+                    unauthorized |= matches!(e, VenueError::Unauthorized(_));
+                    venue_errors.push(format!("{}: {e}", intent.symbol));
+                    outcomes.push(OrderOutcome {
+                        status: "rejected".into(),
+                        reason: Some(e.to_string()),
+                        ..skipped(&order, String::new())
+                    });
+                }
+                Ok(legs) => {
+                    let (mut filled, mut value, mut fees) =
+                        (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO);
+                    let mut last_status = VenueOrderStatus::Rejected;
+                    let mut reason = None;
+                    for (sent, o) in legs {
+                        placed += 1;
+                        outputs.push(Output::after(
+                            0,
+                            OrderSubmitted {
+                                client_order_id: o.client_order_id.clone(),
+                                venue_order_id: Some(o.venue_order_id.clone()),
+                                symbol: o.symbol.clone(),
+                                side: o.side,
+                                qty: sent.qty,
+                                order_type: sent.order_type,
+                                limit_price: sent.limit_price,
+                            },
+                        ));
+                        let submitted = outputs.len() - 1;
+                        if let (true, Some(price)) =
+                            (o.filled_qty > Decimal::ZERO, o.avg_fill_price)
+                        {
+                            outputs.push(Output::after(
+                                submitted,
+                                OrderFilled {
+                                    client_order_id: o.client_order_id.clone(),
+                                    fill_id: format!("{}-1", o.venue_order_id),
+                                    symbol: o.symbol.clone(),
+                                    side: o.side,
+                                    qty: o.filled_qty,
+                                    price,
+                                    commission: o.commission,
+                                },
+                            ));
+                            filled += o.filled_qty;
+                            value += o.filled_qty * price;
+                            fees += o.commission;
+                        }
+                        last_status = o.status;
+                        reason = o.reject_reason.or(reason);
+                    }
+                    traded_value += value;
+                    // Adopted orders are in the account read at the start already.
+                    known_cash = match (intent.side, known_cash, adopted) {
+                        (_, cash, true) => cash,
+                        (Side::Buy, Some(cash), false) => Some(cash - value - fees),
+                        _ => None,
+                    };
+                    if let Some(approved) = &approved {
+                        let bought = if intent.side == Side::Buy {
+                            value
+                        } else {
+                            Decimal::ZERO
+                        };
+                        approved.settle(&self.deployed, bought);
+                    }
+                    let status = if filled >= qty {
+                        succeeded += 1;
+                        VenueOrderStatus::Filled
+                    } else if filled > Decimal::ZERO {
+                        VenueOrderStatus::PartiallyFilled
+                    } else {
+                        last_status
+                    };
+                    outcomes.push(OrderOutcome {
+                        client_order_id: intent.client_order_id.clone(),
+                        symbol: intent.symbol.clone(),
+                        side: intent.side,
+                        requested_qty: qty,
+                        filled_qty: filled,
+                        avg_price: (filled > Decimal::ZERO).then(|| (value / filled).round_dp(4)),
+                        status: status.as_str().into(),
+                        reason,
+                    });
+                }
+            }
+        }
+        if !venue_errors.is_empty() {
+            let reason = if unauthorized {
+                FailureReason::Unauthorized
+            } else {
+                FailureReason::StepFailed
+            };
+            outputs.push(failed(
+                reason,
+                format!("venue errors: {}", venue_errors.join("; ")),
+            ));
+            return outputs;
+        }
+        outputs.push(Output::after(
+            0,
+            OrderSettled {
+                plan_hash: started.plan_hash,
+                execution_plan_hash: started.execution_plan_hash,
+                orders: outcomes,
+                placed,
+                succeeded,
+                traded_value,
+                positions_before: Some(started.positions_before),
+            },
+        ));
+        outputs
+    }
+}

@@ -1,0 +1,153 @@
+//! The execution core on its own: a plan executed over the simulated venue by the
+//! [`Executor`], with no actor system, only an async runtime.
+
+use std::sync::Arc;
+
+use alchemiser::clock::SystemClock;
+use alchemiser::domain::{PlanAction, Side};
+use alchemiser::events::*;
+use alchemiser::execution::executor::{Executor, Output};
+use alchemiser::halt::TradingGate;
+use alchemiser::risk::{DeployedLedger, RiskLimits};
+use alchemiser::venue::sim::{SimCosts, SimVenue};
+use alchemiser::venue::Venue;
+use alchemiser::workflow_roots::WorkflowRoots;
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use rust_decimal_macros::dec;
+
+fn item(symbol: &str, action: PlanAction, qty: Decimal, price: Decimal) -> PlanItem {
+    PlanItem {
+        symbol: symbol.into(),
+        action,
+        qty,
+        price,
+        target_value: Decimal::ZERO,
+        current_value: Decimal::ZERO,
+        delta: Decimal::ZERO,
+    }
+}
+
+/// Sell 10 AAA at 100, buy 5 BBB at 50: a plan as the portfolio core makes them.
+fn plan() -> RebalancePlanned {
+    let items = vec![
+        item("AAA", PlanAction::Sell, dec!(10), dec!(100)),
+        item("BBB", PlanAction::Buy, dec!(5), dec!(50)),
+    ];
+    RebalancePlanned {
+        signal_hash: "s".into(),
+        plan_hash: RebalancePlanned::compute_hash("s", dec!(2000), dec!(1000), &items),
+        account_snapshot_id: String::new(),
+        portfolio_value: dec!(2000),
+        cash: dec!(1000),
+        investable: dec!(1980),
+        items,
+    }
+}
+
+fn venue() -> Arc<SimVenue> {
+    let v = Arc::new(SimVenue::new(dec!(1000), SimCosts::default(), None));
+    v.set_mark("AAA", dec!(100));
+    v.set_mark("BBB", dec!(50));
+    v.adjust_position("AAA", dec!(10));
+    v
+}
+
+fn executor(venue: Arc<SimVenue>, gate: TradingGate) -> Executor {
+    Executor {
+        venue,
+        gate,
+        costs: SimCosts::default(),
+        qty_dp: 6,
+        smart: None,
+        clock: Arc::new(SystemClock),
+        outbox: None,
+        risk: RiskLimits::default(),
+        deployed: DeployedLedger::default(),
+        roots: WorkflowRoots::remembering(10),
+    }
+}
+
+fn kinds(outputs: &[Output]) -> Vec<EventKind> {
+    outputs.iter().map(|o| o.payload.kind()).collect()
+}
+
+fn day() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2024, 1, 2).unwrap()
+}
+
+#[tokio::test]
+async fn a_plan_is_placed_sells_first_and_each_fill_follows_its_submission() {
+    let v = venue();
+    let out = executor(v.clone(), TradingGate::default())
+        .execute(CorrelationId::new(), &plan(), day())
+        .await;
+    use EventKind as K;
+    assert_eq!(
+        kinds(&out),
+        [
+            K::ExecutionStarted,
+            K::OrderSubmitted,
+            K::OrderFilled,
+            K::OrderSubmitted,
+            K::OrderFilled,
+            K::OrderSettled
+        ]
+    );
+    // Each fill is caused by its submission; submissions and the settlement by the start.
+    assert_eq!(out[2].after, Some(1));
+    assert_eq!(out[4].after, Some(3));
+    assert_eq!((out[1].after, out[5].after), (Some(0), Some(0)));
+    let Payload::OrderSubmitted(first) = &out[1].payload else {
+        panic!()
+    };
+    assert_eq!((first.symbol.as_str(), first.side), ("AAA", Side::Sell));
+    let Payload::OrderSettled(settled) = &out[5].payload else {
+        panic!()
+    };
+    assert_eq!((settled.placed, settled.succeeded), (2, 2));
+    assert_eq!(
+        settled.positions_before.as_ref().unwrap().get("AAA"),
+        Some(&dec!(10))
+    );
+    let held = v.account().await.unwrap().positions;
+    assert_eq!(held.get("AAA"), None);
+    assert_eq!(held.get("BBB"), Some(&dec!(5)));
+}
+
+#[tokio::test]
+async fn the_same_plan_handled_again_adopts_its_orders_instead_of_sending_more() {
+    let v = venue();
+    let ex = executor(v.clone(), TradingGate::default());
+    let correlation = CorrelationId::new();
+    ex.execute(correlation, &plan(), day()).await;
+    let again = ex.execute(correlation, &plan(), day()).await;
+    let Some(Payload::OrderSettled(settled)) = again.last().map(|o| &o.payload) else {
+        panic!("{again:?}")
+    };
+    assert_eq!(settled.succeeded, 2);
+    assert_eq!(v.orders().len(), 2, "no second order at the venue");
+    assert_eq!(
+        v.account().await.unwrap().positions.get("BBB"),
+        Some(&dec!(5))
+    );
+}
+
+#[tokio::test]
+async fn a_halted_gate_places_nothing_and_fails_the_step() {
+    let v = venue();
+    let gate = TradingGate::default();
+    gate.halt();
+    let out = executor(v.clone(), gate)
+        .execute(CorrelationId::new(), &plan(), day())
+        .await;
+    assert_eq!(
+        kinds(&out),
+        [EventKind::ExecutionStarted, EventKind::WorkflowFailed]
+    );
+    let Payload::WorkflowFailed(f) = &out[1].payload else {
+        panic!()
+    };
+    assert_eq!(f.reason, FailureReason::TradingHalted);
+    assert!(v.orders().is_empty());
+}
