@@ -39,6 +39,8 @@ impl ExecutionActor {
                     max_spread_pct: e.max_spread_pct,
                     max_age: Duration::from_secs(e.max_quote_age_secs),
                 },
+                // Nine tenths of the handler's timeout: the rest for the market orders.
+                budget: Duration::from_secs(deps.config.engine.handler_timeout_secs) * 9 / 10,
             }),
             clock: deps.clock.clone(),
             outbox: deps.outbox.clone(),

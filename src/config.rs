@@ -706,6 +706,20 @@ impl Config {
             "alpaca.max_attempts",
             "must be > 0",
         );
+        if self.execution.order_type == OrderTypeChoice::Limit {
+            let walk = self
+                .execution
+                .fill_wait_ms
+                .saturating_mul(u64::from(self.execution.max_repegs) + 1);
+            v.check(
+                walk.saturating_mul(10) < e.handler_timeout_secs.saturating_mul(9_000),
+                "execution.fill_wait_ms",
+                format!(
+                    "one limit order's walk ({} ms: fill_wait_ms x (max_repegs + 1)) must fit in nine tenths of engine.handler_timeout_secs ({}s)",
+                    walk, e.handler_timeout_secs
+                ),
+            );
+        }
         v.check(
             self.execution.max_spread_pct > Decimal::ZERO,
             "execution.max_spread_pct",
@@ -805,6 +819,17 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The defaults live in the `Default` impls; the shipped config.toml spells every
+    /// one of them out for the reader. They must say the same thing (the strategy
+    /// files aside: the code has no default strategy).
+    #[test]
+    fn the_shipped_config_states_the_code_defaults() {
+        let mut shipped = Config::parse(EMBEDDED_DEFAULT, "config.toml").unwrap();
+        assert!(!shipped.strategy.files.is_empty());
+        shipped.strategy.files.clear();
+        assert_eq!(shipped, Config::default());
+    }
 
     #[test]
     fn shipped_config_parses_and_validates() {

@@ -609,3 +609,83 @@ async fn whole_share_assets_are_ordered_in_whole_shares() {
     assert_eq!(summary.status, WorkflowStatus::Completed, "{summary:?}");
     assert_eq!(f.state().positions["SPY"], dec("10"));
 }
+
+/// A plan whose limit walks would outlast the handler's timeout sends the legs that no
+/// longer fit to market at once, instead of timing out half-placed.
+#[actix_rt::test]
+async fn limit_walks_that_no_longer_fit_the_handler_budget_go_to_market() {
+    let f = fake();
+    for s in ["SPY", "QQQ"] {
+        f.state()
+            .quotes
+            .insert(s.into(), (dec("399.90"), dec("400.10")));
+        f.state().prices.insert(s.into(), dec("400"));
+    }
+    let mut config = test_config();
+    config.execution.order_type = alchemiser::config::OrderTypeChoice::Limit;
+    // A walk of 3 x 250 ms fits in 0.9 s once, not twice.
+    config.engine.handler_timeout_secs = 1;
+    config.execution.fill_wait_ms = 250;
+    config.execution.max_repegs = 2;
+    config.recovery.backoff_ms = 100;
+    config.recovery.backoff_cap_ms = 500;
+    let broken: Vec<String> = config
+        .validate()
+        .err()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| v.key)
+        .collect();
+    assert!(
+        !broken.iter().any(|k| k.starts_with("execution")),
+        "{broken:?}"
+    );
+    let items = vec![
+        plan_item("QQQ", PlanAction::Buy, dec("1"), dec("400")),
+        plan_item("SPY", PlanAction::Buy, dec("1"), dec("400")),
+    ];
+    let (summary, events) = run_plan(Arc::new(venue(&f, SECRET)), config, items).await;
+    assert_eq!(summary.status, WorkflowStatus::Completed, "{summary:?}");
+    let sent: Vec<(String, OrderType)> = events
+        .iter()
+        .filter_map(|e| match &e.payload {
+            Payload::OrderSubmitted(o) => Some((o.symbol.to_string(), o.order_type)),
+            _ => None,
+        })
+        .collect();
+    let qqq: Vec<_> = sent
+        .iter()
+        .filter(|(s, _)| s == "QQQ")
+        .map(|(_, t)| *t)
+        .collect();
+    let spy: Vec<_> = sent
+        .iter()
+        .filter(|(s, _)| s == "SPY")
+        .map(|(_, t)| *t)
+        .collect();
+    assert_eq!(
+        qqq,
+        [
+            OrderType::Limit,
+            OrderType::Limit,
+            OrderType::Limit,
+            OrderType::Market
+        ]
+    );
+    assert_eq!(spy, [OrderType::Market], "{sent:?}");
+}
+
+#[test]
+fn a_limit_walk_longer_than_the_handler_timeout_is_a_config_error() {
+    let mut config = alchemiser::config::Config::default();
+    config.execution.order_type = alchemiser::config::OrderTypeChoice::Limit;
+    config.execution.fill_wait_ms = 60_000;
+    config.execution.max_repegs = 2;
+    let errors = config.validate().unwrap_err();
+    assert!(
+        errors.iter().any(|v| v.key == "execution.fill_wait_ms"
+            && v.message
+                .contains("must fit in nine tenths of engine.handler_timeout_secs")),
+        "{errors:?}"
+    );
+}

@@ -103,6 +103,17 @@ pub struct SmartLimit {
     pub fill_wait: Duration,
     pub max_repegs: u32,
     pub limits: QuoteLimits,
+    /// How long one handling of a plan may take (the handler's timeout, less a margin):
+    /// a leg whose limit walk would not end within it goes to market at once, so a long
+    /// plan never runs into the timeout half-placed.
+    pub budget: Duration,
+}
+
+impl SmartLimit {
+    /// The longest one leg's limit walk waits: a fill wait per attempt.
+    pub fn walk(&self) -> Duration {
+        self.fill_wait * (self.max_repegs + 1)
+    }
 }
 
 impl Executor {
@@ -150,6 +161,7 @@ impl Executor {
         correlation: crate::events::CorrelationId,
         plan_hash: &str,
         approved: &Approved,
+        started: std::time::Instant,
     ) -> Result<Vec<(OrderIntent, VenueOrder)>, VenueError> {
         let order = approved.intent();
         let Some(smart) = &self.smart else {
@@ -158,6 +170,13 @@ impl Executor {
                 self.send(correlation, plan_hash, approved).await?,
             )]);
         };
+        if started.elapsed() + smart.walk() > smart.budget {
+            tracing::warn!(symbol = %order.symbol, "no time left for a limit order within the handler's budget: sending a market order");
+            return Ok(vec![(
+                order.clone(),
+                self.send(correlation, plan_hash, approved).await?,
+            )]);
+        }
         let quote = match self.venue.quote(&order.symbol).await {
             Ok(q) => q,
             Err(e) => {
@@ -292,6 +311,7 @@ impl Executor {
         started.positions_before = before;
         started.cash_before = Some(account.cash);
         let intents = started.orders.clone();
+        let began = std::time::Instant::now();
         let mut outputs = vec![Output::now(started.clone())];
         if !intents.is_empty() && self.gate.is_halted() {
             outputs.push(failed(
@@ -402,7 +422,9 @@ impl Executor {
                         continue;
                     }
                 };
-                let result = self.place(correlation, &started.plan_hash, &approved).await;
+                let result = self
+                    .place(correlation, &started.plan_hash, &approved, began)
+                    .await;
                 if result.is_ok() {
                     crate::drill::crash_point("venue.submit");
                 }
