@@ -89,6 +89,110 @@ fn alpaca_venue(config: &Config) -> Result<Option<(Arc<AlpacaVenue>, String)>, S
     )))
 }
 
+/// The venue to trade and the day to trade as of.
+struct OpenedVenue {
+    venue: Arc<dyn Venue>,
+    as_of: NaiveDate,
+    /// The simulated account and where it is saved after each workflow.
+    sim_state: Option<(Arc<SimVenue>, PathBuf)>,
+    /// On Alpaca: the daily bars the strategies evaluate on.
+    live_bars: Option<LiveBars>,
+}
+
+/// Alpaca when its keys are in the environment (today, live bars), else the simulated
+/// venue on the market data (the data's last day, the saved account, every held
+/// symbol priced). Bad input (a day that is not a session or lies outside the data) is
+/// an error.
+fn open_venue(
+    config: &Config,
+    book: &crate::strategy::book::StrategyBook,
+    as_of: Option<NaiveDate>,
+    once: bool,
+    clock: &dyn Clock,
+) -> Result<OpenedVenue, String> {
+    let strategies: Vec<String> = book.files.iter().map(|f| f.symphony.name.clone()).collect();
+    let mut sim_state: Option<(Arc<SimVenue>, PathBuf)> = None;
+    let mut live_bars: Option<LiveBars> = None;
+    let (venue, as_of): (Arc<dyn Venue>, NaiveDate) = match alpaca_venue(config)? {
+        Some((alpaca, described)) => {
+            live_bars = Some(LiveBars {
+                client: alpaca.client().clone(),
+                market: SharedMarket::new(Default::default()),
+                symbols: book.symbols(),
+                adjustment: match config.strategy.adjustment {
+                    Adjustment::Raw => "raw",
+                    Adjustment::Adjusted => "all",
+                },
+                feed: config.alpaca.feed.clone(),
+            });
+            let strategies = strategies.join(", ");
+            let mode = config.engine.mode;
+            tracing::info!(venue = %described, %mode, %strategies, "starting");
+            let today = clock
+                .now()
+                .with_timezone(&chrono_tz::America::New_York)
+                .date_naive();
+            let as_of = as_of.unwrap_or(today);
+            if once && !UsEquityCalendar::get().is_session(as_of) {
+                return Err(format!(
+                    "--as-of {as_of}: not a US equity trading session ({}, a weekend or market holiday)",
+                    as_of.format("%A")
+                ));
+            }
+            (alpaca, as_of)
+        }
+        None => {
+            let as_of = as_of
+                .or_else(|| book.common_dates().last().copied())
+                .unwrap_or_else(|| clock.now().date_naive());
+            // A day the data does not have is bad input, not a failed workflow.
+            book.check_as_of(as_of).map_err(|e| e.to_string())?;
+            let mut sim = SimVenue::new(
+                config.venue.sim.initial_cash,
+                config.venue.sim.costs(),
+                Some(Arc::new(book.data.clone())),
+            );
+            sim.set_date(as_of);
+            let state_path = (!config.venue.sim.state_file.as_os_str().is_empty())
+                .then(|| config.resolve(&config.venue.sim.state_file));
+            if let Some(path) = &state_path {
+                match sim.restore(path) {
+                    Ok(true) => {
+                        tracing::info!(state = %path.display(), "simulated account restored")
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        return Err(format!("cannot restore the simulated account: {e}"));
+                    }
+                }
+            }
+            // Positions the strategies no longer reference are priced from the data
+            // folder too, so that the plan can sell them.
+            let held: Vec<Symbol> = sim.snapshot().positions.into_keys().collect();
+            match book.market_with_held(&held) {
+                Ok(market) => sim.set_market(Arc::new(market)),
+                Err(e) => {
+                    return Err(format!("cannot price a held position: {e}"));
+                }
+            }
+            let sim = Arc::new(sim);
+            if let Some(path) = state_path {
+                sim_state = Some((sim.clone(), path));
+            }
+            let venue = format!("simulated, data {}", book.source.describe());
+            let strategies = strategies.join(", ");
+            tracing::info!(%venue, %strategies, "starting (no Alpaca keys in the environment)");
+            (sim, as_of)
+        }
+    };
+    Ok(OpenedVenue {
+        venue,
+        as_of,
+        sim_state,
+        live_bars,
+    })
+}
+
 pub(super) fn run(
     config_path: Option<PathBuf>,
     once: bool,
@@ -110,85 +214,16 @@ pub(super) fn run(
         Err(code) => return code,
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let strategies: Vec<String> = book.files.iter().map(|f| f.symphony.name.clone()).collect();
-    let mut sim_state: Option<(Arc<SimVenue>, PathBuf)> = None;
-    let mut live_bars: Option<LiveBars> = None;
-    let (venue, as_of): (Arc<dyn Venue>, NaiveDate) = match alpaca_venue(&config) {
+    let OpenedVenue {
+        venue,
+        as_of,
+        sim_state,
+        live_bars,
+    } = match open_venue(&config, &book, as_of, once, &*clock) {
+        Ok(v) => v,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
-        }
-        Ok(Some((alpaca, described))) => {
-            live_bars = Some(LiveBars {
-                client: alpaca.client().clone(),
-                market: SharedMarket::new(Default::default()),
-                symbols: book.symbols(),
-                adjustment: match config.strategy.adjustment {
-                    Adjustment::Raw => "raw",
-                    Adjustment::Adjusted => "all",
-                },
-                feed: config.alpaca.feed.clone(),
-            });
-            tracing::info!(venue = %described, mode = %config.engine.mode, strategies = %strategies.join(", "), "starting");
-            let today = clock
-                .now()
-                .with_timezone(&chrono_tz::America::New_York)
-                .date_naive();
-            let as_of = as_of.unwrap_or(today);
-            if once && !UsEquityCalendar::get().is_session(as_of) {
-                eprintln!(
-                    "error: --as-of {as_of}: not a US equity trading session ({}, a weekend or market holiday)",
-                    as_of.format("%A")
-                );
-                return ExitCode::from(2);
-            }
-            (alpaca, as_of)
-        }
-        Ok(None) => {
-            let as_of = as_of
-                .or_else(|| book.common_dates().last().copied())
-                .unwrap_or_else(|| clock.now().date_naive());
-            // A day the data does not have is bad input, not a failed workflow.
-            if let Err(e) = book.check_as_of(as_of) {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
-            let mut sim = SimVenue::new(
-                config.venue.sim.initial_cash,
-                config.venue.sim.costs(),
-                Some(Arc::new(book.data.clone())),
-            );
-            sim.set_date(as_of);
-            let state_path = (!config.venue.sim.state_file.as_os_str().is_empty())
-                .then(|| config.resolve(&config.venue.sim.state_file));
-            if let Some(path) = &state_path {
-                match sim.restore(path) {
-                    Ok(true) => {
-                        tracing::info!(state = %path.display(), "simulated account restored")
-                    }
-                    Ok(false) => {}
-                    Err(e) => {
-                        eprintln!("error: cannot restore the simulated account: {e}");
-                        return ExitCode::from(2);
-                    }
-                }
-            }
-            // Positions the strategies no longer reference are priced from the data
-            // folder too, so that the plan can sell them.
-            let held: Vec<Symbol> = sim.snapshot().positions.into_keys().collect();
-            match book.market_with_held(&held) {
-                Ok(market) => sim.set_market(Arc::new(market)),
-                Err(e) => {
-                    eprintln!("error: cannot price a held position: {e}");
-                    return ExitCode::from(2);
-                }
-            }
-            let sim = Arc::new(sim);
-            if let Some(path) = state_path {
-                sim_state = Some((sim.clone(), path));
-            }
-            tracing::info!(venue = %format!("simulated, data {}", book.source.describe()), strategies = %strategies.join(", "), "starting (no APCA_API_KEY_ID/APCA_API_SECRET_KEY in the environment)");
-            (sim, as_of)
         }
     };
     let mode = config.engine.mode;
@@ -259,159 +294,315 @@ pub(super) fn run(
     if let Some(live) = &live_bars {
         deps = deps.with_market(live.market.clone());
     }
+    let startup = Startup {
+        resolver,
+        live_bars: live_bars.as_ref(),
+        resumable,
+        as_of,
+        metrics: metrics_config,
+        metered,
+        clock: clock.clone(),
+        expected,
+        patience,
+        control,
+        resume,
+    };
+    let days = TradingDays {
+        once,
+        as_of,
+        on_alpaca,
+        mode,
+        schedule,
+        grace,
+        patience,
+        linger,
+        clock,
+        venue: venue.clone(),
+        sim_state,
+        live_bars: live_bars.as_ref(),
+    };
     let system = actix::System::new();
     system.block_on(async move {
-                if let Err(e) = resolve_pending_intents(&resolver, venue.as_ref()).await {
+        match startup.start(deps, journal, venue.as_ref()).await {
+            Ok(broker) => days.trade(&broker).await,
+            Err(code) => code,
+        }
+    })
+}
+
+/// What the engine needs before its first workflow.
+struct Startup<'a> {
+    resolver: Outbox,
+    live_bars: Option<&'a LiveBars>,
+    /// The journal has workflows to resume.
+    resumable: bool,
+    as_of: NaiveDate,
+    metrics: crate::config::MetricsConfig,
+    metered: Arc<MeteredVenue>,
+    clock: Arc<dyn Clock>,
+    expected: Option<std::collections::BTreeMap<Symbol, rust_decimal::Decimal>>,
+    patience: Duration,
+    control: ControlFiles,
+    resume: bool,
+}
+
+impl Startup<'_> {
+    /// Settles what the last run left (order intents, unfinished workflows), starts the
+    /// broker and the actors, serves metrics, and reconciles the venue with the journal:
+    /// never trade blind.
+    async fn start(
+        self,
+        deps: EngineDeps,
+        journal: Journal,
+        venue: &dyn Venue,
+    ) -> Result<Addr<Broker>, ExitCode> {
+        if let Err(e) = resolve_pending_intents(&self.resolver, venue).await {
             eprintln!("error: cannot resolve order intents left by the last run: {e}");
-            return ExitCode::from(2);
+            return Err(ExitCode::from(2));
         }
         // Workflows the last run left open resume as the broker starts, and their
         // strategy evaluates on the live bars: fetch those first.
-        if let (Some(live), true) = (&live_bars, resumable) {
-            if let Err(e) = live.refresh(as_of).await {
-                tracing::error!(error = %e, "cannot fetch daily bars from Alpaca for the workflows to resume");
+        if let (Some(live), true) = (self.live_bars, self.resumable) {
+            if let Err(e) = live.refresh(self.as_of).await {
+                tracing::error!(error = %e, "cannot fetch daily bars for the workflows to resume");
             }
         }
         let broker = engine::start_journaled(engine::standard_registry(deps), Some(journal));
-        if metrics_config.enabled {
-            match metrics_config.listen.parse() {
-                Ok(listen) => match observe::serve(listen, broker.clone(), metered.clone()).await {
-                    Ok(bound) => tracing::info!(%bound, "metrics on http://{bound}/metrics, health on /healthz"),
-                    Err(e) => tracing::error!(listen = %listen, error = %e, "cannot serve metrics; running without them"),
-                },
-                Err(_) => tracing::error!(listen = %metrics_config.listen, "metrics.listen is not an address"),
-            }
+        if self.metrics.enabled {
+            self.serve_metrics(&broker).await;
         }
-        // Never trade blind: the venue must be readable and agree with the journal.
-        match reconcile_now(&broker, &*clock, "startup", expected, as_of, patience).await {
-                        Ok((_, r)) if r.status == ReconciliationStatus::Failed => {
-                eprintln!(
-                    "error: start-up reconciliation could not read the venue: {}; not trading blind",
-                    r.detail.unwrap_or_default()
-                );
-                return ExitCode::from(2);
+        let check = reconcile_now(
+            &broker,
+            &*self.clock,
+            "startup",
+            self.expected.clone(),
+            self.as_of,
+            self.patience,
+        );
+        match check.await {
+            Ok((_, r)) if r.status == ReconciliationStatus::Failed => {
+                let detail = r.detail.unwrap_or_default();
+                eprintln!("error: start-up reconciliation could not read the venue: {detail}; not trading blind");
+                return Err(ExitCode::from(2));
             }
-                        Ok((_, r)) => {
-                tracing::info!(status = %r.status, positions = r.positions.len(), cash = %r.actual_cash.map_or_else(|| "unknown".to_string(), |c| c.to_string()), detail = r.detail.as_deref().unwrap_or(""), "start-up reconciliation")
+            Ok((_, r)) => {
+                let cash = r.actual_cash.map_or("unknown".into(), |c| c.to_string());
+                let detail = r.detail.as_deref().unwrap_or("");
+                let positions = r.positions.len();
+                tracing::info!(status = %r.status, positions, %cash, detail, "start-up reconciliation");
             }
             Err(e) => {
                 eprintln!("error: start-up reconciliation: {e}; not trading blind");
-                return ExitCode::from(2);
+                return Err(ExitCode::from(2));
             }
         }
-        control.apply(&broker).await;
-        if resume && broker.send(Resume { detail: "run --resume".into() }).await.unwrap_or(false) {
+        self.control.apply(&broker).await;
+        let lifted = Resume {
+            detail: "run --resume".into(),
+        };
+        if self.resume && broker.send(lifted).await.unwrap_or(false) {
             tracing::warn!("halt lifted by --resume");
         }
-        control.clone().watch(broker.clone(), Duration::from_millis(500));
-        // Workflows left unfinished by the last run are settled before anything new starts.
-        if let Ok(stats) = broker.send(QueryStats).await {
+        self.control
+            .clone()
+            .watch(broker.clone(), Duration::from_millis(500));
+        self.settle_resumed(&broker).await;
+        if let Some(live) = self.live_bars {
+            let today = self
+                .clock
+                .now()
+                .with_timezone(&chrono_tz::America::New_York);
+            confirm_calendar(&live.client, today.date_naive()).await;
+        }
+        Ok(broker)
+    }
 
-                        // Resumed ones run on; failed ones (`recovery.resume = "fail"`) go to recovery.
-            for w in stats.workflows.iter().filter(|w| w.status != crate::workflow::WorkflowStatus::Completed) {
-                tracing::info!(correlation_id = %w.correlation_id, stage = %w.stage, "waiting for a resumed workflow");
-                                match await_outcome(&broker, w.correlation_id, patience).await.ok().and_then(|a| a.last().cloned()) {
-                    Some(done) => tracing::info!(correlation_id = %done.correlation_id, status = %done.status, "resumed workflow ended"),
-                    None => tracing::warn!(correlation_id = %w.correlation_id, "resumed workflow did not report"),
-                }
+    async fn serve_metrics(&self, broker: &Addr<Broker>) {
+        let Ok(listen) = self.metrics.listen.parse() else {
+            tracing::error!(listen = %self.metrics.listen, "metrics.listen is not an address");
+            return;
+        };
+        match observe::serve(listen, broker.clone(), self.metered.clone()).await {
+            Ok(bound) => {
+                tracing::info!(%bound, "metrics on http://{bound}/metrics, health on /healthz")
+            }
+            Err(e) => {
+                tracing::error!(%listen, error = %e, "cannot serve metrics; running without them")
             }
         }
-        if let Some(live) = &live_bars {
-            confirm_calendar(&live.client, clock.now().with_timezone(&chrono_tz::America::New_York).date_naive()).await;
+    }
+
+    /// Workflows left unfinished by the last run are settled before anything new
+    /// starts: resumed ones run on; failed ones (`recovery.resume = "fail"`) go to
+    /// recovery.
+    async fn settle_resumed(&self, broker: &Addr<Broker>) {
+        let Ok(stats) = broker.send(QueryStats).await else {
+            return;
+        };
+        let open = stats
+            .workflows
+            .iter()
+            .filter(|w| w.status != crate::workflow::WorkflowStatus::Completed);
+        for w in open {
+            let id = w.correlation_id;
+            tracing::info!(correlation_id = %id, stage = %w.stage, "waiting for a resumed workflow");
+            let outcome = await_outcome(broker, id, self.patience).await;
+            match outcome.ok().and_then(|a| a.last().cloned()) {
+                Some(done) => {
+                    tracing::info!(correlation_id = %id, status = %done.status, "resumed workflow ended")
+                }
+                None => tracing::warn!(correlation_id = %id, "resumed workflow did not report"),
+            }
         }
+    }
+}
+
+/// The engine's days: one workflow now (`--once`), or one per session at the schedule's
+/// time until SIGINT/SIGTERM.
+struct TradingDays<'a> {
+    once: bool,
+    as_of: NaiveDate,
+    on_alpaca: bool,
+    mode: RunMode,
+    schedule: crate::schedule::DailySchedule,
+    grace: Duration,
+    patience: Duration,
+    linger: u64,
+    clock: Arc<dyn Clock>,
+    venue: Arc<dyn Venue>,
+    sim_state: Option<(Arc<SimVenue>, PathBuf)>,
+    live_bars: Option<&'a LiveBars>,
+}
+
+impl TradingDays<'_> {
+    async fn trade(&self, broker: &Addr<Broker>) -> ExitCode {
         let stopping = Arc::new(tokio::sync::Notify::new());
-                actix_rt::spawn(watch_signals(StopSignals::install(), stopping.clone()));
+        actix_rt::spawn(watch_signals(StopSignals::install(), stopping.clone()));
         loop {
-            let day = if once {
-                as_of
+            let day = if self.once {
+                self.as_of
             } else {
-                let Some((day, at)) = schedule.next_run(clock.now(), UsEquityCalendar::get()) else {
-                    eprintln!("error: no trading session in the next two weeks");
-                    return ExitCode::FAILURE;
-                };
-                tracing::info!(%day, at = %at, "next workflow");
-                let wait = (at - clock.now()).to_std().unwrap_or_default();
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = stopping.notified() => {
-                        tracing::info!("stopping: no workflow running");
-                        return ExitCode::SUCCESS;
-                    }
+                match self.next_day(&stopping).await {
+                    NextDay::Trade(day) => day,
+                    NextDay::Skip => continue,
+                    NextDay::Stop(code) => return code,
                 }
-                // Alpaca's clock has the last word on whether the market is open today.
-                if let Some(live) = &live_bars {
-                    match live.client.clock().await {
-                        Ok(c) if !c.is_open => {
-                            tracing::warn!(%day, "Alpaca's clock says the market is closed: skipping today");
-                            continue;
-                        }
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(error = %e, "cannot read Alpaca's clock; going by the built-in calendar"),
-                    }
-                }
-                // On Alpaca the session is today; the simulated venue replays its data's day.
-                if on_alpaca { day } else { as_of }
             };
-            if let Some(live) = &live_bars {
+            if let Some(live) = self.live_bars {
                 if let Err(e) = live.refresh(day).await {
                     eprintln!("error: cannot fetch daily bars from Alpaca: {e}");
-                    if once {
+                    if self.once {
                         return ExitCode::FAILURE;
                     }
                     continue;
                 }
             }
-                        let workflow = run_workflow(&broker, day, mode, patience);
+            let workflow = run_workflow(broker, day, self.mode, self.patience);
             tokio::pin!(workflow);
             let mut stop_after = false;
             let outcome = tokio::select! {
                 r = &mut workflow => r,
                 _ = stopping.notified() => {
-                    tracing::info!(grace_secs = grace.as_secs(), "stopping: letting the running workflow finish");
+                    let grace = self.grace.as_secs();
+                    tracing::info!(grace_secs = grace, "stopping: letting the running workflow finish");
                     stop_after = true;
-                    match tokio::time::timeout(grace, &mut workflow).await {
+                    match tokio::time::timeout(self.grace, &mut workflow).await {
                         Ok(r) => r,
-                        Err(_) => Err(format!("workflow still running after the {}s grace period", grace.as_secs())),
+                        Err(_) => Err(format!("workflow still running after the {grace}s grace period")),
                     }
                 }
             };
-            let account = venue.account().await.ok();
-            if let Some((sim, path)) = &sim_state {
-                if let Err(e) = sim.save(path) {
-                    eprintln!("error: cannot save the simulated account to {}: {e}", path.display());
+            let completed = self.report(day, outcome).await;
+            if self.once {
+                if self.linger > 0 {
+                    tokio::time::sleep(Duration::from_secs(self.linger)).await;
                 }
-            }
-                        let report = outcome.map(|(attempts, tree, stats)| RunReport {
-                as_of: day,
-                workflow: attempts.last().cloned(),
-                attempts,
-                account,
-                causation_tree: tree,
-                broker: stats,
-            });
-            let completed = report
-                .as_ref()
-                .ok()
-                .and_then(|r| r.workflow.as_ref())
-                .is_some_and(|w| w.status == crate::workflow::WorkflowStatus::Completed);
-            match report {
-                Ok(r) => match serde_json::to_string_pretty(&r) {
-                    Ok(json) => println!("{json}"),
-                    Err(e) => eprintln!("error: cannot print report: {e}"),
-                },
-                Err(e) => eprintln!("error: {e}"),
-            }
-                        if once {
-                if linger > 0 {
-                    tokio::time::sleep(Duration::from_secs(linger)).await;
-                }
-                return if completed { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+                return if completed {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                };
             }
             if stop_after {
                 return ExitCode::SUCCESS;
             }
         }
-    })
+    }
+
+    /// Waits for the next scheduled session (or a stop).
+    async fn next_day(&self, stopping: &tokio::sync::Notify) -> NextDay {
+        let calendar = UsEquityCalendar::get();
+        let Some((day, at)) = self.schedule.next_run(self.clock.now(), calendar) else {
+            eprintln!("error: no trading session in the next two weeks");
+            return NextDay::Stop(ExitCode::FAILURE);
+        };
+        tracing::info!(%day, at = %at, "next workflow");
+        let wait = (at - self.clock.now()).to_std().unwrap_or_default();
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stopping.notified() => {
+                tracing::info!("stopping: no workflow running");
+                return NextDay::Stop(ExitCode::SUCCESS);
+            }
+        }
+        // Alpaca's clock has the last word on whether the market is open today.
+        if let Some(live) = self.live_bars {
+            match live.client.clock().await {
+                Ok(c) if !c.is_open => {
+                    tracing::warn!(%day, "Alpaca's clock says the market is closed: skipping today");
+                    return NextDay::Skip;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read Alpaca's clock; going by the built-in calendar")
+                }
+            }
+        }
+        // On Alpaca the session is today; the simulated venue replays its data's day.
+        NextDay::Trade(if self.on_alpaca { day } else { self.as_of })
+    }
+
+    /// Saves the simulated account and prints the day's report; whether it completed.
+    async fn report(
+        &self,
+        day: NaiveDate,
+        outcome: Result<(Vec<WorkflowSummary>, Option<CausationTree>, BrokerStats), String>,
+    ) -> bool {
+        let account = self.venue.account().await.ok();
+        if let Some((sim, path)) = &self.sim_state {
+            if let Err(e) = sim.save(path) {
+                let shown = path.display();
+                eprintln!("error: cannot save the simulated account to {shown}: {e}");
+            }
+        }
+        let report = outcome.map(|(attempts, tree, stats)| RunReport {
+            as_of: day,
+            workflow: attempts.last().cloned(),
+            attempts,
+            account,
+            causation_tree: tree,
+            broker: stats,
+        });
+        let completed = report
+            .as_ref()
+            .ok()
+            .and_then(|r| r.workflow.as_ref())
+            .is_some_and(|w| w.status == crate::workflow::WorkflowStatus::Completed);
+        match report {
+            Ok(r) => match serde_json::to_string_pretty(&r) {
+                Ok(json) => println!("{json}"),
+                Err(e) => eprintln!("error: cannot print report: {e}"),
+            },
+            Err(e) => eprintln!("error: {e}"),
+        }
+        completed
+    }
+}
+
+enum NextDay {
+    Trade(NaiveDate),
+    Skip,
+    Stop(ExitCode),
 }
 
 /// Daily bars from Alpaca for the strategies' symbols, refreshed before each workflow.
