@@ -14,8 +14,8 @@ use crate::strategy::prefetch::SignalPrefetch;
 use crate::venue::Venue;
 use crate::workflow_roots::WorkflowRoots;
 
-/// What actors are built from. Cloned into every factory; shared and read-only, except
-/// the gate (set by the broker on a halt).
+/// What actors are built from. Cloned into every factory and shared; the gate (a halt),
+/// the workflow roots and the daily purchases are written as the engine runs.
 #[derive(Clone)]
 pub struct EngineDeps {
     pub config: Arc<Config>,

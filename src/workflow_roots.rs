@@ -1,9 +1,11 @@
-//! The roots of open workflows and which workflows have closed, shared read-only with
-//! the actors: recovery needs the `workflow.started.v1` of a failed workflow (its day,
-//! mode and attempt) to retry it, execution the day of a plan for the daily risk budget,
-//! and whether the plan's workflow is still open (a redelivered plan of a timed-out
-//! workflow must not place orders beside its retry). The broker writes it as events are
-//! accepted; it outlives actor restarts, as the broker does.
+//! The roots of open workflows and which workflows have closed, shared with the actors:
+//! recovery needs the `workflow.started.v1` of a failed workflow (its day, mode and
+//! attempt) to retry it, execution the day of a plan for the daily risk budget, and
+//! execution and reconciliation whether a workflow is still open (a redelivered plan of
+//! a timed-out workflow must not place orders beside its retry; a late settlement of a
+//! failed one is not reconciled). The broker writes roots and closings as events are
+//! accepted; recovery forgets a failed workflow's root once it has dealt with it. It
+//! outlives actor restarts, as the broker does.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
