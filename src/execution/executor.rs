@@ -11,6 +11,7 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
+use super::order::{Order, OrderError, OrderStatus};
 use super::smart_limit::{check_quote, initial_limit, repeg, QuoteLimits};
 use super::{affordable_qty, client_order_id, order_intents, MIN_NOTIONAL};
 use crate::clock::Clock;
@@ -206,20 +207,29 @@ impl Executor {
                 Some(limit),
             );
             let sent = leg.intent().clone();
+            // The leg's life, from the venue's snapshots: a report that cannot happen
+            // (a fill before acceptance, more filled than ordered) is a venue error.
+            let mut life = Order::new(sent.qty);
+            let inconsistent = |e: OrderError| {
+                VenueError::Unavailable(format!("order {}: {e}", sent.client_order_id))
+            };
             let mut placed = self.send(correlation, plan_hash, &leg).await?;
-            if placed.status.is_open() {
+            life.observe(&placed).map_err(inconsistent)?;
+            if !life.status.is_terminal() {
                 tokio::time::sleep(smart.fill_wait).await;
                 if let Some(now) = self.venue.order_by_client_id(&sent.client_order_id).await? {
                     placed = now;
+                    life.observe(&placed).map_err(inconsistent)?;
                 }
             }
-            if placed.status.is_open() {
+            if !life.status.is_terminal() {
                 // Wait for the cancel to be confirmed before sending more.
                 placed = self.venue.cancel(&sent.client_order_id).await?;
+                life.observe(&placed).map_err(inconsistent)?;
             }
-            remaining -= placed.filled_qty;
-            let done = placed.status == VenueOrderStatus::Filled || remaining <= Decimal::ZERO;
-            let rejected = placed.status == VenueOrderStatus::Rejected;
+            remaining -= life.filled;
+            let done = life.status == OrderStatus::Filled || remaining <= Decimal::ZERO;
+            let rejected = life.status == OrderStatus::Rejected;
             legs.push((sent, placed));
             if done || rejected {
                 return Ok(legs);

@@ -2,6 +2,7 @@
 //! client order ids, cash capping, and smart limit pricing (`smart_limit`).
 
 pub mod executor;
+pub mod order;
 pub mod smart_limit;
 
 use rust_decimal::Decimal;
