@@ -10,8 +10,7 @@
 //! reconciliation reports, fails it on timeout or on a dead-lettered event, and halts
 //! trading when an actor exceeds its restart policy.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,10 +21,7 @@ use tokio::sync::oneshot;
 
 use super::deps::EngineDeps;
 pub use super::supervision::PublishAll;
-use super::supervision::{
-    panic_message, ActorFailed, BrokerLink, Consumed, Deliver, HandlerActor, HandlerFactory,
-    Registry, SubscriberProgress,
-};
+use super::supervision::{ActorFailed, BrokerLink, Consumed, Failure, Registry, Subscriber};
 use crate::causation::{CausationLog, CausationTree, Recorded, Refusal, WorkflowSummary};
 use crate::config::ResumeMode;
 use crate::events::{
@@ -36,7 +32,7 @@ use crate::events::{
 use crate::journal::group_commit::{Flushed, GroupCommit};
 use crate::journal::{ConsumerMark, Journal};
 use crate::metrics::metrics;
-use crate::supervision::{RestartDecision, RestartHistory, RestartPolicy};
+use crate::supervision::{RestartDecision, RestartPolicy};
 use crate::workflow::WorkflowStage;
 use crate::workflow::WorkflowStatus;
 use crate::workflow_lifecycle::{consequences, refuse_start, Consequence};
@@ -229,38 +225,11 @@ impl BrokerStats {
     }
 }
 
-struct Inflight {
-    seq: u64,
-    env: Arc<Envelope>,
-    failures: u8,
-    /// Handed to some incarnation already (a later send counts as a redelivery).
-    sent: bool,
-}
-
-struct SubscriberSlot {
-    name: &'static str,
-    factory: HandlerFactory,
-    addr: Option<Addr<HandlerActor>>,
-    incarnation: u32,
-    progress: Arc<SubscriberProgress>,
-    inflight: VecDeque<Inflight>,
-    history: RestartHistory,
-}
-
-impl SubscriberSlot {
-    fn trim_acked(&mut self) {
-        let acked = self.progress.acked();
-        while self.inflight.front().is_some_and(|d| d.seq <= acked) {
-            self.inflight.pop_front();
-        }
-    }
-}
-
 pub struct Broker {
     seq: u64,
     log: CausationLog,
     routes: Vec<Vec<usize>>,
-    slots: Vec<SubscriberSlot>,
+    slots: Vec<Subscriber>,
     published: [u64; EventKind::COUNT],
     delivered: u64,
     redelivered: u64,
@@ -318,15 +287,7 @@ impl Broker {
                 for kind in &sub.consumes {
                     routes[kind.index()].push(i);
                 }
-                slots.push(SubscriberSlot {
-                    name: sub.name,
-                    factory: sub.factory,
-                    addr: None,
-                    incarnation: 0,
-                    progress: Arc::new(SubscriberProgress::default()),
-                    inflight: VecDeque::new(),
-                    history: RestartHistory::default(),
-                });
+                slots.push(Subscriber::new(sub.name, sub.factory));
             }
             let mut broker = Broker {
                 seq: journal.as_ref().map_or(0, Journal::last_seq),
@@ -458,50 +419,23 @@ impl Broker {
     /// delivery, in order.
     fn spawn_slot(&mut self, i: usize, ctx: &mut Context<Self>) {
         let me = ctx.address();
-        let deps = self.deps.clone();
-        let slot = &mut self.slots[i];
-        slot.incarnation += 1;
-        let handler = match catch_unwind(AssertUnwindSafe(|| (slot.factory)())) {
-            Ok(h) => h,
-            Err(panic) => {
-                let error = format!("factory failed: {}", panic_message(panic.as_ref()));
-                let incarnation = slot.incarnation;
-                self.on_failure(i, incarnation, None, error, ctx);
-                return;
-            }
-        };
         let link = BrokerLink {
             publish: me.clone().recipient(),
             consumed: me.clone().recipient(),
             failed: me.recipient(),
         };
-        let actor = HandlerActor::new(
-            slot.name,
-            handler,
-            link,
-            i,
-            slot.incarnation,
-            slot.progress.clone(),
-            deps,
-        );
-        let addr = actor.start();
-        slot.trim_acked();
         let mark = self.commit.is_durable();
-        for d in slot.inflight.iter_mut() {
-            addr.do_send(Deliver {
-                seq: d.seq,
-                env: d.env.clone(),
-                mark,
-            });
-            metrics().delivered.inc();
-            if d.sent {
-                self.redelivered += 1;
-            } else {
-                self.delivered += 1;
-                d.sent = true;
+        match self.slots[i].start(link, i, self.deps.clone(), mark) {
+            Ok(sent) => {
+                self.delivered += sent.first;
+                self.redelivered += sent.again;
+                metrics().delivered.inc_by(sent.first + sent.again);
+            }
+            Err(error) => {
+                let incarnation = self.slots[i].incarnation();
+                self.on_failure(i, incarnation, None, error, ctx);
             }
         }
-        slot.addr = Some(addr);
     }
 
     /// Accepts or refuses one event. Accepted events are dispatched in sequence order once
@@ -652,25 +586,10 @@ impl Broker {
                     continue;
                 }
             }
-            slot.trim_acked();
-            let sent = if let Some(addr) = &slot.addr {
-                addr.do_send(Deliver {
-                    seq,
-                    env: env.clone(),
-                    mark,
-                });
+            if slot.deliver(seq, env.clone(), mark) {
                 self.delivered += 1;
                 metrics().delivered.inc();
-                true
-            } else {
-                false
-            };
-            slot.inflight.push_back(Inflight {
-                seq,
-                env: env.clone(),
-                failures: 0,
-                sent,
-            });
+            }
         }
         for tap in &mut self.taps {
             tap(seq, &env);
@@ -812,29 +731,19 @@ impl Broker {
         error: String,
         ctx: &mut Context<Self>,
     ) {
-        let slot = &mut self.slots[i];
-        if incarnation != slot.incarnation {
+        let now = Instant::now();
+        let Some(failure) = self.slots[i].fail(incarnation, seq, &self.settings.policy, now) else {
+            // A report from an incarnation already replaced.
             return;
-        }
-        slot.addr = None;
+        };
+        let name = self.slots[i].name;
         self.restarts += 1;
-        metrics().restarted(slot.name);
-        slot.trim_acked();
-        let failing = seq.or_else(|| slot.inflight.front().map(|d| d.seq));
-        let mut dead = None;
-        let mut failed_on = None;
-        if let Some(pos) = failing.and_then(|s| slot.inflight.iter().position(|d| d.seq == s)) {
-            slot.inflight[pos].failures += 1;
-            let d = &slot.inflight[pos];
-            failed_on = Some((d.env.clone(), d.failures));
-            if d.failures >= 2 {
-                dead = slot.inflight.remove(pos);
-            }
-        }
-        let name = slot.name;
-        let decision = slot
-            .history
-            .on_failure(&self.settings.policy, Instant::now());
+        metrics().restarted(name);
+        let Failure {
+            failed_on,
+            dead,
+            decision,
+        } = failure;
         // On the record: in the failing event's workflow when it is known.
         let restarted = ActorRestarted {
             actor: name.to_string(),
@@ -923,16 +832,15 @@ impl Broker {
             .slots
             .iter_mut()
             .map(|s| {
-                s.trim_acked();
                 let (handled, mean, max) = s.progress.latency();
                 ActorStats {
                     name: s.name,
-                    restarts: s.history.total(),
+                    restarts: s.restarts(),
                     handled,
                     handler_latency_mean_us: mean,
                     handler_latency_max_us: max,
-                    unacknowledged: s.inflight.len(),
-                    running: s.addr.is_some(),
+                    unacknowledged: s.unacknowledged(),
+                    running: s.is_running(),
                 }
             })
             .collect();

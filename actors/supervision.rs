@@ -22,6 +22,7 @@ use thiserror::Error;
 
 use super::deps::EngineDeps;
 use crate::events::{CorrelationId, Envelope, EventKind, Payload, TriggeredBy};
+use crate::supervision::{RestartDecision, RestartHistory, RestartPolicy};
 
 /// A failure that should restart the actor (state is suspect), as opposed to a business
 /// failure, which a handler reports by publishing `workflow.failed.v1`.
@@ -217,6 +218,181 @@ struct PendingHandling {
     seq: u64,
     since: Instant,
     abort: AbortHandle,
+}
+
+/// One subscriber as the broker keeps it: how to build it, its running incarnation,
+/// the deliveries it has not acknowledged (handed again, in order, to the next
+/// incarnation) and its restart history. An event that fails twice is dead-lettered.
+pub struct Subscriber {
+    pub name: &'static str,
+    factory: HandlerFactory,
+    addr: Option<Addr<HandlerActor>>,
+    incarnation: u32,
+    pub progress: Arc<SubscriberProgress>,
+    inflight: std::collections::VecDeque<Inflight>,
+    history: RestartHistory,
+}
+
+/// A delivery not yet acknowledged.
+pub struct Inflight {
+    pub seq: u64,
+    pub env: Arc<Envelope>,
+    /// Incarnations that failed on it.
+    pub failures: u8,
+    /// Handed to some incarnation already (a later send counts as a redelivery).
+    sent: bool,
+}
+
+/// Deliveries handed to a fresh incarnation: first sends and repeats.
+pub struct Handed {
+    pub first: u64,
+    pub again: u64,
+}
+
+/// What one failure of an incarnation means.
+pub struct Failure {
+    /// The event it failed on (when known) and how often it has failed on it.
+    pub failed_on: Option<(Arc<Envelope>, u8)>,
+    /// The event, taken off the queue after its second failure.
+    pub dead: Option<Inflight>,
+    pub decision: RestartDecision,
+}
+
+impl Subscriber {
+    pub fn new(name: &'static str, factory: HandlerFactory) -> Self {
+        Self {
+            name,
+            factory,
+            addr: None,
+            incarnation: 0,
+            progress: Arc::new(SubscriberProgress::default()),
+            inflight: std::collections::VecDeque::new(),
+            history: RestartHistory::default(),
+        }
+    }
+
+    pub fn incarnation(&self) -> u32 {
+        self.incarnation
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.addr.is_some()
+    }
+
+    pub fn restarts(&self) -> u64 {
+        self.history.total()
+    }
+
+    pub fn unacknowledged(&mut self) -> usize {
+        self.trim_acked();
+        self.inflight.len()
+    }
+
+    fn trim_acked(&mut self) {
+        let acked = self.progress.acked();
+        while self.inflight.front().is_some_and(|d| d.seq <= acked) {
+            self.inflight.pop_front();
+        }
+    }
+
+    /// Builds a fresh incarnation (slot `slot` of the broker) and hands it every
+    /// unacknowledged delivery, in order; the factory's panic, if it panics.
+    pub fn start(
+        &mut self,
+        link: BrokerLink,
+        slot: usize,
+        deps: EngineDeps,
+        mark: bool,
+    ) -> Result<Handed, String> {
+        self.incarnation += 1;
+        let handler = catch_unwind(AssertUnwindSafe(|| (self.factory)()))
+            .map_err(|panic| format!("factory failed: {}", panic_message(panic.as_ref())))?;
+        let actor = HandlerActor::new(
+            self.name,
+            handler,
+            link,
+            slot,
+            self.incarnation,
+            self.progress.clone(),
+            deps,
+        );
+        let addr = actor.start();
+        self.trim_acked();
+        let mut handed = Handed { first: 0, again: 0 };
+        for d in self.inflight.iter_mut() {
+            addr.do_send(Deliver {
+                seq: d.seq,
+                env: d.env.clone(),
+                mark,
+            });
+            if d.sent {
+                handed.again += 1;
+            } else {
+                handed.first += 1;
+                d.sent = true;
+            }
+        }
+        self.addr = Some(addr);
+        Ok(handed)
+    }
+
+    /// Queues a delivery and hands it to the running incarnation, if one runs (else
+    /// the next one gets it); whether it was handed now.
+    pub fn deliver(&mut self, seq: u64, env: Arc<Envelope>, mark: bool) -> bool {
+        self.trim_acked();
+        let sent = match &self.addr {
+            Some(addr) => {
+                addr.do_send(Deliver {
+                    seq,
+                    env: env.clone(),
+                    mark,
+                });
+                true
+            }
+            None => false,
+        };
+        self.inflight.push_back(Inflight {
+            seq,
+            env,
+            failures: 0,
+            sent,
+        });
+        sent
+    }
+
+    /// Incarnation `incarnation` failed while handling `seq` (the oldest unacknowledged
+    /// delivery when unknown): counts the failure on that event, dead-letters it on its
+    /// second, and asks the restart policy. `None` when that incarnation was already
+    /// replaced (a late report).
+    pub fn fail(
+        &mut self,
+        incarnation: u32,
+        seq: Option<u64>,
+        policy: &RestartPolicy,
+        now: Instant,
+    ) -> Option<Failure> {
+        if incarnation != self.incarnation {
+            return None;
+        }
+        self.addr = None;
+        self.trim_acked();
+        let failing = seq.or_else(|| self.inflight.front().map(|d| d.seq));
+        let mut dead = None;
+        let mut failed_on = None;
+        if let Some(pos) = failing.and_then(|s| self.inflight.iter().position(|d| d.seq == s)) {
+            self.inflight[pos].failures += 1;
+            let d = &self.inflight[pos];
+            failed_on = Some((d.env.clone(), d.failures));
+            if d.failures >= 2 {
+                dead = self.inflight.remove(pos);
+            }
+        }
+        Some(Failure {
+            failed_on,
+            dead,
+            decision: self.history.on_failure(policy, now),
+        })
+    }
 }
 
 /// Progress of one subscriber, written by its actor and read by the broker: the last
