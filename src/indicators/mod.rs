@@ -11,7 +11,9 @@ mod rsi;
 
 pub use drawdown::max_drawdown;
 pub use moving_average::{exponential_moving_average, moving_average};
-pub use returns::{cumulative_return, daily_returns_pct, moving_average_return, stdev_return};
+pub use returns::{
+    cumulative_return, daily_returns_pct, moving_average_return, stdev_price, stdev_return,
+};
 pub use rsi::rsi;
 
 use thiserror::Error;
@@ -25,6 +27,7 @@ pub enum IndicatorKind {
     CumulativeReturn,
     MovingAverageReturn,
     StdevReturn,
+    StdevPrice,
     MaxDrawdown,
 }
 
@@ -37,6 +40,7 @@ impl IndicatorKind {
         IndicatorKind::CumulativeReturn,
         IndicatorKind::MovingAverageReturn,
         IndicatorKind::StdevReturn,
+        IndicatorKind::StdevPrice,
         IndicatorKind::MaxDrawdown,
     ];
 
@@ -50,6 +54,7 @@ impl IndicatorKind {
             IndicatorKind::CumulativeReturn => "cumulative-return",
             IndicatorKind::MovingAverageReturn => "moving-average-return",
             IndicatorKind::StdevReturn => "stdev-return",
+            IndicatorKind::StdevPrice => "stdev-price",
             IndicatorKind::MaxDrawdown => "max-drawdown",
         }
     }
@@ -166,6 +171,7 @@ impl Indicator {
             IndicatorKind::CumulativeReturn => cumulative_return(closes, n),
             IndicatorKind::MovingAverageReturn => moving_average_return(closes, n),
             IndicatorKind::StdevReturn => stdev_return(closes, n),
+            IndicatorKind::StdevPrice => stdev_price(closes, n),
             IndicatorKind::MaxDrawdown => max_drawdown(closes, n),
         }
     }
@@ -178,7 +184,9 @@ impl Indicator {
                 smoothing_history(n)
             }
             IndicatorKind::CurrentPrice => 1,
-            IndicatorKind::MovingAveragePrice | IndicatorKind::MaxDrawdown => n,
+            IndicatorKind::MovingAveragePrice
+            | IndicatorKind::StdevPrice
+            | IndicatorKind::MaxDrawdown => n,
             IndicatorKind::CumulativeReturn
             | IndicatorKind::MovingAverageReturn
             | IndicatorKind::StdevReturn => n + 1,

@@ -38,6 +38,19 @@ pub fn stdev_return(closes: &[f64], n: usize) -> Result<f64, IndicatorError> {
     finite(sample_stdev(daily_returns_pct(closes, n)), name, n)
 }
 
+/// Sample standard deviation (n − 1) of the last `n` closes, in price units: how far
+/// the price strays from its `n`-day average (pandas' `rolling(n).std()`).
+pub fn stdev_price(closes: &[f64], n: usize) -> Result<f64, IndicatorError> {
+    let name = "stdev-price";
+    min_window(n, 2, name)?;
+    need(closes, n, name, n)?;
+    finite(
+        sample_stdev(closes[closes.len() - n..].iter().copied()),
+        name,
+        n,
+    )
+}
+
 /// Sample standard deviation of a sequence (n − 1 in the denominator).
 pub fn sample_stdev(values: impl Iterator<Item = f64>) -> f64 {
     let v: Vec<f64> = values.collect();
@@ -49,6 +62,16 @@ pub fn sample_stdev(values: impl Iterator<Item = f64>) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stdev_price_is_the_sample_stdev_of_the_last_closes_in_price_units() {
+        // The last 4 closes 2, 4, 4, 6: mean 4, squares 4+0+0+4 = 8, / 3, sqrt.
+        let closes = [100.0, 2.0, 4.0, 4.0, 6.0];
+        let got = stdev_price(&closes, 4).unwrap();
+        assert!((got - (8.0f64 / 3.0).sqrt()).abs() < 1e-12, "{got}");
+        assert!(stdev_price(&closes, 6).is_err(), "needs 6 closes");
+        assert!(stdev_price(&closes, 1).is_err(), "window of at least 2");
+    }
 
     #[test]
     fn cumulative_return_over_n_days() {

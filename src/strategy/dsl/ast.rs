@@ -60,6 +60,9 @@ pub enum Comparison {
     Lt,
     Ge,
     Le,
+    /// Equal to 6 decimals (the precision indicator values are reported with): exact
+    /// equality of computed floats would hardly ever hold.
+    Eq,
 }
 
 impl Comparison {
@@ -69,6 +72,7 @@ impl Comparison {
             Comparison::Lt => a < b,
             Comparison::Ge => a >= b,
             Comparison::Le => a <= b,
+            Comparison::Eq => (a * 1e6).round() == (b * 1e6).round(),
         }
     }
 }
@@ -421,10 +425,11 @@ fn condition(v: &SExpr) -> Result<Condition> {
         "<" => Comparison::Lt,
         ">=" => Comparison::Ge,
         "<=" => Comparison::Le,
+        "=" => Comparison::Eq,
         other => {
             return err(
                 span,
-                format!("expected a comparison (> < >= <=), found ({other} ...)"),
+                format!("expected a comparison (> < >= <= =), found ({other} ...)"),
             )
         }
     };

@@ -49,8 +49,8 @@ mod tests {
         );
         assert!(err("(defsymphony \"x\" {} (if (> (rsx \"A\" {:window 2}) 5) [(asset \"A\")] [(asset \"B\")]))").starts_with("1:28: unknown indicator `rsx`: expected one of rsi, "));
         assert_eq!(
-            err("(defsymphony \"x\" {} (if (= 1 2) [(asset \"A\")] [(asset \"B\")]))"),
-            "1:25: expected a comparison (> < >= <=), found (= ...)"
+            err("(defsymphony \"x\" {} (if (!= 1 2) [(asset \"A\")] [(asset \"B\")]))"),
+            "1:25: expected a comparison (> < >= <= =), found (!= ...)"
         );
         assert_eq!(
             err("(defsymphony \"x\" {} (if (> 1 2) [(asset \"A\")]))"),
