@@ -8,6 +8,32 @@ use serde::{Deserialize, Serialize};
 /// and fill, and those clones were a large share of a backtest's allocations.
 pub type Symbol = compact_str::CompactString;
 
+/// A ticker as a symphony writes it — Composer's share-class notation `BRK/B`, or
+/// `BRK.B` — in the engine's one notation, Alpaca's: `BRK.B` in events, venue calls,
+/// data file names (`BRK.B.csv`) and reports. Upper-case letters and digits, at most
+/// one class separator; anything else (a path separator elsewhere, `..`, a space) is
+/// refused, so a symbol never becomes a path component.
+pub fn parse_symbol(text: &str) -> Result<Symbol, String> {
+    let bad = |why: &str| Err(format!("`{text}` is not a ticker: {why}"));
+    let (base, class) = match text.split_once(['/', '.']) {
+        Some((base, class)) => (base, Some(class)),
+        None => (text, None),
+    };
+    let plain = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    };
+    if !plain(base) || base.len() > 10 {
+        return bad("expected 1 to 10 upper-case letters or digits");
+    }
+    match class {
+        None => Ok(Symbol::from(base)),
+        Some(class) if plain(class) && class.len() <= 3 => Ok(format!("{base}.{class}").into()),
+        Some(_) => bad("a share class is 1 to 3 upper-case letters or digits after one `/` or `.`"),
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Side {
@@ -82,3 +108,29 @@ impl RunMode {
 }
 
 crate::display_as_wire_name!(Side, OrderType, PlanAction, RunMode);
+
+#[cfg(test)]
+mod tests {
+    use super::parse_symbol;
+
+    #[test]
+    fn share_classes_map_to_one_notation_and_paths_are_refused() {
+        assert_eq!(parse_symbol("SPY").unwrap(), "SPY");
+        assert_eq!(parse_symbol("BRK/B").unwrap(), "BRK.B");
+        assert_eq!(parse_symbol("BRK.B").unwrap(), "BRK.B");
+        for bad in [
+            "",
+            "spy",
+            "../etc",
+            "A/B/C",
+            "BRK/",
+            "/B",
+            "A B",
+            "TOOLONGTICKER",
+            "BRK/BBBB",
+            "A\\B",
+        ] {
+            assert!(parse_symbol(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,6 +1,8 @@
 //! Composer parity, rule by rule, on crafted series whose answers are worked out by
 //! hand in the comments (not by the evaluator).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -103,4 +105,146 @@ fn equality_holds_to_six_decimals_and_indicators_compare_with_each_other() {
         "BBB",
         "4 against (4 + 6) / 2 = 5"
     );
+}
+
+mod tickers {
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    use alchemiser::venue::alpaca::fake::FakeAlpaca;
+    use rust_decimal::Decimal;
+
+    use super::common;
+
+    fn root() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    }
+
+    fn bin() -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_alchemiser"));
+        c.env_remove("APCA_API_KEY_ID")
+            .env_remove("APCA_API_SECRET_KEY");
+        c
+    }
+
+    /// A data folder with Berkshire's class B (Apple's bundled bars under its name).
+    fn data(dir: &Path) -> PathBuf {
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::copy(
+            root().join("examples/data/AAPL.csv"),
+            data.join("BRK.B.csv"),
+        )
+        .unwrap();
+        std::fs::copy(root().join("examples/data/NVDA.csv"), data.join("NVDA.csv")).unwrap();
+        data
+    }
+
+    fn config(dir: &Path, extra: &str) -> PathBuf {
+        let strategy = dir.join("brk.clj");
+        std::fs::write(
+            &strategy,
+            "(defsymphony \"class B\" {}\n (weight-equal [(asset \"BRK/B\") (asset \"NVDA\")]))\n",
+        )
+        .unwrap();
+        let cfg = dir.join("config.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[strategy]\ndata = {:?}\n[[strategy.files]]\npath = {strategy:?}\n[venue.sim]\nstate_file = \"\"\n[journal]\npath = \"journal.sqlite\"\n[engine]\ncontrol_dir = \".\"\n[metrics]\nenabled = false\n{extra}",
+                data(dir)
+            ),
+        )
+        .unwrap();
+        cfg
+    }
+
+    #[test]
+    fn a_share_class_trades_in_a_backtest_under_the_venue_notation() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path(), "");
+        let out = dir.path().join("bt");
+        let o = bin()
+            .args([
+                "backtest",
+                "--from",
+                "2016-01-01",
+                "--to",
+                "2016-03-31",
+                "--config",
+            ])
+            .arg(&cfg)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let orders = std::fs::read_to_string(out.join("orders.csv")).unwrap();
+        assert!(orders.contains(",BRK.B,buy,"), "{orders}");
+        assert!(!orders.contains("BRK/B"), "{orders}");
+    }
+
+    #[test]
+    fn a_share_class_is_ordered_at_alpaca_as_brk_dot_b() {
+        let f = FakeAlpaca::start("PKTEST", "secret", Decimal::from(100_000)).unwrap();
+        for (s, from) in [("BRK.B", "AAPL"), ("NVDA", "NVDA")] {
+            f.state().prices.insert(s.into(), Decimal::from(100));
+            f.state()
+                .bars
+                .insert(s.into(), common::bars_from_bundled(from));
+        }
+        f.state().bars_page_size = 5000;
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(
+            dir.path(),
+            &format!(
+                "[alpaca]\ntrading_url = {:?}\ndata_url = {:?}\n",
+                f.url(),
+                f.url()
+            ),
+        );
+        let o = bin()
+            .args(["run", "--once", "--as-of", "2023-09-21", "--config"])
+            .arg(&cfg)
+            .env("APCA_API_KEY_ID", "PKTEST")
+            .env("APCA_API_SECRET_KEY", "secret")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let state = f.state();
+        let symbols: Vec<&str> = state.orders.iter().map(|o| o.symbol.as_str()).collect();
+        assert!(symbols.contains(&"BRK.B"), "{symbols:?}");
+        assert!(state.positions.contains_key("BRK.B"));
+    }
+
+    #[test]
+    fn a_ticker_that_is_a_path_is_refused_with_its_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let strategy = dir.path().join("evil.clj");
+        std::fs::write(
+            &strategy,
+            "(defsymphony \"x\" {}\n  (asset \"../../etc/passwd\"))\n",
+        )
+        .unwrap();
+        let cfg = dir.path().join("c.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[strategy]\ndata = {:?}\n[[strategy.files]]\npath = {strategy:?}\n",
+                root().join("examples/data")
+            ),
+        )
+        .unwrap();
+        let o = bin()
+            .args(["signals", "--as-of", "2023-09-21", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("evil.clj:2:10: `../../etc/passwd` is not a ticker"),
+            "{err}"
+        );
+    }
 }

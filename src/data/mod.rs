@@ -117,6 +117,8 @@ pub enum DataError {
     },
     #[error("{file}: {message}")]
     File { file: String, message: String },
+    #[error("{0}")]
+    BadSymbol(String),
     #[error("no data for symbol {symbol} in {dir}")]
     UnknownSymbol { symbol: Symbol, dir: String },
     #[error(
@@ -171,6 +173,8 @@ impl DataSource {
     }
 
     pub fn load(&self, symbol: &str) -> Result<BarSeries, DataError> {
+        // A symbol names a file in the folder, never a path.
+        crate::domain::parse_symbol(symbol).map_err(DataError::BadSymbol)?;
         let bars = match self {
             DataSource::Lean { root, adjustment } => lean::read_daily(root, symbol, *adjustment)?,
             DataSource::CsvFolder { dir } => csv_folder::read(dir, symbol)?,

@@ -191,6 +191,12 @@ fn string(v: &SExpr, what: &str) -> Result<String> {
     }
 }
 
+/// A symbol string, in the engine's notation (`BRK/B` becomes `BRK.B`).
+fn ticker(v: &SExpr, what: &str) -> Result<crate::domain::Symbol> {
+    let text = string(v, what)?;
+    crate::domain::parse_symbol(&text).or_else(|why| err(v.span(), why))
+}
+
 fn whole(v: &SExpr, what: &str) -> Result<usize> {
     match v {
         SExpr::Num(n, span) => n
@@ -246,7 +252,7 @@ fn node(v: &SExpr) -> Result<Node> {
     match head {
         "asset" => match args {
             [symbol] | [symbol, _] => Ok(Node::Asset {
-                symbol: string(symbol, "the asset's symbol")?.into(),
+                symbol: ticker(symbol, "the asset's symbol")?,
                 span,
             }),
             _ => err(span, format!("asset takes a symbol and an optional name; got {} arguments", args.len())),
@@ -401,7 +407,7 @@ fn operand(v: &SExpr) -> Result<Operand> {
                     )
                 }
             };
-            let symbol = string(symbol, "the indicator's symbol")?.into();
+            let symbol = ticker(symbol, "the indicator's symbol")?;
             Ok(Operand::Call(IndicatorCall {
                 indicator: indicator_of(head, options, span)?,
                 symbol,
