@@ -248,3 +248,117 @@ mod tickers {
         );
     }
 }
+
+mod group_scoring {
+    use super::*;
+
+    /// Ten sessions. SPY says which of A or B the flipping branch holds: A while SPY is
+    /// above 100 (sessions 0–5, 8–9), B below (6–7). A falls from 10 to 6 exactly when
+    /// B is held; B rises from 10 to 12 then; C grows 1% a day from session 5 on.
+    fn data() -> (MarketData, NaiveDate) {
+        let spy = [
+            101.0, 101.0, 101.0, 101.0, 101.0, 101.0, 99.0, 99.0, 101.0, 101.0,
+        ];
+        let a = [10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 8.0, 6.0, 6.0];
+        let b = [10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 11.0, 12.0, 12.0];
+        let c: Vec<f64> = (0..10)
+            .map(|i: i32| 10.0 * 1.01f64.powi((i - 4).max(0)))
+            .collect();
+        let mut all = BTreeMap::new();
+        for (s, closes) in [
+            ("SPY", &spy[..]),
+            ("A", &a[..]),
+            ("B", &b[..]),
+            ("C", &c[..]),
+        ] {
+            let (symbol, series) = series(s, closes);
+            all.insert(symbol, series);
+        }
+        let last = NaiveDate::from_ymd_opt(2020, 1, 10).unwrap();
+        (MarketData { series: all }, last)
+    }
+
+    /// An independent reading of the rule: over the last `n` sessions, the group earns
+    /// on session d what it held at the close of d − 1 (A if SPY was above 100, else B).
+    fn per_day_cumulative_pct(n: usize) -> f64 {
+        let spy = [
+            101.0, 101.0, 101.0, 101.0, 101.0, 101.0, 99.0, 99.0, 101.0, 101.0,
+        ];
+        let a = [10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 8.0, 6.0, 6.0];
+        let b = [10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 11.0, 12.0, 12.0];
+        let mut value = 1.0;
+        for d in 10 - n..10 {
+            let held = if spy[d - 1] > 100.0 { &a } else { &b };
+            value *= held[d] / held[d - 1];
+        }
+        (value - 1.0) * 100.0
+    }
+
+    const FLIP: &str = "(if (> (current-price \"SPY\") 100) [(asset \"A\")] [(asset \"B\")])";
+
+    fn run(body: &str) -> alchemiser::strategy::dsl::Evaluation {
+        let symphony = parse_symphony(&format!("(defsymphony \"g\" {{}} {body})"))
+            .unwrap_or_else(|e| panic!("{body}: {e}"));
+        let (data, day) = data();
+        evaluate(&symphony, &data, day).unwrap_or_else(|e| panic!("{body}: {e}"))
+    }
+
+    fn chosen(e: &alchemiser::strategy::dsl::Evaluation) -> Vec<String> {
+        e.weights.keys().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_group_is_scored_on_what_it_held_each_day_not_on_todays_holding() {
+        // Per day: 0, 0, +10%, +9.09%, 0 → +20%; C: 1.01^5 − 1 = +5.1%. Held fixed at
+        // today's A it would be −40%, and C would win.
+        let expected = per_day_cumulative_pct(5);
+        assert!((expected - 20.0).abs() < 1e-9, "{expected}");
+        let e = run(&format!(
+            "(filter (cumulative-return {{:window 5}}) (select-top 1) [(group \"G\" [{FLIP}]) (asset \"C\")])"
+        ));
+        assert_eq!(chosen(&e), ["A"], "G wins and holds A today");
+        let reported = e.indicators["cumulative-return(G,5)"];
+        assert!(
+            (reported - Decimal::from_f64(expected).unwrap()).abs() < Decimal::new(1, 4),
+            "{reported} vs {expected}"
+        );
+    }
+
+    #[test]
+    fn nested_groups_are_scored_the_same_way() {
+        let e = run(&format!(
+            "(filter (cumulative-return {{:window 5}}) (select-top 1) [(group \"outer\" [(group \"inner\" [{FLIP}])]) (asset \"C\")])"
+        ));
+        assert_eq!(chosen(&e), ["A"]);
+        let reported = e.indicators["cumulative-return(outer,5)"];
+        let expected = Decimal::from_f64(per_day_cumulative_pct(5)).unwrap();
+        assert!(
+            (reported - expected).abs() < Decimal::new(1, 4),
+            "{reported}"
+        );
+    }
+
+    #[test]
+    fn two_groups_of_one_name_are_told_apart_by_their_bodies() {
+        // Same name, different bodies: B's group rose 20% over the window, A's fell 40%.
+        let e = run(
+            "(filter (cumulative-return {:window 5}) (select-top 1) [(group \"X\" [(asset \"A\")]) (group \"X\" [(asset \"B\")])])",
+        );
+        assert_eq!(chosen(&e), ["B"]);
+        let e = run(
+            "(filter (cumulative-return {:window 5}) (select-bottom 1) [(group \"X\" [(asset \"A\")]) (group \"X\" [(asset \"B\")])])",
+        );
+        assert_eq!(chosen(&e), ["A"]);
+    }
+
+    #[test]
+    fn a_window_longer_than_the_group_can_be_scored_names_the_group() {
+        let symphony = parse_symphony(&format!(
+            "(defsymphony \"g\" {{}} (filter (cumulative-return {{:window 30}}) (select-top 1) [(group \"G\" [{FLIP}]) (asset \"C\")]))"
+        ))
+        .unwrap();
+        let (data, day) = data();
+        let err = evaluate(&symphony, &data, day).unwrap_err().to_string();
+        assert!(err.contains("cumulative-return(G,30)"), "{err}");
+    }
+}

@@ -221,3 +221,24 @@ fn warm_up_waits_for_the_history_of_every_branch() {
         ]
     );
 }
+
+#[test]
+fn groups_cost_one_evaluation_per_new_day_in_a_backtest() {
+    // The default strategy weights two groups by inverse volatility over 20 days: each
+    // new day adds one remembered holding per group (and the first day its window).
+    let config = alchemiser::config::Config::load(&root().join("config.toml")).unwrap();
+    let book = StrategyBook::load(&config.strategy, &config.base_dir, None).unwrap();
+    let days: Vec<NaiveDate> = book
+        .common_dates()
+        .into_iter()
+        .filter(|d| *d >= NaiveDate::from_ymd_opt(2016, 1, 4).unwrap())
+        .take(100)
+        .collect();
+    book.evaluate(days[0]).unwrap();
+    let first = book.remembered_days();
+    assert!((2..=2 * 21).contains(&first), "{first}");
+    for day in &days[1..] {
+        book.evaluate(*day).unwrap();
+    }
+    assert_eq!(book.remembered_days(), first + 2 * 99);
+}

@@ -10,7 +10,7 @@ use thiserror::Error;
 
 use super::consolidate;
 use super::dsl::ast::{Node, Operand};
-use super::dsl::{evaluate, parse_symphony, Span, Symphony};
+use super::dsl::{evaluate_remembering, parse_symphony, GroupMemo, Span, Symphony};
 use crate::config::{OnStrategyError, StrategyConfig};
 use crate::data::{DataError, DataSource, MarketData};
 use crate::domain::Symbol;
@@ -53,6 +53,9 @@ pub struct StrategyBook {
     pub data: MarketData,
     pub source: DataSource,
     pub on_error: OnStrategyError,
+    /// Candidates' holdings on earlier days, on the book's own data: a backtest scores
+    /// each group once per new day.
+    memo: std::sync::Arc<GroupMemo>,
 }
 
 /// Every symbol a symphony references, with where (first occurrence).
@@ -166,6 +169,7 @@ impl StrategyBook {
                 dir: PathBuf::new(),
             },
             on_error: OnStrategyError::Fail,
+            memo: Default::default(),
         }
     }
 
@@ -223,6 +227,7 @@ impl StrategyBook {
             data: MarketData { series },
             source,
             on_error: config.on_strategy_error,
+            memo: Default::default(),
         })
     }
 
@@ -262,7 +267,7 @@ impl StrategyBook {
     /// whole signal (`on_strategy_error = "fail"`, the default), or with `"cash"` gives
     /// its slice to cash with the reason in its allocation.
     pub fn evaluate(&self, as_of: NaiveDate) -> Result<SignalGenerated, StrategyError> {
-        self.evaluate_with(&self.data, as_of)
+        self.evaluate_on(&self.data, as_of, &self.memo)
     }
 
     /// [`StrategyBook::evaluate`] on other market data (live bars fetched today).
@@ -271,10 +276,19 @@ impl StrategyBook {
         data: &MarketData,
         as_of: NaiveDate,
     ) -> Result<SignalGenerated, StrategyError> {
+        self.evaluate_on(data, as_of, &GroupMemo::default())
+    }
+
+    fn evaluate_on(
+        &self,
+        data: &MarketData,
+        as_of: NaiveDate,
+        memo: &GroupMemo,
+    ) -> Result<SignalGenerated, StrategyError> {
         let mut allocations = Vec::with_capacity(self.files.len());
         for f in &self.files {
             let name = f.symphony.name.clone();
-            match evaluate(&f.symphony, data, as_of) {
+            match evaluate_remembering(&f.symphony, data, as_of, memo) {
                 Ok(e) => allocations.push(StrategyAllocation {
                     name,
                     file_weight: f.weight,
@@ -378,7 +392,7 @@ impl StrategyBook {
         }
         for (i, day) in dates.iter().enumerate().skip(start) {
             let failed = self.files.iter().find_map(|f| {
-                evaluate(&f.symphony, &self.data, *day)
+                evaluate_remembering(&f.symphony, &self.data, *day, &self.memo)
                     .err()
                     .map(|e| StrategyError::Failed {
                         name: f.symphony.name.clone(),
@@ -394,6 +408,12 @@ impl StrategyBook {
             name: String::new(),
             message: "no day to evaluate".into(),
         }))
+    }
+
+    /// Candidate holdings remembered so far (node and day): grows by at most one per
+    /// candidate per new day in a backtest.
+    pub fn remembered_days(&self) -> usize {
+        self.memo.len()
     }
 
     /// Every symbol the book's files reference.

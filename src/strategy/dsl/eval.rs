@@ -5,11 +5,23 @@
 //! are normalised to sum to 1 and multiply what they wrap (nested weights multiply);
 //! `filter` ranks candidates by the metric (top: highest first, bottom: lowest first,
 //! ties by label) and weights the chosen K equally; `weight-inverse-volatility` weights
-//! children ∝ 1/stdev-return(N). For a candidate that is not a single asset, metrics
-//! are computed on the series of its current allocation held fixed (daily returns
-//! Σ wᵢ·rᵢ compounded from 1) over the bars the metric needs.
+//! children ∝ 1/stdev-return(N).
+//!
+//! A candidate that is not a single asset (a group, a nested filter or branch) is scored
+//! as Composer scores it: on the returns of what it *would have held each day*. For each
+//! day d of the window the metric needs, the candidate's subtree is evaluated as of the
+//! day before (its own `if`s and filters deciding on data up to that close), it earns
+//! Σ wᵢ(d−1)·rᵢ(d) on day d, and the returns compound from 1 into a price series the
+//! metric is taken on. Nested candidates recurse. Days on which the subtree cannot be
+//! evaluated yet (too little history) are left out, the series starting after the last
+//! of them; a series shorter than the metric needs is an error naming the candidate.
+//! Each (node, day) is evaluated once per [`GroupMemo`]: a backtest that keeps one memo
+//! pays one evaluation of each candidate per new day.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use rust_decimal::prelude::ToPrimitive;
 
 use chrono::NaiveDate;
 use rust_decimal::prelude::FromPrimitive;
@@ -27,7 +39,7 @@ use crate::strategy::largest_remainder;
 /// sorted vector merges them without the map's node allocations, which showed in
 /// every evaluation.
 #[derive(Debug, Default)]
-struct Allocation(Vec<(Symbol, Decimal)>);
+pub struct Allocation(Vec<(Symbol, Decimal)>);
 
 impl Allocation {
     fn single(symbol: &Symbol) -> Self {
@@ -67,19 +79,46 @@ pub struct Evaluation {
     pub indicators: BTreeMap<compact_str::CompactString, Decimal>,
 }
 
+/// What the candidates of a symphony held on earlier days, by node and day (what
+/// scoring a candidate on its per-day series needs again and again). Valid for one
+/// market data set; shared between threads.
+#[derive(Debug, Default)]
+pub struct GroupMemo {
+    held: std::sync::Mutex<HashMap<HeldKey, Option<Arc<Allocation>>>>,
+}
+
+/// A candidate (its node's address, stable while the symphony lives) on a day.
+type HeldKey = (usize, NaiveDate);
+
+impl GroupMemo {
+    /// Days remembered, over all candidates.
+    pub fn len(&self) -> usize {
+        self.held.lock().map_or(0, |m| m.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Evaluates `symphony` with bars dated up to and including `as_of`.
 pub fn evaluate(
     symphony: &Symphony,
     data: &MarketData,
     as_of: NaiveDate,
 ) -> Result<Evaluation, EvalError> {
-    let mut ev = Evaluator {
-        data,
-        as_of,
-        histories: Vec::new(),
-        cache: Vec::new(),
-        used: BTreeMap::new(),
-    };
+    evaluate_remembering(symphony, data, as_of, &GroupMemo::default())
+}
+
+/// [`evaluate`], remembering candidates' earlier holdings in `memo` (for evaluations of
+/// many days on the same data).
+pub fn evaluate_remembering(
+    symphony: &Symphony,
+    data: &MarketData,
+    as_of: NaiveDate,
+    memo: &GroupMemo,
+) -> Result<Evaluation, EvalError> {
+    let mut ev = Evaluator::new(data, as_of, memo);
     let allocation = ev.share(&symphony.body)?;
     let weights = largest_remainder(allocation.iter(), Decimal::ONE);
     let indicators = ev
@@ -135,12 +174,26 @@ fn fast_places(v: f64, dp: u32) -> Option<Decimal> {
 struct Evaluator<'a> {
     data: &'a MarketData,
     as_of: NaiveDate,
+    memo: &'a GroupMemo,
     /// Closes up to the evaluation day, by symbol, as first looked up (a symphony names
     /// a handful of symbols many times over: a short list beats hashing).
     histories: Vec<(&'a str, &'a [f64])>,
     /// Indicator values computed so far, by symbol and indicator (likewise a short list).
     cache: Vec<(&'a str, Indicator, f64)>,
     used: BTreeMap<compact_str::CompactString, f64>,
+}
+
+impl<'a> Evaluator<'a> {
+    fn new(data: &'a MarketData, as_of: NaiveDate, memo: &'a GroupMemo) -> Self {
+        Self {
+            data,
+            as_of,
+            memo,
+            histories: Vec::new(),
+            cache: Vec::new(),
+            used: BTreeMap::new(),
+        }
+    }
 }
 
 fn fail<T>(span: Span, message: impl Into<String>) -> Result<T, EvalError> {
@@ -265,7 +318,7 @@ impl<'a> Evaluator<'a> {
                 let mut scored = Vec::with_capacity(children.len());
                 for (i, child) in children.iter().enumerate() {
                     let allocation = self.node(child)?;
-                    let value = self.metric_of(child, &allocation, *metric, *span)?;
+                    let value = self.metric_of(child, *metric, *span)?;
                     scored.push((value, label(child), i, allocation));
                 }
                 let (k, descending) = match select {
@@ -299,7 +352,7 @@ impl<'a> Evaluator<'a> {
                 let mut parts = Vec::with_capacity(children.len());
                 for child in children {
                     let allocation = self.node(child)?;
-                    let vol = self.metric_of(child, &allocation, metric, *span)?;
+                    let vol = self.metric_of(child, metric, *span)?;
                     if vol <= 0.0 {
                         return fail(*span, format!("{} has zero volatility over {window} days: inverse-volatility weight is undefined", label(child)));
                     }
@@ -332,20 +385,14 @@ impl<'a> Evaluator<'a> {
         Ok(c.comparison.holds(left, right))
     }
 
-    /// The metric of a candidate: of its symbol for an asset, else of its allocation
-    /// held fixed.
-    fn metric_of(
-        &mut self,
-        node: &Node,
-        allocation: &Allocation,
-        metric: Indicator,
-        span: Span,
-    ) -> Result<f64, EvalError> {
+    /// The metric of a candidate: of its symbol for an asset, else of the series of
+    /// what it held each day (see the module's doc).
+    fn metric_of(&mut self, node: &Node, metric: Indicator, span: Span) -> Result<f64, EvalError> {
         if let Node::Asset { symbol, span } = node {
             return self.indicator(metric, symbol, *span);
         }
         let name = label(node);
-        let series = self.fixed_allocation_series(allocation, metric.lookback(), name, span)?;
+        let series = self.held_series(node, metric, name, span)?;
         let value = metric
             .compute(&series)
             .or_else(|e| fail(span, format!("{}: {e}", metric.label(name))))?;
@@ -353,44 +400,111 @@ impl<'a> Evaluator<'a> {
         Ok(value)
     }
 
-    /// Value series (starting at 1) of holding `allocation` with constant weights over
-    /// the last `len` bars, the symbols' bars aligned from the evaluation day back.
-    fn fixed_allocation_series(
+    /// Value series (from 1) of what `node` held each day over the last bars `metric`
+    /// looks at, on the trading days of the first symbol it names.
+    fn held_series(
         &mut self,
-        allocation: &Allocation,
-        len: usize,
+        node: &Node,
+        metric: Indicator,
         name: &str,
         span: Span,
     ) -> Result<Vec<f64>, EvalError> {
-        use rust_decimal::prelude::ToPrimitive;
-        let mut legs = Vec::with_capacity(allocation.0.len());
-        let mut available = usize::MAX;
-        for (symbol, w) in allocation.iter() {
-            let closes = self.closes(symbol, span)?;
-            available = available.min(closes.len());
-            legs.push((w.to_f64().unwrap_or(0.0), closes));
+        let Some(anchor) = first_symbol(node) else {
+            return fail(span, format!("{name} names no symbol"));
+        };
+        let Some(series) = self.data.get(anchor) else {
+            return fail(span, format!("no market data for symbol {anchor}"));
+        };
+        let upto = series.count_until(self.as_of);
+        let bars = &series.bars[upto.saturating_sub(metric.lookback())..upto];
+        let mut values = vec![1.0];
+        for pair in bars.windows(2) {
+            let (before, day) = (pair[0].date, pair[1].date);
+            let Some(held) = self.held_on(node, before) else {
+                // Not evaluable yet that day: the series starts after it.
+                values.clear();
+                values.push(1.0);
+                continue;
+            };
+            let mut r = 0.0;
+            for (symbol, w) in held.iter() {
+                let (Some(then), Some(now)) =
+                    (self.close_on(symbol, before), self.close_on(symbol, day))
+                else {
+                    return fail(
+                        span,
+                        format!("{name}: no close of {symbol} on {before} or {day}"),
+                    );
+                };
+                r += w.to_f64().unwrap_or(0.0) * (now / then - 1.0);
+            }
+            let last = values[values.len() - 1];
+            values.push(last * (1.0 + r));
         }
-        let len = len.min(available);
-        if len < 2 {
+        let needed = metric.min_history();
+        if values.len() < needed {
             return fail(
                 span,
-                format!("{name}: not enough aligned history to build its series"),
+                format!(
+                    "{}: {name} can be evaluated on {} days of the window, {needed} needed",
+                    metric.label(name),
+                    values.len()
+                ),
             );
         }
-        let mut series = Vec::with_capacity(len);
-        series.push(1.0);
-        for t in 1..len {
-            let r: f64 = legs
-                .iter()
-                .map(|(w, c)| {
-                    let end = c.len() - len + t;
-                    w * (c[end] / c[end - 1] - 1.0)
-                })
-                .sum();
-            let prev = series[t - 1];
-            series.push(prev * (1.0 + r));
+        Ok(values)
+    }
+
+    /// What `node` held as of `day` (evaluated then, once per memo), or `None` when it
+    /// could not be evaluated that day.
+    fn held_on(&mut self, node: &Node, day: NaiveDate) -> Option<Arc<Allocation>> {
+        let key = (node as *const Node as usize, day);
+        if let Some(found) = self
+            .memo
+            .held
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&key).cloned())
+        {
+            return found;
         }
-        Ok(series)
+        let mut then = Evaluator::new(self.data, day, self.memo);
+        let held = then.node(node).ok().map(Arc::new);
+        if let Ok(mut m) = self.memo.held.lock() {
+            m.insert(key, held.clone());
+        }
+        held
+    }
+
+    /// The close of `symbol` on `day` exactly (the series' days are the anchor's).
+    fn close_on(&self, symbol: &str, day: NaiveDate) -> Option<f64> {
+        let series = self.data.get(symbol)?;
+        let n = series.count_until(day);
+        (n > 0 && series.bars[n - 1].date == day).then(|| series.closes[n - 1])
+    }
+}
+
+/// The first symbol a subtree names (an asset, or an `if`'s indicator call): its
+/// trading days are the days a candidate's series is built on.
+fn first_symbol(node: &Node) -> Option<&str> {
+    match node {
+        Node::Asset { symbol, .. } => Some(symbol),
+        Node::Group { children, .. }
+        | Node::WeightEqual(children)
+        | Node::InverseVolatility { children, .. }
+        | Node::Filter { children, .. } => children.iter().find_map(first_symbol),
+        Node::WeightSpecified(pairs) => pairs.iter().find_map(|(_, n)| first_symbol(n)),
+        Node::If {
+            condition,
+            then,
+            otherwise,
+        } => [&condition.left, &condition.right]
+            .into_iter()
+            .find_map(|o| match o {
+                Operand::Call(c) => Some(c.symbol.as_str()),
+                Operand::Number(_) => None,
+            })
+            .or_else(|| then.iter().chain(otherwise).find_map(first_symbol)),
     }
 }
 

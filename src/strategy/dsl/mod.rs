@@ -9,7 +9,7 @@ pub mod eval;
 pub mod parse;
 
 pub use ast::Symphony;
-pub use eval::{evaluate, EvalError, Evaluation};
+pub use eval::{evaluate, evaluate_remembering, EvalError, Evaluation, GroupMemo};
 pub use parse::{ParseError, Span};
 
 /// Parses a whole symphony file.
