@@ -12,7 +12,9 @@
 //! day d of the window the metric needs, the candidate's subtree is evaluated as of the
 //! day before (its own `if`s and filters deciding on data up to that close), it earns
 //! Σ wᵢ(d−1)·rᵢ(d) on day d, and the returns compound from 1 into a price series the
-//! metric is taken on. Nested candidates recurse. Days on which the subtree cannot be
+//! metric is taken on (on the trading days of the first symbol the candidate names; a
+//! held symbol without a bar that day earns nothing). Nested candidates recurse. Days
+//! on which the subtree cannot be
 //! evaluated yet (too little history) are left out, the series starting after the last
 //! of them; a series shorter than the metric needs is an error naming the candidate.
 //! Each (node, day) is evaluated once per [`GroupMemo`]: a backtest that keeps one memo
@@ -476,11 +478,12 @@ impl<'a> Evaluator<'a> {
         held
     }
 
-    /// The close of `symbol` on `day` exactly (the series' days are the anchor's).
+    /// The last close of `symbol` on or before `day` (a symbol without a bar that day
+    /// earns nothing on it); `None` before its first bar.
     fn close_on(&self, symbol: &str, day: NaiveDate) -> Option<f64> {
         let series = self.data.get(symbol)?;
         let n = series.count_until(day);
-        (n > 0 && series.bars[n - 1].date == day).then(|| series.closes[n - 1])
+        (n > 0).then(|| series.closes[n - 1])
     }
 }
 
