@@ -326,6 +326,8 @@ impl Broker {
                 }
                 _ => {}
             }
+            let names: Vec<&str> = broker.slots.iter().map(|s| s.name).collect();
+            metrics().known_actors(&names);
             for i in 0..broker.slots.len() {
                 broker.spawn_slot(i, ctx);
             }

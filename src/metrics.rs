@@ -158,6 +158,17 @@ impl Metrics {
         ])
     }
 
+    /// Exports each actor's restart counter at 0 from the start, so that alerts and
+    /// `rate()` work before the first restart.
+    pub fn known_actors(&self, actors: &[&str]) {
+        for actor in actors {
+            drop(
+                self.restarts
+                    .get_or_create(&vec![("actor", actor.to_string())]),
+            );
+        }
+    }
+
     pub fn restarted(&self, actor: &str) {
         self.restarts
             .get_or_create(&vec![("actor", actor.to_string())])
@@ -217,7 +228,17 @@ mod tests {
         m.venue_call("submit", "ok", 1.5);
         m.handler_latency("strategy", EventKind::WorkflowStarted)
             .observe(0.2);
+        m.known_actors(&["execution", "recovery"]);
+        m.restarted("recovery");
         let text = m.render();
+        assert!(
+            text.contains("actor_restarts_total{actor=\"execution\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("actor_restarts_total{actor=\"recovery\"} 1"),
+            "{text}"
+        );
         assert!(
             text.contains("event_published_total{event_type=\"workflow.started.v1\"} 2"),
             "{text}"
