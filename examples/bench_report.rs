@@ -7,6 +7,10 @@
 //! and `bench_backtest` (the LEAN sample and backtrader) when ../shared/data/lean is
 //! there. Figures are medians of repeated runs or ratios taken in the same run.
 
+/// The binary's allocator (see `src/main.rs`), so that the figures are the engine's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
