@@ -400,3 +400,58 @@ fn bad_dates_are_bad_input_without_a_workflow_or_a_halt() {
     let o = run_once(&cfg, &[]);
     assert!(o.status.success(), "{}", text(&o));
 }
+
+#[test]
+fn trace_and_replay_say_what_each_event_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &default_strategy(), "");
+    let o = run_once(&cfg, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let id = report["workflow"]["correlation_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let journal = dir.path().join("state/journal.sqlite");
+    let trace = bin()
+        .args(["trace", &id, "--journal"])
+        .arg(&journal)
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&trace.stdout);
+    assert!(
+        shown.contains("as of 2023-09-21, paper, trigger schedule"),
+        "{shown}"
+    );
+    assert!(shown.contains("orders to place"), "{shown}");
+    assert!(shown.contains(" market"), "{shown}");
+    assert!(shown.contains("ok (5 positions)"), "{shown}");
+    let json = bin()
+        .args(["trace", &id, "--format", "json", "--journal"])
+        .arg(&journal)
+        .output()
+        .unwrap();
+    let tree: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(tree["stage"], "completed");
+    assert_eq!(tree["root"]["event_type"], "workflow.started.v1");
+    assert!(tree["root"]["says"]
+        .as_str()
+        .unwrap()
+        .starts_with("as of 2023-09-21"));
+    let replay = bin()
+        .args(["journal", "replay", "--correlation", &id, "--journal"])
+        .arg(&journal)
+        .output()
+        .unwrap();
+    let replayed: serde_json::Value = serde_json::from_slice(&replay.stdout).unwrap();
+    let says: Vec<&str> = replayed["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["says"].as_str().unwrap())
+        .collect();
+    assert!(
+        says.iter().any(|s| s.contains("orders filled, traded")),
+        "{says:?}"
+    );
+}

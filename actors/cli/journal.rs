@@ -134,7 +134,7 @@ pub(super) fn journal_replay(
             let summary = log.workflow(&correlation, std::time::Instant::now());
             let events: Vec<_> = entries
                 .iter()
-                .map(|e| serde_json::json!({"seq": e.seq, "event_type": e.envelope.event_type(), "source": e.envelope.source, "occurred_at": e.envelope.occurred_at}))
+                .map(|e| serde_json::json!({"seq": e.seq, "event_type": e.envelope.event_type(), "source": e.envelope.source, "occurred_at": e.envelope.occurred_at, "says": e.envelope.payload.describe()}))
                 .collect();
             let out = serde_json::json!({"correlation_id": correlation, "stage": summary.as_ref().map(|s| s.stage), "status": summary.as_ref().map(|s| s.status), "orders_placed": summary.as_ref().map(|s| s.orders_placed), "failure": summary.and_then(|s| s.failure), "events": events});
             println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
@@ -147,13 +147,18 @@ pub(super) fn journal_replay(
     }
 }
 
-pub(super) fn trace(config: Option<PathBuf>, journal: Option<PathBuf>, id: &str) -> ExitCode {
+pub(super) fn trace(
+    config: Option<PathBuf>,
+    journal: Option<PathBuf>,
+    id: &str,
+    format: Format,
+) -> ExitCode {
     let journal = match open_journal(config.as_ref(), journal) {
         Ok(j) => j,
         Err(code) => return code,
     };
-    let (correlation, log) = match rebuild(&journal, id) {
-        Ok((c, l, _)) => (c, l),
+    let (correlation, log, entries) = match rebuild(&journal, id) {
+        Ok(found) => found,
         Err((code, e)) => {
             eprintln!("error: {e}");
             return code;
@@ -163,24 +168,62 @@ pub(super) fn trace(config: Option<PathBuf>, journal: Option<PathBuf>, id: &str)
         eprintln!("error: no causation tree for {id}");
         return ExitCode::FAILURE;
     };
-    fn print(node: &crate::causation::TreeNode, depth: usize, out: &mut String) {
-        out.push_str(&format!(
-            "{:>6}  {}{}  [{}]  {}\n",
-            node.seq,
-            "  ".repeat(depth),
-            node.event_type,
-            node.source,
-            node.occurred_at.format("%Y-%m-%d %H:%M:%S%.3f")
-        ));
-        for child in &node.children {
-            print(child, depth + 1, out);
-        }
-    }
+    // What each event says, by sequence number.
+    let says: std::collections::HashMap<u64, String> = entries
+        .iter()
+        .map(|e| (e.seq, e.envelope.payload.describe()))
+        .collect();
     let stage = tree
         .stage
         .map_or_else(|| "standalone chain".to_string(), |s| s.to_string());
-    let mut out = format!("workflow {correlation} ({stage})\n");
-    print(&tree.root, 0, &mut out);
-    print!("{out}");
+    match format {
+        Format::Json => {
+            let out = serde_json::json!({
+                "correlation_id": correlation,
+                "stage": stage,
+                "root": said(&tree.root, &says),
+            });
+            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        }
+        Format::Table => {
+            fn print(
+                node: &crate::causation::TreeNode,
+                depth: usize,
+                says: &std::collections::HashMap<u64, String>,
+                out: &mut String,
+            ) {
+                out.push_str(&format!(
+                    "{:>6}  {}{}  [{}]  {}  {}\n",
+                    node.seq,
+                    "  ".repeat(depth),
+                    node.event_type,
+                    node.source,
+                    node.occurred_at.format("%Y-%m-%d %H:%M:%S%.3f"),
+                    says.get(&node.seq).map_or("", String::as_str)
+                ));
+                for child in &node.children {
+                    print(child, depth + 1, says, out);
+                }
+            }
+            let mut out = format!("workflow {correlation} ({stage})\n");
+            print(&tree.root, 0, &says, &mut out);
+            print!("{out}");
+        }
+    }
     ExitCode::SUCCESS
+}
+
+/// A causation tree node as JSON, with what its event says.
+fn said(
+    node: &crate::causation::TreeNode,
+    says: &std::collections::HashMap<u64, String>,
+) -> serde_json::Value {
+    serde_json::json!({
+        "seq": node.seq,
+        "event_type": node.event_type,
+        "source": node.source,
+        "occurred_at": node.occurred_at,
+        "says": says.get(&node.seq),
+        "children": node.children.iter().map(|c| said(c, says)).collect::<Vec<_>>(),
+    })
 }

@@ -164,6 +164,9 @@ enum Command {
     Trace {
         /// The workflow's correlation id (as `status` lists it).
         correlation_id: String,
+        /// `table` for a terminal, `json` for machines.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
         /// Journal file (default: the config's journal.path).
         #[arg(long)]
         journal: Option<PathBuf>,
@@ -259,7 +262,8 @@ pub fn main() -> ExitCode {
             correlation_id,
             journal,
             config,
-        } => journal::trace(config, journal, &correlation_id),
+            format,
+        } => journal::trace(config, journal, &correlation_id, format),
     }
 }
 

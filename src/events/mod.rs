@@ -4,6 +4,7 @@
 
 pub mod canonical;
 pub mod decimal_text;
+pub mod describe;
 pub mod envelope;
 pub mod ids;
 pub mod payload;
