@@ -71,6 +71,18 @@ fn rng(seed: u64, iteration: u32, salt: u64) -> StdRng {
     StdRng::seed_from_u64(seed ^ (u64::from(iteration) << 32) ^ salt)
 }
 
+/// What `actor` consumes, from the actor's own list: a fault drawn from it is always
+/// one the actor meets.
+pub fn consumed_by(actor: &str) -> &'static [EventKind] {
+    match actor {
+        strategy::NAME => strategy::CONSUMES,
+        portfolio::NAME => portfolio::CONSUMES,
+        execution::NAME => execution::CONSUMES,
+        reconciliation::NAME => reconciliation::CONSUMES,
+        _ => recovery::CONSUMES,
+    }
+}
+
 /// The actor panics while handling one of its event types (drawn from the seed), once
 /// or twice (twice on one event dead-letters it and recovery retries the day).
 pub async fn actor_panic(
@@ -81,17 +93,12 @@ pub async fn actor_panic(
 ) -> Result<DrillReport, String> {
     let mut r = rng(seed, iteration, 1);
     let mut report = DrillReport::new("actor-panic", seed, iteration);
-    let kinds: &[EventKind] = match actor {
-        "strategy" => &[EventKind::WorkflowStarted],
-        "portfolio" => &[EventKind::SignalGenerated],
-        "execution" => &[EventKind::RebalancePlanned],
-        "reconciliation" => &[
-            EventKind::ExecutionStarted,
-            EventKind::OrderSubmitted,
-            EventKind::OrderSettled,
-        ],
-        _ => &[EventKind::WorkflowFailed, EventKind::OrderSubmitted],
-    };
+    // A day's events only: a reconciliation request comes at engine start.
+    let kinds: Vec<EventKind> = consumed_by(actor)
+        .iter()
+        .copied()
+        .filter(|k| *k != EventKind::ReconciliationRequested)
+        .collect();
     let kind = kinds[r.random_range(0..kinds.len())];
     let times = r.random_range(1..=2u32);
     let injected = Injected::default();
