@@ -242,3 +242,23 @@ fn groups_cost_one_evaluation_per_new_day_in_a_backtest() {
     }
     assert_eq!(book.remembered_days(), first + 2 * 99);
 }
+
+#[test]
+fn trading_options_not_honoured_yet_are_named() {
+    use alchemiser::strategy::book::unsupported_trading_options;
+    use alchemiser::strategy::dsl::parse_symphony;
+    let quarterly = parse_symphony(
+        "(defsymphony \"q\" {:asset-class \"EQUITIES\", :rebalance-frequency :quarterly, :rebalance-threshold 0.05} (asset \"SPY\"))",
+    )
+    .unwrap();
+    let said = unsupported_trading_options(&quarterly);
+    assert_eq!(said.len(), 2, "{said:?}");
+    assert!(
+        said[0].starts_with(":rebalance-frequency :quarterly"),
+        "{said:?}"
+    );
+    assert!(said[1].starts_with(":rebalance-threshold 0.05"), "{said:?}");
+    let daily = parse_symphony("(defsymphony \"d\" {:rebalance-frequency :daily} (asset \"SPY\"))")
+        .unwrap();
+    assert!(unsupported_trading_options(&daily).is_empty());
+}

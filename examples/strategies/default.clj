@@ -1,6 +1,6 @@
 ; The default strategy: trades only the bundled symbols (examples/data).
 ; 60% momentum sleeve gated by Apple's 200-day trend, 40% inverse-volatility pair of groups.
-(defsymphony "Bundled megacaps" {:asset-class "EQUITIES" :rebalance-threshold 0.05}
+(defsymphony "Bundled megacaps" {:asset-class "EQUITIES"}
   (weight-specified
     0.6 (if (> (current-price "AAPL") (moving-average-price "AAPL" {:window 200}))
           [(filter (moving-average-return {:window 60}) (select-top 3)

@@ -1,6 +1,6 @@
 ; A rotation over symbols of the LEAN sample data (../shared/data/lean) whose daily
 ; series have no long gaps: used by tests and benchmarks on real history (2000-2021).
-(defsymphony "LEAN sample rotation" {:asset-class "EQUITIES" :rebalance-threshold 0.05}
+(defsymphony "LEAN sample rotation" {:asset-class "EQUITIES"}
   (if (> (current-price "SPY") (moving-average-price "SPY" {:window 200}))
     [(weight-specified
        0.7 (filter (cumulative-return {:window 60}) (select-top 3)

@@ -96,6 +96,25 @@ pub fn referenced_symbols(symphony: &Symphony) -> BTreeMap<Symbol, Span> {
     out
 }
 
+/// What a symphony's header asks of when it trades that this engine does not do yet
+/// (it rebalances every file to target every day): said, never silently ignored.
+pub fn unsupported_trading_options(symphony: &Symphony) -> Vec<String> {
+    let mut found = Vec::new();
+    if let Some(f) = symphony.options.get("rebalance-frequency") {
+        if f != ":daily" && f != "daily" {
+            found.push(format!(
+                ":rebalance-frequency {f} (this engine rebalances daily)"
+            ));
+        }
+    }
+    if let Some(t) = symphony.options.get("rebalance-threshold") {
+        found.push(format!(
+            ":rebalance-threshold {t} (this engine rebalances to target whenever a trade exceeds portfolio.min_trade_pct)"
+        ));
+    }
+    found
+}
+
 /// Bars of history each symbol needs before every indicator on every branch of
 /// `symphony` can be computed: an `if`'s calls, a `filter`'s metric and an inverse
 /// volatility weight over each symbol beneath them. A backtest's warm-up waits for all
@@ -215,6 +234,9 @@ impl StrategyBook {
                     }
                     Err(e) => return Err(e.into()),
                 }
+            }
+            for option in unsupported_trading_options(&symphony) {
+                tracing::warn!(file = %shown, "not honoured yet: {option}");
             }
             files.push(LoadedSymphony {
                 path,
