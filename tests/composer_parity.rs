@@ -6,30 +6,17 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use alchemiser::data::{BarSeries, DailyBar, MarketData};
+use alchemiser::data::{BarSeries, MarketData};
 use alchemiser::strategy::dsl::{evaluate, parse_symphony};
 use chrono::{Days, NaiveDate};
 use rust_decimal::prelude::FromPrimitive;
 use rust_decimal::Decimal;
 
 fn series(symbol: &str, closes: &[f64]) -> (alchemiser::domain::Symbol, Arc<BarSeries>) {
-    let start = NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
-    let bars = closes
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let p = Decimal::from_f64(*c).unwrap();
-            DailyBar {
-                date: start + Days::new(i as u64),
-                open: p,
-                high: p,
-                low: p,
-                close: p,
-                volume: 1,
-            }
-        })
-        .collect();
-    (symbol.into(), Arc::new(BarSeries::new(symbol.into(), bars)))
+    (
+        symbol.into(),
+        Arc::new(common::daily_series(symbol, closes)),
+    )
 }
 
 fn market(spy: &[f64]) -> (MarketData, NaiveDate) {

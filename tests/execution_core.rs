@@ -1,6 +1,8 @@
 //! The execution core on its own: a plan executed over the simulated venue by the
 //! [`Executor`], with no actor system, only an async runtime.
 
+mod common;
+
 use std::sync::Arc;
 
 use alchemiser::clock::SystemClock;
@@ -13,26 +15,13 @@ use alchemiser::venue::sim::{SimCosts, SimVenue};
 use alchemiser::venue::Venue;
 use alchemiser::workflow_roots::WorkflowRoots;
 use chrono::NaiveDate;
-use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
-
-fn item(symbol: &str, action: PlanAction, qty: Decimal, price: Decimal) -> PlanItem {
-    PlanItem {
-        symbol: symbol.into(),
-        action,
-        qty,
-        price,
-        target_value: Decimal::ZERO,
-        current_value: Decimal::ZERO,
-        delta: Decimal::ZERO,
-    }
-}
 
 /// Sell 10 AAA at 100, buy 5 BBB at 50: a plan as the portfolio core makes them.
 fn plan() -> RebalancePlanned {
     let items = vec![
-        item("AAA", PlanAction::Sell, dec!(10), dec!(100)),
-        item("BBB", PlanAction::Buy, dec!(5), dec!(50)),
+        common::plan_item("AAA", PlanAction::Sell, dec!(10), dec!(100)),
+        common::plan_item("BBB", PlanAction::Buy, dec!(5), dec!(50)),
     ];
     RebalancePlanned {
         signal_hash: "s".into(),

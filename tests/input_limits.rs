@@ -1,12 +1,14 @@
 //! Input that is too big or too deep ends in an error naming where, never a crash.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use alchemiser::data::{BarSeries, DailyBar, MarketData};
+use alchemiser::data::MarketData;
 use alchemiser::strategy::dsl::parse::MAX_DEPTH;
 use alchemiser::strategy::dsl::{evaluate, parse_symphony};
-use chrono::{Days, NaiveDate};
+use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
 /// `levels` nested `weight-equal` nodes (two brackets each) around one asset.
@@ -24,19 +26,9 @@ fn nested(levels: usize) -> String {
 }
 
 fn spy() -> MarketData {
-    let start = NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
-    let bars = (0..30)
-        .map(|i| DailyBar {
-            date: start + Days::new(i),
-            open: Decimal::from(100 + i),
-            high: Decimal::from(100 + i),
-            low: Decimal::from(100 + i),
-            close: Decimal::from(100 + i),
-            volume: 1,
-        })
-        .collect();
+    let closes: Vec<f64> = (0..30).map(|i| 100.0 + f64::from(i)).collect();
     let mut series = BTreeMap::new();
-    series.insert("SPY".into(), Arc::new(BarSeries::new("SPY".into(), bars)));
+    series.insert("SPY".into(), Arc::new(common::daily_series("SPY", &closes)));
     MarketData { series }
 }
 

@@ -3,12 +3,14 @@
 //! it relies on, and the test checks the crafted data really has them before checking
 //! the allocation.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use alchemiser::data::{BarSeries, DailyBar, MarketData};
+use alchemiser::data::{BarSeries, MarketData};
 use alchemiser::domain::Symbol;
 use alchemiser::indicators::rsi;
 use alchemiser::strategy::book::referenced_symbols;
@@ -97,23 +99,7 @@ fn closes(shape: Shape) -> Vec<f64> {
 }
 
 fn series(symbol: &str, closes: &[f64]) -> BarSeries {
-    let start = NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
-    let bars = closes
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let p = Decimal::from_str(&format!("{c:.6}")).unwrap();
-            DailyBar {
-                date: start + Days::new(i as u64),
-                open: p,
-                high: p,
-                low: p,
-                close: p,
-                volume: 1,
-            }
-        })
-        .collect();
-    BarSeries::new(symbol.into(), bars)
+    common::daily_series(symbol, closes)
 }
 
 fn as_of() -> NaiveDate {

@@ -351,31 +351,21 @@ impl StrategyBook {
                 "not a US equity trading session ({weekday}, a weekend or market holiday)"
             ));
         }
-        let ends = self
-            .data
-            .series
-            .iter()
-            .filter_map(|(symbol, s)| Some((s.last_date()?, symbol)))
-            .min();
-        if let Some((last, symbol)) = ends {
-            if as_of > last {
-                return bad(format!(
-                    "past the end of the market data ({symbol} ends on {last})"
-                ));
-            }
+        // The data's common span: from the latest first bar to the earliest last one.
+        let bounds =
+            self.data.series.iter().filter_map(|(symbol, s)| {
+                Some(((s.first_date()?, symbol), (s.last_date()?, symbol)))
+            });
+        let (starts, ends): (Vec<_>, Vec<_>) = bounds.unzip();
+        if let Some((last, symbol)) = ends.into_iter().min().filter(|(l, _)| as_of > *l) {
+            return bad(format!(
+                "past the end of the market data ({symbol} ends on {last})"
+            ));
         }
-        let starts = self
-            .data
-            .series
-            .iter()
-            .filter_map(|(symbol, s)| Some((s.first_date()?, symbol)))
-            .max();
-        if let Some((first, symbol)) = starts {
-            if as_of < first {
-                return bad(format!(
-                    "before the start of the market data ({symbol} starts on {first})"
-                ));
-            }
+        if let Some((first, symbol)) = starts.into_iter().max().filter(|(f, _)| as_of < *f) {
+            return bad(format!(
+                "before the start of the market data ({symbol} starts on {first})"
+            ));
         }
         Ok(())
     }

@@ -376,3 +376,26 @@ pub fn sim(book: &StrategyBook, as_of: chrono::NaiveDate) -> Arc<SimVenue> {
     s.set_date(as_of);
     s
 }
+
+/// One bar a calendar day from 2020-01-01, every price the close (to 6 decimals): a
+/// crafted series for strategy tests.
+pub fn daily_series(symbol: &str, closes: &[f64]) -> alchemiser::data::BarSeries {
+    use std::str::FromStr;
+    let start = NaiveDate::from_ymd_opt(2020, 1, 1).expect("date");
+    let bars = closes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let p = Decimal::from_str(&format!("{c:.6}")).expect("price");
+            alchemiser::data::DailyBar {
+                date: start + chrono::Days::new(i as u64),
+                open: p,
+                high: p,
+                low: p,
+                close: p,
+                volume: 1,
+            }
+        })
+        .collect();
+    alchemiser::data::BarSeries::new(symbol.into(), bars)
+}
