@@ -52,6 +52,10 @@ pub struct BrokerSettings {
     pub handler_timeout: Duration,
     pub timeout_check: Duration,
     pub retain_finished_workflows: usize,
+    /// Workflows the journal shows unfinished wait for [`ResumeUnfinished`] instead of
+    /// resuming at start (`run` checks the venue against the journal first: a resumed
+    /// execution placing orders during that check would look like drift).
+    pub hold_unfinished: bool,
 }
 
 impl BrokerSettings {
@@ -62,6 +66,7 @@ impl BrokerSettings {
             handler_timeout: Duration::from_secs(config.engine.handler_timeout_secs),
             timeout_check: Duration::from_millis(config.engine.timeout_check_ms),
             retain_finished_workflows: config.engine.retain_finished_workflows,
+            hold_unfinished: false,
         }
     }
 }
@@ -72,6 +77,10 @@ pub enum PublishError {
     Refused(#[from] Refusal),
     #[error("trading is halted: {0}")]
     Halted(String),
+    /// The same event again (a handling repeated after a crash or a timeout): dropped,
+    /// as a message bus drops a resend with a known message id.
+    #[error("event {0} was accepted already")]
+    AlreadyAccepted(EventId),
 }
 
 /// Publish one event. Answered with its sequence number, or why it was refused.
@@ -212,6 +221,8 @@ pub struct BrokerStats {
     pub journal_failure: Option<String>,
     /// Deliveries skipped because the consumer had already handled the event.
     pub skipped_duplicates: u64,
+    /// Events published again under an id already accepted (dropped).
+    pub resends_dropped: u64,
     pub workflows: Vec<WorkflowSummary>,
 }
 
@@ -253,11 +264,20 @@ pub struct Broker {
     /// Consumer marks of open workflows: (consumer, event type, payload hash).
     marks: HashMap<CorrelationId, HashSet<(String, EventKind, String)>>,
     skipped_duplicates: u64,
+    resends_dropped: u64,
     /// Workflow → the workflow its failure or reconciliation started.
     successors: HashMap<CorrelationId, CorrelationId>,
     /// Failed workflows recovery will not retry.
     final_failures: HashSet<CorrelationId>,
+    /// Unfinished workflows held until [`ResumeUnfinished`]: the events to hand again.
+    held_unfinished: Vec<Vec<(u64, Arc<Envelope>)>>,
 }
+
+/// Resume (or fail, per `recovery.resume`) the unfinished workflows held at start;
+/// answered with how many there were.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct ResumeUnfinished;
 
 /// Commits the events accepted this turn, then dispatches them.
 #[derive(Message)]
@@ -311,8 +331,10 @@ impl Broker {
                 log_events: tracing::enabled!(tracing::Level::DEBUG),
                 marks: HashMap::new(),
                 skipped_duplicates: 0,
+                resends_dropped: 0,
                 successors: HashMap::new(),
                 final_failures: HashSet::new(),
+                held_unfinished: Vec::new(),
             };
             // A halt survives restarts: only `resume` lifts it.
             match broker.commit.journal().map(Journal::halt_in_force) {
@@ -343,8 +365,9 @@ impl Broker {
     }
 
     /// Workflows the journal shows unfinished (the engine stopped mid-way): their chains
-    /// are restored, then each one's last event is handed to its consumers again, or the
-    /// workflow is failed, per `recovery.resume`.
+    /// are restored, then each one's latest consumed event is handed to its consumers
+    /// again (those whose mark says they handled it skip it), or the workflow is failed,
+    /// per `recovery.resume`.
     fn recover_unfinished(&mut self, ctx: &mut Context<Self>) {
         let Some(journal) = self.commit.journal() else {
             return;
@@ -371,7 +394,7 @@ impl Broker {
             Err(e) => tracing::error!(error = %e, "cannot read consumer marks from the journal"),
         }
         let now = Instant::now();
-        let mut last_events = Vec::new();
+        let mut unfinished = Vec::new();
         for entries in open {
             let mut restored = true;
             for e in &entries {
@@ -386,20 +409,62 @@ impl Broker {
                     break;
                 }
             }
-            if let (true, Some(last)) = (restored, entries.last()) {
-                last_events.push((last.seq, Arc::new(last.envelope.clone())));
+            // Each business actor is handed again the latest event of the workflow it
+            // consumes (and skips it if its mark says it handled it): execution reports
+            // orders as it places them, so a workflow stopped mid-plan ends in events
+            // other actors consume, after the plan that execution must finish.
+            if !restored {
+                continue;
             }
+            let mut again = std::collections::BTreeSet::new();
+            for slot in 0..self.slots.len() {
+                if let Some(e) = entries
+                    .iter()
+                    .rev()
+                    .find(|e| self.routes[e.envelope.kind().index()].contains(&slot))
+                {
+                    again.insert(e.seq);
+                }
+            }
+            if let Some(last) = entries.last() {
+                again.insert(last.seq);
+            }
+            let handed: Vec<(u64, Arc<Envelope>)> = entries
+                .iter()
+                .filter(|e| again.contains(&e.seq))
+                .map(|e| (e.seq, Arc::new(e.envelope.clone())))
+                .collect();
+            unfinished.push(handed);
         }
-        for (seq, env) in last_events {
+        if self.settings.hold_unfinished {
+            self.held_unfinished = unfinished;
+        } else {
+            self.resume_unfinished(unfinished, ctx);
+        }
+    }
+
+    /// Hands the events of each unfinished workflow to their consumers again, or fails
+    /// the workflow, per `recovery.resume`.
+    fn resume_unfinished(
+        &mut self,
+        unfinished: Vec<Vec<(u64, Arc<Envelope>)>>,
+        ctx: &mut Context<Self>,
+    ) {
+        for handed in unfinished {
+            let Some((seq, env)) = handed.last().cloned() else {
+                continue;
+            };
             let correlation = env.correlation_id;
             match self.deps.config.recovery.resume {
                 ResumeMode::Resume => {
                     tracing::warn!(%correlation, seq, event_type = env.event_type(), "resuming an unfinished workflow");
-                    let recorded = Recorded {
-                        stage: self.log.stage(&correlation),
-                        closed_workflow: false,
-                    };
-                    self.dispatch(seq, env, recorded);
+                    for (seq, env) in handed {
+                        let recorded = Recorded {
+                            stage: self.log.stage(&correlation),
+                            closed_workflow: false,
+                        };
+                        self.dispatch(seq, env, recorded);
+                    }
                 }
                 ResumeMode::Fail => {
                     tracing::warn!(%correlation, seq, "failing an unfinished workflow");
@@ -472,6 +537,13 @@ impl Broker {
         let seq = self.seq + 1;
         let recorded = match self.log.record(&env, seq, Instant::now) {
             Ok(r) => r,
+            Err(Refusal::DuplicateEvent(id))
+                if self.log.correlation_of(&id) == Some(env.correlation_id) =>
+            {
+                self.resends_dropped += 1;
+                tracing::debug!(event_id = %id, event_type = kind.as_str(), "resent event dropped");
+                return Err(PublishError::AlreadyAccepted(id));
+            }
             Err(refusal) => {
                 self.reject(&env, refusal.to_string(), ctx);
                 return Err(PublishError::Refused(refusal));
@@ -862,6 +934,7 @@ impl Broker {
             halted: self.halted.clone(),
             journal_failure: self.commit.failure().map(str::to_string),
             skipped_duplicates: self.skipped_duplicates,
+            resends_dropped: self.resends_dropped,
             chains_in_memory: self.log.chains_in_memory(),
             events_in_memory: self.log.events_in_memory(),
             workflows: self.log.workflows(now),
@@ -972,6 +1045,17 @@ impl Handler<StartWorkflow> for Broker {
         };
         let correlation = env.correlation_id;
         self.publish(Arc::new(env), ctx).map(|_| correlation)
+    }
+}
+
+impl Handler<ResumeUnfinished> for Broker {
+    type Result = usize;
+
+    fn handle(&mut self, _msg: ResumeUnfinished, ctx: &mut Self::Context) -> usize {
+        let held = std::mem::take(&mut self.held_unfinished);
+        let n = held.len();
+        self.resume_unfinished(held, ctx);
+        n
     }
 }
 

@@ -30,3 +30,13 @@ pub fn start_journaled(registry: Registry, journal: Option<Journal>) -> Addr<Bro
     let settings = BrokerSettings::from_config(&registry.deps().config);
     Broker::start_journaled(registry, settings, journal)
 }
+
+/// [`start_journaled`], with the workflows the journal shows unfinished held until
+/// [`super::broker::ResumeUnfinished`] (after the start-up reconciliation).
+pub fn start_holding_unfinished(registry: Registry, journal: Journal) -> Addr<Broker> {
+    let settings = BrokerSettings {
+        hold_unfinished: true,
+        ..BrokerSettings::from_config(&registry.deps().config)
+    };
+    Broker::start_journaled(registry, settings, Some(journal))
+}

@@ -1,15 +1,17 @@
 //! Execution actor: on a plan with trades, runs the core's [`Executor`] over the venue
-//! and publishes what it reports (`execution.started.v1`, each order's submission and
-//! fill, the settlement, or the failure).
+//! and publishes what it reports as it reports it (`execution.started.v1`, each order's
+//! submission and fill, the settlement, or the failure). Each event's id is derived from
+//! the plan's and the event's key, so a plan handled again (after a crash or a timeout)
+//! repeats the events the first handling got out, and the broker keeps one copy.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::deps::EngineDeps;
-use super::supervision::{Emit, EventHandler, HandlerFault, Reaction, Registry};
+use super::supervision::{Emit, EmitSink, EventHandler, HandlerFault, Reaction, Registry};
 use crate::config::OrderTypeChoice;
-use crate::events::{Envelope, EventKind, Payload};
-use crate::execution::executor::{Executor, Output, SmartLimit};
+use crate::events::{Envelope, EventId, EventKind, Payload};
+use crate::execution::executor::{Executor, Output, OutputSink, SmartLimit};
 use crate::execution::smart_limit::QuoteLimits;
 use crate::risk::RiskLimits;
 
@@ -54,11 +56,26 @@ impl ExecutionActor {
     }
 }
 
-fn emit(output: Output) -> Emit {
-    Emit {
-        payload: output.payload,
-        after: output.after,
-        new_workflow: None,
+/// The executor's outputs, published through the handling's sink under derived ids.
+struct Published {
+    sink: EmitSink,
+    plan: EventId,
+}
+
+impl OutputSink for Published {
+    fn emit(&mut self, output: Output) -> usize {
+        let kind = output.payload.kind();
+        let id = EventId::derived(&[
+            self.plan.0.as_bytes(),
+            kind.as_str().as_bytes(),
+            output.key().as_bytes(),
+        ]);
+        self.sink.emit(Emit {
+            payload: output.payload,
+            after: output.after,
+            new_workflow: None,
+            event_id: Some(id),
+        })
     }
 }
 
@@ -79,14 +96,22 @@ impl EventHandler for ExecutionActor {
             .get(&event.correlation_id)
             .map(|r| r.as_of)
             .unwrap_or_else(|| crate::clock::new_york_date(self.executor.clock.now()));
-        // The plan is read in place, from the shared event: no copy of it per run.
-        let event = event.clone();
-        Ok(Reaction::Later(Box::pin(async move {
-            let Payload::RebalancePlanned(plan) = &event.payload else {
-                return Ok(Vec::new());
-            };
-            let outputs = executor.execute(event.correlation_id, plan, day).await;
-            Ok(outputs.into_iter().map(emit).collect())
+        Ok(Reaction::Streamed(Box::new(move |sink: EmitSink| {
+            Box::pin(async move {
+                // The plan is read in place, from the shared event: no copy of it per run.
+                let event = sink.handled();
+                let Payload::RebalancePlanned(plan) = &event.payload else {
+                    return Ok(Vec::new());
+                };
+                let mut out = Published {
+                    sink,
+                    plan: event.event_id,
+                };
+                executor
+                    .execute_into(event.correlation_id, plan, day, &mut out)
+                    .await;
+                Ok(Vec::new())
+            })
         })))
     }
 }

@@ -21,7 +21,7 @@ use futures_util::FutureExt;
 use thiserror::Error;
 
 use super::deps::EngineDeps;
-use crate::events::{CorrelationId, Envelope, EventKind, Payload, TriggeredBy};
+use crate::events::{CorrelationId, Envelope, EventId, EventKind, Payload, TriggeredBy};
 use crate::supervision::{RestartDecision, RestartHistory, RestartPolicy};
 
 /// A failure that should restart the actor (state is suspect), as opposed to a business
@@ -75,7 +75,6 @@ pub struct ActorFailed {
     pub error: String,
 }
 
-/// Lift a halt (`alchemiser resume`, `run --resume`): publishes `trading.resumed.v1`.
 /// One payload a handler publishes, and what caused it: the handled event, or an
 /// earlier output of the same reaction (so `submitted → filled` chains stay visible).
 #[derive(Clone, Debug, PartialEq)]
@@ -87,6 +86,9 @@ pub struct Emit {
     /// Publish as the root of a new workflow with this id (a recovery retry, a
     /// corrective rebalance), `triggered_by` the causing event, instead of as a child.
     pub new_workflow: Option<CorrelationId>,
+    /// The event's id when it must be reproducible (execution derives its events' ids
+    /// from the plan's, so a plan handled again repeats them); `None`: a fresh one.
+    pub event_id: Option<EventId>,
 }
 
 impl Emit {
@@ -96,6 +98,7 @@ impl Emit {
             payload: payload.into(),
             after: Some(index),
             new_workflow: None,
+            event_id: None,
         }
     }
 
@@ -111,6 +114,7 @@ impl Emit {
             payload: payload.into(),
             after,
             new_workflow: Some(correlation),
+            event_id: None,
         }
     }
 }
@@ -121,17 +125,23 @@ impl<P: Into<Payload>> From<P> for Emit {
             payload: payload.into(),
             after: None,
             new_workflow: None,
+            event_id: None,
         }
     }
 }
 
 pub type PendingReaction = Pin<Box<dyn Future<Output = Result<Vec<Emit>, HandlerFault>>>>;
 
+/// An asynchronous step that publishes through the [`EmitSink`] it is given as it goes.
+pub type StreamedReaction = Box<dyn FnOnce(EmitSink) -> PendingReaction>;
+
 /// What a handler does with one event: what to publish, now or when an asynchronous
-/// step (a venue call) finishes.
+/// step (a venue call) finishes, or as that step goes (execution: each order when it
+/// is placed, not all at the end of the plan).
 pub enum Reaction {
     Publish(Vec<Emit>),
     Later(PendingReaction),
+    Streamed(StreamedReaction),
 }
 
 impl Reaction {
@@ -141,6 +151,99 @@ impl Reaction {
 
     pub fn one(payload: impl Into<Payload>) -> Reaction {
         Reaction::Publish(vec![Emit::from(payload)])
+    }
+}
+
+/// Where one handling's outputs go: each becomes an envelope (a child of the handled
+/// event or of an earlier output) and is held until [`EmitSink::go_live`]; from then on
+/// each is sent to the broker at once. A handling that finishes on its first poll (the
+/// simulated venue) thus sends one message for its whole reaction, and one that waits
+/// on a real venue shows each order as it happens.
+#[derive(Clone)]
+pub struct EmitSink(std::rc::Rc<std::cell::RefCell<SinkState>>);
+
+struct SinkState {
+    handled: Arc<Envelope>,
+    source: &'static str,
+    clock: Arc<dyn crate::clock::Clock>,
+    publish: Recipient<PublishAll>,
+    /// Every envelope made so far, for `after` indices.
+    made: Vec<Arc<Envelope>>,
+    /// Made but not yet sent.
+    held: Vec<Arc<Envelope>>,
+    live: bool,
+}
+
+impl EmitSink {
+    fn new(
+        handled: Arc<Envelope>,
+        source: &'static str,
+        clock: Arc<dyn crate::clock::Clock>,
+        publish: Recipient<PublishAll>,
+    ) -> Self {
+        Self(std::rc::Rc::new(std::cell::RefCell::new(SinkState {
+            handled,
+            source,
+            clock,
+            publish,
+            made: Vec::new(),
+            held: Vec::new(),
+            live: false,
+        })))
+    }
+
+    /// The event the handling reacts to.
+    pub fn handled(&self) -> Arc<Envelope> {
+        self.0.borrow().handled.clone()
+    }
+
+    /// Makes `out` an envelope and publishes it (or holds it, before `go_live`); its
+    /// index, for the `after` of later outputs.
+    pub fn emit(&self, out: Emit) -> usize {
+        let mut s = self.0.borrow_mut();
+        let env = {
+            let parent = out
+                .after
+                .and_then(|i| s.made.get(i))
+                .map_or(&*s.handled, |p| p.as_ref());
+            let clock = &*s.clock;
+            let mut env = match out.new_workflow {
+                Some(correlation) => {
+                    let trigger = TriggeredBy {
+                        correlation_id: parent.correlation_id,
+                        event_id: parent.event_id,
+                    };
+                    Envelope::root_in(correlation, out.payload, s.source, clock, Some(trigger))
+                }
+                None => Envelope::caused_by(parent, out.payload, s.source, clock),
+            };
+            if let Some(id) = out.event_id {
+                env.event_id = id;
+            }
+            Arc::new(env)
+        };
+        s.made.push(env.clone());
+        if s.live {
+            s.publish.do_send(PublishAll(vec![env]));
+        } else {
+            s.held.push(env);
+        }
+        s.made.len() - 1
+    }
+
+    /// Sends what is held; every later output goes out as it is made.
+    fn go_live(&self) {
+        self.flush();
+        self.0.borrow_mut().live = true;
+    }
+
+    /// Sends what is held, as one message.
+    fn flush(&self) {
+        let mut s = self.0.borrow_mut();
+        if !s.held.is_empty() {
+            let held = std::mem::take(&mut s.held);
+            s.publish.do_send(PublishAll(held));
+        }
     }
 }
 
@@ -512,31 +615,28 @@ impl HandlerActor {
         }
     }
 
-    fn complete(&mut self, delivery: &Deliver, outputs: Vec<Emit>, started: Option<Instant>) {
+    fn sink(&self, delivery: &Deliver) -> EmitSink {
+        EmitSink::new(
+            delivery.env.clone(),
+            self.name,
+            self.deps.clock.clone(),
+            self.broker.publish.clone(),
+        )
+    }
+
+    fn complete(
+        &mut self,
+        delivery: &Deliver,
+        sink: EmitSink,
+        outputs: Vec<Emit>,
+        started: Option<Instant>,
+    ) {
         let handled: &Envelope = &delivery.env;
         let seq = delivery.seq;
-        let mut published: Vec<Arc<Envelope>> = Vec::with_capacity(outputs.len());
         for out in outputs {
-            let parent = out
-                .after
-                .and_then(|i| published.get(i))
-                .map_or(handled, |p| p.as_ref());
-            let clock = &*self.deps.clock;
-            let env = Arc::new(match out.new_workflow {
-                Some(correlation) => {
-                    let trigger = TriggeredBy {
-                        correlation_id: parent.correlation_id,
-                        event_id: parent.event_id,
-                    };
-                    Envelope::root_in(correlation, out.payload, self.name, clock, Some(trigger))
-                }
-                None => Envelope::caused_by(parent, out.payload, self.name, clock),
-            });
-            published.push(env);
+            sink.emit(out);
         }
-        if !published.is_empty() {
-            self.broker.publish.do_send(PublishAll(published));
-        }
+        sink.flush();
         if delivery.mark {
             self.broker.consumed.do_send(Consumed {
                 consumer: self.name,
@@ -629,49 +729,73 @@ impl Handler<Deliver> for HandlerActor {
         let entered = span.clone().entered();
         let reaction = catch_unwind(AssertUnwindSafe(|| self.handler.handle(env)));
         drop(entered);
-        match reaction {
-            Ok(Ok(Reaction::Publish(payloads))) => self.complete(&msg, payloads, started),
-            Ok(Ok(Reaction::Later(mut pending))) => {
-                // A venue that answers at once (the simulated one) needs no waiting: one
-                // poll now spares the timeout guard and the actor's wait queue. A future
-                // still pending is polled again, with the actor's waker, below.
-                let mut poll = std::task::Context::from_waker(futures_util::task::noop_waker_ref());
-                let polled = span.in_scope(|| {
-                    catch_unwind(AssertUnwindSafe(|| pending.as_mut().poll(&mut poll)))
-                });
-                match polled {
-                    Ok(std::task::Poll::Ready(Ok(payloads))) => {
-                        return self.complete(&msg, payloads, started)
-                    }
-                    Ok(std::task::Poll::Ready(Err(fault))) => {
-                        return self.fault(msg.seq, fault.0, ctx)
-                    }
-                    Err(panic) => return self.fault(msg.seq, panic_message(panic.as_ref()), ctx),
-                    Ok(std::task::Poll::Pending) => {}
-                }
-                // Still waiting: this handling is timed whatever the sampling.
-                let started = started.unwrap_or_else(Instant::now);
-                let (pending, abort) = abortable(tracing::Instrument::instrument(pending, span));
-                self.progress.set_pending(msg.seq, started, abort);
-                let fut = AssertUnwindSafe(pending).catch_unwind();
-                ctx.wait(fut.into_actor(self).map(move |outcome, act, ctx| {
-                    act.progress.clear_pending();
-                    match outcome {
-                        Ok(Ok(Ok(payloads))) => act.complete(&msg, payloads, Some(started)),
-                        Ok(Ok(Err(fault))) => act.fault(msg.seq, fault.0, ctx),
-                        Ok(Err(_aborted)) => {
-                            let waited = started.elapsed().as_secs_f64();
-                            let error =
-                                format!("no answer within the handler timeout ({waited:.1}s)");
-                            act.fault(msg.seq, error, ctx)
-                        }
-                        Err(panic) => act.fault(msg.seq, panic_message(panic.as_ref()), ctx),
-                    }
-                }));
+        let sink = self.sink(&msg);
+        let pending = match reaction {
+            Ok(Ok(Reaction::Publish(payloads))) => {
+                return self.complete(&msg, sink, payloads, started)
             }
-            Ok(Err(fault)) => self.fault(msg.seq, fault.0, ctx),
-            Err(panic) => self.fault(msg.seq, panic_message(panic.as_ref()), ctx),
+            Ok(Ok(Reaction::Later(pending))) => pending,
+            Ok(Ok(Reaction::Streamed(stream))) => {
+                match catch_unwind(AssertUnwindSafe(|| stream(sink.clone()))) {
+                    Ok(pending) => pending,
+                    Err(panic) => return self.fault(msg.seq, panic_message(panic.as_ref()), ctx),
+                }
+            }
+            Ok(Err(fault)) => return self.fault(msg.seq, fault.0, ctx),
+            Err(panic) => return self.fault(msg.seq, panic_message(panic.as_ref()), ctx),
+        };
+        self.await_reaction(msg, sink, pending, started, span, ctx);
+    }
+}
+
+impl HandlerActor {
+    /// Finishes an asynchronous reaction: polled once at once, then (still pending)
+    /// under the handler timeout, with the sink live so that what it emits meanwhile
+    /// reaches the broker as it is made.
+    fn await_reaction(
+        &mut self,
+        msg: Deliver,
+        sink: EmitSink,
+        mut pending: PendingReaction,
+        started: Option<Instant>,
+        span: tracing::Span,
+        ctx: &mut Context<Self>,
+    ) {
+        // A venue that answers at once (the simulated one) needs no waiting: one poll
+        // now spares the timeout guard and the actor's wait queue. A future still
+        // pending is polled again, with the actor's waker, below.
+        let mut poll = std::task::Context::from_waker(futures_util::task::noop_waker_ref());
+        let polled =
+            span.in_scope(|| catch_unwind(AssertUnwindSafe(|| pending.as_mut().poll(&mut poll))));
+        match polled {
+            Ok(std::task::Poll::Ready(Ok(payloads))) => {
+                return self.complete(&msg, sink, payloads, started)
+            }
+            // What a failed handling held is dropped, as a crash would lose it; what
+            // a live one sent stays (its ids let a handling again repeat it).
+            Ok(std::task::Poll::Ready(Err(fault))) => return self.fault(msg.seq, fault.0, ctx),
+            Err(panic) => return self.fault(msg.seq, panic_message(panic.as_ref()), ctx),
+            Ok(std::task::Poll::Pending) => {}
         }
+        sink.go_live();
+        // Still waiting: this handling is timed whatever the sampling.
+        let started = started.unwrap_or_else(Instant::now);
+        let (pending, abort) = abortable(tracing::Instrument::instrument(pending, span));
+        self.progress.set_pending(msg.seq, started, abort);
+        let fut = AssertUnwindSafe(pending).catch_unwind();
+        ctx.wait(fut.into_actor(self).map(move |outcome, act, ctx| {
+            act.progress.clear_pending();
+            match outcome {
+                Ok(Ok(Ok(payloads))) => act.complete(&msg, sink, payloads, Some(started)),
+                Ok(Ok(Err(fault))) => act.fault(msg.seq, fault.0, ctx),
+                Ok(Err(_aborted)) => {
+                    let waited = started.elapsed().as_secs_f64();
+                    let error = format!("no answer within the handler timeout ({waited:.1}s)");
+                    act.fault(msg.seq, error, ctx)
+                }
+                Err(panic) => act.fault(msg.seq, panic_message(panic.as_ref()), ctx),
+            }
+        }));
     }
 }
 

@@ -263,6 +263,11 @@ impl CausationLog {
         self.chains.get(correlation).and_then(|c| c.stage)
     }
 
+    /// The workflow (or chain) the event `id` belongs to, if it is known.
+    pub fn correlation_of(&self, id: &EventId) -> Option<CorrelationId> {
+        self.index.get(id).copied()
+    }
+
     pub fn contains_event(&self, id: &EventId) -> bool {
         self.index.contains_key(id)
     }

@@ -232,9 +232,19 @@ async fn bad_causation_is_refused_with_an_event_and_a_counter() {
         matches!(err, PublishError::Refused(Refusal::CrossCorrelation { causation, .. }) if causation == b_root_id)
     );
 
-    // The same event twice.
+    // The same event twice: a resend (a handling repeated after a crash), dropped
+    // without a rejection and without a second copy.
     let err = broker
-        .send(Publish::from(b_root))
+        .send(Publish::from(b_root.clone()))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(err, PublishError::AlreadyAccepted(id) if id == b_root_id));
+    // An event of another chain under a known id is not a resend: refused.
+    let mut impostor = b_root;
+    impostor.correlation_id = a;
+    let err = broker
+        .send(Publish::from(impostor))
         .await
         .unwrap()
         .unwrap_err();
@@ -245,7 +255,9 @@ async fn bad_causation_is_refused_with_an_event_and_a_counter() {
 
     let s = stats(&broker).await;
     assert_eq!(s.rejected, 3);
+    assert_eq!(s.resends_dropped, 1);
     assert_eq!(s.published_of(EventKind::EventRejected), 3);
+    assert_eq!(s.published_of(EventKind::RecoveryAction), 1);
     assert!(eventually(Duration::from_secs(5), || {
         let seen = seen.clone();
         async move {

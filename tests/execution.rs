@@ -174,3 +174,128 @@ async fn a_redelivered_plan_adopts_its_orders_even_when_the_cash_is_spent() {
     assert_eq!(report.status, ReconciliationStatus::Ok, "{report:?}");
     assert_eq!(venue.orders().len(), 1, "one order at the venue");
 }
+
+/// The simulated venue, with every submission after the first held until the engine
+/// has published an order submission (or 5 s have passed): orders are only seen while
+/// the plan runs if execution publishes them as they happen.
+struct WaitsForFirstReport {
+    inner: Arc<SimVenue>,
+    seen: Arc<std::sync::Mutex<Vec<Envelope>>>,
+    submits: std::sync::atomic::AtomicU32,
+    /// Whether the first order's submission was published before the second was sent.
+    reported_first: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl alchemiser::venue::Venue for WaitsForFirstReport {
+    fn account(&self) -> alchemiser::venue::VenueFuture<'_, alchemiser::venue::AccountSnapshot> {
+        self.inner.account()
+    }
+    fn prices(
+        &self,
+        symbols: &[alchemiser::domain::Symbol],
+    ) -> alchemiser::venue::VenueFuture<
+        '_,
+        std::collections::BTreeMap<alchemiser::domain::Symbol, Decimal>,
+    > {
+        self.inner.prices(symbols)
+    }
+    fn submit(
+        &self,
+        intent: &OrderIntent,
+    ) -> alchemiser::venue::VenueFuture<'_, alchemiser::venue::VenueOrder> {
+        let nth = self
+            .submits
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let intent = intent.clone();
+        Box::pin(async move {
+            if nth >= 1 {
+                let seen = self.seen.clone();
+                let published = eventually(std::time::Duration::from_secs(5), || {
+                    let seen = seen.clone();
+                    async move {
+                        seen.lock()
+                            .unwrap()
+                            .iter()
+                            .any(|e| e.kind() == EventKind::OrderSubmitted)
+                    }
+                })
+                .await;
+                self.reported_first
+                    .store(published, std::sync::atomic::Ordering::SeqCst);
+            }
+            self.inner.submit(&intent).await
+        })
+    }
+    fn order_by_client_id(
+        &self,
+        id: &str,
+    ) -> alchemiser::venue::VenueFuture<'_, Option<alchemiser::venue::VenueOrder>> {
+        self.inner.order_by_client_id(id)
+    }
+    fn open_orders(
+        &self,
+    ) -> alchemiser::venue::VenueFuture<'_, Vec<alchemiser::venue::VenueOrder>> {
+        self.inner.open_orders()
+    }
+    fn cancel(
+        &self,
+        id: &str,
+    ) -> alchemiser::venue::VenueFuture<'_, alchemiser::venue::VenueOrder> {
+        self.inner.cancel(id)
+    }
+    fn is_fractionable(&self, symbol: &str) -> alchemiser::venue::VenueFuture<'_, bool> {
+        self.inner.is_fractionable(symbol)
+    }
+    fn quote(
+        &self,
+        symbol: &str,
+    ) -> alchemiser::venue::VenueFuture<'_, alchemiser::execution::smart_limit::Quote> {
+        self.inner.quote(symbol)
+    }
+}
+
+#[actix_rt::test]
+async fn orders_are_published_as_they_are_placed_not_at_the_end_of_the_plan() {
+    let venue = Arc::new(SimVenue::with_cash(dec("10000")));
+    venue.set_mark("AAA", dec("100"));
+    venue.set_mark("BBB", dec("50"));
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let reported_first = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let waits = Arc::new(WaitsForFirstReport {
+        inner: venue,
+        seen: seen.clone(),
+        submits: Default::default(),
+        reported_first: reported_first.clone(),
+    });
+    let (summary, events) = run_plan_with(
+        waits,
+        test_config(),
+        vec![
+            item("AAA", PlanAction::Buy, "10", "100"),
+            item("BBB", PlanAction::Buy, "10", "50"),
+        ],
+        |registry| {
+            let seen = seen.clone();
+            registry.add("watcher", &[EventKind::OrderSubmitted], move || Recorder {
+                seen: seen.clone(),
+            });
+        },
+    )
+    .await;
+    assert_eq!(summary.status, WorkflowStatus::Completed, "{summary:?}");
+    assert!(
+        reported_first.load(std::sync::atomic::Ordering::SeqCst),
+        "the first order's submission reached the broker before the second order was sent"
+    );
+    // Each order and each fill once, under the venue's fill ids.
+    let fills: Vec<String> = events
+        .iter()
+        .filter_map(|e| match &e.payload {
+            Payload::OrderFilled(f) => Some(f.fill_id.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(submitted(&events).len(), 2);
+    assert_eq!(fills.len(), 2);
+    assert!(fills.iter().all(|f| f.contains('@')), "{fills:?}");
+}

@@ -165,8 +165,10 @@ async fn a_short_backtest_on_the_bundled_data_is_pinned() {
         (
             // Changed deliberately when groups began to be scored on what they held
             // each day (the default strategy weights two groups by inverse volatility):
-            // was 0ddc1f4e…, e7bf4d91…, 89 fills.
-            "5f77d1ddd21220bee3613a9c6ee8542800b538a133e5a5192e1a0ded2a778821",
+            // was 0ddc1f4e…, e7bf4d91…, 89 fills. Changed again (chain only) when fills
+            // took the venue's fill ids (`{order}@{cumulative qty}`, was `{order}-1`):
+            // was 5f77d1dd….
+            "6ac45d4b59be449b3690fa325657b496f07870d658e71f649fafdaaf8bbbd927",
             "95e9a7bf03585ace33b7bf6ef8b6f7a44fa71394d0ab7e27fdcc110b12940dea",
             87
         )

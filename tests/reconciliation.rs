@@ -61,6 +61,7 @@ async fn outputs(reaction: Reaction) -> Vec<Emit> {
     match reaction {
         Reaction::Publish(emits) => emits,
         Reaction::Later(pending) => pending.await.unwrap(),
+        Reaction::Streamed(_) => panic!("reconciliation does not stream"),
     }
 }
 

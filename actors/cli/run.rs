@@ -9,7 +9,9 @@ use actix::Addr;
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use super::super::broker::{Broker, BrokerStats, QueryStats, QueryTree, Resume, StartWorkflow};
+use super::super::broker::{
+    Broker, BrokerStats, QueryStats, QueryTree, Resume, ResumeUnfinished, StartWorkflow,
+};
 use super::super::control::{await_outcome, reconcile_now, ControlFiles};
 use super::super::engine::{self, EngineDeps};
 use super::super::observe;
@@ -360,6 +362,13 @@ impl Startup<'_> {
             eprintln!("error: cannot resolve order intents left by the last run: {e}");
             return Err(ExitCode::from(2));
         }
+        let expected = match self.expected_at_start(&journal, venue).await {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("error: cannot work out the positions the account should hold: {e}");
+                return Err(ExitCode::from(2));
+            }
+        };
         // Workflows the last run left open resume as the broker starts, and their
         // strategy evaluates on the live bars: fetch those first.
         if let (Some(live), true) = (self.live_bars, self.resumable) {
@@ -367,7 +376,9 @@ impl Startup<'_> {
                 tracing::error!(error = %e, "cannot fetch daily bars for the workflows to resume");
             }
         }
-        let broker = engine::start_journaled(engine::standard_registry(deps), Some(journal));
+        // Unfinished workflows wait for the reconciliation below: an execution resumed
+        // during it would place orders the check would take for drift.
+        let broker = engine::start_holding_unfinished(engine::standard_registry(deps), journal);
         if self.metrics.enabled {
             self.serve_metrics(&broker).await;
         }
@@ -375,7 +386,7 @@ impl Startup<'_> {
             &broker,
             &*self.clock,
             "startup",
-            self.expected.clone(),
+            expected,
             self.as_of,
             self.patience,
         );
@@ -406,6 +417,9 @@ impl Startup<'_> {
         self.control
             .clone()
             .watch(broker.clone(), Duration::from_millis(500));
+        if let Ok(n @ 1..) = broker.send(ResumeUnfinished).await {
+            tracing::info!(workflows = n, "unfinished workflows handed on");
+        }
         self.settle_resumed(&broker).await;
         if let Some(live) = self.live_bars {
             let today = self
@@ -415,6 +429,41 @@ impl Startup<'_> {
             confirm_calendar(&live.client, today.date_naive()).await;
         }
         Ok(broker)
+    }
+
+    /// The journal's expected positions, corrected for a workflow the last run left
+    /// during its orders: execution reports each order as it goes, so the journal may
+    /// stop before fills the venue made. Such a workflow's positions are those before
+    /// its first order plus what the venue filled of every order the outbox says it
+    /// sent (each intent is written before its order goes out).
+    async fn expected_at_start(
+        &self,
+        journal: &Journal,
+        venue: &dyn Venue,
+    ) -> Result<Option<std::collections::BTreeMap<Symbol, rust_decimal::Decimal>>, String> {
+        let Some(open) = journal.open_execution().map_err(|e| e.to_string())? else {
+            return Ok(self.expected.clone());
+        };
+        let mut positions = open.positions_before;
+        for id in self
+            .resolver
+            .intents_of(open.correlation)
+            .map_err(|e| e.to_string())?
+        {
+            if let Some(order) = venue
+                .order_by_client_id(&id)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                let signed = match order.side {
+                    crate::domain::Side::Buy => order.filled_qty,
+                    crate::domain::Side::Sell => -order.filled_qty,
+                };
+                *positions.entry(order.symbol).or_default() += signed;
+            }
+        }
+        positions.retain(|_, q| !q.is_zero());
+        Ok(Some(positions))
     }
 
     async fn serve_metrics(&self, broker: &Addr<Broker>) {

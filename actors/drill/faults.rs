@@ -141,6 +141,13 @@ impl EventHandler for Faulty {
                         pending.await?;
                         Err(crash())
                     }))),
+                    Reaction::Streamed(stream) => Ok(Reaction::Streamed(Box::new(move |sink| {
+                        let pending = stream(sink);
+                        Box::pin(async move {
+                            pending.await?;
+                            Err(crash())
+                        })
+                    }))),
                 }
             }
         }

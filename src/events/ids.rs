@@ -1,5 +1,5 @@
-//! Identifier newtypes. Event and correlation ids are random (uuid v4): they are the
-//! only volatile part of an event and are excluded from every content hash.
+//! Identifier newtypes. Event and correlation ids are random (uuid v4) unless derived
+//! (uuid v8, see `derived`); they are excluded from every content hash.
 
 use std::fmt;
 
@@ -17,6 +17,24 @@ macro_rules! uuid_id {
             /// A fresh random id.
             pub fn new() -> Self {
                 Self(Uuid::new_v4())
+            }
+        }
+
+        impl $name {
+            /// A reproducible id (uuid v8 from blake3 of `parts`): backtests derive each
+            /// day's workflow id from the run and the date (so client order ids and the
+            /// files a backtest writes are the same in every run), and execution derives
+            /// its events' ids from the plan's, so a plan handled again repeats them and
+            /// the broker keeps one copy.
+            pub fn derived(parts: &[&[u8]]) -> Self {
+                let mut h = blake3::Hasher::new();
+                for p in parts {
+                    h.update(&(p.len() as u64).to_le_bytes());
+                    h.update(p);
+                }
+                let mut bytes = [0u8; 16];
+                bytes.copy_from_slice(&h.finalize().as_bytes()[..16]);
+                Self(Uuid::new_v8(bytes))
             }
         }
 
@@ -50,19 +68,3 @@ uuid_id!(
     /// every event that workflow produces.
     CorrelationId
 );
-
-impl CorrelationId {
-    /// A reproducible id (uuid v8 from blake3 of `parts`): backtests derive each day's
-    /// workflow id from the run and the date, so client order ids — and the files a
-    /// backtest writes — are the same in every run.
-    pub fn derived(parts: &[&[u8]]) -> Self {
-        let mut h = blake3::Hasher::new();
-        for p in parts {
-            h.update(&(p.len() as u64).to_le_bytes());
-            h.update(p);
-        }
-        let mut bytes = [0u8; 16];
-        bytes.copy_from_slice(&h.finalize().as_bytes()[..16]);
-        Self(Uuid::new_v8(bytes))
-    }
-}

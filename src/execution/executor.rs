@@ -54,6 +54,34 @@ impl Output {
     }
 }
 
+/// Where the executor's outputs go as they happen; `emit` returns the output's index,
+/// for the `after` of later ones. A `Vec` collects them (tests, the simple API).
+pub trait OutputSink {
+    fn emit(&mut self, output: Output) -> usize;
+}
+
+impl OutputSink for Vec<Output> {
+    fn emit(&mut self, output: Output) -> usize {
+        self.push(output);
+        self.len() - 1
+    }
+}
+
+impl Output {
+    /// What tells this output apart from the others of one handling of a plan (with
+    /// its event type): the client order id of a submission or a denial, the venue's
+    /// fill id of a fill, nothing for the one start, settlement or failure. A handling
+    /// again reports the same orders and fills under the same keys.
+    pub fn key(&self) -> &str {
+        match &self.payload {
+            Payload::OrderSubmitted(o) => &o.client_order_id,
+            Payload::OrderDenied(o) => &o.client_order_id,
+            Payload::OrderFilled(f) => &f.fill_id,
+            _ => "",
+        }
+    }
+}
+
 type SharedOutbox = Arc<std::sync::Mutex<Outbox>>;
 
 fn failed(reason: FailureReason, detail: String) -> Output {
@@ -82,6 +110,69 @@ fn skipped(intent: &OrderIntent, reason: String) -> OrderOutcome {
         avg_price: None,
         status: "skipped".into(),
         reason: Some(reason),
+    }
+}
+
+/// One venue order of a leg as this handling saw it: what was sent, the venue's last
+/// snapshot, and its life (fills reported once each, by the venue's fill id).
+struct Placed {
+    sent: OrderIntent,
+    last: VenueOrder,
+    life: Order,
+    submitted: usize,
+}
+
+impl Placed {
+    /// Reports the submission (`after` the plan's start).
+    fn new(sent: OrderIntent, first: VenueOrder, out: &mut dyn OutputSink) -> Self {
+        let submitted = out.emit(Output::after(
+            0,
+            OrderSubmitted {
+                client_order_id: first.client_order_id.clone(),
+                venue_order_id: Some(first.venue_order_id.clone()),
+                symbol: first.symbol.clone(),
+                side: first.side,
+                qty: sent.qty,
+                order_type: sent.order_type,
+                limit_price: sent.limit_price,
+            },
+        ));
+        let life = Order::new(sent.qty);
+        Placed {
+            sent,
+            last: first,
+            life,
+            submitted,
+        }
+    }
+
+    /// Folds a snapshot in and reports the fill it shows first, if any: a report that
+    /// cannot happen (a fill before acceptance, more filled than ordered) is a venue
+    /// error.
+    fn observe(
+        &mut self,
+        snapshot: VenueOrder,
+        out: &mut dyn OutputSink,
+    ) -> Result<(), VenueError> {
+        let fill = self.life.observe(&snapshot).map_err(|e: OrderError| {
+            VenueError::Unavailable(format!("order {}: {e}", self.sent.client_order_id))
+        })?;
+        if let Some(fill) = fill {
+            out.emit(Output::after(
+                self.submitted,
+                OrderFilled {
+                    client_order_id: snapshot.client_order_id.clone(),
+                    fill_id: fill.fill_id,
+                    symbol: snapshot.symbol.clone(),
+                    side: snapshot.side,
+                    qty: fill.qty,
+                    price: fill.price,
+                    commission: fill.commission,
+                },
+            ));
+        }
+        self.last = snapshot;
+        Ok(())
     }
 }
 
@@ -154,46 +245,64 @@ impl Executor {
         result
     }
 
+    /// Sends one order and reports it: its submission, then its first snapshot's fill.
+    async fn send_reported(
+        &self,
+        correlation: crate::events::CorrelationId,
+        plan_hash: &str,
+        approved: &Approved,
+        out: &mut dyn OutputSink,
+    ) -> Result<Placed, VenueError> {
+        let first = self.send(correlation, plan_hash, approved).await?;
+        let mut placed = Placed::new(approved.intent().clone(), first.clone(), out);
+        placed.observe(first, out)?;
+        Ok(placed)
+    }
+
     /// Places one leg: a market order, or with smart execution a limit order walked
     /// toward the far side `max_repegs` times, then canceled and sent to market for the
-    /// rest. Returns every venue order the leg used, with what was sent.
+    /// rest. Every venue order the leg used is reported as it is sent and as it fills.
     async fn place(
         &self,
         correlation: crate::events::CorrelationId,
         plan_hash: &str,
         approved: &Approved,
         started: std::time::Instant,
-    ) -> Result<Vec<(OrderIntent, VenueOrder)>, VenueError> {
+        out: &mut dyn OutputSink,
+    ) -> Result<Vec<Placed>, VenueError> {
         let order = approved.intent();
+        let market = |why: &str| {
+            tracing::warn!(symbol = %order.symbol, "{why}: sending a market order");
+        };
         let Some(smart) = &self.smart else {
-            return Ok(vec![(
-                order.clone(),
-                self.send(correlation, plan_hash, approved).await?,
-            )]);
+            return Ok(vec![
+                self.send_reported(correlation, plan_hash, approved, out)
+                    .await?,
+            ]);
         };
         if started.elapsed() + smart.walk() > smart.budget {
-            tracing::warn!(symbol = %order.symbol, "no time left for a limit order within the handler's budget: sending a market order");
-            return Ok(vec![(
-                order.clone(),
-                self.send(correlation, plan_hash, approved).await?,
-            )]);
+            market("no time left for a limit order within the handler's budget");
+            return Ok(vec![
+                self.send_reported(correlation, plan_hash, approved, out)
+                    .await?,
+            ]);
         }
         let quote = match self.venue.quote(&order.symbol).await {
             Ok(q) => q,
             Err(e) => {
-                tracing::warn!(symbol = %order.symbol, error = %e, "no quote: sending a market order");
-                return Ok(vec![(
-                    order.clone(),
-                    self.send(correlation, plan_hash, approved).await?,
-                )]);
+                market(&format!("no quote ({e})"));
+                return Ok(vec![
+                    self.send_reported(correlation, plan_hash, approved, out)
+                        .await?,
+                ]);
             }
         };
         if let Err(problem) = check_quote(&quote, self.clock.now(), &smart.limits) {
-            tracing::warn!(symbol = %order.symbol, %problem, "quote refused: sending a market order");
-            return Ok(vec![(
-                order.clone(),
-                self.send(correlation, plan_hash, approved).await?,
-            )]);
+            market(&format!("quote refused ({problem})"));
+            return Ok(vec![
+                self.send_reported(correlation, plan_hash, approved, out)
+                    .await?,
+            ]);
         }
         let mut legs = Vec::new();
         let mut remaining = order.qty;
@@ -206,31 +315,25 @@ impl Executor {
                 OrderType::Limit,
                 Some(limit),
             );
-            let sent = leg.intent().clone();
-            // The leg's life, from the venue's snapshots: a report that cannot happen
-            // (a fill before acceptance, more filled than ordered) is a venue error.
-            let mut life = Order::new(sent.qty);
-            let inconsistent = |e: OrderError| {
-                VenueError::Unavailable(format!("order {}: {e}", sent.client_order_id))
-            };
-            let mut placed = self.send(correlation, plan_hash, &leg).await?;
-            life.observe(&placed).map_err(inconsistent)?;
-            if !life.status.is_terminal() {
+            let mut placed = self
+                .send_reported(correlation, plan_hash, &leg, out)
+                .await?;
+            let id = placed.sent.client_order_id.clone();
+            if !placed.life.status.is_terminal() {
                 tokio::time::sleep(smart.fill_wait).await;
-                if let Some(now) = self.venue.order_by_client_id(&sent.client_order_id).await? {
-                    placed = now;
-                    life.observe(&placed).map_err(inconsistent)?;
+                if let Some(now) = self.venue.order_by_client_id(&id).await? {
+                    placed.observe(now, out)?;
                 }
             }
-            if !life.status.is_terminal() {
+            if !placed.life.status.is_terminal() {
                 // Wait for the cancel to be confirmed before sending more.
-                placed = self.venue.cancel(&sent.client_order_id).await?;
-                life.observe(&placed).map_err(inconsistent)?;
+                let canceled = self.venue.cancel(&id).await?;
+                placed.observe(canceled, out)?;
             }
-            remaining -= life.filled;
-            let done = life.status == OrderStatus::Filled || remaining <= Decimal::ZERO;
-            let rejected = life.status == OrderStatus::Rejected;
-            legs.push((sent, placed));
+            remaining -= placed.life.filled;
+            let done = placed.life.status == OrderStatus::Filled || remaining <= Decimal::ZERO;
+            let rejected = placed.life.status == OrderStatus::Rejected;
+            legs.push(placed);
             if done || rejected {
                 return Ok(legs);
             }
@@ -253,8 +356,10 @@ impl Executor {
             OrderType::Market,
             None,
         );
-        let placed = self.send(correlation, plan_hash, &market).await?;
-        legs.push((market.intent().clone(), placed));
+        legs.push(
+            self.send_reported(correlation, plan_hash, &market, out)
+                .await?,
+        );
         Ok(legs)
     }
 
@@ -292,19 +397,37 @@ impl Executor {
         found
     }
 
-    /// Executes `plan` of workflow `correlation`, whose orders spend the risk budget of
-    /// `day`: what to publish, in order (`execution.started.v1` first, then each order's
-    /// submission and fills, then the settlement, or a failure).
+    /// [`Executor::execute_into`], collected.
     pub async fn execute(
         &self,
         correlation: crate::events::CorrelationId,
         plan: &RebalancePlanned,
         day: NaiveDate,
     ) -> Vec<Output> {
+        let mut outputs = Vec::new();
+        self.execute_into(correlation, plan, day, &mut outputs)
+            .await;
+        outputs
+    }
+
+    /// Executes `plan` of workflow `correlation`, whose orders spend the risk budget of
+    /// `day`, reporting to `out` as it goes: `execution.started.v1` first, then each
+    /// order's submission when it is sent and each fill when the venue shows it, then
+    /// the settlement, or a failure.
+    pub async fn execute_into(
+        &self,
+        correlation: crate::events::CorrelationId,
+        plan: &RebalancePlanned,
+        day: NaiveDate,
+        out: &mut dyn OutputSink,
+    ) {
         let mut started = order_intents(correlation, plan, 0);
         let account = match self.venue.account().await {
             Ok(a) => a,
-            Err(e) => return vec![failed(reason_of(&e), format!("account snapshot: {e}"))],
+            Err(e) => {
+                out.emit(failed(reason_of(&e), format!("account snapshot: {e}")));
+                return;
+            }
         };
         // A plan handled again (redelivered after a crash or a restart) finds some of its
         // orders already at the venue: their fills are in the account, not "before" it.
@@ -322,13 +445,13 @@ impl Executor {
         started.cash_before = Some(account.cash);
         let intents = started.orders.clone();
         let began = std::time::Instant::now();
-        let mut outputs = vec![Output::now(started.clone())];
+        out.emit(Output::now(started.clone()));
         if !intents.is_empty() && self.gate.is_halted() {
-            outputs.push(failed(
+            out.emit(failed(
                 FailureReason::TradingHalted,
                 "trading is halted: no new orders".into(),
             ));
-            return outputs;
+            return;
         }
         let prices: BTreeMap<&str, Decimal> = plan
             .items
@@ -356,21 +479,28 @@ impl Executor {
             }
             // Orders a previous handling of this plan placed are adopted as they are:
             // capping or skipping them again would hide fills the account already has.
-            let adopted: Vec<(OrderIntent, VenueOrder)> = placed_before
+            // They are reported again as the venue shows them now: the same submissions
+            // and fill ids as the earlier handling's, when it got to report them.
+            let adopted: Vec<&VenueOrder> = placed_before
                 .iter()
                 .filter(|o| o.symbol == intent.symbol && o.side == intent.side)
-                .map(|o| {
-                    let sent = OrderIntent {
-                        client_order_id: o.client_order_id.clone(),
-                        qty: o.qty,
-                        ..intent.clone()
-                    };
-                    (sent, o.clone())
-                })
                 .collect();
-            let (qty, approved, result) = if let Some((first, _)) = adopted.first() {
+            let (qty, approved, result) = if let Some(first) = adopted.first() {
                 tracing::info!(symbol = %intent.symbol, orders = adopted.len(), "adopting orders an earlier handling of this plan placed");
-                (first.qty, None, Ok(adopted))
+                let qty = first.qty;
+                let legs = adopted
+                    .into_iter()
+                    .map(|o| {
+                        let sent = OrderIntent {
+                            client_order_id: o.client_order_id.clone(),
+                            qty: o.qty,
+                            ..intent.clone()
+                        };
+                        let mut placed = Placed::new(sent, o.clone(), out);
+                        placed.observe(o.clone(), out).map(|()| placed)
+                    })
+                    .collect::<Result<Vec<_>, _>>();
+                (qty, None, legs)
             } else {
                 let price = prices
                     .get(intent.symbol.as_str())
@@ -428,12 +558,12 @@ impl Executor {
                             reason: Some(format!("{}: {}", denied.code.as_str(), denied.detail)),
                             ..skipped(&order, String::new())
                         });
-                        outputs.push(Output::after(0, *denied));
+                        out.emit(Output::after(0, *denied));
                         continue;
                     }
                 };
                 let result = self
-                    .place(correlation, &started.plan_hash, &approved, began)
+                    .place(correlation, &started.plan_hash, &approved, began, out)
                     .await;
                 if result.is_ok() {
                     crate::drill::crash_point("venue.submit");
@@ -461,36 +591,11 @@ impl Executor {
                         (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO);
                     let mut last_status = VenueOrderStatus::Rejected;
                     let mut reason = None;
-                    for (sent, o) in legs {
+                    for Placed { last: o, .. } in legs {
                         placed += 1;
-                        outputs.push(Output::after(
-                            0,
-                            OrderSubmitted {
-                                client_order_id: o.client_order_id.clone(),
-                                venue_order_id: Some(o.venue_order_id.clone()),
-                                symbol: o.symbol.clone(),
-                                side: o.side,
-                                qty: sent.qty,
-                                order_type: sent.order_type,
-                                limit_price: sent.limit_price,
-                            },
-                        ));
-                        let submitted = outputs.len() - 1;
                         if let (true, Some(price)) =
                             (o.filled_qty > Decimal::ZERO, o.avg_fill_price)
                         {
-                            outputs.push(Output::after(
-                                submitted,
-                                OrderFilled {
-                                    client_order_id: o.client_order_id.clone(),
-                                    fill_id: format!("{}-1", o.venue_order_id),
-                                    symbol: o.symbol.clone(),
-                                    side: o.side,
-                                    qty: o.filled_qty,
-                                    price,
-                                    commission: o.commission,
-                                },
-                            ));
                             filled += o.filled_qty;
                             value += o.filled_qty * price;
                             fees += o.commission;
@@ -540,13 +645,13 @@ impl Executor {
             } else {
                 FailureReason::StepFailed
             };
-            outputs.push(failed(
+            out.emit(failed(
                 reason,
                 format!("venue errors: {}", venue_errors.join("; ")),
             ));
-            return outputs;
+            return;
         }
-        outputs.push(Output::after(
+        out.emit(Output::after(
             0,
             OrderSettled {
                 plan_hash: started.plan_hash,
@@ -558,6 +663,5 @@ impl Executor {
                 positions_before: Some(started.positions_before),
             },
         ));
-        outputs
     }
 }

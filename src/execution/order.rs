@@ -87,6 +87,18 @@ pub struct Order {
     pub status: OrderStatus,
     pub filled: Decimal,
     fills: BTreeSet<String>,
+    /// Value and commission of the fills observed so far (for the price of the next).
+    value: Decimal,
+    commission: Decimal,
+}
+
+/// A fill a snapshot showed for the first time: what was added since the last one.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewFill {
+    pub fill_id: String,
+    pub qty: Decimal,
+    pub price: Decimal,
+    pub commission: Decimal,
 }
 
 impl Order {
@@ -96,6 +108,8 @@ impl Order {
             status: OrderStatus::New,
             filled: Decimal::ZERO,
             fills: BTreeSet::new(),
+            value: Decimal::ZERO,
+            commission: Decimal::ZERO,
         }
     }
 
@@ -147,20 +161,40 @@ impl Order {
     /// Folds a venue snapshot into the events it implies since the last one: accepted,
     /// then the newly filled quantity as one fill (identified by the venue's order id
     /// and the cumulative quantity, so the same snapshot seen again counts once), then
-    /// a cancel or a rejection.
-    pub fn observe(&mut self, snapshot: &VenueOrder) -> Result<(), OrderError> {
+    /// a cancel or a rejection. Returns the new fill, priced from the snapshot's average
+    /// price less what the earlier fills were worth.
+    pub fn observe(&mut self, snapshot: &VenueOrder) -> Result<Option<NewFill>, OrderError> {
         if snapshot.status == VenueOrderStatus::Rejected && self.status == OrderStatus::New {
             self.apply(OrderEvent::Rejected)?;
-            return Ok(());
+            return Ok(None);
         }
         if self.status == OrderStatus::New {
             self.apply(OrderEvent::Accepted)?;
         }
+        let mut new_fill = None;
         if snapshot.filled_qty > self.filled {
-            self.apply(OrderEvent::Fill {
+            let fill = NewFill {
                 fill_id: format!("{}@{}", snapshot.venue_order_id, snapshot.filled_qty),
                 qty: snapshot.filled_qty - self.filled,
+                price: Decimal::ZERO,
+                commission: snapshot.commission - self.commission,
+            };
+            self.apply(OrderEvent::Fill {
+                fill_id: fill.fill_id.clone(),
+                qty: fill.qty,
             })?;
+            if let Some(avg) = snapshot.avg_fill_price {
+                let value = avg * snapshot.filled_qty;
+                // The first fill's price is the venue's own figure, not a quotient.
+                let price = if self.value.is_zero() {
+                    avg
+                } else {
+                    ((value - self.value) / fill.qty).round_dp(6)
+                };
+                self.value = value;
+                self.commission = snapshot.commission;
+                new_fill = Some(NewFill { price, ..fill });
+            }
         }
         match snapshot.status {
             VenueOrderStatus::Canceled if self.status != OrderStatus::Canceled => {
@@ -171,7 +205,7 @@ impl Order {
             }
             _ => {}
         }
-        Ok(())
+        Ok(new_fill)
     }
 }
 
@@ -289,7 +323,7 @@ mod tests {
             qty: dec!(10),
             status,
             filled_qty: filled,
-            avg_fill_price: None,
+            avg_fill_price: (filled > dec!(0)).then_some(dec!(10)),
             commission: dec!(0),
             reject_reason: None,
         }
@@ -299,15 +333,29 @@ mod tests {
     fn snapshots_fold_into_events_once() {
         use VenueOrderStatus as V;
         let mut o = Order::new(dec!(10));
-        o.observe(&snapshot(V::Accepted, dec!(0))).unwrap();
-        o.observe(&snapshot(V::PartiallyFilled, dec!(4))).unwrap();
-        o.observe(&snapshot(V::PartiallyFilled, dec!(4))).unwrap();
+        assert_eq!(o.observe(&snapshot(V::Accepted, dec!(0))).unwrap(), None);
+        let first = o.observe(&snapshot(V::PartiallyFilled, dec!(4))).unwrap();
+        assert_eq!(
+            first.map(|f| (f.fill_id, f.qty, f.price)),
+            Some(("v-1@4".to_string(), dec!(4), dec!(10)))
+        );
+        assert_eq!(
+            o.observe(&snapshot(V::PartiallyFilled, dec!(4))).unwrap(),
+            None
+        );
         assert_eq!(
             (o.status, o.filled),
             (OrderStatus::PartiallyFilled, dec!(4))
         );
-        // Canceled with more filled than last seen: the late fill, then the cancel.
-        o.observe(&snapshot(V::Canceled, dec!(6))).unwrap();
+        // Canceled with more filled than last seen: the late fill, then the cancel. The
+        // average moved from 10 to 10.4 over 6: the 2 added cost (62.4 - 40) / 2 = 11.2.
+        let mut canceled = snapshot(V::Canceled, dec!(6));
+        canceled.avg_fill_price = Some(dec!(10.4));
+        let late = o.observe(&canceled).unwrap().expect("the late fill");
+        assert_eq!(
+            (late.fill_id.as_str(), late.qty, late.price),
+            ("v-1@6", dec!(2), dec!(11.2))
+        );
         assert_eq!((o.status, o.filled), (OrderStatus::Canceled, dec!(6)));
         let mut r = Order::new(dec!(10));
         r.observe(&snapshot(V::Rejected, dec!(0))).unwrap();

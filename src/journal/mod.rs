@@ -719,6 +719,30 @@ impl Journal {
         Ok(Some(positions))
     }
 
+    /// The latest execution when its workflow is still open (the engine stopped during
+    /// or after its orders, before the workflow ended): its workflow and the positions
+    /// before its first order. The journal may lack fills of such an execution that the
+    /// venue has; the start-up check takes them from the venue, for the orders the
+    /// outbox says the workflow sent.
+    pub fn open_execution(&self) -> Result<Option<OpenExecution>, JournalError> {
+        let Some(started) = self.latest_of(&[EventKind::ExecutionStarted])? else {
+            return Ok(None);
+        };
+        let Payload::ExecutionStarted(execution) = started.envelope.payload else {
+            return Ok(None);
+        };
+        let correlation = started.envelope.correlation_id;
+        let open: bool = self.conn.query_row(
+            &format!("SELECT ?1 IN ({OPEN_WORKFLOWS})"),
+            [correlation.to_string()],
+            |r| r.get(0),
+        )?;
+        Ok(open.then_some(OpenExecution {
+            correlation,
+            positions_before: execution.positions_before,
+        }))
+    }
+
     /// Notional bought (fills × price) by the workflows of trading day `day`: what a
     /// restarted engine has already deployed today.
     pub fn bought_on(&self, day: NaiveDate) -> Result<Decimal, JournalError> {
@@ -776,6 +800,12 @@ impl Journal {
 }
 
 /// Correlations whose root is a workflow start and that have no terminal event.
+/// An execution whose workflow the journal shows unfinished.
+pub struct OpenExecution {
+    pub correlation: CorrelationId,
+    pub positions_before: BTreeMap<Symbol, Decimal>,
+}
+
 const OPEN_WORKFLOWS: &str = "SELECT correlation_id FROM events GROUP BY correlation_id \
      HAVING sum(event_type = 'workflow.started.v1') = 1 \
      AND sum(event_type IN ('workflow.completed.v1', 'workflow.failed.v1')) = 0";
