@@ -349,3 +349,309 @@ mod group_scoring {
         assert!(err.contains("cumulative-return(G,30)"), "{err}");
     }
 }
+
+/// §3: when a symphony trades. Crafted closes on real sessions, written as CSV files;
+/// every expected decision is worked out by hand in the comments.
+mod trading_settings {
+    use std::path::{Path, PathBuf};
+
+    use alchemiser::config::{OnStrategyError, StrategyConfig, StrategyFile};
+    use alchemiser::data::Adjustment;
+    use alchemiser::domain::Symbol;
+    use alchemiser::events::{SignalGenerated, SliceTrading};
+    use alchemiser::strategy::book::StrategyBook;
+    use chrono::NaiveDate;
+    use rust_decimal::Decimal;
+    use rust_decimal_macros::dec;
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    /// Sessions from `from` to `to` (the exchange calendar: weekends and holidays out).
+    fn sessions(from: &str, to: &str) -> Vec<NaiveDate> {
+        alchemiser::calendar::UsEquityCalendar::get().sessions(d(from), d(to))
+    }
+
+    fn write_series(dir: &Path, symbol: &str, days: &[NaiveDate], close: impl Fn(usize) -> f64) {
+        let mut text = String::from("date,open,high,low,close,volume\n");
+        for (i, day) in days.iter().enumerate() {
+            let c = close(i);
+            text += &format!("{day},{c:.4},{c:.4},{c:.4},{c:.4},1000\n");
+        }
+        std::fs::write(dir.join(format!("{symbol}.csv")), text).unwrap();
+    }
+
+    fn book(dir: &Path, files: &[(&str, &str)]) -> StrategyBook {
+        let files = files
+            .iter()
+            .enumerate()
+            .map(|(i, (text, weight))| {
+                let path: PathBuf = dir.join(format!("s{i}.clj"));
+                std::fs::write(&path, text).unwrap();
+                StrategyFile {
+                    path,
+                    weight: weight.parse().unwrap(),
+                }
+            })
+            .collect();
+        StrategyBook::load(
+            &StrategyConfig {
+                data: dir.to_path_buf(),
+                adjustment: Adjustment::Raw,
+                on_strategy_error: OnStrategyError::Fail,
+                files,
+            },
+            dir,
+            None,
+        )
+        .unwrap()
+    }
+
+    fn slice(signal: &SignalGenerated, i: usize) -> &SliceTrading {
+        signal.strategies[i].slice.as_ref().expect("a slice")
+    }
+
+    fn weight(signal: &SignalGenerated, symbol: &str) -> Decimal {
+        signal
+            .target_weights
+            .get(&Symbol::from(symbol))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_threshold_slice_trades_only_outside_its_corridor_and_on_a_branch_switch() {
+        let dir = tempfile::tempdir().unwrap();
+        let days = sessions("2021-03-01", "2021-03-12"); // 10 sessions
+                                                         // A: 100 on days 0-1, 130 from day 2 on. B: 100 throughout.
+                                                         // Day 0 the slice is new: trades to 50/50. Day 1: nothing moved (inside).
+                                                         // Day 2: A is worth 65 of 115, weight 0.565217: 0.065 from 0.5, beyond 0.05:
+                                                         // trades back to 50/50. Day 3-4: prices flat since the trade: inside.
+        write_series(
+            dir.path(),
+            "AAA",
+            &days,
+            |i| if i < 2 { 100.0 } else { 130.0 },
+        );
+        write_series(dir.path(), "BBB", &days, |_| 100.0);
+        // SPY > 100 picks the pair, else CCC alone: SPY drops below 100 on day 5 (branch
+        // switch: trades to CCC), rises again on day 7 (switch back).
+        write_series(dir.path(), "SPY", &days, |i| match i {
+            5 | 6 => 90.0,
+            _ => 110.0,
+        });
+        write_series(dir.path(), "CCC", &days, |_| 50.0);
+        let b = book(
+            dir.path(),
+            &[(
+                "(defsymphony \"t\" {:rebalance-threshold 0.05} (if (> (current-price \"SPY\") 100) [(weight-equal [(asset \"AAA\") (asset \"BBB\")])] [(asset \"CCC\")]))",
+                "1",
+            )],
+        );
+        let signals: Vec<SignalGenerated> =
+            days.iter().map(|day| b.evaluate(*day).unwrap()).collect();
+        let trades: Vec<bool> = signals.iter().map(|s| slice(s, 0).trades).collect();
+        assert_eq!(
+            trades,
+            [true, false, true, false, false, true, false, true, false, false],
+            "{:#?}",
+            signals
+                .iter()
+                .map(|s| &slice(s, 0).reason)
+                .collect::<Vec<_>>()
+        );
+        assert!(
+            slice(&signals[2], 0).reason.contains("AAA drifted 0.0652"),
+            "{}",
+            slice(&signals[2], 0).reason
+        );
+        assert!(slice(&signals[5], 0).reason.contains("branch switch"));
+        // Inside the corridor the targets are the drifted holdings (what the slice has),
+        // not 50/50: day 1 still 50/50 (nothing moved); day 2 traded back to 50/50.
+        assert_eq!(weight(&signals[1], "AAA"), dec!(0.5));
+        assert_eq!(weight(&signals[2], "AAA"), dec!(0.5));
+        assert_eq!(weight(&signals[5], "CCC"), dec!(1));
+    }
+
+    #[test]
+    fn a_held_slice_drifts_with_prices_and_the_plan_leaves_it_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let days = sessions("2021-03-01", "2021-03-05");
+        // A rises 4% on day 1: A weighs 52/102 = 0.509804 inside a 0.05 corridor.
+        write_series(
+            dir.path(),
+            "AAA",
+            &days,
+            |i| if i == 0 { 100.0 } else { 104.0 },
+        );
+        write_series(dir.path(), "BBB", &days, |_| 100.0);
+        let b = book(
+            dir.path(),
+            &[("(defsymphony \"t\" {:rebalance-threshold 0.05} (weight-equal [(asset \"AAA\") (asset \"BBB\")]))", "1")],
+        );
+        b.evaluate(days[0]).unwrap();
+        let held = b.evaluate(days[1]).unwrap();
+        assert!(!slice(&held, 0).trades);
+        assert_eq!(weight(&held, "AAA"), dec!(0.509804));
+        assert_eq!(weight(&held, "BBB"), dec!(0.490196));
+        // The account is off the ideal by a share of A (a commission, a rounding): the
+        // plan still trades nothing.
+        let account = alchemiser::venue::AccountSnapshot {
+            cash: dec!(0),
+            positions: [("AAA".into(), dec!(49)), ("BBB".into(), dec!(51))]
+                .into_iter()
+                .collect(),
+        };
+        let prices = [("AAA".into(), dec!(104)), ("BBB".into(), dec!(100))]
+            .into_iter()
+            .collect();
+        let (_, plan) = alchemiser::portfolio::plan_rebalance(
+            &held,
+            &account,
+            &prices,
+            &alchemiser::portfolio::PlanParams {
+                min_trade_pct: dec!(0.001),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(!plan.has_trades(), "{:?}", plan.items);
+    }
+
+    /// The days among `days` on which a `calendar` slice trades (besides its first).
+    fn trading_days(calendar: &str, days: &[NaiveDate]) -> Vec<NaiveDate> {
+        let dir = tempfile::tempdir().unwrap();
+        write_series(dir.path(), "AAA", days, |i| 100.0 + i as f64);
+        write_series(dir.path(), "BBB", days, |_| 100.0);
+        let b = book(
+            dir.path(),
+            &[(
+                &format!("(defsymphony \"t\" {{:rebalance-frequency :{calendar}}} (weight-equal [(asset \"AAA\") (asset \"BBB\")]))"),
+                "1",
+            )],
+        );
+        let trades: Vec<bool> = days
+            .iter()
+            // A single daily file keeps no slice: it trades to target every day.
+            .map(|day| {
+                let signal = b.evaluate(*day).unwrap();
+                signal.strategies[0].slice.as_ref().is_none_or(|t| t.trades)
+            })
+            .collect();
+        assert!(trades[0], "a new slice trades");
+        days.iter()
+            .zip(trades)
+            .skip(1)
+            .filter_map(|(day, trades)| trades.then_some(*day))
+            .collect()
+    }
+
+    #[test]
+    fn calendar_slices_trade_on_the_first_session_of_each_period() {
+        // 2022-12-27 .. 2023-07-06: year end; 2023-01-02 (New Year observed) and
+        // 2023-01-16 (MLK) are holidays; Good Friday 2023-04-07; July 4th.
+        let days = sessions("2022-12-27", "2023-07-06");
+        assert!(!days.contains(&d("2023-01-02")));
+        let months = trading_days("monthly", &days);
+        assert_eq!(
+            months,
+            [
+                "2023-01-03",
+                "2023-02-01",
+                "2023-03-01",
+                "2023-04-03",
+                "2023-05-01",
+                "2023-06-01",
+                "2023-07-03"
+            ]
+            .map(d)
+        );
+        assert_eq!(
+            trading_days("quarterly", &days),
+            ["2023-01-03", "2023-04-03", "2023-07-03"].map(d)
+        );
+        assert_eq!(trading_days("yearly", &days), [d("2023-01-03")]);
+        let weeks = trading_days("weekly", &days);
+        // Every Monday session, and the Tuesday after a Monday holiday.
+        assert!(weeks.contains(&d("2023-01-03")) && weeks.contains(&d("2023-01-17")));
+        assert!(weeks.contains(&d("2023-01-09")) && !weeks.contains(&d("2023-01-10")));
+        assert_eq!(weeks.len(), 27, "{weeks:?}");
+        assert_eq!(trading_days("daily", &days).len(), days.len() - 1);
+    }
+
+    #[test]
+    fn a_restarted_engine_takes_up_its_slices_from_the_last_signal() {
+        let dir = tempfile::tempdir().unwrap();
+        let days = sessions("2021-03-01", "2021-03-05");
+        // A at 104 on day 1: it weighs 0.52/1.02 = 0.5098, inside the corridor. At 125
+        // on day 2: 0.625/1.125 = 0.5556, 0.0556 from 0.5, beyond it.
+        write_series(dir.path(), "AAA", &days, |i| match i {
+            0 => 100.0,
+            1 => 104.0,
+            _ => 125.0,
+        });
+        write_series(dir.path(), "BBB", &days, |_| 100.0);
+        let text = "(defsymphony \"t\" {:rebalance-threshold 0.05} (weight-equal [(asset \"AAA\") (asset \"BBB\")]))";
+        let running = book(dir.path(), &[(text, "1")]);
+        let day0 = running.evaluate(days[0]).unwrap();
+        let continuous: Vec<SignalGenerated> = days[1..3]
+            .iter()
+            .map(|d| running.evaluate(*d).unwrap())
+            .collect();
+        // A new process: without the last signal its slice would be new and trade.
+        let restarted = book(dir.path(), &[(text, "1")]);
+        restarted.seed_slices(&day0);
+        let resumed: Vec<SignalGenerated> = days[1..3]
+            .iter()
+            .map(|d| restarted.evaluate(*d).unwrap())
+            .collect();
+        assert_eq!(resumed, continuous);
+        assert_eq!(
+            continuous
+                .iter()
+                .map(|s| slice(s, 0).trades)
+                .collect::<Vec<_>>(),
+            [false, true]
+        );
+        let fresh = book(dir.path(), &[(text, "1")]);
+        assert!(slice(&fresh.evaluate(days[1]).unwrap(), 0).trades);
+    }
+
+    #[test]
+    fn two_files_keep_their_own_slices_and_the_plan_nets_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let days = sessions("2021-03-01", "2021-03-05");
+        // File 1 (weight 1, monthly): all AAA. File 2 (weight 1, daily): all BBB.
+        // AAA doubles on day 1: slice 1 is worth 2 against 1: shares 2/3 and 1/3; file
+        // 2 trades daily but within its own third; nobody moves money between slices.
+        write_series(
+            dir.path(),
+            "AAA",
+            &days,
+            |i| if i == 0 { 100.0 } else { 200.0 },
+        );
+        write_series(dir.path(), "BBB", &days, |_| 100.0);
+        let b = book(
+            dir.path(),
+            &[
+                (
+                    "(defsymphony \"m\" {:rebalance-frequency :monthly} (asset \"AAA\"))",
+                    "1",
+                ),
+                ("(defsymphony \"d\" {} (asset \"BBB\"))", "1"),
+            ],
+        );
+        let first = b.evaluate(days[0]).unwrap();
+        assert_eq!(
+            (weight(&first, "AAA"), weight(&first, "BBB")),
+            (dec!(0.5), dec!(0.5))
+        );
+        let next = b.evaluate(days[1]).unwrap();
+        assert!(!slice(&next, 0).trades && slice(&next, 1).trades);
+        assert_eq!(weight(&next, "AAA"), dec!(0.666667));
+        assert_eq!(weight(&next, "BBB"), dec!(0.333333));
+        // Evaluated again (a retry), a day starts from the same day before.
+        assert_eq!(b.evaluate(days[1]).unwrap(), next);
+    }
+}

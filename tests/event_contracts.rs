@@ -294,6 +294,7 @@ fn consolidated_signal_hash_is_reproducible() {
         .collect(),
         indicators: BTreeMap::new(),
         error: None,
+        slice: None,
     };
     let a = consolidate(date(), vec![alloc.clone()], "m".into());
     let b = consolidate(date(), vec![alloc], "m".into());

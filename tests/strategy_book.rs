@@ -244,21 +244,28 @@ fn groups_cost_one_evaluation_per_new_day_in_a_backtest() {
 }
 
 #[test]
-fn trading_options_not_honoured_yet_are_named() {
-    use alchemiser::strategy::book::unsupported_trading_options;
-    use alchemiser::strategy::dsl::parse_symphony;
-    let quarterly = parse_symphony(
-        "(defsymphony \"q\" {:asset-class \"EQUITIES\", :rebalance-frequency :quarterly, :rebalance-threshold 0.05} (asset \"SPY\"))",
-    )
-    .unwrap();
-    let said = unsupported_trading_options(&quarterly);
-    assert_eq!(said.len(), 2, "{said:?}");
-    assert!(
-        said[0].starts_with(":rebalance-frequency :quarterly"),
-        "{said:?}"
+fn a_trading_setting_the_engine_does_not_know_is_refused_naming_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "fortnightly.clj",
+        "(defsymphony \"f\" {:rebalance-frequency :fortnightly} (asset \"AAPL\"))",
     );
-    assert!(said[1].starts_with(":rebalance-threshold 0.05"), "{said:?}");
-    let daily = parse_symphony("(defsymphony \"d\" {:rebalance-frequency :daily} (asset \"SPY\"))")
-        .unwrap();
-    assert!(unsupported_trading_options(&daily).is_empty());
+    let err = StrategyBook::load(
+        &StrategyConfig {
+            data: root().join("examples/data"),
+            adjustment: Adjustment::Raw,
+            on_strategy_error: OnStrategyError::Fail,
+            files: vec![StrategyFile {
+                path: file,
+                weight: Decimal::ONE,
+            }],
+        },
+        &root(),
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("fortnightly.clj"), "{err}");
+    assert!(err.contains(":rebalance-frequency :fortnightly"), "{err}");
 }

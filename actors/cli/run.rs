@@ -263,6 +263,15 @@ pub(super) fn run(
         }
     }
     tracing::info!(journal = %journal_path.display(), last_seq = journal.last_seq(), "journal open");
+    // Slices trading on a calendar or a threshold go on from what they held.
+    match journal.latest_signal() {
+        Ok(Some(signal)) => book.seed_slices(&signal),
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("error: cannot read the last signal from the journal: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let expected = match journal.expected_positions() {
         Ok(e) => e,
         Err(e) => {

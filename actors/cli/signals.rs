@@ -29,6 +29,8 @@ pub(super) fn signals(
         eprintln!("error: {e}");
         return ExitCode::from(2);
     }
+    // Slices that trade on a calendar or a threshold need the days before.
+    book.replay_slices_before(as_of);
     // The strategies cannot evaluate on this data (too little history for a window,
     // a flat series): bad input, like a date the data lacks.
     let signal = match book.evaluate(as_of) {
@@ -69,6 +71,18 @@ pub fn signal_table(signal: &SignalGenerated) -> String {
         out.push_str(&format!("\n{} (file weight {})\n", s.name, s.file_weight));
         if let Some(e) = &s.error {
             out.push_str(&format!("  error: {e}\n"));
+        }
+        if let Some(t) = &s.slice {
+            let verdict = if t.trades {
+                "trades today"
+            } else {
+                "holds today"
+            };
+            out.push_str(&format!(
+                "  {verdict}: {} (share of the portfolio {})\n",
+                t.reason,
+                t.share.round_dp(6)
+            ));
         }
         for (symbol, w) in &s.weights {
             out.push_str(&format!("  {symbol:<10} {:>10}\n", w.to_string()));

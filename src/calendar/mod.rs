@@ -74,6 +74,18 @@ impl UsEquityCalendar {
             .unwrap_or(NaiveTime::from_hms_opt(16, 0, 0).unwrap_or_default())
     }
 
+    /// The last session before `date`.
+    pub fn previous_session(&self, date: NaiveDate) -> NaiveDate {
+        let mut day = date;
+        while let Some(before) = day.pred_opt() {
+            day = before;
+            if self.is_session(day) {
+                return day;
+            }
+        }
+        day
+    }
+
     /// Sessions in `[from, to]`.
     pub fn sessions(&self, from: NaiveDate, to: NaiveDate) -> Vec<NaiveDate> {
         from.iter_days()

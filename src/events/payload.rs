@@ -44,6 +44,46 @@ pub struct StrategyAllocation {
     /// Why the file's slice went to cash, when it failed to evaluate.
     #[serde(default)]
     pub error: Option<String>,
+    /// Whether the file's slice trades today, for books that keep slices (several
+    /// files, or a trading rule other than daily); absent: it trades to `weights`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slice: Option<SliceTrading>,
+}
+
+/// A slice's day (see `strategy::slices`): it trades to its file's `weights`, or keeps
+/// `held`, what it holds since its last trade, drifted with prices.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SliceTrading {
+    pub trades: bool,
+    /// The rule that made it trade, or why none did.
+    pub reason: String,
+    /// The slice's share of the portfolio today.
+    #[serde(serialize_with = "text::plain")]
+    pub share: Decimal,
+    /// Its weights within itself before today's trades.
+    #[serde(serialize_with = "text::map")]
+    pub held: BTreeMap<Symbol, Decimal>,
+}
+
+impl StrategyAllocation {
+    /// The slice's share of the portfolio and its weights after today's decision: the
+    /// file's targets if it trades, what it holds if not. `None` for a failed file.
+    pub fn effective(
+        &self,
+        total_file_weight: Decimal,
+    ) -> Option<(Decimal, &BTreeMap<Symbol, Decimal>)> {
+        if self.error.is_some() {
+            return None;
+        }
+        Some(match &self.slice {
+            Some(s) if !s.trades => (s.share, &s.held),
+            Some(s) => (s.share, &self.weights),
+            None if total_file_weight > Decimal::ZERO => {
+                (self.file_weight / total_file_weight, &self.weights)
+            }
+            None => return None,
+        })
+    }
 }
 
 /// What a signal hash covers of one file's allocation (fields in key order, see
@@ -54,6 +94,13 @@ struct StrategyContent<'a> {
     #[serde(serialize_with = "canonical::dec")]
     file_weight: Decimal,
     name: &'a str,
+    /// Present only for slices: whether it trades and its share (the held weights
+    /// are in the targets when it does not).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "canonical::opt_dec")]
+    share: Option<Decimal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trades: Option<bool>,
     #[serde(serialize_with = "canonical::dec_map")]
     weights: &'a BTreeMap<Symbol, Decimal>,
 }
@@ -96,6 +143,8 @@ impl SignalGenerated {
                     error: s.error.as_deref(),
                     file_weight: s.file_weight,
                     name: &s.name,
+                    share: s.slice.as_ref().map(|t| t.share),
+                    trades: s.slice.as_ref().map(|t| t.trades),
                     weights: &s.weights,
                 })
                 .collect(),

@@ -41,7 +41,9 @@ use rust_decimal::Decimal;
 
 use crate::domain::{Side, Symbol};
 use crate::events::envelope::{split_stored, stored_payload_hash};
-use crate::events::{CorrelationId, EncodedEnvelope, Envelope, EventKind, Payload, TradingHalted};
+use crate::events::{
+    CorrelationId, EncodedEnvelope, Envelope, EventKind, Payload, SignalGenerated, TradingHalted,
+};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -717,6 +719,16 @@ impl Journal {
         }
         positions.retain(|_, q| !q.is_zero());
         Ok(Some(positions))
+    }
+
+    /// The latest signal journaled: it carries the slices the strategy book keeps.
+    pub fn latest_signal(&self) -> Result<Option<SignalGenerated>, JournalError> {
+        Ok(self
+            .latest_of(&[EventKind::SignalGenerated])?
+            .and_then(|e| match e.envelope.payload {
+                Payload::SignalGenerated(s) => Some(s),
+                _ => None,
+            }))
     }
 
     /// The latest execution when its workflow is still open (the engine stopped during

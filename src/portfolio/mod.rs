@@ -8,7 +8,7 @@
 //! are ordered sells, buys, holds, each by symbol.
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rust_decimal::{Decimal, RoundingStrategy};
 use thiserror::Error;
@@ -70,6 +70,27 @@ pub fn symbols_to_price(signal: &SignalGenerated, account: &AccountSnapshot) -> 
     }
 }
 
+/// Symbols held by slices that do not trade today and touched by no slice that does:
+/// the plan leaves them as they are, even where the account strays from the slices'
+/// ideal holdings by a rounding or a commission.
+fn frozen_symbols(signal: &SignalGenerated) -> BTreeSet<&Symbol> {
+    let slices = || {
+        signal
+            .strategies
+            .iter()
+            .filter_map(|s| Some((s, s.slice.as_ref()?)))
+    };
+    let moving: BTreeSet<&Symbol> = slices()
+        .filter(|(_, t)| t.trades)
+        .flat_map(|(s, t)| t.held.keys().chain(s.weights.keys()))
+        .collect();
+    slices()
+        .filter(|(_, t)| !t.trades)
+        .flat_map(|(_, t)| t.held.keys())
+        .filter(|symbol| !moving.contains(symbol))
+        .collect()
+}
+
 pub fn plan_rebalance(
     signal: &SignalGenerated,
     account: &AccountSnapshot,
@@ -96,6 +117,7 @@ pub fn plan_rebalance(
     let min_trade = params.min_trade_pct * pv;
     let dp = if params.fractional { 6 } else { 0 };
 
+    let frozen = frozen_symbols(signal);
     let mut rows = Vec::new();
     let mut items = Vec::new();
     for symbol in symbols_to_price(signal, account) {
@@ -116,7 +138,9 @@ pub fn plan_rebalance(
             current_value,
             delta,
         });
-        let (action, qty) = if weight.is_zero() && held > Decimal::ZERO {
+        let (action, qty) = if frozen.contains(&symbol) {
+            (PlanAction::Hold, Decimal::ZERO)
+        } else if weight.is_zero() && held > Decimal::ZERO {
             (PlanAction::Sell, held)
         } else if delta.abs() < min_trade {
             (PlanAction::Hold, Decimal::ZERO)

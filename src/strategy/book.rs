@@ -11,10 +11,11 @@ use thiserror::Error;
 use super::consolidate;
 use super::dsl::ast::{Node, Operand};
 use super::dsl::{evaluate_remembering, parse_symphony, GroupMemo, Span, Symphony};
+use super::slices::{drift, Decision, Slice, SliceLedger, TradingRule};
 use crate::config::{OnStrategyError, StrategyConfig};
 use crate::data::{DataError, DataSource, MarketData};
 use crate::domain::Symbol;
-use crate::events::{SignalGenerated, StrategyAllocation};
+use crate::events::{SignalGenerated, SliceTrading, StrategyAllocation};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum StrategyError {
@@ -45,6 +46,8 @@ pub struct LoadedSymphony {
     pub path: PathBuf,
     pub weight: Decimal,
     pub symphony: Symphony,
+    /// When its slice trades (the symphony's header).
+    pub rule: TradingRule,
 }
 
 #[derive(Clone, Debug)]
@@ -56,63 +59,35 @@ pub struct StrategyBook {
     /// Candidates' holdings on earlier days, on the book's own data: a backtest scores
     /// each group once per new day.
     memo: std::sync::Arc<GroupMemo>,
+    /// Each file's slice after every evaluated day (books that keep slices).
+    slices: std::sync::Arc<std::sync::Mutex<SliceLedger>>,
 }
 
 /// Every symbol a symphony references, with where (first occurrence).
 pub fn referenced_symbols(symphony: &Symphony) -> BTreeMap<Symbol, Span> {
-    fn walk(nodes: &[Node], out: &mut BTreeMap<Symbol, Span>) {
-        for node in nodes {
-            match node {
-                Node::Asset { symbol, span } => {
-                    out.entry(symbol.clone()).or_insert(*span);
-                }
-                Node::Group { children, .. }
-                | Node::WeightEqual(children)
-                | Node::InverseVolatility { children, .. }
-                | Node::Filter { children, .. } => walk(children, out),
-                Node::WeightSpecified(pairs) => {
-                    for (_, child) in pairs {
-                        walk(std::slice::from_ref(child), out);
+    fn walk(node: &Node, out: &mut BTreeMap<Symbol, Span>) {
+        match node {
+            Node::Asset { symbol, span } => {
+                out.entry(symbol.clone()).or_insert(*span);
+            }
+            Node::If { condition, .. } => {
+                for operand in [&condition.left, &condition.right] {
+                    if let Operand::Call(call) = operand {
+                        out.entry(call.symbol.clone()).or_insert(call.span);
                     }
-                }
-                Node::If {
-                    condition,
-                    then,
-                    otherwise,
-                } => {
-                    for operand in [&condition.left, &condition.right] {
-                        if let Operand::Call(call) = operand {
-                            out.entry(call.symbol.clone()).or_insert(call.span);
-                        }
-                    }
-                    walk(then, out);
-                    walk(otherwise, out);
                 }
             }
+            _ => {}
+        }
+        for child in node.children() {
+            walk(child, out);
         }
     }
     let mut out = BTreeMap::new();
-    walk(&symphony.body, &mut out);
+    for node in &symphony.body {
+        walk(node, &mut out);
+    }
     out
-}
-
-/// What a symphony's header asks of when it trades that this engine does not do yet
-/// (it rebalances every file to target every day): said, never silently ignored.
-pub fn unsupported_trading_options(symphony: &Symphony) -> Vec<String> {
-    let mut found = Vec::new();
-    if let Some(f) = symphony.options.get("rebalance-frequency") {
-        if f != ":daily" && f != "daily" {
-            found.push(format!(
-                ":rebalance-frequency {f} (this engine rebalances daily)"
-            ));
-        }
-    }
-    if let Some(t) = symphony.options.get("rebalance-threshold") {
-        found.push(format!(
-            ":rebalance-threshold {t} (this engine rebalances to target whenever a trade exceeds portfolio.min_trade_pct)"
-        ));
-    }
-    found
 }
 
 /// Bars of history each symbol needs before every indicator on every branch of
@@ -124,57 +99,44 @@ pub fn history_needed(symphony: &Symphony) -> BTreeMap<Symbol, usize> {
         let n = out.entry(symbol.clone()).or_default();
         *n = (*n).max(bars);
     }
-    fn beneath(nodes: &[Node], out: &mut BTreeMap<Symbol, usize>, bars: usize) {
+    /// Every symbol beneath `node` needs `bars`.
+    fn beneath(node: &Node, out: &mut BTreeMap<Symbol, usize>, bars: usize) {
         let mut symbols = BTreeMap::new();
-        walk(nodes, &mut symbols);
+        for child in node.children() {
+            walk(child, &mut symbols);
+        }
         for symbol in symbols.keys() {
             need(out, symbol, bars);
         }
     }
-    fn walk(nodes: &[Node], out: &mut BTreeMap<Symbol, usize>) {
-        for node in nodes {
-            match node {
-                Node::Asset { symbol, .. } => need(out, symbol, 1),
-                Node::Group { children, .. } | Node::WeightEqual(children) => walk(children, out),
-                Node::WeightSpecified(pairs) => {
-                    for (_, child) in pairs {
-                        walk(std::slice::from_ref(child), out);
+    fn walk(node: &Node, out: &mut BTreeMap<Symbol, usize>) {
+        match node {
+            Node::Asset { symbol, .. } => need(out, symbol, 1),
+            Node::InverseVolatility { window, .. } => {
+                let stdev = crate::indicators::Indicator::new(
+                    crate::indicators::IndicatorKind::StdevReturn,
+                    *window,
+                );
+                beneath(node, out, stdev.min_history());
+            }
+            Node::Filter { metric, .. } => beneath(node, out, metric.min_history()),
+            Node::If { condition, .. } => {
+                for operand in [&condition.left, &condition.right] {
+                    if let Operand::Call(call) = operand {
+                        need(out, &call.symbol, call.indicator.min_history());
                     }
-                }
-                Node::InverseVolatility {
-                    window, children, ..
-                } => {
-                    let stdev = crate::indicators::Indicator::new(
-                        crate::indicators::IndicatorKind::StdevReturn,
-                        *window,
-                    );
-                    beneath(children, out, stdev.min_history());
-                    walk(children, out);
-                }
-                Node::Filter {
-                    metric, children, ..
-                } => {
-                    beneath(children, out, metric.min_history());
-                    walk(children, out);
-                }
-                Node::If {
-                    condition,
-                    then,
-                    otherwise,
-                } => {
-                    for operand in [&condition.left, &condition.right] {
-                        if let Operand::Call(call) = operand {
-                            need(out, &call.symbol, call.indicator.min_history());
-                        }
-                    }
-                    walk(then, out);
-                    walk(otherwise, out);
                 }
             }
+            Node::Group { .. } | Node::WeightEqual(_) | Node::WeightSpecified(_) => {}
+        }
+        for child in node.children() {
+            walk(child, out);
         }
     }
     let mut out = BTreeMap::new();
-    walk(&symphony.body, &mut out);
+    for node in &symphony.body {
+        walk(node, &mut out);
+    }
     out
 }
 
@@ -189,6 +151,7 @@ impl StrategyBook {
             },
             on_error: OnStrategyError::Fail,
             memo: Default::default(),
+            slices: Default::default(),
         }
     }
 
@@ -235,13 +198,17 @@ impl StrategyBook {
                     Err(e) => return Err(e.into()),
                 }
             }
-            for option in unsupported_trading_options(&symphony) {
-                tracing::warn!(file = %shown, "not honoured yet: {option}");
-            }
+            let rule = TradingRule::from_options(&symphony.options).map_err(|message| {
+                StrategyError::Read {
+                    file: shown.clone(),
+                    message,
+                }
+            })?;
             files.push(LoadedSymphony {
                 path,
                 weight: f.weight,
                 symphony,
+                rule,
             });
         }
         Ok(Self {
@@ -250,6 +217,7 @@ impl StrategyBook {
             source,
             on_error: config.on_strategy_error,
             memo: Default::default(),
+            slices: Default::default(),
         })
     }
 
@@ -317,6 +285,7 @@ impl StrategyBook {
                     weights: e.weights,
                     indicators: e.indicators,
                     error: None,
+                    slice: None,
                 }),
                 Err(e) => {
                     let message = format!("{}:{}", f.path.display(), e);
@@ -329,15 +298,139 @@ impl StrategyBook {
                         weights: BTreeMap::new(),
                         indicators: BTreeMap::new(),
                         error: Some(message),
+                        slice: None,
                     });
                 }
             }
+        }
+        if self.keeps_slices() {
+            self.trade_slices(&mut allocations, data, as_of);
         }
         Ok(consolidate(
             as_of,
             allocations,
             self.market_snapshot_id(as_of),
         ))
+    }
+
+    /// Books of several files, or of a file whose symphony trades other than daily, keep
+    /// a slice per file (see `slices`); a single daily file trades to target every day.
+    pub fn keeps_slices(&self) -> bool {
+        self.files.len() > 1 || self.files.iter().any(|f| !f.rule.is_daily())
+    }
+
+    /// Decides for each file whether its slice trades today, from the slices after the
+    /// last evaluated day before `as_of` drifted to its closes, and records the slices
+    /// after today's trades.
+    fn trade_slices(
+        &self,
+        allocations: &mut [StrategyAllocation],
+        data: &MarketData,
+        as_of: NaiveDate,
+    ) {
+        let mut ledger = self.slices.lock().unwrap_or_else(|p| p.into_inner());
+        let drifted = ledger.before(as_of).map(|(day, slices)| {
+            let close = |symbol: &Symbol, on: NaiveDate| {
+                data.close_on_or_before(symbol, on)
+                    .map(|(_, c)| c)
+                    .filter(|c| !c.is_zero())
+            };
+            drift(slices, |symbol| {
+                match (close(symbol, as_of), close(symbol, day)) {
+                    (Some(now), Some(then)) => now / then,
+                    _ => Decimal::ONE,
+                }
+            })
+        });
+        let total_weight: Decimal = self.files.iter().map(|f| f.weight).sum();
+        let previous = crate::calendar::UsEquityCalendar::get().previous_session(as_of);
+        let mut after = Vec::with_capacity(allocations.len());
+        for (i, (alloc, file)) in allocations.iter_mut().zip(&self.files).enumerate() {
+            let held = drifted.as_ref().and_then(|d| d.get(i));
+            let share = held.map_or_else(
+                || {
+                    if total_weight.is_zero() {
+                        Decimal::ZERO
+                    } else {
+                        file.weight / total_weight
+                    }
+                },
+                |h| h.share,
+            );
+            let decision = if alloc.error.is_some() {
+                Decision {
+                    trades: true,
+                    reason: "it failed to evaluate: its slice goes to cash".into(),
+                }
+            } else {
+                file.rule
+                    .decide(held.map(|h| &h.weights), &alloc.weights, as_of, previous)
+            };
+            let held_weights = held.map(|h| h.weights.clone()).unwrap_or_default();
+            let weights = match (decision.trades, alloc.error.is_some()) {
+                (true, false) => alloc.weights.clone(),
+                (true, true) => BTreeMap::new(),
+                (false, _) => held_weights.clone(),
+            };
+            after.push(Slice { share, weights });
+            alloc.slice = Some(SliceTrading {
+                trades: decision.trades,
+                reason: decision.reason,
+                share,
+                held: held_weights,
+            });
+        }
+        ledger.record(as_of, after);
+    }
+
+    /// Takes up the slices a journaled signal left (a restarted `run`): they stand as
+    /// its day's trades left them. A signal of other files (or none kept) is ignored.
+    pub fn seed_slices(&self, signal: &SignalGenerated) {
+        if !self.keeps_slices() || signal.strategies.len() != self.files.len() {
+            return;
+        }
+        let slices: Option<Vec<Slice>> = signal
+            .strategies
+            .iter()
+            .zip(&self.files)
+            .map(|(s, f)| {
+                let t = s.slice.as_ref().filter(|_| s.name == f.symphony.name)?;
+                let weights = match (t.trades, s.error.is_some()) {
+                    (false, _) => t.held.clone(),
+                    (true, false) => s.weights.clone(),
+                    (true, true) => BTreeMap::new(),
+                };
+                Some(Slice {
+                    share: t.share,
+                    weights,
+                })
+            })
+            .collect();
+        if let Some(slices) = slices {
+            self.slices
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .record(signal.as_of, slices);
+        }
+    }
+
+    /// Evaluates the sessions of the book's data before `as_of`, from the first on which
+    /// every file evaluates, so that a single day's signal (`signals`) finds its slices as
+    /// a backtest from that day would have left them. Nothing for a book without slices.
+    pub fn replay_slices_before(&self, as_of: NaiveDate) {
+        if !self.keeps_slices() {
+            return;
+        }
+        let dates: Vec<NaiveDate> = self
+            .common_dates()
+            .into_iter()
+            .filter(|d| *d < as_of)
+            .collect();
+        if let Ok(first) = self.first_evaluable(&dates) {
+            for day in &dates[first..] {
+                let _ = self.evaluate(*day);
+            }
+        }
     }
 
     /// Whether `as_of` is a day the book has data for: a US equity session on or before

@@ -4,6 +4,7 @@
 pub mod book;
 pub mod dsl;
 pub mod prefetch;
+pub mod slices;
 
 use std::collections::BTreeMap;
 
@@ -27,13 +28,13 @@ pub fn consolidate(
     let total_file_weight: Decimal = strategies.iter().map(|s| s.file_weight).sum();
     let mut raw: BTreeMap<Symbol, Decimal> = BTreeMap::new();
     let mut invested = Decimal::ZERO;
-    if total_file_weight > Decimal::ZERO {
-        for s in strategies.iter().filter(|s| s.error.is_none()) {
-            let share = s.file_weight / total_file_weight;
-            invested += share;
-            for (symbol, w) in &s.weights {
-                *raw.entry(symbol.clone()).or_default() += share * *w;
-            }
+    for (share, weights) in strategies
+        .iter()
+        .filter_map(|s| s.effective(total_file_weight))
+    {
+        invested += share;
+        for (symbol, w) in weights {
+            *raw.entry(symbol.clone()).or_default() += share * *w;
         }
     }
     raw.retain(|_, w| *w > Decimal::ZERO);
@@ -94,6 +95,7 @@ mod tests {
 
     fn alloc(name: &str, fw: Decimal, weights: &[(&str, Decimal)]) -> StrategyAllocation {
         StrategyAllocation {
+            slice: None,
             name: name.into(),
             file_weight: fw,
             weights: weights

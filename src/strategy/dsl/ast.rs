@@ -48,6 +48,24 @@ pub enum Node {
     },
 }
 
+impl Node {
+    /// The nodes directly beneath this one, in file order (both branches of an `if`):
+    /// what a walk over the whole tree visits next.
+    pub fn children(&self) -> Vec<&Node> {
+        match self {
+            Node::Asset { .. } => Vec::new(),
+            Node::Group { children, .. }
+            | Node::WeightEqual(children)
+            | Node::InverseVolatility { children, .. }
+            | Node::Filter { children, .. } => children.iter().collect(),
+            Node::WeightSpecified(pairs) => pairs.iter().map(|(_, child)| child).collect(),
+            Node::If {
+                then, otherwise, ..
+            } => then.iter().chain(otherwise).collect(),
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Select {
     Top(usize),
