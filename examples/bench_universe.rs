@@ -1,0 +1,238 @@
+//! Large universes: how a backtest's cost grows with symbols × days.
+//!
+//! `cargo run --release --example bench_universe` generates synthetic universes (seeded
+//! random walks, one CSV per symbol plus SPY, into a temporary folder; no data in the
+//! repository) for 50, 500 and 2,000 symbols over 5 and 20 years, and backtests on each
+//! the rule `if SPY > SMA200: top 10 by 60-day cumulative return, else bottom 10 by
+//! 20-day stdev-return`, each case in a fresh process. It prints wall time (load
+//! included), peak memory, bars/s and bytes of peak memory per bar; with `python3 -c
+//! "import backtrader"` working it runs the same rules in backtrader
+//! (benches/backtrader_universe.py) on the same files and prints the ratio.
+//!
+//! `-- CASE...` picks cases (`500x20`, `50x5`); `--no-backtrader` skips the comparison.
+
+/// The binary's allocator (see `src/main.rs`), so that the figures are the engine's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+use alchemiser::actors::backtest::{run, sessions};
+use alchemiser::calendar::UsEquityCalendar;
+use alchemiser::config::Config;
+use alchemiser::strategy::book::StrategyBook;
+use chrono::NaiveDate;
+
+/// Candidates picked each day.
+const PICK: usize = 10;
+
+fn date(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("date")
+}
+
+/// splitmix64: a generator whose output is fixed by its definition, so that a seed gives
+/// the same universe whatever the version of any crate.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in (-1, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+    }
+}
+
+fn symbol(i: usize) -> String {
+    format!("S{i:04}")
+}
+
+/// Writes SPY and `n` symbols' daily bars for `days` into `dir`: random walks with a
+/// drift and a volatility of their own per symbol.
+fn generate(dir: &Path, n: usize, days: &[NaiveDate]) {
+    std::fs::create_dir_all(dir).expect("data folder");
+    let mut rng = SplitMix(20_240_601 + n as u64);
+    let names: Vec<String> = std::iter::once("SPY".to_string())
+        .chain((0..n).map(symbol))
+        .collect();
+    for name in names {
+        let drift = rng.unit() * 0.0004 + 0.0002;
+        let vol = 0.01 + (rng.unit() + 1.0) * 0.01;
+        let mut close = 20.0 + (rng.unit() + 1.0) * 90.0;
+        let mut text = String::with_capacity(days.len() * 48 + 40);
+        text.push_str("date,open,high,low,close,volume\n");
+        for day in days {
+            let open = close;
+            close = (close * (1.0 + drift + vol * rng.unit())).max(0.5);
+            let (high, low) = (open.max(close) * 1.005, open.min(close) * 0.995);
+            let volume = 100_000 + (rng.next() % 900_000);
+            let _ = writeln!(
+                text,
+                "{day},{open:.4},{high:.4},{low:.4},{close:.4},{volume}"
+            );
+        }
+        std::fs::write(dir.join(format!("{name}.csv")), text).expect("write csv");
+    }
+}
+
+fn symphony(n: usize) -> String {
+    let assets: String = (0..n)
+        .map(|i| format!("(asset \"{}\")", symbol(i)))
+        .collect::<Vec<_>>()
+        .join(" ");
+    format!(
+        "(defsymphony \"universe\" {{}}\n (if (> (current-price \"SPY\") (moving-average-price \"SPY\" {{:window 200}}))\n  [(filter (cumulative-return {{:window 60}}) (select-top {PICK}) [{assets}])]\n  [(filter (stdev-return {{:window 20}}) (select-bottom {PICK}) [{assets}])]))\n"
+    )
+}
+
+/// Peak resident memory of this process in MiB (VmHWM).
+fn peak_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// The child: loads the folder's config and backtests `from..to`; prints one JSON line.
+fn child(dir: &Path, from: &str, to: &str) {
+    let start = Instant::now();
+    let config = Config::load(&dir.join("config.toml")).expect("config");
+    let book = Arc::new(
+        StrategyBook::load(&config.strategy, &config.base_dir, None).expect("strategies and data"),
+    );
+    let loaded = start.elapsed().as_secs_f64();
+    let dates = sessions(&book, date(from), date(to)).expect("sessions");
+    let bars: usize = book.data.series.values().map(|s| s.bars.len()).sum();
+    let system = actix::System::new();
+    let record = system
+        .block_on(run(config, book, &dates, |_, _| {}))
+        .expect("backtest");
+    let seconds = start.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({
+            "seconds": seconds,
+            "load_seconds": loaded,
+            "peak_mib": peak_mib(),
+            "bars": bars,
+            "sessions": dates.len(),
+            "fills": record.fills.len(),
+        })
+    );
+}
+
+struct Case {
+    symbols: usize,
+    years: i32,
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--child") {
+        return child(Path::new(&args[1]), &args[2], &args[3]);
+    }
+    let backtrader = !args.iter().any(|a| a == "--no-backtrader")
+        && Command::new("python3")
+            .args(["-c", "import backtrader"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+    let picked: Vec<Case> = args
+        .iter()
+        .filter_map(|a| {
+            let (s, y) = a.split_once('x')?;
+            Some(Case {
+                symbols: s.parse().ok()?,
+                years: y.parse().ok()?,
+            })
+        })
+        .collect();
+    let cases = if picked.is_empty() {
+        [(50, 5), (50, 20), (500, 5), (500, 20), (2000, 5), (2000, 20)]
+            .map(|(symbols, years)| Case { symbols, years })
+            .into_iter()
+            .collect()
+    } else {
+        picked
+    };
+    let root = std::env::temp_dir().join(format!("alchemiser-universe-{}", std::process::id()));
+    let exe = std::env::current_exe().expect("own path");
+    println!("case | bars | alchemiser wall | peak | bars/s | bytes/bar at peak | backtrader | ratio");
+    for case in cases {
+        // Data from 2005 (20 years) or 2019 (5 years) to 2024; trading from a year in.
+        let first = 2024 - case.years;
+        let days = UsEquityCalendar::get().sessions(
+            NaiveDate::from_ymd_opt(first, 1, 1).expect("date"),
+            date("2024-12-31"),
+        );
+        let dir: PathBuf = root.join(format!("{}x{}", case.symbols, case.years));
+        generate(&dir.join("data"), case.symbols, &days);
+        std::fs::write(dir.join("universe.clj"), symphony(case.symbols)).expect("symphony");
+        std::fs::write(
+            dir.join("config.toml"),
+            "[strategy]\ndata = \"data\"\n[[strategy.files]]\npath = \"universe.clj\"\nweight = \"1\"\n",
+        )
+        .expect("config");
+        let from = format!("{}-01-01", first + 1);
+        let out = Command::new(&exe)
+            .args(["--child"])
+            .arg(&dir)
+            .args([&from, "2024-12-31"])
+            .output()
+            .expect("child");
+        let line = String::from_utf8_lossy(&out.stdout);
+        let Ok(r) = serde_json::from_str::<serde_json::Value>(line.trim()) else {
+            println!(
+                "{}x{}y | failed: {}",
+                case.symbols,
+                case.years,
+                String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
+            );
+            continue;
+        };
+        let seconds = r["seconds"].as_f64().unwrap_or(f64::NAN);
+        let peak = r["peak_mib"].as_f64().unwrap_or(f64::NAN);
+        let bars = r["bars"].as_f64().unwrap_or(f64::NAN);
+        let bt = backtrader
+            .then(|| {
+                let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/backtrader_universe.py");
+                let o = Command::new("python3")
+                    .arg(script)
+                    .arg(dir.join("data"))
+                    .args([&from, "2024-12-31", &PICK.to_string()])
+                    .output()
+                    .ok()?;
+                let v: serde_json::Value =
+                    serde_json::from_str(String::from_utf8_lossy(&o.stdout).trim()).ok()?;
+                v["seconds"].as_f64()
+            })
+            .flatten();
+        println!(
+            "{}x{}y | {:.0} | {:.2} s (load {:.2} s) | {:.0} MiB | {:.0} | {:.0} | {} | {}",
+            case.symbols,
+            case.years,
+            bars,
+            seconds,
+            r["load_seconds"].as_f64().unwrap_or(f64::NAN),
+            peak,
+            bars / seconds,
+            peak * 1024.0 * 1024.0 / bars,
+            bt.map_or("-".into(), |s| format!("{s:.2} s")),
+            bt.map_or("-".into(), |s| format!("{:.1}x", s / seconds)),
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
