@@ -160,16 +160,25 @@ fn main() {
         })
         .collect();
     let cases = if picked.is_empty() {
-        [(50, 5), (50, 20), (500, 5), (500, 20), (2000, 5), (2000, 20)]
-            .map(|(symbols, years)| Case { symbols, years })
-            .into_iter()
-            .collect()
+        [
+            (50, 5),
+            (50, 20),
+            (500, 5),
+            (500, 20),
+            (2000, 5),
+            (2000, 20),
+        ]
+        .map(|(symbols, years)| Case { symbols, years })
+        .into_iter()
+        .collect()
     } else {
         picked
     };
     let root = std::env::temp_dir().join(format!("alchemiser-universe-{}", std::process::id()));
     let exe = std::env::current_exe().expect("own path");
-    println!("case | bars | alchemiser wall | peak | bars/s | bytes/bar at peak | backtrader | ratio");
+    println!(
+        "case | bars | alchemiser wall | peak | bars/s | bytes/bar at peak | backtrader | ratio"
+    );
     for case in cases {
         // Data from 2005 (20 years) or 2019 (5 years) to 2024; trading from a year in.
         let first = 2024 - case.years;
@@ -198,7 +207,10 @@ fn main() {
                 "{}x{}y | failed: {}",
                 case.symbols,
                 case.years,
-                String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
+                String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or("")
             );
             continue;
         };
@@ -207,7 +219,8 @@ fn main() {
         let bars = r["bars"].as_f64().unwrap_or(f64::NAN);
         let bt = backtrader
             .then(|| {
-                let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/backtrader_universe.py");
+                let script =
+                    Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/backtrader_universe.py");
                 let o = Command::new("python3")
                     .arg(script)
                     .arg(dir.join("data"))
