@@ -12,12 +12,15 @@ final value. Needs `pip install backtrader`.
 import csv
 import datetime
 import json
-import math
 import sys
 import time
 from pathlib import Path
 
 import backtrader as bt
+
+# The list-backed feed and the sample stdev of the LEAN comparison (same folder).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from backtrader_lean import Feed, stdev  # noqa: E402
 
 
 def load(path, start, end):
@@ -28,29 +31,6 @@ def load(path, start, end):
             if start <= d <= end + datetime.timedelta(days=0):
                 rows.append((d, float(r["open"]), float(r["high"]), float(r["low"]), float(r["close"]), float(r["volume"])))
     return rows
-
-
-class Feed(bt.feeds.DataBase):
-    def __init__(self, rows):
-        super().__init__()
-        self.rows = rows
-        self.i = 0
-
-    def _load(self):
-        if self.i >= len(self.rows):
-            return False
-        d, o, h, l, c, v = self.rows[self.i]
-        self.i += 1
-        self.lines.datetime[0] = bt.date2num(d)
-        self.lines.open[0], self.lines.high[0], self.lines.low[0], self.lines.close[0] = o, h, l, c
-        self.lines.volume[0] = v
-        self.lines.openinterest[0] = 0
-        return True
-
-
-def stdev(v):
-    m = sum(v) / len(v)
-    return math.sqrt(sum((x - m) ** 2 for x in v) / (len(v) - 1))
 
 
 class Universe(bt.Strategy):
