@@ -9,13 +9,17 @@
 //! "import backtrader"` working it runs the same rules in backtrader
 //! (benches/backtrader_universe.py) on the same files and prints the ratio.
 //!
-//! `-- CASE...` picks cases (`500x20`, `50x5`); `--no-backtrader` skips the comparison.
+//! `-- CASE...` picks cases (`500x20`, `50x5`); `--no-backtrader` skips the comparison;
+//! `--keep DIR` generates into DIR and keeps the data (a later run with the same DIR
+//! reuses it: for profiling the child, `--child DIR/500x20 2006-01-01 2024-12-31`).
 
 /// The binary's allocator (see `src/main.rs`), so that the figures are the engine's.
+#[path = "../tests/common/universe.rs"]
+mod universe;
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -32,67 +36,6 @@ const PICK: usize = 10;
 
 fn date(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("date")
-}
-
-/// splitmix64: a generator whose output is fixed by its definition, so that a seed gives
-/// the same universe whatever the version of any crate.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in (-1, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-    }
-}
-
-fn symbol(i: usize) -> String {
-    format!("S{i:04}")
-}
-
-/// Writes SPY and `n` symbols' daily bars for `days` into `dir`: random walks with a
-/// drift and a volatility of their own per symbol.
-fn generate(dir: &Path, n: usize, days: &[NaiveDate]) {
-    std::fs::create_dir_all(dir).expect("data folder");
-    let mut rng = SplitMix(20_240_601 + n as u64);
-    let names: Vec<String> = std::iter::once("SPY".to_string())
-        .chain((0..n).map(symbol))
-        .collect();
-    for name in names {
-        let drift = rng.unit() * 0.0004 + 0.0002;
-        let vol = 0.01 + (rng.unit() + 1.0) * 0.01;
-        let mut close = 20.0 + (rng.unit() + 1.0) * 90.0;
-        let mut text = String::with_capacity(days.len() * 48 + 40);
-        text.push_str("date,open,high,low,close,volume\n");
-        for day in days {
-            let open = close;
-            close = (close * (1.0 + drift + vol * rng.unit())).max(0.5);
-            let (high, low) = (open.max(close) * 1.005, open.min(close) * 0.995);
-            let volume = 100_000 + (rng.next() % 900_000);
-            let _ = writeln!(
-                text,
-                "{day},{open:.4},{high:.4},{low:.4},{close:.4},{volume}"
-            );
-        }
-        std::fs::write(dir.join(format!("{name}.csv")), text).expect("write csv");
-    }
-}
-
-fn symphony(n: usize) -> String {
-    let assets: String = (0..n)
-        .map(|i| format!("(asset \"{}\")", symbol(i)))
-        .collect::<Vec<_>>()
-        .join(" ");
-    format!(
-        "(defsymphony \"universe\" {{}}\n (if (> (current-price \"SPY\") (moving-average-price \"SPY\" {{:window 200}}))\n  [(filter (cumulative-return {{:window 60}}) (select-top {PICK}) [{assets}])]\n  [(filter (stdev-return {{:window 20}}) (select-bottom {PICK}) [{assets}])]))\n"
-    )
 }
 
 /// Peak resident memory of this process in MiB (VmHWM).
@@ -174,7 +117,14 @@ fn main() {
     } else {
         picked
     };
-    let root = std::env::temp_dir().join(format!("alchemiser-universe-{}", std::process::id()));
+    let keep = args
+        .iter()
+        .position(|a| a == "--keep")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from);
+    let root = keep.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("alchemiser-universe-{}", std::process::id()))
+    });
     let exe = std::env::current_exe().expect("own path");
     println!(
         "case | bars | alchemiser wall | peak | bars/s | bytes/bar at peak | backtrader | ratio"
@@ -187,13 +137,9 @@ fn main() {
             date("2024-12-31"),
         );
         let dir: PathBuf = root.join(format!("{}x{}", case.symbols, case.years));
-        generate(&dir.join("data"), case.symbols, &days);
-        std::fs::write(dir.join("universe.clj"), symphony(case.symbols)).expect("symphony");
-        std::fs::write(
-            dir.join("config.toml"),
-            "[strategy]\ndata = \"data\"\n[[strategy.files]]\npath = \"universe.clj\"\nweight = \"1\"\n",
-        )
-        .expect("config");
+        if keep.is_none() || !dir.join("config.toml").exists() {
+            universe::write_case(&dir, case.symbols, PICK, &days);
+        }
         let from = format!("{}-01-01", first + 1);
         let out = Command::new(&exe)
             .args(["--child"])
@@ -245,7 +191,11 @@ fn main() {
             bt.map_or("-".into(), |s| format!("{s:.2} s")),
             bt.map_or("-".into(), |s| format!("{:.1}x", s / seconds)),
         );
-        let _ = std::fs::remove_dir_all(&dir);
+        if keep.is_none() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
-    let _ = std::fs::remove_dir_all(&root);
+    if keep.is_none() {
+        let _ = std::fs::remove_dir_all(&root);
+    }
 }
