@@ -19,7 +19,7 @@ use super::backtest::drive;
 use super::broker::Observed;
 use crate::config::Config;
 use crate::data::intraday::{bar_until, read_quotes, read_trades, MinuteQuote};
-use crate::data::{BarSeries, DataSource, MarketData};
+use crate::data::{DataSource, MarketData};
 use crate::domain::Symbol;
 use crate::events::{Envelope, Payload};
 use crate::strategy::book::StrategyBook;
@@ -91,12 +91,9 @@ fn intraday_data(
         let trades = read_trades(root, symbol, date).map_err(|e| e.to_string())?;
         let bar = bar_until(&trades, date, open, at)
             .ok_or_else(|| format!("no {symbol} trades between 09:30 and {at} on {date}"))?;
-        let mut bars: Vec<_> = s.bars.iter().copied().filter(|b| b.date < date).collect();
-        bars.push(bar);
-        series.insert(
-            symbol.clone(),
-            Arc::new(BarSeries::new(symbol.clone(), bars)),
-        );
+        let mut known = s.before(date);
+        known.push(&bar);
+        series.insert(symbol.clone(), Arc::new(known));
         quotes.insert(
             symbol.clone(),
             read_quotes(root, symbol, date).map_err(|e| e.to_string())?,

@@ -58,7 +58,7 @@ fn child(dir: &Path, from: &str, to: &str) {
     );
     let loaded = start.elapsed().as_secs_f64();
     let dates = sessions(&book, date(from), date(to)).expect("sessions");
-    let bars: usize = book.data.series.values().map(|s| s.bars.len()).sum();
+    let bars: usize = book.data.series.values().map(|s| s.len()).sum();
     let system = actix::System::new();
     let record = system
         .block_on(run(config, book, &dates, |_, _| {}))

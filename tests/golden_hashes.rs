@@ -167,8 +167,11 @@ async fn a_short_backtest_on_the_bundled_data_is_pinned() {
             // each day (the default strategy weights two groups by inverse volatility):
             // was 0ddc1f4e…, e7bf4d91…, 89 fills. Changed again (chain only) when fills
             // took the venue's fill ids (`{order}@{cumulative qty}`, was `{order}-1`):
-            // was 5f77d1dd….
-            "6ac45d4b59be449b3690fa325657b496f07870d658e71f649fafdaaf8bbbd927",
+            // was 5f77d1dd…. Changed again (chain only) when the market snapshot id
+            // became one stream of the book's dates, opens and closes day by day, and
+            // a filter's signal values its chosen candidates and the first left out:
+            // was 6ac45d4b….
+            "8c3a2a7bf0a90eeac56a563556cfa89244628fddded8eb4c7ffb1baabf1370c2",
             "95e9a7bf03585ace33b7bf6ef8b6f7a44fa71394d0ab7e27fdcc110b12940dea",
             87
         )

@@ -3,8 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
+use alchemiser::data::snapshot::snapshot_id;
 use alchemiser::data::{Adjustment, DataError, DataSource};
 use chrono::NaiveDate;
+use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use std::str::FromStr;
 
@@ -42,8 +44,8 @@ fn every_lean_daily_file_loads_raw_and_adjusted() {
             let s = source
                 .load(symbol)
                 .unwrap_or_else(|e| panic!("{symbol} {adjustment:?}: {e}"));
-            assert!(s.bars.len() > 3000, "{symbol}: {} bars", s.bars.len());
-            assert!(s.bars.windows(2).all(|w| w[0].date < w[1].date));
+            assert!(s.len() > 3000, "{symbol}: {} bars", s.len());
+            assert!(s.dates().windows(2).all(|w| w[0] < w[1]));
         }
     }
 }
@@ -53,15 +55,14 @@ fn lean_prices_are_scaled_and_adjusted_by_the_factor_in_force() {
     let Some(dir) = lean() else { return };
     let raw = DataSource::detect(&dir, Adjustment::Raw)
         .unwrap()
-        .load("SPY")
+        .read("SPY")
         .unwrap();
     let adj = DataSource::detect(&dir, Adjustment::Adjusted)
         .unwrap()
-        .load("SPY")
+        .read("SPY")
         .unwrap();
-    let on = |s: &alchemiser::data::BarSeries, d: &str| {
-        *s.bars.iter().find(|b| b.date == date(d)).unwrap()
-    };
+    let on =
+        |s: &[alchemiser::data::DailyBar], d: &str| *s.iter().find(|b| b.date == date(d)).unwrap();
     // 1998-01-02 is itself a factor row: 0.6566606 × 1.
     assert_eq!(on(&raw, "1998-01-02").close, dec("97.36"));
     assert_eq!(on(&adj, "1998-01-02").close, dec("63.932476"));
@@ -98,9 +99,18 @@ fn the_bundled_data_loads_and_validates() {
     let source = DataSource::detect(&root().join("examples/data"), Adjustment::Raw).unwrap();
     for symbol in ["AAPL", "AMZN", "GOOG", "META", "NFLX", "NVDA"] {
         let s = source.load(symbol).unwrap();
-        assert_eq!(s.bars.len(), 2699, "{symbol}");
+        assert_eq!(s.len(), 2699, "{symbol}");
         assert_eq!(s.first_date(), Some(date("2013-01-02")));
         assert_eq!(s.last_date(), Some(date("2023-09-21")));
+        // The series keeps each bar's date, open and close exactly as read.
+        let bars = source.read(symbol).unwrap();
+        let kept: Vec<_> = (0..s.len())
+            .map(|i| (s.dates()[i], s.open(i).unwrap(), s.close(i).unwrap()))
+            .collect();
+        let read: Vec<_> = bars.iter().map(|b| (b.date, b.open, b.close)).collect();
+        assert_eq!(kept, read, "{symbol}");
+        let closes: Vec<f64> = bars.iter().map(|b| b.close.to_f64().unwrap()).collect();
+        assert_eq!(s.closes(), closes.as_slice(), "{symbol}");
     }
     assert_eq!(
         source.load("SPY").unwrap_err(),
@@ -128,13 +138,31 @@ fn a_broken_csv_names_its_file_and_line() {
     );
 }
 
+/// A snapshot id names the bars up to its day: the same for two loads of the data,
+/// another on the next session, unchanged over a weekend; and a bar dropped from the
+/// data before the day changes it.
 #[test]
-fn history_hashes_identify_the_bars_up_to_a_day() {
+fn snapshot_ids_identify_the_bars_up_to_a_day() {
     let source = DataSource::detect(&root().join("examples/data"), Adjustment::Raw).unwrap();
-    let a = source.load("AAPL").unwrap();
-    let b = source.load("AAPL").unwrap();
-    let n = a.count_until(date("2020-06-30"));
-    assert_eq!(a.history_hash(n), b.history_hash(n));
-    assert_ne!(a.history_hash(n), a.history_hash(n - 1));
+    let symbols: Vec<alchemiser::domain::Symbol> = vec!["AAPL".into(), "NVDA".into()];
+    let a = source.load_all(&symbols).unwrap();
+    let b = source.load_all(&symbols).unwrap();
+    let id = |m: &alchemiser::data::MarketData, d: &str| snapshot_id(m, date(d));
+    assert_eq!(id(&a, "2020-06-30"), id(&b, "2020-06-30"));
+    assert_ne!(id(&a, "2020-06-30"), id(&a, "2020-06-29"));
+    // Friday 2020-06-26 to Sunday 2020-06-28: no bar between.
+    assert_eq!(id(&a, "2020-06-26"), id(&a, "2020-06-28"));
+    let mut gap = b.clone();
+    let aapl = source.read("AAPL").unwrap();
+    let without: Vec<_> = aapl
+        .into_iter()
+        .filter(|bar| bar.date != date("2020-06-01"))
+        .collect();
+    gap.series.insert(
+        "AAPL".into(),
+        std::sync::Arc::new(alchemiser::data::BarSeries::new("AAPL".into(), without)),
+    );
+    assert_eq!(id(&a, "2020-05-29"), id(&gap, "2020-05-29"));
+    assert_ne!(id(&a, "2020-06-30"), id(&gap, "2020-06-30"));
     assert!(Path::new(&root().join("examples/data/README.md")).exists());
 }

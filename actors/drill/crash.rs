@@ -62,9 +62,8 @@ pub async fn crash_mid_execution(
     std::fs::write(&cfg, text).map_err(|e| format!("{}: {e}", cfg.display()))?;
     // Bars for the child's strategies, from the same bundled data.
     for s in rig.book.symbols() {
-        if let Some(series) = rig.book.data.get(&s) {
-            let bars = series
-                .bars
+        if let Ok(bars) = rig.book.source.read(&s) {
+            let bars = bars
                 .iter()
                 .filter(|b| b.date <= rig.as_of)
                 .map(crate::venue::alpaca::wire::Bar::from_daily)

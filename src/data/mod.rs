@@ -1,13 +1,17 @@
 //! Market data: daily bars per symbol, read from a LEAN data folder or a plain CSV
 //! folder, validated on load with errors that name file and line.
 //!
-//! Prices are parsed from text straight into `Decimal`. Series are loaded once and
-//! shared read-only (`Arc`), with an `f64` copy of the closes for indicator maths and a
-//! running content hash per bar so that a market snapshot id costs O(1) per day.
+//! Prices are parsed from text straight into `Decimal`. Series are loaded once, held as
+//! columns ([`series`]) and shared read-only (`Arc`); [`snapshot`] names what a book
+//! holds up to a day.
 
 pub mod csv_folder;
 pub mod intraday;
 pub mod lean;
+pub mod series;
+pub mod snapshot;
+
+pub use series::BarSeries;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,7 +23,6 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use crate::domain::Symbol;
-use crate::events::decimal_text::DecimalText;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DailyBar {
@@ -29,73 +32,6 @@ pub struct DailyBar {
     pub low: Decimal,
     pub close: Decimal,
     pub volume: u64,
-}
-
-/// One symbol's daily bars, sorted by date, with derived views.
-#[derive(Clone, Debug)]
-pub struct BarSeries {
-    pub symbol: Symbol,
-    pub bars: Vec<DailyBar>,
-    /// Closes as `f64`, for indicators only.
-    pub closes: Vec<f64>,
-    /// The bars' dates alone: "bars up to a day" is asked several times per symbol and
-    /// session, and a search over 4-byte dates stays in cache where whole bars do not.
-    dates: Vec<NaiveDate>,
-    /// `chain[i]` = blake3(chain[i-1] ‖ bar i): identifies the history up to bar i.
-    chain: Vec<[u8; 32]>,
-}
-
-impl BarSeries {
-    pub fn new(symbol: Symbol, bars: Vec<DailyBar>) -> Self {
-        use rust_decimal::prelude::ToPrimitive;
-        let closes = bars
-            .iter()
-            .map(|b| b.close.to_f64().unwrap_or(f64::NAN))
-            .collect();
-        let dates = bars.iter().map(|b| b.date).collect();
-        let mut chain = Vec::with_capacity(bars.len());
-        let mut prev = *blake3::hash(symbol.as_bytes()).as_bytes();
-        for b in &bars {
-            let mut h = blake3::Hasher::new();
-            h.update(&prev);
-            h.update(b.date.to_string().as_bytes());
-            for p in [b.open, b.high, b.low, b.close] {
-                h.update(b"|");
-                h.update(DecimalText::normalized(&p).as_str().as_bytes());
-            }
-            h.update(&b.volume.to_le_bytes());
-            prev = *h.finalize().as_bytes();
-            chain.push(prev);
-        }
-        Self {
-            symbol,
-            bars,
-            closes,
-            dates,
-            chain,
-        }
-    }
-
-    /// Number of bars dated on or before `date`.
-    pub fn count_until(&self, date: NaiveDate) -> usize {
-        self.dates.partition_point(|d| *d <= date)
-    }
-
-    /// Content hash of the history up to and including bar `count - 1`.
-    pub fn history_hash(&self, count: usize) -> [u8; 32] {
-        match count {
-            0 => [0; 32],
-            n => self.chain[n.min(self.chain.len()) - 1],
-        }
-    }
-
-    pub fn first_date(&self) -> Option<NaiveDate> {
-        self.bars.first().map(|b| b.date)
-    }
-
-    pub fn last_date(&self) -> Option<NaiveDate> {
-        self.bars.last().map(|b| b.date)
-    }
 }
 
 /// Split- and dividend-adjusted or raw prices (LEAN data; CSV folders are taken as given).
@@ -173,13 +109,18 @@ impl DataSource {
     }
 
     pub fn load(&self, symbol: &str) -> Result<BarSeries, DataError> {
+        Ok(BarSeries::new(symbol.into(), self.read(symbol)?))
+    }
+
+    /// Every field of `symbol`'s bars, validated (what [`BarSeries`] does not keep: a
+    /// venue double serving bars, a report of the file).
+    pub fn read(&self, symbol: &str) -> Result<Vec<DailyBar>, DataError> {
         // A symbol names a file in the folder, never a path.
         crate::domain::parse_symbol(symbol).map_err(DataError::BadSymbol)?;
-        let bars = match self {
-            DataSource::Lean { root, adjustment } => lean::read_daily(root, symbol, *adjustment)?,
-            DataSource::CsvFolder { dir } => csv_folder::read(dir, symbol)?,
-        };
-        Ok(BarSeries::new(symbol.into(), bars))
+        match self {
+            DataSource::Lean { root, adjustment } => lean::read_daily(root, symbol, *adjustment),
+            DataSource::CsvFolder { dir } => csv_folder::read(dir, symbol),
+        }
     }
 
     /// Loads every symbol; the first failure is returned.
@@ -190,10 +131,10 @@ impl DataSource {
         let mut series = BTreeMap::new();
         for s in symbols {
             if !series.contains_key(s) {
-                series.insert(s.clone(), Arc::new(self.load(s)?));
+                series.insert(s.clone(), self.load(s)?);
             }
         }
-        Ok(MarketData { series })
+        Ok(MarketData::sharing_dates(series))
     }
 
     pub fn describe(&self) -> String {
@@ -236,6 +177,18 @@ pub struct MarketData {
 }
 
 impl MarketData {
+    /// The market of freshly loaded series, their dates shared where they can be
+    /// ([`series::share_axes`]).
+    pub fn sharing_dates(mut loaded: BTreeMap<Symbol, BarSeries>) -> Self {
+        series::share_axes(loaded.values_mut());
+        Self {
+            series: loaded
+                .into_iter()
+                .map(|(symbol, s)| (symbol, Arc::new(s)))
+                .collect(),
+        }
+    }
+
     pub fn get(&self, symbol: &str) -> Option<&Arc<BarSeries>> {
         self.series.get(symbol)
     }
@@ -247,8 +200,8 @@ impl MarketData {
         date: NaiveDate,
     ) -> Option<(NaiveDate, Decimal)> {
         let s = self.series.get(symbol)?;
-        let n = s.count_until(date);
-        (n > 0).then(|| (s.bars[n - 1].date, s.bars[n - 1].close))
+        let last = s.count_until(date).checked_sub(1)?;
+        Some((s.dates()[last], s.close(last)?))
     }
 }
 
@@ -279,11 +232,14 @@ impl DayCloses {
             if !forward {
                 *cursor = series.count_until(date);
             }
-            while series.dates.get(*cursor).is_some_and(|d| *d <= date) {
+            while series.dates().get(*cursor).is_some_and(|d| *d <= date) {
                 *cursor += 1;
             }
-            if let Some(bar) = cursor.checked_sub(1).and_then(|i| series.bars.get(i)) {
-                self.closes.push((symbol.clone(), bar.date, bar.close));
+            if let Some(last) = cursor.checked_sub(1) {
+                if let Some(close) = series.close(last) {
+                    self.closes
+                        .push((symbol.clone(), series.dates()[last], close));
+                }
             }
         }
     }

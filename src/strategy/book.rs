@@ -13,6 +13,7 @@ use super::dsl::ast::{Node, Operand};
 use super::dsl::{evaluate_remembering, parse_symphony, GroupMemo, Span, Symphony};
 use super::slices::{drift, Decision, Slice, SliceLedger, TradingRule};
 use crate::config::{OnStrategyError, StrategyConfig};
+use crate::data::snapshot::SnapshotCursor;
 use crate::data::{DataError, DataSource, MarketData};
 use crate::domain::Symbol;
 use crate::events::{SignalGenerated, SliceTrading, StrategyAllocation};
@@ -61,6 +62,8 @@ pub struct StrategyBook {
     memo: std::sync::Arc<GroupMemo>,
     /// Each file's slice after every evaluated day (books that keep slices).
     slices: std::sync::Arc<std::sync::Mutex<SliceLedger>>,
+    /// The market snapshot id of the last evaluated day, ready for the next.
+    snapshot: std::sync::Arc<std::sync::Mutex<Option<SnapshotCursor>>>,
 }
 
 /// Loads `symbols` from `source` on every core the machine has (a 500-symbol universe
@@ -194,6 +197,7 @@ impl StrategyBook {
             on_error: OnStrategyError::Fail,
             memo: Default::default(),
             slices: Default::default(),
+            snapshot: Default::default(),
         }
     }
 
@@ -247,7 +251,7 @@ impl StrategyBook {
         for ((symbol, span, shown), loaded) in wanted.iter().zip(load_all(&source, &symbols)) {
             match loaded {
                 Ok(s) => {
-                    series.insert(symbol.clone(), std::sync::Arc::new(s));
+                    series.insert(symbol.clone(), s);
                 }
                 Err(DataError::UnknownSymbol { symbol, dir }) => {
                     return Err(StrategyError::Located {
@@ -261,11 +265,12 @@ impl StrategyBook {
         }
         Ok(Self {
             files,
-            data: MarketData { series },
+            data: MarketData::sharing_dates(series),
             source,
             on_error: config.on_strategy_error,
             memo: Default::default(),
             slices: Default::default(),
+            snapshot: Default::default(),
         })
     }
 
@@ -285,20 +290,11 @@ impl StrategyBook {
         Ok(market)
     }
 
-    /// blake3 over the history of every symbol the book uses, up to `as_of`.
+    /// The id of the bars of every symbol the book uses, up to `as_of` (see
+    /// [`crate::data::snapshot`]): each evaluated day adds its own bars to the last.
     pub fn market_snapshot_id(&self, as_of: NaiveDate) -> String {
-        Self::snapshot_id_of(&self.data, as_of)
-    }
-
-    fn snapshot_id_of(data: &MarketData, as_of: NaiveDate) -> String {
-        // One buffer, one hash: blake3 is slow on many small updates (same digest).
-        let mut input = Vec::with_capacity(data.series.len() * 48);
-        for (symbol, s) in &data.series {
-            input.extend_from_slice(symbol.as_bytes());
-            input.push(0);
-            input.extend_from_slice(&s.history_hash(s.count_until(as_of)));
-        }
-        blake3::hash(&input).to_hex().to_string()
+        let mut cursor = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
+        SnapshotCursor::id(&mut cursor, &self.data, as_of)
     }
 
     /// Evaluates every file as of `as_of` and consolidates. A file that fails fails the
@@ -588,9 +584,9 @@ impl StrategyBook {
             return Vec::new();
         };
         anchor
-            .bars
+            .dates()
             .iter()
-            .map(|b| b.date)
+            .copied()
             .filter(|d| {
                 self.data
                     .series
@@ -606,9 +602,9 @@ impl StrategyBook {
         let Some(first) = iter.next() else {
             return Vec::new();
         };
-        let mut dates: Vec<NaiveDate> = first.bars.iter().map(|b| b.date).collect();
+        let mut dates: Vec<NaiveDate> = first.dates().to_vec();
         for s in iter {
-            dates.retain(|d| s.bars.binary_search_by(|b| b.date.cmp(d)).is_ok());
+            dates.retain(|d| s.dates().binary_search(d).is_ok());
         }
         dates
     }

@@ -32,6 +32,7 @@ use thiserror::Error;
 
 use super::ast::{Condition, IndicatorCall, Node, Operand, Select, Symphony};
 use super::parse::Span;
+use crate::data::series::CountsUntil;
 use crate::data::MarketData;
 use crate::domain::Symbol;
 use crate::indicators::{Indicator, IndicatorKind};
@@ -77,7 +78,10 @@ pub struct EvalError {
 pub struct Evaluation {
     /// Weights by symbol, 6 decimals, summing to exactly 1.
     pub weights: BTreeMap<Symbol, Decimal>,
-    /// Every indicator evaluated, by label (`rsi(SPY,10)`), rounded to 6 decimals.
+    /// The values that decided, by label (`rsi(SPY,10)`), rounded to 6 decimals: both
+    /// sides of each `if` taken, each inverse-volatility child's stdev, and a filter's
+    /// chosen candidates with the first left out (a filter over 500 symbols reports 11
+    /// values, not 500).
     pub indicators: BTreeMap<compact_str::CompactString, Decimal>,
 }
 
@@ -177,12 +181,12 @@ struct Evaluator<'a> {
     data: &'a MarketData,
     as_of: NaiveDate,
     memo: &'a GroupMemo,
-    /// Closes up to the evaluation day, by symbol, as first looked up. A map, not a
-    /// list: a filter over 500 candidates made a list's scans quadratic (20% of a
-    /// 500-symbol backtest in memcmp).
-    histories: BTreeMap<&'a str, &'a [f64]>,
+    /// Bars up to the evaluation day, per series: one search per shared date axis (a
+    /// search per symbol per day was a quarter of a 500-symbol backtest).
+    counts: CountsUntil,
     /// Indicator values computed so far, by symbol and indicator.
     cache: BTreeMap<(&'a str, Indicator), f64>,
+    /// The values that decided: the signal's `indicators`.
     used: BTreeMap<compact_str::CompactString, f64>,
 }
 
@@ -192,7 +196,7 @@ impl<'a> Evaluator<'a> {
             data,
             as_of,
             memo,
-            histories: BTreeMap::new(),
+            counts: CountsUntil::new(as_of),
             cache: BTreeMap::new(),
             used: BTreeMap::new(),
         }
@@ -229,23 +233,18 @@ impl<'a> Evaluator<'a> {
     /// [`Self::closes`] with the symbol as the data names it (borrowed for the whole
     /// evaluation, so caches can key on it without copying).
     fn history(&mut self, symbol: &str, span: Span) -> Result<(&'a str, &'a [f64]), EvalError> {
-        if let Some((name, closes)) = self.histories.get_key_value(symbol) {
-            return Ok((name, closes));
-        }
         let data = self.data;
         let Some((name, series)) = data.series.get_key_value(symbol) else {
             return fail(span, format!("no market data for symbol {symbol}"));
         };
-        let n = series.count_until(self.as_of);
+        let n = self.counts.count(series);
         if n == 0 {
             return fail(
                 span,
                 format!("no bar for {symbol} on or before {}", self.as_of),
             );
         }
-        let found = (name.as_str(), &series.closes[..n]);
-        self.histories.insert(found.0, found.1);
-        Ok(found)
+        Ok((name.as_str(), &series.closes()[..n]))
     }
 
     fn indicator(
@@ -258,12 +257,10 @@ impl<'a> Evaluator<'a> {
             return Ok(*v);
         }
         let (name, closes) = self.history(symbol, span)?;
-        let label = indicator.label(symbol);
         let value = indicator
             .compute(closes)
-            .or_else(|e| fail(span, format!("{label}: {e}")))?;
+            .or_else(|e| fail(span, format!("{}: {e}", indicator.label(symbol))))?;
         self.cache.insert((name, indicator), value);
-        self.used.insert(label, value);
         Ok(value)
     }
 
@@ -334,6 +331,10 @@ impl<'a> Evaluator<'a> {
                         .then_with(|| a.1.cmp(b.1))
                         .then_with(|| a.2.cmp(&b.2))
                 });
+                // The chosen and the first left out: what decided the cut.
+                for (value, name, _, _) in scored.iter().take(k.saturating_add(1)) {
+                    self.used.insert(metric.label(name), *value);
+                }
                 scored.truncate(k);
                 let part = Decimal::ONE / Decimal::from(scored.len());
                 let mut out = Allocation::default();
@@ -352,6 +353,7 @@ impl<'a> Evaluator<'a> {
                 for child in children {
                     let allocation = self.node(child)?;
                     let vol = self.metric_of(child, metric, *span)?;
+                    self.used.insert(metric.label(label(child)), vol);
                     if vol <= 0.0 {
                         return fail(*span, format!("{} has zero volatility over {window} days: inverse-volatility weight is undefined", label(child)));
                     }
@@ -374,7 +376,11 @@ impl<'a> Evaluator<'a> {
                 indicator,
                 symbol,
                 span,
-            }) => self.indicator(*indicator, symbol, *span),
+            }) => {
+                let value = self.indicator(*indicator, symbol, *span)?;
+                self.used.insert(indicator.label(symbol), value);
+                Ok(value)
+            }
         }
     }
 
@@ -392,11 +398,9 @@ impl<'a> Evaluator<'a> {
         }
         let name = label(node);
         let series = self.held_series(node, metric, name, span)?;
-        let value = metric
+        metric
             .compute(&series)
-            .or_else(|e| fail(span, format!("{}: {e}", metric.label(name))))?;
-        self.used.insert(metric.label(name), value);
-        Ok(value)
+            .or_else(|e| fail(span, format!("{}: {e}", metric.label(name))))
     }
 
     /// Value series (from 1) of what `node` held each day over the last bars `metric`
@@ -414,11 +418,11 @@ impl<'a> Evaluator<'a> {
         let Some(series) = self.data.get(anchor) else {
             return fail(span, format!("no market data for symbol {anchor}"));
         };
-        let upto = series.count_until(self.as_of);
-        let bars = &series.bars[upto.saturating_sub(metric.lookback())..upto];
+        let upto = self.counts.count(series);
+        let dates = &series.dates()[upto.saturating_sub(metric.lookback())..upto];
         let mut values = vec![1.0];
-        for pair in bars.windows(2) {
-            let (before, day) = (pair[0].date, pair[1].date);
+        for pair in dates.windows(2) {
+            let (before, day) = (pair[0], pair[1]);
             let Some(held) = self.held_on(node, before) else {
                 // Not evaluable yet that day: the series starts after it.
                 values.clear();
@@ -480,7 +484,7 @@ impl<'a> Evaluator<'a> {
     fn close_on(&self, symbol: &str, day: NaiveDate) -> Option<f64> {
         let series = self.data.get(symbol)?;
         let n = series.count_until(day);
-        (n > 0).then(|| series.closes[n - 1])
+        (n > 0).then(|| series.closes()[n - 1])
     }
 }
 
