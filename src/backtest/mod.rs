@@ -104,9 +104,7 @@ fn sample_stdev(values: &[f64]) -> f64 {
     if values.len() < 2 {
         return 0.0;
     }
-    let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    (values.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+    crate::indicators::sample_stdev(values.iter().copied())
 }
 
 /// The summary of a run whose first point is `start`'s end of day. Returns are daily

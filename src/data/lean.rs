@@ -76,7 +76,7 @@ fn parse_yyyymmdd(s: &str) -> Option<NaiveDate> {
 
 /// Parses LEAN daily CSV text (prices ×10000).
 pub fn parse_daily(text: &str, path: &Path) -> Result<Vec<DailyBar>, DataError> {
-    let mut bars = ValidatedBars::default();
+    let mut bars = ValidatedBars::new(Vec::new());
     for (i, line) in text.lines().enumerate() {
         let line_no = i + 1;
         let line = line.trim();

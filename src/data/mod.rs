@@ -109,7 +109,13 @@ impl DataSource {
     }
 
     pub fn load(&self, symbol: &str) -> Result<BarSeries, DataError> {
-        Ok(BarSeries::new(symbol.into(), self.read(symbol)?))
+        match self {
+            DataSource::CsvFolder { dir } => {
+                crate::domain::parse_symbol(symbol).map_err(DataError::BadSymbol)?;
+                csv_folder::load(dir, symbol)
+            }
+            DataSource::Lean { .. } => Ok(BarSeries::new(symbol.into(), self.read(symbol)?)),
+        }
     }
 
     /// Every field of `symbol`'s bars, validated (what [`BarSeries`] does not keep: a
@@ -260,37 +266,65 @@ impl DayCloses {
     }
 }
 
-/// Collects validated bars in file order: each must be internally consistent and dated
-/// after the previous one.
-#[derive(Default)]
-pub(crate) struct ValidatedBars {
-    bars: Vec<DailyBar>,
+/// Where validated bars go: every field (for a caller that wants them all) or the
+/// columns a [`BarSeries`] keeps, filled as the file is read (a whole-bar copy of a
+/// large universe first was a tenth of loading it).
+pub(crate) trait BarSink {
+    fn push_bar(&mut self, bar: &DailyBar);
+    fn is_empty(&self) -> bool;
 }
 
-impl ValidatedBars {
+impl BarSink for Vec<DailyBar> {
+    fn push_bar(&mut self, bar: &DailyBar) {
+        self.push(*bar);
+    }
+
+    fn is_empty(&self) -> bool {
+        Vec::is_empty(self)
+    }
+}
+
+impl BarSink for BarSeries {
+    fn push_bar(&mut self, bar: &DailyBar) {
+        self.push(bar);
+    }
+
+    fn is_empty(&self) -> bool {
+        BarSeries::is_empty(self)
+    }
+}
+
+/// Collects validated bars in file order: each must be internally consistent and dated
+/// after the previous one.
+pub(crate) struct ValidatedBars<T> {
+    last: Option<NaiveDate>,
+    out: T,
+}
+
+impl<T: BarSink> ValidatedBars<T> {
+    pub(crate) fn new(out: T) -> Self {
+        Self { last: None, out }
+    }
+
     pub(crate) fn push(
         &mut self,
         path: &Path,
         line: usize,
         bar: DailyBar,
     ) -> Result<(), DataError> {
-        check_order(self.bars.last().map(|b| b.date), bar.date)
-            .map_err(|m| DataError::invalid(path, line, m))?;
+        check_order(self.last, bar.date).map_err(|m| DataError::invalid(path, line, m))?;
         check_bar(&bar).map_err(|m| DataError::invalid(path, line, m))?;
-        self.bars.push(bar);
+        self.last = Some(bar.date);
+        self.out.push_bar(&bar);
         Ok(())
     }
 
     /// The bars, or an error naming `first_data_line` when there are none.
-    pub(crate) fn finish(
-        self,
-        path: &Path,
-        first_data_line: usize,
-    ) -> Result<Vec<DailyBar>, DataError> {
-        if self.bars.is_empty() {
+    pub(crate) fn finish(self, path: &Path, first_data_line: usize) -> Result<T, DataError> {
+        if self.out.is_empty() {
             return Err(DataError::invalid(path, first_data_line, "no bars"));
         }
-        Ok(self.bars)
+        Ok(self.out)
     }
 }
 

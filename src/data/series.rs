@@ -68,6 +68,23 @@ impl PriceColumn {
         }
     }
 
+    /// Value `i` by value, not by writing ("1.20" and "1.2" alike): the normalised
+    /// scale (one byte) and mantissa (16 bytes, little-endian).
+    fn put_canonical(&self, i: usize, out: &mut Vec<u8>) {
+        let (mut m, mut scale) = match self {
+            PriceColumn::Packed(v) => v
+                .get(i)
+                .map_or((0, 0), |p| (i128::from(p.0 >> 8), (p.0 & 0xff) as u32)),
+            PriceColumn::Wide(v) => v.get(i).map_or((0, 0), |d| (d.mantissa(), d.scale())),
+        };
+        while scale > 0 && m % 10 == 0 {
+            m /= 10;
+            scale -= 1;
+        }
+        out.push(scale as u8);
+        out.extend_from_slice(&m.to_le_bytes());
+    }
+
     fn get(&self, i: usize) -> Option<Decimal> {
         match self {
             PriceColumn::Packed(v) => v.get(i).map(|p| p.unpack()),
@@ -109,19 +126,23 @@ impl BarSeries {
     /// The series of `bars` (in date order, as the readers validate them), on an axis
     /// of its own.
     pub fn new(symbol: Symbol, bars: Vec<DailyBar>) -> Self {
-        let n = bars.len();
-        let mut s = Self {
+        let mut s = Self::with_capacity(symbol, bars.len());
+        for b in &bars {
+            s.push(b);
+        }
+        s
+    }
+
+    /// No bars yet, room for `n`.
+    pub fn with_capacity(symbol: Symbol, n: usize) -> Self {
+        Self {
             symbol,
             axis: Arc::new(Vec::with_capacity(n)),
             start: 0,
             closes: Vec::with_capacity(n),
             close_prices: PriceColumn::with_capacity(n),
             open_prices: PriceColumn::with_capacity(n),
-        };
-        for b in &bars {
-            s.push(b);
         }
-        s
     }
 
     /// Adds a bar after the last (the caller keeps dates ascending, as the readers do).
@@ -191,6 +212,12 @@ impl BarSeries {
         self.close_prices.get(i)
     }
 
+    /// Bar `i`'s open and close by value, for the market snapshot id.
+    pub(crate) fn put_canonical_open_close(&self, i: usize, out: &mut Vec<u8>) {
+        self.open_prices.put_canonical(i, out);
+        self.close_prices.put_canonical(i, out);
+    }
+
     /// Bar `i`'s open, exact.
     pub fn open(&self, i: usize) -> Option<Decimal> {
         self.open_prices.get(i)
@@ -248,6 +275,8 @@ pub struct CountsUntil {
     date: NaiveDate,
     /// Dates on or before `date`, by axis (its address).
     axes: HashMap<usize, usize>,
+    /// The last axis asked for: series mostly share one.
+    last: Option<(usize, usize)>,
 }
 
 impl CountsUntil {
@@ -255,15 +284,24 @@ impl CountsUntil {
         Self {
             date,
             axes: HashMap::new(),
+            last: None,
         }
     }
 
     pub fn count(&mut self, series: &BarSeries) -> usize {
-        let date = self.date;
-        let on_axis = *self
-            .axes
-            .entry(Arc::as_ptr(&series.axis) as usize)
-            .or_insert_with(|| series.axis.partition_point(|d| *d <= date));
+        let key = Arc::as_ptr(&series.axis) as usize;
+        let on_axis = match self.last {
+            Some((k, on_axis)) if k == key => on_axis,
+            _ => {
+                let date = self.date;
+                let on_axis = *self
+                    .axes
+                    .entry(key)
+                    .or_insert_with(|| series.axis.partition_point(|d| *d <= date));
+                self.last = Some((key, on_axis));
+                on_axis
+            }
+        };
         series.count_from_axis(on_axis)
     }
 }

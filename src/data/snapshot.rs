@@ -8,10 +8,8 @@
 //! a step back starts again from the first bar. Asking for one day costs one pass over
 //! the bars before it.
 
-use chrono::{Datelike, NaiveDate};
-use rust_decimal::Decimal;
-
 use super::MarketData;
+use chrono::{Datelike, NaiveDate};
 
 /// A hasher over the stream up to `through`, and each symbol's next bar.
 #[derive(Clone, Debug)]
@@ -74,22 +72,13 @@ impl SnapshotCursor {
                     continue;
                 }
                 self.buffer.extend_from_slice(&(index as u32).to_le_bytes());
-                for price in [series.open(*next), series.close(*next)] {
-                    put_price(&mut self.buffer, price.unwrap_or_default());
-                }
+                series.put_canonical_open_close(*next, &mut self.buffer);
                 *next += 1;
             }
             self.hasher.update(&self.buffer);
         }
         self.through = Some(as_of);
     }
-}
-
-/// A decimal by value: "1.20" and "1.2" are one price.
-fn put_price(out: &mut Vec<u8>, price: Decimal) {
-    let n = price.normalize();
-    out.push(n.scale() as u8);
-    out.extend_from_slice(&n.mantissa().to_le_bytes());
 }
 
 /// The id of `market`'s bars on or before `as_of`, computed afresh.
@@ -102,6 +91,7 @@ mod tests {
     use super::*;
     use crate::data::{BarSeries, DailyBar};
     use chrono::Days;
+    use rust_decimal::Decimal;
     use std::sync::Arc;
 
     fn market(series: &[(&str, &[(u64, i64, u32)])]) -> MarketData {

@@ -12,7 +12,8 @@ mod rsi;
 pub use drawdown::max_drawdown;
 pub use moving_average::{exponential_moving_average, moving_average};
 pub use returns::{
-    cumulative_return, daily_returns_pct, moving_average_return, stdev_price, stdev_return,
+    cumulative_return, daily_returns_pct, moving_average_return, sample_stdev, stdev_price,
+    stdev_return,
 };
 pub use rsi::rsi;
 

@@ -184,8 +184,9 @@ struct Evaluator<'a> {
     /// Bars up to the evaluation day, per series: one search per shared date axis (a
     /// search per symbol per day was a quarter of a 500-symbol backtest).
     counts: CountsUntil,
-    /// Indicator values computed so far, by symbol and indicator.
-    cache: BTreeMap<(&'a str, Indicator), f64>,
+    /// Indicator values computed so far, by symbol (the address of the data's name for
+    /// it: integers compare faster than names) and indicator.
+    cache: BTreeMap<(usize, Indicator), f64>,
     /// The values that decided: the signal's `indicators`.
     used: BTreeMap<compact_str::CompactString, f64>,
 }
@@ -253,14 +254,15 @@ impl<'a> Evaluator<'a> {
         symbol: &str,
         span: Span,
     ) -> Result<f64, EvalError> {
-        if let Some(v) = self.cache.get(&(symbol, indicator)) {
+        let (name, closes) = self.history(symbol, span)?;
+        let key = (name.as_ptr() as usize, indicator);
+        if let Some(v) = self.cache.get(&key) {
             return Ok(*v);
         }
-        let (name, closes) = self.history(symbol, span)?;
         let value = indicator
             .compute(closes)
             .or_else(|e| fail(span, format!("{}: {e}", indicator.label(symbol))))?;
-        self.cache.insert((name, indicator), value);
+        self.cache.insert(key, value);
         Ok(value)
     }
 
@@ -313,8 +315,14 @@ impl<'a> Evaluator<'a> {
             } => {
                 let mut scored = Vec::with_capacity(children.len());
                 for (i, child) in children.iter().enumerate() {
-                    let allocation = self.node(child)?;
-                    let value = self.metric_of(child, *metric, *span)?;
+                    let (allocation, value) = match child {
+                        // One lookup of the symbol (the metric's fails as the asset's would).
+                        Node::Asset { symbol, span } => (
+                            Allocation::single(symbol),
+                            self.indicator(*metric, symbol, *span)?,
+                        ),
+                        _ => (self.node(child)?, self.metric_of(child, *metric, *span)?),
+                    };
                     scored.push((value, label(child), i, allocation));
                 }
                 let (k, descending) = match select {
