@@ -346,4 +346,37 @@ mod tests {
         let want: Vec<String> = pushed.iter().map(Decimal::to_string).collect();
         assert_eq!(back, want);
     }
+
+    /// A price's canonical bytes are its normalised value's, packed or wide.
+    #[test]
+    fn canonical_bytes_are_those_of_the_normalised_value() {
+        let mut rng = StdRng::seed_from_u64(4);
+        let values: Vec<Decimal> = (0..3_000)
+            .map(|i| match i % 3 {
+                0 => Decimal::new(
+                    rng.random_range(0..10_000_000) * 100,
+                    rng.random_range(0..8),
+                ),
+                1 => Decimal::new(-rng.random_range(1..1_000_000), rng.random_range(0..8)),
+                _ => Decimal::new(rng.random_range(1..100), rng.random_range(0..3)),
+            })
+            .collect();
+        let mut packed = PriceColumn::with_capacity(0);
+        let mut wide = PriceColumn::Wide(Vec::new());
+        for v in &values {
+            packed.push(*v);
+            wide.push(*v);
+        }
+        assert!(matches!(packed, PriceColumn::Packed(_)));
+        for (i, v) in values.iter().enumerate() {
+            let n = v.normalize();
+            let mut want = vec![n.scale() as u8];
+            want.extend_from_slice(&n.mantissa().to_le_bytes());
+            for column in [&packed, &wide] {
+                let mut got = Vec::new();
+                column.put_canonical(i, &mut got);
+                assert_eq!(got, want, "{v}");
+            }
+        }
+    }
 }

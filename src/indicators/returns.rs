@@ -3,7 +3,10 @@
 use super::{finite, min_window, need, IndicatorError};
 
 /// Daily percentage changes ×100 of the last `n` days (needs n + 1 closes).
-pub fn daily_returns_pct(closes: &[f64], n: usize) -> impl Iterator<Item = f64> + Clone + '_ {
+pub fn daily_returns_pct(
+    closes: &[f64],
+    n: usize,
+) -> impl ExactSizeIterator<Item = f64> + Clone + '_ {
     let tail = &closes[closes.len().saturating_sub(n + 1)..];
     tail.windows(2).map(|w| (w[1] / w[0] - 1.0) * 100.0)
 }
@@ -53,8 +56,8 @@ pub fn stdev_price(closes: &[f64], n: usize) -> Result<f64, IndicatorError> {
 
 /// Sample standard deviation of a sequence (n − 1 in the denominator), in two passes
 /// over it (no copy: a filter takes this over hundreds of candidates a day).
-pub fn sample_stdev(values: impl Iterator<Item = f64> + Clone) -> f64 {
-    let n = values.clone().count() as f64;
+pub fn sample_stdev(values: impl ExactSizeIterator<Item = f64> + Clone) -> f64 {
+    let n = values.len() as f64;
     let mean = values.clone().sum::<f64>() / n;
     (values.map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
 }

@@ -313,7 +313,8 @@ impl<'a> Evaluator<'a> {
                 children,
                 span,
             } => {
-                let mut scored = Vec::with_capacity(children.len());
+                type Scored<'n> = (f64, &'n str, usize, Allocation);
+                let mut scored: Vec<Scored> = Vec::with_capacity(children.len());
                 for (i, child) in children.iter().enumerate() {
                     let (allocation, value) = match child {
                         // One lookup of the symbol (the metric's fails as the asset's would).
@@ -329,7 +330,7 @@ impl<'a> Evaluator<'a> {
                     Select::Top(k) => (*k, true),
                     Select::Bottom(k) => (*k, false),
                 };
-                scored.sort_by(|a, b| {
+                let order = |a: &Scored, b: &Scored| {
                     let by_value = if descending {
                         b.0.total_cmp(&a.0)
                     } else {
@@ -338,7 +339,15 @@ impl<'a> Evaluator<'a> {
                     by_value
                         .then_with(|| a.1.cmp(b.1))
                         .then_with(|| a.2.cmp(&b.2))
-                });
+                };
+                // The first k + 1 in order (a total order: the position breaks ties),
+                // without sorting the hundreds behind them.
+                let kept = k.saturating_add(1);
+                if kept < scored.len() {
+                    scored.select_nth_unstable_by(kept - 1, order);
+                    scored.truncate(kept);
+                }
+                scored.sort_unstable_by(order);
                 // The chosen and the first left out: what decided the cut.
                 for (value, name, _, _) in scored.iter().take(k.saturating_add(1)) {
                     self.used.insert(metric.label(name), *value);
