@@ -171,7 +171,7 @@ async fn a_short_backtest_on_the_bundled_data_is_pinned() {
             // became one stream of the book's dates, opens and closes day by day, and
             // a filter's signal values its chosen candidates and the first left out:
             // was 6ac45d4b….
-            "8c3a2a7bf0a90eeac56a563556cfa89244628fddded8eb4c7ffb1baabf1370c2",
+            "76bcd7c4a1bf40ff0da89682887ad7517c930ba52716b669277b00f357634859",
             "95e9a7bf03585ace33b7bf6ef8b6f7a44fa71394d0ab7e27fdcc110b12940dea",
             87
         )

@@ -54,6 +54,6 @@ async fn a_universe_backtest_keeps_its_orders_and_summary() {
     // Was e1faddd1… before the snapshot id and the filter's reported values changed.
     assert_eq!(
         chain,
-        "1cf5ae2eb836c217ed2667b89b7e0f899f3e8f52fdae8d6173016e2954032ffe"
+        "5e77d163149b5726ec9ce9b84198ff181d6a15745f73ee0fe1965a0d9a38d962"
     );
 }

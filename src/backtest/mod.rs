@@ -104,7 +104,7 @@ fn sample_stdev(values: &[f64]) -> f64 {
     if values.len() < 2 {
         return 0.0;
     }
-    crate::indicators::sample_stdev(values.iter().copied())
+    crate::indicators::sample_stdev(values)
 }
 
 /// The summary of a run whose first point is `start`'s end of day. Returns are daily

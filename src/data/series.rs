@@ -11,7 +11,7 @@
 //! ([`CountsUntil`]).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use chrono::NaiveDate;
 use rust_decimal::prelude::ToPrimitive;
@@ -42,6 +42,21 @@ impl PackedDecimal {
     }
 }
 
+/// A normalised decimal's bytes: its scale, then its mantissa little-endian in 8 bytes,
+/// or (scale + 128) then 16 bytes when the mantissa needs more than 64 bits.
+fn put_normalised(m: i128, scale: u32, out: &mut Vec<u8>) {
+    match i64::try_from(m) {
+        Ok(m) => {
+            out.push(scale as u8);
+            out.extend_from_slice(&m.to_le_bytes());
+        }
+        Err(_) => {
+            out.push(scale as u8 | 0x80);
+            out.extend_from_slice(&m.to_le_bytes());
+        }
+    }
+}
+
 /// A column of exact prices, packed while every value fits.
 #[derive(Clone, Debug)]
 enum PriceColumn {
@@ -68,8 +83,8 @@ impl PriceColumn {
         }
     }
 
-    /// Value `i` by value, not by writing ("1.20" and "1.2" alike): the normalised
-    /// scale (one byte) and mantissa (16 bytes, little-endian).
+    /// Value `i` by value, not by writing ("1.20" and "1.2" alike), from its normalised
+    /// mantissa and scale ([`put_normalised`]).
     fn put_canonical(&self, i: usize, out: &mut Vec<u8>) {
         let (mut m, mut scale) = match self {
             PriceColumn::Packed(v) => v
@@ -81,8 +96,7 @@ impl PriceColumn {
             m /= 10;
             scale -= 1;
         }
-        out.push(scale as u8);
-        out.extend_from_slice(&m.to_le_bytes());
+        put_normalised(m, scale, out);
     }
 
     fn get(&self, i: usize) -> Option<Decimal> {
@@ -120,6 +134,9 @@ pub struct BarSeries {
     closes: Vec<f64>,
     close_prices: PriceColumn,
     open_prices: PriceColumn,
+    /// Daily returns of the closes, made when a return metric first asks (8 bytes a
+    /// bar, for the symbols that need them).
+    returns_pct: OnceLock<Vec<f64>>,
 }
 
 impl BarSeries {
@@ -142,6 +159,7 @@ impl BarSeries {
             closes: Vec::with_capacity(n),
             close_prices: PriceColumn::with_capacity(n),
             open_prices: PriceColumn::with_capacity(n),
+            returns_pct: OnceLock::new(),
         }
     }
 
@@ -165,6 +183,7 @@ impl BarSeries {
         self.closes.push(bar.close.to_f64().unwrap_or(f64::NAN));
         self.close_prices.push(bar.close);
         self.open_prices.push(bar.open);
+        self.returns_pct = OnceLock::new();
     }
 
     pub fn len(&self) -> usize {
@@ -207,6 +226,13 @@ impl BarSeries {
         &self.closes
     }
 
+    /// Daily percentage changes of the closes ([`crate::indicators::returns_column`]):
+    /// element `i` from close `i` to close `i + 1`.
+    pub fn returns_pct(&self) -> &[f64] {
+        self.returns_pct
+            .get_or_init(|| crate::indicators::returns_column(&self.closes))
+    }
+
     /// Bar `i`'s close, exact.
     pub fn close(&self, i: usize) -> Option<Decimal> {
         self.close_prices.get(i)
@@ -237,6 +263,7 @@ impl BarSeries {
     pub fn before(&self, date: NaiveDate) -> Self {
         let n = self.dates().partition_point(|d| *d < date);
         let mut s = self.clone();
+        s.returns_pct = OnceLock::new();
         s.closes.truncate(n);
         s.close_prices.truncate(n);
         s.open_prices.truncate(n);
@@ -371,7 +398,7 @@ mod tests {
         for (i, v) in values.iter().enumerate() {
             let n = v.normalize();
             let mut want = vec![n.scale() as u8];
-            want.extend_from_slice(&n.mantissa().to_le_bytes());
+            want.extend_from_slice(&i64::try_from(n.mantissa()).unwrap().to_le_bytes());
             for column in [&packed, &wide] {
                 let mut got = Vec::new();
                 column.put_canonical(i, &mut got);

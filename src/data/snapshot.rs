@@ -3,7 +3,7 @@
 //!
 //! The digest is of one stream, day by day: a header naming the symbols, then for each
 //! date on or before the day every symbol's bar that date (its index, open and close as
-//! normalised decimals). A backtest's days move forward, so a [`SnapshotCursor`] keeps
+//! normalised decimals: see `PriceColumn::put_canonical`). A backtest's days move forward, so a [`SnapshotCursor`] keeps
 //! the hasher and adds each new day's bars (one update per day, whatever the universe);
 //! a step back starts again from the first bar. Asking for one day costs one pass over
 //! the bars before it.
@@ -16,7 +16,10 @@ use chrono::{Datelike, NaiveDate};
 pub struct SnapshotCursor {
     hasher: blake3::Hasher,
     through: Option<NaiveDate>,
+    /// Each symbol's next bar to hash.
     next: Vec<usize>,
+    /// The earliest date of those bars.
+    upcoming: Option<NaiveDate>,
     buffer: Vec<u8>,
 }
 
@@ -33,6 +36,7 @@ impl SnapshotCursor {
             hasher,
             through: None,
             next: vec![0; market.series.len()],
+            upcoming: market.series.values().filter_map(|s| s.first_date()).min(),
             buffer: Vec::new(),
         }
     }
@@ -52,30 +56,26 @@ impl SnapshotCursor {
     }
 
     fn advance(&mut self, market: &MarketData, as_of: NaiveDate) {
-        loop {
-            // The earliest date any symbol has next, if on or before `as_of`.
-            let day = market
-                .series
-                .values()
-                .zip(&self.next)
-                .filter_map(|(s, i)| s.dates().get(*i))
-                .min()
-                .copied();
-            let Some(day) = day.filter(|d| *d <= as_of) else {
-                break;
-            };
+        // One pass over the symbols per day: it writes the day's bars and finds the
+        // next day on which any symbol has one.
+        while let Some(day) = self.upcoming.filter(|d| *d <= as_of) {
             self.buffer.clear();
             self.buffer
                 .extend_from_slice(&day.num_days_from_ce().to_le_bytes());
+            let mut following: Option<NaiveDate> = None;
             for (index, (series, next)) in market.series.values().zip(&mut self.next).enumerate() {
-                if series.dates().get(*next) != Some(&day) {
-                    continue;
+                let dates = series.dates();
+                if dates.get(*next) == Some(&day) {
+                    self.buffer.extend_from_slice(&(index as u32).to_le_bytes());
+                    series.put_canonical_open_close(*next, &mut self.buffer);
+                    *next += 1;
                 }
-                self.buffer.extend_from_slice(&(index as u32).to_le_bytes());
-                series.put_canonical_open_close(*next, &mut self.buffer);
-                *next += 1;
+                if let Some(d) = dates.get(*next) {
+                    following = Some(following.map_or(*d, |f| f.min(*d)));
+                }
             }
             self.hasher.update(&self.buffer);
+            self.upcoming = following;
         }
         self.through = Some(as_of);
     }
@@ -94,7 +94,10 @@ mod tests {
     use rust_decimal::Decimal;
     use std::sync::Arc;
 
-    fn market(series: &[(&str, &[(u64, i64, u32)])]) -> MarketData {
+    /// A bar: days after 2020-01-01, then its price's mantissa and scale.
+    type Bar = (u64, i64, u32);
+
+    fn market(series: &[(&str, &[Bar])]) -> MarketData {
         let start = NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
         MarketData {
             series: series

@@ -12,8 +12,8 @@ mod rsi;
 pub use drawdown::max_drawdown;
 pub use moving_average::{exponential_moving_average, moving_average};
 pub use returns::{
-    cumulative_return, daily_returns_pct, moving_average_return, sample_stdev, stdev_price,
-    stdev_return,
+    cumulative_return, daily_returns_pct, moving_average_return, returns_column, sample_stdev,
+    stdev_price, stdev_return,
 };
 pub use rsi::rsi;
 
@@ -177,6 +177,33 @@ impl Indicator {
         }
     }
 
+    /// [`Self::compute`], reading daily returns from `returns_pct` (the series' column
+    /// from [`returns_column`], up to its last close) instead of dividing closes again: a
+    /// filter over hundreds of symbols by a return metric spent its time dividing.
+    pub fn compute_with_returns(
+        &self,
+        closes: &[f64],
+        returns_pct: &[f64],
+    ) -> Result<f64, IndicatorError> {
+        let n = self.window;
+        let last = |k: usize| &returns_pct[returns_pct.len().saturating_sub(k)..];
+        match self.kind {
+            IndicatorKind::StdevReturn => returns::stdev_of_returns(closes, last(n), n),
+            IndicatorKind::MovingAverageReturn => {
+                returns::moving_average_of_returns(closes, last(n), n)
+            }
+            _ => self.compute(closes),
+        }
+    }
+
+    /// Whether [`Self::compute_with_returns`] reads returns.
+    pub fn reads_returns(&self) -> bool {
+        matches!(
+            self.kind,
+            IndicatorKind::StdevReturn | IndicatorKind::MovingAverageReturn
+        )
+    }
+
     /// The most bars `compute` looks at (what a synthetic series must provide).
     pub fn lookback(&self) -> usize {
         let n = self.window;
@@ -226,6 +253,37 @@ impl Indicator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Reading a series' returns column gives every indicator the bits (and the errors)
+    /// that computing from the closes gives, at every length of history.
+    #[test]
+    fn the_returns_column_gives_the_same_bits_as_the_closes() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(21);
+        let mut close = 50.0;
+        let closes: Vec<f64> = (0..400)
+            .map(|_| {
+                close *= 1.0 + rng.random_range(-0.04..0.04);
+                close
+            })
+            .collect();
+        let column = returns_column(&closes);
+        assert_eq!(column.len(), closes.len() - 1);
+        for kind in IndicatorKind::ALL {
+            for window in [1, 2, 3, 5, 20, 63, 64, 65, 200] {
+                let indicator = Indicator::new(*kind, window);
+                for n in 1..=closes.len() {
+                    let direct = indicator.compute(&closes[..n]);
+                    let read = indicator.compute_with_returns(&closes[..n], &column[..n - 1]);
+                    assert_eq!(
+                        direct.map(f64::to_bits),
+                        read.map(f64::to_bits),
+                        "{kind:?} {window} at {n}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn min_history_is_exactly_what_compute_accepts() {

@@ -3,10 +3,7 @@
 use super::{finite, min_window, need, IndicatorError};
 
 /// Daily percentage changes ×100 of the last `n` days (needs n + 1 closes).
-pub fn daily_returns_pct(
-    closes: &[f64],
-    n: usize,
-) -> impl ExactSizeIterator<Item = f64> + Clone + '_ {
+pub fn daily_returns_pct(closes: &[f64], n: usize) -> impl Iterator<Item = f64> + '_ {
     let tail = &closes[closes.len().saturating_sub(n + 1)..];
     tail.windows(2).map(|w| (w[1] / w[0] - 1.0) * 100.0)
 }
@@ -23,22 +20,45 @@ pub fn cumulative_return(closes: &[f64], n: usize) -> Result<f64, IndicatorError
 
 /// Mean of the last `n` daily percentage changes.
 pub fn moving_average_return(closes: &[f64], n: usize) -> Result<f64, IndicatorError> {
-    let name = "moving-average-return";
-    min_window(n, 1, name)?;
-    need(closes, n + 1, name, n)?;
-    finite(
-        daily_returns_pct(closes, n).sum::<f64>() / n as f64,
-        name,
-        n,
-    )
+    let returns: Vec<f64> = daily_returns_pct(closes, n).collect();
+    moving_average_of_returns(closes, &returns, n)
 }
 
 /// Sample standard deviation (n − 1) of the last `n` daily percentage changes.
 pub fn stdev_return(closes: &[f64], n: usize) -> Result<f64, IndicatorError> {
+    let returns: Vec<f64> = daily_returns_pct(closes, n).collect();
+    stdev_of_returns(closes, &returns, n)
+}
+
+/// [`moving_average_return`] given the last `n` returns of `closes` (computed here, or
+/// read from the series' column: the same values).
+pub(crate) fn moving_average_of_returns(
+    closes: &[f64],
+    returns: &[f64],
+    n: usize,
+) -> Result<f64, IndicatorError> {
+    let name = "moving-average-return";
+    min_window(n, 1, name)?;
+    need(closes, n + 1, name, n)?;
+    finite(returns.iter().sum::<f64>() / n as f64, name, n)
+}
+
+/// [`stdev_return`] given the last `n` returns of `closes`.
+pub(crate) fn stdev_of_returns(
+    closes: &[f64],
+    returns: &[f64],
+    n: usize,
+) -> Result<f64, IndicatorError> {
     let name = "stdev-return";
     min_window(n, 2, name)?;
     need(closes, n + 1, name, n)?;
-    finite(sample_stdev(daily_returns_pct(closes, n)), name, n)
+    finite(sample_stdev(returns), name, n)
+}
+
+/// Every daily percentage change of `closes`: element `i` is that from close `i` to
+/// close `i + 1`, computed as [`daily_returns_pct`] computes it.
+pub fn returns_column(closes: &[f64]) -> Vec<f64> {
+    daily_returns_pct(closes, closes.len()).collect()
 }
 
 /// Sample standard deviation (n − 1) of the last `n` closes, in price units: how far
@@ -47,19 +67,14 @@ pub fn stdev_price(closes: &[f64], n: usize) -> Result<f64, IndicatorError> {
     let name = "stdev-price";
     min_window(n, 2, name)?;
     need(closes, n, name, n)?;
-    finite(
-        sample_stdev(closes[closes.len() - n..].iter().copied()),
-        name,
-        n,
-    )
+    finite(sample_stdev(&closes[closes.len() - n..]), name, n)
 }
 
-/// Sample standard deviation of a sequence (n − 1 in the denominator), in two passes
-/// over it (no copy: a filter takes this over hundreds of candidates a day).
-pub fn sample_stdev(values: impl ExactSizeIterator<Item = f64> + Clone) -> f64 {
+/// Sample standard deviation of a sequence (n − 1 in the denominator).
+pub fn sample_stdev(values: &[f64]) -> f64 {
     let n = values.len() as f64;
-    let mean = values.clone().sum::<f64>() / n;
-    (values.map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+    let mean = values.iter().sum::<f64>() / n;
+    (values.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
 }
 
 #[cfg(test)]

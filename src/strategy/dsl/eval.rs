@@ -33,7 +33,7 @@ use thiserror::Error;
 use super::ast::{Condition, IndicatorCall, Node, Operand, Select, Symphony};
 use super::parse::Span;
 use crate::data::series::CountsUntil;
-use crate::data::MarketData;
+use crate::data::{BarSeries, MarketData};
 use crate::domain::Symbol;
 use crate::indicators::{Indicator, IndicatorKind};
 use crate::strategy::largest_remainder;
@@ -91,12 +91,30 @@ pub struct Evaluation {
 #[derive(Debug, Default)]
 pub struct GroupMemo {
     held: std::sync::Mutex<HashMap<HeldKey, Option<Arc<Allocation>>>>,
+    /// The data's series hashed by symbol, with the address of the data they index: a
+    /// filter looks up every candidate every day, and a hash finds one in a few
+    /// nanoseconds where the ordered map compared names a dozen times.
+    index: std::sync::OnceLock<(usize, HashMap<Symbol, Arc<BarSeries>>)>,
 }
 
 /// A candidate (its node's address, stable while the symphony lives) on a day.
 type HeldKey = (usize, NaiveDate);
 
 impl GroupMemo {
+    /// The series of `data` by symbol, hashed; `None` when this memo indexed other data.
+    fn index(&self, data: &MarketData) -> Option<&HashMap<Symbol, Arc<BarSeries>>> {
+        let address = &data.series as *const _ as usize;
+        let (indexed, index) = self.index.get_or_init(|| {
+            let index = data
+                .series
+                .iter()
+                .map(|(symbol, series)| (symbol.clone(), series.clone()))
+                .collect();
+            (address, index)
+        });
+        (*indexed == address && index.len() == data.series.len()).then_some(index)
+    }
+
     /// Days remembered, over all candidates.
     pub fn len(&self) -> usize {
         self.held.lock().map_or(0, |m| m.len())
@@ -228,14 +246,23 @@ fn label(node: &Node) -> &str {
 impl<'a> Evaluator<'a> {
     /// Closes of `symbol` up to the evaluation day.
     fn closes(&mut self, symbol: &str, span: Span) -> Result<&'a [f64], EvalError> {
-        self.history(symbol, span).map(|(_, closes)| closes)
+        self.history(symbol, span)
+            .map(|(_, series, n)| &series.closes()[..n])
     }
 
-    /// [`Self::closes`] with the symbol as the data names it (borrowed for the whole
-    /// evaluation, so caches can key on it without copying).
-    fn history(&mut self, symbol: &str, span: Span) -> Result<(&'a str, &'a [f64]), EvalError> {
+    /// `symbol` as the data names it (borrowed for the whole evaluation, so caches can
+    /// key on it without copying), its series and its bars up to the evaluation day.
+    fn history(
+        &mut self,
+        symbol: &str,
+        span: Span,
+    ) -> Result<(&'a str, &'a BarSeries, usize), EvalError> {
         let data = self.data;
-        let Some((name, series)) = data.series.get_key_value(symbol) else {
+        let found = match self.memo.index(data) {
+            Some(index) => index.get_key_value(symbol),
+            None => data.series.get_key_value(symbol),
+        };
+        let Some((name, series)) = found else {
             return fail(span, format!("no market data for symbol {symbol}"));
         };
         let n = self.counts.count(series);
@@ -245,7 +272,7 @@ impl<'a> Evaluator<'a> {
                 format!("no bar for {symbol} on or before {}", self.as_of),
             );
         }
-        Ok((name.as_str(), &series.closes()[..n]))
+        Ok((name.as_str(), series, n))
     }
 
     fn indicator(
@@ -254,14 +281,18 @@ impl<'a> Evaluator<'a> {
         symbol: &str,
         span: Span,
     ) -> Result<f64, EvalError> {
-        let (name, closes) = self.history(symbol, span)?;
+        let (name, series, n) = self.history(symbol, span)?;
         let key = (name.as_ptr() as usize, indicator);
         if let Some(v) = self.cache.get(&key) {
             return Ok(*v);
         }
-        let value = indicator
-            .compute(closes)
-            .or_else(|e| fail(span, format!("{}: {e}", indicator.label(symbol))))?;
+        let closes = &series.closes()[..n];
+        let value = if indicator.reads_returns() {
+            indicator.compute_with_returns(closes, &series.returns_pct()[..n - 1])
+        } else {
+            indicator.compute(closes)
+        }
+        .or_else(|e| fail(span, format!("{}: {e}", indicator.label(symbol))))?;
         self.cache.insert(key, value);
         Ok(value)
     }
