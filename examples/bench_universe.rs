@@ -5,11 +5,13 @@
 //! repository) for 50, 500 and 2,000 symbols over 5 and 20 years, and backtests on each
 //! the rule `if SPY > SMA200: top 10 by 60-day cumulative return, else bottom 10 by
 //! 20-day stdev-return`, each case in a fresh process. It prints wall time (load
-//! included), peak memory, bars/s and bytes of peak memory per bar; with `python3 -c
+//! included), peak memory, bars/s, the bytes per bar the market data holds and those of
+//! the peak; with `python3 -c
 //! "import backtrader"` working it runs the same rules in backtrader
 //! (benches/backtrader_universe.py) on the same files and prints the ratio.
 //!
 //! `-- CASE...` picks cases (`500x20`, `50x5`); `--no-backtrader` skips the comparison;
+//! `--runs N` runs each case N times in fresh processes and reports the median (3);
 //! `--keep DIR` generates into DIR and keeps the data (a later run with the same DIR
 //! reuses it: for profiling the child, `--child DIR/500x20 2006-01-01 2024-12-31`).
 
@@ -61,13 +63,14 @@ fn child(dir: &Path, from: &str, to: &str) {
     let bars: usize = book.data.series.values().map(|s| s.len()).sum();
     let system = actix::System::new();
     let record = system
-        .block_on(run(config, book, &dates, |_, _| {}))
+        .block_on(run(config, book.clone(), &dates, |_, _| {}))
         .expect("backtest");
     let seconds = start.elapsed().as_secs_f64();
     println!(
         "{}",
         serde_json::json!({
             "seconds": seconds,
+            "held_bytes": book.data.held_bytes(),
             "load_seconds": loaded,
             "peak_mib": peak_mib(),
             "bars": bars,
@@ -117,6 +120,13 @@ fn main() {
     } else {
         picked
     };
+    let runs: usize = args
+        .iter()
+        .position(|a| a == "--runs")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(3)
+        .max(1);
     let keep = args
         .iter()
         .position(|a| a == "--keep")
@@ -127,7 +137,7 @@ fn main() {
     });
     let exe = std::env::current_exe().expect("own path");
     println!(
-        "case | bars | alchemiser wall | peak | bars/s | bytes/bar at peak | backtrader | ratio"
+        "case | bars | alchemiser wall (median of {runs}) | peak | bars/s | bytes/bar held | bytes/bar at peak | backtrader | ratio"
     );
     for case in cases {
         // Data from 2005 (20 years) or 2019 (5 years) to 2024; trading from a year in.
@@ -141,28 +151,44 @@ fn main() {
             universe::write_case(&dir, case.symbols, PICK, &days);
         }
         let from = format!("{}-01-01", first + 1);
-        let out = Command::new(&exe)
-            .args(["--child"])
-            .arg(&dir)
-            .args([&from, "2024-12-31"])
-            .output()
-            .expect("child");
-        let line = String::from_utf8_lossy(&out.stdout);
-        let Ok(r) = serde_json::from_str::<serde_json::Value>(line.trim()) else {
-            println!(
-                "{}x{}y | failed: {}",
-                case.symbols,
-                case.years,
-                String::from_utf8_lossy(&out.stderr)
-                    .lines()
-                    .last()
-                    .unwrap_or("")
-            );
+        // The median of `runs` fresh processes (the first after writing the files is
+        // often the slowest).
+        let mut results = Vec::new();
+        let mut failure = None;
+        for _ in 0..runs {
+            let out = Command::new(&exe)
+                .args(["--child"])
+                .arg(&dir)
+                .args([&from, "2024-12-31"])
+                .output()
+                .expect("child");
+            let line = String::from_utf8_lossy(&out.stdout);
+            match serde_json::from_str::<serde_json::Value>(line.trim()) {
+                Ok(r) => results.push(r),
+                Err(_) => {
+                    failure = Some(
+                        String::from_utf8_lossy(&out.stderr)
+                            .lines()
+                            .last()
+                            .unwrap_or("")
+                            .to_string(),
+                    )
+                }
+            }
+        }
+        if let Some(failure) = failure {
+            println!("{}x{}y | failed: {failure}", case.symbols, case.years);
             continue;
-        };
+        }
+        results.sort_by(|a, b| {
+            let s = |v: &serde_json::Value| v["seconds"].as_f64().unwrap_or(f64::NAN);
+            s(a).total_cmp(&s(b))
+        });
+        let r = &results[results.len() / 2];
         let seconds = r["seconds"].as_f64().unwrap_or(f64::NAN);
         let peak = r["peak_mib"].as_f64().unwrap_or(f64::NAN);
         let bars = r["bars"].as_f64().unwrap_or(f64::NAN);
+        let held = r["held_bytes"].as_f64().unwrap_or(f64::NAN);
         let bt = backtrader
             .then(|| {
                 let script =
@@ -179,7 +205,7 @@ fn main() {
             })
             .flatten();
         println!(
-            "{}x{}y | {:.0} | {:.2} s (load {:.2} s) | {:.0} MiB | {:.0} | {:.0} | {} | {}",
+            "{}x{}y | {:.0} | {:.2} s (load {:.2} s) | {:.0} MiB | {:.0} | {:.0} | {:.0} | {} | {}",
             case.symbols,
             case.years,
             bars,
@@ -187,6 +213,7 @@ fn main() {
             r["load_seconds"].as_f64().unwrap_or(f64::NAN),
             peak,
             bars / seconds,
+            held / bars,
             peak * 1024.0 * 1024.0 / bars,
             bt.map_or("-".into(), |s| format!("{s:.2} s")),
             bt.map_or("-".into(), |s| format!("{:.1}x", s / seconds)),

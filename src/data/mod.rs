@@ -195,6 +195,18 @@ impl MarketData {
         }
     }
 
+    /// Bytes the series hold (columns, and each date axis once).
+    pub fn held_bytes(&self) -> usize {
+        let mut axes = BTreeMap::new();
+        let mut total = 0;
+        for s in self.series.values() {
+            let (own, (axis, bytes)) = s.held_bytes();
+            total += own;
+            axes.insert(axis, bytes);
+        }
+        total + axes.values().sum::<usize>()
+    }
+
     pub fn get(&self, symbol: &str) -> Option<&Arc<BarSeries>> {
         self.series.get(symbol)
     }

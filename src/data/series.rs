@@ -277,6 +277,22 @@ impl BarSeries {
         self.dates().first().copied()
     }
 
+    /// Bytes this series holds in its own columns, and its axis (address, bytes): what
+    /// the benchmarks report per bar, counting a shared axis once.
+    pub fn held_bytes(&self) -> (usize, (usize, usize)) {
+        let prices = |c: &PriceColumn| match c {
+            PriceColumn::Packed(v) => v.capacity() * 8,
+            PriceColumn::Wide(v) => v.capacity() * 16,
+        };
+        let returns = self.returns_pct.get().map_or(0, |r| r.capacity() * 8);
+        let own = self.closes.capacity() * 8
+            + prices(&self.close_prices)
+            + prices(&self.open_prices)
+            + returns;
+        let axis = (Arc::as_ptr(&self.axis) as usize, self.axis.capacity() * 4);
+        (own, axis)
+    }
+
     pub fn last_date(&self) -> Option<NaiveDate> {
         self.dates().last().copied()
     }
