@@ -93,22 +93,33 @@ fn split_commas(line: &str) -> impl Iterator<Item = &str> {
 /// mantissa and scale), without its general parser; `None` for any other text, which
 /// goes to that parser.
 fn plain_decimal(text: &str) -> Option<Decimal> {
-    let (whole, fraction) = match text.split_once('.') {
-        Some((w, f)) if !f.is_empty() => (w, f),
-        Some(_) => return None,
-        None => (text, ""),
-    };
-    if whole.is_empty() || whole.len() + fraction.len() > 18 {
-        return None;
-    }
-    let mut mantissa: i64 = 0;
-    for b in whole.bytes().chain(fraction.bytes()) {
-        if !b.is_ascii_digit() {
-            return None;
+    let bytes = text.as_bytes();
+    let (mut mantissa, mut digits, mut point) = (0i64, 0, None);
+    for (i, b) in bytes.iter().enumerate() {
+        match b {
+            b'0'..=b'9' if digits < 18 => {
+                mantissa = mantissa * 10 + i64::from(b - b'0');
+                digits += 1;
+            }
+            b'.' if point.is_none() && i > 0 => point = Some(i),
+            _ => return None,
         }
-        mantissa = mantissa * 10 + i64::from(b - b'0');
     }
-    Some(Decimal::new(mantissa, fraction.len() as u32))
+    let scale = match point {
+        None if digits > 0 => 0,
+        Some(p) if p + 1 < bytes.len() => bytes.len() - p - 1,
+        _ => return None,
+    };
+    Some(Decimal::new(mantissa, scale as u32))
+}
+
+/// `str::trim`, answered at once when both ends are visible ASCII (every field of a
+/// well-formed file).
+fn trimmed(s: &str) -> &str {
+    match (s.as_bytes().first(), s.as_bytes().last()) {
+        (Some(a), Some(z)) if a.is_ascii_graphic() && z.is_ascii_graphic() => s,
+        _ => s.trim(),
+    }
 }
 
 pub fn parse(text: &str, path: &Path) -> Result<Vec<DailyBar>, DataError> {
@@ -131,7 +142,7 @@ fn parse_into<T: BarSink>(text: &str, path: &Path, out: T) -> Result<T, DataErro
     let mut bars = ValidatedBars::new(out);
     for (i, line) in lines {
         let line_no = i + 1;
-        let line = line.trim();
+        let line = trimmed(line);
         if line.is_empty() {
             continue;
         }
@@ -139,7 +150,7 @@ fn parse_into<T: BarSink>(text: &str, path: &Path, out: T) -> Result<T, DataErro
         let mut found = 0;
         for field in split_commas(line) {
             if let Some(slot) = fields.get_mut(found) {
-                *slot = field.trim();
+                *slot = trimmed(field);
             }
             found += 1;
         }
@@ -305,8 +316,12 @@ mod tests {
             let ours: Vec<&str> = split_commas(&text).collect();
             let std: Vec<&str> = text.split(',').collect();
             assert_eq!(ours, std, "{text:?}");
+            assert_eq!(trimmed(&text), text.trim(), "{text:?}");
         }
         assert!(served > 20_000, "served {served}");
+        for text in ["\u{a0}1.5 ", "\t1.5", "1.5\u{3000}"] {
+            assert_eq!(trimmed(text), text.trim(), "{text:?}");
+        }
         for text in ["123.4500", "0.0001", "000123", "999999999999999999", "1.5"] {
             let fast = plain_decimal(text).unwrap();
             assert_eq!(
