@@ -86,16 +86,21 @@ impl PriceColumn {
     /// Value `i` by value, not by writing ("1.20" and "1.2" alike), from its normalised
     /// mantissa and scale ([`put_normalised`]).
     fn put_canonical(&self, i: usize, out: &mut Vec<u8>) {
-        let (mut m, mut scale) = match self {
-            PriceColumn::Packed(v) => v
-                .get(i)
-                .map_or((0, 0), |p| (i128::from(p.0 >> 8), (p.0 & 0xff) as u32)),
-            PriceColumn::Wide(v) => v.get(i).map_or((0, 0), |d| (d.mantissa(), d.scale())),
+        let (m, scale) = match self {
+            PriceColumn::Packed(v) => v.get(i).map_or((0, 0), |p| {
+                // Trailing zeros off in 64 bits (128-bit division was felt per bar).
+                let (mut m, mut scale) = (p.0 >> 8, (p.0 & 0xff) as u32);
+                while scale > 0 && m % 10 == 0 {
+                    m /= 10;
+                    scale -= 1;
+                }
+                (i128::from(m), scale)
+            }),
+            PriceColumn::Wide(v) => v.get(i).map_or((0, 0), |d| {
+                let n = d.normalize();
+                (n.mantissa(), n.scale())
+            }),
         };
-        while scale > 0 && m % 10 == 0 {
-            m /= 10;
-            scale -= 1;
-        }
         put_normalised(m, scale, out);
     }
 

@@ -20,7 +20,9 @@
 //! Each (node, day) is evaluated once per [`GroupMemo`]: a backtest that keeps one memo
 //! pays one evaluation of each candidate per new day.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 
 use rust_decimal::prelude::ToPrimitive;
@@ -203,8 +205,8 @@ struct Evaluator<'a> {
     /// search per symbol per day was a quarter of a 500-symbol backtest).
     counts: CountsUntil,
     /// Indicator values computed so far, by symbol (the address of the data's name for
-    /// it: integers compare faster than names) and indicator.
-    cache: BTreeMap<(usize, Indicator), f64>,
+    /// it: an integer hashes faster than a name) and indicator.
+    cache: HashMap<(usize, Indicator), f64>,
     /// The values that decided: the signal's `indicators`.
     used: BTreeMap<compact_str::CompactString, f64>,
 }
@@ -216,7 +218,7 @@ impl<'a> Evaluator<'a> {
             as_of,
             memo,
             counts: CountsUntil::new(as_of),
-            cache: BTreeMap::new(),
+            cache: HashMap::new(),
             used: BTreeMap::new(),
         }
     }
@@ -344,16 +346,19 @@ impl<'a> Evaluator<'a> {
                 children,
                 span,
             } => {
-                type Scored<'n> = (f64, &'n str, usize, Allocation);
+                // An asset's allocation is made only if it is chosen (most are not).
+                type Scored<'n> = (f64, &'n str, usize, Option<Allocation>);
                 let mut scored: Vec<Scored> = Vec::with_capacity(children.len());
                 for (i, child) in children.iter().enumerate() {
                     let (allocation, value) = match child {
                         // One lookup of the symbol (the metric's fails as the asset's would).
-                        Node::Asset { symbol, span } => (
-                            Allocation::single(symbol),
-                            self.indicator(*metric, symbol, *span)?,
+                        Node::Asset { symbol, span } => {
+                            (None, self.indicator(*metric, symbol, *span)?)
+                        }
+                        _ => (
+                            Some(self.node(child)?),
+                            self.metric_of(child, *metric, *span)?,
                         ),
-                        _ => (self.node(child)?, self.metric_of(child, *metric, *span)?),
                     };
                     scored.push((value, label(child), i, allocation));
                 }
@@ -386,8 +391,14 @@ impl<'a> Evaluator<'a> {
                 scored.truncate(k);
                 let part = Decimal::ONE / Decimal::from(scored.len());
                 let mut out = Allocation::default();
-                for (_, _, _, a) in &scored {
-                    out.add_scaled(a, part);
+                for (_, _, i, a) in &scored {
+                    match (a, &children[*i]) {
+                        (Some(a), _) => out.add_scaled(a, part),
+                        (None, Node::Asset { symbol, .. }) => {
+                            out.add_scaled(&Allocation::single(symbol), part)
+                        }
+                        (None, _) => {}
+                    }
                 }
                 Ok(out)
             }
