@@ -354,6 +354,50 @@ fn main() {
         ));
     }
 
+    // Large universes: backtrader on the cases it finishes in minutes, not the largest.
+    for (cases, with_backtrader) in [(&["500x5", "500x20"][..], true), (&["2000x20"][..], false)] {
+        let mut args: Vec<&str> = cases.to_vec();
+        if !with_backtrader {
+            args.push("--no-backtrader");
+        }
+        let cmd = format!(
+            "cargo run --release --example bench_universe -- {}",
+            args.join(" ")
+        );
+        eprintln!("synthetic universes ({})...", args.join(" "));
+        let Some(u) = example("bench_universe", &args) else {
+            rows.push((
+                "Universe backtest".into(),
+                "bench_universe did not report".into(),
+                cmd,
+            ));
+            continue;
+        };
+        for c in u["cases"].as_array().into_iter().flatten() {
+            let secs = c["seconds"].as_f64().unwrap_or(f64::NAN);
+            let bars = c["bars"].as_f64().unwrap_or(f64::NAN);
+            let ratio = c["backtrader_seconds"]
+                .as_f64()
+                .map_or("backtrader not run".into(), |b| {
+                    format!("backtrader {b:.1} s, {:.1}x", b / secs)
+                });
+            rows.push((
+                format!(
+                    "Universe backtest {} (symbols x years, {bars:.0} bars), median of {}",
+                    c["case"].as_str().unwrap_or("?"),
+                    u["runs"]
+                ),
+                format!(
+                    "{secs:.2} s (load {:.2} s), peak {:.0} MiB, {:.0} bytes/bar held; {ratio}",
+                    c["load_seconds"].as_f64().unwrap_or(f64::NAN),
+                    c["peak_mib"].as_f64().unwrap_or(f64::NAN),
+                    c["held_bytes_per_bar"].as_f64().unwrap_or(f64::NAN),
+                ),
+                cmd.clone(),
+            ));
+        }
+    }
+
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let mut md = format!(
         "# Benchmarks\n\nProduced by `cargo run --release --example bench_report` on a {cpus}-CPU machine \

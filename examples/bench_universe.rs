@@ -139,6 +139,7 @@ fn main() {
     println!(
         "case | bars | alchemiser wall (median of {runs}) | peak | bars/s | bytes/bar held | bytes/bar at peak | backtrader | ratio"
     );
+    let mut report = Vec::new();
     for case in cases {
         // Data from 2005 (20 years) or 2019 (5 years) to 2024; trading from a year in.
         let first = 2024 - case.years;
@@ -218,10 +219,24 @@ fn main() {
             bt.map_or("-".into(), |s| format!("{s:.2} s")),
             bt.map_or("-".into(), |s| format!("{:.1}x", s / seconds)),
         );
+        report.push(serde_json::json!({
+            "case": format!("{}x{}", case.symbols, case.years),
+            "bars": bars,
+            "seconds": seconds,
+            "load_seconds": r["load_seconds"],
+            "peak_mib": peak,
+            "held_bytes_per_bar": held / bars,
+            "backtrader_seconds": bt,
+        }));
         if keep.is_none() {
             let _ = std::fs::remove_dir_all(&dir);
         }
     }
+    // For bench_report: one line it picks out.
+    println!(
+        "REPORT {}",
+        serde_json::json!({ "cases": report, "runs": runs })
+    );
     if keep.is_none() {
         let _ = std::fs::remove_dir_all(&root);
     }

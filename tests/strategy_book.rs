@@ -269,3 +269,32 @@ fn a_trading_setting_the_engine_does_not_know_is_refused_naming_file_and_key() {
     assert!(err.contains("fortnightly.clj"), "{err}");
     assert!(err.contains(":rebalance-frequency :fortnightly"), "{err}");
 }
+
+/// A backtest holds no bar after its last day: a book cut there gives, on every day up
+/// to the cut, the signal (hash, snapshot id, indicators) of the whole data's book.
+#[test]
+fn a_book_cut_after_a_day_signals_as_the_whole_one_up_to_it() {
+    let (config, full, _) = common::bundled();
+    let mut cut = StrategyBook::load(&config.strategy, &config.base_dir, None).unwrap();
+    let last = NaiveDate::from_ymd_opt(2016, 6, 30).unwrap();
+    cut.keep_until(last);
+    assert!(cut
+        .data
+        .series
+        .values()
+        .all(|s| s.last_date() == Some(last)));
+    let days: Vec<NaiveDate> = full
+        .common_dates()
+        .into_iter()
+        .filter(|d| (NaiveDate::from_ymd_opt(2016, 5, 1).unwrap()..=last).contains(d))
+        .collect();
+    assert!(days.len() > 20);
+    for day in days {
+        let (a, b) = (full.evaluate(day).unwrap(), cut.evaluate(day).unwrap());
+        assert_eq!(
+            (&a.signal_hash, &a.market_snapshot_id, &a.strategies),
+            (&b.signal_hash, &b.market_snapshot_id, &b.strategies),
+            "{day}"
+        );
+    }
+}

@@ -23,8 +23,8 @@ pub(super) fn backtest(
         Ok(c) => c,
         Err(code) => return code,
     };
-    let book = match load_book(&config, data.as_ref()) {
-        Ok(b) => Arc::new(b),
+    let mut book = match load_book(&config, data.as_ref()) {
+        Ok(b) => b,
         Err(code) => return code,
     };
     if out.exists() && !out.is_dir() {
@@ -41,6 +41,9 @@ pub(super) fn backtest(
             return ExitCode::from(2);
         }
     };
+    // What the run never reads is not held.
+    book.keep_until(to);
+    let book = Arc::new(book);
     let (dates, warm_up) = match super::super::backtest::after_warm_up(&book, &sessions) {
         Ok(d) => d,
         Err(e) => {

@@ -282,6 +282,21 @@ impl BarSeries {
         self.dates().first().copied()
     }
 
+    /// Drops the bars dated after `last` (a backtest that ends before the data does).
+    pub fn keep_until(&mut self, last: NaiveDate) {
+        let n = self.count_until(last);
+        if n == self.len() {
+            return;
+        }
+        self.returns_pct = OnceLock::new();
+        self.closes.truncate(n);
+        self.close_prices.truncate(n);
+        self.open_prices.truncate(n);
+        self.closes.shrink_to_fit();
+        self.close_prices.shrink_to_fit();
+        self.open_prices.shrink_to_fit();
+    }
+
     /// Bytes this series holds in its own columns, and its axis (address, bytes): what
     /// the benchmarks report per bar, counting a shared axis once.
     pub fn held_bytes(&self) -> (usize, (usize, usize)) {

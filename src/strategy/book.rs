@@ -274,6 +274,14 @@ impl StrategyBook {
         })
     }
 
+    /// Drops every bar after `last` (a backtest ending before its data: what it never
+    /// reads is not held). Signals on days up to `last` are unchanged.
+    pub fn keep_until(&mut self, last: NaiveDate) {
+        for series in self.data.series.values_mut() {
+            std::sync::Arc::make_mut(series).keep_until(last);
+        }
+    }
+
     /// The book's market data plus the series of `held` symbols it does not reference
     /// (positions a previous configuration bought): the venue must price them to sell
     /// them. A held symbol the data source lacks is an error naming it.
