@@ -102,6 +102,15 @@ pub struct SimVenueConfig {
     pub slippage_bps: Decimal,
     pub commission_per_order: Decimal,
     pub commission_bps: Decimal,
+    /// Charge the regulatory fees below on top of the commission.
+    pub regulatory_fees: bool,
+    /// SEC transaction fee, a fraction of each sell's proceeds.
+    pub sec_fee_rate: Decimal,
+    /// FINRA trading activity fee per share sold, and its cap per trade.
+    pub finra_taf_per_share: Decimal,
+    pub finra_taf_max: Decimal,
+    /// Consolidated audit trail fee per share, both sides.
+    pub cat_fee_per_share: Decimal,
     /// Where `run` keeps the simulated account between runs (relative to this file's
     /// folder); empty to start from `initial_cash` every time.
     pub state_file: PathBuf,
@@ -114,6 +123,11 @@ impl Default for SimVenueConfig {
             slippage_bps: Decimal::from(5),
             commission_per_order: Decimal::ZERO,
             commission_bps: Decimal::ZERO,
+            regulatory_fees: false,
+            sec_fee_rate: crate::venue::sim::RegulatoryFees::alpaca().sec_rate,
+            finra_taf_per_share: crate::venue::sim::RegulatoryFees::alpaca().taf_per_share,
+            finra_taf_max: crate::venue::sim::RegulatoryFees::alpaca().taf_max,
+            cat_fee_per_share: crate::venue::sim::RegulatoryFees::alpaca().cat_per_share,
             state_file: PathBuf::from("state/sim_account.json"),
         }
     }
@@ -125,6 +139,14 @@ impl SimVenueConfig {
             slippage_bps: self.slippage_bps,
             commission_per_order: self.commission_per_order,
             commission_bps: self.commission_bps,
+            regulatory: self
+                .regulatory_fees
+                .then_some(crate::venue::sim::RegulatoryFees {
+                    sec_rate: self.sec_fee_rate,
+                    taf_per_share: self.finra_taf_per_share,
+                    taf_max: self.finra_taf_max,
+                    cat_per_share: self.cat_fee_per_share,
+                }),
         }
     }
 }
@@ -686,11 +708,28 @@ impl Config {
                 format!("must be in [0, {MAX_COST_BPS}] basis points (got {bps})"),
             );
         }
-        v.check(
-            sim.commission_per_order >= Decimal::ZERO,
-            "venue.sim.commission_per_order",
-            format!("must be >= 0 (got {})", sim.commission_per_order),
-        );
+        for (key, amount) in [
+            ("venue.sim.commission_per_order", sim.commission_per_order),
+            ("venue.sim.finra_taf_max", sim.finra_taf_max),
+        ] {
+            v.check(
+                amount >= Decimal::ZERO,
+                key,
+                format!("must be >= 0 (got {amount})"),
+            );
+        }
+        // Fee rates: a hundredth of the value or a dollar a share is far beyond any.
+        for (key, rate) in [
+            ("venue.sim.sec_fee_rate", sim.sec_fee_rate),
+            ("venue.sim.finra_taf_per_share", sim.finra_taf_per_share),
+            ("venue.sim.cat_fee_per_share", sim.cat_fee_per_share),
+        ] {
+            v.check(
+                rate >= Decimal::ZERO && rate <= Decimal::new(1, 2),
+                key,
+                format!("must be in [0, 0.01] (got {rate})"),
+            );
+        }
         v.check(
             self.alpaca.requests_per_minute > 0,
             "alpaca.requests_per_minute",
@@ -829,6 +868,24 @@ mod tests {
         assert!(!shipped.strategy.files.is_empty());
         shipped.strategy.files.clear();
         assert_eq!(shipped, Config::default());
+    }
+
+    /// Regulatory fees are off unless asked for; on, Alpaca's rates unless others are
+    /// given; a negative or absurd rate is refused naming its key.
+    #[test]
+    fn regulatory_fees_are_opt_in_with_alpacas_rates() {
+        let base = "[[strategy.files]]\npath = \"x.clj\"\nweight = \"1\"\n[venue.sim]\n";
+        let off = Config::parse(base, "c.toml").unwrap();
+        assert_eq!(off.venue.sim.costs().regulatory, None);
+        let on = Config::parse(&format!("{base}regulatory_fees = true\n"), "c.toml").unwrap();
+        assert_eq!(
+            on.venue.sim.costs().regulatory,
+            Some(crate::venue::sim::RegulatoryFees::alpaca())
+        );
+        let bad = format!("{base}regulatory_fees = true\nsec_fee_rate = \"-0.1\"\n");
+        let err = Config::parse(&bad, "c.toml").unwrap_err();
+        let keys: Vec<_> = err.violations.iter().map(|v| v.key.as_str()).collect();
+        assert_eq!(keys, ["venue.sim.sec_fee_rate"]);
     }
 
     #[test]

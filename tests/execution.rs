@@ -67,6 +67,7 @@ async fn sells_go_first_and_buys_are_capped_to_cash() {
         slippage_bps: Decimal::ZERO,
         commission_per_order: dec("1"),
         commission_bps: Decimal::ZERO,
+        regulatory: None,
     };
     let venue = Arc::new(SimVenue::new(dec("1000"), costs, None));
     venue.set_mark("AAA", dec("100"));

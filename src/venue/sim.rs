@@ -34,6 +34,8 @@ pub struct SimCosts {
     pub slippage_bps: Decimal,
     pub commission_per_order: Decimal,
     pub commission_bps: Decimal,
+    /// Regulatory fees passed on to the account, when modelled.
+    pub regulatory: Option<RegulatoryFees>,
 }
 
 impl Default for SimCosts {
@@ -42,6 +44,51 @@ impl Default for SimCosts {
             slippage_bps: Decimal::from(5),
             commission_per_order: Decimal::ZERO,
             commission_bps: Decimal::ZERO,
+            regulatory: None,
+        }
+    }
+}
+
+/// The regulatory fees a US broker passes on (Alpaca's published rates in
+/// [`RegulatoryFees::alpaca`]): the SEC transaction fee on sale proceeds, FINRA's
+/// trading activity fee per share sold (capped per trade), and the consolidated audit
+/// trail fee per share bought or sold. Each is rounded up to the cent on each fill;
+/// Alpaca rounds each day's total, so this errs by under a cent per fee and fill, on the
+/// side of cost.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegulatoryFees {
+    /// Fraction of a sell's principal.
+    pub sec_rate: Decimal,
+    pub taf_per_share: Decimal,
+    pub taf_max: Decimal,
+    pub cat_per_share: Decimal,
+}
+
+impl RegulatoryFees {
+    /// Alpaca's rates (docs.alpaca.markets/docs/regulatory-fees, as read on 2026-12-05):
+    /// SEC $27.80 per million sold, TAF $0.000166 a share sold up to $8.30 a trade, CAT
+    /// $0.000046 a share either side. The SEC and FINRA revise theirs: set the rates in
+    /// `[venue.sim]` when they change.
+    pub fn alpaca() -> Self {
+        Self {
+            sec_rate: Decimal::new(278, 7),
+            taf_per_share: Decimal::new(166, 6),
+            taf_max: Decimal::new(830, 2),
+            cat_per_share: Decimal::new(46, 6),
+        }
+    }
+
+    /// The fees on a fill of `qty` shares worth `notional`.
+    pub fn on(&self, side: Side, qty: Decimal, notional: Decimal) -> Decimal {
+        let cent_up = |d: Decimal| d.round_dp_with_strategy(2, RoundingStrategy::AwayFromZero);
+        let cat = cent_up(qty * self.cat_per_share);
+        match side {
+            Side::Buy => cat,
+            Side::Sell => {
+                let sec = cent_up(notional * self.sec_rate);
+                let taf = cent_up(qty * self.taf_per_share).min(self.taf_max);
+                sec + taf + cat
+            }
         }
     }
 }
@@ -59,15 +106,21 @@ impl SimCosts {
         p.round_dp_with_strategy(4, RoundingStrategy::MidpointAwayFromZero)
     }
 
-    pub fn commission(&self, notional: Decimal) -> Decimal {
-        (self.commission_per_order + notional * self.commission_bps / BPS)
-            .round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+    /// What a fill of `qty` worth `notional` costs besides its price: the commission
+    /// (per order + bps of the notional, to the cent) and any regulatory fees.
+    pub fn commission(&self, side: Side, qty: Decimal, notional: Decimal) -> Decimal {
+        let commission = (self.commission_per_order + notional * self.commission_bps / BPS)
+            .round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
+        match &self.regulatory {
+            Some(fees) => commission + fees.on(side, qty, notional),
+            None => commission,
+        }
     }
 
     /// Cash a buy of `qty` at reference `price` takes, commission included.
     pub fn buy_cost(&self, qty: Decimal, price: Decimal) -> Decimal {
         let notional = qty * self.fill_price(Side::Buy, price);
-        notional + self.commission(notional)
+        notional + self.commission(Side::Buy, qty, notional)
     }
 }
 
@@ -391,7 +444,7 @@ impl SimVenue {
             Ok(Fill::StaysOpen) => order.status = VenueOrderStatus::Accepted,
             Ok(Fill::At(price)) => {
                 let notional = intent.qty * price;
-                let commission = self.costs.commission(notional);
+                let commission = self.costs.commission(intent.side, intent.qty, notional);
                 let held = s
                     .account
                     .positions
@@ -603,6 +656,7 @@ mod tests {
             slippage_bps: dec!(5),
             commission_per_order: dec!(1),
             commission_bps: dec!(10),
+            regulatory: None,
         };
         let v = SimVenue::new(dec!(10000), costs, None);
         v.set_mark("SPY", dec!(400.00));
@@ -722,8 +776,38 @@ mod tests {
             slippage_bps: dec!(0),
             commission_per_order: dec!(0),
             commission_bps: dec!(50),
+            regulatory: None,
         };
         // 1.00 × 0.005 = 0.005 → 0.01
-        assert_eq!(c.commission(dec!(1.00)), dec!(0.01));
+        assert_eq!(c.commission(Side::Buy, dec!(1), dec!(1.00)), dec!(0.01));
+    }
+
+    /// Alpaca's fees, worked by hand: sells pay SEC on the proceeds, TAF per share up
+    /// to its cap, CAT per share; buys pay CAT only; each rounded up to the cent.
+    #[test]
+    fn regulatory_fees_are_alpacas_on_sells_and_cat_on_both_sides() {
+        let fees = RegulatoryFees::alpaca();
+        // 100 shares sold for $10,000: SEC 0.278 → 0.28; TAF 0.0166 → 0.02; CAT 0.0046 → 0.01.
+        assert_eq!(fees.on(Side::Sell, dec!(100), dec!(10000)), dec!(0.31));
+        // Bought: CAT only.
+        assert_eq!(fees.on(Side::Buy, dec!(100), dec!(10000)), dec!(0.01));
+        // 100,000 shares sold for $2,000,000: SEC 55.60; TAF 16.60 capped at 8.30; CAT 4.60.
+        assert_eq!(
+            fees.on(Side::Sell, dec!(100000), dec!(2000000)),
+            dec!(68.50)
+        );
+        // A fraction of a share sold for $5: every fee is still a cent.
+        assert_eq!(fees.on(Side::Sell, dec!(0.05), dec!(5)), dec!(0.03));
+        let c = SimCosts {
+            regulatory: Some(fees),
+            ..SimCosts::default()
+        };
+        assert_eq!(c.commission(Side::Sell, dec!(100), dec!(10000)), dec!(0.31));
+        let v = SimVenue::new(dec!(100000), c, None);
+        v.set_mark("SPY", dec!(100));
+        block(v.submit(&intent("b", Side::Buy, dec!(100)))).unwrap();
+        block(v.submit(&intent("s", Side::Sell, dec!(100)))).unwrap();
+        // 100 at 100.05 (+0.01 CAT), then 100 at 99.95 (−0.31): 100,000 − 10,005.01 + 9,994.69.
+        assert_eq!(v.snapshot().cash, dec!(99989.68));
     }
 }
