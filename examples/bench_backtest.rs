@@ -14,6 +14,10 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[path = "support/peak_memory.rs"]
+mod peak_memory;
+use peak_memory::peak_mib;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
@@ -30,17 +34,6 @@ fn root() -> PathBuf {
 
 fn date(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("date")
-}
-
-/// Peak resident memory of this process in MiB (VmHWM).
-fn peak_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 struct Round {

@@ -34,6 +34,20 @@ pub struct DailyBar {
     pub volume: u64,
 }
 
+impl DailyBar {
+    /// A bar that traded at one price all day, volume 1 (test series, synthetic data).
+    pub fn flat(date: NaiveDate, price: Decimal) -> Self {
+        Self {
+            date,
+            open: price,
+            high: price,
+            low: price,
+            close: price,
+            volume: 1,
+        }
+    }
+}
+
 /// Split- and dividend-adjusted or raw prices (LEAN data; CSV folders are taken as given).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -382,17 +396,7 @@ mod tests {
         let start = NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
         let bars = days
             .iter()
-            .map(|d| {
-                let p = Decimal::from(100 + *d);
-                DailyBar {
-                    date: start + Days::new(*d),
-                    open: p,
-                    high: p,
-                    low: p,
-                    close: p,
-                    volume: 1,
-                }
-            })
+            .map(|d| DailyBar::flat(start + Days::new(*d), Decimal::from(100 + *d)))
             .collect();
         (symbol.into(), Arc::new(BarSeries::new(symbol.into(), bars)))
     }

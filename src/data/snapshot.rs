@@ -106,15 +106,7 @@ mod tests {
                     let bars = bars
                         .iter()
                         .map(|(day, m, scale)| {
-                            let p = Decimal::new(*m, *scale);
-                            DailyBar {
-                                date: start + Days::new(*day),
-                                open: p,
-                                high: p,
-                                low: p,
-                                close: p,
-                                volume: 1,
-                            }
+                            DailyBar::flat(start + Days::new(*day), Decimal::new(*m, *scale))
                         })
                         .collect();
                     (

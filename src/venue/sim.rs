@@ -604,13 +604,8 @@ mod tests {
     fn closes(symbol: &str, days: &[(u32, Decimal)]) -> (Symbol, Arc<crate::data::BarSeries>) {
         let bars = days
             .iter()
-            .map(|(day, close)| crate::data::DailyBar {
-                date: NaiveDate::from_ymd_opt(2024, 1, *day).unwrap(),
-                open: *close,
-                high: *close,
-                low: *close,
-                close: *close,
-                volume: 1,
+            .map(|(day, close)| {
+                crate::data::DailyBar::flat(NaiveDate::from_ymd_opt(2024, 1, *day).unwrap(), *close)
             })
             .collect();
         (

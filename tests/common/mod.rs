@@ -387,14 +387,7 @@ pub fn daily_series(symbol: &str, closes: &[f64]) -> alchemiser::data::BarSeries
         .enumerate()
         .map(|(i, c)| {
             let p = Decimal::from_str(&format!("{c:.6}")).expect("price");
-            alchemiser::data::DailyBar {
-                date: start + chrono::Days::new(i as u64),
-                open: p,
-                high: p,
-                low: p,
-                close: p,
-                volume: 1,
-            }
+            alchemiser::data::DailyBar::flat(start + chrono::Days::new(i as u64), p)
         })
         .collect();
     alchemiser::data::BarSeries::new(symbol.into(), bars)

@@ -385,20 +385,18 @@ impl<'a> Evaluator<'a> {
                 }
                 scored.sort_unstable_by(order);
                 // The chosen and the first left out: what decided the cut.
-                for (value, name, _, _) in scored.iter().take(k.saturating_add(1)) {
+                for (value, name, _, _) in &scored {
                     self.used.insert(metric.label(name), *value);
                 }
                 scored.truncate(k);
                 let part = Decimal::ONE / Decimal::from(scored.len());
                 let mut out = Allocation::default();
-                for (_, _, i, a) in &scored {
-                    match (a, &children[*i]) {
-                        (Some(a), _) => out.add_scaled(a, part),
-                        (None, Node::Asset { symbol, .. }) => {
-                            out.add_scaled(&Allocation::single(symbol), part)
-                        }
-                        (None, _) => {}
-                    }
+                for (_, _, i, allocation) in scored {
+                    let allocation = match allocation {
+                        Some(a) => a,
+                        None => self.node(&children[i])?,
+                    };
+                    out.add_scaled(&allocation, part);
                 }
                 Ok(out)
             }
