@@ -16,7 +16,7 @@ use crate::backtest::chain_digest::ChainDigest;
 use crate::backtest::{BacktestRecord, EquityPoint, FillRecord};
 use crate::calendar::UsEquityCalendar;
 use crate::clock::ManualClock;
-use crate::config::Config;
+use crate::config::{Config, FillTiming};
 use crate::data::MarketData;
 use crate::domain::RunMode;
 use crate::events::{CorrelationId, Envelope, Payload, WorkflowStarted};
@@ -116,6 +116,9 @@ struct Recorder {
     dates: HashMap<CorrelationId, NaiveDate>,
     /// Days a strategy file failed to evaluate, with why.
     strategy_errors: Vec<(NaiveDate, String)>,
+    /// Orders the venue refused (e.g. a buy that an opening gap made dearer than the
+    /// cash left).
+    rejected_orders: u64,
     /// In blocks of [`FILL_BLOCK`]: one growing vector of a long run's fills moved to a
     /// fresh (page-faulted) block at every doubling, ~1.6% of the main thread in perf.
     fills: Vec<Vec<FillRecord>>,
@@ -154,6 +157,10 @@ impl Recorder {
                 if let Some(date) = self.dates.get(&env.correlation_id) {
                     self.strategy_errors.push((*date, failed.detail.clone()));
                 }
+            }
+            Payload::OrderSettled(settled) => {
+                let rejected = settled.orders.iter().filter(|o| o.status == "rejected");
+                self.rejected_orders += rejected.count() as u64;
             }
             Payload::OrderFilled(f) => {
                 if let Some(date) = self.dates.get(&env.correlation_id) {
@@ -230,7 +237,8 @@ pub async fn run_observed(
     daily(config, book, dates, progress, observer, None).await
 }
 
-/// A backtest with the daily fill model: the venue moves to each session's close.
+/// A backtest with the daily fill model: the venue moves to each session's close, and
+/// orders fill there or at the next session's open (`backtest.fill`).
 async fn daily(
     config: Config,
     book: Arc<StrategyBook>,
@@ -249,13 +257,17 @@ async fn daily(
         v.set_date(date);
         Utc.from_utc_datetime(&date.and_hms_opt(20, 0, 0).unwrap_or_default())
     };
+    let fill = config.backtest.fill;
     drive_journaled(
         config,
         book,
         venue,
         market,
         dates,
-        daily_close,
+        Timing {
+            prepare: daily_close,
+            fill,
+        },
         progress,
         observer,
         journal,
@@ -276,10 +288,21 @@ pub async fn drive(
     progress: impl FnMut(usize, usize),
     observer: Option<Recipient<Observed>>,
 ) -> Result<BacktestRecord, BacktestError> {
+    let timing = Timing {
+        prepare,
+        fill: FillTiming::Close,
+    };
     drive_journaled(
-        config, book, venue, marks, dates, prepare, progress, observer, None,
+        config, book, venue, marks, dates, timing, progress, observer, None,
     )
     .await
+}
+
+/// How each day meets the venue: `prepare` sets the venue up for the day and returns
+/// the decision time; `fill` says whether orders fill then or at the next day's open.
+struct Timing<P> {
+    prepare: P,
+    fill: FillTiming,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -289,7 +312,7 @@ async fn drive_journaled(
     venue: Arc<SimVenue>,
     marks: Arc<MarketData>,
     dates: &[NaiveDate],
-    mut prepare: impl FnMut(&SimVenue, NaiveDate) -> DateTime<Utc>,
+    mut timing: Timing<impl FnMut(&SimVenue, NaiveDate) -> DateTime<Utc>>,
     mut progress: impl FnMut(usize, usize),
     observer: Option<Recipient<Observed>>,
     journal: Option<Journal>,
@@ -323,6 +346,7 @@ async fn drive_journaled(
         events: 0,
         dates: HashMap::new(),
         strategy_errors: Vec::new(),
+        rejected_orders: 0,
         fills: Vec::new(),
     })));
     let tapped = recorder.clone();
@@ -346,11 +370,30 @@ async fn drive_journaled(
     let mut record = BacktestRecord {
         initial_equity: initial_cash,
         points: Vec::with_capacity(dates.len()),
+        fill: timing.fill,
         ..BacktestRecord::default()
     };
 
     for (i, date) in dates.iter().enumerate() {
-        clock.set(prepare(&venue, *date));
+        clock.set((timing.prepare)(&venue, *date));
+        let next_open = match timing.fill {
+            FillTiming::Close => None,
+            FillTiming::NextOpen => {
+                // The day ends with what the previous day's orders bought at this
+                // morning's open; today's decision trades tomorrow.
+                record.points.push(equity_point(&venue, &market, *date));
+                match dates.get(i + 1) {
+                    Some(next) => Some(*next),
+                    None => {
+                        progress(i + 1, dates.len());
+                        continue;
+                    }
+                }
+            }
+        };
+        if let Some(next) = next_open {
+            venue.fill_at_open_of(next);
+        }
         let correlation = CorrelationId::derived(&[b"backtest", date.to_string().as_bytes()]);
         let started = WorkflowStarted {
             as_of: *date,
@@ -377,12 +420,9 @@ async fn drive_journaled(
                 .failed_workflows
                 .push((*date, "workflow unknown to the broker".into())),
         }
-        let (cash, equity) = venue.equity_on(&market, *date);
-        record.points.push(EquityPoint {
-            date: *date,
-            equity,
-            cash,
-        });
+        if next_open.is_none() {
+            record.points.push(equity_point(&venue, &market, *date));
+        }
         progress(i + 1, dates.len());
     }
     // Every workflow has ended, so the broker has dispatched (and tapped) its events.
@@ -397,6 +437,22 @@ async fn drive_journaled(
         .map_err(|e| BacktestError::Digest(e.to_string()))?;
     record.events = out.events;
     record.strategy_errors = out.strategy_errors;
+    record.rejected_orders = out.rejected_orders;
     record.fills = out.fills.concat();
+    if timing.fill == FillTiming::NextOpen {
+        // A fill happened on the session after its decision.
+        for fill in &mut record.fills {
+            let next = dates.partition_point(|d| *d <= fill.date);
+            if let Some(day) = dates.get(next) {
+                fill.date = *day;
+            }
+        }
+    }
     Ok(record)
+}
+
+/// The account at `date`'s close: cash plus positions at their closes.
+fn equity_point(venue: &SimVenue, market: &Arc<MarketData>, date: NaiveDate) -> EquityPoint {
+    let (cash, equity) = venue.equity_on(market, date);
+    EquityPoint { date, equity, cash }
 }

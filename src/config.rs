@@ -35,9 +35,33 @@ pub struct Config {
     pub risk: RiskConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
+    pub backtest: BacktestConfig,
     /// Folder that relative paths are resolved against: the config file's folder.
     #[serde(skip)]
     pub base_dir: PathBuf,
+}
+
+/// When a backtest's orders fill. A stated model, because it moves results: a fill at
+/// the close that produced the signal is optimistic (live trading decides at 15:45 on a
+/// partial bar and cannot trade at a close it has not seen yet).
+#[derive(Clone, Copy, Debug, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FillTiming {
+    /// At the close the signal was computed on (what Composer's backtests assume).
+    #[default]
+    Close,
+    /// At the next session's open: the decision uses the close, the trade happens the
+    /// next morning. The last session's decision has no next open and is not traded.
+    NextOpen,
+}
+
+crate::display_as_wire_name!(FillTiming);
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BacktestConfig {
+    /// `close` or `next_open`.
+    pub fill: FillTiming,
 }
 
 /// What to do when a strategy file cannot be evaluated. The default keeps the
@@ -886,6 +910,24 @@ mod tests {
         let err = Config::parse(&bad, "c.toml").unwrap_err();
         let keys: Vec<_> = err.violations.iter().map(|v| v.key.as_str()).collect();
         assert_eq!(keys, ["venue.sim.sec_fee_rate"]);
+    }
+
+    #[test]
+    fn the_backtest_fill_model_is_close_unless_told() {
+        let base = "[[strategy.files]]\npath = \"x.clj\"\nweight = \"1\"\n";
+        assert_eq!(
+            Config::parse(base, "c.toml").unwrap().backtest.fill,
+            FillTiming::Close
+        );
+        let next = format!("{base}[backtest]\nfill = \"next_open\"\n");
+        let next = Config::parse(&next, "c.toml").unwrap().backtest.fill;
+        assert_eq!(
+            (next, next.to_string()),
+            (FillTiming::NextOpen, "next_open".into())
+        );
+        let bad = format!("{base}[backtest]\nfill = \"tomorrow\"\n");
+        let err = Config::parse(&bad, "c.toml").unwrap_err();
+        assert!(err.to_string().contains("backtest.fill"), "{err}");
     }
 
     #[test]

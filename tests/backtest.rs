@@ -11,7 +11,7 @@ use alchemiser::actors::backtest::{run, run_observed, sessions, BacktestError};
 use alchemiser::actors::broker::Observed;
 use alchemiser::backtest::report::{equity_csv, orders_csv};
 use alchemiser::backtest::{summarize, BacktestRecord};
-use alchemiser::config::Config;
+use alchemiser::config::{Config, FillTiming};
 use alchemiser::data::MarketData;
 use alchemiser::domain::Side;
 use alchemiser::events::{Envelope, Payload};
@@ -112,39 +112,7 @@ async fn a_multi_year_lean_backtest_keeps_its_invariants() {
     assert!(record.fills.len() > 100, "{} fills", record.fills.len());
     assert_eq!(record.failed_workflows, vec![]);
 
-    // Replay the fills: cash never negative; equity = cash + positions marked at the close.
-    let market: &MarketData = &book.data;
-    let mut cash = initial;
-    let mut positions: BTreeMap<String, Decimal> = BTreeMap::new();
-    let mut fills = record.fills.iter().peekable();
-    for point in &record.points {
-        while let Some(f) = fills.next_if(|f| f.date == point.date) {
-            let notional = f.qty * f.price;
-            match f.side {
-                Side::Buy => {
-                    cash -= notional + f.commission;
-                    *positions.entry(f.symbol.to_string()).or_default() += f.qty;
-                }
-                Side::Sell => {
-                    cash += notional - f.commission;
-                    *positions.entry(f.symbol.to_string()).or_default() -= f.qty;
-                }
-            }
-        }
-        assert!(
-            cash >= Decimal::ZERO,
-            "cash negative on {}: {cash}",
-            point.date
-        );
-        assert_eq!(cash, point.cash, "cash on {}", point.date);
-        let marked: Decimal = positions
-            .iter()
-            .map(|(s, q)| *q * market.close_on_or_before(s, point.date).unwrap().1)
-            .sum();
-        assert_eq!(point.equity, cash + marked, "equity on {}", point.date);
-        assert!(positions.values().all(|q| *q >= Decimal::ZERO));
-    }
-    assert!(fills.next().is_none(), "every fill falls on a session");
+    assert_the_fills_replay_to_the_equity_curve(&record, &book.data, initial);
 
     // Every order is traceable to its plan: its client id is an intent of the workflow's
     // execution.started, whose plan hash is the workflow's plan.
@@ -177,6 +145,101 @@ async fn a_multi_year_lean_backtest_keeps_its_invariants() {
         }
     }
     assert_eq!(traced, record.fills.len());
+}
+
+/// Replays the fills: cash never negative; each day's cash is what the fills left and
+/// its equity is cash + positions marked at that day's close.
+fn assert_the_fills_replay_to_the_equity_curve(
+    record: &BacktestRecord,
+    market: &MarketData,
+    initial: Decimal,
+) {
+    let mut cash = initial;
+    let mut positions: BTreeMap<String, Decimal> = BTreeMap::new();
+    let mut fills = record.fills.iter().peekable();
+    for point in &record.points {
+        while let Some(f) = fills.next_if(|f| f.date == point.date) {
+            let notional = f.qty * f.price;
+            match f.side {
+                Side::Buy => {
+                    cash -= notional + f.commission;
+                    *positions.entry(f.symbol.to_string()).or_default() += f.qty;
+                }
+                Side::Sell => {
+                    cash += notional - f.commission;
+                    *positions.entry(f.symbol.to_string()).or_default() -= f.qty;
+                }
+            }
+        }
+        assert!(
+            cash >= Decimal::ZERO,
+            "cash negative on {}: {cash}",
+            point.date
+        );
+        assert_eq!(cash, point.cash, "cash on {}", point.date);
+        let marked: Decimal = positions
+            .iter()
+            .map(|(s, q)| *q * market.close_on_or_before(s, point.date).unwrap().1)
+            .sum();
+        assert_eq!(point.equity, cash + marked, "equity on {}", point.date);
+        assert!(positions.values().all(|q| *q >= Decimal::ZERO));
+    }
+    assert!(fills.next().is_none(), "every fill falls on a session");
+}
+
+#[actix_rt::test]
+async fn next_open_fills_at_the_next_sessions_open_and_marks_each_day_before_trading() {
+    let (mut config, book) = bundled();
+    config.backtest.fill = FillTiming::NextOpen;
+    let costs = config.venue.sim.costs();
+    let initial = config.venue.sim.initial_cash;
+    let dates = sessions(&book, d("2016-01-01"), d("2016-12-31")).unwrap();
+    let record = run(config.clone(), book.clone(), &dates, |_, _| {})
+        .await
+        .unwrap();
+    let summary = summarize(&record).unwrap();
+    assert_eq!(summary.fill, FillTiming::NextOpen);
+    // The last session's decision has no next open: it is not run.
+    assert_eq!(summary.workflows, dates.len() as u64 - 1);
+    assert_eq!(record.points.len(), dates.len());
+    // Nothing has traded by the first close.
+    assert_eq!(record.points[0].equity, initial);
+    assert!(record.fills.len() > 50, "{} fills", record.fills.len());
+    for f in &record.fills {
+        assert_ne!(f.date, dates[0], "a fill on the first decision's own day");
+        let series = &book.data.series[f.symbol.as_str()];
+        let i = series.dates().binary_search(&f.date).unwrap();
+        let open = series.open(i).unwrap();
+        assert_eq!(f.price, costs.fill_price(f.side, open), "{f:?}");
+    }
+    assert_the_fills_replay_to_the_equity_curve(&record, &book.data, initial);
+
+    // The same first decision as the close model, traded a day later at other prices.
+    let at_close = run(config_with_close(config), book, &dates, |_, _| {})
+        .await
+        .unwrap();
+    let first = |r: &BacktestRecord| {
+        let day = r.fills[0].date;
+        r.fills
+            .iter()
+            .take_while(|f| f.date == day)
+            .map(|f| (f.client_order_id.clone(), f.qty, f.date))
+            .collect::<Vec<_>>()
+    };
+    let (a, b) = (first(&at_close), first(&record));
+    assert_eq!(a[0].2, dates[0]);
+    assert_eq!(b[0].2, dates[1]);
+    // Every order filled at the open was the close model's order, same id and quantity
+    // (an order the opening gap made too dear for the cash is rejected and counted).
+    assert!(!b.is_empty() && b.len() <= a.len(), "{a:?} {b:?}");
+    for (id, qty, _) in &b {
+        assert!(a.iter().any(|(i, q, _)| (i, q) == (id, qty)), "{id} {qty}");
+    }
+}
+
+fn config_with_close(mut config: Config) -> Config {
+    config.backtest.fill = FillTiming::Close;
+    config
 }
 
 #[test]

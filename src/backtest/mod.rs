@@ -10,6 +10,7 @@ use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Serialize;
 
+use crate::config::FillTiming;
 use crate::domain::Side;
 
 /// End-of-day state: equity = cash + Σ qty·close.
@@ -36,9 +37,13 @@ pub struct FillRecord {
 #[derive(Clone, Debug, Default)]
 pub struct BacktestRecord {
     pub initial_equity: Decimal,
+    /// When orders filled: at the signal's close or the next session's open.
+    pub fill: FillTiming,
     pub points: Vec<EquityPoint>,
     pub fills: Vec<FillRecord>,
     pub workflows: u64,
+    /// Orders the venue refused.
+    pub rejected_orders: u64,
     pub failed_workflows: Vec<(NaiveDate, String)>,
     /// Days a strategy file failed to evaluate, with the reason (whether the workflow
     /// failed or, with `on_strategy_error = "cash"`, the file's slice went to cash).
@@ -74,6 +79,8 @@ impl StrategyErrors {
 pub struct Summary {
     pub start: NaiveDate,
     pub end: NaiveDate,
+    /// The fill model that ran: `close` or `next_open`.
+    pub fill: FillTiming,
     pub initial_equity: Decimal,
     pub final_equity: Decimal,
     pub total_return: Decimal,
@@ -82,6 +89,9 @@ pub struct Summary {
     pub sharpe: Decimal,
     pub max_drawdown: Decimal,
     pub trades: u64,
+    /// Orders the venue refused (a buy dearer at the fill than planned, beyond the
+    /// cash left): each is in the journal with its reason.
+    pub rejected_orders: u64,
     /// Traded value over average equity.
     pub turnover: Decimal,
     pub workflows: u64,
@@ -157,6 +167,7 @@ pub fn summarize(record: &BacktestRecord) -> Option<Summary> {
     Some(Summary {
         start: first.date,
         end: last.date,
+        fill: record.fill,
         initial_equity: initial.round_dp(2),
         final_equity: last.equity.round_dp(2),
         total_return: ratio(growth - 1.0),
@@ -165,6 +176,7 @@ pub fn summarize(record: &BacktestRecord) -> Option<Summary> {
         sharpe: ratio(sharpe),
         max_drawdown: ratio(worst),
         trades: record.fills.len() as u64,
+        rejected_orders: record.rejected_orders,
         turnover: turnover.round_dp_with_strategy(6, RoundingStrategy::MidpointNearestEven),
         workflows: record.workflows,
         failed_workflows: record.failed_workflows.len() as u64,

@@ -292,6 +292,47 @@ impl DayCloses {
     }
 }
 
+/// Every symbol's open on one date, for symbols with a bar that day: what a backtest
+/// that fills at the next session's open trades at.
+#[derive(Debug, Default)]
+pub struct DayOpens {
+    date: Option<NaiveDate>,
+    /// `(symbol, open)` in symbol order.
+    opens: Vec<(Symbol, Decimal)>,
+}
+
+impl DayOpens {
+    pub fn on(market: &MarketData, date: NaiveDate) -> Self {
+        let opens = market
+            .series
+            .iter()
+            .filter_map(|(symbol, series)| {
+                let i = series.count_until(date).checked_sub(1)?;
+                (series.dates()[i] == date)
+                    .then(|| series.open(i))
+                    .flatten()
+                    .map(|open| (symbol.clone(), open))
+            })
+            .collect();
+        Self {
+            date: Some(date),
+            opens,
+        }
+    }
+
+    pub fn date(&self) -> Option<NaiveDate> {
+        self.date
+    }
+
+    /// The open of `symbol` on the date (none when it has no bar that day).
+    pub fn of(&self, symbol: &str) -> Option<Decimal> {
+        self.opens
+            .binary_search_by(|(s, _)| s.as_str().cmp(symbol))
+            .ok()
+            .map(|i| self.opens[i].1)
+    }
+}
+
 /// Where validated bars go: every field (for a caller that wants them all) or the
 /// columns a [`BarSeries`] keeps, filled as the file is read (a whole-bar copy of a
 /// large universe first was a tenth of loading it).

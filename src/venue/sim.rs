@@ -23,7 +23,7 @@ use chrono::NaiveTime;
 
 use super::{AccountSnapshot, Venue, VenueError, VenueFuture, VenueOrder, VenueOrderStatus};
 use crate::data::intraday::MinuteQuote;
-use crate::data::{DayCloses, MarketData};
+use crate::data::{DayCloses, DayOpens, MarketData};
 use crate::domain::{OrderType, Side, Symbol};
 use crate::events::OrderIntent;
 use crate::execution::smart_limit::Quote;
@@ -131,6 +131,9 @@ struct SimState {
     date: Option<NaiveDate>,
     /// The closes as of `date`: looked up by every plan and order, so found once a day.
     closes: DayCloses,
+    /// Set when orders fill at a later session's open (`backtest.fill = "next_open"`):
+    /// prices and plans still read `closes`, fills read these.
+    fill_opens: Option<DayOpens>,
     intraday: Option<Intraday>,
     /// Every order by client id. Hashed: a 23-year backtest holds thousands, and every
     /// submission and lookup searched a sorted map of them; listings sort by id.
@@ -219,6 +222,19 @@ impl SimVenue {
         }
         s.marks.clear();
         s.intraday = None;
+        s.fill_opens = None;
+    }
+
+    /// Market orders placed from now until the next [`SimVenue::set_date`] fill at
+    /// `date`'s open (the next session's), not at the current close; a limit order
+    /// fills when that open crosses its limit.
+    pub fn fill_at_open_of(&self, date: NaiveDate) {
+        let opens = self
+            .market
+            .as_ref()
+            .map(|m| DayOpens::on(m, date))
+            .unwrap_or_default();
+        self.lock().fill_opens = Some(opens);
     }
 
     /// Switches to the intraday model for the current day: `quotes` by symbol, in
@@ -365,9 +381,18 @@ impl SimVenue {
     /// Where `intent` fills under the current model.
     fn fill_of(&self, state: &SimState, intent: &OrderIntent) -> Result<Fill, String> {
         let Some(day) = &state.intraday else {
-            let reference = self
-                .price_of(state, &intent.symbol)
-                .map_err(|e| e.to_string())?;
+            let reference = match &state.fill_opens {
+                Some(opens) => opens.of(&intent.symbol).ok_or_else(|| {
+                    format!(
+                        "no {} bar on {} to fill at its open",
+                        intent.symbol,
+                        opens.date().map_or_else(String::new, |d| d.to_string())
+                    )
+                })?,
+                None => self
+                    .price_of(state, &intent.symbol)
+                    .map_err(|e| e.to_string())?,
+            };
             return Ok(match (intent.order_type, intent.limit_price) {
                 (OrderType::Limit, Some(limit)) => {
                     let crosses = match intent.side {
