@@ -13,7 +13,7 @@ use thiserror::Error;
 use super::broker::{Observe, Observed, RunWorkflow, StartWorkflow, Tap};
 use super::engine::{self, EngineDeps};
 use crate::backtest::chain_digest::ChainDigest;
-use crate::backtest::{BacktestRecord, EquityPoint, FillRecord};
+use crate::backtest::{BacktestRecord, EquityPoint, FillRecord, Sleeve};
 use crate::calendar::UsEquityCalendar;
 use crate::clock::ManualClock;
 use crate::config::{Config, FillTiming};
@@ -119,6 +119,7 @@ struct Recorder {
     /// Orders the venue refused (e.g. a buy that an opening gap made dearer than the
     /// cash left).
     rejected_orders: u64,
+    sleeves: Vec<(NaiveDate, Vec<Sleeve>)>,
     /// In blocks of [`FILL_BLOCK`]: one growing vector of a long run's fills moved to a
     /// fresh (page-faulted) block at every doubling, ~1.6% of the main thread in perf.
     fills: Vec<Vec<FillRecord>>,
@@ -147,6 +148,18 @@ impl Recorder {
                 self.dates.remove(&env.correlation_id);
             }
             Payload::SignalGenerated(signal) => {
+                if signal.strategies.len() > 1 {
+                    let sleeves = signal
+                        .strategies
+                        .iter()
+                        .map(|s| Sleeve {
+                            name: s.name.clone(),
+                            file_weight: s.file_weight,
+                            weights: s.weights.clone(),
+                        })
+                        .collect();
+                    self.sleeves.push((signal.as_of, sleeves));
+                }
                 for s in &signal.strategies {
                     if let Some(error) = &s.error {
                         self.strategy_errors.push((signal.as_of, error.clone()));
@@ -347,6 +360,7 @@ async fn drive_journaled(
         dates: HashMap::new(),
         strategy_errors: Vec::new(),
         rejected_orders: 0,
+        sleeves: Vec::new(),
         fills: Vec::new(),
     })));
     let tapped = recorder.clone();
@@ -438,6 +452,7 @@ async fn drive_journaled(
     record.events = out.events;
     record.strategy_errors = out.strategy_errors;
     record.rejected_orders = out.rejected_orders;
+    record.sleeves = out.sleeves;
     record.fills = out.fills.concat();
     if timing.fill == FillTiming::NextOpen {
         // A fill happened on the session after its decision.

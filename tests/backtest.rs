@@ -313,7 +313,43 @@ fn the_command_writes_its_files() {
         Some("date,symbol,side,qty,price,commission,client_order_id")
     );
     let svg = std::fs::read_to_string(out.path().join("equity.svg")).unwrap();
-    assert!(svg.starts_with("<svg") && svg.contains("drawdown"));
+    assert!(svg.starts_with("<?xml") && svg.contains("<svg") && svg.contains("Drawdown"));
+    // Plain labels: thousands separated, no float debris like `1200000.0`.
+    assert!(
+        svg.contains("100,000") && !svg.contains("00000.0<"),
+        "{svg}"
+    );
+    let report = std::fs::read_to_string(out.path().join("report.html")).unwrap();
+    assert!(report.starts_with("<!DOCTYPE html>") && report.contains("Monthly and yearly returns"));
+
+    // A second run writes the same bytes, report and chart included.
+    let again = tempfile::tempdir().unwrap();
+    let o2 = Command::new(env!("CARGO_BIN_EXE_alchemiser"))
+        .args([
+            "backtest",
+            "--from",
+            "2017-01-01",
+            "--to",
+            "2017-03-31",
+            "--out",
+        ])
+        .arg(again.path())
+        .output()
+        .unwrap();
+    assert!(o2.status.success());
+    for file in [
+        "summary.json",
+        "equity.csv",
+        "orders.csv",
+        "equity.svg",
+        "report.html",
+    ] {
+        assert_eq!(
+            std::fs::read(out.path().join(file)).unwrap(),
+            std::fs::read(again.path().join(file)).unwrap(),
+            "{file} differs between two runs"
+        );
+    }
     // Not a terminal: no progress bar noise, just the file list.
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(stderr.lines().all(|l| l.starts_with("wrote ")), "{stderr}");

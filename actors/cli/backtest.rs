@@ -6,19 +6,33 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 
+use crate::backtest::tearsheet::{find_benchmark, Benchmark, Tearsheet};
 use crate::journal::lock::JournalLock;
 use crate::journal::Journal;
 
 use super::{load_book, load_config};
 
-pub(super) fn backtest(
-    config: Option<PathBuf>,
-    from: NaiveDate,
-    to: NaiveDate,
-    data: Option<PathBuf>,
-    out: PathBuf,
-    journal_path: Option<PathBuf>,
-) -> ExitCode {
+/// What `alchemiser backtest` was asked for.
+pub(super) struct BacktestRequest {
+    pub config: Option<PathBuf>,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub data: Option<PathBuf>,
+    pub out: PathBuf,
+    pub journal: Option<PathBuf>,
+    pub benchmark: Option<String>,
+}
+
+pub(super) fn backtest(request: BacktestRequest) -> ExitCode {
+    let BacktestRequest {
+        config,
+        from,
+        to,
+        data,
+        out,
+        journal: journal_path,
+        benchmark,
+    } = request;
     let config = match load_config(config.as_ref()) {
         Ok(c) => c,
         Err(code) => return code,
@@ -38,6 +52,13 @@ pub(super) fn backtest(
         Ok(d) => d,
         Err(e) => {
             eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let benchmark = match find_benchmark(&book.source, &book.data, benchmark.as_deref()) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: benchmark: {e}");
             return ExitCode::from(2);
         }
     };
@@ -98,7 +119,7 @@ pub(super) fn backtest(
     }
     let result = system.block_on(super::super::backtest::run_journaled(
         config,
-        book,
+        book.clone(),
         &dates,
         move |done, _| progress.set_position(done as u64),
         journal,
@@ -116,7 +137,28 @@ pub(super) fn backtest(
         eprintln!("error: the backtest produced no sessions");
         return ExitCode::FAILURE;
     };
-    match crate::backtest::report::write_all(&out, &record, &summary) {
+    let sheet = Tearsheet::of(
+        &record,
+        &summary,
+        &book.data,
+        benchmark
+            .as_ref()
+            .map(|(symbol, series)| Benchmark {
+                symbol: symbol.clone(),
+                series,
+            })
+            .as_ref(),
+    );
+    let no_benchmark = benchmark
+        .is_none()
+        .then(crate::backtest::html::no_benchmark_note);
+    match crate::backtest::report::write_all(
+        &out,
+        &record,
+        &summary,
+        &sheet,
+        no_benchmark.as_deref(),
+    ) {
         Ok(files) => {
             if let Ok(json) = serde_json::to_string_pretty(&summary) {
                 println!("{json}");

@@ -151,9 +151,12 @@ enum Command {
         #[arg(long, default_value = "out/backtest")]
         out: PathBuf,
         /// Journal every event to this SQLite file (default: an in-memory journal).
-        /// Journal file (default: the config's journal.path).
         #[arg(long)]
         journal: Option<PathBuf>,
+        /// Buy-and-hold benchmark for report.html (default: the first of SPY, VOO, IVV,
+        /// VTI, QQQ that the data has).
+        #[arg(long)]
+        benchmark: Option<String>,
     },
     /// The durable journal: verify it, or rebuild a workflow from it.
     Journal {
@@ -249,7 +252,16 @@ pub fn main() -> ExitCode {
             data,
             out,
             journal,
-        } => backtest::backtest(config, from, to, data, out, journal),
+            benchmark,
+        } => backtest::backtest(backtest::BacktestRequest {
+            config,
+            from,
+            to,
+            data,
+            out,
+            journal,
+            benchmark,
+        }),
         Command::Journal { command } => match command {
             JournalCommand::Verify { journal, config } => journal::journal_verify(config, journal),
             JournalCommand::Replay {

@@ -3,7 +3,10 @@
 //! into the summary, with money in `Decimal` and ratios rounded to 6 decimals.
 
 pub mod chain_digest;
+pub mod chart;
+pub mod html;
 pub mod report;
+pub mod tearsheet;
 
 use chrono::NaiveDate;
 use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
@@ -33,6 +36,15 @@ pub struct FillRecord {
     pub client_order_id: String,
 }
 
+/// One strategy file's targets on one day, kept when several files are weighted (the
+/// report's attribution).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sleeve {
+    pub name: String,
+    pub file_weight: Decimal,
+    pub weights: std::collections::BTreeMap<crate::domain::Symbol, Decimal>,
+}
+
 /// What a backtest run produced.
 #[derive(Clone, Debug, Default)]
 pub struct BacktestRecord {
@@ -52,6 +64,8 @@ pub struct BacktestRecord {
     pub warm_up_sessions: u64,
     pub events: u64,
     pub chain_digest: String,
+    /// Each day's per-file targets, by decision day (empty with a single file).
+    pub sleeves: Vec<(NaiveDate, Vec<Sleeve>)>,
 }
 
 /// Strategy evaluation errors of a run, as `summary.json` reports them.

@@ -31,7 +31,8 @@ pub struct WorkflowStarted {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StrategyAllocation {
     pub name: String,
-    /// Share of the portfolio given to this file (normalised across files).
+    /// The file's configured weight; its share of the portfolio is this over the sum of
+    /// every file's (see `strategy::consolidate`).
     #[serde(serialize_with = "text::plain")]
     pub file_weight: Decimal,
     /// In-file weights by symbol, summing to 1 (empty when the file failed).
