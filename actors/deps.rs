@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::data::SharedMarket;
 use crate::halt::TradingGate;
 use crate::journal::outbox::Outbox;
+use crate::notify::delivery::Notifier;
 use crate::risk::DeployedLedger;
 use crate::strategy::book::StrategyBook;
 use crate::strategy::prefetch::SignalPrefetch;
@@ -34,6 +35,8 @@ pub struct EngineDeps {
     /// Money bought per day, shared by execution's incarnations (a restart must not
     /// reset the daily circuit breaker).
     pub deployed: DeployedLedger,
+    /// Where notifications go (`run` with channels configured); none: no notifier.
+    pub notifier: Option<Arc<Notifier>>,
 }
 
 impl EngineDeps {
@@ -57,6 +60,7 @@ impl EngineDeps {
             gate: TradingGate::default(),
             roots: WorkflowRoots::remembering(closed_kept),
             deployed: DeployedLedger::default(),
+            notifier: None,
         }
     }
 
@@ -70,6 +74,12 @@ impl EngineDeps {
     /// ready (backtests, where every date is known in advance).
     pub fn with_prefetch(mut self, prefetched: Option<Arc<SignalPrefetch>>) -> Self {
         self.prefetched = prefetched;
+        self
+    }
+
+    /// A notifications actor sends through `notifier` (none: it is not registered).
+    pub fn with_notifier(mut self, notifier: Option<Arc<Notifier>>) -> Self {
+        self.notifier = notifier;
         self
     }
 

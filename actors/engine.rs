@@ -6,17 +6,22 @@ use actix::Addr;
 use super::broker::{Broker, BrokerSettings};
 pub use super::deps::EngineDeps;
 use super::supervision::Registry;
-use super::{execution, portfolio, reconciliation, recovery, strategy};
+use super::{execution, notify, portfolio, reconciliation, recovery, strategy};
 use crate::journal::Journal;
 
-/// The standard registry: the five business actors.
+/// The standard registry: the five business actors, and the notifier when channels
+/// are configured.
 pub fn standard_registry(deps: EngineDeps) -> Registry {
+    let notifying = deps.notifier.is_some();
     let mut registry = Registry::new(deps);
     strategy::register(&mut registry);
     portfolio::register(&mut registry);
     execution::register(&mut registry);
     reconciliation::register(&mut registry);
     recovery::register(&mut registry);
+    if notifying {
+        notify::register(&mut registry);
+    }
     registry
 }
 

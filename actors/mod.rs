@@ -1,5 +1,5 @@
-//! The actix layer: one broker, five supervised business actors, and the CLI that
-//! starts them. Actors receive an event, call their core in `src/`, and publish.
+//! The actix layer: one broker, five supervised business actors (and a notifier that
+//! only listens), and the CLI that starts them. Actors receive an event, call their core in `src/`, and publish.
 
 pub mod backtest;
 pub mod broker;
@@ -13,6 +13,7 @@ pub mod replay;
 pub mod supervision;
 
 pub mod execution;
+pub mod notify;
 pub mod portfolio;
 pub mod reconciliation;
 pub mod recovery;

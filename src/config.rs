@@ -36,6 +36,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub log: LogConfig,
     pub backtest: BacktestConfig,
+    pub notifications: NotificationsConfig,
     /// Folder that relative paths are resolved against: the config file's folder.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -55,13 +56,114 @@ pub enum FillTiming {
     NextOpen,
 }
 
-crate::display_as_wire_name!(FillTiming);
+crate::display_as_wire_name!(FillTiming, SmtpSecurity, WebhookFormat);
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct BacktestConfig {
     /// `close` or `next_open`.
     pub fill: FillTiming,
+}
+
+/// How the SMTP connection is secured.
+#[derive(Clone, Copy, Debug, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpSecurity {
+    /// Plain connection upgraded with STARTTLS, which must succeed (port 587).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No encryption: loopback relays only when credentials are set.
+    None,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmailConfig {
+    /// Empty: no e-mail.
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    pub security: SmtpSecurity,
+    pub from: String,
+    pub to: Vec<String>,
+    /// A PEM root certificate to trust besides the public ones (a private relay).
+    pub ca_file: PathBuf,
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        Self {
+            smtp_host: String::new(),
+            smtp_port: 587,
+            security: SmtpSecurity::Starttls,
+            from: String::new(),
+            to: Vec::new(),
+            ca_file: PathBuf::new(),
+        }
+    }
+}
+
+/// The body a webhook receives.
+#[derive(Clone, Copy, Debug, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookFormat {
+    /// Every field of the notification as JSON.
+    #[default]
+    Json,
+    /// Slack's incoming webhooks: `{"text": ...}`.
+    Slack,
+    /// Discord's webhooks: `{"content": ...}` (at most 2,000 characters).
+    Discord,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookConfig {
+    /// The address, when it holds no secret.
+    pub url: String,
+    /// The environment variable holding the address (Slack's and Discord's carry a
+    /// token: keep them out of this file).
+    pub url_env: String,
+    pub format: WebhookFormat,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotificationsConfig {
+    /// What to notify: `completed`, `failed`, `halted`, `drift`, `gave_up`.
+    pub on: Vec<crate::notify::NotifyKind>,
+    /// Attempts per send while failures are transient.
+    pub max_attempts: u32,
+    pub backoff_ms: u64,
+    pub backoff_cap_ms: u64,
+    pub timeout_secs: u64,
+    pub email: EmailConfig,
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+impl Default for NotificationsConfig {
+    fn default() -> Self {
+        Self {
+            on: crate::notify::NotifyKind::ALL.to_vec(),
+            max_attempts: 5,
+            backoff_ms: 2000,
+            backoff_cap_ms: 60_000,
+            timeout_secs: 15,
+            email: EmailConfig::default(),
+            webhooks: Vec::new(),
+        }
+    }
+}
+
+impl NotificationsConfig {
+    pub fn retry_policy(&self) -> crate::notify::delivery::RetryPolicy {
+        crate::notify::delivery::RetryPolicy {
+            max_attempts: self.max_attempts,
+            backoff: Duration::from_millis(self.backoff_ms),
+            backoff_cap: Duration::from_millis(self.backoff_cap_ms),
+        }
+    }
 }
 
 /// What to do when a strategy file cannot be evaluated. The default keeps the
@@ -669,6 +771,58 @@ impl Config {
     }
 
     /// Every rule violated, not just the first.
+    fn validate_notifications(&self, v: &mut Violations) {
+        let n = &self.notifications;
+        v.check(
+            n.max_attempts > 0,
+            "notifications.max_attempts",
+            "must be > 0",
+        );
+        v.check(
+            n.timeout_secs > 0,
+            "notifications.timeout_secs",
+            "must be > 0",
+        );
+        v.check(
+            n.backoff_cap_ms >= n.backoff_ms,
+            "notifications.backoff_cap_ms",
+            "must be >= backoff_ms",
+        );
+        let email = &n.email;
+        if !email.smtp_host.is_empty() {
+            let mailbox = |a: &str| a.parse::<lettre::message::Mailbox>().is_ok();
+            v.check(
+                mailbox(&email.from),
+                "notifications.email.from",
+                format!("{:?} is not an e-mail address", email.from),
+            );
+            v.check(
+                !email.to.is_empty(),
+                "notifications.email.to",
+                "needs at least one address",
+            );
+            for (i, to) in email.to.iter().enumerate() {
+                v.check(
+                    mailbox(to),
+                    &format!("notifications.email.to[{i}]"),
+                    format!("{to:?} is not an e-mail address"),
+                );
+            }
+            v.check(
+                email.smtp_port > 0,
+                "notifications.email.smtp_port",
+                "must be > 0",
+            );
+        }
+        for (i, hook) in n.webhooks.iter().enumerate() {
+            v.check(
+                hook.url.is_empty() != hook.url_env.is_empty(),
+                &format!("notifications.webhooks[{i}]"),
+                "set exactly one of url and url_env",
+            );
+        }
+    }
+
     pub fn validate(&self) -> Result<(), Vec<ConfigViolation>> {
         let mut v = Violations::default();
         let e = &self.engine;
@@ -697,6 +851,7 @@ impl Config {
             "engine.latency_sample_every",
             "must be > 0",
         );
+        self.validate_notifications(&mut v);
         if NaiveTime::parse_from_str(&self.schedule.time, "%H:%M").is_err() {
             v.check(
                 false,

@@ -38,6 +38,7 @@ pub struct Metrics {
     orders_by_status: [(&'static str, Counter); 6],
     venue_requests: Family<Labels, Counter>,
     venue_latency: HistogramFamily,
+    notifications: Family<Labels, Counter>,
 }
 
 /// Counts one `status`: by its pre-made handle, or (a status not foreseen) by label.
@@ -66,6 +67,12 @@ impl Metrics {
         let orders = Family::<Labels, Counter>::default();
         let venue_requests = Family::<Labels, Counter>::default();
         let venue_latency = HistogramFamily::new_with_constructor(latency_ms);
+        let notifications = Family::<Labels, Counter>::default();
+        registry.register(
+            "notifications",
+            "Notification sends, by channel kind and outcome (sent, retried, failed, deduplicated)",
+            notifications.clone(),
+        );
         registry.register(
             "event_published",
             "Events accepted by the broker, by type",
@@ -141,6 +148,7 @@ impl Metrics {
             orders,
             venue_requests,
             venue_latency,
+            notifications,
         }
     }
 
@@ -193,6 +201,25 @@ impl Metrics {
         self.venue_latency
             .get_or_create(&vec![("endpoint", endpoint.to_string())])
             .observe(millis);
+    }
+
+    /// Exports a configured channel kind's outcomes at 0 from the start.
+    pub fn known_notification_channel(&self, channel: &str) {
+        for status in ["sent", "retried", "failed", "deduplicated"] {
+            drop(self.notifications.get_or_create(&vec![
+                ("channel", channel.to_string()),
+                ("status", status.to_string()),
+            ]));
+        }
+    }
+
+    pub fn notification(&self, channel: &str, status: &str) {
+        self.notifications
+            .get_or_create(&vec![
+                ("channel", channel.to_string()),
+                ("status", status.to_string()),
+            ])
+            .inc();
     }
 
     /// The Prometheus text exposition of everything.

@@ -9,6 +9,7 @@ const BUSINESS: &[&str] = &[
     "execution",
     "reconciliation",
     "recovery",
+    "notify",
 ];
 
 fn root() -> PathBuf {
@@ -141,6 +142,7 @@ const ACTOR_LAYERS: &[&[&str]] = &[
         "execution",
         "reconciliation",
         "recovery",
+        "notify",
     ],
     &["engine"],
     &["control", "observe", "backtest"],

@@ -25,6 +25,7 @@ use crate::events::{ReconciliationStatus, WorkflowStarted};
 use crate::journal::lock::JournalLock;
 use crate::journal::outbox::Outbox;
 use crate::journal::Journal;
+use crate::notify::delivery::Notifier;
 use crate::venue::alpaca::client::{
     AlpacaClient, ClientSettings, Credentials, LIVE_TRADING_URL, PAPER_TRADING_URL,
 };
@@ -294,13 +295,29 @@ pub(super) fn run(
             return ExitCode::from(2);
         }
     };
+    let notifier =
+        match crate::notify::channels::channels(&config.notifications, &config.base_dir, &|name| {
+            std::env::var(name).ok().filter(|v| !v.is_empty())
+        }) {
+            Ok(c) if c.is_empty() => None,
+            Ok(c) => Some(Arc::new(Notifier::new(
+                c,
+                config.notifications.retry_policy(),
+            ))),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        };
     let control = ControlFiles::new(config.resolve(&config.engine.control_dir));
     let metrics_config = config.metrics.clone();
     let metered = Arc::new(MeteredVenue::new(venue));
     let venue: Arc<dyn Venue> = metered.clone();
     let patience = Duration::from_millis(config.recovery.backoff_cap_ms)
         + Duration::from_secs(config.engine.handler_timeout_secs);
-    let mut deps = EngineDeps::new(config, clock.clone(), venue.clone(), book).with_outbox(outbox);
+    let mut deps = EngineDeps::new(config, clock.clone(), venue.clone(), book)
+        .with_outbox(outbox)
+        .with_notifier(notifier.clone());
     deps.deployed.seed(as_of, bought_today);
     if let Some(live) = &live_bars {
         deps = deps.with_market(live.market.clone());
@@ -328,6 +345,7 @@ pub(super) fn run(
         patience,
         linger,
         clock,
+        notifier,
         venue: venue.clone(),
         sim_state,
         live_bars: live_bars.as_ref(),
@@ -527,6 +545,8 @@ struct TradingDays<'a> {
     patience: Duration,
     linger: u64,
     clock: Arc<dyn Clock>,
+    /// Sends still in flight get the grace period before the process ends.
+    notifier: Option<Arc<Notifier>>,
     venue: Arc<dyn Venue>,
     sim_state: Option<(Arc<SimVenue>, PathBuf)>,
     live_bars: Option<&'a LiveBars>,
@@ -534,6 +554,19 @@ struct TradingDays<'a> {
 
 impl TradingDays<'_> {
     async fn trade(&self, broker: &Addr<Broker>) -> ExitCode {
+        let code = self.trade_days(broker).await;
+        if let Some(notifier) = &self.notifier {
+            if !notifier.drain(self.grace).await {
+                tracing::warn!(
+                    grace_secs = self.grace.as_secs(),
+                    "notifications still unsent at exit"
+                );
+            }
+        }
+        code
+    }
+
+    async fn trade_days(&self, broker: &Addr<Broker>) -> ExitCode {
         let stopping = Arc::new(tokio::sync::Notify::new());
         actix_rt::spawn(watch_signals(StopSignals::install(), stopping.clone()));
         loop {

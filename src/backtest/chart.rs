@@ -72,27 +72,9 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// `1234567.8` → `1,234,568`.
-pub fn thousands(value: f64) -> String {
-    let rounded = value.round();
-    let digits = format!("{:.0}", rounded.abs());
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    if rounded < 0.0 {
-        format!("-{out}")
-    } else {
-        out
-    }
-}
-
 fn tick_label(value: f64, unit: Unit, step: f64) -> String {
     match unit {
-        Unit::Money => thousands(value),
+        Unit::Money => crate::readable::whole(value),
         Unit::Percent => {
             let decimals = if step * 100.0 >= 1.0 { 0 } else { 1 };
             format!("{:.*}%", decimals, value * 100.0)
@@ -377,9 +359,7 @@ mod tests {
 
     #[test]
     fn labels_are_plain_numbers() {
-        assert_eq!(thousands(1_200_000.0), "1,200,000");
-        assert_eq!(thousands(999.6), "1,000");
-        assert_eq!(thousands(-12_345.0), "-12,345");
+        assert_eq!(tick_label(1_200_000.0, Unit::Money, 200_000.0), "1,200,000");
         assert_eq!(tick_label(-0.12, Unit::Percent, 0.05), "-12%");
         assert_eq!(tick_label(0.125, Unit::Percent, 0.005), "12.5%");
         assert_eq!(tick_label(1.5, Unit::Ratio, 0.5), "1.5");

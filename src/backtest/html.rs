@@ -11,6 +11,7 @@ use super::chart::{self, escape, Panel, Scale, Series, Unit, PALETTE};
 use super::tearsheet::{Tearsheet, DEFAULT_BENCHMARKS, RISK_FREE_RATE, ROLLING_WINDOW};
 use super::{BacktestRecord, Summary};
 use crate::config::FillTiming;
+use crate::readable::{money, two_places};
 
 /// Trades listed on the page (the latest); `orders.csv` has them all.
 const TRADES_LISTED: usize = 500;
@@ -30,12 +31,6 @@ svg{display:block;max-width:100%;height:auto}
 #log{margin-right:4px}#log:checked~.lin{display:none}#log:not(:checked)~.logscale{display:none}
 ";
 
-/// Two decimals, half away from zero (as people round; `round_dp` alone would round
-/// a half to even).
-pub fn two_places(value: Decimal) -> Decimal {
-    value.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
-}
-
 /// `0.817153` → `81.72%`.
 pub fn percent(fraction: Decimal) -> String {
     format!("{:.2}%", two_places(fraction * Decimal::ONE_HUNDRED))
@@ -43,19 +38,6 @@ pub fn percent(fraction: Decimal) -> String {
 
 fn percent_f(fraction: f64) -> String {
     format!("{:.2}%", fraction * 100.0)
-}
-
-/// `181715.256` → `181,715.26`.
-pub fn money(value: Decimal) -> String {
-    let v = two_places(value);
-    let whole = chart::thousands(v.trunc().abs().try_into().unwrap_or(0.0));
-    let cents = (v.fract().abs() * Decimal::ONE_HUNDRED).round();
-    let sign = if v.is_sign_negative() && !v.is_zero() {
-        "-"
-    } else {
-        ""
-    };
-    format!("{sign}{whole}.{cents:0>2}")
 }
 
 fn signed_class(v: f64) -> &'static str {
@@ -446,15 +428,10 @@ mod tests {
     use rust_decimal_macros::dec;
 
     #[test]
-    fn money_and_percent_read_plainly() {
-        assert_eq!(money(dec!(181715.256)), "181,715.26");
-        assert_eq!(money(dec!(100000)), "100,000.00");
-        assert_eq!(money(dec!(-0.5)), "-0.50");
-        assert_eq!(money(dec!(0.07)), "0.07");
+    fn percentages_read_plainly() {
         assert_eq!(percent(dec!(0.817153)), "81.72%");
         assert_eq!(percent(dec!(10.041692)), "1004.17%");
         assert_eq!(percent(dec!(-0.05)), "-5.00%");
         assert_eq!(percent(dec!(0.407650)), "40.77%");
-        assert_eq!(money(dec!(0.125)), "0.13");
     }
 }
