@@ -552,6 +552,9 @@ impl Broker {
         self.seq = seq;
         self.published[kind.index()] += 1;
         metrics().published(kind);
+        if let Payload::ReconciliationCompleted(r) = &env.payload {
+            metrics().reconciled(&r.status.to_string());
+        }
         if self.log_events {
             tracing::debug!(
                 seq,
@@ -608,6 +611,9 @@ impl Broker {
             }
             Consequence::Closed(status) => {
                 metrics().workflow_ended(&status.to_string());
+                if status == WorkflowStatus::Completed {
+                    metrics().workflow_completed_at(env.occurred_at);
+                }
                 self.deps.roots.close(correlation);
                 if status == WorkflowStatus::Completed {
                     self.deps.roots.remove(&correlation);

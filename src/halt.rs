@@ -14,9 +14,11 @@ impl TradingGate {
 
     pub fn halt(&self) {
         self.0.store(true, Ordering::SeqCst);
+        crate::metrics::metrics().trading_halted.set(1);
     }
 
     pub fn resume(&self) {
         self.0.store(false, Ordering::SeqCst);
+        crate::metrics::metrics().trading_halted.set(0);
     }
 }

@@ -4,11 +4,13 @@
 //! Hot paths hold pre-made handles (a counter per event type, a histogram per actor and
 //! event type), so counting an event is one atomic add, not a label lookup.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::LazyLock;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
@@ -39,7 +41,28 @@ pub struct Metrics {
     venue_requests: Family<Labels, Counter>,
     venue_latency: HistogramFamily,
     notifications: Family<Labels, Counter>,
+    venue_errors: Family<Labels, Counter>,
+    reconciliations: Family<Labels, Counter>,
+    /// 1 while trading is halted.
+    pub trading_halted: Gauge,
+    /// Unix time of the last workflow that completed (0: none yet).
+    workflow_last_completed: Gauge<f64, AtomicU64>,
+    /// Unix time the last scheduled workflow was due, and the next one is.
+    schedule_last_due: Gauge<f64, AtomicU64>,
+    schedule_next_run: Gauge<f64, AtomicU64>,
 }
+
+/// The venue calls `MeteredVenue` times: each one's error counter exists from the start.
+pub const VENUE_ENDPOINTS: [&str; 8] = [
+    "account",
+    "prices",
+    "submit",
+    "order_by_client_id",
+    "open_orders",
+    "is_fractionable",
+    "quote",
+    "cancel",
+];
 
 /// Counts one `status`: by its pre-made handle, or (a status not foreseen) by label.
 fn count_status(made: &[(&'static str, Counter)], family: &Family<Labels, Counter>, status: &str) {
@@ -68,6 +91,48 @@ impl Metrics {
         let venue_requests = Family::<Labels, Counter>::default();
         let venue_latency = HistogramFamily::new_with_constructor(latency_ms);
         let notifications = Family::<Labels, Counter>::default();
+        let venue_errors = Family::<Labels, Counter>::default();
+        let reconciliations = Family::<Labels, Counter>::default();
+        let trading_halted = Gauge::default();
+        let workflow_last_completed = Gauge::<f64, AtomicU64>::default();
+        let schedule_last_due = Gauge::<f64, AtomicU64>::default();
+        let schedule_next_run = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "venue_errors",
+            "Venue calls that failed, by endpoint",
+            venue_errors.clone(),
+        );
+        registry.register(
+            "reconciliations",
+            "Reconciliations, by outcome (ok, drift, failed)",
+            reconciliations.clone(),
+        );
+        registry.register(
+            "trading_halted",
+            "1 while trading is halted",
+            trading_halted.clone(),
+        );
+        registry.register(
+            "workflow_last_completed_timestamp_seconds",
+            "Unix time the last workflow completed (0: none since start)",
+            workflow_last_completed.clone(),
+        );
+        registry.register(
+            "schedule_last_due_timestamp_seconds",
+            "Unix time the last scheduled workflow was due (0: none since start)",
+            schedule_last_due.clone(),
+        );
+        registry.register(
+            "schedule_next_run_timestamp_seconds",
+            "Unix time the next scheduled workflow is due (0: not scheduling)",
+            schedule_next_run.clone(),
+        );
+        for endpoint in VENUE_ENDPOINTS {
+            drop(venue_errors.get_or_create(&vec![("endpoint", endpoint.to_string())]));
+        }
+        for status in ["ok", "drift", "failed"] {
+            drop(reconciliations.get_or_create(&vec![("status", status.to_string())]));
+        }
         registry.register(
             "notifications",
             "Notification sends, by channel kind and outcome (sent, retried, failed, deduplicated)",
@@ -149,6 +214,12 @@ impl Metrics {
             venue_requests,
             venue_latency,
             notifications,
+            venue_errors,
+            reconciliations,
+            trading_halted,
+            workflow_last_completed,
+            schedule_last_due,
+            schedule_next_run,
         }
     }
 
@@ -191,7 +262,37 @@ impl Metrics {
         count_status(&self.orders_by_status, &self.orders, status);
     }
 
+    pub fn reconciled(&self, status: &str) {
+        self.reconciliations
+            .get_or_create(&vec![("status", status.to_string())])
+            .inc();
+    }
+
+    pub fn workflow_completed_at(&self, at: chrono::DateTime<chrono::Utc>) {
+        self.workflow_last_completed
+            .set(at.timestamp_millis() as f64 / 1000.0);
+    }
+
+    /// A scheduled workflow became due at `due`; the next is due at `next`.
+    pub fn schedule(
+        &self,
+        due: Option<chrono::DateTime<chrono::Utc>>,
+        next: Option<chrono::DateTime<chrono::Utc>>,
+    ) {
+        if let Some(due) = due {
+            self.schedule_last_due.set(due.timestamp() as f64);
+        }
+        if let Some(next) = next {
+            self.schedule_next_run.set(next.timestamp() as f64);
+        }
+    }
+
     pub fn venue_call(&self, endpoint: &'static str, status: &str, millis: f64) {
+        if status != "ok" {
+            self.venue_errors
+                .get_or_create(&vec![("endpoint", endpoint.to_string())])
+                .inc();
+        }
         self.venue_requests
             .get_or_create(&vec![
                 ("endpoint", endpoint.to_string()),

@@ -427,13 +427,42 @@ mod engine_journal {
         );
         assert_eq!(text.lines().count(), summary.events + 1);
         let replay = Command::new(bin)
-            .args(["journal", "replay", "--correlation", &id, "--journal"])
+            .args([
+                "journal",
+                "replay",
+                "--format",
+                "json",
+                "--correlation",
+                &id,
+                "--journal",
+            ])
             .arg(&path)
             .output()
             .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&replay.stdout).unwrap();
         assert_eq!(v["status"], "completed");
         assert_eq!(v["events"].as_array().unwrap().len(), summary.events);
+        // For people (the default): a heading, then one line per event saying what it says.
+        let table = Command::new(bin)
+            .args(["journal", "replay", "--correlation", &id, "--journal"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let table = String::from_utf8_lossy(&table.stdout);
+        assert!(
+            table.starts_with(&format!("workflow {id}: completed at ")),
+            "{table}"
+        );
+        assert_eq!(table.lines().count(), summary.events + 1, "{table}");
+        for (line, event) in table.lines().skip(1).zip(v["events"].as_array().unwrap()) {
+            assert!(
+                line.ends_with(event["says"].as_str().unwrap()),
+                "{line} / {event}"
+            );
+        }
+        for text in [&table, &text] {
+            assert!(!text.contains("Some(") && !text.contains("None"), "{text}");
+        }
 
         // Corrupt one stored event: verify names the seq and exits non-zero.
         let conn = rusqlite::Connection::open(&path).unwrap();

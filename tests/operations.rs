@@ -439,7 +439,15 @@ fn trace_and_replay_say_what_each_event_says() {
         .unwrap()
         .starts_with("as of 2023-09-21"));
     let replay = bin()
-        .args(["journal", "replay", "--correlation", &id, "--journal"])
+        .args([
+            "journal",
+            "replay",
+            "--format",
+            "json",
+            "--correlation",
+            &id,
+            "--journal",
+        ])
         .arg(&journal)
         .output()
         .unwrap();

@@ -124,27 +124,58 @@ pub(super) fn journal_replay(
     config: Option<PathBuf>,
     journal: Option<PathBuf>,
     id: &str,
+    format: Format,
 ) -> ExitCode {
     let journal = match open_journal(config.as_ref(), journal) {
         Ok(j) => j,
         Err(code) => return code,
     };
-    match rebuild(&journal, id) {
-        Ok((correlation, log, entries)) => {
-            let summary = log.workflow(&correlation, std::time::Instant::now());
+    let (correlation, log, entries) = match rebuild(&journal, id) {
+        Ok(found) => found,
+        Err((code, e)) => {
+            eprintln!("error: {e}");
+            return code;
+        }
+    };
+    let summary = log.workflow(&correlation, std::time::Instant::now());
+    match format {
+        Format::Json => {
             let events: Vec<_> = entries
                 .iter()
                 .map(|e| serde_json::json!({"seq": e.seq, "event_type": e.envelope.event_type(), "source": e.envelope.source, "occurred_at": e.envelope.occurred_at, "says": e.envelope.payload.describe()}))
                 .collect();
             let out = serde_json::json!({"correlation_id": correlation, "stage": summary.as_ref().map(|s| s.stage), "status": summary.as_ref().map(|s| s.status), "orders_placed": summary.as_ref().map(|s| s.orders_placed), "failure": summary.and_then(|s| s.failure), "events": events});
             println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
-            ExitCode::SUCCESS
         }
-        Err((code, e)) => {
-            eprintln!("error: {e}");
-            code
+        Format::Table => {
+            let mut out = format!("workflow {correlation}");
+            if let Some(s) = &summary {
+                out.push_str(&format!(
+                    ": {} at {}, {} order{} placed",
+                    s.status,
+                    s.stage,
+                    s.orders_placed,
+                    if s.orders_placed == 1 { "" } else { "s" }
+                ));
+                if let Some(failure) = &s.failure {
+                    out.push_str(&format!(", failed: {failure}"));
+                }
+            }
+            out.push('\n');
+            for e in &entries {
+                out.push_str(&format!(
+                    "{:>6}  {}  {}  [{}]  {}\n",
+                    e.seq,
+                    e.envelope.occurred_at.format("%Y-%m-%d %H:%M:%S%.3f"),
+                    e.envelope.event_type(),
+                    e.envelope.source,
+                    e.envelope.payload.describe()
+                ));
+            }
+            print!("{out}");
         }
     }
+    ExitCode::SUCCESS
 }
 
 pub(super) fn trace(

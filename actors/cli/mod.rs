@@ -52,6 +52,9 @@ enum JournalCommand {
         /// The workflow's correlation id (as `status` lists it).
         #[arg(long)]
         correlation: String,
+        /// `table` for people, `json` for machines.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
         /// Journal file (default: the config's journal.path).
         #[arg(long)]
         journal: Option<PathBuf>,
@@ -266,9 +269,10 @@ pub fn main() -> ExitCode {
             JournalCommand::Verify { journal, config } => journal::journal_verify(config, journal),
             JournalCommand::Replay {
                 correlation,
+                format,
                 journal,
                 config,
-            } => journal::journal_replay(config, journal, &correlation),
+            } => journal::journal_replay(config, journal, &correlation, format),
         },
         Command::Trace {
             correlation_id,

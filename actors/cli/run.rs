@@ -628,9 +628,12 @@ impl TradingDays<'_> {
             return NextDay::Stop(ExitCode::FAILURE);
         };
         tracing::info!(%day, at = %at, "next workflow");
+        crate::metrics::metrics().schedule(None, Some(at));
         let wait = (at - self.clock.now()).to_std().unwrap_or_default();
         tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::time::sleep(wait) => {
+                crate::metrics::metrics().schedule(Some(at), None);
+            }
             _ = stopping.notified() => {
                 tracing::info!("stopping: no workflow running");
                 return NextDay::Stop(ExitCode::SUCCESS);
