@@ -37,6 +37,7 @@ pub struct Config {
     pub log: LogConfig,
     pub backtest: BacktestConfig,
     pub notifications: NotificationsConfig,
+    pub bus: BusConfig,
     /// Folder that relative paths are resolved against: the config file's folder.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -56,13 +57,53 @@ pub enum FillTiming {
     NextOpen,
 }
 
-crate::display_as_wire_name!(FillTiming, SmtpSecurity, WebhookFormat);
+crate::display_as_wire_name!(FillTiming, SmtpSecurity, WebhookFormat, BusTransport);
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct BacktestConfig {
     /// `close` or `next_open`.
     pub fill: FillTiming,
+}
+
+/// Where accepted events go besides the journal.
+#[derive(Clone, Copy, Debug, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum BusTransport {
+    /// Only the engine's own process (the default).
+    #[default]
+    InProcess,
+    /// Also a NATS JetStream stream, one subject per event type.
+    Nats,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BusConfig {
+    pub transport: BusTransport,
+    /// The NATS server (`transport = "nats"`).
+    pub url: String,
+    /// The JetStream stream the broker publishes into (created if missing).
+    pub stream: String,
+    /// Subjects are `PREFIX.events.EVENT_TYPE`: one prefix per account.
+    pub subject_prefix: String,
+    /// How long the server remembers a message id to drop a resend, seconds.
+    pub duplicate_window_secs: u64,
+    /// A new workflow waits this long for an unreachable bus before it is refused.
+    pub connect_timeout_secs: u64,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        Self {
+            transport: BusTransport::InProcess,
+            url: "nats://127.0.0.1:4222".into(),
+            stream: "ALCHEMISER".into(),
+            subject_prefix: "alchemiser".into(),
+            duplicate_window_secs: 600,
+            connect_timeout_secs: 30,
+        }
+    }
 }
 
 /// How the SMTP connection is secured.
@@ -852,6 +893,30 @@ impl Config {
             "must be > 0",
         );
         self.validate_notifications(&mut v);
+        let bus = &self.bus;
+        if bus.transport == BusTransport::Nats {
+            v.check(
+                crate::bus::valid_token(&bus.stream),
+                "bus.stream",
+                "must be letters, digits, '-' or '_'",
+            );
+            v.check(
+                !bus.subject_prefix.is_empty()
+                    && bus.subject_prefix.split('.').all(crate::bus::valid_token),
+                "bus.subject_prefix",
+                "must be dot-separated tokens of letters, digits, '-' or '_'",
+            );
+            v.check(
+                bus.url.starts_with("nats://") || bus.url.starts_with("tls://"),
+                "bus.url",
+                "must start with nats:// or tls://",
+            );
+            v.check(
+                bus.duplicate_window_secs > 0,
+                "bus.duplicate_window_secs",
+                "must be > 0",
+            );
+        }
         if NaiveTime::parse_from_str(&self.schedule.time, "%H:%M").is_err() {
             v.check(
                 false,

@@ -5,6 +5,7 @@
 //! between the cores through one broker.
 
 pub mod backtest;
+pub mod bus;
 pub mod calendar;
 pub mod causation;
 pub mod clock;

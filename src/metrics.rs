@@ -50,6 +50,10 @@ pub struct Metrics {
     /// Unix time the last scheduled workflow was due, and the next one is.
     schedule_last_due: Gauge<f64, AtomicU64>,
     schedule_next_run: Gauge<f64, AtomicU64>,
+    /// 1 while the event bus (NATS) is reachable and holds the journal.
+    pub bus_connected: Gauge,
+    /// Events published to the event bus (republished ones included).
+    pub bus_published: Counter,
 }
 
 /// The venue calls `MeteredVenue` times: each one's error counter exists from the start.
@@ -97,6 +101,18 @@ impl Metrics {
         let workflow_last_completed = Gauge::<f64, AtomicU64>::default();
         let schedule_last_due = Gauge::<f64, AtomicU64>::default();
         let schedule_next_run = Gauge::<f64, AtomicU64>::default();
+        let bus_connected = Gauge::default();
+        let bus_published = Counter::default();
+        registry.register(
+            "bus_connected",
+            "1 while the NATS event bus is reachable and holds the journal (0 also when not configured)",
+            bus_connected.clone(),
+        );
+        registry.register(
+            "bus_published",
+            "Events published to the NATS event bus, republished ones included",
+            bus_published.clone(),
+        );
         registry.register(
             "venue_errors",
             "Venue calls that failed, by endpoint",
@@ -220,6 +236,8 @@ impl Metrics {
             workflow_last_completed,
             schedule_last_due,
             schedule_next_run,
+            bus_connected,
+            bus_published,
         }
     }
 

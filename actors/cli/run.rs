@@ -10,14 +10,17 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use super::super::broker::{
-    Broker, BrokerStats, QueryStats, QueryTree, Resume, ResumeUnfinished, StartWorkflow,
+    Broker, BrokerStats, QueryStats, QueryTree, Resume, ResumeUnfinished, StartWorkflow, Tap,
 };
 use super::super::control::{await_outcome, reconcile_now, ControlFiles};
 use super::super::engine::{self, EngineDeps};
 use super::super::observe;
+use crate::bus::mirror::Mirror;
+use crate::bus::BusHealth;
 use crate::calendar::UsEquityCalendar;
 use crate::causation::{CausationTree, WorkflowSummary};
 use crate::clock::{Clock, SystemClock};
+use crate::config::BusTransport;
 use crate::config::Config;
 use crate::data::{Adjustment, BarSeries, MarketData, SharedMarket};
 use crate::domain::{RunMode, Symbol};
@@ -309,6 +312,11 @@ pub(super) fn run(
                 return ExitCode::from(2);
             }
         };
+    let bus = (config.bus.transport == BusTransport::Nats).then(|| EventBus {
+        config: config.bus.clone(),
+        journal_path: journal_path.clone(),
+        health: BusHealth::default(),
+    });
     let control = ControlFiles::new(config.resolve(&config.engine.control_dir));
     let metrics_config = config.metrics.clone();
     let metered = Arc::new(MeteredVenue::new(venue));
@@ -346,6 +354,9 @@ pub(super) fn run(
         linger,
         clock,
         notifier,
+        bus: bus
+            .as_ref()
+            .map(|b| (b.health.clone(), b.config.connect_timeout_secs)),
         venue: venue.clone(),
         sim_state,
         live_bars: live_bars.as_ref(),
@@ -353,7 +364,12 @@ pub(super) fn run(
     let system = actix::System::new();
     system.block_on(async move {
         match startup.start(deps, journal, venue.as_ref()).await {
-            Ok(broker) => days.trade(&broker).await,
+            Ok(broker) => {
+                if let Some(bus) = bus {
+                    bus.start(&broker).await;
+                }
+                days.trade(&broker).await
+            }
             Err(code) => code,
         }
     })
@@ -547,6 +563,8 @@ struct TradingDays<'a> {
     clock: Arc<dyn Clock>,
     /// Sends still in flight get the grace period before the process ends.
     notifier: Option<Arc<Notifier>>,
+    /// The event bus's health and how long a new workflow waits for it (seconds).
+    bus: Option<(BusHealth, u64)>,
     venue: Arc<dyn Venue>,
     sim_state: Option<(Arc<SimVenue>, PathBuf)>,
     live_bars: Option<&'a LiveBars>,
@@ -555,6 +573,21 @@ struct TradingDays<'a> {
 impl TradingDays<'_> {
     async fn trade(&self, broker: &Addr<Broker>) -> ExitCode {
         let code = self.trade_days(broker).await;
+        if let Some((health, _)) = &self.bus {
+            // The stream should hold every event of the run before the process ends.
+            let last = broker.send(QueryStats).await.map_or(0, |s| s.last_seq);
+            let deadline = tokio::time::Instant::now() + self.grace;
+            // Only a connected bus is waited for: a down one catches up at the next start.
+            while health.is_connected()
+                && health.mirrored_through() < last
+                && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            if health.mirrored_through() < last {
+                tracing::warn!(mirrored = health.mirrored_through(), last, "the event bus lacks the run's last events; the next start republishes them from the journal");
+            }
+        }
         if let Some(notifier) = &self.notifier {
             if !notifier.drain(self.grace).await {
                 tracing::warn!(
@@ -588,6 +621,15 @@ impl TradingDays<'_> {
                     continue;
                 }
             }
+            if let Some((health, wait_secs)) = &self.bus {
+                if !self.bus_ready(health, *wait_secs, &stopping).await {
+                    eprintln!("error: the event bus is unreachable: no new workflow for {day}");
+                    if self.once {
+                        return ExitCode::FAILURE;
+                    }
+                    return ExitCode::SUCCESS;
+                }
+            }
             let workflow = run_workflow(broker, day, self.mode, self.patience);
             tokio::pin!(workflow);
             let mut stop_after = false;
@@ -617,6 +659,36 @@ impl TradingDays<'_> {
             if stop_after {
                 return ExitCode::SUCCESS;
             }
+        }
+    }
+
+    /// Waits for the event bus before a new workflow: `--once` up to `wait_secs`, the
+    /// scheduled engine until it is back (or a stop). False: no workflow may start.
+    async fn bus_ready(
+        &self,
+        health: &BusHealth,
+        wait_secs: u64,
+        stopping: &tokio::sync::Notify,
+    ) -> bool {
+        if health.is_connected() {
+            return true;
+        }
+        tracing::warn!("the event bus is unreachable: holding the new workflow until it is back");
+        let give_up = self
+            .once
+            .then(|| tokio::time::Instant::now() + Duration::from_secs(wait_secs));
+        let wait = async {
+            while !health.is_connected() {
+                if give_up.is_some_and(|at| tokio::time::Instant::now() >= at) {
+                    return false;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            true
+        };
+        tokio::select! {
+            ready = wait => ready,
+            _ = stopping.notified() => false,
         }
     }
 
@@ -869,4 +941,31 @@ async fn run_workflow(
     let tree = broker.send(QueryTree(last)).await.map_err(unavailable)?;
     let stats = broker.send(QueryStats).await.map_err(unavailable)?;
     Ok((attempts, tree, stats))
+}
+
+/// The event bus of a run with `bus.transport = "nats"`: the mirror that keeps the
+/// JetStream stream a copy of the journal.
+struct EventBus {
+    config: crate::config::BusConfig,
+    journal_path: PathBuf,
+    health: BusHealth,
+}
+
+impl EventBus {
+    /// Taps the broker (each dispatched event, in order) and starts the mirror.
+    async fn start(self, broker: &Addr<Broker>) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let tap = broker
+            .send(Tap(Box::new(move |seq, env| {
+                // Closed only when the mirror ended; the journal still has the event.
+                let _ = tx.send((seq, env.clone()));
+            })))
+            .await;
+        if tap.is_err() {
+            tracing::error!("the broker stopped before the event bus could be attached");
+            return;
+        }
+        let mirror = Mirror::new(self.config, self.journal_path, self.health);
+        tokio::task::spawn_local(mirror.run(rx));
+    }
 }

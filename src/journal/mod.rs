@@ -171,6 +171,14 @@ pub struct JournalEntry {
     pub chain_hash: String,
 }
 
+/// Which rows a read takes.
+enum RowFilter<'a> {
+    All,
+    Correlation(&'a CorrelationId),
+    /// After a seq, at most so many.
+    After(u64, usize),
+}
+
 /// The outcome of [`Journal::verify`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct VerifyReport {
@@ -526,7 +534,19 @@ impl Journal {
         }))
     }
 
+    /// Up to `limit` entries after `seq`, in sequence order (a reader catching up).
+    pub fn entries_after(&self, seq: u64, limit: usize) -> Result<Vec<JournalEntry>, JournalError> {
+        self.rows_where(RowFilter::After(seq, limit))?
+            .into_iter()
+            .map(to_entry)
+            .collect()
+    }
+
     fn rows(&self, filter: Option<&CorrelationId>) -> Result<Vec<Row>, JournalError> {
+        self.rows_where(filter.map_or(RowFilter::All, RowFilter::Correlation))
+    }
+
+    fn rows_where(&self, filter: RowFilter<'_>) -> Result<Vec<Row>, JournalError> {
         let sql = "SELECT seq, event_id, event_type, schema_version, correlation_id, causation_id, source, \
                    occurred_at, envelope, payload_hash, chain_hash, entry_format FROM events";
         let map = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Row> {
@@ -546,14 +566,24 @@ impl Journal {
             })
         };
         let rows = match filter {
-            Some(c) => {
+            RowFilter::Correlation(c) => {
                 let mut stmt = self
                     .conn
                     .prepare(&format!("{sql} WHERE correlation_id = ?1 ORDER BY seq"))?;
                 let it = stmt.query_map([c.to_string()], map)?;
                 it.collect::<Result<Vec<_>, _>>()?
             }
-            None => {
+            RowFilter::After(seq, limit) => {
+                let mut stmt = self
+                    .conn
+                    .prepare(&format!("{sql} WHERE seq > ?1 ORDER BY seq LIMIT ?2"))?;
+                let it = stmt.query_map(
+                    rusqlite::params![seq as i64, limit.min(i64::MAX as usize) as i64],
+                    map,
+                )?;
+                it.collect::<Result<Vec<_>, _>>()?
+            }
+            RowFilter::All => {
                 let mut stmt = self.conn.prepare(&format!("{sql} ORDER BY seq"))?;
                 let it = stmt.query_map([], map)?;
                 it.collect::<Result<Vec<_>, _>>()?

@@ -1,0 +1,122 @@
+//! The JetStream side of the mirror: the stream (created if missing), publishing an
+//! event with its ids as headers, and reading where the stream stands.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, message::PublishMessage, stream};
+use async_nats::HeaderMap;
+use thiserror::Error;
+
+use super::{all_events, subject, SEQ_HEADER};
+use crate::config::BusConfig;
+
+#[derive(Debug, Error)]
+pub enum BusError {
+    #[error("cannot reach NATS at {url}: {message}")]
+    Connect { url: String, message: String },
+    #[error("JetStream stream {stream}: {message}")]
+    Stream { stream: String, message: String },
+    #[error("publishing seq {seq} to JetStream: {message}")]
+    Publish { seq: u64, message: String },
+}
+
+/// A connection to the stream the broker mirrors into.
+pub struct EventStream {
+    context: jetstream::Context,
+    stream: stream::Stream,
+    name: String,
+    prefix: String,
+}
+
+impl EventStream {
+    /// Connects and gets the stream, creating it (file storage, the configured
+    /// duplicate window) when it does not exist.
+    pub async fn connect(config: &BusConfig, timeout: Duration) -> Result<Self, BusError> {
+        let connect_error = |message: String| BusError::Connect {
+            url: config.url.clone(),
+            message,
+        };
+        let client = async_nats::ConnectOptions::new()
+            .connection_timeout(timeout)
+            .request_timeout(Some(timeout))
+            .retry_on_initial_connect()
+            .max_reconnects(Some(0))
+            .connect(config.url.as_str());
+        let client = tokio::time::timeout(timeout, client)
+            .await
+            .map_err(|_| connect_error(format!("no answer in {} s", timeout.as_secs())))?
+            .map_err(|e| connect_error(e.to_string()))?;
+        let context = jetstream::new(client);
+        let stream = context
+            .get_or_create_stream(stream::Config {
+                name: config.stream.clone(),
+                subjects: vec![all_events(&config.subject_prefix)],
+                storage: stream::StorageType::File,
+                duplicate_window: Duration::from_secs(config.duplicate_window_secs),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| BusError::Stream {
+                stream: config.stream.clone(),
+                message: e.to_string(),
+            })?;
+        Ok(Self {
+            context,
+            stream,
+            name: config.stream.clone(),
+            prefix: config.subject_prefix.clone(),
+        })
+    }
+
+    /// The journal seq of the stream's last message (0: empty).
+    pub async fn last_seq(&mut self) -> Result<u64, BusError> {
+        let fail = |message: String| BusError::Stream {
+            stream: self.name.clone(),
+            message,
+        };
+        let last = self
+            .stream
+            .info()
+            .await
+            .map_err(|e| fail(e.to_string()))?
+            .state
+            .last_sequence;
+        if last == 0 {
+            return Ok(0);
+        }
+        let message = self
+            .stream
+            .get_raw_message(last)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        message
+            .headers
+            .get(SEQ_HEADER)
+            .and_then(|v| v.as_str().parse().ok())
+            .ok_or_else(|| fail(format!("its last message has no {SEQ_HEADER} header")))
+    }
+
+    /// Publishes one event (its stored JSON) and waits for the stream's acknowledgement.
+    pub async fn publish(
+        &self,
+        seq: u64,
+        event_id: &str,
+        event_type: &str,
+        json: Vec<u8>,
+    ) -> Result<(), BusError> {
+        let fail = |message: String| BusError::Publish { seq, message };
+        let mut headers = HeaderMap::new();
+        headers.insert(SEQ_HEADER, seq.to_string().as_str());
+        let message = PublishMessage::build()
+            .payload(json.into())
+            .headers(headers)
+            .message_id(event_id);
+        let ack = self
+            .context
+            .send_publish(subject(&self.prefix, event_type), message)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        ack.await.map_err(|e| fail(e.to_string()))?;
+        Ok(())
+    }
+}
