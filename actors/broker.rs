@@ -22,6 +22,7 @@ use tokio::sync::oneshot;
 use super::deps::EngineDeps;
 pub use super::supervision::PublishAll;
 use super::supervision::{ActorFailed, BrokerLink, Consumed, Failure, Registry, Subscriber};
+use crate::bus::remote::{DeadLetterReport, Verdict};
 use crate::causation::{CausationLog, CausationTree, Recorded, Refusal, WorkflowSummary};
 use crate::config::ResumeMode;
 use crate::events::{
@@ -271,6 +272,10 @@ pub struct Broker {
     final_failures: HashSet<CorrelationId>,
     /// Unfinished workflows held until [`ResumeUnfinished`]: the events to hand again.
     held_unfinished: Vec<Vec<(u64, Arc<Envelope>)>>,
+    /// The last seq dispatched (so committed, with a journal).
+    dispatched_through: u64,
+    /// Remote publishers waiting for a seq to be dispatched.
+    dispatch_waiters: Vec<(u64, oneshot::Sender<()>)>,
 }
 
 /// Resume (or fail, per `recovery.resume`) the unfinished workflows held at start;
@@ -335,6 +340,8 @@ impl Broker {
                 successors: HashMap::new(),
                 final_failures: HashSet::new(),
                 held_unfinished: Vec::new(),
+                dispatched_through: 0,
+                dispatch_waiters: Vec::new(),
             };
             // A halt survives restarts: only `resume` lifts it.
             match broker.commit.journal().map(Journal::halt_in_force) {
@@ -692,6 +699,16 @@ impl Broker {
         if recorded.closed_workflow {
             self.marks.remove(&env.correlation_id);
         }
+        self.dispatched_through = seq;
+        if !self.dispatch_waiters.is_empty() {
+            let (done, waiting) = std::mem::take(&mut self.dispatch_waiters)
+                .into_iter()
+                .partition(|(s, _)| *s <= seq);
+            self.dispatch_waiters = waiting;
+            for (_, w) in done {
+                let _ = w.send(());
+            }
+        }
         // Waiters hear once the workflow is closed and this event of it is committed: the
         // closing event, or an after-the-fact one (a restart notice) that was still being
         // committed when they asked.
@@ -1032,6 +1049,101 @@ impl Handler<PublishAll> for Broker {
         for env in msg.0 {
             let _ = self.publish(env, ctx);
         }
+    }
+}
+
+/// What a business actor in another process published (a worker's reaction), in
+/// order: answered per event once every accepted one is dispatched (journaled first),
+/// so that the worker acknowledges its event only when the reaction is on record.
+#[derive(Message)]
+#[rtype(result = "Vec<Verdict>")]
+pub struct PublishRemote(pub Vec<Arc<Envelope>>);
+
+impl Handler<PublishRemote> for Broker {
+    type Result = ResponseFuture<Vec<Verdict>>;
+
+    fn handle(&mut self, msg: PublishRemote, ctx: &mut Self::Context) -> Self::Result {
+        let mut last_accepted = 0;
+        let verdicts: Vec<Verdict> = msg
+            .0
+            .into_iter()
+            .map(|env| match self.publish(env, ctx) {
+                Ok(seq) => {
+                    last_accepted = seq;
+                    Verdict::Accepted { seq }
+                }
+                Err(PublishError::AlreadyAccepted(_)) => Verdict::Duplicate,
+                Err(PublishError::Refused(r)) => Verdict::Refused {
+                    reason: r.to_string(),
+                },
+                Err(PublishError::Halted(r)) => Verdict::Refused { reason: r },
+            })
+            .collect();
+        let (tx, rx) = oneshot::channel();
+        if last_accepted <= self.dispatched_through {
+            let _ = tx.send(());
+        } else {
+            self.dispatch_waiters.push((last_accepted, tx));
+        }
+        Box::pin(async move {
+            match rx.await {
+                Ok(()) => verdicts,
+                // The broker stopped before committing: nothing is settled.
+                Err(_) => verdicts
+                    .into_iter()
+                    .map(|v| match v {
+                        Verdict::Accepted { .. } => Verdict::Unavailable {
+                            reason: "the broker stopped before journaling it".into(),
+                        },
+                        other => other,
+                    })
+                    .collect(),
+            }
+        })
+    }
+}
+
+/// A worker gave up on an event after its last allowed delivery: a dead letter, as an
+/// in-process actor's would be, and its workflow fails.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RemoteDeadLetter(pub DeadLetterReport);
+
+impl Handler<RemoteDeadLetter> for Broker {
+    type Result = ();
+
+    fn handle(&mut self, msg: RemoteDeadLetter, ctx: &mut Self::Context) {
+        let r = msg.0;
+        if self
+            .dead_letters
+            .iter()
+            .any(|d| d.event_id == r.event_id && d.actor == "remote")
+        {
+            return;
+        }
+        tracing::error!(worker = %r.worker, role = %r.role, event_id = %r.event_id, event_type = %r.event_type, error = %r.error, "dead-lettered by a remote worker");
+        metrics().dead_letters.inc();
+        let event_type = EventKind::from_wire(&r.event_type).map_or("unknown", EventKind::as_str);
+        self.dead_letters.push(DeadLetter {
+            actor: "remote",
+            seq: 0,
+            event_id: r.event_id,
+            event_type,
+            correlation_id: r.correlation_id,
+            error: format!("{} ({}): {}", r.role, r.worker, r.error),
+            attempts: r.deliveries.min(u64::from(u8::MAX)) as u8,
+        });
+        let detail = format!(
+            "{} failed {} deliveries of {} on worker {}: {}",
+            r.role, r.deliveries, r.event_type, r.worker, r.error
+        );
+        self.fail_workflow(
+            r.correlation_id,
+            Some(r.event_id),
+            FailureReason::DeadLetter,
+            detail,
+            ctx,
+        );
     }
 }
 

@@ -7,11 +7,26 @@ use super::broker::{Broker, BrokerSettings};
 pub use super::deps::EngineDeps;
 use super::supervision::Registry;
 use super::{execution, notify, portfolio, reconciliation, recovery, strategy};
+use crate::config::BusTransport;
 use crate::journal::Journal;
 
-/// The standard registry: the five business actors, and the notifier when channels
-/// are configured.
+/// The standard registry: the five business actors (but those `bus.remote_roles`
+/// gives to worker processes), and the notifier when channels are configured.
 pub fn standard_registry(deps: EngineDeps) -> Registry {
+    let remote: Vec<String> = match deps.config.bus.transport {
+        BusTransport::Nats => deps.config.bus.remote_roles.clone(),
+        BusTransport::InProcess => Vec::new(),
+    };
+    let mut registry = business_registry(deps);
+    registry
+        .subscriptions
+        .retain(|s| !remote.iter().any(|r| r == s.name));
+    registry
+}
+
+/// Every business actor, wherever the configuration runs it (a worker picks its roles
+/// from here).
+pub fn business_registry(deps: EngineDeps) -> Registry {
     let notifying = deps.notifier.is_some();
     let mut registry = Registry::new(deps);
     strategy::register(&mut registry);

@@ -9,6 +9,7 @@ pub mod deps;
 pub mod drill;
 pub mod engine;
 pub mod observe;
+pub mod remote;
 pub mod replay;
 pub mod supervision;
 

@@ -247,6 +247,44 @@ impl EmitSink {
     }
 }
 
+/// One handling run to its end outside the broker's supervision (a business actor in
+/// a worker process): what it publishes goes to `publish` in order, exactly as the
+/// in-process actor would send it (held until the first wait, then as it is made). A
+/// panic is a fault, as it would be in process.
+pub async fn react(
+    handler: &mut dyn EventHandler,
+    env: Arc<Envelope>,
+    source: &'static str,
+    clock: Arc<dyn crate::clock::Clock>,
+    publish: Recipient<PublishAll>,
+) -> Result<(), HandlerFault> {
+    let reaction = catch_unwind(AssertUnwindSafe(|| handler.handle(&env)))
+        .map_err(|p| HandlerFault(panic_message(p.as_ref())))??;
+    let sink = EmitSink::new(env, source, clock, publish);
+    let pending = match reaction {
+        Reaction::Publish(outputs) => {
+            for out in outputs {
+                sink.emit(out);
+            }
+            sink.flush();
+            return Ok(());
+        }
+        Reaction::Later(pending) => pending,
+        Reaction::Streamed(stream) => catch_unwind(AssertUnwindSafe(|| stream(sink.clone())))
+            .map_err(|p| HandlerFault(panic_message(p.as_ref())))?,
+    };
+    sink.go_live();
+    let outputs = AssertUnwindSafe(pending)
+        .catch_unwind()
+        .await
+        .map_err(|p| HandlerFault(panic_message(p.as_ref())))??;
+    for out in outputs {
+        sink.emit(out);
+    }
+    sink.flush();
+    Ok(())
+}
+
 /// A business actor's behaviour: receive an event, call the core, say what to publish.
 pub trait EventHandler: 'static {
     fn handle(&mut self, event: &Arc<Envelope>) -> Result<Reaction, HandlerFault>;

@@ -91,7 +91,19 @@ pub struct BusConfig {
     pub duplicate_window_secs: u64,
     /// A new workflow waits this long for an unreachable bus before it is refused.
     pub connect_timeout_secs: u64,
+    /// Business actors served by `alchemiser worker` processes instead of this one.
+    pub remote_roles: Vec<String>,
+    /// A remote worker's event not acknowledged within this is redelivered (to any
+    /// worker of the role).
+    pub ack_wait_secs: u64,
+    /// Deliveries of one event to a role's workers; a failure on the last is a dead letter.
+    pub max_deliver: i64,
 }
+
+/// Business actors a worker process can serve: they need only the venue and the
+/// events. The strategy stays with the engine (it refreshes the day's bars) and so
+/// does recovery (it reads the broker's workflow roots).
+pub const REMOTE_ROLES: [&str; 3] = ["portfolio", "execution", "reconciliation"];
 
 impl Default for BusConfig {
     fn default() -> Self {
@@ -102,6 +114,9 @@ impl Default for BusConfig {
             subject_prefix: "alchemiser".into(),
             duplicate_window_secs: 600,
             connect_timeout_secs: 30,
+            remote_roles: Vec::new(),
+            ack_wait_secs: 30,
+            max_deliver: 3,
         }
     }
 }
@@ -916,7 +931,24 @@ impl Config {
                 "bus.duplicate_window_secs",
                 "must be > 0",
             );
+            v.check(bus.ack_wait_secs > 0, "bus.ack_wait_secs", "must be > 0");
+            v.check(bus.max_deliver > 0, "bus.max_deliver", "must be > 0");
         }
+        for role in &bus.remote_roles {
+            v.check(
+                REMOTE_ROLES.contains(&role.as_str()),
+                "bus.remote_roles",
+                format!(
+                    "{role:?} cannot run in a worker (one of {})",
+                    REMOTE_ROLES.join(", ")
+                ),
+            );
+        }
+        v.check(
+            bus.remote_roles.is_empty() || bus.transport == BusTransport::Nats,
+            "bus.remote_roles",
+            "needs transport = \"nats\"",
+        );
         if NaiveTime::parse_from_str(&self.schedule.time, "%H:%M").is_err() {
             v.check(
                 false,

@@ -54,6 +54,8 @@ pub struct Metrics {
     pub bus_connected: Gauge,
     /// Events published to the event bus (republished ones included).
     pub bus_published: Counter,
+    remote_worker_heartbeat: Family<Labels, Gauge<f64, AtomicU64>>,
+    remote_worker_redelivered: Family<Labels, Gauge>,
 }
 
 /// The venue calls `MeteredVenue` times: each one's error counter exists from the start.
@@ -103,6 +105,18 @@ impl Metrics {
         let schedule_next_run = Gauge::<f64, AtomicU64>::default();
         let bus_connected = Gauge::default();
         let bus_published = Counter::default();
+        let remote_worker_heartbeat = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+        let remote_worker_redelivered = Family::<Labels, Gauge>::default();
+        registry.register(
+            "remote_worker_last_heartbeat_timestamp_seconds",
+            "Unix time of each remote worker's last heartbeat",
+            remote_worker_heartbeat.clone(),
+        );
+        registry.register(
+            "remote_worker_redelivered",
+            "Events each remote worker received again (as it last reported)",
+            remote_worker_redelivered.clone(),
+        );
         registry.register(
             "bus_connected",
             "1 while the NATS event bus is reachable and holds the journal (0 also when not configured)",
@@ -238,6 +252,8 @@ impl Metrics {
             schedule_next_run,
             bus_connected,
             bus_published,
+            remote_worker_heartbeat,
+            remote_worker_redelivered,
         }
     }
 
@@ -278,6 +294,16 @@ impl Metrics {
 
     pub fn order_settled(&self, status: &str) {
         count_status(&self.orders_by_status, &self.orders, status);
+    }
+
+    pub fn remote_heartbeat(&self, worker: &str, redelivered: u64) {
+        let labels = vec![("worker", worker.to_string())];
+        self.remote_worker_heartbeat
+            .get_or_create(&labels)
+            .set(chrono::Utc::now().timestamp_millis() as f64 / 1000.0);
+        self.remote_worker_redelivered
+            .get_or_create(&labels)
+            .set(redelivered.min(i64::MAX as u64) as i64);
     }
 
     pub fn reconciled(&self, status: &str) {

@@ -145,7 +145,7 @@ const ACTOR_LAYERS: &[&[&str]] = &[
         "notify",
     ],
     &["engine"],
-    &["control", "observe", "backtest"],
+    &["control", "observe", "backtest", "remote"],
     &["replay", "drill"],
     &["cli"],
 ];

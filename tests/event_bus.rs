@@ -5,70 +5,17 @@
 //! what it lacks from the journal, and nothing is ever there twice. `.ci/run` installs
 //! nats-server and sets `ALCHEMISER_REQUIRE_NATS=1`, so there these tests cannot skip.
 
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+
+#[path = "common/nats.rs"]
+mod nats;
+use nats::{free_port, nats_server_binary, NatsServer};
 
 use alchemiser::journal::{Journal, SyncMode};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn nats_server_binary() -> Option<PathBuf> {
-    let found = [
-        "/usr/sbin/nats-server",
-        "/usr/bin/nats-server",
-        "/usr/local/bin/nats-server",
-    ]
-    .iter()
-    .map(PathBuf::from)
-    .find(|p| p.exists());
-    if found.is_none() {
-        assert!(
-            std::env::var_os("ALCHEMISER_REQUIRE_NATS").is_none(),
-            "nats-server is required (apt-get install -y nats-server) but was not found"
-        );
-        eprintln!("skipped: no nats-server (apt-get install -y nats-server); CI requires it");
-    }
-    found
-}
-
-/// A nats-server with JetStream on `port`, its store in `store`; killed on drop.
-struct NatsServer(Child);
-
-impl NatsServer {
-    fn start(binary: &Path, port: u16, store: &Path) -> Self {
-        let child = Command::new(binary)
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(store)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        NatsServer(child)
-    }
-}
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn write_config(dir: &Path, port: u16) -> PathBuf {

@@ -6,6 +6,7 @@ mod drill;
 mod journal;
 mod run;
 mod signals;
+mod worker;
 
 pub use run::check_live;
 pub use signals::signal_table;
@@ -129,6 +130,16 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         iterations: u32,
     },
+    /// Serve business actors for an engine over NATS (`bus.remote_roles`): each role's
+    /// events come from its durable consumers, shared with the role's other workers.
+    Worker {
+        /// Roles to serve, comma-separated: portfolio, execution, reconciliation.
+        #[arg(long, value_delimiter = ',', required = true)]
+        roles: Vec<String>,
+        /// Configuration file (default: the embedded config.toml); the engine's.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Lift a halt of a running engine (a stopped one resumes at its next start).
     Resume {
         /// Configuration file (default: the embedded config.toml).
@@ -213,6 +224,7 @@ impl Command {
                 }
             },
             Command::Drill { .. } => None,
+            Command::Worker { config, .. } => config.as_ref(),
         }
     }
 }
@@ -231,6 +243,7 @@ pub fn main() -> ExitCode {
         } => run::run(config, once, as_of, live, resume, linger),
         Command::Halt { config, reason } => control::control_request(config, Some(reason)),
         Command::Resume { config } => control::control_request(config, None),
+        Command::Worker { roles, config } => worker::worker(config, roles),
         Command::Drill {
             scenario,
             seed,

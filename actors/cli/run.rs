@@ -63,7 +63,7 @@ pub fn check_live(mode: RunMode, live_flag: bool) -> Result<(), String> {
 }
 
 /// The Alpaca venue when keys are in the environment.
-fn alpaca_venue(config: &Config) -> Result<Option<(Arc<AlpacaVenue>, String)>, String> {
+pub(super) fn alpaca_venue(config: &Config) -> Result<Option<(Arc<AlpacaVenue>, String)>, String> {
     let Some(credentials) = Credentials::from_env() else {
         // Live means real money at Alpaca: never a quiet fall-back to the simulator.
         if config.engine.mode == RunMode::Live {
@@ -312,10 +312,11 @@ pub(super) fn run(
                 return ExitCode::from(2);
             }
         };
-    let bus = (config.bus.transport == BusTransport::Nats).then(|| EventBus {
+    let mut bus = (config.bus.transport == BusTransport::Nats).then(|| EventBus {
         config: config.bus.clone(),
         journal_path: journal_path.clone(),
         health: BusHealth::default(),
+        consumers: Vec::new(),
     });
     let control = ControlFiles::new(config.resolve(&config.engine.control_dir));
     let metrics_config = config.metrics.clone();
@@ -327,10 +328,17 @@ pub(super) fn run(
         .with_outbox(outbox)
         .with_notifier(notifier.clone());
     deps.deployed.seed(as_of, bought_today);
+    if let Some(bus) = &mut bus {
+        bus.consumers = crate::actors::remote::remote_consumers(&deps);
+    }
     if let Some(live) = &live_bars {
         deps = deps.with_market(live.market.clone());
     }
+    let bus_gate = bus
+        .as_ref()
+        .map(|b| (b.health.clone(), b.config.connect_timeout_secs));
     let startup = Startup {
+        bus,
         resolver,
         live_bars: live_bars.as_ref(),
         resumable,
@@ -354,9 +362,7 @@ pub(super) fn run(
         linger,
         clock,
         notifier,
-        bus: bus
-            .as_ref()
-            .map(|b| (b.health.clone(), b.config.connect_timeout_secs)),
+        bus: bus_gate,
         venue: venue.clone(),
         sim_state,
         live_bars: live_bars.as_ref(),
@@ -364,12 +370,7 @@ pub(super) fn run(
     let system = actix::System::new();
     system.block_on(async move {
         match startup.start(deps, journal, venue.as_ref()).await {
-            Ok(broker) => {
-                if let Some(bus) = bus {
-                    bus.start(&broker).await;
-                }
-                days.trade(&broker).await
-            }
+            Ok(broker) => days.trade(&broker).await,
             Err(code) => code,
         }
     })
@@ -377,6 +378,8 @@ pub(super) fn run(
 
 /// What the engine needs before its first workflow.
 struct Startup<'a> {
+    /// The event bus, attached as soon as the broker starts.
+    bus: Option<EventBus>,
     resolver: Outbox,
     live_bars: Option<&'a LiveBars>,
     /// The journal has workflows to resume.
@@ -396,7 +399,7 @@ impl Startup<'_> {
     /// broker and the actors, serves metrics, and reconciles the venue with the journal:
     /// never trade blind.
     async fn start(
-        self,
+        mut self,
         deps: EngineDeps,
         journal: Journal,
         venue: &dyn Venue,
@@ -422,6 +425,26 @@ impl Startup<'_> {
         // Unfinished workflows wait for the reconciliation below: an execution resumed
         // during it would place orders the check would take for drift.
         let broker = engine::start_holding_unfinished(engine::standard_registry(deps), journal);
+        if let Some(bus) = self.bus.take() {
+            let (health, remote, wait) = (
+                bus.health.clone(),
+                !bus.consumers.is_empty(),
+                Duration::from_secs(bus.config.connect_timeout_secs),
+            );
+            bus.start(&broker).await;
+            // Roles in workers hear only what is published once their consumers exist:
+            // the start-up check waits for them.
+            if remote {
+                let deadline = tokio::time::Instant::now() + wait;
+                while !health.is_connected() && tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                if !health.is_connected() {
+                    eprintln!("error: the event bus is unreachable: the roles served by workers cannot check the account; not trading blind");
+                    return Err(ExitCode::FAILURE);
+                }
+            }
+        }
         if self.metrics.enabled {
             self.serve_metrics(&broker).await;
         }
@@ -949,6 +972,8 @@ struct EventBus {
     config: crate::config::BusConfig,
     journal_path: PathBuf,
     health: BusHealth,
+    /// The durable consumers of the roles served by workers: (name, subject).
+    consumers: Vec<(String, String)>,
 }
 
 impl EventBus {
@@ -965,7 +990,36 @@ impl EventBus {
             tracing::error!("the broker stopped before the event bus could be attached");
             return;
         }
-        let mirror = Mirror::new(self.config, self.journal_path, self.health);
+        if !self.consumers.is_empty() {
+            // The workers' way back: their reactions, dead letters and heartbeats.
+            let (url, prefix, broker) = (
+                self.config.url.clone(),
+                self.config.subject_prefix.clone(),
+                broker.clone(),
+            );
+            tokio::task::spawn_local(async move {
+                let connect = async_nats::ConnectOptions::new()
+                    .retry_on_initial_connect()
+                    .connect(url.as_str());
+                let served = match connect.await {
+                    Ok(client) => {
+                        crate::actors::remote::serve_endpoint(
+                            client,
+                            prefix,
+                            broker,
+                            Default::default(),
+                        )
+                        .await
+                    }
+                    Err(e) => Err(e.to_string()),
+                };
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "the workers' endpoint stopped");
+                }
+            });
+        }
+        let mirror =
+            Mirror::new(self.config, self.journal_path, self.health).with_consumers(self.consumers);
         tokio::task::spawn_local(mirror.run(rx));
     }
 }

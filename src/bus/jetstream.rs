@@ -68,6 +68,37 @@ impl EventStream {
         })
     }
 
+    /// Makes sure the durable consumer `name` exists: created to deliver only what is
+    /// published from now on (never the history a catch-up republished), each message
+    /// redelivered after `ack_wait` unacknowledged, at most `max_deliver` times.
+    pub async fn ensure_consumer(
+        &self,
+        name: &str,
+        filter_subject: String,
+        ack_wait: Duration,
+        max_deliver: i64,
+    ) -> Result<(), BusError> {
+        self.stream
+            .get_or_create_consumer(
+                name,
+                jetstream::consumer::pull::Config {
+                    durable_name: Some(name.to_string()),
+                    filter_subject,
+                    deliver_policy: jetstream::consumer::DeliverPolicy::New,
+                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                    ack_wait,
+                    max_deliver,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| BusError::Stream {
+                stream: self.name.clone(),
+                message: format!("consumer {name}: {e}"),
+            })
+    }
+
     /// The journal seq of the stream's last message (0: empty).
     pub async fn last_seq(&mut self) -> Result<u64, BusError> {
         let fail = |message: String| BusError::Stream {

@@ -29,6 +29,8 @@ pub struct Mirror {
     config: BusConfig,
     journal_path: PathBuf,
     health: BusHealth,
+    /// Durable consumers of the roles served by workers: (name, subject).
+    consumers: Vec<(String, String)>,
 }
 
 /// Why one connection's mirroring ended.
@@ -44,7 +46,15 @@ impl Mirror {
             config,
             journal_path,
             health,
+            consumers: Vec::new(),
         }
+    }
+
+    /// Also keeps these durable consumers (name, subject) in existence: made after each
+    /// connection's catch-up, so they deliver only events published from then on.
+    pub fn with_consumers(mut self, consumers: Vec<(String, String)>) -> Self {
+        self.consumers = consumers;
+        self
     }
 
     /// Runs until `live` closes, reconnecting with backoff after any failure.
@@ -104,6 +114,19 @@ impl Mirror {
         };
         if let Err(e) = self.catch_up(stream, &journal, &mut through).await {
             return Ended::Failed(e);
+        }
+        for (name, subject) in &self.consumers {
+            let made = stream
+                .ensure_consumer(
+                    name,
+                    subject.clone(),
+                    Duration::from_secs(self.config.ack_wait_secs),
+                    self.config.max_deliver,
+                )
+                .await;
+            if let Err(e) = made {
+                return fail(e);
+            }
         }
         self.health.set_connected(true);
         tracing::info!(through, stream = %self.config.stream, "event bus connected: the stream holds the journal");

@@ -10,6 +10,7 @@
 
 pub mod jetstream;
 pub mod mirror;
+pub mod remote;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

@@ -1,0 +1,77 @@
+//! `alchemiser worker --roles ...`: business actors for an engine, in this process.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use super::{load_book, load_config};
+use crate::actors::deps::EngineDeps;
+use crate::clock::SystemClock;
+use crate::config::{BusTransport, REMOTE_ROLES};
+
+pub(super) fn worker(config: Option<PathBuf>, roles: Vec<String>) -> ExitCode {
+    let config = match load_config(config.as_ref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let refuse = |why: String| {
+        eprintln!("error: {why}");
+        ExitCode::from(2)
+    };
+    if config.bus.transport != BusTransport::Nats {
+        return refuse(
+            "a worker needs bus.transport = \"nats\" (the engine's configuration)".into(),
+        );
+    }
+    for role in &roles {
+        if !REMOTE_ROLES.contains(&role.as_str()) {
+            return refuse(format!(
+                "role {role:?} cannot run in a worker (one of {})",
+                REMOTE_ROLES.join(", ")
+            ));
+        }
+        // Served here and by the engine, each event would be handled twice.
+        if !config.bus.remote_roles.contains(role) {
+            return refuse(format!(
+                "role {role:?} is not in bus.remote_roles: the engine serves it itself"
+            ));
+        }
+    }
+    // The daily buying ledger lives with the engine's journal: a worker could not
+    // enforce the cap, so it does not pretend to.
+    if roles.iter().any(|r| r == "execution") && config.risk.max_daily_notional.is_some() {
+        return refuse(
+            "risk.max_daily_notional is set: execution must stay in the engine, which keeps the day's purchases".into(),
+        );
+    }
+    let venue = match super::run::alpaca_venue(&config) {
+        Ok(Some((alpaca, described))) => {
+            tracing::info!(venue = %described, "worker venue");
+            alpaca
+        }
+        Ok(None) => {
+            return refuse(
+                "a worker trades through Alpaca: set APCA_API_KEY_ID and APCA_API_SECRET_KEY (the simulated venue lives in the engine's process)".into(),
+            )
+        }
+        Err(e) => return refuse(e),
+    };
+    let book = match load_book(&config, None) {
+        Ok(b) => b,
+        Err(code) => return code,
+    };
+    let id = format!(
+        "{}-{}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into()),
+        std::process::id()
+    );
+    let deps = EngineDeps::new(config, Arc::new(SystemClock), venue, Arc::new(book));
+    let system = actix::System::new();
+    match system.block_on(crate::actors::remote::work(deps, &roles, id)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: worker: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,478 @@
+//! Business actors in other processes, over NATS (`bus.remote_roles`): the broker's
+//! endpoint that takes their reactions, and the worker loop that serves roles
+//! (`alchemiser worker --roles ...`). The protocol is `bus::remote`.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use async_nats::jetstream::{self, consumer::pull, AckKind};
+use futures_util::StreamExt;
+
+use super::broker::{Broker, PublishRemote, RemoteDeadLetter};
+use super::deps::EngineDeps;
+use super::engine::business_registry;
+use super::supervision::{react, EventHandler, PublishAll};
+use crate::bus::remote::{
+    consumer_name, dead_letter_subject, heartbeat_subject, publish_subject, DeadLetterReport,
+    Heartbeat, RemotePublish, StableIds, Verdict,
+};
+use crate::bus::subject;
+use crate::config::Config;
+use crate::events::{Envelope, EventId, EventKind, HaltReason, Payload, TradingHalted};
+use crate::halt::TradingGate;
+
+/// The durable consumers the remote roles read from: (name, subject), one per event
+/// type each role consumes.
+pub fn remote_consumers(deps: &EngineDeps) -> Vec<(String, String)> {
+    let bus = &deps.config.bus;
+    let registry = business_registry(deps.clone());
+    registry
+        .subscriptions
+        .iter()
+        .filter(|s| bus.remote_roles.iter().any(|r| r == s.name))
+        .flat_map(|s| {
+            s.consumes.iter().map(|k| {
+                (
+                    consumer_name(s.name, k.as_str()),
+                    subject(&bus.subject_prefix, k.as_str()),
+                )
+            })
+        })
+        .collect()
+}
+
+/// The workers the broker has heard from: each one's last heartbeat and when it came.
+#[derive(Clone, Default)]
+pub struct RemoteWorkers(Arc<Mutex<BTreeMap<String, (Heartbeat, Instant)>>>);
+
+impl RemoteWorkers {
+    pub fn seen(&self) -> Vec<(Heartbeat, Duration)> {
+        let now = Instant::now();
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .map(|(h, at)| (h.clone(), now - *at))
+            .collect()
+    }
+}
+
+/// The broker's side: takes the workers' reactions (answered once journaled), dead
+/// letters and heartbeats. Runs on the engine's actor runtime until the connection ends.
+pub async fn serve_endpoint(
+    client: async_nats::Client,
+    prefix: String,
+    broker: Addr<Broker>,
+    workers: RemoteWorkers,
+) -> Result<(), String> {
+    let mut publishes = client
+        .subscribe(publish_subject(&prefix))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut dead = client
+        .subscribe(dead_letter_subject(&prefix))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut beats = client
+        .subscribe(heartbeat_subject(&prefix))
+        .await
+        .map_err(|e| e.to_string())?;
+    loop {
+        tokio::select! {
+            Some(msg) = publishes.next() => {
+                let verdicts = match serde_json::from_slice::<RemotePublish>(&msg.payload)
+                    .map_err(|e| e.to_string())
+                    .and_then(|p| p.envelopes())
+                {
+                    Ok(envs) => broker
+                        .send(PublishRemote(envs.into_iter().map(Arc::new).collect()))
+                        .await
+                        .unwrap_or_else(|e| vec![Verdict::Unavailable { reason: e.to_string() }]),
+                    Err(e) => vec![Verdict::Refused { reason: format!("unreadable: {e}") }],
+                };
+                if let (Some(reply), Ok(body)) = (msg.reply, serde_json::to_vec(&verdicts)) {
+                    let _ = client.publish(reply, body.into()).await;
+                }
+            }
+            Some(msg) = dead.next() => {
+                if let Ok(report) = serde_json::from_slice::<DeadLetterReport>(&msg.payload) {
+                    let _ = broker.send(RemoteDeadLetter(report)).await;
+                }
+                if let Some(reply) = msg.reply {
+                    let _ = client.publish(reply, "ok".into()).await;
+                }
+            }
+            Some(msg) = beats.next() => {
+                if let Ok(beat) = serde_json::from_slice::<Heartbeat>(&msg.payload) {
+                    crate::metrics::metrics().remote_heartbeat(&beat.worker, beat.redelivered);
+                    workers.0.lock().unwrap_or_else(|p| p.into_inner()).insert(beat.worker.clone(), (beat, Instant::now()));
+                }
+            }
+            else => return Ok(()),
+        }
+    }
+}
+
+/// Sends a worker's reaction to the broker, batch by batch in order, each answered
+/// before the next is sent (an atomic response: the actor takes no other message
+/// meanwhile), so [`Finish`] answers once the whole reaction is settled.
+struct RemoteBroker {
+    client: async_nats::Client,
+    subject: String,
+    worker: String,
+    role: &'static str,
+    handled: EventId,
+    ids: StableIds,
+    /// Why the reaction is not settled, if it is not.
+    unsettled: Option<String>,
+    timeout: Duration,
+}
+
+impl Actor for RemoteBroker {
+    type Context = Context<Self>;
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Begin {
+    handled: EventId,
+    role: &'static str,
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+struct Finish;
+
+impl Handler<Begin> for RemoteBroker {
+    type Result = ();
+
+    fn handle(&mut self, msg: Begin, _ctx: &mut Self::Context) {
+        self.handled = msg.handled;
+        self.role = msg.role;
+        self.ids = StableIds::default();
+        self.unsettled = None;
+    }
+}
+
+impl Handler<PublishAll> for RemoteBroker {
+    type Result = AtomicResponse<Self, ()>;
+
+    fn handle(&mut self, msg: PublishAll, _ctx: &mut Self::Context) -> Self::Result {
+        let mut events = Vec::with_capacity(msg.0.len());
+        for env in msg.0 {
+            let mut env = Arc::unwrap_or_clone(env);
+            self.ids.apply(self.handled, self.role, &mut env);
+            match env.to_json() {
+                Ok(json) => events.push(json),
+                Err(e) => self.unsettled = Some(format!("encoding: {e}")),
+            }
+        }
+        let request = RemotePublish {
+            worker: self.worker.clone(),
+            role: self.role.to_string(),
+            handled: self.handled,
+            events,
+        };
+        let (client, subject, timeout) = (self.client.clone(), self.subject.clone(), self.timeout);
+        let send = async move {
+            let body = serde_json::to_vec(&request).map_err(|e| e.to_string())?;
+            let reply = tokio::time::timeout(timeout, client.request(subject, body.into()))
+                .await
+                .map_err(|_| "the broker did not answer".to_string())?
+                .map_err(|e| e.to_string())?;
+            let verdicts: Vec<Verdict> =
+                serde_json::from_slice(&reply.payload).map_err(|e| e.to_string())?;
+            match verdicts.iter().find(|v| !v.is_settled()) {
+                Some(Verdict::Unavailable { reason }) => Err(reason.clone()),
+                _ => Ok(()),
+            }
+        };
+        AtomicResponse::new(Box::pin(send.into_actor(self).map(|result, act, _ctx| {
+            if let Err(e) = result {
+                act.unsettled.get_or_insert(e);
+            }
+        })))
+    }
+}
+
+impl Handler<Finish> for RemoteBroker {
+    type Result = Result<(), String>;
+
+    fn handle(&mut self, _msg: Finish, _ctx: &mut Self::Context) -> Self::Result {
+        match self.unsettled.take() {
+            Some(why) => Err(why),
+            None => Ok(()),
+        }
+    }
+}
+
+/// One role served by this worker: its handler (rebuilt after a fault) and how.
+struct Role {
+    name: &'static str,
+    factory: super::supervision::HandlerFactory,
+    handler: Box<dyn EventHandler>,
+}
+
+/// Keeps this worker's gate in step with the broker's halts: the latest halt or
+/// resume on the stream at start, then each one as it is published.
+async fn follow_halts(
+    js: &jetstream::Context,
+    client: &async_nats::Client,
+    config: &Config,
+    gate: TradingGate,
+) -> Result<(), String> {
+    let prefix = &config.bus.subject_prefix;
+    let halted = subject(prefix, EventKind::TradingHalted.as_str());
+    let resumed = subject(prefix, EventKind::TradingResumed.as_str());
+    // The engine makes the stream; a worker may start first.
+    let stream = loop {
+        match js.get_stream(&config.bus.stream).await {
+            Ok(stream) => break stream,
+            Err(e) => {
+                tracing::info!(stream = %config.bus.stream, error = %e, "waiting for the engine's stream");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    };
+    let last = |m: Result<jetstream::message::StreamMessage, _>| m.ok().map(|m| m.sequence);
+    let (h, r) = (
+        last(stream.get_last_raw_message_by_subject(&halted).await),
+        last(stream.get_last_raw_message_by_subject(&resumed).await),
+    );
+    if h > r {
+        gate.halt();
+        tracing::warn!("trading is halted: this worker places no order until it is resumed");
+    }
+    let mut subs = futures_util::stream::select(
+        client.subscribe(halted).await.map_err(|e| e.to_string())?,
+        client.subscribe(resumed).await.map_err(|e| e.to_string())?,
+    );
+    tokio::task::spawn_local(async move {
+        while let Some(msg) = subs.next().await {
+            let text = String::from_utf8_lossy(&msg.payload);
+            match Envelope::from_json(&text).map(|e| e.payload) {
+                Ok(Payload::TradingHalted(TradingHalted { reason, detail })) => {
+                    tracing::error!(%reason, %detail, "trading halted: this worker places no order");
+                    gate.halt();
+                }
+                Ok(Payload::TradingResumed(_)) => gate.resume(),
+                _ => {
+                    // An unreadable notice: fail closed.
+                    tracing::error!(reason = %HaltReason::Manual, "unreadable halt notice: halting this worker");
+                    gate.halt();
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Serves `roles` until the connection ends: each event from the roles' durable
+/// consumers is handled by the role's actor; what it publishes goes to the broker,
+/// and the event is acknowledged only once the broker has it on record.
+pub async fn work(deps: EngineDeps, roles: &[String], worker: String) -> Result<(), String> {
+    let config = deps.config.clone();
+    let bus = &config.bus;
+    let client = async_nats::ConnectOptions::new()
+        .retry_on_initial_connect()
+        .connect(bus.url.as_str())
+        .await
+        .map_err(|e| format!("cannot reach NATS at {}: {e}", bus.url))?;
+    let js = jetstream::new(client.clone());
+    follow_halts(&js, &client, &config, deps.gate.clone()).await?;
+    let registry = business_registry(deps.clone());
+    let mut served: Vec<Role> = Vec::new();
+    let mut wanted: Vec<(usize, String)> = Vec::new();
+    for sub in registry.subscriptions {
+        if !roles.iter().any(|r| r == sub.name) {
+            continue;
+        }
+        let index = served.len();
+        for kind in &sub.consumes {
+            wanted.push((index, consumer_name(sub.name, kind.as_str())));
+        }
+        served.push(Role {
+            name: sub.name,
+            handler: (sub.factory)(),
+            factory: sub.factory,
+        });
+    }
+    let publisher = RemoteBroker {
+        client: client.clone(),
+        subject: publish_subject(&bus.subject_prefix),
+        worker: worker.clone(),
+        role: "",
+        handled: EventId::new(),
+        ids: StableIds::default(),
+        unsettled: None,
+        timeout: Duration::from_secs(config.engine.handler_timeout_secs),
+    }
+    .start();
+    let counts = Arc::new(Mutex::new((0u64, 0u64, 0u64)));
+    let beat = {
+        let (client, subject, worker, counts) = (
+            client.clone(),
+            heartbeat_subject(&bus.subject_prefix),
+            worker.clone(),
+            counts.clone(),
+        );
+        let roles: Vec<String> = served.iter().map(|r| r.name.to_string()).collect();
+        async move {
+            loop {
+                let (handled, redelivered, failed) =
+                    *counts.lock().unwrap_or_else(|p| p.into_inner());
+                let beat = Heartbeat {
+                    worker: worker.clone(),
+                    roles: roles.clone(),
+                    handled,
+                    redelivered,
+                    failed,
+                    at: chrono::Utc::now(),
+                };
+                if let Ok(body) = serde_json::to_vec(&beat) {
+                    let _ = client.publish(subject.clone(), body.into()).await;
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    };
+    tokio::task::spawn_local(beat);
+    tracing::info!(%worker, roles = ?roles, "worker serving");
+    let handler_timeout = Duration::from_secs(config.engine.handler_timeout_secs);
+    let mut feed = bind(&js, &bus.stream, &wanted).await;
+    loop {
+        let (index, message) = match feed.next().await {
+            Some((index, Ok(message))) => (index, message),
+            // The server restarted or the connection dropped: what was not
+            // acknowledged is redelivered, to this worker or another, once bound again.
+            Some((_, Err(e))) => {
+                tracing::warn!(error = %e, "the event feed broke: binding the consumers again");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                feed = bind(&js, &bus.stream, &wanted).await;
+                continue;
+            }
+            None => {
+                feed = bind(&js, &bus.stream, &wanted).await;
+                continue;
+            }
+        };
+
+        let delivered = message.info().map_or(1, |i| i.delivered);
+        let role = &mut served[index];
+        let env = match Envelope::from_json(&String::from_utf8_lossy(&message.payload)) {
+            Ok(env) => Arc::new(env),
+            Err(e) => {
+                tracing::error!(role = role.name, error = %e, "unreadable event: dropped");
+                let _ = message.ack_with(AckKind::Term).await;
+                continue;
+            }
+        };
+        if delivered > 1 {
+            counts.lock().unwrap_or_else(|p| p.into_inner()).1 += 1;
+        }
+        publisher
+            .send(Begin {
+                handled: env.event_id,
+                role: role.name,
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        let handled = tokio::time::timeout(
+            handler_timeout,
+            react(
+                role.handler.as_mut(),
+                env.clone(),
+                role.name,
+                deps.clock.clone(),
+                publisher.clone().recipient(),
+            ),
+        )
+        .await
+        .map_err(|_| format!("no answer within {} s", handler_timeout.as_secs()))
+        .and_then(|r| r.map_err(|f| f.0));
+        let settled = publisher.send(Finish).await.map_err(|e| e.to_string())?;
+        match (handled, settled) {
+            (Ok(()), Ok(())) => {
+                let _ = message.ack().await;
+                counts.lock().unwrap_or_else(|p| p.into_inner()).0 += 1;
+                tracing::info!(role = role.name, event_type = env.event_type(), event_id = %env.event_id, delivered, "handled");
+            }
+            // Handled, but the broker does not have it all: handled again later (the
+            // same ids; client order ids keep the venue from a second order).
+            (Ok(()), Err(why)) => {
+                tracing::warn!(role = role.name, event_id = %env.event_id, error = %why, "the broker did not take the reaction: redelivery later");
+                let _ = message
+                    .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                    .await;
+            }
+            (Err(fault), _) => {
+                counts.lock().unwrap_or_else(|p| p.into_inner()).2 += 1;
+                role.handler = (role.factory)();
+                if delivered >= bus.max_deliver {
+                    let report = DeadLetterReport {
+                        worker: worker.clone(),
+                        role: role.name.to_string(),
+                        event_id: env.event_id,
+                        correlation_id: env.correlation_id,
+                        event_type: env.event_type().to_string(),
+                        deliveries: delivered.max(0) as u64,
+                        error: fault.clone(),
+                    };
+                    if let Ok(body) = serde_json::to_vec(&report) {
+                        let _ = client
+                            .request(dead_letter_subject(&bus.subject_prefix), body.into())
+                            .await;
+                    }
+                    tracing::error!(role = role.name, event_id = %env.event_id, error = %fault, "dead letter: reported to the broker");
+                    let _ = message.ack_with(AckKind::Term).await;
+                } else {
+                    tracing::warn!(role = role.name, event_id = %env.event_id, delivered, error = %fault, "handling failed: redelivery");
+                    let _ = message
+                        .ack_with(AckKind::Nak(Some(Duration::from_millis(500))))
+                        .await;
+                }
+            }
+        }
+    }
+}
+
+type Feed = futures_util::stream::SelectAll<
+    futures_util::stream::LocalBoxStream<
+        'static,
+        (
+            usize,
+            Result<jetstream::Message, jetstream::consumer::pull::MessagesError>,
+        ),
+    >,
+>;
+
+/// The roles' durable consumers as one stream of messages, each tagged with its role;
+/// waits for the engine to have made them.
+async fn bind(js: &jetstream::Context, stream_name: &str, wanted: &[(usize, String)]) -> Feed {
+    let mut feeds = Vec::new();
+    for (index, name) in wanted {
+        let index = *index;
+        let messages = loop {
+            let bound = async {
+                let stream = js
+                    .get_stream(stream_name)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let consumer: jetstream::consumer::Consumer<pull::Config> =
+                    stream.get_consumer(name).await.map_err(|e| e.to_string())?;
+                consumer.messages().await.map_err(|e| e.to_string())
+            };
+            match bound.await {
+                Ok(m) => break m,
+                Err(e) => {
+                    tracing::info!(consumer = %name, error = %e, "waiting for the engine's consumer");
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            }
+        };
+        feeds.push(messages.map(move |m| (index, m)).boxed_local());
+    }
+    futures_util::stream::select_all(feeds)
+}

@@ -1,0 +1,193 @@
+//! The protocol between the broker and business actors in other processes
+//! (`alchemiser worker --roles ...`), over NATS. Pure: names, messages and the rule
+//! that makes a handling repeated after a redelivery publish the same event ids.
+//!
+//! - Events reach a role through durable JetStream consumers, one per event type it
+//!   consumes (`ROLE--TYPE`), shared by the role's workers: each event is handled by
+//!   one of them, and redelivered to another if it is not acknowledged in time.
+//! - What a handling publishes goes to the broker as a request on
+//!   `PREFIX.broker.publish`; the broker answers once it has accepted (and journaled)
+//!   it, and only then does the worker acknowledge the event.
+//! - Workers report on `PREFIX.workers.heartbeat`; a handling that fails its last
+//!   allowed delivery is reported on `PREFIX.broker.dead_letter`.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::events::{CorrelationId, Envelope, EventId};
+
+pub fn publish_subject(prefix: &str) -> String {
+    format!("{prefix}.broker.publish")
+}
+
+pub fn dead_letter_subject(prefix: &str) -> String {
+    format!("{prefix}.broker.dead_letter")
+}
+
+pub fn heartbeat_subject(prefix: &str) -> String {
+    format!("{prefix}.workers.heartbeat")
+}
+
+/// The durable consumer through which `role` receives `event_type`.
+pub fn consumer_name(role: &str, event_type: &str) -> String {
+    format!("{role}--{}", event_type.replace('.', "_"))
+}
+
+/// What a worker's handling of `handled` publishes, in order: each event in the
+/// envelope's own JSON (`Envelope::to_json`), as the journal stores it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RemotePublish {
+    pub worker: String,
+    pub role: String,
+    pub handled: EventId,
+    pub events: Vec<String>,
+}
+
+impl RemotePublish {
+    /// The events, decoded; a broken one is named by its place.
+    pub fn envelopes(&self) -> Result<Vec<Envelope>, String> {
+        self.events
+            .iter()
+            .enumerate()
+            .map(|(i, json)| Envelope::from_json(json).map_err(|e| format!("event {i}: {e}")))
+            .collect()
+    }
+}
+
+/// The broker's word on each published event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Verdict {
+    /// Accepted and journaled at `seq`.
+    Accepted { seq: u64 },
+    /// The same id was accepted before (a repeated handling): nothing to do.
+    Duplicate,
+    /// Refused (a closed workflow, a broken causation): the handling is over anyway.
+    Refused { reason: String },
+    /// The broker could not take it now (halted, stopping): try again later.
+    Unavailable { reason: String },
+}
+
+impl Verdict {
+    /// Whether the event is settled: on record, or never to be.
+    pub fn is_settled(&self) -> bool {
+        !matches!(self, Verdict::Unavailable { .. })
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub worker: String,
+    pub roles: Vec<String>,
+    pub handled: u64,
+    /// Events this worker received again (another incarnation or worker had them).
+    pub redelivered: u64,
+    pub failed: u64,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DeadLetterReport {
+    pub worker: String,
+    pub role: String,
+    pub event_id: EventId,
+    pub correlation_id: CorrelationId,
+    pub event_type: String,
+    pub deliveries: u64,
+    pub error: String,
+}
+
+/// Gives the events of one handling reproducible ids: an event whose id is random
+/// (uuid v4) gets one derived from the handled event, the role and its place in the
+/// handling, and the causations that pointed at its old id follow. Ids a handler
+/// derived itself (execution's, from the plan) are kept. So a worker that handles an
+/// event again after a redelivery publishes the same ids, and the broker keeps one copy.
+#[derive(Default)]
+pub struct StableIds {
+    /// Events of the current handling so far: (old id, new id).
+    renamed: Vec<(EventId, EventId)>,
+}
+
+impl StableIds {
+    pub fn apply(&mut self, handled: EventId, role: &str, env: &mut Envelope) {
+        let index = self.renamed.len() as u64;
+        let old = env.event_id;
+        if old.0.get_version_num() == 4 {
+            env.event_id = EventId::derived(&[
+                b"remote-reaction",
+                handled.0.as_bytes(),
+                role.as_bytes(),
+                &index.to_le_bytes(),
+            ]);
+        }
+        if let Some(cause) = env.causation_id {
+            if let Some((_, new)) = self.renamed.iter().find(|(o, _)| *o == cause) {
+                env.causation_id = Some(*new);
+            }
+        }
+        self.renamed.push((old, env.event_id));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::events::{WorkflowCompleted, WorkflowStarted};
+
+    #[test]
+    fn a_repeated_handling_gets_the_same_ids_and_its_causation_chain() {
+        let started = Envelope::root(
+            WorkflowStarted {
+                as_of: chrono::NaiveDate::from_ymd_opt(2026, 12, 4).unwrap(),
+                mode: crate::domain::RunMode::Paper,
+                trigger: "test".into(),
+                attempt: 0,
+            },
+            "engine",
+            &SystemClock,
+            None,
+        );
+        let handle = || {
+            let first = Envelope::caused_by(
+                &started,
+                WorkflowCompleted {
+                    orders_placed: 0,
+                    duration_ms: 0,
+                },
+                "x",
+                &SystemClock,
+            );
+            let second = Envelope::caused_by(
+                &first,
+                WorkflowCompleted {
+                    orders_placed: 1,
+                    duration_ms: 0,
+                },
+                "x",
+                &SystemClock,
+            );
+            let mut ids = StableIds::default();
+            let (mut a, mut b) = (first, second);
+            ids.apply(started.event_id, "reconciliation", &mut a);
+            ids.apply(started.event_id, "reconciliation", &mut b);
+            (a, b)
+        };
+        let (a1, b1) = handle();
+        let (a2, b2) = handle();
+        assert_eq!((a1.event_id, b1.event_id), (a2.event_id, b2.event_id));
+        assert_ne!(a1.event_id, b1.event_id);
+        assert_eq!(b1.causation_id, Some(a1.event_id));
+        assert_eq!(a1.causation_id, Some(started.event_id));
+        // An id the handler derived itself is kept.
+        let mut derived = a1.clone();
+        derived.event_id = EventId::derived(&[b"plan"]);
+        let kept = derived.event_id;
+        StableIds::default().apply(started.event_id, "execution", &mut derived);
+        assert_eq!(derived.event_id, kept);
+        assert_eq!(
+            consumer_name("execution", "portfolio.rebalance.planned.v1"),
+            "execution--portfolio_rebalance_planned_v1"
+        );
+    }
+}

@@ -1,0 +1,331 @@
+//! Business actors in other processes (`alchemiser worker --roles ...`): the engine and
+//! its workers as child processes, over a real nats-server, trading a full `run --once`
+//! against the fake Alpaca. A worker that dies mid-plan leaves the plan to another
+//! (every client order id once at the venue); two workers of a role share its events
+//! (each handled once); the journal verifies and the venue's positions equal the fills.
+
+mod common;
+#[path = "common/nats.rs"]
+mod nats;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use alchemiser::events::{EventKind, Payload};
+use alchemiser::journal::{Journal, SyncMode};
+use alchemiser::venue::alpaca::fake::FakeAlpaca;
+use nats::{free_port, nats_server_binary, NatsServer};
+use rust_decimal::Decimal;
+
+const KEY: &str = "PKWORKERTEST1";
+const SECRET: &str = "worker-secret";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn fake() -> FakeAlpaca {
+    let f = FakeAlpaca::start(KEY, SECRET, Decimal::from(100_000)).unwrap();
+    for (s, p) in common::BUNDLED_CLOSES {
+        f.state()
+            .prices
+            .insert(s.into(), Decimal::from_str(p).unwrap());
+        f.state()
+            .bars
+            .insert(s.into(), common::bars_from_bundled(s));
+    }
+    f.state().bars_page_size = 2000;
+    f
+}
+
+fn config(dir: &Path, fake: &FakeAlpaca, port: u16) -> PathBuf {
+    let cfg = dir.join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[strategy]\ndata = {data:?}\n[[strategy.files]]\npath = {strategy:?}\n\
+             [journal]\npath = {journal:?}\n[engine]\ncontrol_dir = {control:?}\n[metrics]\nenabled = false\n\
+             [alpaca]\ntrading_url = {url:?}\ndata_url = {url:?}\n\
+             [bus]\ntransport = \"nats\"\nurl = \"nats://127.0.0.1:{port}\"\nstream = \"ALC_WORKERS\"\n\
+             remote_roles = [\"execution\", \"reconciliation\"]\nack_wait_secs = 2\nmax_deliver = 3\n",
+            data = root().join("examples/data"),
+            strategy = root().join("examples/strategies/default.clj"),
+            journal = dir.join("journal.sqlite"),
+            control = dir,
+            url = fake.url(),
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+fn command(cfg: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_alchemiser"));
+    c.env("APCA_API_KEY_ID", KEY)
+        .env("APCA_API_SECRET_KEY", SECRET)
+        .env("RUST_LOG", "warn,alchemiser=info")
+        .env_remove("ALCHEMISER_CRASH_AFTER")
+        .arg("--config")
+        .arg(cfg);
+    c
+}
+
+/// A worker child process; killed on drop.
+struct Worker(Child);
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn worker(cfg: &Path, dir: &Path, name: &str, crash_after: Option<&str>) -> Worker {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_alchemiser"));
+    c.args(["worker", "--roles", "execution,reconciliation", "--config"])
+        .arg(cfg)
+        .env("APCA_API_KEY_ID", KEY)
+        .env("APCA_API_SECRET_KEY", SECRET)
+        .env("RUST_LOG", "warn,alchemiser=info")
+        .env("HOSTNAME", name)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join(format!("{name}.log"))).unwrap());
+    match crash_after {
+        Some(point) => c.env("ALCHEMISER_CRASH_AFTER", point),
+        None => c.env_remove("ALCHEMISER_CRASH_AFTER"),
+    };
+    Worker(c.spawn().unwrap())
+}
+
+fn run_once(cfg: &Path, as_of: &str) -> Output {
+    let mut c = command(cfg);
+    c.args(["--as-of", as_of]);
+    // `run` first, then its flags.
+    let mut args: Vec<std::ffi::OsString> = vec!["run".into(), "--once".into()];
+    args.extend(c.get_args().map(|a| a.to_os_string()));
+    let mut run = Command::new(env!("CARGO_BIN_EXE_alchemiser"));
+    run.args(args)
+        .envs(c.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .env_remove("ALCHEMISER_CRASH_AFTER");
+    run.output().unwrap()
+}
+
+/// The journal verifies, nothing is left open, each workflow's reactions are there
+/// once, every order reached the venue once, and positions equal the fills.
+fn assert_consistent(dir: &Path, fake: &FakeAlpaca, workflows: usize) {
+    let journal = Journal::open(&dir.join("journal.sqlite"), SyncMode::Normal).unwrap();
+    assert_eq!(journal.verify().unwrap().first_broken, None);
+    assert!(journal.open_workflows().unwrap().is_empty());
+    let entries = journal.entries().unwrap();
+    let count = |kind: EventKind| entries.iter().filter(|e| e.envelope.kind() == kind).count();
+    assert_eq!(count(EventKind::WorkflowCompleted), workflows);
+    assert_eq!(count(EventKind::WorkflowFailed), 0);
+    // Each step of each workflow once: no reaction was taken twice.
+    let mut seen = std::collections::BTreeSet::new();
+    for e in &entries {
+        let kind = e.envelope.kind();
+        if [
+            EventKind::RebalancePlanned,
+            EventKind::ExecutionStarted,
+            EventKind::OrderSettled,
+            EventKind::WorkflowCompleted,
+        ]
+        .contains(&kind)
+        {
+            assert!(
+                seen.insert((e.envelope.correlation_id, kind)),
+                "{kind:?} twice in workflow {}",
+                e.envelope.correlation_id
+            );
+        }
+    }
+    assert_eq!(
+        count(EventKind::OrderSettled),
+        count(EventKind::ExecutionStarted),
+        "every execution settled"
+    );
+    assert!(count(EventKind::OrderSettled) >= 1);
+    // Reconciliation after each settlement (and at each start).
+    assert!(count(EventKind::ReconciliationCompleted) >= workflows);
+    let state = fake.state();
+    assert!(!state.created.is_empty(), "orders were placed");
+    assert!(
+        state.created.values().all(|n| *n == 1),
+        "an order was created twice: {:?}",
+        state.created
+    );
+    let mut filled: std::collections::BTreeMap<alchemiser::domain::Symbol, Decimal> =
+        Default::default();
+    let mut fill_ids = std::collections::BTreeSet::new();
+    for e in &entries {
+        if let Payload::OrderFilled(fill) = &e.envelope.payload {
+            assert!(
+                fill_ids.insert(fill.fill_id.clone()),
+                "fill {} twice",
+                fill.fill_id
+            );
+            let signed = match fill.side {
+                alchemiser::domain::Side::Buy => fill.qty,
+                alchemiser::domain::Side::Sell => -fill.qty,
+            };
+            *filled.entry(fill.symbol.clone()).or_default() += signed;
+        }
+    }
+    filled.retain(|_, q| !q.is_zero());
+    assert_eq!(
+        state.positions, filled,
+        "venue positions equal the journaled fills"
+    );
+}
+
+fn log(dir: &Path, name: &str) -> String {
+    std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default()
+}
+
+#[test]
+fn execution_and_reconciliation_in_a_worker_trade_a_full_workflow() {
+    let Some(binary) = nats_server_binary() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _nats = NatsServer::start(&binary, port, &dir.path().join("nats"));
+    let f = fake();
+    let cfg = config(dir.path(), &f, port);
+    let _w = worker(&cfg, dir.path(), "w1", None);
+    let out = run_once(&cfg, "2023-09-21");
+    assert!(
+        out.status.success(),
+        "{}\nworker: {}",
+        String::from_utf8_lossy(&out.stderr),
+        log(dir.path(), "w1")
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(r#""status": "completed""#));
+    assert_consistent(dir.path(), &f, 1);
+    // The engine did not execute: the worker did.
+    let journal = Journal::open(&dir.path().join("journal.sqlite"), SyncMode::Normal).unwrap();
+    let sources: Vec<String> = journal
+        .entries()
+        .unwrap()
+        .iter()
+        .filter(|e| e.envelope.kind() == EventKind::OrderSettled)
+        .map(|e| e.envelope.source.to_string())
+        .collect();
+    assert_eq!(sources, ["execution"]);
+}
+
+#[test]
+fn a_worker_killed_mid_plan_leaves_the_plan_to_another_and_no_order_is_placed_twice() {
+    let Some(binary) = nats_server_binary() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _nats = NatsServer::start(&binary, port, &dir.path().join("nats"));
+    let f = fake();
+    let cfg = config(dir.path(), &f, port);
+    // The first worker dies right after the venue accepted the plan's second order.
+    let mut doomed = worker(&cfg, dir.path(), "doomed", Some("venue.submit:2"));
+    let run = {
+        let cfg = cfg.clone();
+        std::thread::spawn(move || run_once(&cfg, "2023-09-21"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while doomed.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the doomed worker never crashed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(log(dir.path(), "doomed").contains("ALCHEMISER_CRASH_AFTER"));
+    assert_eq!(
+        f.state().created.len(),
+        2,
+        "two orders reached the venue before the crash"
+    );
+    // Another worker takes the plan over when its acknowledgement is overdue.
+    let _rescuer = worker(&cfg, dir.path(), "rescuer", None);
+    let out = run.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{}\nrescuer: {}",
+        String::from_utf8_lossy(&out.stderr),
+        log(dir.path(), "rescuer")
+    );
+    assert_consistent(dir.path(), &f, 1);
+    // The rescuer handled the plan, as a redelivery.
+    let rescued = log(dir.path(), "rescuer");
+    assert!(
+        rescued
+            .lines()
+            .any(|l| l.contains("portfolio.rebalance.planned.v1")
+                && l.contains("\"handled\"")
+                && !l.contains("\"delivered\":1")),
+        "{rescued}"
+    );
+}
+
+#[test]
+fn two_workers_of_a_role_share_its_events_each_handled_once() {
+    let Some(binary) = nats_server_binary() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _nats = NatsServer::start(&binary, port, &dir.path().join("nats"));
+    let f = fake();
+    let cfg = config(dir.path(), &f, port);
+    let _a = worker(&cfg, dir.path(), "a", None);
+    let _b = worker(&cfg, dir.path(), "b", None);
+    let days = ["2023-09-18", "2023-09-19", "2023-09-20", "2023-09-21"];
+    for day in days {
+        let out = run_once(&cfg, day);
+        assert!(
+            out.status.success(),
+            "{day}: {}\na: {}\nb: {}",
+            String::from_utf8_lossy(&out.stderr),
+            log(dir.path(), "a"),
+            log(dir.path(), "b")
+        );
+    }
+    assert_consistent(dir.path(), &f, days.len());
+}
+
+#[test]
+fn the_nats_server_restarted_mid_workflow_loses_nothing() {
+    let Some(binary) = nats_server_binary() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let store = dir.path().join("nats");
+    let nats = NatsServer::start(&binary, port, &store);
+    let f = fake();
+    let cfg = config(dir.path(), &f, port);
+    // The first order's answer is held 1.5 s: the server goes down meanwhile.
+    f.inject(alchemiser::venue::alpaca::fake::Fault::DelayAfterCreate(
+        Duration::from_millis(1500),
+    ));
+    let _w = worker(&cfg, dir.path(), "w", None);
+    let run = {
+        let cfg = cfg.clone();
+        std::thread::spawn(move || run_once(&cfg, "2023-09-21"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while f.state().created.is_empty() {
+        assert!(Instant::now() < deadline, "no order reached the venue");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(nats);
+    std::thread::sleep(Duration::from_millis(700));
+    let _nats = NatsServer::start(&binary, port, &store);
+    let out = run.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{}\nworker: {}",
+        String::from_utf8_lossy(&out.stderr),
+        log(dir.path(), "w")
+    );
+    assert_consistent(dir.path(), &f, 1);
+    assert!(log(dir.path(), "w").contains("portfolio.rebalance.planned.v1"));
+}
