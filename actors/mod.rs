@@ -12,6 +12,7 @@ pub mod observe;
 pub mod remote;
 pub mod replay;
 pub mod supervision;
+pub mod sweep;
 
 pub mod execution;
 pub mod notify;

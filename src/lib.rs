@@ -28,6 +28,7 @@ pub mod risk;
 pub mod schedule;
 pub mod strategy;
 pub mod supervision;
+pub mod sweep;
 pub mod venue;
 pub mod wire_name;
 pub mod workflow;

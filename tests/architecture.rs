@@ -146,6 +146,7 @@ const ACTOR_LAYERS: &[&[&str]] = &[
     ],
     &["engine"],
     &["control", "observe", "backtest", "remote"],
+    &["sweep"],
     &["replay", "drill"],
     &["cli"],
 ];

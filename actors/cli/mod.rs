@@ -6,6 +6,7 @@ mod drill;
 mod journal;
 mod run;
 mod signals;
+mod sweep;
 mod worker;
 
 pub use run::check_live;
@@ -130,6 +131,28 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         iterations: u32,
     },
+    /// Backtest every combination of a grid's values (symphony placeholders, config
+    /// keys) on every core: a summary per variant and a ranked leaderboard.
+    Sweep {
+        /// Configuration file (default: the embedded config.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The grid (TOML: rank, [params], [config]).
+        #[arg(long)]
+        grid: PathBuf,
+        /// First day (YYYY-MM-DD).
+        #[arg(long)]
+        from: NaiveDate,
+        /// Last day (YYYY-MM-DD), included.
+        #[arg(long)]
+        to: NaiveDate,
+        /// Where the variants' folders and the leaderboard go.
+        #[arg(long, default_value = "out/sweep")]
+        out: PathBuf,
+        /// Variants run at once (default: one per core).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
     /// Serve business actors for an engine over NATS (`bus.remote_roles`): each role's
     /// events come from its durable consumers, shared with the role's other workers.
     Worker {
@@ -224,7 +247,7 @@ impl Command {
                 }
             },
             Command::Drill { .. } => None,
-            Command::Worker { config, .. } => config.as_ref(),
+            Command::Worker { config, .. } | Command::Sweep { config, .. } => config.as_ref(),
         }
     }
 }
@@ -244,6 +267,21 @@ pub fn main() -> ExitCode {
         Command::Halt { config, reason } => control::control_request(config, Some(reason)),
         Command::Resume { config } => control::control_request(config, None),
         Command::Worker { roles, config } => worker::worker(config, roles),
+        Command::Sweep {
+            config,
+            grid,
+            from,
+            to,
+            out,
+            threads,
+        } => sweep::sweep(sweep::SweepRequest {
+            config,
+            grid,
+            from,
+            to,
+            out,
+            threads,
+        }),
         Command::Drill {
             scenario,
             seed,

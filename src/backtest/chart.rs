@@ -353,6 +353,58 @@ pub fn stacked_panels(panels: &[Panel<'_>]) -> String {
     out
 }
 
+/// A horizontal bar per label (a leaderboard), as a standalone SVG document.
+pub fn bars(title: &str, labels: &[String], values: &[f64], unit: Unit) -> String {
+    let row = 18.0;
+    let label_w = 150.0;
+    let height = TOP + row * labels.len() as f64 + BOTTOM;
+    let finite = values.iter().copied().filter(|v| v.is_finite());
+    let (lo, hi) = finite.fold((0.0f64, 0.0f64), |(l, h), v| (l.min(v), h.max(v)));
+    let (lo, hi, ticks) = y_axis(lo, if hi > lo { hi } else { lo + 1.0 }, Scale::Linear);
+    let plot_w = WIDTH - label_w - RIGHT;
+    let to_x = |v: f64| label_w + plot_w * (v - lo) / (hi - lo);
+    let mut out = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}" font-family="system-ui, sans-serif" font-size="11"><rect width="{WIDTH}" height="{height}" fill="white"/><text x="{label_w}" y="14" font-size="13" font-weight="600">{}</text>"#,
+        escape(title)
+    );
+    let step = match ticks.as_slice() {
+        [a, b, ..] => b - a,
+        _ => 1.0,
+    };
+    for t in &ticks {
+        let x = to_x(*t);
+        let _ = write!(
+            out,
+            r##"<line x1="{x:.1}" x2="{x:.1}" y1="{TOP}" y2="{:.1}" stroke="#e5e5e5"/><text x="{x:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
+            height - BOTTOM,
+            height - 6.0,
+            tick_label(*t, unit, step)
+        );
+    }
+    for (i, (label, v)) in labels.iter().zip(values).enumerate() {
+        let y = TOP + row * i as f64;
+        let (a, b) = (
+            to_x(0.0f64.clamp(lo, hi)),
+            to_x(if v.is_finite() { *v } else { 0.0 }),
+        );
+        let _ = write!(
+            out,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text><rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{}"/>"#,
+            label_w - 6.0,
+            y + row * 0.7,
+            escape(label),
+            a.min(b),
+            y + 2.0,
+            (b - a).abs(),
+            row - 4.0,
+            PALETTE[0]
+        );
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

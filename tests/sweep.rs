@@ -1,0 +1,191 @@
+//! `alchemiser sweep`: each variant is exactly the backtest of its own configuration,
+//! the leaderboard ranks them, a rerun resumes (a finished variant is never redone),
+//! and a bad grid or a variant's bad value is named before anything runs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn sweep(grid: &Path, out: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_alchemiser"))
+        .args([
+            "sweep",
+            "--from",
+            "2022-01-01",
+            "--to",
+            "2022-12-31",
+            "--config",
+        ])
+        .arg(root().join("examples/sweep.toml"))
+        .arg("--grid")
+        .arg(grid)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+fn grid(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("grid.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+const GRID: &str = "rank = \"sharpe\"\n[params]\ntrend_window = [100, 200]\ntop_n = [3]\n[config]\n\"portfolio.cash_reserve_pct\" = [\"0.01\", \"0.05\"]\n";
+
+#[test]
+fn each_variant_is_the_backtest_of_its_configuration_and_the_board_ranks_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let run = sweep(&grid(dir.path(), GRID), &out);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let board = std::fs::read_to_string(out.join("leaderboard.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = board
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(rows.len(), 4, "{board}");
+    let header: Vec<&str> = board.lines().next().unwrap().split(',').collect();
+    let sharpe_col = header.iter().position(|h| *h == "sharpe").unwrap();
+    let sharpes: Vec<f64> = rows
+        .iter()
+        .map(|r| r[sharpe_col].parse().unwrap())
+        .collect();
+    assert!(
+        sharpes.windows(2).all(|w| w[0] >= w[1]),
+        "ranked: {sharpes:?}"
+    );
+    assert!(std::fs::read_to_string(out.join("leaderboard.svg"))
+        .unwrap()
+        .contains("sharpe by variant"));
+    // Distinct variants give distinct results, and each is its configuration's backtest.
+    let distinct: std::collections::BTreeSet<&str> = rows.iter().map(|r| r[sharpe_col]).collect();
+    assert!(distinct.len() > 1, "{board}");
+    for row in &rows {
+        let folder = out.join("variants").join(row[1]);
+        let alone = dir.path().join(format!("alone-{}", row[1]));
+        let check = Command::new(env!("CARGO_BIN_EXE_alchemiser"))
+            .args([
+                "backtest",
+                "--from",
+                "2022-01-01",
+                "--to",
+                "2022-12-31",
+                "--config",
+            ])
+            .arg(folder.join("config.toml"))
+            .arg("--out")
+            .arg(&alone)
+            .output()
+            .unwrap();
+        assert!(
+            check.status.success(),
+            "{}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+        assert_eq!(
+            std::fs::read_to_string(folder.join("summary.json")).unwrap(),
+            std::fs::read_to_string(alone.join("summary.json")).unwrap(),
+            "{}",
+            row[1]
+        );
+    }
+    // The template's placeholders were filled in.
+    let made = std::fs::read_to_string(
+        out.join("variants")
+            .join(rows[0][1])
+            .join("0-default_template.clj"),
+    )
+    .unwrap();
+    assert!(
+        !made.contains("{{") && made.contains("(select-top 3)"),
+        "{made}"
+    );
+}
+
+#[test]
+fn a_rerun_resumes_and_never_redoes_a_finished_variant() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let g = grid(dir.path(), GRID);
+    assert!(sweep(&g, &out).status.success());
+    let mut ids: Vec<PathBuf> = std::fs::read_dir(out.join("variants"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    ids.sort();
+    // One variant as if the driver died while running it; another marked to show
+    // whether it is run again.
+    std::fs::remove_file(ids[0].join("variant.json")).unwrap();
+    std::fs::remove_file(ids[0].join("summary.json")).unwrap();
+    let marked = ids[1].join("summary.json");
+    let mut summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&marked).unwrap()).unwrap();
+    summary["sharpe"] = "9.999999".into();
+    std::fs::write(&marked, serde_json::to_string_pretty(&summary).unwrap()).unwrap();
+    let again = sweep(&g, &out);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert!(
+        ids[0].join("summary.json").exists(),
+        "the unfinished variant ran"
+    );
+    assert!(
+        std::fs::read_to_string(&marked)
+            .unwrap()
+            .contains("9.999999"),
+        "a finished variant was run again"
+    );
+    let board = std::fs::read_to_string(out.join("leaderboard.csv")).unwrap();
+    assert!(
+        board.lines().nth(1).unwrap().contains("9.999999"),
+        "{board}"
+    );
+}
+
+#[test]
+fn bad_grids_and_bad_values_are_named_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    // A placeholder the grid does not fill.
+    let missing = sweep(&grid(dir.path(), "[params]\ntrend_window = [100]\n"), &out);
+    assert_eq!(missing.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        err.contains("{{top_n}}") && err.contains("default_template.clj"),
+        "{err}"
+    );
+    // A value the configuration refuses, named with its variant and key.
+    let bad = sweep(
+        &grid(
+            dir.path(),
+            "[params]\ntrend_window = [100]\ntop_n = [2]\n[config]\n\"portfolio.cash_reserve_pct\" = [\"0.01\", \"1.5\"]\n",
+        ),
+        &out,
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("v0001-") && err.contains("portfolio.cash_reserve_pct"),
+        "{err}"
+    );
+    assert!(!out.join("leaderboard.csv").exists());
+    // An unknown statistic to rank by.
+    let rank = sweep(
+        &grid(dir.path(), "rank = \"luck\"\n[params]\ntop_n = [2]\n"),
+        &out,
+    );
+    assert_eq!(rank.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&rank.stderr).contains("rank = \"luck\""));
+}
