@@ -13,6 +13,7 @@ pub mod remote;
 pub mod replay;
 pub mod supervision;
 pub mod sweep;
+pub mod sweep_queue;
 
 pub mod execution;
 pub mod notify;

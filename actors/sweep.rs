@@ -1,7 +1,8 @@
-//! Running a sweep's variants: each one's configuration and symphonies made in its own
-//! folder, then backtested through the same actors as `backtest` (one actor system per
-//! variant), on every core. A variant whose folder already holds its summary is not run
-//! again: a sweep whose driver died resumes where it stopped.
+//! Running a sweep's variants: each one made self-contained (its configuration and
+//! filled-in symphonies, a [`VariantJob`]), written to a folder, and backtested through
+//! the same actors as `backtest` (one actor system per variant) — on every core here,
+//! or by `worker --roles backtest` processes over NATS (`sweep_queue`). A variant whose
+//! folder already holds its summary is not run again: a sweep whose driver died resumes.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,18 +14,25 @@ use super::backtest::{after_warm_up, run, sessions};
 use crate::backtest::summarize;
 use crate::config::Config;
 use crate::strategy::book::StrategyBook;
-use crate::sweep::{fill_placeholders, set_key, Grid, Outcome, SweepError, Variant};
+use crate::sweep::{fill_placeholders, set_key, Grid, Outcome, SweepError, Variant, VariantJob};
 
 /// What every variant starts from.
 pub struct SweepPlan {
     pub grid: Grid,
     /// The configuration file's table (or the embedded default's).
     pub base: toml::Table,
-    /// Where the configuration's relative paths resolve.
+    /// Where the configuration's relative paths resolve (absolute).
     pub base_dir: PathBuf,
     pub from: NaiveDate,
     pub to: NaiveDate,
     pub out: PathBuf,
+}
+
+fn variant_error(variant: &Variant) -> impl Fn(String) -> SweepError + '_ {
+    move |message| SweepError::Variant {
+        variant: variant.id.clone(),
+        message,
+    }
 }
 
 impl SweepPlan {
@@ -32,13 +40,10 @@ impl SweepPlan {
         self.out.join("variants").join(&variant.id)
     }
 
-    /// The variant's configuration, its symphonies filled in and written to its
-    /// folder (with the configuration itself, for a rerun by hand).
-    pub fn prepare(&self, variant: &Variant) -> Result<Config, SweepError> {
-        let fail = |message: String| SweepError::Variant {
-            variant: variant.id.clone(),
-            message,
-        };
+    /// The variant as a job any process can run: its configuration (the data's path
+    /// absolute) and its symphonies, placeholders filled in.
+    pub fn job(&self, sweep: &str, variant: &Variant) -> Result<VariantJob, SweepError> {
+        let fail = variant_error(variant);
         let mut table = self.base.clone();
         let mut params = std::collections::BTreeMap::new();
         for (axis, shown) in &variant.values {
@@ -49,12 +54,9 @@ impl SweepPlan {
                     .grid
                     .value_of(variant, axis)
                     .ok_or_else(|| fail(format!("{axis}: no value")))?;
-                set_key(&mut table, key, value).map_err(fail)?;
+                set_key(&mut table, key, value).map_err(&fail)?;
             }
         }
-        let folder = self.folder(variant);
-        std::fs::create_dir_all(&folder).map_err(|e| fail(format!("{}: {e}", folder.display())))?;
-        // Paths resolve against the configuration's folder: made absolute here.
         let data = table
             .get("strategy")
             .and_then(|s| s.get("data"))
@@ -66,8 +68,8 @@ impl SweepPlan {
             "strategy.data",
             self.base_dir.join(data).display().to_string().into(),
         )
-        .map_err(fail)?;
-        let files: Vec<String> = table
+        .map_err(&fail)?;
+        let paths: Vec<String> = table
             .get("strategy")
             .and_then(|s| s.get("files"))
             .and_then(|f| f.as_array())
@@ -78,119 +80,148 @@ impl SweepPlan {
                     .collect()
             })
             .unwrap_or_default();
-        for (i, path) in files.iter().enumerate() {
+        let mut symphonies = Vec::new();
+        for (i, path) in paths.iter().enumerate() {
             let source = self.base_dir.join(path);
             let shown = source.display().to_string();
             let text =
                 std::fs::read_to_string(&source).map_err(|e| fail(format!("{shown}: {e}")))?;
             let filled = fill_placeholders(&text, &params, &shown)?;
             let name = Path::new(path).file_name().map_or_else(
-                || format!("file{i}.clj"),
+                || "strategy.clj".into(),
                 |n| n.to_string_lossy().into_owned(),
             );
-            let made = folder.join(format!("{i}-{name}"));
-            std::fs::write(&made, filled).map_err(|e| fail(format!("{}: {e}", made.display())))?;
-            set_key(
-                &mut table,
-                &format!("strategy.files.{i}.path"),
-                made.display().to_string().into(),
-            )
-            .map_err(fail)?;
+            symphonies.push((format!("{i}-{name}"), filled));
         }
-        let text = toml::to_string(&table).map_err(|e| fail(e.to_string()))?;
-        let mut config = Config::parse(&text, &format!("variant {}", variant.id))
-            .map_err(|e| fail(e.to_string()))?;
-        config.base_dir = self.base_dir.clone();
-        std::fs::write(folder.join("config.toml"), &text)
-            .map_err(|e| fail(format!("{}: {e}", folder.display())))?;
-        Ok(config)
+        Ok(VariantJob {
+            sweep: sweep.to_string(),
+            variant: variant.clone(),
+            from: self.from,
+            to: self.to,
+            config: toml::to_string(&table).map_err(|e| fail(e.to_string()))?,
+            base_dir: self.base_dir.display().to_string(),
+            symphonies,
+        })
     }
 
     /// The summary a finished variant left in its folder (a resumed sweep skips it).
-    pub fn finished(&self, variant: &Variant) -> Option<serde_json::Value> {
+    pub fn finished(&self, variant: &Variant) -> Option<String> {
         let folder = self.folder(variant);
         let recorded: Variant =
             serde_json::from_slice(&std::fs::read(folder.join("variant.json")).ok()?).ok()?;
         if recorded != *variant {
             return None;
         }
-        serde_json::from_slice(&std::fs::read(folder.join("summary.json")).ok()?).ok()
+        std::fs::read_to_string(folder.join("summary.json")).ok()
     }
 
-    /// Backtests one variant on this thread; writes its summary; returns it.
-    pub fn run_variant(&self, variant: &Variant) -> Result<serde_json::Value, SweepError> {
-        let fail = |message: String| SweepError::Variant {
-            variant: variant.id.clone(),
-            message,
-        };
-        let config = self.prepare(variant)?;
-        let mut book = StrategyBook::load(&config.strategy, &config.base_dir, None)
-            .map_err(|e| fail(e.to_string()))?;
-        let all = sessions(&book, self.from, self.to).map_err(|e| fail(e.to_string()))?;
-        book.keep_until(self.to);
-        let book = Arc::new(book);
-        let (dates, warm_up) = after_warm_up(&book, &all).map_err(|e| fail(e.to_string()))?;
-        let dates = dates.to_vec();
-        let system = actix::System::new();
-        let mut record = system
-            .block_on(run(config, book, &dates, |_, _| {}))
-            .map_err(|e| fail(e.to_string()))?;
-        record.warm_up_sessions = warm_up;
-        let summary = summarize(&record).ok_or_else(|| fail("no sessions".into()))?;
-        let json = serde_json::to_value(&summary).map_err(|e| fail(e.to_string()))?;
+    /// Records a variant's summary in its folder; the variant file last, as the mark
+    /// that it is finished.
+    pub fn record(&self, variant: &Variant, summary: &str) -> Result<(), SweepError> {
+        let fail = variant_error(variant);
         let folder = self.folder(variant);
-        let write = |name: &str, text: Result<String, serde_json::Error>| {
-            let text = text.map_err(|e| fail(e.to_string()))?;
-            std::fs::write(folder.join(name), text + "\n").map_err(|e| fail(e.to_string()))
-        };
-        // The same bytes `backtest` writes for this configuration.
-        write("summary.json", serde_json::to_string_pretty(&summary))?;
-        // Last: its presence marks the variant finished.
-        write("variant.json", serde_json::to_string_pretty(variant))?;
-        Ok(json)
+        std::fs::create_dir_all(&folder).map_err(|e| fail(e.to_string()))?;
+        std::fs::write(folder.join("summary.json"), summary).map_err(|e| fail(e.to_string()))?;
+        let text = serde_json::to_string_pretty(variant).map_err(|e| fail(e.to_string()))?;
+        std::fs::write(folder.join("variant.json"), text + "\n").map_err(|e| fail(e.to_string()))
     }
+}
+
+/// Writes `job`'s symphonies and configuration into `folder` and reads the
+/// configuration back (validated), its files pointing there.
+pub fn materialize(job: &VariantJob, folder: &Path) -> Result<Config, SweepError> {
+    let fail = variant_error(&job.variant);
+    std::fs::create_dir_all(folder).map_err(|e| fail(format!("{}: {e}", folder.display())))?;
+    let mut table: toml::Table = toml::from_str(&job.config).map_err(|e| fail(e.to_string()))?;
+    for (i, (name, text)) in job.symphonies.iter().enumerate() {
+        let made = folder.join(name);
+        std::fs::write(&made, text).map_err(|e| fail(format!("{}: {e}", made.display())))?;
+        set_key(
+            &mut table,
+            &format!("strategy.files.{i}.path"),
+            made.display().to_string().into(),
+        )
+        .map_err(&fail)?;
+    }
+    let text = toml::to_string(&table).map_err(|e| fail(e.to_string()))?;
+    let mut config = Config::parse(&text, &format!("variant {}", job.variant.id))
+        .map_err(|e| fail(e.to_string()))?;
+    config.base_dir = PathBuf::from(&job.base_dir);
+    std::fs::write(folder.join("config.toml"), &text)
+        .map_err(|e| fail(format!("{}: {e}", folder.display())))?;
+    Ok(config)
+}
+
+/// Backtests `job` (made in `folder`) on this thread: its `summary.json` text, the
+/// same bytes `backtest` writes for that configuration.
+pub fn run_job(job: &VariantJob, folder: &Path) -> Result<String, SweepError> {
+    let fail = variant_error(&job.variant);
+    let config = materialize(job, folder)?;
+    let mut book = StrategyBook::load(&config.strategy, &config.base_dir, None)
+        .map_err(|e| fail(e.to_string()))?;
+    let all = sessions(&book, job.from, job.to).map_err(|e| fail(e.to_string()))?;
+    book.keep_until(job.to);
+    let book = Arc::new(book);
+    let (dates, warm_up) = after_warm_up(&book, &all).map_err(|e| fail(e.to_string()))?;
+    let dates = dates.to_vec();
+    let system = actix::System::new();
+    let mut record = system
+        .block_on(run(config, book, &dates, |_, _| {}))
+        .map_err(|e| fail(e.to_string()))?;
+    record.warm_up_sessions = warm_up;
+    let summary = summarize(&record).ok_or_else(|| fail("no sessions".into()))?;
+    serde_json::to_string_pretty(&summary)
+        .map(|t| t + "\n")
+        .map_err(|e| fail(e.to_string()))
+}
+
+/// The outcomes of `variants`, in order, from their recorded summaries.
+pub fn outcomes(plan: &SweepPlan, variants: &[Variant]) -> Vec<Outcome> {
+    variants
+        .iter()
+        .filter_map(|v| {
+            let summary = serde_json::from_str(&plan.finished(v)?).ok()?;
+            Some(Outcome {
+                variant: v.clone(),
+                summary,
+            })
+        })
+        .collect()
 }
 
 /// Runs every variant not finished yet on `threads` threads; `progress(done, total)`
 /// after each. Outcomes in variant order; the first error stops the sweep.
 pub fn run_all(
     plan: &SweepPlan,
-    variants: &[Variant],
+    jobs: &[VariantJob],
     threads: usize,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<Vec<Outcome>, SweepError> {
-    let results: Mutex<Vec<Option<serde_json::Value>>> =
-        Mutex::new(variants.iter().map(|v| plan.finished(v)).collect());
+    let variants: Vec<Variant> = jobs.iter().map(|j| j.variant.clone()).collect();
     let done = AtomicUsize::new(
-        results
-            .lock()
-            .map(|r| r.iter().filter(|s| s.is_some()).count())
-            .unwrap_or(0),
+        variants
+            .iter()
+            .filter(|v| plan.finished(v).is_some())
+            .count(),
     );
     let next = AtomicUsize::new(0);
     let failure: Mutex<Option<SweepError>> = Mutex::new(None);
-    progress(done.load(Ordering::SeqCst), variants.len());
+    progress(done.load(Ordering::SeqCst), jobs.len());
     std::thread::scope(|scope| {
         for _ in 0..threads.max(1) {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(variant) = variants.get(i) else {
-                    return;
-                };
+                let Some(job) = jobs.get(i) else { return };
                 if failure.lock().map_or(true, |f| f.is_some()) {
                     return;
                 }
-                let already = results.lock().is_ok_and(|r| r[i].is_some());
-                if already {
+                if plan.finished(&job.variant).is_some() {
                     continue;
                 }
-                match plan.run_variant(variant) {
-                    Ok(summary) => {
-                        if let Ok(mut r) = results.lock() {
-                            r[i] = Some(summary);
-                        }
-                        progress(done.fetch_add(1, Ordering::SeqCst) + 1, variants.len());
-                    }
+                let ran = run_job(job, &plan.folder(&job.variant))
+                    .and_then(|summary| plan.record(&job.variant, &summary));
+                match ran {
+                    Ok(()) => progress(done.fetch_add(1, Ordering::SeqCst) + 1, jobs.len()),
                     Err(e) => {
                         if let Ok(mut f) = failure.lock() {
                             f.get_or_insert(e);
@@ -204,15 +235,5 @@ pub fn run_all(
     if let Some(e) = failure.into_inner().ok().flatten() {
         return Err(e);
     }
-    let results = results.into_inner().unwrap_or_default();
-    Ok(variants
-        .iter()
-        .zip(results)
-        .filter_map(|(v, s)| {
-            s.map(|summary| Outcome {
-                variant: v.clone(),
-                summary,
-            })
-        })
-        .collect())
+    Ok(outcomes(plan, &variants))
 }

@@ -146,7 +146,7 @@ const ACTOR_LAYERS: &[&[&str]] = &[
     ],
     &["engine"],
     &["control", "observe", "backtest", "remote"],
-    &["sweep"],
+    &["sweep", "sweep_queue"],
     &["replay", "drill"],
     &["cli"],
 ];

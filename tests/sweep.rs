@@ -189,3 +189,149 @@ fn bad_grids_and_bad_values_are_named_before_anything_runs() {
     assert_eq!(rank.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&rank.stderr).contains("rank = \"luck\""));
 }
+
+#[path = "common/nats.rs"]
+mod nats;
+
+/// A worker process; killed on drop.
+struct Worker(std::process::Child);
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn backtest_worker(config: &Path, port: u16, log: &Path, crash_after: Option<&str>) -> Worker {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_alchemiser"));
+    c.args(["worker", "--roles", "backtest", "--nats"])
+        .arg(format!("nats://127.0.0.1:{port}"))
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "warn,alchemiser=info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap());
+    match crash_after {
+        Some(p) => c.env("ALCHEMISER_CRASH_AFTER", p),
+        None => c.env_remove("ALCHEMISER_CRASH_AFTER"),
+    };
+    Worker(c.spawn().unwrap())
+}
+
+fn sweep_with(config: &Path, grid: &Path, out: &Path, nats: Option<u16>) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_alchemiser"));
+    c.args([
+        "sweep",
+        "--from",
+        "2022-01-01",
+        "--to",
+        "2022-12-31",
+        "--config",
+    ])
+    .arg(config)
+    .arg("--grid")
+    .arg(grid)
+    .arg("--out")
+    .arg(out)
+    .env_remove("ALCHEMISER_CRASH_AFTER");
+    if let Some(port) = nats {
+        c.arg("--nats").arg(format!("nats://127.0.0.1:{port}"));
+    }
+    c.output().unwrap()
+}
+
+/// The summaries of a sweep's variants, by variant id.
+fn summaries(out: &Path) -> std::collections::BTreeMap<String, String> {
+    std::fs::read_dir(out.join("variants"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read_to_string(p.join("summary.json")).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn over_nats_a_killed_workers_variant_is_redone_elsewhere_and_none_twice() {
+    let Some(binary) = nats::nats_server_binary() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = nats::free_port();
+    let _server = nats::NatsServer::start(&binary, port, &dir.path().join("nats"));
+    // The example sweep's configuration, its paths absolute, a short acknowledgement wait.
+    let config = dir.path().join("sweep.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[strategy.files]]\npath = {:?}\nweight = \"1\"\n[strategy]\ndata = {:?}\n[bus]\nack_wait_secs = 2\n",
+            root().join("examples/strategies/default_template.clj"),
+            root().join("examples/data"),
+        ),
+    )
+    .unwrap();
+    let g = grid(dir.path(), GRID);
+
+    // The reference: the same sweep on this machine's cores.
+    let here = dir.path().join("here");
+    assert!(sweep_with(&config, &g, &here, None).status.success());
+
+    // The first worker dies as it starts its second variant; another takes over.
+    let doomed_log = dir.path().join("doomed.log");
+    let mut doomed = backtest_worker(&config, port, &doomed_log, Some("sweep.variant:2"));
+    let queued = dir.path().join("queued");
+    let driver = {
+        let (config, g, queued) = (config.clone(), g.clone(), queued.clone());
+        std::thread::spawn(move || sweep_with(&config, &g, &queued, Some(port)))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while doomed.0.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the doomed worker never crashed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(std::fs::read_to_string(&doomed_log)
+        .unwrap()
+        .contains("ALCHEMISER_CRASH_AFTER"));
+    let rescuer_log = dir.path().join("rescuer.log");
+    let _rescuer = backtest_worker(&config, port, &rescuer_log, None);
+    let out = driver.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Every variant is what it is on one machine, byte for byte.
+    assert_eq!(summaries(&queued), summaries(&here));
+    assert_eq!(
+        std::fs::read_to_string(queued.join("leaderboard.csv")).unwrap(),
+        std::fs::read_to_string(here.join("leaderboard.csv")).unwrap()
+    );
+    // Four variants, four results: the doomed worker's first one was not redone, its
+    // second was, once.
+    let done = |log: &Path| {
+        std::fs::read_to_string(log)
+            .unwrap()
+            .matches("variant done")
+            .count()
+    };
+    assert_eq!(done(&doomed_log) + done(&rescuer_log), 4);
+
+    // A driver started again (its folder lost) finds every result in: nothing is redone.
+    let again = dir.path().join("again");
+    let rerun = sweep_with(&config, &g, &again, Some(port));
+    assert!(
+        rerun.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rerun.stderr)
+    );
+    assert_eq!(summaries(&again), summaries(&here));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(done(&rescuer_log), 4 - done(&doomed_log));
+}

@@ -152,13 +152,21 @@ enum Command {
         /// Variants run at once (default: one per core).
         #[arg(long)]
         threads: Option<usize>,
+        /// Queue the variants on this NATS server for `worker --roles backtest`
+        /// processes (which must see the same market data) instead of running them here.
+        #[arg(long)]
+        nats: Option<String>,
     },
     /// Serve business actors for an engine over NATS (`bus.remote_roles`): each role's
     /// events come from its durable consumers, shared with the role's other workers.
     Worker {
-        /// Roles to serve, comma-separated: portfolio, execution, reconciliation.
+        /// Roles to serve, comma-separated: portfolio, execution, reconciliation; or
+        /// `backtest` (a sweep's variants).
         #[arg(long, value_delimiter = ',', required = true)]
         roles: Vec<String>,
+        /// The NATS server (default: the configuration's bus.url).
+        #[arg(long)]
+        nats: Option<String>,
         /// Configuration file (default: the embedded config.toml); the engine's.
         #[arg(long)]
         config: Option<PathBuf>,
@@ -266,7 +274,11 @@ pub fn main() -> ExitCode {
         } => run::run(config, once, as_of, live, resume, linger),
         Command::Halt { config, reason } => control::control_request(config, Some(reason)),
         Command::Resume { config } => control::control_request(config, None),
-        Command::Worker { roles, config } => worker::worker(config, roles),
+        Command::Worker {
+            roles,
+            nats,
+            config,
+        } => worker::worker(config, roles, nats),
         Command::Sweep {
             config,
             grid,
@@ -274,6 +286,7 @@ pub fn main() -> ExitCode {
             to,
             out,
             threads,
+            nats,
         } => sweep::sweep(sweep::SweepRequest {
             config,
             grid,
@@ -281,6 +294,7 @@ pub fn main() -> ExitCode {
             to,
             out,
             threads,
+            nats,
         }),
         Command::Drill {
             scenario,

@@ -7,10 +7,10 @@ use std::process::ExitCode;
 use chrono::NaiveDate;
 
 use super::load_config;
-use crate::actors::sweep::{run_all, SweepPlan};
+use crate::actors::sweep::{materialize, outcomes, run_all, SweepPlan};
 use crate::backtest::chart::{bars, Unit};
 use crate::config::EMBEDDED_DEFAULT;
-use crate::sweep::{leaderboard, Grid};
+use crate::sweep::{leaderboard, sweep_id, Grid};
 
 /// Variants drawn in the leaderboard's chart (the best ones).
 const CHARTED: usize = 30;
@@ -22,6 +22,8 @@ pub(super) struct SweepRequest {
     pub to: NaiveDate,
     pub out: PathBuf,
     pub threads: Option<usize>,
+    /// Run the variants on `worker --roles backtest` processes through this NATS server.
+    pub nats: Option<String>,
 }
 
 pub(super) fn sweep(request: SweepRequest) -> ExitCode {
@@ -47,16 +49,21 @@ pub(super) fn sweep(request: SweepRequest) -> ExitCode {
         }
     };
     let grid_name = request.grid.display().to_string();
-    let grid = match std::fs::read_to_string(&request.grid)
-        .map_err(|e| format!("{grid_name}: {e}"))
-        .and_then(|t| Grid::parse(&t, &grid_name).map_err(|e| e.to_string()))
-    {
+    let grid_text = match std::fs::read_to_string(&request.grid) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {grid_name}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let grid = match Grid::parse(&grid_text, &grid_name) {
         Ok(g) => g,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
+    let sweep = sweep_id(&grid_text, &text, request.from, request.to);
     if request.out.exists() && !request.out.is_dir() {
         eprintln!(
             "error: --out {} is a file: the sweep writes a folder",
@@ -74,12 +81,19 @@ pub(super) fn sweep(request: SweepRequest) -> ExitCode {
         out: request.out.clone(),
     };
     let variants = plan.grid.variants();
-    // Every variant's configuration is checked before any runs: a bad key or value is
-    // named at once, not after an hour of backtests.
+    // Every variant's configuration is checked (and written to its folder) before any
+    // runs: a bad key or value is named at once, not after an hour of backtests.
+    let mut jobs = Vec::with_capacity(variants.len());
     for v in &variants {
-        if let Err(e) = plan.prepare(v) {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
+        let made = plan
+            .job(&sweep, v)
+            .and_then(|job| materialize(&job, &plan.folder(v)).map(|_| job));
+        match made {
+            Ok(job) => jobs.push(job),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
         }
     }
     let threads = request.threads.unwrap_or_else(|| {
@@ -93,16 +107,34 @@ pub(super) fn sweep(request: SweepRequest) -> ExitCode {
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let started = std::time::Instant::now();
-    let outcomes = match run_all(&plan, &variants, threads, &|done, _| {
-        bar.set_position(done as u64)
-    }) {
-        Ok(o) => o,
-        Err(e) => {
-            bar.finish_and_clear();
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
+    let progress = |done: usize, _: usize| bar.set_position(done as u64);
+    let ran = match &request.nats {
+        None => run_all(&plan, &jobs, threads, &progress)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        Some(url) => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            match runtime {
+                Ok(rt) => rt.block_on(crate::actors::sweep_queue::drive(
+                    url,
+                    &plan,
+                    &jobs,
+                    std::time::Duration::from_secs(config.bus.ack_wait_secs),
+                    config.bus.max_deliver,
+                    &progress,
+                )),
+                Err(e) => Err(e.to_string()),
+            }
         }
     };
+    if let Err(e) = ran {
+        bar.finish_and_clear();
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
+    let outcomes = outcomes(&plan, &variants);
     bar.finish_and_clear();
     let (order, csv) = leaderboard(&plan.grid, &outcomes);
     let board = request.out.join("leaderboard.csv");
@@ -141,8 +173,12 @@ pub(super) fn sweep(request: SweepRequest) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
+    let on = match &request.nats {
+        Some(url) => format!("workers via {url}"),
+        None => format!("{threads} threads"),
+    };
     eprintln!(
-        "{} variants in {:.1} s on {threads} threads; wrote {} and {}",
+        "{} variants in {:.1} s on {on}; wrote {} and {}",
         outcomes.len(),
         started.elapsed().as_secs_f64(),
         board.display(),

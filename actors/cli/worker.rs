@@ -9,15 +9,54 @@ use crate::actors::deps::EngineDeps;
 use crate::clock::SystemClock;
 use crate::config::{BusTransport, REMOTE_ROLES};
 
-pub(super) fn worker(config: Option<PathBuf>, roles: Vec<String>) -> ExitCode {
-    let config = match load_config(config.as_ref()) {
+pub(super) fn worker(
+    config: Option<PathBuf>,
+    roles: Vec<String>,
+    nats: Option<String>,
+) -> ExitCode {
+    let mut config = match load_config(config.as_ref()) {
         Ok(c) => c,
         Err(code) => return code,
     };
+    if let Some(url) = nats {
+        config.bus.url = url;
+    }
     let refuse = |why: String| {
         eprintln!("error: {why}");
         ExitCode::from(2)
     };
+    let id = format!(
+        "{}-{}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into()),
+        std::process::id()
+    );
+    if roles.iter().any(|r| r == "backtest") {
+        if roles.len() > 1 {
+            return refuse("role \"backtest\" runs alone in its worker".into());
+        }
+        let scratch = std::env::temp_dir().join(format!("alchemiser-sweep-{id}"));
+        let runtime = match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => return refuse(e.to_string()),
+        };
+        let served = runtime.block_on(crate::actors::sweep_queue::serve_backtests(
+            &config.bus.url,
+            id,
+            scratch,
+            std::time::Duration::from_secs(config.bus.ack_wait_secs),
+            config.bus.max_deliver,
+        ));
+        return match served {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: worker: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if config.bus.transport != BusTransport::Nats {
         return refuse(
             "a worker needs bus.transport = \"nats\" (the engine's configuration)".into(),
@@ -60,11 +99,6 @@ pub(super) fn worker(config: Option<PathBuf>, roles: Vec<String>) -> ExitCode {
         Ok(b) => b,
         Err(code) => return code,
     };
-    let id = format!(
-        "{}-{}",
-        std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into()),
-        std::process::id()
-    );
     let deps = EngineDeps::new(config, Arc::new(SystemClock), venue, Arc::new(book));
     let system = actix::System::new();
     match system.block_on(crate::actors::remote::work(deps, &roles, id)) {

@@ -252,6 +252,68 @@ pub fn fill_placeholders(
     Ok(out)
 }
 
+/// A variant as any process can run it: its configuration (TOML, the data's path
+/// absolute) and its symphonies (file name, text), placeholders filled in.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VariantJob {
+    /// The sweep it belongs to (see [`sweep_id`]).
+    pub sweep: String,
+    pub variant: Variant,
+    pub from: chrono::NaiveDate,
+    pub to: chrono::NaiveDate,
+    pub config: String,
+    /// Where the configuration's other relative paths resolve.
+    pub base_dir: String,
+    pub symphonies: Vec<(String, String)>,
+}
+
+/// What a worker reports for one variant.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VariantResult {
+    pub sweep: String,
+    pub variant: String,
+    pub worker: String,
+    /// `summary.json`'s text, or why the variant could not run.
+    pub summary: Result<String, String>,
+}
+
+/// A sweep's identity: the same grid, configuration and dates are the same sweep (its
+/// results found again by a driver that restarted).
+pub fn sweep_id(
+    grid: &str,
+    config: &str,
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+) -> String {
+    let mut h = blake3::Hasher::new();
+    for part in [grid, config, &from.to_string(), &to.to_string()] {
+        h.update(&(part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    format!("s{}", &h.finalize().to_hex()[..12])
+}
+
+/// Subjects and streams of sweeps over NATS: a work queue of variants (each taken by
+/// one worker, redelivered if unacknowledged) and a stream of results, one subject per
+/// variant (a result recorded once: its id is the variant's).
+pub mod queue {
+    pub const JOBS_STREAM: &str = "ALCHEMISER_SWEEP_JOBS";
+    pub const RESULTS_STREAM: &str = "ALCHEMISER_SWEEP_RESULTS";
+    pub const JOBS_CONSUMER: &str = "backtest";
+
+    pub fn jobs_subject(sweep: &str) -> String {
+        format!("sweeps.{sweep}.variants")
+    }
+
+    pub fn result_subject(sweep: &str, variant: &str) -> String {
+        format!("sweeps.{sweep}.results.{variant}")
+    }
+
+    pub fn results_of(sweep: &str) -> String {
+        format!("sweeps.{sweep}.results.*")
+    }
+}
+
 /// One finished variant's figures, as the leaderboard lists them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Outcome {
