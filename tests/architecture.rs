@@ -146,7 +146,8 @@ const ACTOR_LAYERS: &[&[&str]] = &[
     ],
     &["engine"],
     &["control", "observe", "backtest", "remote"],
-    &["sweep", "sweep_queue"],
+    &["sweep"],
+    &["sweep_queue"],
     &["replay", "drill"],
     &["cli"],
 ];
