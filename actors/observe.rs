@@ -1,6 +1,6 @@
 //! The engine's HTTP window for operators: `/metrics` (Prometheus text) and `/healthz`
-//! (broker and venue status as JSON; 503 when trading is halted, the journal failed or
-//! the venue's last call failed).
+//! (broker, venue and remote workers as JSON; 503 when trading is halted, the journal
+//! failed, the venue's last call failed or a role given to workers has no live one).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,6 +14,7 @@ use axum::Router;
 use serde::Serialize;
 
 use super::broker::{Broker, QueryStats};
+use crate::bus::remote::{RemoteHealth, RemoteView};
 use crate::events::TradingHalted;
 use crate::metrics::metrics;
 use crate::venue::metered::{MeteredVenue, VenueHealth};
@@ -21,6 +22,7 @@ use crate::venue::metered::{MeteredVenue, VenueHealth};
 struct Window {
     broker: Addr<Broker>,
     venue: Arc<MeteredVenue>,
+    remote: Option<RemoteView>,
 }
 
 #[derive(Serialize)]
@@ -46,6 +48,10 @@ struct Health {
     healthy: bool,
     broker: BrokerHealth,
     venue: VenueHealth,
+    /// Actors served by worker processes (`bus.remote_roles`): unhealthy while a role
+    /// has no live worker.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remote: Option<RemoteHealth>,
 }
 
 async fn render_metrics() -> impl IntoResponse {
@@ -87,10 +93,12 @@ async fn health(State(w): State<Arc<Window>>) -> impl IntoResponse {
             actors: vec![],
         },
     };
+    let remote = w.remote.as_ref().map(RemoteView::health);
     let healthy = broker.reachable
         && broker.halted.is_none()
         && broker.journal_failure.is_none()
-        && venue.last_ok != Some(false);
+        && venue.last_ok != Some(false)
+        && remote.as_ref().is_none_or(|r| r.unserved.is_empty());
     let status = if healthy {
         StatusCode::OK
     } else {
@@ -102,6 +110,7 @@ async fn health(State(w): State<Arc<Window>>) -> impl IntoResponse {
             healthy,
             broker,
             venue,
+            remote,
         }),
     )
 }
@@ -111,13 +120,18 @@ pub async fn serve(
     listen: SocketAddr,
     broker: Addr<Broker>,
     venue: Arc<MeteredVenue>,
+    remote: Option<RemoteView>,
 ) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let bound = listener.local_addr()?;
     let app = Router::new()
         .route("/metrics", get(render_metrics))
         .route("/healthz", get(health))
-        .with_state(Arc::new(Window { broker, venue }));
+        .with_state(Arc::new(Window {
+            broker,
+            venue,
+            remote,
+        }));
     actix_rt::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "the metrics endpoint stopped");

@@ -2,9 +2,8 @@
 //! endpoint that takes their reactions, and the worker loop that serves roles
 //! (`alchemiser worker --roles ...`). The protocol is `bus::remote`.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::prelude::*;
 use async_nats::jetstream::{self, consumer::pull, AckKind};
@@ -15,8 +14,8 @@ use super::deps::EngineDeps;
 use super::engine::business_registry;
 use super::supervision::{react, EventHandler, PublishAll};
 use crate::bus::remote::{
-    consumer_name, dead_letter_subject, heartbeat_subject, publish_subject, DeadLetterReport,
-    Heartbeat, RemotePublish, StableIds, Verdict,
+    consumer_name, dead_letter_subject, heartbeat_subject, publish_subject, ConsumerLag,
+    DeadLetterReport, Heartbeat, RemotePublish, RemoteView, StableIds, Verdict,
 };
 use crate::bus::subject;
 use crate::config::Config;
@@ -43,19 +42,37 @@ pub fn remote_consumers(deps: &EngineDeps) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The workers the broker has heard from: each one's last heartbeat and when it came.
-#[derive(Clone, Default)]
-pub struct RemoteWorkers(Arc<Mutex<BTreeMap<String, (Heartbeat, Instant)>>>);
-
-impl RemoteWorkers {
-    pub fn seen(&self) -> Vec<(Heartbeat, Duration)> {
-        let now = Instant::now();
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .map(|(h, at)| (h.clone(), now - *at))
-            .collect()
+/// Reads each remote consumer's backlog every few seconds into `view` and the metrics.
+pub async fn watch_lag(
+    client: async_nats::Client,
+    stream: String,
+    consumers: Vec<String>,
+    view: RemoteView,
+) {
+    let js = jetstream::new(client);
+    loop {
+        if let Ok(s) = js.get_stream(&stream).await {
+            for name in &consumers {
+                let consumer: Result<jetstream::consumer::Consumer<pull::Config>, _> =
+                    s.get_consumer(name).await;
+                if let Ok(mut c) = consumer {
+                    if let Ok(info) = c.info().await {
+                        let lag = ConsumerLag {
+                            pending: info.num_pending,
+                            ack_pending: info.num_ack_pending as u64,
+                            redelivered: info.num_redelivered as u64,
+                        };
+                        crate::metrics::metrics().remote_lag(
+                            name,
+                            lag.pending + lag.ack_pending,
+                            lag.redelivered,
+                        );
+                        view.lag(name, lag);
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }
 
@@ -65,7 +82,7 @@ pub async fn serve_endpoint(
     client: async_nats::Client,
     prefix: String,
     broker: Addr<Broker>,
-    workers: RemoteWorkers,
+    view: RemoteView,
 ) -> Result<(), String> {
     let mut publishes = client
         .subscribe(publish_subject(&prefix))
@@ -107,7 +124,7 @@ pub async fn serve_endpoint(
             Some(msg) = beats.next() => {
                 if let Ok(beat) = serde_json::from_slice::<Heartbeat>(&msg.payload) {
                     crate::metrics::metrics().remote_heartbeat(&beat.worker, beat.redelivered);
-                    workers.0.lock().unwrap_or_else(|p| p.into_inner()).insert(beat.worker.clone(), (beat, Instant::now()));
+                    view.heard(beat);
                 }
             }
             else => return Ok(()),

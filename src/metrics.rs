@@ -56,6 +56,8 @@ pub struct Metrics {
     pub bus_published: Counter,
     remote_worker_heartbeat: Family<Labels, Gauge<f64, AtomicU64>>,
     remote_worker_redelivered: Family<Labels, Gauge>,
+    remote_consumer_backlog: Family<Labels, Gauge>,
+    remote_consumer_redelivered: Family<Labels, Gauge>,
 }
 
 /// The venue calls `MeteredVenue` times: each one's error counter exists from the start.
@@ -107,6 +109,18 @@ impl Metrics {
         let bus_published = Counter::default();
         let remote_worker_heartbeat = Family::<Labels, Gauge<f64, AtomicU64>>::default();
         let remote_worker_redelivered = Family::<Labels, Gauge>::default();
+        let remote_consumer_backlog = Family::<Labels, Gauge>::default();
+        let remote_consumer_redelivered = Family::<Labels, Gauge>::default();
+        registry.register(
+            "remote_consumer_backlog",
+            "Events of a remote role's consumer not yet acknowledged (pending + in flight)",
+            remote_consumer_backlog.clone(),
+        );
+        registry.register(
+            "remote_consumer_redelivered",
+            "Events a remote role's consumer delivered more than once",
+            remote_consumer_redelivered.clone(),
+        );
         registry.register(
             "remote_worker_last_heartbeat_timestamp_seconds",
             "Unix time of each remote worker's last heartbeat",
@@ -254,6 +268,8 @@ impl Metrics {
             bus_published,
             remote_worker_heartbeat,
             remote_worker_redelivered,
+            remote_consumer_backlog,
+            remote_consumer_redelivered,
         }
     }
 
@@ -304,6 +320,17 @@ impl Metrics {
         self.remote_worker_redelivered
             .get_or_create(&labels)
             .set(redelivered.min(i64::MAX as u64) as i64);
+    }
+
+    pub fn remote_lag(&self, consumer: &str, backlog: u64, redelivered: u64) {
+        let labels = vec![("consumer", consumer.to_string())];
+        let clip = |v: u64| v.min(i64::MAX as u64) as i64;
+        self.remote_consumer_backlog
+            .get_or_create(&labels)
+            .set(clip(backlog));
+        self.remote_consumer_redelivered
+            .get_or_create(&labels)
+            .set(clip(redelivered));
     }
 
     pub fn reconciled(&self, status: &str) {

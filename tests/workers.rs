@@ -41,12 +41,20 @@ fn fake() -> FakeAlpaca {
 }
 
 fn config(dir: &Path, fake: &FakeAlpaca, port: u16) -> PathBuf {
+    config_with_metrics(dir, fake, port, None)
+}
+
+fn config_with_metrics(dir: &Path, fake: &FakeAlpaca, port: u16, metrics: Option<u16>) -> PathBuf {
+    let metrics = match metrics {
+        Some(p) => format!("[metrics]\nlisten = \"127.0.0.1:{p}\"\n"),
+        None => "[metrics]\nenabled = false\n".to_string(),
+    };
     let cfg = dir.join("config.toml");
     std::fs::write(
         &cfg,
         format!(
             "[strategy]\ndata = {data:?}\n[[strategy.files]]\npath = {strategy:?}\n\
-             [journal]\npath = {journal:?}\n[engine]\ncontrol_dir = {control:?}\n[metrics]\nenabled = false\n\
+             [journal]\npath = {journal:?}\n[engine]\ncontrol_dir = {control:?}\n{metrics}\
              [alpaca]\ntrading_url = {url:?}\ndata_url = {url:?}\n\
              [bus]\ntransport = \"nats\"\nurl = \"nats://127.0.0.1:{port}\"\nstream = \"ALC_WORKERS\"\n\
              remote_roles = [\"execution\", \"reconciliation\"]\nack_wait_secs = 2\nmax_deliver = 3\n",
@@ -100,8 +108,12 @@ fn worker(cfg: &Path, dir: &Path, name: &str, crash_after: Option<&str>) -> Work
 }
 
 fn run_once(cfg: &Path, as_of: &str) -> Output {
+    run_once_with(cfg, as_of, &[])
+}
+
+fn run_once_with(cfg: &Path, as_of: &str, extra: &[&str]) -> Output {
     let mut c = command(cfg);
-    c.args(["--as-of", as_of]);
+    c.args(["--as-of", as_of]).args(extra);
     // `run` first, then its flags.
     let mut args: Vec<std::ffi::OsString> = vec!["run".into(), "--once".into()];
     args.extend(c.get_args().map(|a| a.to_os_string()));
@@ -180,6 +192,17 @@ fn assert_consistent(dir: &Path, fake: &FakeAlpaca, workflows: usize) {
     );
 }
 
+/// A plain HTTP/1.0 GET on loopback: the body.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    Some(text.split_once("\r\n\r\n")?.1.to_string())
+}
+
 fn log(dir: &Path, name: &str) -> String {
     std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default()
 }
@@ -193,9 +216,47 @@ fn execution_and_reconciliation_in_a_worker_trade_a_full_workflow() {
     let port = free_port();
     let _nats = NatsServer::start(&binary, port, &dir.path().join("nats"));
     let f = fake();
-    let cfg = config(dir.path(), &f, port);
+    let metrics_port = free_port();
+    let cfg = config_with_metrics(dir.path(), &f, port, Some(metrics_port));
     let _w = worker(&cfg, dir.path(), "w1", None);
-    let out = run_once(&cfg, "2023-09-21");
+    // /healthz while the engine lingers after its workflow: the worker is seen.
+    let health = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(body) = http_get(metrics_port, "/healthz") {
+                let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+                let seen = v["remote"]["workers"]
+                    .as_array()
+                    .is_some_and(|w| !w.is_empty())
+                    && v["remote"]["consumers"]
+                        .as_object()
+                        .is_some_and(|c| c.len() >= 2);
+                if seen {
+                    return Some(v);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    });
+    let out = run_once_with(&cfg, "2023-09-21", &["--linger", "4"]);
+    let health = health.join().unwrap().expect("/healthz showed the worker");
+    assert_eq!(
+        health["remote"]["roles"],
+        serde_json::json!(["execution", "reconciliation"])
+    );
+    assert_eq!(health["remote"]["unserved"], serde_json::json!([]));
+    assert_eq!(
+        health["remote"]["workers"][0]["worker"]
+            .as_str()
+            .unwrap()
+            .split('-')
+            .next(),
+        Some("w1")
+    );
+    assert!(health["remote"]["consumers"]
+        .as_object()
+        .is_some_and(|c| c.contains_key("execution--portfolio_rebalance_planned_v1")));
     assert!(
         out.status.success(),
         "{}\nworker: {}",

@@ -16,6 +16,7 @@ use super::super::control::{await_outcome, reconcile_now, ControlFiles};
 use super::super::engine::{self, EngineDeps};
 use super::super::observe;
 use crate::bus::mirror::Mirror;
+use crate::bus::remote::RemoteView;
 use crate::bus::BusHealth;
 use crate::calendar::UsEquityCalendar;
 use crate::causation::{CausationTree, WorkflowSummary};
@@ -317,6 +318,7 @@ pub(super) fn run(
         journal_path: journal_path.clone(),
         health: BusHealth::default(),
         consumers: Vec::new(),
+        view: RemoteView::new(config.bus.remote_roles.clone()),
     });
     let control = ControlFiles::new(config.resolve(&config.engine.control_dir));
     let metrics_config = config.metrics.clone();
@@ -339,6 +341,7 @@ pub(super) fn run(
         .map(|b| (b.health.clone(), b.config.connect_timeout_secs));
     let startup = Startup {
         bus,
+        remote: None,
         resolver,
         live_bars: live_bars.as_ref(),
         resumable,
@@ -380,6 +383,8 @@ pub(super) fn run(
 struct Startup<'a> {
     /// The event bus, attached as soon as the broker starts.
     bus: Option<EventBus>,
+    /// The remote actors, for `/healthz` (set when the bus has any).
+    remote: Option<RemoteView>,
     resolver: Outbox,
     live_bars: Option<&'a LiveBars>,
     /// The journal has workflows to resume.
@@ -426,6 +431,9 @@ impl Startup<'_> {
         // during it would place orders the check would take for drift.
         let broker = engine::start_holding_unfinished(engine::standard_registry(deps), journal);
         if let Some(bus) = self.bus.take() {
+            if !bus.consumers.is_empty() {
+                self.remote = Some(bus.view.clone());
+            }
             let (health, remote, wait) = (
                 bus.health.clone(),
                 !bus.consumers.is_empty(),
@@ -537,7 +545,14 @@ impl Startup<'_> {
             tracing::error!(listen = %self.metrics.listen, "metrics.listen is not an address");
             return;
         };
-        match observe::serve(listen, broker.clone(), self.metered.clone()).await {
+        match observe::serve(
+            listen,
+            broker.clone(),
+            self.metered.clone(),
+            self.remote.clone(),
+        )
+        .await
+        {
             Ok(bound) => {
                 tracing::info!(%bound, "metrics on http://{bound}/metrics, health on /healthz")
             }
@@ -974,6 +989,8 @@ struct EventBus {
     health: BusHealth,
     /// The durable consumers of the roles served by workers: (name, subject).
     consumers: Vec<(String, String)>,
+    /// What `/healthz` shows of the workers.
+    view: RemoteView,
 }
 
 impl EventBus {
@@ -992,10 +1009,15 @@ impl EventBus {
         }
         if !self.consumers.is_empty() {
             // The workers' way back: their reactions, dead letters and heartbeats.
-            let (url, prefix, broker) = (
+            let (url, prefix, broker, view) = (
                 self.config.url.clone(),
                 self.config.subject_prefix.clone(),
                 broker.clone(),
+                self.view.clone(),
+            );
+            let (stream, names): (String, Vec<String>) = (
+                self.config.stream.clone(),
+                self.consumers.iter().map(|(n, _)| n.clone()).collect(),
             );
             tokio::task::spawn_local(async move {
                 let connect = async_nats::ConnectOptions::new()
@@ -1003,13 +1025,13 @@ impl EventBus {
                     .connect(url.as_str());
                 let served = match connect.await {
                     Ok(client) => {
-                        crate::actors::remote::serve_endpoint(
-                            client,
-                            prefix,
-                            broker,
-                            Default::default(),
-                        )
-                        .await
+                        tokio::task::spawn_local(crate::actors::remote::watch_lag(
+                            client.clone(),
+                            stream,
+                            names,
+                            view.clone(),
+                        ));
+                        crate::actors::remote::serve_endpoint(client, prefix, broker, view).await
                     }
                     Err(e) => Err(e.to_string()),
                 };

@@ -86,6 +86,110 @@ pub struct Heartbeat {
     pub at: DateTime<Utc>,
 }
 
+/// What the engine knows of its remote actors, for `/healthz`: each worker's last
+/// heartbeat and when it came, and each role consumer's backlog.
+#[derive(Clone, Debug, Default)]
+pub struct RemoteView(std::sync::Arc<std::sync::Mutex<RemoteState>>);
+
+#[derive(Clone, Debug, Default)]
+struct RemoteState {
+    /// Roles the engine gave to workers.
+    roles: Vec<String>,
+    workers: std::collections::BTreeMap<String, (Heartbeat, std::time::Instant)>,
+    consumers: std::collections::BTreeMap<String, ConsumerLag>,
+}
+
+/// A role consumer's backlog, as the server counts it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ConsumerLag {
+    /// Published, not yet delivered to any worker.
+    pub pending: u64,
+    /// Delivered, not yet acknowledged.
+    pub ack_pending: u64,
+    /// Messages delivered more than once.
+    pub redelivered: u64,
+}
+
+/// A worker as `/healthz` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct WorkerHealth {
+    pub worker: String,
+    pub roles: Vec<String>,
+    pub handled: u64,
+    pub redelivered: u64,
+    pub failed: u64,
+    pub seconds_since_heartbeat: u64,
+}
+
+/// The remote part of `/healthz`.
+#[derive(Clone, Debug, Serialize)]
+pub struct RemoteHealth {
+    pub roles: Vec<String>,
+    /// Roles no worker has reported for within [`RemoteView::ALIVE`].
+    pub unserved: Vec<String>,
+    pub workers: Vec<WorkerHealth>,
+    pub consumers: std::collections::BTreeMap<String, ConsumerLag>,
+}
+
+impl RemoteView {
+    /// A worker silent longer than this no longer counts as serving its roles.
+    pub const ALIVE: std::time::Duration = std::time::Duration::from_secs(10);
+
+    pub fn new(roles: Vec<String>) -> Self {
+        Self(std::sync::Arc::new(std::sync::Mutex::new(RemoteState {
+            roles,
+            ..RemoteState::default()
+        })))
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, RemoteState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn heard(&self, beat: Heartbeat) {
+        self.state()
+            .workers
+            .insert(beat.worker.clone(), (beat, std::time::Instant::now()));
+    }
+
+    pub fn lag(&self, consumer: &str, lag: ConsumerLag) {
+        self.state().consumers.insert(consumer.to_string(), lag);
+    }
+
+    pub fn health(&self) -> RemoteHealth {
+        let s = self.state();
+        let now = std::time::Instant::now();
+        let workers: Vec<WorkerHealth> = s
+            .workers
+            .values()
+            .map(|(b, at)| WorkerHealth {
+                worker: b.worker.clone(),
+                roles: b.roles.clone(),
+                handled: b.handled,
+                redelivered: b.redelivered,
+                failed: b.failed,
+                seconds_since_heartbeat: (now - *at).as_secs(),
+            })
+            .collect();
+        let unserved = s
+            .roles
+            .iter()
+            .filter(|role| {
+                !s.workers
+                    .values()
+                    .any(|(b, at)| now - *at < Self::ALIVE && b.roles.iter().any(|r| r == *role))
+            })
+            .cloned()
+            .collect();
+        RemoteHealth {
+            roles: s.roles.clone(),
+            unserved,
+            workers,
+            consumers: s.consumers.clone(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DeadLetterReport {
     pub worker: String,
@@ -133,6 +237,23 @@ impl StableIds {
 mod tests {
     use super::*;
     use crate::clock::SystemClock;
+
+    #[test]
+    fn a_role_is_unserved_until_a_worker_of_it_reports() {
+        let view = RemoteView::new(vec!["execution".into(), "reconciliation".into()]);
+        assert_eq!(view.health().unserved, ["execution", "reconciliation"]);
+        view.heard(Heartbeat {
+            worker: "w1".into(),
+            roles: vec!["execution".into()],
+            handled: 3,
+            redelivered: 1,
+            failed: 0,
+            at: chrono::Utc::now(),
+        });
+        let h = view.health();
+        assert_eq!(h.unserved, ["reconciliation"]);
+        assert_eq!((h.workers[0].handled, h.workers[0].redelivered), (3, 1));
+    }
     use crate::events::{WorkflowCompleted, WorkflowStarted};
 
     #[test]
