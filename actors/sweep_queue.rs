@@ -20,8 +20,29 @@ use crate::sweep::{VariantJob, VariantResult};
 /// How long results stay deduplicated by id, and kept.
 const RESULTS_KEPT: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// The work queue, its shared consumer, and the results stream, made if missing.
+/// [`make_queues`], tried again a few times: a driver and its workers may make them at
+/// the same moment.
 async fn queues(
+    js: &jetstream::Context,
+    ack_wait: Duration,
+    max_deliver: i64,
+) -> Result<(stream::Stream, jetstream::consumer::Consumer<pull::Config>), String> {
+    let mut tries = 0;
+    loop {
+        match make_queues(js, ack_wait, max_deliver).await {
+            Ok(made) => return Ok(made),
+            Err(e) if tries < 5 => {
+                tries += 1;
+                tracing::info!(error = %e, "making the sweep queues again");
+                tokio::time::sleep(Duration::from_millis(100 * tries)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The work queue, its shared consumer, and the results stream, made if missing.
+async fn make_queues(
     js: &jetstream::Context,
     ack_wait: Duration,
     max_deliver: i64,

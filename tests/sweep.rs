@@ -290,9 +290,19 @@ fn over_nats_a_killed_workers_variant_is_redone_elsewhere_and_none_twice() {
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while doomed.0.try_wait().unwrap().is_none() {
+        let worker_log = || std::fs::read_to_string(&doomed_log).unwrap_or_default();
+        if driver.is_finished() {
+            let out = driver.join().unwrap();
+            panic!(
+                "the driver ended first: {}\nworker: {}",
+                String::from_utf8_lossy(&out.stderr),
+                worker_log()
+            );
+        }
         assert!(
             std::time::Instant::now() < deadline,
-            "the doomed worker never crashed"
+            "the doomed worker never crashed: {}",
+            worker_log()
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
@@ -321,6 +331,12 @@ fn over_nats_a_killed_workers_variant_is_redone_elsewhere_and_none_twice() {
             .matches("variant done")
             .count()
     };
+    // (A worker logs a variant once it has acknowledged it, a moment after the driver
+    // has its result.)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while done(&doomed_log) + done(&rescuer_log) < 4 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     assert_eq!(done(&doomed_log) + done(&rescuer_log), 4);
 
     // A driver started again (its folder lost) finds every result in: nothing is redone.

@@ -203,6 +203,20 @@ fn http_get(port: u16, path: &str) -> Option<String> {
     Some(text.split_once("\r\n\r\n")?.1.to_string())
 }
 
+/// A worker's log once `done` says it holds what is awaited (a worker logs an event
+/// once it has acknowledged it, a moment after the engine has its reaction), or after
+/// ten seconds.
+fn log_eventually(dir: &Path, name: &str, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = log(dir, name);
+        if done(&text) || Instant::now() > deadline {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn log(dir: &Path, name: &str) -> String {
     std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default()
 }
@@ -315,15 +329,15 @@ fn a_worker_killed_mid_plan_leaves_the_plan_to_another_and_no_order_is_placed_tw
     );
     assert_consistent(dir.path(), &f, 1);
     // The rescuer handled the plan, as a redelivery.
-    let rescued = log(dir.path(), "rescuer");
-    assert!(
-        rescued
-            .lines()
-            .any(|l| l.contains("portfolio.rebalance.planned.v1")
+    let redelivered_plan = |text: &str| {
+        text.lines().any(|l| {
+            l.contains("portfolio.rebalance.planned.v1")
                 && l.contains("\"handled\"")
-                && !l.contains("\"delivered\":1")),
-        "{rescued}"
-    );
+                && !l.contains("\"delivered\":1")
+        })
+    };
+    let rescued = log_eventually(dir.path(), "rescuer", redelivered_plan);
+    assert!(redelivered_plan(&rescued), "{rescued}");
 }
 
 #[test]
@@ -388,5 +402,6 @@ fn the_nats_server_restarted_mid_workflow_loses_nothing() {
         log(dir.path(), "w")
     );
     assert_consistent(dir.path(), &f, 1);
-    assert!(log(dir.path(), "w").contains("portfolio.rebalance.planned.v1"));
+    let handled_plan = |t: &str| t.contains("portfolio.rebalance.planned.v1");
+    assert!(handled_plan(&log_eventually(dir.path(), "w", handled_plan)));
 }
