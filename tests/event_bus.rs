@@ -204,3 +204,39 @@ fn an_outage_holds_new_workflows_and_the_stream_gets_back_what_it_lacked() {
     let after_fourth = assert_stream_is_the_journal(dir.path(), port);
     assert!(after_fourth > after_third);
 }
+
+#[test]
+fn a_stream_that_holds_another_journal_is_refused_not_skipped() {
+    let Some(binary) = nats_server_binary() else {
+        return;
+    };
+    let first = tempfile::tempdir().unwrap();
+    let second = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _nats = NatsServer::start(&binary, port, &first.path().join("nats"));
+    let out = run_once(first.path(), &write_config(first.path(), port));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A second engine, its own fresh journal, pointed at the same stream: its events
+    // would be taken for the first one's, so it refuses to trade.
+    let other = run_once(second.path(), &write_config(second.path(), port));
+    let stderr = String::from_utf8_lossy(&other.stderr);
+    assert!(!other.status.success());
+    assert!(
+        stderr.contains("stream ALC_TEST holds another journal's events"),
+        "{stderr}"
+    );
+    let journal = Journal::open(
+        &second.path().join("state/journal.sqlite"),
+        SyncMode::Normal,
+    )
+    .unwrap();
+    assert!(journal
+        .entries()
+        .unwrap()
+        .iter()
+        .all(|e| e.envelope.event_type() != "workflow.started.v1"));
+}

@@ -448,7 +448,8 @@ impl Startup<'_> {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 if !health.is_connected() {
-                    eprintln!("error: the event bus is unreachable: the roles served by workers cannot check the account; not trading blind");
+                    let why = health.fault().unwrap_or_else(|| "it is unreachable".into());
+                    eprintln!("error: the event bus cannot be used ({why}): the roles served by workers cannot check the account; not trading blind");
                     return Err(ExitCode::FAILURE);
                 }
             }
@@ -661,7 +662,14 @@ impl TradingDays<'_> {
             }
             if let Some((health, wait_secs)) = &self.bus {
                 if !self.bus_ready(health, *wait_secs, &stopping).await {
-                    eprintln!("error: the event bus is unreachable: no new workflow for {day}");
+                    match health.fault() {
+                        Some(why) => eprintln!(
+                            "error: the event bus cannot be used: {why}; no new workflow for {day}"
+                        ),
+                        None => eprintln!(
+                            "error: the event bus is unreachable: no new workflow for {day}"
+                        ),
+                    }
                     if self.once {
                         return ExitCode::FAILURE;
                     }

@@ -99,8 +99,8 @@ impl EventStream {
             })
     }
 
-    /// The journal seq of the stream's last message (0: empty).
-    pub async fn last_seq(&mut self) -> Result<u64, BusError> {
+    /// The stream's last message: its journal seq and event id (none: empty).
+    pub async fn last(&mut self) -> Result<Option<(u64, String)>, BusError> {
         let fail = |message: String| BusError::Stream {
             stream: self.name.clone(),
             message,
@@ -113,18 +113,24 @@ impl EventStream {
             .state
             .last_sequence;
         if last == 0 {
-            return Ok(0);
+            return Ok(None);
         }
         let message = self
             .stream
             .get_raw_message(last)
             .await
             .map_err(|e| fail(e.to_string()))?;
-        message
-            .headers
-            .get(SEQ_HEADER)
-            .and_then(|v| v.as_str().parse().ok())
-            .ok_or_else(|| fail(format!("its last message has no {SEQ_HEADER} header")))
+        let header = |name: &str| message.headers.get(name).map(|v| v.as_str().to_string());
+        let seq = header(SEQ_HEADER)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| fail(format!("its last message has no {SEQ_HEADER} header")))?;
+        let id = header("Nats-Msg-Id")
+            .ok_or_else(|| fail("its last message has no Nats-Msg-Id header".into()))?;
+        Ok(Some((seq, id)))
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// Publishes one event (its stored JSON) and waits for the stream's acknowledgement.

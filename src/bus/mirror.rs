@@ -104,14 +104,35 @@ impl Mirror {
         live: &mut UnboundedReceiver<Dispatched>,
     ) -> Ended {
         let fail = |e: BusError| Ended::Failed(e.to_string());
-        let mut through = match stream.last_seq().await {
-            Ok(s) => s,
+        let last = match stream.last().await {
+            Ok(l) => l,
             Err(e) => return fail(e),
         };
         let journal = match Journal::open(&self.journal_path, SyncMode::Normal) {
             Ok(j) => j,
             Err(e) => return Ended::Failed(format!("journal: {e}")),
         };
+        // The stream must be this journal's copy: its last event is the journal's at
+        // that seq. Another journal's stream (or a journal started afresh) would have
+        // this one's events taken for published: refused, never skipped.
+        let mut through = 0;
+        if let Some((seq, id)) = last {
+            let ours = journal
+                .entries_after(seq.saturating_sub(1), 1)
+                .ok()
+                .and_then(|e| e.into_iter().next())
+                .is_some_and(|e| e.seq == seq && e.envelope.event_id.to_string() == id);
+            if !ours {
+                let why = format!(
+                    "stream {} holds another journal's events (its seq {seq} is not this journal's event {id}): give this engine its own bus.stream and bus.subject_prefix",
+                    stream.name()
+                );
+                self.health.set_fault(Some(why.clone()));
+                return Ended::Failed(why);
+            }
+            through = seq;
+        }
+        self.health.set_fault(None);
         if let Err(e) = self.catch_up(stream, &journal, &mut through).await {
             return Ended::Failed(e);
         }

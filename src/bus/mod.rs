@@ -43,6 +43,8 @@ pub fn all_events(prefix: &str) -> String {
 pub struct BusHealth {
     connected: Arc<AtomicBool>,
     mirrored_through: Arc<AtomicU64>,
+    /// Why the bus cannot be used although it answers (another journal's stream).
+    fault: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl BusHealth {
@@ -55,6 +57,14 @@ impl BusHealth {
         crate::metrics::metrics()
             .bus_connected
             .set(i64::from(connected));
+    }
+
+    pub fn fault(&self) -> Option<String> {
+        self.fault.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn set_fault(&self, fault: Option<String>) {
+        *self.fault.lock().unwrap_or_else(|p| p.into_inner()) = fault;
     }
 
     /// The journal seq up to which the stream holds every event.
