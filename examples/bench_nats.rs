@@ -12,7 +12,6 @@
 //! `worker --roles backtest` processes. `-- --runs N` sets RUNS (20).
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 #[path = "../tests/common/nats.rs"]
 mod nats;
