@@ -40,6 +40,23 @@ fn percent_f(fraction: f64) -> String {
     format!("{:.2}%", fraction * 100.0)
 }
 
+/// The strategy's equity and, when there is one, the benchmark's, as chart lines.
+pub fn equity_lines(sheet: &Tearsheet) -> Vec<Series<'_>> {
+    let mut lines = vec![Series {
+        name: "strategy",
+        values: &sheet.equity,
+        color: PALETTE[0],
+    }];
+    if let Some((symbol, curve)) = &sheet.benchmark {
+        lines.push(Series {
+            name: symbol.as_str(),
+            values: curve,
+            color: PALETTE[7],
+        });
+    }
+    lines
+}
+
 fn signed_class(v: f64) -> &'static str {
     if v > 0.0 {
         "pos"
@@ -202,29 +219,10 @@ pub fn render(
     if let Some(note) = benchmark_note {
         page.note(note);
     }
-    let mut lines = vec![Series {
-        name: "strategy",
-        values: &sheet.equity,
-        color: PALETTE[0],
-    }];
-    if let Some((symbol, curve)) = &sheet.benchmark {
-        lines.push(Series {
-            name: symbol.as_str(),
-            values: curve,
-            color: PALETTE[7],
-        });
-    }
     let equity_panel = |scale| Panel {
         title: "Equity ($)",
         dates: &sheet.dates,
-        series: lines
-            .iter()
-            .map(|s| Series {
-                name: s.name,
-                values: s.values,
-                color: s.color,
-            })
-            .collect(),
+        series: equity_lines(sheet),
         unit: Unit::Money,
         scale,
         stacked: false,

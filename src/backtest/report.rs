@@ -97,18 +97,7 @@ pub fn equity_svg(summary: &Summary, sheet: &Tearsheet) -> String {
         super::html::percent(summary.total_return),
         super::html::percent(summary.max_drawdown)
     );
-    let mut lines = vec![Series {
-        name: "strategy",
-        values: &sheet.equity,
-        color: PALETTE[0],
-    }];
-    if let Some((symbol, curve)) = &sheet.benchmark {
-        lines.push(Series {
-            name: symbol.as_str(),
-            values: curve,
-            color: PALETTE[7],
-        });
-    }
+    let lines = super::html::equity_lines(sheet);
     stacked_panels(&[
         Panel {
             title: &title,

@@ -53,6 +53,19 @@ pub struct FillLine {
     pub price: Decimal,
 }
 
+impl FillLine {
+    /// `  buy 5.5 TLT at 90.01`, as a message lists it.
+    fn line(&self) -> String {
+        format!(
+            "  {} {} {} at {}",
+            self.side,
+            self.qty.normalize(),
+            self.symbol,
+            self.price.normalize()
+        )
+    }
+}
+
 /// A message, before it is formatted for a channel.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Notification {
@@ -224,15 +237,7 @@ impl Notes {
                     if so_far.fills.len() == 1 { "" } else { "s" }
                 ));
                 n.fills = so_far.fills.into_values().collect();
-                for f in &n.fills {
-                    n.lines.push(format!(
-                        "  {} {} {} at {}",
-                        f.side,
-                        f.qty.normalize(),
-                        f.symbol,
-                        f.price.normalize()
-                    ));
-                }
+                n.lines.extend(n.fills.iter().map(FillLine::line));
                 if let Some((equity, cash)) = so_far.equity {
                     n.lines.push(format!(
                         "Equity {} (cash {}), as reconciled after the orders.",
@@ -263,15 +268,7 @@ impl Notes {
                 n.fills = so_far.fills.into_values().collect();
                 if !n.fills.is_empty() {
                     n.lines.push("Filled before the failure:".into());
-                    for f in &n.fills {
-                        n.lines.push(format!(
-                            "  {} {} {} at {}",
-                            f.side,
-                            f.qty.normalize(),
-                            f.symbol,
-                            f.price.normalize()
-                        ));
-                    }
+                    n.lines.extend(n.fills.iter().map(FillLine::line));
                 }
                 n.reason = Some(reason);
                 Some(n)
