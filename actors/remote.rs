@@ -289,7 +289,17 @@ async fn follow_halts(
 /// Serves `roles` until the connection ends: each event from the roles' durable
 /// consumers is handled by the role's actor; what it publishes goes to the broker,
 /// and the event is acknowledged only once the broker has it on record.
-pub async fn work(deps: EngineDeps, roles: &[String], worker: String) -> Result<(), String> {
+/// What a worker does before handling an event (a strategy worker fetches the day's
+/// bars before a workflow's start); an error leaves the event for later.
+pub type BeforeHandling =
+    Box<dyn Fn(&Envelope) -> futures_util::future::LocalBoxFuture<'static, Result<(), String>>>;
+
+pub async fn work(
+    deps: EngineDeps,
+    roles: &[String],
+    worker: String,
+    before: Option<BeforeHandling>,
+) -> Result<(), String> {
     let config = deps.config.clone();
     let bus = &config.bus;
     let client = async_nats::ConnectOptions::new()
@@ -388,6 +398,15 @@ pub async fn work(deps: EngineDeps, roles: &[String], worker: String) -> Result<
         };
         if delivered > 1 {
             counts.lock().unwrap_or_else(|p| p.into_inner()).1 += 1;
+        }
+        if let Some(before) = &before {
+            if let Err(why) = before(&env).await {
+                tracing::warn!(role = role.name, event_id = %env.event_id, error = %why, "not ready to handle: redelivery later");
+                let _ = message
+                    .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                    .await;
+                continue;
+            }
         }
         publisher
             .send(Begin {

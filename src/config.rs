@@ -100,10 +100,10 @@ pub struct BusConfig {
     pub max_deliver: i64,
 }
 
-/// Business actors a worker process can serve: they need only the venue and the
-/// events. The strategy stays with the engine (it refreshes the day's bars) and so
-/// does recovery (it reads the broker's workflow roots).
-pub const REMOTE_ROLES: [&str; 3] = ["portfolio", "execution", "reconciliation"];
+/// Business actors a worker process can serve: they need only the venue (a strategy
+/// worker fetches the day's bars from it) and the events. Recovery stays with the
+/// engine: it reads the broker's workflow roots.
+pub const REMOTE_ROLES: [&str; 4] = ["strategy", "portfolio", "execution", "reconciliation"];
 
 impl Default for BusConfig {
     fn default() -> Self {

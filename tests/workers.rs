@@ -45,6 +45,21 @@ fn config(dir: &Path, fake: &FakeAlpaca, port: u16) -> PathBuf {
 }
 
 fn config_with_metrics(dir: &Path, fake: &FakeAlpaca, port: u16, metrics: Option<u16>) -> PathBuf {
+    config_full(dir, fake, port, metrics, &["execution", "reconciliation"])
+}
+
+fn config_full(
+    dir: &Path,
+    fake: &FakeAlpaca,
+    port: u16,
+    metrics: Option<u16>,
+    remote: &[&str],
+) -> PathBuf {
+    let remote = remote
+        .iter()
+        .map(|r| format!("{r:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     let metrics = match metrics {
         Some(p) => format!("[metrics]\nlisten = \"127.0.0.1:{p}\"\n"),
         None => "[metrics]\nenabled = false\n".to_string(),
@@ -57,7 +72,7 @@ fn config_with_metrics(dir: &Path, fake: &FakeAlpaca, port: u16, metrics: Option
              [journal]\npath = {journal:?}\n[engine]\ncontrol_dir = {control:?}\n{metrics}\
              [alpaca]\ntrading_url = {url:?}\ndata_url = {url:?}\n\
              [bus]\ntransport = \"nats\"\nurl = \"nats://127.0.0.1:{port}\"\nstream = \"ALC_WORKERS\"\n\
-             remote_roles = [\"execution\", \"reconciliation\"]\nack_wait_secs = 2\nmax_deliver = 3\n",
+             remote_roles = [{remote}]\nack_wait_secs = 2\nmax_deliver = 3\n",
             data = root().join("examples/data"),
             strategy = root().join("examples/strategies/default.clj"),
             journal = dir.join("journal.sqlite"),
@@ -91,8 +106,12 @@ impl Drop for Worker {
 }
 
 fn worker(cfg: &Path, dir: &Path, name: &str, crash_after: Option<&str>) -> Worker {
+    worker_of(cfg, dir, name, crash_after, "execution,reconciliation")
+}
+
+fn worker_of(cfg: &Path, dir: &Path, name: &str, crash_after: Option<&str>, roles: &str) -> Worker {
     let mut c = Command::new(env!("CARGO_BIN_EXE_alchemiser"));
-    c.args(["worker", "--roles", "execution,reconciliation", "--config"])
+    c.args(["worker", "--roles", roles, "--config"])
         .arg(cfg)
         .env("APCA_API_KEY_ID", KEY)
         .env("APCA_API_SECRET_KEY", SECRET)
@@ -404,4 +423,39 @@ fn the_nats_server_restarted_mid_workflow_loses_nothing() {
     assert_consistent(dir.path(), &f, 1);
     let handled_plan = |t: &str| t.contains("portfolio.rebalance.planned.v1");
     assert!(handled_plan(&log_eventually(dir.path(), "w", handled_plan)));
+}
+
+#[test]
+fn strategy_and_portfolio_in_one_worker_execution_and_reconciliation_in_another() {
+    let Some(binary) = nats_server_binary() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _nats = NatsServer::start(&binary, port, &dir.path().join("nats"));
+    let f = fake();
+    let cfg = config_full(
+        dir.path(),
+        &f,
+        port,
+        None,
+        &["strategy", "portfolio", "execution", "reconciliation"],
+    );
+    let _thinker = worker_of(&cfg, dir.path(), "thinker", None, "strategy,portfolio");
+    let _doer = worker_of(&cfg, dir.path(), "doer", None, "execution,reconciliation");
+    let out = run_once(&cfg, "2023-09-21");
+    assert!(
+        out.status.success(),
+        "{}\nthinker: {}",
+        String::from_utf8_lossy(&out.stderr),
+        log(dir.path(), "thinker")
+    );
+    assert_consistent(dir.path(), &f, 1);
+    // The signal came from the strategy worker, evaluated on the day's bars it fetched.
+    let signalled = |t: &str| t.contains("\"event_type\":\"workflow.started.v1\"");
+    assert!(signalled(&log_eventually(dir.path(), "thinker", signalled)));
+    assert!(
+        f.state().requests.iter().any(|r| r.contains("bars")),
+        "bars were fetched"
+    );
 }

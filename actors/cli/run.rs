@@ -122,16 +122,7 @@ fn open_venue(
     let mut live_bars: Option<LiveBars> = None;
     let (venue, as_of): (Arc<dyn Venue>, NaiveDate) = match alpaca_venue(config)? {
         Some((alpaca, described)) => {
-            live_bars = Some(LiveBars {
-                client: alpaca.client().clone(),
-                market: SharedMarket::new(Default::default()),
-                symbols: book.symbols(),
-                adjustment: match config.strategy.adjustment {
-                    Adjustment::Raw => "raw",
-                    Adjustment::Adjusted => "all",
-                },
-                feed: config.alpaca.feed.clone(),
-            });
+            live_bars = Some(LiveBars::new(&alpaca, book, config));
             let strategies = strategies.join(", ");
             let mode = config.engine.mode;
             tracing::info!(venue = %described, %mode, %strategies, "starting");
@@ -818,19 +809,37 @@ enum NextDay {
 }
 
 /// Daily bars from Alpaca for the strategies' symbols, refreshed before each workflow.
-struct LiveBars {
+pub(super) struct LiveBars {
     client: Arc<AlpacaClient>,
-    market: SharedMarket,
+    pub(super) market: SharedMarket,
     symbols: Vec<Symbol>,
     adjustment: &'static str,
     feed: String,
 }
 
 impl LiveBars {
+    /// The book's symbols, fetched from `alpaca` as each day needs them.
+    pub(super) fn new(
+        alpaca: &AlpacaVenue,
+        book: &crate::strategy::book::StrategyBook,
+        config: &Config,
+    ) -> Self {
+        LiveBars {
+            client: alpaca.client().clone(),
+            market: SharedMarket::new(Default::default()),
+            symbols: book.symbols(),
+            adjustment: match config.strategy.adjustment {
+                Adjustment::Raw => "raw",
+                Adjustment::Adjusted => "all",
+            },
+            feed: config.alpaca.feed.clone(),
+        }
+    }
+
     /// History for indicators: enough calendar days for 200+ sessions and RSI tails.
     const HISTORY_DAYS: i64 = 500;
 
-    async fn refresh(&self, day: NaiveDate) -> Result<(), String> {
+    pub(super) async fn refresh(&self, day: NaiveDate) -> Result<(), String> {
         let start = day - chrono::Duration::days(Self::HISTORY_DAYS);
         let bars = self
             .client

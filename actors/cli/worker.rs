@@ -99,9 +99,33 @@ pub(super) fn worker(
         Ok(b) => b,
         Err(code) => return code,
     };
-    let deps = EngineDeps::new(config, Arc::new(SystemClock), venue, Arc::new(book));
+    // A strategy worker evaluates on the day's bars from Alpaca, fetched before each
+    // workflow's start as the engine would.
+    let live = roles
+        .iter()
+        .any(|r| r == "strategy")
+        .then(|| std::rc::Rc::new(super::run::LiveBars::new(&venue, &book, &config)));
+    let mut deps = EngineDeps::new(config, Arc::new(SystemClock), venue, Arc::new(book));
+    let before: Option<crate::actors::remote::BeforeHandling> = live.map(|live| {
+        deps = deps.clone().with_market(live.market.clone());
+        Box::new(move |env: &crate::events::Envelope| {
+            let (live, day) = (
+                live.clone(),
+                match &env.payload {
+                    crate::events::Payload::WorkflowStarted(s) => Some(s.as_of),
+                    _ => None,
+                },
+            );
+            Box::pin(async move {
+                match day {
+                    Some(day) => live.refresh(day).await,
+                    None => Ok(()),
+                }
+            }) as futures_util::future::LocalBoxFuture<'static, Result<(), String>>
+        }) as crate::actors::remote::BeforeHandling
+    });
     let system = actix::System::new();
-    match system.block_on(crate::actors::remote::work(deps, &roles, id)) {
+    match system.block_on(crate::actors::remote::work(deps, &roles, id, before)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: worker: {e}");
