@@ -415,19 +415,24 @@ pub async fn work(
             })
             .await
             .map_err(|e| e.to_string())?;
-        let handled = tokio::time::timeout(
-            handler_timeout,
-            react(
-                role.handler.as_mut(),
-                env.clone(),
-                role.name,
-                deps.clock.clone(),
-                publisher.clone().recipient(),
-            ),
-        )
-        .await
-        .map_err(|_| format!("no answer within {} s", handler_timeout.as_secs()))
-        .and_then(|r| r.map_err(|f| f.0));
+        let injected = crate::drill::fails(&format!("remote.handle:{}", env.event_type()));
+        let handled = if injected {
+            Err("injected failure (ALCHEMISER_FAIL_ON)".to_string())
+        } else {
+            tokio::time::timeout(
+                handler_timeout,
+                react(
+                    role.handler.as_mut(),
+                    env.clone(),
+                    role.name,
+                    deps.clock.clone(),
+                    publisher.clone().recipient(),
+                ),
+            )
+            .await
+            .map_err(|_| format!("no answer within {} s", handler_timeout.as_secs()))
+            .and_then(|r| r.map_err(|f| f.0))
+        };
         let settled = publisher.send(Finish).await.map_err(|e| e.to_string())?;
         match (handled, settled) {
             (Ok(()), Ok(())) => {

@@ -111,6 +111,11 @@ fn worker(cfg: &Path, dir: &Path, name: &str, crash_after: Option<&str>) -> Work
 
 fn worker_of(cfg: &Path, dir: &Path, name: &str, crash_after: Option<&str>, roles: &str) -> Worker {
     let mut c = Command::new(env!("CARGO_BIN_EXE_alchemiser"));
+    c.env_remove("ALCHEMISER_FAIL_ON");
+    if let Some(fail) = crash_after.and_then(|p| p.strip_prefix("fail:")) {
+        c.env("ALCHEMISER_FAIL_ON", fail);
+    }
+    let crash_after = crash_after.filter(|p| !p.starts_with("fail:"));
     c.args(["worker", "--roles", roles, "--config"])
         .arg(cfg)
         .env("APCA_API_KEY_ID", KEY)
@@ -458,4 +463,48 @@ fn strategy_and_portfolio_in_one_worker_execution_and_reconciliation_in_another(
         f.state().requests.iter().any(|r| r.contains("bars")),
         "bars were fetched"
     );
+}
+
+#[test]
+fn a_plan_that_fails_every_delivery_is_a_dead_letter_and_fails_its_workflow() {
+    let Some(binary) = nats_server_binary() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _nats = NatsServer::start(&binary, port, &dir.path().join("nats"));
+    let f = fake();
+    let cfg = config(dir.path(), &f, port);
+    // No retry of the failed workflow and no halt: the dead letter is the whole story.
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str("[recovery]\nmax_attempts = 0\nhalt_on_give_up = false\n");
+    std::fs::write(&cfg, text).unwrap();
+    let _w = worker(
+        &cfg,
+        dir.path(),
+        "failing",
+        Some("fail:remote.handle:portfolio.rebalance.planned.v1"),
+    );
+    let out = run_once(&cfg, "2023-09-21");
+    assert!(!out.status.success(), "the workflow must fail");
+    let journal = Journal::open(&dir.path().join("journal.sqlite"), SyncMode::Normal).unwrap();
+    assert_eq!(journal.verify().unwrap().first_broken, None);
+    let failed: Vec<String> = journal
+        .entries()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match &e.envelope.payload {
+            Payload::WorkflowFailed(w) => Some(format!("{} {}", w.reason, w.detail)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(
+        failed[0].starts_with(
+            "dead_letter execution failed 3 deliveries of portfolio.rebalance.planned.v1"
+        ),
+        "{failed:?}"
+    );
+    // Nothing reached the venue.
+    assert!(f.state().created.is_empty());
 }

@@ -7,8 +7,12 @@
 //! after the venue answered an order and before anything about it is published,
 //! `venue.accepted` (the venue answered, the outbox has no outcome yet), `outbox.intent`
 //! (the intent is recorded, the venue not yet called) and `journal.commit` (rows written,
-//! transaction not committed). Without
-//! the variable a crash point costs one relaxed atomic load.
+//! transaction not committed), and in workers `sweep.variant` (a variant taken, not yet
+//! run). Without the variable a crash point costs one relaxed atomic load.
+//!
+//! `ALCHEMISER_FAIL_ON=LABEL` makes every pass of a fault point named `LABEL` fail (a
+//! worker's handling of an event type: `remote.handle:EVENT_TYPE`), so that drills and
+//! tests can see what repeated failures lead to.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
@@ -34,6 +38,15 @@ fn spec() -> Option<&'static Spec> {
         })
     })
     .as_ref()
+}
+
+/// Whether the fault point `label` fails (see the module's doc).
+pub fn fails(label: &str) -> bool {
+    static FAIL_ON: OnceLock<Option<String>> = OnceLock::new();
+    FAIL_ON
+        .get_or_init(|| std::env::var("ALCHEMISER_FAIL_ON").ok())
+        .as_deref()
+        == Some(label)
 }
 
 /// Passes the crash point `label`.
