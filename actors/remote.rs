@@ -14,13 +14,17 @@ use super::deps::EngineDeps;
 use super::engine::business_registry;
 use super::supervision::{react, EventHandler, PublishAll};
 use crate::bus::remote::{
-    consumer_name, dead_letter_subject, heartbeat_subject, publish_subject, ConsumerLag,
-    DeadLetterReport, Heartbeat, RemotePublish, RemoteView, StableIds, Verdict,
+    consumer_name, dead_letter_subject, heartbeat_subject, publish_subject, root_subject,
+    ConsumerLag, DeadLetterReport, Heartbeat, RemotePublish, RemoteView, StableIds, Verdict,
 };
 use crate::bus::subject;
 use crate::config::Config;
-use crate::events::{Envelope, EventId, EventKind, HaltReason, Payload, TradingHalted};
+use crate::events::{
+    CorrelationId, Envelope, EventId, EventKind, HaltReason, Payload, TradingHalted,
+    WorkflowStarted,
+};
 use crate::halt::TradingGate;
+use crate::workflow_roots::WorkflowRoots;
 
 /// The durable consumers the remote roles read from: (name, subject), one per event
 /// type each role consumes.
@@ -83,7 +87,12 @@ pub async fn serve_endpoint(
     prefix: String,
     broker: Addr<Broker>,
     view: RemoteView,
+    roots: Option<WorkflowRoots>,
 ) -> Result<(), String> {
+    let mut root_asks = client
+        .subscribe(root_subject(&prefix))
+        .await
+        .map_err(|e| e.to_string())?;
     let mut publishes = client
         .subscribe(publish_subject(&prefix))
         .await
@@ -119,6 +128,15 @@ pub async fn serve_endpoint(
                 }
                 if let Some(reply) = msg.reply {
                     let _ = client.publish(reply, "ok".into()).await;
+                }
+            }
+            Some(msg) = root_asks.next() => {
+                let root = String::from_utf8_lossy(&msg.payload)
+                    .parse::<uuid::Uuid>()
+                    .ok()
+                    .and_then(|id| roots.as_ref()?.get(&CorrelationId(id)));
+                if let (Some(reply), Ok(body)) = (msg.reply, serde_json::to_vec(&root)) {
+                    let _ = client.publish(reply, body.into()).await;
                 }
             }
             Some(msg) = beats.next() => {
@@ -399,6 +417,20 @@ pub async fn work(
         if delivered > 1 {
             counts.lock().unwrap_or_else(|p| p.into_inner()).1 += 1;
         }
+        // Recovery retries from the failed workflow's root, which the broker keeps.
+        if let (true, Payload::WorkflowFailed(_)) = (role.name == "recovery", &env.payload) {
+            match ask_root(&client, &bus.subject_prefix, env.correlation_id).await {
+                Ok(Some(started)) => deps.roots.insert(env.correlation_id, started),
+                Ok(None) => {}
+                Err(why) => {
+                    tracing::warn!(event_id = %env.event_id, error = %why, "cannot ask the broker for the workflow's root: redelivery later");
+                    let _ = message
+                        .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                        .await;
+                    continue;
+                }
+            }
+        }
         if let Some(before) = &before {
             if let Err(why) = before(&env).await {
                 tracing::warn!(role = role.name, event_id = %env.event_id, error = %why, "not ready to handle: redelivery later");
@@ -516,4 +548,21 @@ async fn bind(js: &jetstream::Context, stream_name: &str, wanted: &[(usize, Stri
         feeds.push(messages.map(move |m| (index, m)).boxed_local());
     }
     futures_util::stream::select_all(feeds)
+}
+
+/// Asks the broker for the root of `correlation` (the workflow's start), which a
+/// recovery worker retries from; `None`: the broker does not know it (any more).
+pub async fn ask_root(
+    client: &async_nats::Client,
+    prefix: &str,
+    correlation: CorrelationId,
+) -> Result<Option<WorkflowStarted>, String> {
+    let reply = tokio::time::timeout(
+        Duration::from_secs(10),
+        client.request(root_subject(prefix), correlation.to_string().into()),
+    )
+    .await
+    .map_err(|_| "the broker did not answer".to_string())?
+    .map_err(|e| e.to_string())?;
+    serde_json::from_slice(&reply.payload).map_err(|e| e.to_string())
 }

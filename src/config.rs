@@ -100,10 +100,16 @@ pub struct BusConfig {
     pub max_deliver: i64,
 }
 
-/// Business actors a worker process can serve: they need only the venue (a strategy
-/// worker fetches the day's bars from it) and the events. Recovery stays with the
-/// engine: it reads the broker's workflow roots.
-pub const REMOTE_ROLES: [&str; 4] = ["strategy", "portfolio", "execution", "reconciliation"];
+/// Business actors a worker process can serve — all five: they need only the venue (a
+/// strategy worker fetches the day's bars from it, a recovery worker asks the broker
+/// for the failed workflow's root) and the events.
+pub const REMOTE_ROLES: [&str; 5] = [
+    "strategy",
+    "portfolio",
+    "execution",
+    "reconciliation",
+    "recovery",
+];
 
 impl Default for BusConfig {
     fn default() -> Self {

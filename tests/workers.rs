@@ -508,3 +508,58 @@ fn a_plan_that_fails_every_delivery_is_a_dead_letter_and_fails_its_workflow() {
     // Nothing reached the venue.
     assert!(f.state().created.is_empty());
 }
+
+#[test]
+fn recovery_in_a_worker_retries_from_the_root_the_broker_keeps() {
+    let Some(binary) = nats_server_binary() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _nats = NatsServer::start(&binary, port, &dir.path().join("nats"));
+    let f = fake();
+    let cfg = config_full(
+        dir.path(),
+        &f,
+        port,
+        None,
+        &["execution", "reconciliation", "recovery"],
+    );
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str("[recovery]\nmax_attempts = 1\nbackoff_ms = 10\nbackoff_cap_ms = 20\nhalt_on_give_up = false\n");
+    std::fs::write(&cfg, text).unwrap();
+    // Every plan fails in the worker: a dead letter, then recovery's retry, which fails
+    // the same way, then recovery gives up.
+    let _w = worker_of(
+        &cfg,
+        dir.path(),
+        "w",
+        Some("fail:remote.handle:portfolio.rebalance.planned.v1"),
+        "execution,reconciliation,recovery",
+    );
+    let out = run_once_with(&cfg, "2023-09-21", &["--linger", "5"]);
+    assert!(!out.status.success());
+    let journal = Journal::open(&dir.path().join("journal.sqlite"), SyncMode::Normal).unwrap();
+    let actions: Vec<String> = journal
+        .entries()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match &e.envelope.payload {
+            Payload::RecoveryAction(a) => Some(format!("{} {}", a.action, a.detail)),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        actions
+            .iter()
+            .any(|a| a.starts_with("retry retry 1 of the workflow of 2023-09-21")),
+        "{actions:?}\n{}",
+        log(dir.path(), "w")
+    );
+    assert!(
+        actions.iter().any(|a| a.starts_with("give_up")),
+        "{actions:?}"
+    );
+    let handled = |t: &str| t.contains("\"event_type\":\"workflow.failed.v1\"");
+    assert!(handled(&log_eventually(dir.path(), "w", handled)));
+}

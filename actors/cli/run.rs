@@ -310,6 +310,7 @@ pub(super) fn run(
         health: BusHealth::default(),
         consumers: Vec::new(),
         view: RemoteView::new(config.bus.remote_roles.clone()),
+        roots: None,
     });
     let control = ControlFiles::new(config.resolve(&config.engine.control_dir));
     let metrics_config = config.metrics.clone();
@@ -323,6 +324,7 @@ pub(super) fn run(
     deps.deployed.seed(as_of, bought_today);
     if let Some(bus) = &mut bus {
         bus.consumers = crate::actors::remote::remote_consumers(&deps);
+        bus.roots = Some(deps.roots.clone());
     }
     if let Some(live) = &live_bars {
         deps = deps.with_market(live.market.clone());
@@ -1008,6 +1010,8 @@ struct EventBus {
     consumers: Vec<(String, String)>,
     /// What `/healthz` shows of the workers.
     view: RemoteView,
+    /// The broker's workflow roots, which recovery workers ask for.
+    roots: Option<crate::workflow_roots::WorkflowRoots>,
 }
 
 impl EventBus {
@@ -1026,11 +1030,12 @@ impl EventBus {
         }
         if !self.consumers.is_empty() {
             // The workers' way back: their reactions, dead letters and heartbeats.
-            let (url, prefix, broker, view) = (
+            let (url, prefix, broker, view, roots) = (
                 self.config.url.clone(),
                 self.config.subject_prefix.clone(),
                 broker.clone(),
                 self.view.clone(),
+                self.roots.clone(),
             );
             let (stream, names): (String, Vec<String>) = (
                 self.config.stream.clone(),
@@ -1048,7 +1053,8 @@ impl EventBus {
                             names,
                             view.clone(),
                         ));
-                        crate::actors::remote::serve_endpoint(client, prefix, broker, view).await
+                        crate::actors::remote::serve_endpoint(client, prefix, broker, view, roots)
+                            .await
                     }
                     Err(e) => Err(e.to_string()),
                 };

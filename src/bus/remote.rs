@@ -24,6 +24,11 @@ pub fn dead_letter_subject(prefix: &str) -> String {
     format!("{prefix}.broker.dead_letter")
 }
 
+/// Where a worker asks the broker for a workflow's root (recovery retries from it).
+pub fn root_subject(prefix: &str) -> String {
+    format!("{prefix}.broker.root")
+}
+
 pub fn heartbeat_subject(prefix: &str) -> String {
     format!("{prefix}.workers.heartbeat")
 }
