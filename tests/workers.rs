@@ -563,3 +563,42 @@ fn recovery_in_a_worker_retries_from_the_root_the_broker_keeps() {
     let handled = |t: &str| t.contains("\"event_type\":\"workflow.failed.v1\"");
     assert!(handled(&log_eventually(dir.path(), "w", handled)));
 }
+
+#[test]
+fn a_worker_sigkilled_while_the_venue_holds_an_order_leaves_the_plan_to_another() {
+    let Some(binary) = nats_server_binary() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _nats = NatsServer::start(&binary, port, &dir.path().join("nats"));
+    let f = fake();
+    let cfg = config(dir.path(), &f, port);
+    // The venue creates the first order and holds its answer: the worker is killed
+    // (SIGKILL) while it waits.
+    f.inject(alchemiser::venue::alpaca::fake::Fault::DelayAfterCreate(
+        Duration::from_secs(3),
+    ));
+    let mut victim = worker(&cfg, dir.path(), "victim", None);
+    let run = {
+        let cfg = cfg.clone();
+        std::thread::spawn(move || run_once(&cfg, "2023-09-21"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while f.state().created.is_empty() {
+        assert!(Instant::now() < deadline, "no order reached the venue");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    victim.0.kill().unwrap();
+    victim.0.wait().unwrap();
+    let _rescuer = worker(&cfg, dir.path(), "rescuer", None);
+    let out = run.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{}\nrescuer: {}",
+        String::from_utf8_lossy(&out.stderr),
+        log(dir.path(), "rescuer")
+    );
+    // The order the venue created for the dead worker was adopted, not placed again.
+    assert_consistent(dir.path(), &f, 1);
+}
