@@ -258,6 +258,7 @@ fn execution_and_reconciliation_in_a_worker_trade_a_full_workflow() {
     let cfg = config_with_metrics(dir.path(), &f, port, Some(metrics_port));
     let _w = worker(&cfg, dir.path(), "w1", None);
     // /healthz while the engine lingers after its workflow: the worker is seen.
+    let status_cfg = cfg.clone();
     let health = std::thread::spawn(move || {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
@@ -270,7 +271,13 @@ fn execution_and_reconciliation_in_a_worker_trade_a_full_workflow() {
                         .as_object()
                         .is_some_and(|c| c.len() >= 2);
                 if seen {
-                    return Some(v);
+                    // `status` shows the same, for people.
+                    let status = Command::new(env!("CARGO_BIN_EXE_alchemiser"))
+                        .args(["status", "--config"])
+                        .arg(&status_cfg)
+                        .output()
+                        .unwrap();
+                    return Some((v, String::from_utf8_lossy(&status.stdout).into_owned()));
                 }
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -278,7 +285,13 @@ fn execution_and_reconciliation_in_a_worker_trade_a_full_workflow() {
         None
     });
     let out = run_once_with(&cfg, "2023-09-21", &["--linger", "4"]);
-    let health = health.join().unwrap().expect("/healthz showed the worker");
+    let (health, status) = health.join().unwrap().expect("/healthz showed the worker");
+    assert!(
+        status.contains("remote roles: execution, reconciliation\n")
+            && status.contains("  worker w1-")
+            && status.contains("consumer execution--portfolio_rebalance_planned_v1:"),
+        "{status}"
+    );
     assert_eq!(
         health["remote"]["roles"],
         serde_json::json!(["execution", "reconciliation"])

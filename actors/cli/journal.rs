@@ -26,12 +26,88 @@ fn open_journal(config: Option<&PathBuf>, journal: Option<PathBuf>) -> Result<Jo
     })
 }
 
+/// The running engine's view of its remote actors (`/healthz`), when it gives roles to
+/// workers: `None` when it does not; an error when it does not answer.
+fn remote_actors(config: &crate::config::Config) -> Option<Result<serde_json::Value, String>> {
+    use std::io::{Read, Write};
+    if config.bus.remote_roles.is_empty() || !config.metrics.enabled {
+        return None;
+    }
+    let listen = &config.metrics.listen;
+    let ask = || -> std::io::Result<String> {
+        let addr: std::net::SocketAddr = listen
+            .parse()
+            .map_err(|_| std::io::Error::other("metrics.listen is not an address"))?;
+        let mut s = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(1))?;
+        s.set_read_timeout(Some(std::time::Duration::from_secs(2)))?;
+        write!(s, "GET /healthz HTTP/1.0\r\nHost: {listen}\r\n\r\n")?;
+        let mut text = String::new();
+        s.read_to_string(&mut text)?;
+        Ok(text)
+    };
+    Some(
+        ask()
+            .map_err(|e| format!("the engine does not answer on {listen} ({e}): not running?"))
+            .and_then(|text| {
+                let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+                serde_json::from_str::<serde_json::Value>(body)
+                    .map(|v| v["remote"].clone())
+                    .map_err(|e| format!("unreadable /healthz from {listen}: {e}"))
+            }),
+    )
+}
+
+/// The remote actors as lines for people.
+fn remote_lines(remote: &Result<serde_json::Value, String>) -> String {
+    let r = match remote {
+        Ok(r) => r,
+        Err(e) => return format!("remote actors: {e}\n"),
+    };
+    let list = |v: &serde_json::Value| {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
+    let mut out = format!("remote roles: {}", list(&r["roles"]));
+    let unserved = list(&r["unserved"]);
+    if !unserved.is_empty() {
+        out.push_str(&format!(" — NO LIVE WORKER for {unserved}"));
+    }
+    out.push('\n');
+    for w in r["workers"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "  worker {} ({}): {} handled, {} redelivered, {} failed, heard {} s ago\n",
+            w["worker"].as_str().unwrap_or("?"),
+            list(&w["roles"]),
+            w["handled"],
+            w["redelivered"],
+            w["failed"],
+            w["seconds_since_heartbeat"]
+        ));
+    }
+    for (name, lag) in r["consumers"].as_object().into_iter().flatten() {
+        out.push_str(&format!(
+            "  consumer {name}: {} waiting, {} in flight, {} redelivered\n",
+            lag["pending"], lag["ack_pending"], lag["redelivered"]
+        ));
+    }
+    out
+}
+
 pub(super) fn status(
     config: Option<PathBuf>,
     journal: Option<PathBuf>,
     limit: usize,
     format: Format,
 ) -> ExitCode {
+    let remote = crate::config::Config::load_or_default(config.as_ref())
+        .ok()
+        .and_then(|c| remote_actors(&c));
     let journal = match open_journal(config.as_ref(), journal) {
         Ok(j) => j,
         Err(code) => return code,
@@ -40,11 +116,26 @@ pub(super) fn status(
         Ok(view) => {
             match format {
                 Format::Table => print!(
-                    "{}{}",
+                    "{}{}{}",
                     crate::journal::status::trading_line(&view.trading),
+                    remote.as_ref().map(remote_lines).unwrap_or_default(),
                     crate::journal::status::table(&view.workflows)
                 ),
-                Format::Json => match serde_json::to_string_pretty(&view) {
+                Format::Json => match serde_json::to_value(&view)
+                    .map(|mut v| {
+                        if let (Some(r), Some(map)) = (&remote, v.as_object_mut()) {
+                            map.insert(
+                                "remote".into(),
+                                match r {
+                                    Ok(r) => r.clone(),
+                                    Err(e) => serde_json::json!({ "error": e }),
+                                },
+                            );
+                        }
+                        v
+                    })
+                    .and_then(|v| serde_json::to_string_pretty(&v))
+                {
                     Ok(j) => println!("{j}"),
                     Err(e) => {
                         eprintln!("error: {e}");
