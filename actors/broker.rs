@@ -1103,6 +1103,35 @@ impl Handler<PublishRemote> for Broker {
     }
 }
 
+/// Whether `consumer` has nothing (more) to do with `env`: it handled it already (its
+/// consumer mark is kept), or the event's workflow is closed, where any reaction would
+/// be refused. A redelivered event is skipped on a yes.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct AlreadyHandled {
+    pub consumer: &'static str,
+    pub env: Arc<Envelope>,
+}
+
+impl Handler<AlreadyHandled> for Broker {
+    type Result = bool;
+
+    fn handle(&mut self, msg: AlreadyHandled, _ctx: &mut Self::Context) -> bool {
+        let correlation = msg.env.correlation_id;
+        if self
+            .log
+            .stage(&correlation)
+            .is_some_and(|s| s.is_terminal())
+        {
+            return true;
+        }
+        let hash = msg.env.payload_hash();
+        self.marks
+            .get(&correlation)
+            .is_some_and(|m| m.contains(&(msg.consumer.to_string(), msg.env.kind(), hash)))
+    }
+}
+
 /// A worker gave up on an event after its last allowed delivery: a dead letter, as an
 /// in-process actor's would be, and its workflow fails.
 #[derive(Message)]

@@ -9,16 +9,17 @@ use actix::prelude::*;
 use async_nats::jetstream::{self, consumer::pull, AckKind};
 use futures_util::StreamExt;
 
-use super::broker::{Broker, PublishRemote, RemoteDeadLetter};
+use super::broker::{AlreadyHandled, Broker, PublishRemote, RemoteDeadLetter};
 use super::deps::EngineDeps;
 use super::engine::business_registry;
-use super::supervision::{react, EventHandler, PublishAll};
+use super::supervision::{react, Consumed, EventHandler, PublishAll};
 use crate::bus::remote::{
-    consumer_name, dead_letter_subject, heartbeat_subject, publish_subject, root_subject,
-    ConsumerLag, DeadLetterReport, Heartbeat, RemotePublish, RemoteView, StableIds, Verdict,
+    consumed_subject, consumer_name, dead_letter_subject, handled_subject, heartbeat_subject,
+    publish_subject, root_subject, ConsumerLag, DeadLetterReport, Heartbeat, RemotePublish,
+    RemoteView, RoleEvent, StableIds, Verdict,
 };
 use crate::bus::subject;
-use crate::config::Config;
+use crate::config::{Config, REMOTE_ROLES};
 use crate::events::{
     CorrelationId, Envelope, EventId, EventKind, HaltReason, Payload, TradingHalted,
     WorkflowStarted,
@@ -93,6 +94,20 @@ pub async fn serve_endpoint(
         .subscribe(root_subject(&prefix))
         .await
         .map_err(|e| e.to_string())?;
+    let mut consumed = client
+        .subscribe(consumed_subject(&prefix))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut handled_asks = client
+        .subscribe(handled_subject(&prefix))
+        .await
+        .map_err(|e| e.to_string())?;
+    // A role's name as the broker keeps it (a consumer mark's), and the event.
+    let role_event = |payload: &[u8]| -> Option<(&'static str, Arc<Envelope>)> {
+        let r: RoleEvent = serde_json::from_slice(payload).ok()?;
+        let role = REMOTE_ROLES.iter().find(|n| **n == r.role)?;
+        Some((*role, Arc::new(Envelope::from_json(&r.event).ok()?)))
+    };
     let mut publishes = client
         .subscribe(publish_subject(&prefix))
         .await
@@ -128,6 +143,26 @@ pub async fn serve_endpoint(
                 }
                 if let Some(reply) = msg.reply {
                     let _ = client.publish(reply, "ok".into()).await;
+                }
+            }
+            Some(msg) = consumed.next() => {
+                if let Some((consumer, env)) = role_event(&msg.payload) {
+                    let _ = broker.send(Consumed { consumer, env }).await;
+                }
+                if let Some(reply) = msg.reply {
+                    let _ = client.publish(reply, "ok".into()).await;
+                }
+            }
+            Some(msg) = handled_asks.next() => {
+                let done = match role_event(&msg.payload) {
+                    Some((consumer, env)) => broker
+                        .send(AlreadyHandled { consumer, env })
+                        .await
+                        .unwrap_or(false),
+                    None => false,
+                };
+                if let Some(reply) = msg.reply {
+                    let _ = client.publish(reply, if done { "yes" } else { "no" }.into()).await;
                 }
             }
             Some(msg) = root_asks.next() => {
@@ -414,8 +449,29 @@ pub async fn work(
                 continue;
             }
         };
+        let mark = RoleEvent {
+            role: role.name.to_string(),
+            event: String::from_utf8_lossy(&message.payload).into_owned(),
+        };
         if delivered > 1 {
             counts.lock().unwrap_or_else(|p| p.into_inner()).1 += 1;
+            // Handled already (the acknowledgement was lost) or its workflow closed:
+            // nothing to do again.
+            let asked = match serde_json::to_vec(&mark) {
+                Ok(body) => tokio::time::timeout(
+                    Duration::from_secs(2),
+                    client.request(handled_subject(&bus.subject_prefix), body.into()),
+                )
+                .await
+                .ok()
+                .and_then(Result::ok),
+                Err(_) => None,
+            };
+            if asked.is_some_and(|r| r.payload.as_ref() == b"yes") {
+                tracing::info!(role = role.name, event_id = %env.event_id, delivered, "already handled: skipped");
+                let _ = message.ack().await;
+                continue;
+            }
         }
         // Recovery retries from the failed workflow's root, which the broker keeps.
         if let (true, Payload::WorkflowFailed(_)) = (role.name == "recovery", &env.payload) {
@@ -468,6 +524,19 @@ pub async fn work(
         let settled = publisher.send(Finish).await.map_err(|e| e.to_string())?;
         match (handled, settled) {
             (Ok(()), Ok(())) => {
+                // The consumer mark first: a redelivery after a lost acknowledgement
+                // is then skipped.
+                // Answered once the broker has it; waited on briefly: without the
+                // engine (it may have just stopped) a redelivery is handled again,
+                // harmlessly.
+                if let Ok(body) = serde_json::to_vec(&mark) {
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(1),
+                        client.request(consumed_subject(&bus.subject_prefix), body.into()),
+                    )
+                    .await;
+                }
+                crate::drill::crash_point(&format!("remote.acknowledge.{}", env.event_type()));
                 let _ = message.ack().await;
                 counts.lock().unwrap_or_else(|p| p.into_inner()).0 += 1;
                 tracing::info!(role = role.name, event_type = env.event_type(), event_id = %env.event_id, delivered, "handled");

@@ -615,3 +615,50 @@ fn a_worker_sigkilled_while_the_venue_holds_an_order_leaves_the_plan_to_another(
     // The order the venue created for the dead worker was adopted, not placed again.
     assert_consistent(dir.path(), &f, 1);
 }
+
+#[test]
+fn a_redelivered_plan_whose_reaction_is_on_record_is_skipped_not_handled_again() {
+    let Some(binary) = nats_server_binary() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _nats = NatsServer::start(&binary, port, &dir.path().join("nats"));
+    let f = fake();
+    let cfg = config(dir.path(), &f, port);
+    // The first worker handles the plan to the end (orders placed, reaction journaled,
+    // mark sent) and dies before acknowledging it.
+    let mut first = worker(
+        &cfg,
+        dir.path(),
+        "first",
+        Some("remote.acknowledge.portfolio.rebalance.planned.v1"),
+    );
+    let run = {
+        let cfg = cfg.clone();
+        std::thread::spawn(move || run_once(&cfg, "2023-09-21"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while first.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the first worker never crashed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let placed = f.state().created.len();
+    assert!(placed > 0);
+    let _second = worker(&cfg, dir.path(), "second", None);
+    let out = run.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The redelivered plan was recognised and skipped: no venue call for it.
+    let skipped = |t: &str| t.contains("already handled: skipped");
+    assert!(
+        skipped(&log_eventually(dir.path(), "second", skipped)),
+        "{}",
+        log(dir.path(), "second")
+    );
+    assert_eq!(f.state().created.len(), placed);
+    assert_consistent(dir.path(), &f, 1);
+}

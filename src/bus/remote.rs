@@ -24,6 +24,23 @@ pub fn dead_letter_subject(prefix: &str) -> String {
     format!("{prefix}.broker.dead_letter")
 }
 
+/// Where a worker tells the broker it has handled an event (the consumer mark), and
+/// asks, for a redelivered one, whether that was done already.
+pub fn consumed_subject(prefix: &str) -> String {
+    format!("{prefix}.broker.consumed")
+}
+
+pub fn handled_subject(prefix: &str) -> String {
+    format!("{prefix}.broker.handled")
+}
+
+/// A role and one event it handled (the event in its own JSON).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RoleEvent {
+    pub role: String,
+    pub event: String,
+}
+
 /// Where a worker asks the broker for a workflow's root (recovery retries from it).
 pub fn root_subject(prefix: &str) -> String {
     format!("{prefix}.broker.root")
