@@ -57,6 +57,23 @@ pub fn equity_lines(sheet: &Tearsheet) -> Vec<Series<'_>> {
     lines
 }
 
+/// The fall below the running peak, `height` tall.
+pub fn drawdown_panel(sheet: &Tearsheet, height: f64) -> Panel<'_> {
+    Panel {
+        title: "Drawdown",
+        dates: &sheet.dates,
+        series: vec![Series {
+            name: "below the running peak",
+            values: &sheet.drawdown,
+            color: PALETTE[3],
+        }],
+        unit: Unit::Percent,
+        scale: Scale::Linear,
+        stacked: false,
+        height,
+    }
+}
+
 fn signed_class(v: f64) -> &'static str {
     if v > 0.0 {
         "pos"
@@ -234,19 +251,8 @@ pub fn render(
         chart::svg(&equity_panel(Scale::Linear)),
         chart::svg(&equity_panel(Scale::Log))
     );
-    page.html.push_str(&chart::svg(&Panel {
-        title: "Drawdown",
-        dates: &sheet.dates,
-        series: vec![Series {
-            name: "below the running peak",
-            values: &sheet.drawdown,
-            color: PALETTE[3],
-        }],
-        unit: Unit::Percent,
-        scale: Scale::Linear,
-        stacked: false,
-        height: 180.0,
-    }));
+    page.html
+        .push_str(&chart::svg(&drawdown_panel(sheet, 180.0)));
 
     calendar_returns(&mut page, sheet);
 

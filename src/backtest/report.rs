@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use super::chart::{stacked_panels, Panel, Scale, Series, Unit, PALETTE};
+use super::chart::{stacked_panels, Panel, Scale, Unit};
 use super::tearsheet::Tearsheet;
 use super::{BacktestRecord, Summary};
 
@@ -108,18 +108,6 @@ pub fn equity_svg(summary: &Summary, sheet: &Tearsheet) -> String {
             stacked: false,
             height: 420.0,
         },
-        Panel {
-            title: "Drawdown",
-            dates: &sheet.dates,
-            series: vec![Series {
-                name: "below the running peak",
-                values: &sheet.drawdown,
-                color: PALETTE[3],
-            }],
-            unit: Unit::Percent,
-            scale: Scale::Linear,
-            stacked: false,
-            height: 220.0,
-        },
+        super::html::drawdown_panel(sheet, 220.0),
     ])
 }

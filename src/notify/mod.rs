@@ -136,6 +136,16 @@ impl Notes {
         }
     }
 
+    /// What an ended workflow's events said, forgotten here, and its day as a title
+    /// shows it.
+    fn ended(&mut self, correlation: CorrelationId) -> (WorkflowSoFar, String) {
+        let so_far = self.workflows.remove(&correlation).unwrap_or_default();
+        let day = so_far
+            .as_of
+            .map_or_else(|| "workflow".to_string(), |d| d.to_string());
+        (so_far, day)
+    }
+
     /// Takes in one event; returns the notification it calls for, if any.
     pub fn observe(&mut self, env: &Envelope) -> Option<Notification> {
         let note = |kind, title: String| Notification {
@@ -208,13 +218,7 @@ impl Notes {
                 })
             }
             Payload::WorkflowCompleted(c) => {
-                let so_far = self
-                    .workflows
-                    .remove(&env.correlation_id)
-                    .unwrap_or_default();
-                let day = so_far
-                    .as_of
-                    .map_or_else(|| "workflow".to_string(), |d| d.to_string());
+                let (so_far, day) = self.ended(env.correlation_id);
                 let mut title = format!(
                     "[alchemiser {}] {day}: completed, {} order{}",
                     self.mode,
@@ -250,13 +254,7 @@ impl Notes {
                 Some(n)
             }
             Payload::WorkflowFailed(f) => {
-                let so_far = self
-                    .workflows
-                    .remove(&env.correlation_id)
-                    .unwrap_or_default();
-                let day = so_far
-                    .as_of
-                    .map_or_else(|| "workflow".to_string(), |d| d.to_string());
+                let (so_far, day) = self.ended(env.correlation_id);
                 let reason = format!("{} at step {}: {}", f.reason, f.step, f.detail);
                 let mut n = note(
                     NotifyKind::Failed,
