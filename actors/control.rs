@@ -163,38 +163,50 @@ impl ControlFiles {
         self.write(Self::RESUME, detail)
     }
 
-    fn take(path: &Path) -> Option<String> {
-        let text = std::fs::read_to_string(path).ok()?;
-        std::fs::remove_file(path).ok()?;
-        Some(text.trim().to_string())
+    /// The request's text, if there is one.
+    fn read(path: &Path) -> Option<String> {
+        std::fs::read_to_string(path)
+            .ok()
+            .map(|t| t.trim().to_string())
     }
 
-    /// Hands pending requests to the broker; true when one was applied.
+    /// Hands pending requests to the broker; true when one was applied. A request file
+    /// is removed only once the broker has it: its removal is the engine's
+    /// acknowledgement, which `halt` and `resume` wait for.
     pub async fn apply(&self, broker: &Addr<Broker>) -> bool {
         let mut applied = false;
-        if let Some(reason) = Self::take(&self.dir.join(Self::HALT)) {
+        let halt = self.dir.join(Self::HALT);
+        if let Some(reason) = Self::read(&halt) {
             let detail = if reason.is_empty() {
                 "alchemiser halt".to_string()
             } else {
                 format!("alchemiser halt: {reason}")
             };
             tracing::warn!(%detail, "halt requested");
-            applied |= broker
+            let halted = broker
                 .send(Halt {
                     reason: HaltReason::Manual,
                     detail,
                 })
                 .await
                 .is_ok();
+            if halted {
+                let _ = std::fs::remove_file(&halt);
+            }
+            applied |= halted;
         }
-        if let Some(detail) = Self::take(&self.dir.join(Self::RESUME)) {
+        let resume = self.dir.join(Self::RESUME);
+        if let Some(detail) = Self::read(&resume) {
             let detail = if detail.is_empty() {
                 "alchemiser resume".to_string()
             } else {
                 detail
             };
             tracing::warn!(%detail, "resume requested");
-            applied |= broker.send(Resume { detail }).await.unwrap_or(false);
+            if let Ok(lifted) = broker.send(Resume { detail }).await {
+                let _ = std::fs::remove_file(&resume);
+                applied |= lifted;
+            }
         }
         applied
     }
@@ -207,5 +219,132 @@ impl ControlFiles {
                 self.apply(&broker).await;
             }
         });
+    }
+}
+
+/// The running engine's mark in its control folder: which process reads the requests
+/// there, and of which journal. The engine holds an operating-system lock on it for its
+/// whole life (released however the process ends), so `halt` and `resume` can tell a
+/// live engine from a file a killed one left behind.
+#[derive(Debug)]
+pub struct RunFile {
+    _file: std::fs::File,
+    path: PathBuf,
+}
+
+/// What a run file says of its engine.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RunningEngine {
+    pub pid: u32,
+    pub control_dir: String,
+    pub journal: String,
+}
+
+impl RunFile {
+    const NAME: &'static str = "engine.run";
+
+    /// Claims `control_dir` for this process; refused while another engine holds it
+    /// (two engines reading one folder's requests would each take the other's halt).
+    pub fn claim(control_dir: &Path, journal: &Path) -> Result<RunFile, String> {
+        use std::io::Write;
+        std::fs::create_dir_all(control_dir)
+            .map_err(|e| format!("cannot create {}: {e}", control_dir.display()))?;
+        let path = control_dir.join(Self::NAME);
+        let io = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = Self::running(control_dir)
+                    .map_or("another process".to_string(), |e| {
+                        format!("engine pid {}", e.pid)
+                    });
+                return Err(format!(
+                    "control folder {} is in use by {holder}; one engine per control folder (engine.control_dir)",
+                    control_dir.display()
+                ));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+        let me = RunningEngine {
+            pid: std::process::id(),
+            control_dir: std::path::absolute(control_dir)
+                .unwrap_or_else(|_| control_dir.to_path_buf())
+                .display()
+                .to_string(),
+            journal: std::path::absolute(journal)
+                .unwrap_or_else(|_| journal.to_path_buf())
+                .display()
+                .to_string(),
+        };
+        let text = serde_json::to_string(&me).map_err(|e| e.to_string())?;
+        file.set_len(0).map_err(io)?;
+        file.write_all(text.as_bytes()).map_err(io)?;
+        Ok(RunFile { _file: file, path })
+    }
+
+    /// The engine running with `control_dir`, if one is: its run file exists and is
+    /// locked by a live process.
+    pub fn running(control_dir: &Path) -> Option<RunningEngine> {
+        let path = control_dir.join(Self::NAME);
+        let file = std::fs::File::open(&path).ok()?;
+        match file.try_lock_shared() {
+            // Nobody holds it: an engine that ended without removing it (kill -9).
+            Ok(()) => None,
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let text = std::fs::read_to_string(&path).ok()?;
+                serde_json::from_str(&text).ok()
+            }
+            Err(std::fs::TryLockError::Error(_)) => None,
+        }
+    }
+}
+
+impl Drop for RunFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claimed_control_folder_names_its_engine_until_released() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(RunFile::running(dir.path()), None);
+        let journal = dir.path().join("journal.sqlite");
+        let claim = RunFile::claim(dir.path(), &journal).unwrap();
+        let running = RunFile::running(dir.path()).expect("a running engine");
+        assert_eq!(running.pid, std::process::id());
+        assert!(running.journal.ends_with("journal.sqlite"), "{running:?}");
+        let err = RunFile::claim(dir.path(), &journal).unwrap_err();
+        assert!(err.contains("in use by engine pid"), "{err}");
+        drop(claim);
+        assert_eq!(RunFile::running(dir.path()), None);
+        assert!(!dir.path().join("engine.run").exists());
+    }
+
+    #[test]
+    fn a_run_file_left_by_a_killed_engine_is_not_a_running_engine() {
+        let dir = tempfile::tempdir().unwrap();
+        let stale = RunningEngine {
+            pid: 1,
+            control_dir: dir.path().display().to_string(),
+            journal: "journal.sqlite".into(),
+        };
+        std::fs::write(
+            dir.path().join("engine.run"),
+            serde_json::to_string(&stale).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(RunFile::running(dir.path()), None);
     }
 }

@@ -89,13 +89,9 @@ impl EventHandler for ExecutionActor {
             return Ok(Reaction::nothing());
         }
         let executor = self.executor.clone();
-        // The risk budget is the workflow's trading day's.
-        let day = self
-            .executor
-            .roots
-            .get(&event.correlation_id)
-            .map(|r| r.as_of)
-            .unwrap_or_else(|| crate::clock::new_york_date(self.executor.clock.now()));
+        // The daily budget is the New York day the orders are sent on, whatever day's
+        // signal they trade: two runs on one real day share it.
+        let day = crate::clock::new_york_date(self.executor.clock.now());
         Ok(Reaction::Streamed(Box::new(move |sink: EmitSink| {
             Box::pin(async move {
                 // The plan is read in place, from the shared event: no copy of it per run.

@@ -349,17 +349,13 @@ pub type BeforeHandling =
 
 pub async fn work(
     deps: EngineDeps,
+    client: async_nats::Client,
     roles: &[String],
     worker: String,
     before: Option<BeforeHandling>,
 ) -> Result<(), String> {
     let config = deps.config.clone();
     let bus = &config.bus;
-    let client = async_nats::ConnectOptions::new()
-        .retry_on_initial_connect()
-        .connect(bus.url.as_str())
-        .await
-        .map_err(|e| format!("cannot reach NATS at {}: {e}", bus.url))?;
     let js = jetstream::new(client.clone());
     follow_halts(&js, &client, &config, deps.gate.clone()).await?;
     let registry = business_registry(deps.clone());

@@ -85,16 +85,6 @@ async fn make_queues(
     Ok((results, consumer))
 }
 
-async fn connect(url: &str) -> Result<(async_nats::Client, jetstream::Context), String> {
-    let client = async_nats::ConnectOptions::new()
-        .retry_on_initial_connect()
-        .connect(url)
-        .await
-        .map_err(|e| format!("cannot reach NATS at {url}: {e}"))?;
-    let js = jetstream::new(client.clone());
-    Ok((client, js))
-}
-
 /// The result already recorded for a variant, if any.
 async fn recorded(results: &stream::Stream, sweep: &str, variant: &str) -> Option<VariantResult> {
     let m = results
@@ -106,14 +96,14 @@ async fn recorded(results: &stream::Stream, sweep: &str, variant: &str) -> Optio
 
 /// Runs the sweep's unfinished variants on the queue; returns when each has a result.
 pub async fn drive(
-    url: &str,
+    client: async_nats::Client,
     plan: &SweepPlan,
     jobs: &[VariantJob],
     ack_wait: Duration,
     max_deliver: i64,
     progress: &dyn Fn(usize, usize),
 ) -> Result<(), String> {
-    let (_client, js) = connect(url).await?;
+    let js = jetstream::new(client);
     let (results, _) = queues(&js, ack_wait, max_deliver).await?;
     let Some(sweep) = jobs.first().map(|j| j.sweep.clone()) else {
         return Ok(());
@@ -194,13 +184,13 @@ fn settle(plan: &SweepPlan, job: &VariantJob, result: &VariantResult) -> Result<
 /// acknowledged once its result is recorded; meanwhile the worker says it is still at
 /// it, so only a dead worker's variant is redelivered.
 pub async fn serve_backtests(
-    url: &str,
+    client: async_nats::Client,
     worker: String,
     scratch: PathBuf,
     ack_wait: Duration,
     max_deliver: i64,
 ) -> Result<(), String> {
-    let (_client, js) = connect(url).await?;
+    let js = jetstream::new(client);
     let (results, consumer) = queues(&js, ack_wait, max_deliver).await?;
     tracing::info!(%worker, "worker serving sweeps");
     let mut feed = consumer.messages().await.map_err(|e| e.to_string())?;

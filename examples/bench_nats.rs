@@ -132,6 +132,7 @@ fn trade(setup: Setup, nats_port: u16, days: &[NaiveDate]) -> (Vec<f64>, Vec<f64
         )
     });
     for day in days {
+        f.set_today(*day);
         let out = Command::new(binary())
             .args(["run", "--once", "--as-of", &day.to_string(), "--config"])
             .arg(&cfg)

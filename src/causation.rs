@@ -61,6 +61,7 @@ struct Chain {
     opened: Instant,
     closed: Option<Instant>,
     orders_placed: u32,
+    orders_denied: u32,
     failure: Option<String>,
 }
 
@@ -104,6 +105,9 @@ pub struct WorkflowSummary {
     pub status: WorkflowStatus,
     pub events: usize,
     pub orders_placed: u32,
+    /// Orders the risk limits refused: a workflow with any did not reach its target,
+    /// even when it completed.
+    pub orders_denied: u32,
     pub duration_ms: u64,
     pub failure: Option<String>,
 }
@@ -188,6 +192,7 @@ impl CausationLog {
                         opened: now,
                         closed: (!is_workflow).then_some(now),
                         orders_placed: 0,
+                        orders_denied: 0,
                         failure: None,
                     },
                 );
@@ -226,6 +231,7 @@ impl CausationLog {
                 }
                 match &env.payload {
                     Payload::OrderSubmitted(_) => chain.orders_placed += 1,
+                    Payload::OrderDenied(_) => chain.orders_denied += 1,
                     Payload::WorkflowFailed(f) => {
                         chain.failure = Some(format!("{}: {}", f.reason.as_str(), f.detail))
                     }
@@ -314,6 +320,7 @@ impl CausationLog {
             status: stage.status(),
             events: chain.nodes.len(),
             orders_placed: chain.orders_placed,
+            orders_denied: chain.orders_denied,
             duration_ms: end.saturating_duration_since(chain.opened).as_millis() as u64,
             failure: chain.failure.clone(),
         })

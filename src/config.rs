@@ -18,6 +18,9 @@ use crate::supervision::RestartPolicy;
 /// engine runs with no file at all.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../config.toml");
 
+/// The configuration read when no `--config` is given and the current folder has it.
+pub const DEFAULT_CONFIG_FILE: &str = "config.toml";
+
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -794,20 +797,22 @@ impl Config {
         Ok(config)
     }
 
-    /// Loads `path` if given, else the embedded defaults, whose relative paths resolve
-    /// against the source tree when it is still there (a `cargo run` checkout) and the
-    /// current folder otherwise.
+    /// Loads `path` if given; else `./config.toml` when the current folder has one; else
+    /// the embedded defaults, whose relative paths resolve against the current folder.
+    /// Never against the tree the binary was built from: a `halt` that wrote its request
+    /// there would never reach an engine started elsewhere.
     pub fn load_or_default(path: Option<&PathBuf>) -> Result<Config, ConfigErrors> {
         match path {
             Some(p) => Self::load(p),
             None => {
-                let mut config = Self::parse(EMBEDDED_DEFAULT, "embedded config.toml")?;
-                let source_tree = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-                config.base_dir = if source_tree.join("config.toml").exists() {
-                    source_tree
+                let mut config = if Path::new(DEFAULT_CONFIG_FILE).is_file() {
+                    Self::load(Path::new(DEFAULT_CONFIG_FILE))?
                 } else {
-                    PathBuf::from(".")
+                    Self::parse(EMBEDDED_DEFAULT, "embedded config.toml")?
                 };
+                // Held as an absolute path: what a run passes on (a drill's child
+                // process, a sweep's variants) resolves the same from any folder.
+                config.base_dir = std::path::absolute(".").unwrap_or_else(|_| PathBuf::from("."));
                 Ok(config)
             }
         }
@@ -1094,12 +1099,12 @@ impl Config {
             );
         }
         if let Some(symbols) = &self.risk.allowed_symbols {
+            // Checked like any ticker in a symphony: a lower-case `aapl` would match no
+            // order and deny every one.
             for (i, s) in symbols.iter().enumerate() {
-                v.check(
-                    !s.trim().is_empty() && s.trim() == s,
-                    &format!("risk.allowed_symbols[{i}]"),
-                    format!("`{s}` is not a symbol"),
-                );
+                if let Err(why) = crate::domain::parse_symbol(s) {
+                    v.check(false, &format!("risk.allowed_symbols[{i}]"), why);
+                }
             }
         }
         let p = &self.portfolio;

@@ -26,22 +26,30 @@ impl RiskLimits {
         Self {
             max_order_notional: config.max_order_notional,
             max_daily_notional: config.max_daily_notional,
-            allowed_symbols: config
-                .allowed_symbols
-                .as_ref()
-                .map(|s| s.iter().map(|s| Symbol::from(s.as_str())).collect()),
+            allowed_symbols: config.allowed_symbols.as_ref().map(|s| {
+                s.iter()
+                    .map(|s| {
+                        crate::domain::parse_symbol(s).unwrap_or_else(|_| Symbol::from(s.as_str()))
+                    })
+                    .collect()
+            }),
         }
     }
 
     /// Approves `intent` priced at `price` on trading day `day`, reserving a buy's
-    /// notional in `ledger`; or says which limit it breaches.
+    /// notional in `ledger`; or says which limit it breaches. `held` is the account's
+    /// position in the symbol before the order: a sell of no more than it only reduces
+    /// exposure and is never denied (the reduce-only rule), so a limit can never trap
+    /// the account in a position it wants out of.
     pub fn check(
         &self,
         intent: OrderIntent,
         price: Decimal,
         day: NaiveDate,
+        held: Decimal,
         ledger: &DeployedLedger,
     ) -> Result<Approved, Box<OrderDenied>> {
+        let reduces = intent.side == Side::Sell && intent.qty <= held;
         let notional = (intent.qty * price).round_dp(2);
         let deny = |code: RiskCode, limit: Option<Decimal>, detail: String| {
             Box::new(OrderDenied {
@@ -55,7 +63,7 @@ impl RiskLimits {
                 detail,
             })
         };
-        if let Some(allowed) = &self.allowed_symbols {
+        if let (Some(allowed), false) = (&self.allowed_symbols, reduces) {
             if !allowed.contains(&intent.symbol) {
                 return Err(deny(
                     RiskCode::SymbolNotAllowed,
@@ -64,7 +72,7 @@ impl RiskLimits {
                 ));
             }
         }
-        if let Some(max) = self.max_order_notional {
+        if let (Some(max), false) = (self.max_order_notional, reduces) {
             if notional > max {
                 return Err(deny(
                     RiskCode::MaxOrderNotional,
@@ -191,13 +199,20 @@ mod tests {
         };
         let ledger = DeployedLedger::default();
         assert!(limits
-            .check(intent("SPY", Side::Buy, dec!(2)), dec!(500), day(), &ledger)
+            .check(
+                intent("SPY", Side::Buy, dec!(2)),
+                dec!(500),
+                day(),
+                Decimal::ZERO,
+                &ledger
+            )
             .is_ok());
         let denied = limits
             .check(
                 intent("SPY", Side::Sell, dec!(2.01)),
                 dec!(500),
                 day(),
+                Decimal::ZERO,
                 &ledger,
             )
             .unwrap_err();
@@ -214,10 +229,22 @@ mod tests {
         };
         let ledger = DeployedLedger::default();
         let first = limits
-            .check(intent("SPY", Side::Buy, dec!(6)), dec!(100), day(), &ledger)
+            .check(
+                intent("SPY", Side::Buy, dec!(6)),
+                dec!(100),
+                day(),
+                Decimal::ZERO,
+                &ledger,
+            )
             .unwrap();
         let denied = limits
-            .check(intent("TLT", Side::Buy, dec!(5)), dec!(100), day(), &ledger)
+            .check(
+                intent("TLT", Side::Buy, dec!(5)),
+                dec!(100),
+                day(),
+                Decimal::ZERO,
+                &ledger,
+            )
             .unwrap_err();
         assert_eq!(denied.code, RiskCode::MaxDailyNotional);
         // Sells never spend the budget; another day has its own.
@@ -226,18 +253,31 @@ mod tests {
                 intent("TLT", Side::Sell, dec!(50)),
                 dec!(100),
                 day(),
+                dec!(50),
                 &ledger
             )
             .is_ok());
         let next = day().succ_opt().unwrap();
         assert!(limits
-            .check(intent("TLT", Side::Buy, dec!(5)), dec!(100), next, &ledger)
+            .check(
+                intent("TLT", Side::Buy, dec!(5)),
+                dec!(100),
+                next,
+                Decimal::ZERO,
+                &ledger
+            )
             .is_ok());
         // Only 300 of the reserved 600 was bought: the rest is free again.
         first.settle(&ledger, dec!(300));
         assert_eq!(ledger.deployed(day()), dec!(300));
         assert!(limits
-            .check(intent("TLT", Side::Buy, dec!(5)), dec!(100), day(), &ledger)
+            .check(
+                intent("TLT", Side::Buy, dec!(5)),
+                dec!(100),
+                day(),
+                Decimal::ZERO,
+                &ledger
+            )
             .is_ok());
     }
 
@@ -249,7 +289,13 @@ mod tests {
         };
         let ledger = DeployedLedger::default();
         let denied = limits
-            .check(intent("TQQQ", Side::Buy, dec!(1)), dec!(50), day(), &ledger)
+            .check(
+                intent("TQQQ", Side::Buy, dec!(1)),
+                dec!(50),
+                day(),
+                Decimal::ZERO,
+                &ledger,
+            )
             .unwrap_err();
         assert_eq!(denied.code, RiskCode::SymbolNotAllowed);
         assert!(denied.detail.contains("TQQQ"));
@@ -259,10 +305,47 @@ mod tests {
     fn a_leg_never_exceeds_the_approved_quantity() {
         let ledger = DeployedLedger::default();
         let approved = RiskLimits::default()
-            .check(intent("SPY", Side::Buy, dec!(3)), dec!(10), day(), &ledger)
+            .check(
+                intent("SPY", Side::Buy, dec!(3)),
+                dec!(10),
+                day(),
+                Decimal::ZERO,
+                &ledger,
+            )
             .unwrap();
         let leg = approved.leg("x".into(), dec!(5), OrderType::Limit, Some(dec!(9.99)));
         assert_eq!(leg.intent().qty, dec!(3));
         assert_eq!(leg.intent().client_order_id, "x");
+    }
+
+    #[test]
+    fn a_sell_that_reduces_a_position_is_never_denied() {
+        let limits = RiskLimits {
+            max_order_notional: Some(dec!(100)),
+            allowed_symbols: Some([Symbol::from("SPY")].into_iter().collect()),
+            ..Default::default()
+        };
+        let ledger = DeployedLedger::default();
+        // Out of the allowed list and far over the order limit, but only reducing.
+        let sell = intent("AAPL", Side::Sell, dec!(10));
+        assert!(limits
+            .check(sell.clone(), dec!(200), day(), dec!(10), &ledger)
+            .is_ok());
+        // Selling more than is held opens a short: checked like any order.
+        let denied = limits
+            .check(sell, dec!(200), day(), dec!(4), &ledger)
+            .unwrap_err();
+        assert_eq!(denied.code, RiskCode::SymbolNotAllowed);
+        // A buy of a held symbol adds exposure: checked.
+        let denied = limits
+            .check(
+                intent("AAPL", Side::Buy, dec!(1)),
+                dec!(50),
+                day(),
+                dec!(10),
+                &ledger,
+            )
+            .unwrap_err();
+        assert_eq!(denied.code, RiskCode::SymbolNotAllowed);
     }
 }

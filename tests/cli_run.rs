@@ -38,7 +38,7 @@ fn sim_config(dir: &std::path::Path) -> PathBuf {
     std::fs::write(
         &cfg,
         format!(
-            "[strategy]\ndata = {:?}\n[[strategy.files]]\npath = {:?}\n[venue.sim]\nstate_file = {:?}\n",
+            "[metrics]\nenabled = false\n[strategy]\ndata = {:?}\n[[strategy.files]]\npath = {:?}\n[venue.sim]\nstate_file = {:?}\n",
             root().join("examples/data").display().to_string(),
             root().join("examples/strategies/default.clj").display().to_string(),
             dir.join("state/sim.json").display().to_string(),
@@ -95,6 +95,7 @@ fn run_once_on_alpaca_never_prints_the_secret() {
         fake.state().bars.insert(s.into(), bars_from_bundled(s));
     }
     fake.state().bars_page_size = 1000;
+    fake.set_today(chrono::NaiveDate::from_ymd_opt(2023, 9, 21).unwrap());
     // A fault on the way, so error paths log too.
     fake.inject(Fault::Status {
         route: Route::SubmitOrder,
@@ -106,7 +107,7 @@ fn run_once_on_alpaca_never_prints_the_secret() {
     std::fs::write(
         &cfg,
         format!(
-            "[strategy]\ndata = {:?}\n[[strategy.files]]\npath = {:?}\n[alpaca]\ntrading_url = {:?}\ndata_url = {:?}\n",
+            "[metrics]\nenabled = false\n[strategy]\ndata = {:?}\n[[strategy.files]]\npath = {:?}\n[alpaca]\ntrading_url = {:?}\ndata_url = {:?}\n",
             root().join("examples/data").display().to_string(),
             root().join("examples/strategies/default.clj").display().to_string(),
             fake.url(),
@@ -186,7 +187,7 @@ fn live_trading_needs_both_the_config_and_the_flag() {
     std::fs::write(
         &cfg,
         format!(
-            "[engine]\nmode = \"live\"\ncontrol_dir = {:?}\n[journal]\npath = {:?}\n[strategy]\ndata = {data:?}\n[[strategy.files]]\npath = {strategy:?}\n",
+            "[metrics]\nenabled = false\n[engine]\nmode = \"live\"\ncontrol_dir = {:?}\n[journal]\npath = {:?}\n[strategy]\ndata = {data:?}\n[[strategy.files]]\npath = {strategy:?}\n",
             dir.path(),
             dir.path().join("journal.sqlite")
         ),

@@ -181,6 +181,7 @@ mod tickers {
                 .insert(s.into(), common::bars_from_bundled(from));
         }
         f.state().bars_page_size = 5000;
+        f.set_today(chrono::NaiveDate::from_ymd_opt(2023, 9, 21).unwrap());
         let dir = tempfile::tempdir().unwrap();
         let cfg = config(
             dir.path(),

@@ -28,6 +28,7 @@ fn fake() -> FakeAlpaca {
             .insert(s.into(), common::bars_from_bundled(s));
     }
     f.state().bars_page_size = 2000;
+    f.set_today(chrono::NaiveDate::from_ymd_opt(2023, 9, 21).unwrap());
     f
 }
 
@@ -41,7 +42,7 @@ fn config_with(dir: &Path, fake: &FakeAlpaca, extra: &str) -> std::path::PathBuf
     std::fs::write(
         &cfg,
         format!(
-            "[strategy]\ndata = {:?}\n[[strategy.files]]\npath = {:?}\n[journal]\npath = {:?}\n[alpaca]\ntrading_url = {:?}\ndata_url = {:?}\n",
+            "[metrics]\nenabled = false\n[strategy]\ndata = {:?}\n[[strategy.files]]\npath = {:?}\n[journal]\npath = {:?}\n[alpaca]\ntrading_url = {:?}\ndata_url = {:?}\n",
             root.join("examples/data").display().to_string(),
             root.join("examples/strategies/default.clj").display().to_string(),
             dir.join("journal.sqlite").display().to_string(),

@@ -31,7 +31,7 @@ fn config(dir: &Path, extra: &str) -> PathBuf {
     std::fs::write(
         &cfg,
         format!(
-            "[strategy]\ndata = {:?}\n[[strategy.files]]\npath = {:?}\n",
+            "[metrics]\nenabled = false\n[strategy]\ndata = {:?}\n[[strategy.files]]\npath = {:?}\n",
             root.join("examples/data").display().to_string(),
             root.join("examples/strategies/default.clj")
                 .display()

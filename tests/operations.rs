@@ -64,12 +64,20 @@ fn sim_positions(dir: &Path) -> serde_json::Value {
 fn a_strategy_that_cannot_evaluate_fails_the_workflow_and_keeps_the_positions() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &default_strategy(), "");
-    let o = run_once(&cfg, &[]);
+    let o = run_once(&cfg, &["--as-of", "2023-09-20"]);
     assert!(o.status.success(), "{}", text(&o));
     let held = sim_positions(dir.path());
     assert!(held.as_object().is_some_and(|p| !p.is_empty()), "{held}");
-    // Early in the data the 200-day average has too little history.
-    let o = run_once(&cfg, &["--as-of", "2013-03-01", "--resume"]);
+    // The next day, a strategy whose average needs more history than the data has
+    // (time only runs forward on the simulated account).
+    let hungry = dir.path().join("hungry.clj");
+    std::fs::write(
+        &hungry,
+        "(defsymphony \"hungry\" {} (if (> (current-price \"AAPL\") (moving-average-price \"AAPL\" {:window 9000})) [(asset \"AAPL\")] [(asset \"NVDA\")]))\n",
+    )
+    .unwrap();
+    let cfg = config(dir.path(), &hungry, "");
+    let o = run_once(&cfg, &["--as-of", "2023-09-21", "--resume"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let out = text(&o);
     assert!(out.contains("\"status\": \"failed\""), "{out}");
@@ -420,7 +428,7 @@ fn trace_and_replay_say_what_each_event_says() {
         .unwrap();
     let shown = String::from_utf8_lossy(&trace.stdout);
     assert!(
-        shown.contains("as of 2023-09-21, paper, trigger schedule"),
+        shown.contains("as of 2023-09-21, paper, trigger manual"),
         "{shown}"
     );
     assert!(shown.contains("orders to place"), "{shown}");

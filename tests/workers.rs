@@ -37,6 +37,7 @@ fn fake() -> FakeAlpaca {
             .insert(s.into(), common::bars_from_bundled(s));
     }
     f.state().bars_page_size = 2000;
+    f.set_today(chrono::NaiveDate::from_ymd_opt(2023, 9, 21).unwrap());
     f
 }
 
@@ -391,6 +392,7 @@ fn two_workers_of_a_role_share_its_events_each_handled_once() {
     let _b = worker(&cfg, dir.path(), "b", None);
     let days = ["2023-09-18", "2023-09-19", "2023-09-20", "2023-09-21"];
     for day in days {
+        f.set_today(day.parse().unwrap());
         let out = run_once(&cfg, day);
         assert!(
             out.status.success(),

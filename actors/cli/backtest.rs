@@ -78,6 +78,11 @@ pub(super) fn backtest(request: BacktestRequest) -> ExitCode {
             dates[0], sessions[0]
         );
     }
+    // Found out now, once the inputs are known good, not after the whole run.
+    if let Err(e) = check_writable(&out) {
+        eprintln!("error: --out {}: cannot write there: {e}", out.display());
+        return ExitCode::from(2);
+    }
     let dates = dates.to_vec();
     let bar = indicatif::ProgressBar::new(dates.len() as u64);
     bar.set_style(
@@ -161,7 +166,7 @@ pub(super) fn backtest(request: BacktestRequest) -> ExitCode {
     ) {
         Ok(files) => {
             if let Ok(json) = serde_json::to_string_pretty(&summary) {
-                println!("{json}");
+                outln!("{json}");
             }
             for f in files {
                 eprintln!("wrote {}", f.display());
@@ -185,4 +190,12 @@ pub(super) fn backtest(request: BacktestRequest) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Makes `dir` if needed and writes (then removes) a probe file in it.
+fn check_writable(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let probe = dir.join(".alchemiser-write-check");
+    std::fs::write(&probe, b"")?;
+    std::fs::remove_file(&probe)
 }

@@ -1,39 +1,70 @@
-//! `alchemiser halt` and `resume`: requests left for the engine.
+//! `alchemiser halt` and `resume`: requests left for the engine, and the engine's
+//! acknowledgement waited for. They say only what they can check: that a running engine
+//! took the request, or that none is running and the request waits for its next start.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
-use super::super::control::ControlFiles;
+use super::super::control::{ControlFiles, RunFile};
 
 use super::load_config;
 
-/// Leaves a halt (`reason` given) or resume request for the engine.
+/// How long a request waits for a running engine to take it (it looks twice a second).
+const ACKNOWLEDGE_WITHIN: Duration = Duration::from_secs(2);
+
+/// Leaves a halt (`reason` given) or resume request for the engine and waits for a
+/// running one to acknowledge it.
 pub(super) fn control_request(config: Option<PathBuf>, halt_reason: Option<String>) -> ExitCode {
     let config = match load_config(config.as_ref()) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let files = ControlFiles::new(config.resolve(&config.engine.control_dir));
+    let dir = config.resolve(&config.engine.control_dir);
+    let files = ControlFiles::new(dir.clone());
+    let what = if halt_reason.is_some() {
+        "halt"
+    } else {
+        "resume"
+    };
     let written = match &halt_reason {
         Some(reason) => files.request_halt(reason),
         None => files.request_resume("alchemiser resume"),
     };
-    match written {
-        Ok(path) => {
-            let what = if halt_reason.is_some() {
-                "halt"
-            } else {
-                "resume"
-            };
-            println!(
-                "{what} requested ({}): a running engine applies it within a second, a stopped one at its next start",
-                path.display()
-            );
-            ExitCode::SUCCESS
-        }
+    let request = match written {
+        Ok(path) => path,
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(2)
+            return ExitCode::from(2);
         }
+    };
+    let shown = std::path::absolute(&dir).unwrap_or(dir);
+    let Some(engine) = RunFile::running(&shown) else {
+        outln!(
+            "no engine is running with control dir {}: the {what} applies at its next start",
+            shown.display()
+        );
+        return ExitCode::SUCCESS;
+    };
+    let deadline = Instant::now() + ACKNOWLEDGE_WITHIN;
+    while request.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
     }
+    let done = if halt_reason.is_some() {
+        "halted"
+    } else {
+        "resumed"
+    };
+    if request.exists() {
+        eprintln!(
+            "error: engine pid {} (control dir {}) did not acknowledge the {what} within {} s; the request stays in {} and applies when the engine reads it",
+            engine.pid,
+            shown.display(),
+            ACKNOWLEDGE_WITHIN.as_secs(),
+            request.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    outln!("{done} (engine pid {} acknowledged)", engine.pid);
+    ExitCode::SUCCESS
 }

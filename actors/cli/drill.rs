@@ -13,7 +13,7 @@ pub(super) fn drill(scenario: &str, seed: u64, iterations: u32) -> ExitCode {
             seed,
             iterations,
             |report| match serde_json::to_string(report) {
-                Ok(line) => println!("{line}"),
+                Ok(line) => outln!("{line}"),
                 Err(e) => eprintln!("error: cannot print a drill report: {e}"),
             },
         );

@@ -115,7 +115,7 @@ pub(super) fn status(
     match crate::journal::status::view(&journal, limit) {
         Ok(view) => {
             match format {
-                Format::Table => print!(
+                Format::Table => out!(
                     "{}{}{}",
                     crate::journal::status::trading_line(&view.trading),
                     remote.as_ref().map(remote_lines).unwrap_or_default(),
@@ -136,7 +136,7 @@ pub(super) fn status(
                     })
                     .and_then(|v| serde_json::to_string_pretty(&v))
                 {
-                    Ok(j) => println!("{j}"),
+                    Ok(j) => outln!("{j}"),
                     Err(e) => {
                         eprintln!("error: {e}");
                         return ExitCode::FAILURE;
@@ -159,7 +159,7 @@ pub(super) fn journal_verify(config: Option<PathBuf>, journal: Option<PathBuf>) 
     };
     match journal.verify() {
         Ok(report) => {
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&report).unwrap_or_default()
             );
@@ -236,7 +236,7 @@ pub(super) fn journal_replay(
                 .map(|e| serde_json::json!({"seq": e.seq, "event_type": e.envelope.event_type(), "source": e.envelope.source, "occurred_at": e.envelope.occurred_at, "says": e.envelope.payload.describe()}))
                 .collect();
             let out = serde_json::json!({"correlation_id": correlation, "stage": summary.as_ref().map(|s| s.stage), "status": summary.as_ref().map(|s| s.status), "orders_placed": summary.as_ref().map(|s| s.orders_placed), "failure": summary.and_then(|s| s.failure), "events": events});
-            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            outln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
         }
         Format::Table => {
             let mut out = format!("workflow {correlation}");
@@ -263,7 +263,7 @@ pub(super) fn journal_replay(
                     e.envelope.payload.describe()
                 ));
             }
-            print!("{out}");
+            out!("{out}");
         }
     }
     ExitCode::SUCCESS
@@ -305,7 +305,7 @@ pub(super) fn trace(
                 "stage": stage,
                 "root": said(&tree.root, &says),
             });
-            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            outln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
         }
         Format::Table => {
             fn print(
@@ -329,7 +329,7 @@ pub(super) fn trace(
             }
             let mut out = format!("workflow {correlation} ({stage})\n");
             print(&tree.root, 0, &says, &mut out);
-            print!("{out}");
+            out!("{out}");
         }
     }
     ExitCode::SUCCESS

@@ -1,5 +1,20 @@
 //! The `alchemiser` command line: the arguments, and one module per subcommand.
 
+/// `print!` that ends the process quietly when the reader has gone (`| head -1`)
+/// instead of panicking on the broken pipe.
+macro_rules! out {
+    ($($t:tt)*) => {
+        $crate::actors::cli::emit(format_args!($($t)*))
+    };
+}
+
+/// `println!`, likewise.
+macro_rules! outln {
+    ($($t:tt)*) => {
+        $crate::actors::cli::emit(format_args!("{}\n", format_args!($($t)*)))
+    };
+}
+
 mod backtest;
 mod control;
 mod drill;
@@ -45,7 +60,7 @@ enum JournalCommand {
         /// Journal file (default: the config's journal.path).
         #[arg(long)]
         journal: Option<PathBuf>,
-        /// Configuration file (default: the embedded config.toml).
+        /// Configuration file (default: ./config.toml if the current folder has one, else the embedded defaults).
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -60,7 +75,7 @@ enum JournalCommand {
         /// Journal file (default: the config's journal.path).
         #[arg(long)]
         journal: Option<PathBuf>,
-        /// Configuration file (default: the embedded config.toml).
+        /// Configuration file (default: ./config.toml if the current folder has one, else the embedded defaults).
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -71,8 +86,7 @@ enum Command {
     /// Run the engine: the daily workflow at `schedule.time` New York on trading days until
     /// SIGINT/SIGTERM (or just one, now, with --once).
     Run {
-        /// Configuration file; the embedded defaults (the repository's config.toml) if absent.
-        /// Configuration file (default: the embedded config.toml).
+        /// Configuration file (default: ./config.toml if the current folder has one, else the embedded defaults).
         #[arg(long)]
         config: Option<PathBuf>,
         /// Run a single workflow, print its report as JSON and exit (non-zero unless it completed).
@@ -90,13 +104,13 @@ enum Command {
         resume: bool,
         /// With --once: keep serving /metrics this many seconds after the report, so a
         /// scraper collects the final counters.
-        #[arg(long, default_value_t = 0)]
-        linger: u64,
+        #[arg(long, requires = "once")]
+        linger: Option<u64>,
     },
     /// Halt trading: a running engine halts within a second (no new workflows, no new
     /// orders); a stopped one starts halted. Lifted only by `resume` or `run --resume`.
     Halt {
-        /// Configuration file (default: the embedded config.toml).
+        /// Configuration file (default: ./config.toml if the current folder has one, else the embedded defaults).
         #[arg(long)]
         config: Option<PathBuf>,
         /// Why, for the journal and the logs.
@@ -108,7 +122,7 @@ enum Command {
         /// Journal file (default: the config's journal.path).
         #[arg(long)]
         journal: Option<PathBuf>,
-        /// Configuration file (default: the embedded config.toml).
+        /// Configuration file (default: ./config.toml if the current folder has one, else the embedded defaults).
         #[arg(long)]
         config: Option<PathBuf>,
         /// How many of the latest workflows.
@@ -128,13 +142,13 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// Runs of the scenario (each with its own derived seed); for `soak`, trading days.
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
         iterations: u32,
     },
     /// Backtest every combination of a grid's values (symphony placeholders, config
     /// keys) on every core: a summary per variant and a ranked leaderboard.
     Sweep {
-        /// Configuration file (default: the embedded config.toml).
+        /// Configuration file (default: ./config.toml if the current folder has one, else the embedded defaults).
         #[arg(long)]
         config: Option<PathBuf>,
         /// The grid (TOML: rank, [params], [config]).
@@ -160,27 +174,28 @@ enum Command {
     /// Serve business actors for an engine over NATS (`bus.remote_roles`): each role's
     /// events come from its durable consumers, shared with the role's other workers.
     Worker {
-        /// Roles to serve, comma-separated: portfolio, execution, reconciliation; or
-        /// `backtest` (a sweep's variants).
+        /// Roles to serve, comma-separated: any of strategy, portfolio, execution,
+        /// reconciliation, recovery (each must be in the config's bus.remote_roles); or
+        /// `backtest` alone (a sweep's variants).
         #[arg(long, value_delimiter = ',', required = true)]
         roles: Vec<String>,
         /// The NATS server (default: the configuration's bus.url).
         #[arg(long)]
         nats: Option<String>,
-        /// Configuration file (default: the embedded config.toml); the engine's.
+        /// Configuration file (default: ./config.toml if the current folder has one, else the embedded defaults); the engine's.
         #[arg(long)]
         config: Option<PathBuf>,
     },
     /// Lift a halt of a running engine (a stopped one resumes at its next start).
     Resume {
-        /// Configuration file (default: the embedded config.toml).
+        /// Configuration file (default: ./config.toml if the current folder has one, else the embedded defaults).
         #[arg(long)]
         config: Option<PathBuf>,
     },
     /// Replay history day by day through the actors on the simulated venue; write
-    /// summary.json, equity.csv, orders.csv and equity.svg.
+    /// summary.json, equity.csv, orders.csv, equity.svg and report.html (the tearsheet).
     Backtest {
-        /// Configuration file (default: the embedded config.toml).
+        /// Configuration file (default: ./config.toml if the current folder has one, else the embedded defaults).
         #[arg(long)]
         config: Option<PathBuf>,
         /// First day (YYYY-MM-DD); trading starts when every strategy can evaluate.
@@ -218,13 +233,13 @@ enum Command {
         /// Journal file (default: the config's journal.path).
         #[arg(long)]
         journal: Option<PathBuf>,
-        /// Configuration file (default: the embedded config.toml).
+        /// Configuration file (default: ./config.toml if the current folder has one, else the embedded defaults).
         #[arg(long)]
         config: Option<PathBuf>,
     },
     /// Print the consolidated target weights and each strategy's detail for one day.
     Signals {
-        /// Configuration file (default: the embedded config.toml).
+        /// Configuration file (default: ./config.toml if the current folder has one, else the embedded defaults).
         #[arg(long)]
         config: Option<PathBuf>,
         /// The trading session to evaluate as of (YYYY-MM-DD): its close is the last bar used.
@@ -271,7 +286,7 @@ pub fn main() -> ExitCode {
             live,
             resume,
             linger,
-        } => run::run(config, once, as_of, live, resume, linger),
+        } => run::run(config, once, as_of, live, resume, linger.unwrap_or(0)),
         Command::Halt { config, reason } => control::control_request(config, Some(reason)),
         Command::Resume { config } => control::control_request(config, None),
         Command::Worker {
@@ -391,4 +406,18 @@ fn load_book(config: &Config, data: Option<&PathBuf>) -> Result<StrategyBook, Ex
         eprintln!("error: {e}");
         ExitCode::from(2)
     })
+}
+
+/// Writes to standard output. A closed pipe means the reader has what it wanted: the
+/// process ends quietly (exit 0); any other failure is reported.
+pub(crate) fn emit(text: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(text).and_then(|()| stdout.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to standard output: {e}");
+        std::process::exit(1);
+    }
 }

@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::super::broker::{
     Broker, BrokerStats, QueryStats, QueryTree, Resume, ResumeUnfinished, StartWorkflow, Tap,
 };
-use super::super::control::{await_outcome, reconcile_now, ControlFiles};
+use super::super::control::{await_outcome, reconcile_now, ControlFiles, RunFile};
 use super::super::engine::{self, EngineDeps};
 use super::super::observe;
 use crate::bus::mirror::Mirror;
@@ -126,11 +126,15 @@ fn open_venue(
             let strategies = strategies.join(", ");
             let mode = config.engine.mode;
             tracing::info!(venue = %described, %mode, %strategies, "starting");
-            let today = clock
-                .now()
-                .with_timezone(&chrono_tz::America::New_York)
-                .date_naive();
-            let as_of = as_of.unwrap_or(today);
+            let today = venue_today(&alpaca)?;
+            // A real venue trades now, at today's prices: a signal of another day
+            // would be traded at prices it never saw.
+            if let Some(asked) = as_of.filter(|d| *d != today) {
+                return Err(format!(
+                    "--as-of {asked}: on Alpaca only the current session can be traded, and today in New York is {today}; leave --as-of out, or run {asked} on the simulated venue (`backtest` or no Alpaca keys)"
+                ));
+            }
+            let as_of = today;
             if once && !UsEquityCalendar::get().is_session(as_of) {
                 return Err(format!(
                     "--as-of {as_of}: not a US equity trading session ({}, a weekend or market holiday)",
@@ -140,6 +144,7 @@ fn open_venue(
             (alpaca, as_of)
         }
         None => {
+            let asked = as_of;
             let as_of = as_of
                 .or_else(|| book.common_dates().last().copied())
                 .unwrap_or_else(|| clock.now().date_naive());
@@ -163,6 +168,7 @@ fn open_venue(
                         return Err(format!("cannot restore the simulated account: {e}"));
                     }
                 }
+                check_time_runs_forward(asked, as_of, sim.last_traded(), path)?;
             }
             // Positions the strategies no longer reference are priced from the data
             // folder too, so that the plan can sell them.
@@ -188,6 +194,29 @@ fn open_venue(
         as_of,
         sim_state,
         live_bars,
+    })
+}
+
+/// The simulated account lives forward in time like a real one: trading it on a day
+/// before the last one it traded on would fill at prices older than its positions.
+fn check_time_runs_forward(
+    asked: Option<NaiveDate>,
+    as_of: NaiveDate,
+    last_traded: Option<NaiveDate>,
+    state: &std::path::Path,
+) -> Result<(), String> {
+    let Some(last) = last_traded.filter(|last| as_of < *last) else {
+        return Ok(());
+    };
+    let state = state.display();
+    let fresh = format!("to trade an earlier day, start from a fresh account: move {state} aside (or set venue.sim.state_file = \"\")");
+    Err(match asked {
+        Some(_) => format!(
+            "--as-of {as_of} is before {last}, the last day the simulated account in {state} traded: time runs forward on the simulated venue; {fresh}"
+        ),
+        None => format!(
+            "the market data ends on {as_of}, before {last}, the last day the simulated account in {state} traded: refusing to trade on older prices; update the data, or {fresh}"
+        ),
     })
 }
 
@@ -237,6 +266,15 @@ pub(super) fn run(
             return ExitCode::from(2);
         }
     };
+    // Held until the process ends: `halt` and `resume` find this engine by it.
+    let _run_file = match RunFile::claim(&config.resolve(&config.engine.control_dir), &journal_path)
+    {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let journal = match Journal::open(&journal_path, config.journal.sync) {
         Ok(j) => j,
         Err(e) => {
@@ -276,7 +314,9 @@ pub(super) fn run(
         }
     };
     let resumable = journal.open_workflows().map_or(true, |w| !w.is_empty());
-    let bought_today = match journal.bought_on(as_of) {
+    // The daily limit counts the New York day orders are sent on, across runs.
+    let today = crate::clock::new_york_date(clock.now());
+    let bought_today = match journal.bought_on(today) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("error: cannot read today's purchases from the journal: {e}");
@@ -321,7 +361,7 @@ pub(super) fn run(
     let mut deps = EngineDeps::new(config, clock.clone(), venue.clone(), book)
         .with_outbox(outbox)
         .with_notifier(notifier.clone());
-    deps.deployed.seed(as_of, bought_today);
+    deps.deployed.seed(today, bought_today);
     if let Some(bus) = &mut bus {
         bus.consumers = crate::actors::remote::remote_consumers(&deps);
         bus.roots = Some(deps.roots.clone());
@@ -448,7 +488,10 @@ impl Startup<'_> {
             }
         }
         if self.metrics.enabled {
-            self.serve_metrics(&broker).await;
+            if let Err(e) = self.serve_metrics(&broker).await {
+                eprintln!("error: {e}");
+                return Err(ExitCode::from(2));
+            }
         }
         let check = reconcile_now(
             &broker,
@@ -534,26 +577,27 @@ impl Startup<'_> {
         Ok(Some(positions))
     }
 
-    async fn serve_metrics(&self, broker: &Addr<Broker>) {
-        let Ok(listen) = self.metrics.listen.parse() else {
-            tracing::error!(listen = %self.metrics.listen, "metrics.listen is not an address");
-            return;
-        };
-        match observe::serve(
+    /// Serves `/metrics` and `/healthz`, or says why it cannot: an engine its alerts
+    /// cannot see must not trade.
+    async fn serve_metrics(&self, broker: &Addr<Broker>) -> Result<(), String> {
+        let listen = self.metrics.listen.parse().map_err(|_| {
+            format!(
+                "metrics.listen = {:?} is not an address (HOST:PORT)",
+                self.metrics.listen
+            )
+        })?;
+        let bound = observe::serve(
             listen,
             broker.clone(),
             self.metered.clone(),
             self.remote.clone(),
         )
         .await
-        {
-            Ok(bound) => {
-                tracing::info!(%bound, "metrics on http://{bound}/metrics, health on /healthz")
-            }
-            Err(e) => {
-                tracing::error!(%listen, error = %e, "cannot serve metrics; running without them")
-            }
-        }
+        .map_err(|e| {
+            format!("cannot serve metrics and health on {listen} (metrics.listen): {e}; another engine may be using it — choose another address, or set metrics.enabled = false")
+        })?;
+        tracing::info!(%bound, "metrics on http://{bound}/metrics, health on /healthz");
+        Ok(())
     }
 
     /// Workflows left unfinished by the last run are settled before anything new
@@ -669,7 +713,9 @@ impl TradingDays<'_> {
                     return ExitCode::SUCCESS;
                 }
             }
-            let workflow = run_workflow(broker, day, self.mode, self.patience);
+            // `run --once` is an operator's hand, not the schedule's.
+            let trigger = if self.once { "manual" } else { "schedule" };
+            let workflow = run_workflow(broker, trigger, day, self.mode, self.patience);
             tokio::pin!(workflow);
             let mut stop_after = false;
             let outcome = tokio::select! {
@@ -788,19 +834,26 @@ impl TradingDays<'_> {
             causation_tree: tree,
             broker: stats,
         });
-        let completed = report
+        let last = report.as_ref().ok().and_then(|r| r.workflow.clone());
+        let completed = last
             .as_ref()
-            .ok()
-            .and_then(|r| r.workflow.as_ref())
             .is_some_and(|w| w.status == crate::workflow::WorkflowStatus::Completed);
         match report {
             Ok(r) => match serde_json::to_string_pretty(&r) {
-                Ok(json) => println!("{json}"),
+                Ok(json) => outln!("{json}"),
                 Err(e) => eprintln!("error: cannot print report: {e}"),
             },
             Err(e) => eprintln!("error: {e}"),
         }
-        completed
+        // Denied orders leave the account off its target: not a success.
+        let denied = last.as_ref().map_or(0, |w| w.orders_denied);
+        if completed && denied > 0 {
+            eprintln!(
+                "error: the workflow of {day} completed, but the risk limits denied {denied} order{}: the account did not reach its target (`alchemiser status` shows why)",
+                if denied == 1 { "" } else { "s" }
+            );
+        }
+        completed && denied == 0
     }
 }
 
@@ -854,6 +907,7 @@ impl LiveBars {
                 .get(symbol.as_str())
                 .ok_or_else(|| format!("no bars for {symbol}"))?;
             let daily = to_daily_bars(symbol, raw)?;
+            check_fresh(symbol, daily.last().map(|b| b.date), day)?;
             series.insert(
                 Symbol::from(symbol.as_str()),
                 Arc::new(BarSeries::new(symbol.as_str().into(), daily)),
@@ -862,6 +916,41 @@ impl LiveBars {
         tracing::info!(symbols = self.symbols.len(), %start, end = %day, "daily bars refreshed");
         self.market.replace(MarketData { series });
         Ok(())
+    }
+}
+
+/// The venue's day in New York, from Alpaca's clock: the only session it can trade.
+/// Read before anything else on the venue; unreadable means not trading blind.
+fn venue_today(alpaca: &AlpacaVenue) -> Result<NaiveDate, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a runtime to read Alpaca's clock: {e}"))?;
+    let clock = runtime
+        .block_on(alpaca.client().clock())
+        .map_err(|e| format!("cannot read Alpaca's clock ({e}): not trading blind"))?;
+    chrono::DateTime::parse_from_rfc3339(&clock.timestamp)
+        .map(|t| crate::clock::new_york_date(t.with_timezone(&chrono::Utc)))
+        .map_err(|e| {
+            format!(
+                "Alpaca's clock says `{}`, which is not a time ({e}): not trading blind",
+                clock.timestamp
+            )
+        })
+}
+
+/// Refuses bars that end before the session before `day`: a strategy evaluated on them
+/// would trade today on a market weeks old (a delisted or halted symbol, a feed gap).
+fn check_fresh(symbol: &str, last_bar: Option<NaiveDate>, day: NaiveDate) -> Result<(), String> {
+    let needed = UsEquityCalendar::get().previous_session(day);
+    match last_bar {
+        Some(last) if last >= needed => Ok(()),
+        Some(last) => Err(format!(
+            "stale market data: the last daily bar of {symbol} is {last}, but trading on {day} needs the {needed} session's; not evaluating"
+        )),
+        None => Err(format!(
+            "stale market data: Alpaca has no daily bar of {symbol} up to {day}; not evaluating"
+        )),
     }
 }
 
@@ -966,6 +1055,7 @@ async fn watch_signals(mut signals: StopSignals, stopping: Arc<tokio::sync::Noti
 
 async fn run_workflow(
     broker: &Addr<Broker>,
+    trigger: &str,
     as_of: NaiveDate,
     mode: crate::domain::RunMode,
     patience: Duration,
@@ -974,7 +1064,7 @@ async fn run_workflow(
     let started = WorkflowStarted {
         as_of,
         mode,
-        trigger: "schedule".into(),
+        trigger: trigger.into(),
         attempt: 0,
     };
     let correlation = broker

@@ -42,13 +42,13 @@ pub(super) fn signals(
     };
     match format {
         Format::Json => match serde_json::to_string_pretty(&signal) {
-            Ok(json) => println!("{json}"),
+            Ok(json) => outln!("{json}"),
             Err(e) => {
                 eprintln!("error: {e}");
                 return ExitCode::FAILURE;
             }
         },
-        Format::Table => print!("{}", signal_table(&signal)),
+        Format::Table => out!("{}", signal_table(&signal)),
     }
     ExitCode::SUCCESS
 }

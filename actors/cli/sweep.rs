@@ -116,17 +116,30 @@ pub(super) fn sweep(request: SweepRequest) -> ExitCode {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build();
-            match runtime {
-                Ok(rt) => rt.block_on(crate::actors::sweep_queue::drive(
-                    url,
-                    &plan,
-                    &jobs,
-                    std::time::Duration::from_secs(config.bus.ack_wait_secs),
-                    config.bus.max_deliver,
-                    &progress,
-                )),
-                Err(e) => Err(e.to_string()),
-            }
+            let runtime = match runtime {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let within = std::time::Duration::from_secs(config.bus.connect_timeout_secs);
+            let client = match runtime.block_on(crate::bus::connect::connect_within(url, within)) {
+                Ok(c) => c,
+                Err(e) => {
+                    bar.finish_and_clear();
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            runtime.block_on(crate::actors::sweep_queue::drive(
+                client,
+                &plan,
+                &jobs,
+                std::time::Duration::from_secs(config.bus.ack_wait_secs),
+                config.bus.max_deliver,
+                &progress,
+            ))
         }
     };
     if let Err(e) = ran {
@@ -185,7 +198,7 @@ pub(super) fn sweep(request: SweepRequest) -> ExitCode {
         chart.display()
     );
     if let Some(best) = order.first() {
-        println!(
+        outln!(
             "best by {}: {} {}",
             plan.grid.rank,
             outcomes[*best].variant.id,

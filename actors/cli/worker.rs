@@ -42,8 +42,12 @@ pub(super) fn worker(
             Ok(rt) => rt,
             Err(e) => return refuse(e.to_string()),
         };
+        let client = match runtime.block_on(reach_nats(&config)) {
+            Ok(c) => c,
+            Err(e) => return refuse(e.to_string()),
+        };
         let served = runtime.block_on(crate::actors::sweep_queue::serve_backtests(
-            &config.bus.url,
+            client,
             id,
             scratch,
             std::time::Duration::from_secs(config.bus.ack_wait_secs),
@@ -125,11 +129,28 @@ pub(super) fn worker(
         }) as crate::actors::remote::BeforeHandling
     });
     let system = actix::System::new();
-    match system.block_on(crate::actors::remote::work(deps, &roles, id, before)) {
+    let client = match system.block_on(reach_nats(&deps.config)) {
+        Ok(c) => c,
+        Err(e) => return refuse(e.to_string()),
+    };
+    match system.block_on(crate::actors::remote::work(
+        deps, client, &roles, id, before,
+    )) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: worker: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// The configured NATS server, tried for `bus.connect_timeout_secs`.
+async fn reach_nats(
+    config: &crate::config::Config,
+) -> Result<async_nats::Client, crate::bus::connect::Unreachable> {
+    crate::bus::connect::connect_within(
+        &config.bus.url,
+        std::time::Duration::from_secs(config.bus.connect_timeout_secs),
+    )
+    .await
 }

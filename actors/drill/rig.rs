@@ -128,6 +128,8 @@ impl Rig {
         let f = FakeAlpaca::start(KEY, SECRET, self.config.venue.sim.initial_cash)
             .map_err(|e| format!("fake Alpaca: {e}"))?;
         f.state().prices = self.prices.clone();
+        // The venue's day is the drill's: the engine trades only the venue's session.
+        f.set_today(self.as_of);
         Ok(f)
     }
 

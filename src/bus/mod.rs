@@ -8,6 +8,7 @@
 //! (the server drops a resend within its duplicate window) and `Alchemiser-Seq` its
 //! journal sequence number (where a restarted mirror resumes).
 
+pub mod connect;
 pub mod jetstream;
 pub mod mirror;
 pub mod remote;

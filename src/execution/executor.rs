@@ -549,7 +549,18 @@ impl Executor {
                     qty,
                     ..intent.clone()
                 };
-                let approved = match self.risk.check(order.clone(), price, day, &self.deployed) {
+                let held = account
+                    .positions
+                    .get(&intent.symbol)
+                    .copied()
+                    .unwrap_or_default();
+                let approved = match self.risk.check(
+                    order.clone(),
+                    price,
+                    day,
+                    held,
+                    &self.deployed,
+                ) {
                     Ok(a) => a,
                     Err(denied) => {
                         tracing::warn!(symbol = %denied.symbol, code = denied.code.as_str(), detail = %denied.detail, "order denied by risk limits");

@@ -67,6 +67,16 @@ impl IndicatorKind {
     pub fn takes_window(self) -> bool {
         self != IndicatorKind::CurrentPrice
     }
+
+    /// The smallest window the indicator is defined on: a sample standard deviation
+    /// needs two values. Checked when a symphony loads, so a file that could never
+    /// evaluate is refused then, not on the day it first runs.
+    pub fn min_window(self) -> usize {
+        match self {
+            IndicatorKind::StdevReturn | IndicatorKind::StdevPrice => 2,
+            _ => 1,
+        }
+    }
 }
 
 /// An indicator with its window.

@@ -1,4 +1,6 @@
 //! One engine per journal: a writer holds an exclusive lock on `journal.sqlite.lock`
+//! beside the journal's real file (links and `..` resolved, so that two paths to one
+//! journal meet at one lock)
 //! for as long as it runs. Two engines appending to one journal would race for its
 //! sequence numbers, and the loser could no longer journal (nor its halt). The lock is
 //! the operating system's (released when the process ends, however it ends); the file
@@ -33,12 +35,10 @@ impl JournalLock {
             journal: shown.clone(),
             message: e.to_string(),
         };
-        let mut name = journal.as_os_str().to_owned();
+        let canonical = canonical_journal(journal).map_err(io)?;
+        let mut name = canonical.into_os_string();
         name.push(".lock");
         let path = PathBuf::from(name);
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -80,6 +80,23 @@ impl JournalLock {
     }
 }
 
+/// The journal's file with every link and `..` resolved; for a journal not made yet,
+/// its folder's real path (made if missing) and its name.
+fn canonical_journal(journal: &Path) -> std::io::Result<PathBuf> {
+    if let Ok(real) = std::fs::canonicalize(journal) {
+        return Ok(real);
+    }
+    let dir = journal
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = journal
+        .file_name()
+        .ok_or_else(|| std::io::Error::other("the journal path names no file"))?;
+    Ok(std::fs::canonicalize(dir)?.join(name))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,5 +117,21 @@ mod tests {
         );
         drop(first);
         assert!(JournalLock::acquire(&journal).is_ok());
+    }
+
+    #[test]
+    fn a_link_to_a_held_journal_meets_the_same_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = dir.path().join("journal.sqlite");
+        std::fs::write(&journal, b"").unwrap();
+        let other = dir.path().join("elsewhere");
+        std::fs::create_dir(&other).unwrap();
+        let link = other.join("j.sqlite");
+        std::os::unix::fs::symlink(&journal, &link).unwrap();
+        let _first = JournalLock::acquire(&journal).unwrap();
+        let err = JournalLock::acquire(&link).unwrap_err().to_string();
+        assert!(err.contains("is in use by another engine"), "{err}");
+        let dotted = other.join("..").join("journal.sqlite");
+        assert!(JournalLock::acquire(&dotted).is_err());
     }
 }

@@ -785,13 +785,17 @@ impl Journal {
         }))
     }
 
-    /// Notional bought (fills × price) by the workflows of trading day `day`: what a
-    /// restarted engine has already deployed today.
+    /// Notional bought (fills × price) on New York day `day`, whichever day's signal
+    /// the orders traded: what a restarted engine has already deployed today.
     pub fn bought_on(&self, day: NaiveDate) -> Result<Decimal, JournalError> {
+        // The New York day falls within these two UTC dates; the exact day is checked
+        // on each fill's time below.
+        let (from, to) = (day.to_string(), (day + chrono::Days::new(2)).to_string());
         let mut stmt = self.conn.prepare(
-            "SELECT seq, envelope FROM events WHERE event_type = 'execution.order.filled.v1'              AND correlation_id IN (SELECT correlation_id FROM events                WHERE event_type = 'workflow.started.v1' AND json_extract(envelope, '$.payload.as_of') = ?1)",
+            "SELECT seq, envelope FROM events WHERE event_type = 'execution.order.filled.v1' \
+             AND occurred_at >= ?1 AND occurred_at < ?2",
         )?;
-        let rows = stmt.query_map([day.to_string()], |r| {
+        let rows = stmt.query_map([from, to], |r| {
             Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
         })?;
         let mut total = Decimal::ZERO;
@@ -801,6 +805,9 @@ impl Journal {
                 seq: seq as u64,
                 message: e.to_string(),
             })?;
+            if crate::clock::new_york_date(env.occurred_at) != day {
+                continue;
+            }
             if let Payload::OrderFilled(f) = env.payload {
                 if f.side == Side::Buy {
                     total += f.qty * f.price;

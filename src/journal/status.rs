@@ -16,10 +16,13 @@ pub struct WorkflowRow {
     pub trigger: String,
     pub attempt: u32,
     pub started_at: DateTime<Utc>,
-    /// `completed`, `failed`, `timed_out` or `open`.
+    /// `completed`, `denied` (completed, but the risk limits refused some of its
+    /// orders: the account is not on target), `failed`, `timed_out` or `open`.
     pub status: &'static str,
     pub duration_ms: i64,
     pub orders: u32,
+    /// Orders the risk limits refused.
+    pub denied: u32,
     pub restarts: u32,
     pub dead_letters: u32,
     pub failure: Option<String>,
@@ -98,6 +101,7 @@ pub fn recent_workflows(journal: &Journal, limit: usize) -> Result<Vec<WorkflowR
                     status: "open",
                     duration_ms: 0,
                     orders: 0,
+                    denied: 0,
                     restarts: 0,
                     dead_letters: 0,
                     failure: None,
@@ -111,11 +115,34 @@ pub fn recent_workflows(journal: &Journal, limit: usize) -> Result<Vec<WorkflowR
         row.duration_ms = (env.occurred_at - row.started_at).num_milliseconds();
         match &env.payload {
             Payload::OrderSubmitted(_) => row.orders += 1,
+            Payload::OrderDenied(d) => {
+                row.denied += 1;
+                if row.failure.is_none() {
+                    row.failure = Some(format!(
+                        "risk denied {} {}: {}",
+                        d.side.as_str(),
+                        d.symbol,
+                        d.detail
+                    ));
+                }
+            }
             Payload::ActorRestarted(r) => {
                 row.restarts += 1;
                 row.dead_letters += u32::from(r.dead_lettered);
             }
-            Payload::WorkflowCompleted(_) => row.status = "completed",
+            Payload::WorkflowCompleted(_) => {
+                row.status = if row.denied > 0 {
+                    "denied"
+                } else {
+                    "completed"
+                };
+                if row.denied > 1 {
+                    row.failure = row
+                        .failure
+                        .take()
+                        .map(|f| format!("{} orders denied; first: {f}", row.denied));
+                }
+            }
             Payload::WorkflowFailed(f) => {
                 row.status = if f.reason == FailureReason::Timeout {
                     "timed_out"

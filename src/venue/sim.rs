@@ -142,6 +142,8 @@ struct SimState {
     /// long backtest.
     open: std::collections::BTreeSet<String>,
     next_order: u64,
+    /// The last day an order filled: a saved account's time only runs forward.
+    last_traded: Option<NaiveDate>,
 }
 
 /// The orders in client id order (listings and the saved account stay deterministic).
@@ -163,6 +165,61 @@ struct Intraday {
 struct PersistedAccount {
     account: AccountSnapshot,
     orders: Vec<VenueOrder>,
+    /// Absent in accounts saved before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_traded: Option<NaiveDate>,
+}
+
+impl PersistedAccount {
+    /// What a saved account must hold to be traded from, like a config's rules: each
+    /// violation names its field.
+    fn validate(&self) -> Result<(), String> {
+        let mut broken = Vec::new();
+        if self.account.cash < Decimal::ZERO {
+            broken.push(format!(
+                "account.cash is {}: a cash account is never negative",
+                self.account.cash
+            ));
+        }
+        for (symbol, qty) in &self.account.positions {
+            if let Err(why) = crate::domain::parse_symbol(symbol) {
+                broken.push(format!("account.positions: {why}"));
+            } else if *qty <= Decimal::ZERO {
+                broken.push(format!(
+                    "account.positions.{symbol} is {qty}: a held quantity must be positive"
+                ));
+            }
+        }
+        for (i, o) in self.orders.iter().enumerate() {
+            let at = format!("orders[{i}] ({})", o.client_order_id);
+            if let Err(why) = crate::domain::parse_symbol(&o.symbol) {
+                broken.push(format!("{at}.symbol: {why}"));
+            }
+            if o.qty <= Decimal::ZERO {
+                broken.push(format!("{at}.qty is {}: must be positive", o.qty));
+            }
+            if o.filled_qty < Decimal::ZERO || o.filled_qty > o.qty {
+                broken.push(format!(
+                    "{at}.filled_qty is {}: must be between 0 and qty {}",
+                    o.filled_qty, o.qty
+                ));
+            }
+            if o.commission < Decimal::ZERO {
+                broken.push(format!(
+                    "{at}.commission is {}: must not be negative",
+                    o.commission
+                ));
+            }
+            if o.avg_fill_price.is_some_and(|p| p <= Decimal::ZERO) {
+                broken.push(format!("{at}.avg_fill_price must be positive"));
+            }
+        }
+        if broken.is_empty() {
+            Ok(())
+        } else {
+            Err(broken.join("; "))
+        }
+    }
 }
 
 /// How an order meets the market.
@@ -270,6 +327,7 @@ impl SimVenue {
             PersistedAccount {
                 account: s.account.clone(),
                 orders: by_client_id(&s.orders),
+                last_traded: s.last_traded,
             }
         };
         if let Some(dir) = path.parent() {
@@ -281,16 +339,27 @@ impl SimVenue {
         std::fs::rename(&tmp, path)
     }
 
-    /// Restores what [`SimVenue::save`] wrote; a missing file leaves the venue as it is.
+    /// The last day one of the account's orders filled.
+    pub fn last_traded(&self) -> Option<NaiveDate> {
+        self.lock().last_traded
+    }
+
+    /// Restores what [`SimVenue::save`] wrote, refusing an account no venue could hold
+    /// (negative cash, a non-positive position); a missing file leaves the venue as it is.
     pub fn restore(&self, path: &std::path::Path) -> Result<bool, String> {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(format!("{}: {e}", path.display())),
         };
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
         let saved: PersistedAccount =
-            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            serde_json::from_str(text).map_err(|e| format!("{}: {e}", path.display()))?;
+        saved
+            .validate()
+            .map_err(|why| format!("{}: {why}", path.display()))?;
         let mut s = self.lock();
+        s.last_traded = saved.last_traded;
         s.next_order = saved.orders.len() as u64;
         s.orders = saved
             .orders
@@ -511,6 +580,7 @@ impl SimVenue {
                         order.filled_qty = intent.qty;
                         order.avg_fill_price = Some(price);
                         order.commission = commission;
+                        s.last_traded = s.last_traded.max(s.date);
                     }
                 }
             }

@@ -155,10 +155,7 @@ pub fn symphony(values: &[SExpr]) -> Result<Symphony> {
     };
     let name = string(name, "the symphony's name")?;
     let options = match options {
-        SExpr::Map(pairs, _) => pairs
-            .iter()
-            .map(|(k, v)| (k.clone(), atom_text(v)))
-            .collect(),
+        SExpr::Map(pairs, _) => header_options(pairs)?,
         SExpr::Symbol(s, _) if s == "nil" => BTreeMap::new(),
         other => {
             return err(
@@ -172,6 +169,59 @@ pub fn symphony(values: &[SExpr]) -> Result<Symphony> {
         options,
         body: nodes(body)?,
     })
+}
+
+/// How far `weight-specified` weights may miss 1 (or 100) as a share of it: thirds
+/// written to six places still sum to 1 up to this.
+const WEIGHT_SUM_TOLERANCE: Decimal = Decimal::from_parts(1, 0, 0, false, 4);
+
+/// The header keys a symphony may set (Composer's own, as its exports write them).
+pub const HEADER_KEYS: [&str; 6] = [
+    "asset-class",
+    "asset-classes",
+    "description",
+    "rebalance",
+    "rebalance-frequency",
+    "rebalance-threshold",
+];
+
+/// A header's options, each key known and none set twice or in two disagreeing
+/// spellings (`:rebalance` and `:rebalance-frequency`): a misspelt `:rebalnce` would
+/// otherwise be ignored and the file traded daily.
+fn header_options(pairs: &[(String, SExpr)]) -> Result<BTreeMap<String, String>> {
+    let mut options = BTreeMap::new();
+    for (key, value) in pairs {
+        if !HEADER_KEYS.contains(&key.as_str()) {
+            let known: Vec<String> = HEADER_KEYS.iter().map(|k| format!(":{k}")).collect();
+            return err(
+                value.span(),
+                format!(
+                    "unknown header key :{key}: expected one of {}",
+                    known.join(", ")
+                ),
+            );
+        }
+        let text = atom_text(value);
+        if options.insert(key.clone(), text).is_some() {
+            return err(value.span(), format!("header key :{key} is set twice"));
+        }
+    }
+    if let (Some(a), Some(b)) = (options.get("rebalance"), options.get("rebalance-frequency")) {
+        if a != b {
+            let span = pairs
+                .iter()
+                .rev()
+                .find(|(k, _)| k == "rebalance" || k == "rebalance-frequency")
+                .map_or(Span::default(), |(_, v)| v.span());
+            return err(
+                span,
+                format!(
+                    "header keys disagree: :rebalance {a} but :rebalance-frequency {b}; keep one"
+                ),
+            );
+        }
+    }
+    Ok(options)
 }
 
 fn atom_text(v: &SExpr) -> String {
@@ -306,6 +356,13 @@ fn node(v: &SExpr) -> Result<Node> {
             if pairs.iter().all(|(w, _)| w.is_zero()) {
                 return err(span, "weight-specified weights are all zero");
             }
+            // Fractions of 1 or percentages, up to rounding in the last places; any
+            // other sum is a typo, never rescaled in silence.
+            let sum: Decimal = pairs.iter().map(|(w, _)| *w).sum();
+            let near = |target: Decimal| (sum - target).abs() <= target * WEIGHT_SUM_TOLERANCE;
+            if !near(Decimal::ONE) && !near(Decimal::ONE_HUNDRED) {
+                return err(span, format!("weight-specified weights sum to {sum}: they must sum to 1 (or 100 as percentages)"));
+            }
             Ok(Node::WeightSpecified(pairs))
         }
         "weight-inverse-volatility" => match args {
@@ -385,10 +442,13 @@ fn indicator_of(name: &str, options: Option<&SExpr>, span: Span) -> Result<Indic
                 return err(v.span(), format!("{name}: unknown option :{k}"));
             }
             let w = whole(&window.1, "the window")?;
-            if w == 0 {
+            if w < kind.min_window() {
                 return err(
                     window.1.span(),
-                    format!("{name}: window must be at least 1"),
+                    format!(
+                        "{name}: window must be at least {} (got {w})",
+                        kind.min_window()
+                    ),
                 );
             }
             w

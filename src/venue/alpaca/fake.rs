@@ -79,6 +79,9 @@ pub struct FakeState {
     pub bars_page_size: usize,
     /// Symbols that trade in whole shares only (`fractionable: false`).
     pub whole_shares_only: std::collections::BTreeSet<Symbol>,
+    /// The venue's time, as `GET /v2/clock` tells it (real time when unset): the engine
+    /// trades the session of the venue's day.
+    pub now: Option<chrono::DateTime<chrono::Utc>>,
     faults: VecDeque<Fault>,
     key_id: String,
     secret: String,
@@ -143,6 +146,16 @@ impl FakeAlpaca {
 
     pub fn state(&self) -> MutexGuard<'_, FakeState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sets the venue's clock to 15:45 New York on `day` (the default schedule's time).
+    pub fn set_today(&self, day: chrono::NaiveDate) {
+        use chrono::TimeZone;
+        let at = day.and_hms_opt(15, 45, 0).unwrap_or_default();
+        self.state().now = chrono_tz::America::New_York
+            .from_local_datetime(&at)
+            .single()
+            .map(|t| t.with_timezone(&chrono::Utc));
     }
 
     /// Queues a fault for the next matching request.
@@ -290,13 +303,21 @@ fn answer(shared: &Shared, method: &Method, path: &str, uri: &Uri, body: &Bytes)
                 .collect();
             axum::Json(list).into_response()
         }
-        (&Method::GET, "/v2/clock") => axum::Json(json!({
-            "timestamp": chrono::Utc::now().to_rfc3339(),
-            "is_open": true,
-            "next_open": chrono::Utc::now().to_rfc3339(),
-            "next_close": chrono::Utc::now().to_rfc3339(),
-        }))
-        .into_response(),
+        (&Method::GET, "/v2/clock") => {
+            // Alpaca states the time in New York's offset.
+            let now = s
+                .now
+                .unwrap_or_else(chrono::Utc::now)
+                .with_timezone(&chrono_tz::America::New_York)
+                .to_rfc3339();
+            axum::Json(json!({
+                "timestamp": now,
+                "is_open": true,
+                "next_open": now,
+                "next_close": now,
+            }))
+            .into_response()
+        }
         (&Method::GET, "/v2/stocks/quotes/latest") => {
             let symbols = query(uri).remove("symbols").unwrap_or_default();
             let mut quotes = serde_json::Map::new();

@@ -1,0 +1,432 @@
+//! The edges an operator meets in the first minutes, each failing closed: the day a
+//! venue can trade, the daily limit across runs, the kill switch's promise, stale
+//! market data, state files and risk symbols as people write them. Each runs the real
+//! binary, against the simulated venue or the fake Alpaca on 127.0.0.1.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use alchemiser::journal::{Journal, SyncMode};
+use alchemiser::venue::alpaca::fake::FakeAlpaca;
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+
+mod common;
+
+const KEY: &str = "PKEDGES00001";
+const SECRET: &str = "edges-secret-never-printed";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_alchemiser"));
+    c.env_remove("APCA_API_KEY_ID")
+        .env_remove("APCA_API_SECRET_KEY")
+        .env("RUST_LOG", "warn");
+    c
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn day(s: &str) -> NaiveDate {
+    s.parse().unwrap()
+}
+
+/// A config in `dir` on the bundled data, trading `strategy` (a path), plus `extra`.
+fn config_with(dir: &Path, strategy: &Path, extra: &str) -> PathBuf {
+    let cfg = dir.join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[metrics]\nenabled = false\n[strategy]\ndata = {:?}\n[[strategy.files]]\npath = {:?}\n{extra}",
+            root().join("examples/data").display().to_string(),
+            strategy.display().to_string(),
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+fn default_strategy() -> PathBuf {
+    root().join("examples/strategies/default.clj")
+}
+
+/// A symphony holding one asset, written to `dir/NAME.clj`.
+fn one_asset(dir: &Path, symbol: &str) -> PathBuf {
+    let path = dir.join(format!("{symbol}.clj"));
+    std::fs::write(
+        &path,
+        format!("(defsymphony \"all {symbol}\" {{}} (asset \"{symbol}\"))\n"),
+    )
+    .unwrap();
+    path
+}
+
+fn run_once(cfg: &Path, args: &[&str]) -> Output {
+    bin()
+        .args(["run", "--once", "--config"])
+        .arg(cfg)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn fake_alpaca(today: &str) -> FakeAlpaca {
+    let f = FakeAlpaca::start(KEY, SECRET, Decimal::from(100_000)).unwrap();
+    for (s, p) in common::BUNDLED_CLOSES {
+        f.state()
+            .prices
+            .insert(s.into(), Decimal::from_str(p).unwrap());
+        f.state()
+            .bars
+            .insert(s.into(), common::bars_from_bundled(s));
+    }
+    f.state().bars_page_size = 2000;
+    f.set_today(day(today));
+    f
+}
+
+fn alpaca_run(cfg: &Path, args: &[&str]) -> Output {
+    bin()
+        .args(["run", "--once", "--config"])
+        .arg(cfg)
+        .args(args)
+        .env("APCA_API_KEY_ID", KEY)
+        .env("APCA_API_SECRET_KEY", SECRET)
+        .output()
+        .unwrap()
+}
+
+fn alpaca_extra(f: &FakeAlpaca) -> String {
+    format!(
+        "[alpaca]\ntrading_url = {:?}\ndata_url = {:?}\n",
+        f.url(),
+        f.url()
+    )
+}
+
+fn orders_sent(f: &FakeAlpaca) -> usize {
+    f.state()
+        .requests
+        .iter()
+        .filter(|r| r.starts_with("POST /v2/orders"))
+        .count()
+}
+
+#[test]
+fn on_alpaca_only_the_venues_current_session_can_be_traded() {
+    let f = fake_alpaca("2023-09-21");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_with(dir.path(), &default_strategy(), &alpaca_extra(&f));
+    for asked in ["2023-09-20", "2023-09-22", "2020-01-02"] {
+        let o = alpaca_run(&cfg, &["--as-of", asked]);
+        assert_eq!(o.status.code(), Some(2), "{asked}: {}", text(&o));
+        let all = text(&o);
+        assert!(
+            all.contains(&format!("--as-of {asked}")) && all.contains("2023-09-21"),
+            "both dates named: {all}"
+        );
+        assert!(!all.contains(SECRET));
+    }
+    assert_eq!(orders_sent(&f), 0, "nothing traded on another day's signal");
+    // The venue's day itself trades.
+    let o = alpaca_run(&cfg, &["--as-of", "2023-09-21"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(orders_sent(&f) > 0);
+}
+
+#[test]
+fn stale_bars_on_alpaca_fail_before_planning_naming_the_symbol() {
+    let f = fake_alpaca("2023-09-21");
+    // NVDA's feed stopped two weeks ago.
+    f.state()
+        .bars
+        .get_mut("NVDA")
+        .unwrap()
+        .retain(|b| &b.t[..10] <= "2023-09-07");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_with(dir.path(), &default_strategy(), &alpaca_extra(&f));
+    let o = alpaca_run(&cfg, &[]);
+    assert!(!o.status.success(), "{}", text(&o));
+    let all = text(&o);
+    assert!(
+        all.contains("NVDA") && all.contains("2023-09-07") && all.contains("stale"),
+        "{all}"
+    );
+    assert_eq!(orders_sent(&f), 0, "no order on a stale market");
+}
+
+#[test]
+fn the_simulated_account_only_moves_forward_in_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_with(dir.path(), &default_strategy(), "");
+    let o = run_once(&cfg, &["--as-of", "2023-09-21"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let before = std::fs::read(dir.path().join("state/sim_account.json")).unwrap();
+    let o = run_once(&cfg, &["--as-of", "2023-06-01"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let all = text(&o);
+    assert!(
+        all.contains("2023-06-01") && all.contains("2023-09-21") && all.contains("fresh"),
+        "{all}"
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("state/sim_account.json")).unwrap(),
+        before,
+        "the account is untouched"
+    );
+    // The same day again is fine: the account is on target.
+    let o = run_once(&cfg, &["--as-of", "2023-09-21"]);
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+#[test]
+fn the_daily_limit_counts_the_real_day_across_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let limit = "[risk]\nmax_daily_notional = \"150000\"\n";
+    let apple = config_with(dir.path(), &one_asset(dir.path(), "AAPL"), limit);
+    let o = run_once(&apple, &["--as-of", "2023-09-20"]);
+    assert!(o.status.success(), "{}", text(&o));
+    // Another file, the next signal day, the same real day: all of AAPL is sold (free)
+    // and ~99,000 of NVDA would come on top of the ~99,000 of AAPL already bought today.
+    let nvidia = config_with(dir.path(), &one_asset(dir.path(), "NVDA"), limit);
+    let o = run_once(&nvidia, &["--as-of", "2023-09-21"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let all = text(&o);
+    assert!(all.contains("denied"), "{all}");
+    let journal =
+        Journal::open(&dir.path().join("state/journal.sqlite"), SyncMode::Normal).unwrap();
+    let denied: Vec<String> = journal
+        .entries()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match &e.envelope.payload {
+            alchemiser::events::Payload::OrderDenied(d) => Some(d.detail.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(denied.len(), 1, "{denied:?}");
+    // The message says what was already bought that day (not "on top of 0").
+    assert!(denied[0].contains("on top of 9"), "{}", denied[0]);
+    let status = bin()
+        .args(["status", "--config"])
+        .arg(&nvidia)
+        .output()
+        .unwrap();
+    let table = text(&status);
+    assert!(
+        table.contains("denied") && table.contains("manual"),
+        "{table}"
+    );
+}
+
+#[test]
+fn a_reducing_sell_is_never_denied_and_a_denied_buy_fails_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let apple = config_with(dir.path(), &one_asset(dir.path(), "AAPL"), "");
+    let o = run_once(&apple, &["--as-of", "2023-09-20"]);
+    assert!(o.status.success(), "{}", text(&o));
+    // Only AAPL allowed: moving to NVDA may still sell AAPL; buying NVDA is denied.
+    let nvidia = config_with(
+        dir.path(),
+        &one_asset(dir.path(), "NVDA"),
+        "[risk]\nallowed_symbols = [\"AAPL\"]\n",
+    );
+    let o = run_once(&nvidia, &["--as-of", "2023-09-21"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["workflow"]["orders_denied"], 1, "{report}");
+    let positions = &report["account"]["positions"];
+    assert!(positions.get("AAPL").is_none(), "AAPL sold: {positions}");
+    assert!(positions.get("NVDA").is_none(), "NVDA denied: {positions}");
+}
+
+#[test]
+fn a_lower_case_risk_symbol_is_refused_naming_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_with(
+        dir.path(),
+        &default_strategy(),
+        "[risk]\nallowed_symbols = [\"SPY\", \"aapl\"]\n",
+    );
+    let o = run_once(&cfg, &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let all = text(&o);
+    assert!(
+        all.contains("risk.allowed_symbols[1]") && all.contains("aapl"),
+        "{all}"
+    );
+}
+
+#[test]
+fn a_simulated_account_with_negative_cash_is_refused_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_with(dir.path(), &default_strategy(), "");
+    std::fs::create_dir_all(dir.path().join("state")).unwrap();
+    std::fs::write(
+        dir.path().join("state/sim_account.json"),
+        r#"{"account": {"cash": "-5000", "positions": {"AAPL": "10"}}, "orders": []}"#,
+    )
+    .unwrap();
+    let o = run_once(&cfg, &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let all = text(&o);
+    assert!(
+        all.contains("account.cash") && all.contains("-5000"),
+        "{all}"
+    );
+    assert!(
+        !dir.path().join("state/journal.sqlite").exists()
+            || Journal::open(&dir.path().join("state/journal.sqlite"), SyncMode::Normal)
+                .unwrap()
+                .entries()
+                .unwrap()
+                .is_empty(),
+        "nothing was journaled from a broken account"
+    );
+}
+
+/// A scheduled engine (`run` without `--once`) in `dir`, whose first workflow is hours
+/// away: it sits reading its control folder.
+struct Engine(Child);
+
+impl Engine {
+    fn start(cfg: &Path) -> Engine {
+        let child = bin()
+            .args(["run", "--config"])
+            .arg(cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Engine(child)
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn halt_without_a_config_uses_the_current_folder_never_the_build_tree() {
+    let scratch = tempfile::tempdir().unwrap();
+    let o = bin()
+        .args(["halt", "--reason", "checking"])
+        .current_dir(scratch.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        scratch.path().join("state/HALT").exists(),
+        "the request is in the current folder: {}",
+        text(&o)
+    );
+    let all = text(&o);
+    assert!(
+        all.contains("no engine is running with control dir"),
+        "{all}"
+    );
+    assert!(
+        !all.contains("within a second"),
+        "no promise it cannot check: {all}"
+    );
+}
+
+#[test]
+fn halt_and_resume_wait_for_the_running_engine_to_acknowledge() {
+    let dir = tempfile::tempdir().unwrap();
+    // 03:00 New York: the first workflow is never due during the test.
+    let cfg = config_with(
+        dir.path(),
+        &default_strategy(),
+        "[schedule]\ntime = \"03:00\"\n",
+    );
+    let engine = Engine::start(&cfg);
+    wait_for("the engine's run file", || {
+        dir.path().join("state/engine.run").exists()
+    });
+    // The run file is written before start-up ends; give the engine its first look.
+    let halted = (0..20).find_map(|_| {
+        let o = bin()
+            .args(["halt", "--reason", "test", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        if o.status.success() {
+            Some(o)
+        } else {
+            std::thread::sleep(Duration::from_millis(500));
+            None
+        }
+    });
+    let o = halted.expect("the engine acknowledged a halt");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        format!("halted (engine pid {} acknowledged)", engine.pid())
+    );
+    let o = bin()
+        .args(["resume", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("engine pid {} acknowledged", engine.pid())),
+        "{}",
+        text(&o)
+    );
+    let journal = dir.path().join("state/journal.sqlite");
+    let kinds: Vec<String> = Journal::open(&journal, SyncMode::Normal)
+        .unwrap()
+        .entries()
+        .unwrap()
+        .iter()
+        .map(|e| e.envelope.event_type().to_string())
+        .collect();
+    assert!(kinds.iter().any(|k| k == "trading.halted.v1"), "{kinds:?}");
+    assert!(kinds.iter().any(|k| k == "trading.resumed.v1"), "{kinds:?}");
+    // A second engine on a link to the same journal is refused.
+    let other = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(&journal, other.path().join("linked.sqlite")).unwrap();
+    let cfg2 = config_with(
+        other.path(),
+        &default_strategy(),
+        &format!(
+            "[journal]\npath = {:?}\n",
+            other.path().join("linked.sqlite").display().to_string()
+        ),
+    );
+    let o = run_once(&cfg2, &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("in use by another engine"),
+        "{}",
+        text(&o)
+    );
+    drop(engine);
+}
