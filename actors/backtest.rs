@@ -49,6 +49,8 @@ pub enum BacktestError {
     },
     #[error("the strategies reference no symbols: nothing to backtest")]
     NoSymbols,
+    #[error(transparent)]
+    UnknownDate(#[from] crate::calendar::UnknownDate),
     #[error("broker unavailable: {0}")]
     Broker(String),
     #[error("chain digest: {0}")]
@@ -78,6 +80,9 @@ pub fn sessions(
         });
     }
     let calendar = UsEquityCalendar::get();
+    // Data in a year the calendar cannot speak for would be skipped in silence.
+    calendar.check_known(from.max(first))?;
+    calendar.check_known(to.min(last))?;
     let dates: Vec<NaiveDate> = book
         .common_dates()
         .into_iter()

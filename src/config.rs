@@ -719,7 +719,7 @@ fn every_parse_error(text: &str, first: &toml::de::Error) -> Vec<ConfigViolation
         .unwrap_or_else(|| "(document)".into());
     let mut found = vec![ConfigViolation {
         key: location,
-        message: first.message().trim().to_string(),
+        message: plain_words(first.message().trim()),
     }];
     // Not even a TOML table (a syntax error): nothing more can be read.
     let Ok(mut table) = toml::from_str::<toml::Table>(text) else {
@@ -733,7 +733,7 @@ fn every_parse_error(text: &str, first: &toml::de::Error) -> Vec<ConfigViolation
             broken.push(section.clone());
             let text = e.to_string();
             let mut lines = text.lines();
-            let message = lines.next().unwrap_or_default().trim().to_string();
+            let message = plain_words(lines.next().unwrap_or_default().trim());
             let key = lines
                 .find_map(|l| l.trim().strip_prefix("in `")?.strip_suffix('`'))
                 .unwrap_or(section)
@@ -759,6 +759,72 @@ fn every_parse_error(text: &str, first: &toml::de::Error) -> Vec<ConfigViolation
         }
     }
     found
+}
+
+/// A deserializer's message in the words of the file's reader: what was found and what
+/// the key takes, never a Rust type name (`u64`, `a Decimal type representing…`,
+/// `unit variant`).
+pub fn plain_words(message: &str) -> String {
+    let expected = |rust: &str| -> Option<&'static str> {
+        Some(match rust {
+            "u8" | "u16" | "u32" | "u64" | "u128" | "usize" => "a whole number, 0 or more",
+            "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => "a whole number",
+            "f32" | "f64" => "a number",
+            "a Decimal type representing a fixed-point number" => {
+                "a decimal number written as a string, e.g. \"0.05\""
+            }
+            "a boolean" => "true or false",
+            "a string" => "a string in quotes",
+            _ => return None,
+        })
+    };
+    let (found, wanted) = match message.split_once(", expected ") {
+        Some((found, wanted)) => (found, wanted),
+        None => return message.to_string(),
+    };
+    let wanted = expected(wanted).map_or_else(
+        || {
+            wanted
+                .replace("unit variant", "value")
+                .replace("one of `", "one of \"")
+                .replace("`, `", "\", \"")
+                .replace("` or `", "\" or \"")
+                .replace('`', "\"")
+        },
+        str::to_string,
+    );
+    // A decimal key given text it cannot hold: say why (`1e30` is out of range).
+    if wanted.starts_with("a decimal number") {
+        if let Some(text) = found
+            .strip_prefix("invalid value: string \"")
+            .and_then(|t| t.strip_suffix('"'))
+        {
+            return format!(
+                "{}: expected {wanted}",
+                crate::readable::not_a_decimal(text)
+            );
+        }
+    }
+    let found = found
+        .replace("invalid type: ", "")
+        .replace("invalid value: ", "")
+        .replace("unknown variant ", "unknown value ")
+        .replace("floating point ", "the number ")
+        .replace("integer ", "the number ")
+        .replace("string ", "the text ")
+        .replace('`', "");
+    let found = match found.strip_prefix("unknown value ") {
+        Some(value) => format!("unknown value \"{value}\""),
+        None => found,
+    };
+    // A number the key's type cannot hold (`1e30` for a count): say so.
+    let range = message.contains("floating point") && wanted.starts_with("a whole number")
+        || message.contains("integer") && message.contains("invalid value");
+    if range {
+        format!("{found} is out of range or not whole: expected {wanted}")
+    } else {
+        format!("{found}: expected {wanted}")
+    }
 }
 
 /// The largest cost the simulated venue takes, in basis points (10%).
@@ -827,6 +893,7 @@ impl Config {
     /// reported at once: when a value does not parse, the other sections are still
     /// read and checked.
     pub fn parse(text: &str, source_name: &str) -> Result<Config, ConfigErrors> {
+        let text = crate::readable::without_bom(text);
         let errors = |violations| ConfigErrors {
             source_name: source_name.to_string(),
             violations,

@@ -3,6 +3,30 @@
 
 use rust_decimal::{Decimal, RoundingStrategy};
 
+/// `text` without a leading byte-order mark: files saved by some editors start with
+/// one, and they are the same file without it. (Line ends need nothing: `lines()`
+/// reads `\r\n` as `\n`, and TOML and symphonies take `\r` as white space.)
+pub fn without_bom(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
+}
+
+/// Why `text` is not a decimal this engine can hold, in words: out of range (`1e30`:
+/// a decimal holds 28 to 29 significant digits), an exponent where a plain number
+/// belongs, or not a number at all.
+pub fn not_a_decimal(text: &str) -> String {
+    let text = text.trim();
+    if Decimal::from_scientific(text).is_ok() {
+        return format!("`{text}` has an exponent: write it as a plain number");
+    }
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() => format!(
+            "`{text}` is out of range: the largest number held exactly is {}",
+            Decimal::MAX
+        ),
+        _ => format!("`{text}` is not a number"),
+    }
+}
+
 /// Two decimals, a half rounded away from zero (as people round; `round_dp` alone
 /// rounds a half to even).
 pub fn two_places(value: Decimal) -> Decimal {

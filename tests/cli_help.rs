@@ -35,6 +35,8 @@ const SUBCOMMANDS: &[&[&str]] = &[
     &["trace"],
     &["journal", "verify"],
     &["journal", "replay"],
+    &["sweep"],
+    &["worker"],
 ];
 
 #[test]
@@ -64,6 +66,84 @@ fn every_flag_and_argument_has_help_text() {
         }
         assert!(listed > 0, "{sub:?}: {help}");
     }
+}
+
+/// Every `--flag` a help lists, as `(flag, takes a value)`.
+fn listed_flags(help: &str) -> Vec<(String, bool)> {
+    help.lines()
+        .filter_map(|l| {
+            let l = l.trim_start();
+            let l = l
+                .strip_prefix("-h, ")
+                .or(l.strip_prefix("-V, "))
+                .unwrap_or(l);
+            let flag = l.strip_prefix("--")?.split([' ', '=']).next()?.to_string();
+            let takes = l.split("  ").next().is_some_and(|head| head.contains('<'));
+            Some((flag, takes))
+        })
+        .filter(|(f, _)| f != "help" && f != "version")
+        .collect()
+}
+
+#[test]
+fn every_flag_a_help_lists_is_accepted() {
+    for sub in SUBCOMMANDS {
+        let mut args = sub.to_vec();
+        args.push("--help");
+        let help = String::from_utf8_lossy(&run(&args).stdout).to_string();
+        let flags = listed_flags(&help);
+        assert!(!flags.is_empty(), "{sub:?}: {help}");
+        for (flag, takes) in flags {
+            let mut args: Vec<String> = sub.iter().map(|s| s.to_string()).collect();
+            args.push(format!("--{flag}"));
+            if takes {
+                args.push("1".into());
+            }
+            // A flag no command has, after it: the command never runs, and clap names
+            // the first argument it does not know.
+            args.push("--zz-not-a-flag".into());
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let said = text(&run(&args));
+            assert!(
+                said.contains("unexpected argument '--zz-not-a-flag'"),
+                "{sub:?} lists --{flag} but refuses it: {said}"
+            );
+        }
+    }
+}
+
+#[test]
+fn help_names_what_the_commands_accept_and_write() {
+    let worker = String::from_utf8_lossy(&run(&["worker", "--help"]).stdout).to_string();
+    for role in alchemiser::config::REMOTE_ROLES.iter().chain(&["backtest"]) {
+        assert!(
+            worker.contains(role),
+            "worker --help lacks {role}: {worker}"
+        );
+    }
+    let backtest = String::from_utf8_lossy(&run(&["backtest", "--help"]).stdout).to_string();
+    for file in [
+        "summary.json",
+        "equity.csv",
+        "orders.csv",
+        "equity.svg",
+        "report.html",
+    ] {
+        assert!(
+            backtest.contains(file),
+            "backtest --help lacks {file}: {backtest}"
+        );
+    }
+}
+
+#[test]
+fn flags_that_mean_nothing_alone_are_refused() {
+    let o = run(&["run", "--linger", "5"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--once"), "{}", text(&o));
+    let o = run(&["drill", "crash", "--iterations", "0"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("iterations"), "{}", text(&o));
 }
 
 #[test]

@@ -430,3 +430,329 @@ fn halt_and_resume_wait_for_the_running_engine_to_acknowledge() {
     );
     drop(engine);
 }
+
+fn signals(cfg: &Path) -> Output {
+    bin()
+        .args(["signals", "--as-of", "2023-09-21", "--config"])
+        .arg(cfg)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_symphony_header_is_refused_at_load_naming_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for (header, says) in [
+        ("{:rebalnce :weekly}", ":rebalnce"),
+        ("{:rebalance-treshold 0.05}", ":rebalance-treshold"),
+        (
+            "{:rebalance :weekly\n :rebalance-frequency :monthly}",
+            "disagree",
+        ),
+    ] {
+        let path = dir.path().join("s.clj");
+        std::fs::write(
+            &path,
+            format!("(defsymphony \"s\"\n {header}\n (asset \"AAPL\"))\n"),
+        )
+        .unwrap();
+        let o = signals(&config_with(dir.path(), &path, ""));
+        assert_eq!(o.status.code(), Some(2), "{header}: {}", text(&o));
+        let all = text(&o);
+        assert!(
+            all.contains("s.clj:") && all.contains(says),
+            "{header}: {all}"
+        );
+        // The line of the offending key: 2, or 3 for the second spelling.
+        let line = if says == "disagree" {
+            "s.clj:3"
+        } else {
+            "s.clj:2"
+        };
+        assert!(all.contains(line), "{header}: {all}");
+    }
+}
+
+#[test]
+fn a_symphony_that_could_never_evaluate_is_refused_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    for (body, says) in [
+        (
+            "(if (> (stdev-price \"AAPL\" {:window 1}) 1) [(asset \"AAPL\")] [(asset \"NVDA\")])",
+            "window must be at least 2",
+        ),
+        (
+            "(weight-specified 0.6 (asset \"AAPL\") 0.3 (asset \"NVDA\"))",
+            "sum to 0.9",
+        ),
+        (
+            "(weight-specified 1e30 (asset \"AAPL\") 0.3 (asset \"NVDA\"))",
+            "out of range",
+        ),
+    ] {
+        let path = dir.path().join("s.clj");
+        std::fs::write(&path, format!("(defsymphony \"s\" {{}}\n {body})\n")).unwrap();
+        let o = signals(&config_with(dir.path(), &path, ""));
+        assert_eq!(o.status.code(), Some(2), "{body}: {}", text(&o));
+        assert!(text(&o).contains(says), "{body}: {}", text(&o));
+        assert!(text(&o).contains("s.clj:2"), "{body}: {}", text(&o));
+    }
+    // Percentages are a way of writing weights, not a typo.
+    let path = dir.path().join("s.clj");
+    std::fs::write(
+        &path,
+        "(defsymphony \"s\" {} (weight-specified 60 (asset \"AAPL\") 40 (asset \"NVDA\")))\n",
+    )
+    .unwrap();
+    let o = signals(&config_with(dir.path(), &path, ""));
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["target_weights"]["AAPL"], "0.600000", "{v}");
+}
+
+#[test]
+fn a_byte_order_mark_and_crlf_line_ends_read_as_the_same_files() {
+    let plain = tempfile::tempdir().unwrap();
+    let cfg = config_with(plain.path(), &default_strategy(), "");
+    let want = signals(&cfg);
+    assert!(want.status.success(), "{}", text(&want));
+    let dos = tempfile::tempdir().unwrap();
+    let d = dos.path();
+    let windows = |text: &str| format!("\u{feff}{}", text.replace('\n', "\r\n"));
+    std::fs::create_dir(d.join("data")).unwrap();
+    for entry in std::fs::read_dir(root().join("examples/data")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "csv") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            std::fs::write(
+                d.join("data").join(path.file_name().unwrap()),
+                windows(&text),
+            )
+            .unwrap();
+        }
+    }
+    let strategy = std::fs::read_to_string(default_strategy()).unwrap();
+    std::fs::write(d.join("s.clj"), windows(&strategy)).unwrap();
+    std::fs::write(
+        d.join("config.toml"),
+        windows("[metrics]\nenabled = false\n[strategy]\ndata = \"data\"\n[[strategy.files]]\npath = \"s.clj\"\n"),
+    )
+    .unwrap();
+    let got = signals(&d.join("config.toml"));
+    assert!(got.status.success(), "{}", text(&got));
+    let hashes = |o: &Output| {
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        (v["signal_hash"].clone(), v["market_snapshot_id"].clone())
+    };
+    assert_eq!(hashes(&got), hashes(&want));
+}
+
+#[test]
+fn config_errors_speak_plain_words() {
+    let dir = tempfile::tempdir().unwrap();
+    for (extra, says) in [
+        (
+            "[engine]\nhandler_timeout_secs = -1\n",
+            "engine.handler_timeout_secs",
+        ),
+        ("[risk]\nmax_order_notional = \"1e30\"\n", "out of range"),
+        ("[engine]\nmode = \"papr\"\n", "unknown value \"papr\""),
+        ("[bus]\nmax_deliver = 1e30\n", "out of range"),
+    ] {
+        let o = signals(&config_with(dir.path(), &default_strategy(), extra));
+        assert_eq!(o.status.code(), Some(2), "{extra}: {}", text(&o));
+        let all = text(&o);
+        assert!(all.contains(says), "{extra}: {all}");
+        for rust in ["u64", "i64", "u16", "Decimal type", "variant", "Some("] {
+            assert!(!all.contains(rust), "{extra}: Rust words in {all}");
+        }
+    }
+}
+
+#[test]
+fn a_metrics_address_in_use_refuses_to_start() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[metrics]\nlisten = \"{addr}\"\n[strategy]\ndata = {:?}\n[[strategy.files]]\npath = {:?}\n",
+            root().join("examples/data").display().to_string(),
+            default_strategy().display().to_string()
+        ),
+    )
+    .unwrap();
+    let began = Instant::now();
+    let o = run_once(&cfg, &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains(&addr.to_string()), "{}", text(&o));
+    assert!(began.elapsed() < Duration::from_secs(30));
+    let sent = std::fs::read(dir.path().join("state/sim_account.json")).ok();
+    assert!(sent.is_none(), "nothing traded");
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_the_output_quietly() {
+    let mut child = bin()
+        .args(["signals", "--as-of", "2023-09-21", "--format", "table"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `| head -0`: the reader is gone before anything is written.
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(!text(&o).contains("panicked"), "{}", text(&o));
+}
+
+#[test]
+fn a_backtest_that_cannot_write_its_folder_is_refused_before_it_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let out = file.join("report");
+    let o = bin()
+        .args([
+            "backtest",
+            "--from",
+            "2016-01-01",
+            "--to",
+            "2023-09-21",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let all = text(&o);
+    assert!(all.contains("cannot write there"), "{all}");
+    assert!(!all.contains("sessions"), "refused before the run: {all}");
+}
+
+#[test]
+fn a_worker_without_nats_retries_then_names_the_url() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_with(
+        dir.path(),
+        &default_strategy(),
+        &format!(
+            "[bus]\ntransport = \"nats\"\nurl = \"nats://127.0.0.1:{port}\"\nconnect_timeout_secs = 3\nremote_roles = [\"execution\"]\n"
+        ),
+    );
+    let began = Instant::now();
+    let mut child = bin()
+        .args(["worker", "--roles", "execution", "--config"])
+        .arg(&cfg)
+        .env("APCA_API_KEY_ID", KEY)
+        .env("APCA_API_SECRET_KEY", SECRET)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if began.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("the worker hung without NATS");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("nats://127.0.0.1:{port}")), "{err}");
+    assert!(
+        err.matches("trying again").count() >= 2,
+        "a warning per attempt: {err}"
+    );
+    assert!(began.elapsed() >= Duration::from_secs(2), "it did retry");
+    assert!(!err.contains(SECRET));
+}
+
+/// Runs the binary as an unprivileged user when the test runs as root (CI), whom no
+/// file mode stops from writing.
+fn unprivileged() -> Command {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let root = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().next())
+        == Some("0");
+    let mut c = if root {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_alchemiser"));
+        c
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_alchemiser"))
+    };
+    c.env_remove("APCA_API_KEY_ID")
+        .env_remove("APCA_API_SECRET_KEY")
+        .env("RUST_LOG", "warn");
+    c
+}
+
+#[test]
+fn a_journal_that_cannot_be_written_is_refused_at_once_naming_the_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mode =
+        |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    mode(dir.path(), 0o777);
+    let cfg = config_with(
+        dir.path(),
+        &default_strategy(),
+        "[venue.sim]\nstate_file = \"\"\n",
+    );
+    mode(&cfg, 0o644);
+    let o = run_once(&cfg, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    // The journal read-only; its lock and head files (and the folder) writable.
+    let state = dir.path().join("state");
+    mode(&state, 0o777);
+    for f in ["journal.sqlite.lock", "journal.sqlite.head"] {
+        mode(&state.join(f), 0o666);
+    }
+    for f in ["journal.sqlite-wal", "journal.sqlite-shm"] {
+        let _ = std::fs::remove_file(state.join(f));
+    }
+    mode(&state.join("journal.sqlite"), 0o444);
+    let began = Instant::now();
+    let o = unprivileged()
+        .args(["run", "--once", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        began.elapsed() < Duration::from_secs(10),
+        "at once, not after a timeout"
+    );
+    let all = text(&o);
+    assert!(
+        all.contains("journal.sqlite") && all.contains("cannot be written"),
+        "{all}"
+    );
+}
+
+#[test]
+fn a_date_past_the_calendar_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = bin()
+        .args(["signals", "--as-of", "2100-03-02", "--config"])
+        .arg(config_with(dir.path(), &default_strategy(), ""))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("not known"), "{}", text(&o));
+}

@@ -135,6 +135,9 @@ fn open_venue(
                 ));
             }
             let as_of = today;
+            UsEquityCalendar::get()
+                .check_known(as_of)
+                .map_err(|e| e.to_string())?;
             if once && !UsEquityCalendar::get().is_session(as_of) {
                 return Err(format!(
                     "--as-of {as_of}: not a US equity trading session ({}, a weekend or market holiday)",
@@ -282,6 +285,10 @@ pub(super) fn run(
             return ExitCode::from(2);
         }
     };
+    if let Err(e) = journal.check_writable() {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     match journal.lost_tail() {
         Ok(None) => {}
         Ok(Some(why)) => {

@@ -41,7 +41,7 @@ pub(super) fn sweep(request: SweepRequest) -> ExitCode {
         },
         None => EMBEDDED_DEFAULT.to_string(),
     };
-    let base: toml::Table = match toml::from_str(&text) {
+    let base: toml::Table = match toml::from_str(crate::readable::without_bom(&text)) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("error: configuration: {e}");

@@ -21,7 +21,12 @@ pub fn looks_like(dir: &Path) -> bool {
         p.extension().is_some_and(|x| x == "csv")
             && std::fs::read_to_string(&p)
                 .ok()
-                .and_then(|t| t.lines().next().map(|l| l.trim() == HEADER))
+                .and_then(|t| {
+                    crate::readable::without_bom(&t)
+                        .lines()
+                        .next()
+                        .map(|l| l.trim() == HEADER)
+                })
                 .unwrap_or(false)
     })
 }
@@ -127,7 +132,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<DailyBar>, DataError> {
 }
 
 fn parse_into<T: BarSink>(text: &str, path: &Path, out: T) -> Result<T, DataError> {
-    let mut lines = text.lines().enumerate();
+    let mut lines = crate::readable::without_bom(text).lines().enumerate();
     match lines.next() {
         Some((_, h)) if h.trim() == HEADER => {}
         Some((_, h)) => {
@@ -178,7 +183,7 @@ fn parse_into<T: BarSink>(text: &str, path: &Path, out: T) -> Result<T, DataErro
                     DataError::invalid(
                         path,
                         line_no,
-                        format!("{name} `{}` is not a number", fields[k]),
+                        format!("{name} {}", crate::readable::not_a_decimal(fields[k])),
                     )
                 })
         };

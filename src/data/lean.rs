@@ -77,7 +77,7 @@ fn parse_yyyymmdd(s: &str) -> Option<NaiveDate> {
 /// Parses LEAN daily CSV text (prices ×10000).
 pub fn parse_daily(text: &str, path: &Path) -> Result<Vec<DailyBar>, DataError> {
     let mut bars = ValidatedBars::new(Vec::new());
-    for (i, line) in text.lines().enumerate() {
+    for (i, line) in crate::readable::without_bom(text).lines().enumerate() {
         let line_no = i + 1;
         let line = line.trim();
         if line.is_empty() {
@@ -134,7 +134,7 @@ pub fn parse_daily(text: &str, path: &Path) -> Result<Vec<DailyBar>, DataError> 
 /// Factor rows `(date, price_factor × split_factor)`, sorted by date.
 pub fn parse_factors(text: &str, path: &Path) -> Result<Vec<(NaiveDate, Decimal)>, DataError> {
     let mut rows: Vec<(NaiveDate, Decimal)> = Vec::new();
-    for (i, line) in text.lines().enumerate() {
+    for (i, line) in crate::readable::without_bom(text).lines().enumerate() {
         let line_no = i + 1;
         let line = line.trim();
         if line.is_empty() {
@@ -162,7 +162,7 @@ pub fn parse_factors(text: &str, path: &Path) -> Result<Vec<(NaiveDate, Decimal)
                     DataError::invalid(
                         path,
                         line_no,
-                        format!("{name} `{}` is not a number", fields[k]),
+                        format!("{name} {}", crate::readable::not_a_decimal(fields[k])),
                     )
                 })
         };

@@ -311,6 +311,30 @@ impl Journal {
         Ok(journal)
     }
 
+    /// Takes and releases the write lock: a journal opened read-only (a read-only file
+    /// or folder) is found out now, not when the first event cannot be appended and
+    /// the workflow waits out its timeout.
+    pub fn check_writable(&self) -> Result<(), JournalError> {
+        let shown = self.conn.path().unwrap_or("").to_string();
+        let refused = |why: String| JournalError::Open {
+            path: shown.clone(),
+            message: format!(
+                "cannot be written ({why}); the engine journals every event before acting on it"
+            ),
+        };
+        // SQLite falls back to reading a file it may not write.
+        if self
+            .conn
+            .is_readonly(rusqlite::MAIN_DB)
+            .map_err(|e| refused(e.to_string()))?
+        {
+            return Err(refused("the file or its folder is read-only".into()));
+        }
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
+            .map_err(|e| refused(e.to_string()))
+    }
+
     /// A second connection to the file for checkpoints, this connection's automatic
     /// checkpoints turned off (see `writer`); `None` in memory.
     fn checkpoint_connection(&mut self) -> Result<Option<Connection>, JournalError> {

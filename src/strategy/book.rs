@@ -490,7 +490,11 @@ impl StrategyBook {
     /// newer date (or trade on a day the market is shut).
     pub fn check_as_of(&self, as_of: NaiveDate) -> Result<(), StrategyError> {
         let bad = |why: String| Err(StrategyError::AsOf { as_of, why });
-        if !crate::calendar::UsEquityCalendar::get().is_session(as_of) {
+        let calendar = crate::calendar::UsEquityCalendar::get();
+        if let Err(unknown) = calendar.check_known(as_of) {
+            return bad(unknown.to_string());
+        }
+        if !calendar.is_session(as_of) {
             let weekday = as_of.format("%A");
             return bad(format!(
                 "not a US equity trading session ({weekday}, a weekend or market holiday)"

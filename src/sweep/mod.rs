@@ -26,6 +26,9 @@ pub enum SweepError {
     Variant { variant: String, message: String },
 }
 
+/// The most variants one sweep runs.
+pub const MAX_VARIANTS: usize = 100_000;
+
 /// A summary statistic a leaderboard can be ordered by, and which way is better.
 pub const RANKABLE: [(&str, bool); 6] = [
     ("sharpe", true),
@@ -95,7 +98,8 @@ impl Grid {
             file: file.to_string(),
             message,
         };
-        let raw: GridFile = toml::from_str(text).map_err(|e| bad(e.message().to_string()))?;
+        let raw: GridFile = toml::from_str(crate::readable::without_bom(text))
+            .map_err(|e| bad(crate::config::plain_words(e.message())))?;
         if !RANKABLE.iter().any(|(k, _)| *k == raw.rank) {
             return Err(bad(format!(
                 "rank = {:?}: one of {}",
@@ -131,6 +135,27 @@ impl Grid {
         }
         if axes.is_empty() {
             return Err(bad("no [params] or [config] values to sweep".into()));
+        }
+        // Each variant is a whole backtest held in memory until the leaderboard: a
+        // grid past the cap is a typo or a plan for another tool.
+        let sizes: Vec<String> = axes.iter().map(|a| a.values.len().to_string()).collect();
+        let count = axes
+            .iter()
+            .try_fold(1u128, |n, a| n.checked_mul(a.values.len() as u128));
+        match count {
+            Some(n) if n <= MAX_VARIANTS as u128 => {}
+            Some(n) => {
+                return Err(bad(format!(
+                    "the grid makes {n} variants ({}); a sweep runs at most {MAX_VARIANTS}",
+                    sizes.join(" × ")
+                )))
+            }
+            None => {
+                return Err(bad(format!(
+                    "the grid makes more variants than can be counted ({}); a sweep runs at most {MAX_VARIANTS}",
+                    sizes.join(" × ")
+                )))
+            }
         }
         Ok(Grid {
             rank: raw.rank,
@@ -496,5 +521,23 @@ window = [100, 200]
             second.starts_with("2,v0002-") && second.contains(",3,"),
             "{csv}"
         );
+    }
+
+    #[test]
+    fn a_grid_past_the_cap_is_refused_with_its_count() {
+        let axis = |n: usize| (0..n).map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
+        let big = format!(
+            "rank = \"sharpe\"\n[params]\na = [{}]\nb = [{}]\n",
+            axis(400),
+            axis(300)
+        );
+        let err = Grid::parse(&big, "g.toml").unwrap_err().to_string();
+        assert!(err.contains("120000 variants (400 × 300)"), "{err}");
+        let axes: String = (0..40)
+            .map(|i| format!("p{i} = [{}]\n", axis(10)))
+            .collect();
+        let huge = format!("rank = \"sharpe\"\n[params]\n{axes}");
+        let err = Grid::parse(&huge, "g.toml").unwrap_err().to_string();
+        assert!(err.contains("more variants than can be counted"), "{err}");
     }
 }

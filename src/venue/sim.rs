@@ -352,7 +352,7 @@ impl SimVenue {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(format!("{}: {e}", path.display())),
         };
-        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+        let text = crate::readable::without_bom(&text);
         let saved: PersistedAccount =
             serde_json::from_str(text).map_err(|e| format!("{}: {e}", path.display()))?;
         saved

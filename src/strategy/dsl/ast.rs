@@ -345,7 +345,7 @@ fn node(v: &SExpr) -> Result<Node> {
                 let weight = match &pair[0] {
                     SExpr::Num(n, s) => Decimal::from_str(n)
                         .or_else(|_| Decimal::from_scientific(n))
-                        .or_else(|_| err(*s, format!("weight {n} is not a decimal")))?,
+                        .or_else(|_| err(*s, format!("weight {}", crate::readable::not_a_decimal(n))))?,
                     other => return err(other.span(), format!("expected a weight, found {}", other.describe())),
                 };
                 if weight < Decimal::ZERO {

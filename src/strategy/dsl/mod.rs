@@ -14,7 +14,7 @@ pub use parse::{ParseError, Span};
 
 /// Parses a whole symphony file.
 pub fn parse_symphony(text: &str) -> Result<Symphony, ParseError> {
-    ast::symphony(&parse::read_all(text)?)
+    ast::symphony(&parse::read_all(crate::readable::without_bom(text))?)
 }
 
 #[cfg(test)]

@@ -75,7 +75,13 @@ pub fn to_daily_bars(
         let price = |n: &serde_json::Number, name: &str| {
             Decimal::from_str(&n.to_string())
                 .or_else(|_| Decimal::from_scientific(&n.to_string()))
-                .map_err(|_| format!("{}: {name} `{n}` is not a number", where_()))
+                .map_err(|_| {
+                    format!(
+                        "{}: {name} {}",
+                        where_(),
+                        crate::readable::not_a_decimal(&n.to_string())
+                    )
+                })
         };
         let bar = crate::data::DailyBar {
             date,
