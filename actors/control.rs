@@ -19,6 +19,7 @@ use crate::events::{
     CorrelationId, Envelope, EventKind, HaltReason, Payload, ReconciliationCompleted,
     ReconciliationRequested,
 };
+use crate::journal::lock::{lock_file, Locked};
 use crate::workflow::WorkflowStatus;
 
 /// Waits for `correlation` and, while it fails and recovery retries it, for each retry.
@@ -251,16 +252,9 @@ impl RunFile {
             .map_err(|e| format!("cannot create {}: {e}", control_dir.display()))?;
         let path = control_dir.join(Self::NAME);
         let io = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
+        let mut file = match lock_file(&path).map_err(io)? {
+            Locked::Mine(file) => file,
+            Locked::Held(_) => {
                 let holder = Self::running(control_dir)
                     .map_or("another process".to_string(), |e| {
                         format!("engine pid {}", e.pid)
@@ -270,8 +264,7 @@ impl RunFile {
                     control_dir.display()
                 ));
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
-        }
+        };
         let me = RunningEngine {
             pid: std::process::id(),
             control_dir: std::path::absolute(control_dir)

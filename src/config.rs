@@ -709,14 +709,53 @@ impl fmt::Display for ConfigErrors {
 /// The first error the whole document gave (with its line), then what each top-level
 /// section gives on its own (with its key path), then the rules broken in the
 /// sections that do parse.
-fn every_parse_error(text: &str, first: &toml::de::Error) -> Vec<ConfigViolation> {
-    let location = first
-        .span()
+/// Where a TOML error is, as people count: `line N`.
+fn error_line(text: &str, e: &toml::de::Error) -> String {
+    e.span()
         .map(|s| {
             let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
             format!("line {line}")
         })
-        .unwrap_or_else(|| "(document)".into());
+        .unwrap_or_else(|| "(document)".into())
+}
+
+/// A TOML file's error for people: its line, the key when the parser names it, and the
+/// message in plain words.
+pub fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let shown = e.to_string();
+    let key = shown
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("in `")?.strip_suffix('`'))
+        .map(str::to_string)
+        .or_else(|| key_at(text, e.span()?.start));
+    let at = error_line(text, e);
+    match key {
+        Some(key) => format!("{at}, {key}: {}", plain_words(e.message().trim())),
+        None => format!("{at}: {}", plain_words(e.message().trim())),
+    }
+}
+
+/// The dotted key whose line holds byte `at`: the section header above it and the
+/// key before its `=`.
+fn key_at(text: &str, at: usize) -> Option<String> {
+    let before = &text[..at.min(text.len())];
+    let start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text[start..].lines().next()?;
+    let key = line.split_once('=')?.0.trim().trim_matches('"');
+    let section = before[..start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('[') && !l.starts_with("[["))
+        .map(|l| l.trim_matches(['[', ']']).trim());
+    Some(match section {
+        Some(s) if !s.is_empty() => format!("{s}.{key}"),
+        _ => key.to_string(),
+    })
+}
+
+fn every_parse_error(text: &str, first: &toml::de::Error) -> Vec<ConfigViolation> {
+    let location = error_line(text, first);
     let mut found = vec![ConfigViolation {
         key: location,
         message: plain_words(first.message().trim()),
@@ -775,6 +814,7 @@ pub fn plain_words(message: &str) -> String {
             }
             "a boolean" => "true or false",
             "a string" => "a string in quotes",
+            "a sequence" => "a list in brackets, e.g. [1, 2]",
             _ => return None,
         })
     };

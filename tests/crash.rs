@@ -7,7 +7,6 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::str::FromStr;
 
 use alchemiser::events::{EventKind, Payload};
 use alchemiser::journal::{Journal, SyncMode};
@@ -18,18 +17,7 @@ const KEY: &str = "PKCRASHTEST01";
 const SECRET: &str = "crash-secret";
 
 fn fake() -> FakeAlpaca {
-    let f = FakeAlpaca::start(KEY, SECRET, Decimal::from(100_000)).unwrap();
-    for (s, p) in common::BUNDLED_CLOSES {
-        f.state()
-            .prices
-            .insert(s.into(), Decimal::from_str(p).unwrap());
-        f.state()
-            .bars
-            .insert(s.into(), common::bars_from_bundled(s));
-    }
-    f.state().bars_page_size = 2000;
-    f.set_today(chrono::NaiveDate::from_ymd_opt(2023, 9, 21).unwrap());
-    f
+    common::fake_alpaca(KEY, SECRET, "2023-09-21")
 }
 
 fn config(dir: &Path, fake: &FakeAlpaca) -> std::path::PathBuf {

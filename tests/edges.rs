@@ -5,13 +5,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use alchemiser::journal::{Journal, SyncMode};
 use alchemiser::venue::alpaca::fake::FakeAlpaca;
-use chrono::NaiveDate;
-use rust_decimal::Decimal;
 
 mod common;
 
@@ -36,10 +33,6 @@ fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
-}
-
-fn day(s: &str) -> NaiveDate {
-    s.parse().unwrap()
 }
 
 /// A config in `dir` on the bundled data, trading `strategy` (a path), plus `extra`.
@@ -82,18 +75,7 @@ fn run_once(cfg: &Path, args: &[&str]) -> Output {
 }
 
 fn fake_alpaca(today: &str) -> FakeAlpaca {
-    let f = FakeAlpaca::start(KEY, SECRET, Decimal::from(100_000)).unwrap();
-    for (s, p) in common::BUNDLED_CLOSES {
-        f.state()
-            .prices
-            .insert(s.into(), Decimal::from_str(p).unwrap());
-        f.state()
-            .bars
-            .insert(s.into(), common::bars_from_bundled(s));
-    }
-    f.state().bars_page_size = 2000;
-    f.set_today(day(today));
-    f
+    common::fake_alpaca(KEY, SECRET, today)
 }
 
 fn alpaca_run(cfg: &Path, args: &[&str]) -> Output {

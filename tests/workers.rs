@@ -10,7 +10,6 @@ mod nats;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use alchemiser::events::{EventKind, Payload};
@@ -27,18 +26,7 @@ fn root() -> PathBuf {
 }
 
 fn fake() -> FakeAlpaca {
-    let f = FakeAlpaca::start(KEY, SECRET, Decimal::from(100_000)).unwrap();
-    for (s, p) in common::BUNDLED_CLOSES {
-        f.state()
-            .prices
-            .insert(s.into(), Decimal::from_str(p).unwrap());
-        f.state()
-            .bars
-            .insert(s.into(), common::bars_from_bundled(s));
-    }
-    f.state().bars_page_size = 2000;
-    f.set_today(chrono::NaiveDate::from_ymd_opt(2023, 9, 21).unwrap());
-    f
+    common::fake_alpaca(KEY, SECRET, "2023-09-21")
 }
 
 fn config(dir: &Path, fake: &FakeAlpaca, port: u16) -> PathBuf {

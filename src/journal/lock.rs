@@ -39,16 +39,9 @@ impl JournalLock {
         let mut name = canonical.into_os_string();
         name.push(".lock");
         let path = PathBuf::from(name);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
+        let mut file = match lock_file(&path).map_err(io)? {
+            Locked::Mine(file) => file,
+            Locked::Held(mut file) => {
                 let mut holder = String::new();
                 let _ = file.read_to_string(&mut holder);
                 let holder = holder.trim();
@@ -61,8 +54,7 @@ impl JournalLock {
                     },
                 });
             }
-            Err(TryLockError::Error(e)) => return Err(io(e)),
-        }
+        };
         file.set_len(0).map_err(io)?;
         file.rewind().map_err(io)?;
         write!(
@@ -77,6 +69,28 @@ impl JournalLock {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// A lock file, taken or held by another process (which it names, if it wrote itself in).
+pub enum Locked {
+    Mine(File),
+    Held(File),
+}
+
+/// Opens `path` (made if missing, its content kept) and tries its exclusive lock: the
+/// operating system's, released when the process ends however it ends.
+pub fn lock_file(path: &Path) -> std::io::Result<Locked> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Locked::Mine(file)),
+        Err(TryLockError::WouldBlock) => Ok(Locked::Held(file)),
+        Err(TryLockError::Error(e)) => Err(e),
     }
 }
 

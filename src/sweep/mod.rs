@@ -98,8 +98,9 @@ impl Grid {
             file: file.to_string(),
             message,
         };
-        let raw: GridFile = toml::from_str(crate::readable::without_bom(text))
-            .map_err(|e| bad(crate::config::plain_words(e.message())))?;
+        let text = crate::readable::without_bom(text);
+        let raw: GridFile =
+            toml::from_str(text).map_err(|e| bad(crate::config::toml_error(text, &e)))?;
         if !RANKABLE.iter().any(|(k, _)| *k == raw.rank) {
             return Err(bad(format!(
                 "rank = {:?}: one of {}",
@@ -539,5 +540,15 @@ window = [100, 200]
         let huge = format!("rank = \"sharpe\"\n[params]\n{axes}");
         let err = Grid::parse(&huge, "g.toml").unwrap_err().to_string();
         assert!(err.contains("more variants than can be counted"), "{err}");
+    }
+
+    #[test]
+    fn a_grid_type_error_names_line_and_key_in_plain_words() {
+        let err = Grid::parse("rank = \"sharpe\"\n[params]\na = \"x\"\n", "g.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 3") && err.contains("params.a"), "{err}");
+        assert!(err.contains("a list in brackets"), "{err}");
+        assert!(!err.contains("sequence"), "{err}");
     }
 }

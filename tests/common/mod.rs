@@ -220,6 +220,27 @@ pub fn bars_from_bundled(symbol: &str) -> Vec<alchemiser::venue::alpaca::wire::B
         .collect()
 }
 
+/// A fake Alpaca with these keys and $100,000, filling at the bundled 2023-09-21 closes,
+/// serving the bundled bars, its clock on `today` (New York).
+pub fn fake_alpaca(
+    key: &str,
+    secret: &str,
+    today: &str,
+) -> alchemiser::venue::alpaca::fake::FakeAlpaca {
+    use std::str::FromStr;
+    let f = alchemiser::venue::alpaca::fake::FakeAlpaca::start(key, secret, Decimal::from(100_000))
+        .expect("fake Alpaca");
+    for (s, p) in BUNDLED_CLOSES {
+        f.state()
+            .prices
+            .insert(s.into(), Decimal::from_str(p).expect("price"));
+        f.state().bars.insert(s.into(), bars_from_bundled(s));
+    }
+    f.state().bars_page_size = 2000;
+    f.set_today(today.parse().expect("a date"));
+    f
+}
+
 /// Closes of the bundled data on 2023-09-21, the prices the fake Alpaca fills at.
 pub const BUNDLED_CLOSES: [(&str, &str); 6] = [
     ("AAPL", "173.93"),
