@@ -336,6 +336,11 @@ async fn drive_journaled(
     journal: Option<Journal>,
 ) -> Result<BacktestRecord, BacktestError> {
     let market = marks;
+    // The slices a continuous run would hold on the first day (files trading other than
+    // daily): a backtest decides as `signals` and `run` do on every day it shares.
+    if let Some(first) = dates.first() {
+        book.replay_slices_before(*first);
+    }
     let mut config = config;
     // Days run one after another: a failed day is recorded and the next one runs. A
     // retry would race the next day, and a halt would end the backtest.

@@ -31,6 +31,7 @@ fn time_book(label: &str, data: PathBuf, files: Vec<PathBuf>, anchor: &str) {
                 weight: Decimal::ONE,
             })
             .collect(),
+        ..StrategyConfig::default()
     };
     let book = match StrategyBook::load(&config, &root, None) {
         Ok(b) => b,

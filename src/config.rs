@@ -244,6 +244,35 @@ pub enum OnStrategyError {
     Cash,
 }
 
+/// When the account sets each file's share back to its configured weight.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountRebalance {
+    /// Every session: the files are merged with their configured weights every day.
+    #[default]
+    Daily,
+    Weekly,
+    Monthly,
+    Quarterly,
+    Yearly,
+    /// Never (only `rebalance_threshold`, if set): each file is funded once and its
+    /// share drifts with its own performance, as separately funded symphonies do.
+    None,
+}
+
+impl AccountRebalance {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountRebalance::Daily => "daily",
+            AccountRebalance::Weekly => "weekly",
+            AccountRebalance::Monthly => "monthly",
+            AccountRebalance::Quarterly => "quarterly",
+            AccountRebalance::Yearly => "yearly",
+            AccountRebalance::None => "none",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct StrategyConfig {
@@ -254,6 +283,13 @@ pub struct StrategyConfig {
     pub on_strategy_error: OnStrategyError,
     /// Symphony files with their allocation weights (normalised to 1).
     pub files: Vec<StrategyFile>,
+    /// When the files' shares go back to their configured weights.
+    pub rebalance: AccountRebalance,
+    /// Also when a file's share has drifted more than this (absolute) from its weight.
+    pub rebalance_threshold: Option<Decimal>,
+    /// The first day the files' slices are followed from, when any file (or the account)
+    /// trades other than daily; the data's first evaluable day if unset.
+    pub slices_from: Option<chrono::NaiveDate>,
 }
 
 impl Default for StrategyConfig {
@@ -263,6 +299,9 @@ impl Default for StrategyConfig {
             adjustment: Adjustment::Raw,
             on_strategy_error: OnStrategyError::Fail,
             files: Vec::new(),
+            rebalance: AccountRebalance::Daily,
+            rebalance_threshold: None,
+            slices_from: None,
         }
     }
 }
@@ -1235,6 +1274,15 @@ impl Config {
                 f.weight > Decimal::ZERO,
                 &format!("strategy.files[{i}].weight"),
                 format!("must be > 0 (got {})", f.weight),
+            );
+        }
+        if let Some(t) = self.strategy.rebalance_threshold {
+            v.check(
+                t > Decimal::ZERO && t < Decimal::ONE,
+                "strategy.rebalance_threshold",
+                format!(
+                    "must be between 0 and 1, a share of the account (got {t}; 0.05 = 5 points)"
+                ),
             );
         }
         if v.0.is_empty() {

@@ -738,3 +738,90 @@ fn a_date_past_the_calendar_is_refused() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("not known"), "{}", text(&o));
 }
+
+/// A book with a monthly file beside the daily default (account daily): `signals`, a
+/// backtest, a fresh `run` (no journal: its slices replayed from the data) and a `run`
+/// restarted after the previous session (slices from the journal) decide the same
+/// targets on the same day.
+#[test]
+fn signals_backtest_and_runs_decide_the_same_on_the_same_day() {
+    let dir = tempfile::tempdir().unwrap();
+    let monthly = dir.path().join("monthly.clj");
+    std::fs::write(
+        &monthly,
+        "(defsymphony \"monthly momentum\" {:rebalance-frequency :monthly}\n (filter (moving-average-return {:window 20}) (select-top 2)\n  [(asset \"AAPL\") (asset \"AMZN\") (asset \"GOOG\") (asset \"META\") (asset \"NFLX\") (asset \"NVDA\")]))\n",
+    )
+    .unwrap();
+    let config = |name: &str| {
+        let folder = dir.path().join(name);
+        std::fs::create_dir_all(&folder).unwrap();
+        let cfg = folder.join("config.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[metrics]\nenabled = false\n[strategy]\ndata = {:?}\n[[strategy.files]]\npath = {:?}\nweight = \"0.5\"\n[[strategy.files]]\npath = {:?}\nweight = \"0.5\"\n",
+                root().join("examples/data").display().to_string(),
+                default_strategy().display().to_string(),
+                monthly.display().to_string(),
+            ),
+        )
+        .unwrap();
+        (folder, cfg)
+    };
+    let day = "2023-09-21";
+    let latest = |journal: &Path| {
+        Journal::open(journal, SyncMode::Normal)
+            .unwrap()
+            .latest_signal()
+            .unwrap()
+            .expect("a signal")
+            .target_weights
+    };
+    // signals
+    let (_, cfg) = config("signals");
+    let o = signals(&cfg);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let from_signals: std::collections::BTreeMap<String, String> =
+        serde_json::from_value(v["target_weights"].clone()).unwrap();
+    let as_strings =
+        |w: std::collections::BTreeMap<alchemiser::domain::Symbol, rust_decimal::Decimal>| {
+            w.into_iter()
+                .map(|(s, w)| (s.to_string(), format!("{w:.6}")))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+    // a backtest ending on the day (starting mid-way through the data)
+    let (folder, cfg) = config("backtest");
+    let journal = folder.join("backtest.sqlite");
+    let o = bin()
+        .args(["backtest", "--from", "2023-01-03", "--to", day, "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(folder.join("out"))
+        .arg("--journal")
+        .arg(&journal)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(as_strings(latest(&journal)), from_signals, "backtest");
+    // a fresh run
+    let (folder, cfg) = config("fresh");
+    let o = run_once(&cfg, &["--as-of", day]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        as_strings(latest(&folder.join("state/journal.sqlite"))),
+        from_signals,
+        "fresh run"
+    );
+    // a run restarted after the previous session's run
+    let (folder, cfg) = config("restarted");
+    let o = run_once(&cfg, &["--as-of", "2023-09-20"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = run_once(&cfg, &["--as-of", day]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        as_strings(latest(&folder.join("state/journal.sqlite"))),
+        from_signals,
+        "restarted run"
+    );
+}

@@ -42,6 +42,7 @@ fn book(files: Vec<(PathBuf, &str)>, on_error: OnStrategyError) -> StrategyBook 
                 weight: Decimal::from_str(w).unwrap(),
             })
             .collect(),
+        ..StrategyConfig::default()
     };
     StrategyBook::load(&config, &root(), None).unwrap()
 }
@@ -260,6 +261,7 @@ fn a_trading_setting_the_engine_does_not_know_is_refused_naming_file_and_key() {
                 path: file,
                 weight: Decimal::ONE,
             }],
+            ..StrategyConfig::default()
         },
         &root(),
         None,

@@ -307,6 +307,9 @@ pub(super) fn run(
     // Slices trading on a calendar or a threshold go on from what they held.
     match journal.latest_signal() {
         Ok(Some(signal)) => book.seed_slices(&signal),
+        // No signal yet: the slices a continuous run on the data would hold (the
+        // simulated venue; on Alpaca they start with the first live day).
+        Ok(None) if live_bars.is_none() => book.replay_slices_before(as_of),
         Ok(None) => {}
         Err(e) => {
             eprintln!("error: cannot read the last signal from the journal: {e}");

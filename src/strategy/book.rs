@@ -57,6 +57,11 @@ pub struct StrategyBook {
     pub data: MarketData,
     pub source: DataSource,
     pub on_error: OnStrategyError,
+    /// When the account sets the files' shares back to their weights (`[strategy]
+    /// rebalance`, `rebalance_threshold`).
+    pub account_rule: TradingRule,
+    /// The first day slices are followed from (`[strategy] slices_from`).
+    pub slices_from: Option<NaiveDate>,
     /// Candidates' holdings on earlier days, on the book's own data: a backtest scores
     /// each group once per new day.
     memo: std::sync::Arc<GroupMemo>,
@@ -195,6 +200,8 @@ impl StrategyBook {
                 dir: PathBuf::new(),
             },
             on_error: OnStrategyError::Fail,
+            account_rule: TradingRule::DAILY,
+            slices_from: None,
             memo: Default::default(),
             slices: Default::default(),
             snapshot: Default::default(),
@@ -268,6 +275,8 @@ impl StrategyBook {
             data: MarketData::sharing_dates(series),
             source,
             on_error: config.on_strategy_error,
+            account_rule: TradingRule::for_account(config.rebalance, config.rebalance_threshold),
+            slices_from: config.slices_from,
             memo: Default::default(),
             slices: Default::default(),
             snapshot: Default::default(),
@@ -365,10 +374,13 @@ impl StrategyBook {
         ))
     }
 
-    /// Books of several files, or of a file whose symphony trades other than daily, keep
-    /// a slice per file (see `slices`); a single daily file trades to target every day.
+    /// A book keeps a slice per file (see `slices`) when some file trades other than
+    /// daily, or several files' shares drift between the account's rebalances. A book
+    /// of daily files merged daily has no history to keep: each day's targets are that
+    /// day's evaluations at the configured weights.
     pub fn keeps_slices(&self) -> bool {
-        self.files.len() > 1 || self.files.iter().any(|f| !f.rule.is_daily())
+        self.files.iter().any(|f| !f.rule.is_daily())
+            || (self.files.len() > 1 && !self.account_rule.is_daily())
     }
 
     /// Decides for each file whether its slice trades today, from the slices after the
@@ -395,20 +407,37 @@ impl StrategyBook {
             })
         });
         let total_weight: Decimal = self.files.iter().map(|f| f.weight).sum();
+        let configured: Vec<Decimal> = self
+            .files
+            .iter()
+            .map(|f| {
+                if total_weight.is_zero() {
+                    Decimal::ZERO
+                } else {
+                    f.weight / total_weight
+                }
+            })
+            .collect();
         let previous = crate::calendar::UsEquityCalendar::get().previous_session(as_of);
+        // The account's rule first: are the shares set back to the weights today?
+        let drifted_shares: Option<Vec<Decimal>> = drifted
+            .as_ref()
+            .map(|d| d.iter().map(|s| s.share).collect());
+        let reset = match &drifted_shares {
+            None => true,
+            Some(shares) => {
+                self.account_rule
+                    .resets_shares(shares, &configured, as_of, previous)
+                    .trades
+            }
+        };
         let mut after = Vec::with_capacity(allocations.len());
         for (i, (alloc, file)) in allocations.iter_mut().zip(&self.files).enumerate() {
             let held = drifted.as_ref().and_then(|d| d.get(i));
-            let share = held.map_or_else(
-                || {
-                    if total_weight.is_zero() {
-                        Decimal::ZERO
-                    } else {
-                        file.weight / total_weight
-                    }
-                },
-                |h| h.share,
-            );
+            let share = match (reset, held) {
+                (false, Some(h)) => h.share,
+                _ => configured[i],
+            };
             let decision = if alloc.error.is_some() {
                 Decision {
                     trades: true,
@@ -466,17 +495,20 @@ impl StrategyBook {
         }
     }
 
-    /// Evaluates the sessions of the book's data before `as_of`, from the first on which
-    /// every file evaluates, so that a single day's signal (`signals`) finds its slices as
-    /// a backtest from that day would have left them. Nothing for a book without slices.
+    /// Evaluates the sessions of the book's data before `as_of`, from `slices_from` (or
+    /// the first on which every file evaluates), so that `signals`, a restarted `run`
+    /// and a backtest starting on `as_of` find the slices a continuous run from that day
+    /// would have left. Nothing for a book without slices, or with slices already
+    /// followed up to the session before `as_of`.
     pub fn replay_slices_before(&self, as_of: NaiveDate) {
         if !self.keeps_slices() {
             return;
         }
+        let from = self.slices_from.unwrap_or(NaiveDate::MIN);
         let dates: Vec<NaiveDate> = self
             .common_dates()
             .into_iter()
-            .filter(|d| *d < as_of)
+            .filter(|d| *d >= from && *d < as_of)
             .collect();
         if let Ok(first) = self.first_evaluable(&dates) {
             for day in &dates[first..] {

@@ -1,11 +1,13 @@
 //! When a file's slice trades: Composer's trading settings, read from the symphony's
-//! header, and the slices they keep.
+//! header, and the slices they keep; and when the account sets the files' shares back
+//! to their configured weights (`[strategy] rebalance`, read into a [`TradingRule`]
+//! too: daily by default, so configured weights hold every day).
 //!
-//! Each file owns a slice of the portfolio, as each symphony owns its money at Composer:
-//! between its trades a slice holds what it bought, so its weights (and its share of the
-//! portfolio) drift with prices. A slice trades back to its file's targets when its rule
-//! says so; a slice that does not trade keeps its drifted holdings, and the plan moves
-//! none of them.
+//! Each file owns a slice of the portfolio: between its trades a slice holds what it
+//! bought, so its weights drift with prices. A slice trades back to its file's targets
+//! when its rule says so; a slice that does not trade keeps its drifted holdings, and
+//! the plan moves none of them. Its share of the portfolio drifts with its value until
+//! the account's rule sets it back.
 //!
 //! - Calendar (`:rebalance` or `:rebalance-frequency`: `daily`, `weekly`, `monthly`,
 //!   `quarterly`, `yearly`, `none`): the slice trades on the first session of each
@@ -138,8 +140,65 @@ impl TradingRule {
         })
     }
 
+    /// The account's rule over the files' shares (`[strategy] rebalance` and
+    /// `rebalance_threshold`), read like a file's header.
+    pub fn for_account(
+        rebalance: crate::config::AccountRebalance,
+        threshold: Option<Decimal>,
+    ) -> TradingRule {
+        use crate::config::AccountRebalance as A;
+        TradingRule {
+            calendar: match rebalance {
+                A::Daily => Calendar::Daily,
+                A::Weekly => Calendar::Weekly,
+                A::Monthly => Calendar::Monthly,
+                A::Quarterly => Calendar::Quarterly,
+                A::Yearly => Calendar::Yearly,
+                A::None => Calendar::None,
+            },
+            threshold,
+        }
+    }
+
     pub fn is_daily(&self) -> bool {
         self.calendar == Calendar::Daily
+    }
+
+    /// Whether the account sets the files' `shares` (drifted since the last session)
+    /// back to their `configured` weights on `day`: on the rule's calendar, or when one
+    /// has drifted past the threshold.
+    pub fn resets_shares(
+        &self,
+        shares: &[Decimal],
+        configured: &[Decimal],
+        day: NaiveDate,
+        previous_session: NaiveDate,
+    ) -> Decision {
+        if self.calendar.starts_period(day, previous_session) {
+            return Decision {
+                trades: true,
+                reason: format!("{} account rebalance", self.calendar.as_str()),
+            };
+        }
+        let widest = shares
+            .iter()
+            .zip(configured)
+            .map(|(s, c)| (*s - *c).abs())
+            .max()
+            .unwrap_or_default();
+        match self.threshold {
+            Some(t) if widest > t => Decision {
+                trades: true,
+                reason: format!(
+                    "a share drifted {} from its weight, beyond {t}",
+                    widest.round_dp(4)
+                ),
+            },
+            _ => Decision {
+                trades: false,
+                reason: "shares drift until the account's next rebalance".into(),
+            },
+        }
     }
 
     /// Whether a slice holding `held` (drifted weights) trades to `target` on `day`.
