@@ -14,9 +14,9 @@ use super::deps::EngineDeps;
 use super::engine::business_registry;
 use super::supervision::{react, Consumed, EventHandler, PublishAll};
 use crate::bus::remote::{
-    consumed_subject, consumer_name, dead_letter_subject, handled_subject, heartbeat_subject,
-    publish_subject, root_subject, ConsumerLag, DeadLetterReport, Heartbeat, RemotePublish,
-    RemoteView, RoleEvent, StableIds, Verdict,
+    account_subject, consumed_subject, consumer_name, dead_letter_subject, handled_subject,
+    heartbeat_subject, publish_subject, root_subject, ConsumerLag, DeadLetterReport, Heartbeat,
+    RemotePublish, RemoteView, RoleEvent, StableIds, VenueAccount, Verdict,
 };
 use crate::bus::subject;
 use crate::config::{Config, REMOTE_ROLES};
@@ -81,6 +81,50 @@ pub async fn watch_lag(
     }
 }
 
+/// Whether the engine trades the account `mine` (this worker's venue): asks it, again
+/// each second while it does not answer (not started yet, or restarting). A worker
+/// trading another account than the engine reads would move money nobody reconciles.
+pub async fn confirm_same_account(
+    client: &async_nats::Client,
+    prefix: &str,
+    mine: &VenueAccount,
+) -> Result<(), String> {
+    let subject = account_subject(prefix);
+    let mut asked = 0u32;
+    loop {
+        asked += 1;
+        let answer = tokio::time::timeout(
+            Duration::from_secs(2),
+            client.request(subject.clone(), "".into()),
+        )
+        .await;
+        match answer {
+            Ok(Ok(reply)) => {
+                let engine: VenueAccount = serde_json::from_slice(&reply.payload)
+                    .map_err(|e| format!("the engine's account answer is unreadable: {e}"))?;
+                return if engine == *mine {
+                    tracing::info!(account = %engine, "the engine trades this worker's account");
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "this worker's venue is {mine}, but the engine trades {engine}: refusing to serve (give the worker the engine's Alpaca keys)"
+                    ))
+                };
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(attempt = asked, error = %e, "the engine does not answer which account it trades; waiting before serving")
+            }
+            Err(_) => {
+                tracing::warn!(
+                    attempt = asked,
+                    "the engine does not answer which account it trades; waiting before serving"
+                )
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 /// The broker's side: takes the workers' reactions (answered once journaled), dead
 /// letters and heartbeats. Runs on the engine's actor runtime until the connection ends.
 pub async fn serve_endpoint(
@@ -89,7 +133,12 @@ pub async fn serve_endpoint(
     broker: Addr<Broker>,
     view: RemoteView,
     roots: Option<WorkflowRoots>,
+    account: VenueAccount,
 ) -> Result<(), String> {
+    let mut account_asks = client
+        .subscribe(account_subject(&prefix))
+        .await
+        .map_err(|e| e.to_string())?;
     let mut root_asks = client
         .subscribe(root_subject(&prefix))
         .await
@@ -163,6 +212,11 @@ pub async fn serve_endpoint(
                 };
                 if let Some(reply) = msg.reply {
                     let _ = client.publish(reply, if done { "yes" } else { "no" }.into()).await;
+                }
+            }
+            Some(msg) = account_asks.next() => {
+                if let (Some(reply), Ok(body)) = (msg.reply, serde_json::to_vec(&account)) {
+                    let _ = client.publish(reply, body.into()).await;
                 }
             }
             Some(msg) = root_asks.next() => {
@@ -415,7 +469,7 @@ pub async fn work(
         }
     };
     tokio::task::spawn_local(beat);
-    tracing::info!(%worker, roles = ?roles, "worker serving");
+    tracing::info!(%worker, roles = %roles.join(","), "worker serving");
     let handler_timeout = Duration::from_secs(config.engine.handler_timeout_secs);
     let mut feed = bind(&js, &bus.stream, &wanted).await;
     loop {

@@ -101,6 +101,9 @@ pub struct BusConfig {
     pub ack_wait_secs: u64,
     /// Deliveries of one event to a role's workers; a failure on the last is a dead letter.
     pub max_deliver: i64,
+    /// How long the engine waits for a live worker (a heartbeat) of every remote role
+    /// before a workflow; none in time fails it, naming the role.
+    pub worker_wait_secs: u64,
 }
 
 /// Business actors a worker process can serve — all five: they need only the venue (a
@@ -126,6 +129,7 @@ impl Default for BusConfig {
             remote_roles: Vec::new(),
             ack_wait_secs: 30,
             max_deliver: 3,
+            worker_wait_secs: 30,
         }
     }
 }
@@ -1090,13 +1094,18 @@ impl Config {
             );
             v.check(bus.ack_wait_secs > 0, "bus.ack_wait_secs", "must be > 0");
             v.check(bus.max_deliver > 0, "bus.max_deliver", "must be > 0");
+            v.check(
+                bus.worker_wait_secs > 0,
+                "bus.worker_wait_secs",
+                "must be > 0",
+            );
         }
         for role in &bus.remote_roles {
             v.check(
                 REMOTE_ROLES.contains(&role.as_str()),
                 "bus.remote_roles",
                 format!(
-                    "{role:?} cannot run in a worker (one of {})",
+                    "\"{role}\" cannot run in a worker (one of {})",
                     REMOTE_ROLES.join(", ")
                 ),
             );

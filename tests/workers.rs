@@ -652,3 +652,94 @@ fn a_redelivered_plan_whose_reaction_is_on_record_is_skipped_not_handled_again()
     assert_eq!(f.state().created.len(), placed);
     assert_consistent(dir.path(), &f, 1);
 }
+
+#[test]
+fn a_remote_role_without_a_live_worker_fails_within_the_bound_naming_it() {
+    let Some(binary) = nats_server_binary() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _nats = NatsServer::start(&binary, port, &dir.path().join("nats"));
+    let f = fake();
+    let cfg = config(dir.path(), &f, port);
+    let body = std::fs::read_to_string(&cfg).unwrap() + "worker_wait_secs = 3\n";
+    std::fs::write(&cfg, body).unwrap();
+    let began = Instant::now();
+    let out = run_once(&cfg, "2023-09-21");
+    let took = began.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("no live worker serves roles execution, reconciliation"),
+        "{err}"
+    );
+    assert!(err.contains("nothing traded"), "{err}");
+    assert!(took < Duration::from_secs(30), "bounded: {took:?}");
+    assert!(
+        f.state()
+            .requests
+            .iter()
+            .all(|r| !r.starts_with("POST /v2/orders")),
+        "no order"
+    );
+}
+
+#[test]
+fn a_worker_on_another_account_refuses_to_serve_naming_both() {
+    let Some(binary) = nats_server_binary() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _nats = NatsServer::start(&binary, port, &dir.path().join("nats"));
+    let engine_venue = fake();
+    let cfg = config(dir.path(), &engine_venue, port);
+    let body = std::fs::read_to_string(&cfg).unwrap() + "worker_wait_secs = 8\n";
+    std::fs::write(&cfg, body).unwrap();
+    // The worker's keys open another account (account B).
+    let other = fake();
+    other.state().account_number = "PA0000OTHER".into();
+    let worker_dir = dir.path().join("worker");
+    std::fs::create_dir_all(&worker_dir).unwrap();
+    let worker_cfg = worker_dir.join("config.toml");
+    std::fs::write(
+        &worker_cfg,
+        std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace(&engine_venue.url(), &other.url()),
+    )
+    .unwrap();
+    let engine = {
+        let cfg = cfg.clone();
+        std::thread::spawn(move || run_once(&cfg, "2023-09-21"))
+    };
+    let began = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_alchemiser"))
+        .args(["worker", "--roles", "execution,reconciliation", "--config"])
+        .arg(&worker_cfg)
+        .env("APCA_API_KEY_ID", KEY)
+        .env("APCA_API_SECRET_KEY", SECRET)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("PA0000OTHER") && err.contains("PA0000FAKE"),
+        "both accounts named: {err}"
+    );
+    assert!(began.elapsed() < Duration::from_secs(30));
+    let engine = engine.join().unwrap();
+    assert!(!engine.status.success(), "no worker served the engine");
+    for venue in [&engine_venue, &other] {
+        assert!(
+            venue
+                .state()
+                .requests
+                .iter()
+                .all(|r| !r.starts_with("POST /v2/orders")),
+            "no order anywhere"
+        );
+    }
+}

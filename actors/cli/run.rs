@@ -16,7 +16,7 @@ use super::super::control::{await_outcome, reconcile_now, ControlFiles, RunFile}
 use super::super::engine::{self, EngineDeps};
 use super::super::observe;
 use crate::bus::mirror::Mirror;
-use crate::bus::remote::RemoteView;
+use crate::bus::remote::{RemoteView, VenueAccount};
 use crate::bus::BusHealth;
 use crate::calendar::UsEquityCalendar;
 use crate::causation::{CausationTree, WorkflowSummary};
@@ -104,6 +104,8 @@ struct OpenedVenue {
     sim_state: Option<(Arc<SimVenue>, PathBuf)>,
     /// On Alpaca: the daily bars the strategies evaluate on.
     live_bars: Option<LiveBars>,
+    /// The account traded, which workers must share.
+    account: VenueAccount,
 }
 
 /// Alpaca when its keys are in the environment (today, live bars), else the simulated
@@ -120,13 +122,18 @@ fn open_venue(
     let strategies: Vec<String> = book.files.iter().map(|f| f.symphony.name.clone()).collect();
     let mut sim_state: Option<(Arc<SimVenue>, PathBuf)> = None;
     let mut live_bars: Option<LiveBars> = None;
+    let mut account = VenueAccount {
+        venue: "simulated".into(),
+        account: None,
+    };
     let (venue, as_of): (Arc<dyn Venue>, NaiveDate) = match alpaca_venue(config)? {
         Some((alpaca, described)) => {
             live_bars = Some(LiveBars::new(&alpaca, book, config));
             let strategies = strategies.join(", ");
             let mode = config.engine.mode;
             tracing::info!(venue = %described, %mode, %strategies, "starting");
-            let today = venue_today(&alpaca)?;
+            let (today, venue_account) = venue_today(&alpaca)?;
+            account = venue_account;
             // A real venue trades now, at today's prices: a signal of another day
             // would be traded at prices it never saw.
             if let Some(asked) = as_of.filter(|d| *d != today) {
@@ -197,6 +204,7 @@ fn open_venue(
         as_of,
         sim_state,
         live_bars,
+        account,
     })
 }
 
@@ -249,6 +257,7 @@ pub(super) fn run(
         as_of,
         sim_state,
         live_bars,
+        account,
     } = match open_venue(&config, &book, as_of, once, &*clock) {
         Ok(v) => v,
         Err(e) => {
@@ -361,6 +370,7 @@ pub(super) fn run(
         consumers: Vec::new(),
         view: RemoteView::new(config.bus.remote_roles.clone()),
         roots: None,
+        account,
     });
     let control = ControlFiles::new(config.resolve(&config.engine.control_dir));
     let metrics_config = config.metrics.clone();
@@ -382,6 +392,12 @@ pub(super) fn run(
     let bus_gate = bus
         .as_ref()
         .map(|b| (b.health.clone(), b.config.connect_timeout_secs));
+    let workers = bus.as_ref().filter(|b| !b.consumers.is_empty()).map(|b| {
+        (
+            b.view.clone(),
+            Duration::from_secs(b.config.worker_wait_secs),
+        )
+    });
     let startup = Startup {
         bus,
         remote: None,
@@ -409,6 +425,7 @@ pub(super) fn run(
         clock,
         notifier,
         bus: bus_gate,
+        workers,
         venue: venue.clone(),
         sim_state,
         live_bars: live_bars.as_ref(),
@@ -482,6 +499,10 @@ impl Startup<'_> {
                 !bus.consumers.is_empty(),
                 Duration::from_secs(bus.config.connect_timeout_secs),
             );
+            let (view, worker_wait) = (
+                bus.view.clone(),
+                Duration::from_secs(bus.config.worker_wait_secs),
+            );
             bus.start(&broker).await;
             // Roles in workers hear only what is published once their consumers exist:
             // the start-up check waits for them.
@@ -493,6 +514,12 @@ impl Startup<'_> {
                 if !health.is_connected() {
                     let why = health.fault().unwrap_or_else(|| "it is unreachable".into());
                     eprintln!("error: the event bus cannot be used ({why}): the roles served by workers cannot check the account; not trading blind");
+                    return Err(ExitCode::FAILURE);
+                }
+                // Events for a role nobody serves would wait out every timeout.
+                let unserved = view.await_served(worker_wait).await;
+                if !unserved.is_empty() {
+                    eprintln!("{}", unserved_message(&unserved, worker_wait));
                     return Err(ExitCode::FAILURE);
                 }
             }
@@ -651,6 +678,8 @@ struct TradingDays<'a> {
     notifier: Option<Arc<Notifier>>,
     /// The event bus's health and how long a new workflow waits for it (seconds).
     bus: Option<(BusHealth, u64)>,
+    /// The remote roles' workers and how long a new workflow waits for them.
+    workers: Option<(RemoteView, Duration)>,
     venue: Arc<dyn Venue>,
     sim_state: Option<(Arc<SimVenue>, PathBuf)>,
     live_bars: Option<&'a LiveBars>,
@@ -725,6 +754,16 @@ impl TradingDays<'_> {
             }
             // `run --once` is an operator's hand, not the schedule's.
             let trigger = if self.once { "manual" } else { "schedule" };
+            if let Some((view, wait)) = &self.workers {
+                let unserved = view.await_served(*wait).await;
+                if !unserved.is_empty() {
+                    eprintln!("{} on {day}", unserved_message(&unserved, *wait));
+                    if self.once {
+                        return ExitCode::FAILURE;
+                    }
+                    continue;
+                }
+            }
             let workflow = run_workflow(broker, trigger, day, self.mode, self.patience);
             tokio::pin!(workflow);
             let mut stop_after = false;
@@ -929,24 +968,48 @@ impl LiveBars {
     }
 }
 
-/// The venue's day in New York, from Alpaca's clock: the only session it can trade.
-/// Read before anything else on the venue; unreadable means not trading blind.
-fn venue_today(alpaca: &AlpacaVenue) -> Result<NaiveDate, String> {
+/// The venue's day in New York, from Alpaca's clock (the only session it can trade),
+/// and the account the keys open (workers must serve the same one). Read before
+/// anything else on the venue; unreadable means not trading blind.
+fn venue_today(alpaca: &AlpacaVenue) -> Result<(NaiveDate, VenueAccount), String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start a runtime to read Alpaca's clock: {e}"))?;
+    let account = runtime
+        .block_on(alpaca.client().account())
+        .map_err(|e| format!("cannot read the Alpaca account ({e}): not trading blind"))?;
+    let account = VenueAccount {
+        venue: "alpaca".into(),
+        account: Some(account.account_number),
+    };
     let clock = runtime
         .block_on(alpaca.client().clock())
         .map_err(|e| format!("cannot read Alpaca's clock ({e}): not trading blind"))?;
     chrono::DateTime::parse_from_rfc3339(&clock.timestamp)
-        .map(|t| crate::clock::new_york_date(t.with_timezone(&chrono::Utc)))
+        .map(|t| {
+            (
+                crate::clock::new_york_date(t.with_timezone(&chrono::Utc)),
+                account,
+            )
+        })
         .map_err(|e| {
             format!(
                 "Alpaca's clock says `{}`, which is not a time ({e}): not trading blind",
                 clock.timestamp
             )
         })
+}
+
+/// Why no workflow starts while a remote role has no live worker.
+fn unserved_message(unserved: &[String], waited: Duration) -> String {
+    let roles = unserved.join(", ");
+    format!(
+        "error: no live worker serves {} {roles} (bus.remote_roles) after {} s (bus.worker_wait_secs): start `alchemiser worker --roles {}`; nothing traded",
+        if unserved.len() == 1 { "role" } else { "roles" },
+        waited.as_secs(),
+        unserved.join(",")
+    )
 }
 
 /// Refuses bars that end before the session before `day`: a strategy evaluated on them
@@ -982,8 +1045,9 @@ async fn confirm_calendar(client: &AlpacaClient, today: NaiveDate) {
             if differ.is_empty() {
                 tracing::info!(%today, %end, "calendar confirmed by Alpaca");
             } else {
+                let differ: Vec<&str> = differ.iter().map(|d| d.as_str()).collect();
                 tracing::warn!(
-                    ?differ,
+                    differ = %differ.join(", "),
                     "the built-in calendar and Alpaca's differ; Alpaca's clock decides each day"
                 );
             }
@@ -1112,6 +1176,8 @@ struct EventBus {
     view: RemoteView,
     /// The broker's workflow roots, which recovery workers ask for.
     roots: Option<crate::workflow_roots::WorkflowRoots>,
+    /// The venue account the engine trades, told to workers that ask.
+    account: VenueAccount,
 }
 
 impl EventBus {
@@ -1130,12 +1196,13 @@ impl EventBus {
         }
         if !self.consumers.is_empty() {
             // The workers' way back: their reactions, dead letters and heartbeats.
-            let (url, prefix, broker, view, roots) = (
+            let (url, prefix, broker, view, roots, account) = (
                 self.config.url.clone(),
                 self.config.subject_prefix.clone(),
                 broker.clone(),
                 self.view.clone(),
                 self.roots.clone(),
+                self.account.clone(),
             );
             let (stream, names): (String, Vec<String>) = (
                 self.config.stream.clone(),
@@ -1153,8 +1220,10 @@ impl EventBus {
                             names,
                             view.clone(),
                         ));
-                        crate::actors::remote::serve_endpoint(client, prefix, broker, view, roots)
-                            .await
+                        crate::actors::remote::serve_endpoint(
+                            client, prefix, broker, view, roots, account,
+                        )
+                        .await
                     }
                     Err(e) => Err(e.to_string()),
                 };

@@ -109,6 +109,7 @@ pub(super) fn worker(
         .iter()
         .any(|r| r == "strategy")
         .then(|| std::rc::Rc::new(super::run::LiveBars::new(&venue, &book, &config)));
+    let alpaca = venue.clone();
     let mut deps = EngineDeps::new(config, Arc::new(SystemClock), venue, Arc::new(book));
     let before: Option<crate::actors::remote::BeforeHandling> = live.map(|live| {
         deps = deps.clone().with_market(live.market.clone());
@@ -133,6 +134,18 @@ pub(super) fn worker(
         Ok(c) => c,
         Err(e) => return refuse(e.to_string()),
     };
+    let mine = match system.block_on(account_of(&alpaca)) {
+        Ok(a) => a,
+        Err(e) => return refuse(e),
+    };
+    let same = crate::actors::remote::confirm_same_account(
+        &client,
+        &deps.config.bus.subject_prefix,
+        &mine,
+    );
+    if let Err(e) = system.block_on(same) {
+        return refuse(e);
+    }
     match system.block_on(crate::actors::remote::work(
         deps, client, &roles, id, before,
     )) {
@@ -153,4 +166,19 @@ async fn reach_nats(
         std::time::Duration::from_secs(config.bus.connect_timeout_secs),
     )
     .await
+}
+
+/// The account this worker's keys open.
+async fn account_of(
+    alpaca: &crate::venue::alpaca::AlpacaVenue,
+) -> Result<crate::bus::remote::VenueAccount, String> {
+    let account = alpaca
+        .client()
+        .account()
+        .await
+        .map_err(|e| format!("cannot read this worker's Alpaca account: {e}"))?;
+    Ok(crate::bus::remote::VenueAccount {
+        venue: "alpaca".into(),
+        account: Some(account.account_number),
+    })
 }

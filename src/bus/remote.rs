@@ -46,6 +46,29 @@ pub fn root_subject(prefix: &str) -> String {
     format!("{prefix}.broker.root")
 }
 
+/// Where a worker asks the engine which venue account it trades.
+pub fn account_subject(prefix: &str) -> String {
+    format!("{prefix}.broker.account")
+}
+
+/// The venue account an engine trades: a worker serves it only with the same one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VenueAccount {
+    /// `alpaca` or `simulated`.
+    pub venue: String,
+    /// Alpaca's account number (none for the simulated venue).
+    pub account: Option<String>,
+}
+
+impl std::fmt::Display for VenueAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.account {
+            Some(a) => write!(f, "{} account {a}", self.venue),
+            None => write!(f, "the {} venue", self.venue),
+        }
+    }
+}
+
 pub fn heartbeat_subject(prefix: &str) -> String {
     format!("{prefix}.workers.heartbeat")
 }
@@ -166,6 +189,24 @@ impl RemoteView {
 
     fn state(&self) -> std::sync::MutexGuard<'_, RemoteState> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The remote roles no live worker serves now.
+    pub fn unserved(&self) -> Vec<String> {
+        self.health().unserved
+    }
+
+    /// Waits up to `within` for a live worker of every remote role; the roles still
+    /// unserved then (empty: all served).
+    pub async fn await_served(&self, within: std::time::Duration) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let unserved = self.unserved();
+            if unserved.is_empty() || tokio::time::Instant::now() >= deadline {
+                return unserved;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
 
     pub fn heard(&self, beat: Heartbeat) {

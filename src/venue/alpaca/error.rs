@@ -19,7 +19,7 @@ pub enum AlpacaError {
     DuplicateClientOrderId(String),
     #[error("not authorized (HTTP {status}): check APCA_API_KEY_ID and APCA_API_SECRET_KEY")]
     Unauthorized { status: u16 },
-    #[error("rate limited (retry after {retry_after:?})")]
+    #[error("rate limited ({})", retry_phrase(*.retry_after))]
     RateLimited { retry_after: Option<Duration> },
     #[error("server error HTTP {status} on {endpoint}")]
     Server { status: u16, endpoint: String },
@@ -47,5 +47,13 @@ impl AlpacaError {
                 | AlpacaError::Timeout(_)
                 | AlpacaError::Transport(_)
         )
+    }
+}
+
+/// When a rate limit says to try again, in words.
+fn retry_phrase(after: Option<Duration>) -> String {
+    match after {
+        Some(d) => format!("retry after {:.1} s", d.as_secs_f64()),
+        None => "the server gave no time to retry".into(),
     }
 }

@@ -79,6 +79,9 @@ pub struct FakeState {
     pub bars_page_size: usize,
     /// Symbols that trade in whole shares only (`fractionable: false`).
     pub whole_shares_only: std::collections::BTreeSet<Symbol>,
+    /// The account's number (`PA0000FAKE` when unset): two fakes with different
+    /// numbers are two accounts.
+    pub account_number: String,
     /// The venue's time, as `GET /v2/clock` tells it (real time when unset): the engine
     /// trades the session of the venue's day.
     pub now: Option<chrono::DateTime<chrono::Utc>>,
@@ -286,8 +289,14 @@ fn answer(shared: &Shared, method: &Method, path: &str, uri: &Uri, body: &Bytes)
                     .iter()
                     .map(|(sym, q)| *q * s.prices.get(sym).copied().unwrap_or_default())
                     .sum::<Decimal>();
+            let number = if s.account_number.is_empty() {
+                "PA0000FAKE"
+            } else {
+                s.account_number.as_str()
+            };
             axum::Json(json!({
-                "account_number": "PA0000FAKE",
+                "id": format!("fake-{number}"),
+                "account_number": number,
                 "status": "ACTIVE",
                 "cash": dec(s.cash),
                 "buying_power": dec(s.cash),

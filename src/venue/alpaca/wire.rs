@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 /// `GET /v2/account`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Account {
+    /// The account's id (a UUID at Alpaca).
+    #[serde(default)]
+    pub id: String,
     #[serde(default)]
     pub account_number: String,
     #[serde(default)]
