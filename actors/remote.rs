@@ -471,6 +471,10 @@ pub async fn work(
     tokio::task::spawn_local(beat);
     tracing::info!(%worker, roles = %roles.join(","), "worker serving");
     let handler_timeout = Duration::from_secs(config.engine.handler_timeout_secs);
+    // Well inside the server's wait for an acknowledgement: a long handling is never
+    // taken for a dead worker's.
+    let progress_every =
+        (Duration::from_secs(bus.ack_wait_secs) / 3).max(Duration::from_millis(100));
     let mut feed = bind(&js, &bus.stream, &wanted).await;
     loop {
         let (index, message) = match feed.next().await {
@@ -557,7 +561,7 @@ pub async fn work(
         let handled = if injected {
             Err("injected failure (ALCHEMISER_FAIL_ON)".to_string())
         } else {
-            tokio::time::timeout(
+            let handling = tokio::time::timeout(
                 handler_timeout,
                 react(
                     role.handler.as_mut(),
@@ -566,12 +570,15 @@ pub async fn work(
                     deps.clock.clone(),
                     publisher.clone().recipient(),
                 ),
-            )
-            .await
-            .map_err(|_| format!("no answer within {} s", handler_timeout.as_secs()))
-            .and_then(|r| r.map_err(|f| f.0))
+            );
+            in_progress(&message, progress_every, handling)
+                .await
+                .map_err(|_| format!("no answer within {} s", handler_timeout.as_secs()))
+                .and_then(|r| r.map_err(|f| f.0))
         };
-        let settled = publisher.send(Finish).await.map_err(|e| e.to_string())?;
+        let settled = in_progress(&message, progress_every, publisher.send(Finish))
+            .await
+            .map_err(|e| e.to_string())?;
         match (handled, settled) {
             (Ok(()), Ok(())) => {
                 // The consumer mark first: a redelivery after a lost acknowledgement
@@ -624,6 +631,27 @@ pub async fn work(
                     let _ = message
                         .ack_with(AckKind::Nak(Some(Duration::from_millis(500))))
                         .await;
+                }
+            }
+        }
+    }
+}
+
+/// Runs `work` while telling the server, every `every`, that `message` is still being
+/// handled (JetStream's progress acknowledgement): a slow venue does not get the event
+/// redelivered to another worker, which would handle it a second time.
+async fn in_progress<T>(
+    message: &jetstream::Message,
+    every: Duration,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            done = &mut work => return done,
+            _ = tokio::time::sleep(every) => {
+                if let Err(e) = message.ack_with(AckKind::Progress).await {
+                    tracing::warn!(error = %e, "cannot tell the server the handling goes on");
                 }
             }
         }

@@ -743,3 +743,54 @@ fn a_worker_on_another_account_refuses_to_serve_naming_both() {
         );
     }
 }
+
+#[test]
+fn a_handling_longer_than_the_ack_wait_is_not_handled_twice() {
+    let Some(binary) = nats_server_binary() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _nats = NatsServer::start(&binary, port, &dir.path().join("nats"));
+    let f = fake();
+    // Every answer takes 300 ms: the plan's handling lasts several times the 2 s the
+    // server waits for an acknowledgement.
+    f.state().latency = Duration::from_millis(300);
+    let cfg = config(dir.path(), &f, port);
+    let _a = worker(&cfg, dir.path(), "a", None);
+    let _b = worker(&cfg, dir.path(), "b", None);
+    let began = Instant::now();
+    let out = run_once(&cfg, "2023-09-21");
+    assert!(
+        out.status.success(),
+        "{}\na: {}\nb: {}",
+        String::from_utf8_lossy(&out.stderr),
+        log(dir.path(), "a"),
+        log(dir.path(), "b")
+    );
+    assert!(
+        began.elapsed() > Duration::from_secs(3),
+        "the handling was slow"
+    );
+    let s = f.state();
+    let posts = s
+        .requests
+        .iter()
+        .filter(|r| r.starts_with("POST /v2/orders"))
+        .count();
+    assert_eq!(
+        posts,
+        s.orders.len(),
+        "every order posted once: {:?}",
+        s.created
+    );
+    assert!(!s.orders.is_empty());
+    drop(s);
+    for name in ["a", "b"] {
+        assert!(
+            !log(dir.path(), name).contains("adopting orders"),
+            "{name} took up a plan another worker was handling: {}",
+            log(dir.path(), name)
+        );
+    }
+}

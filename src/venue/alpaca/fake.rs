@@ -79,6 +79,8 @@ pub struct FakeState {
     pub bars_page_size: usize,
     /// Symbols that trade in whole shares only (`fractionable: false`).
     pub whole_shares_only: std::collections::BTreeSet<Symbol>,
+    /// How long every answer takes (a slow venue); zero by default.
+    pub latency: Duration,
     /// The account's number (`PA0000FAKE` when unset): two fakes with different
     /// numbers are two accounts.
     pub account_number: String,
@@ -219,6 +221,11 @@ async fn handle(
 ) -> Response {
     let path = uri.path().to_string();
     let route = route_of(&method, &path);
+    // A slow venue: every answer takes this long, whatever it says.
+    let latency = shared.lock().unwrap_or_else(|p| p.into_inner()).latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     let (fault, delay) = {
         let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
         s.requests.push(format!("{method} {path}"));
