@@ -221,10 +221,23 @@ fn a_stream_that_holds_another_journal_is_refused_not_skipped() {
         String::from_utf8_lossy(&out.stderr)
     );
     // A second engine, its own fresh journal, pointed at the same stream: its events
-    // would be taken for the first one's, so it refuses to trade.
-    let other = run_once(second.path(), &write_config(second.path(), port));
+    // would be taken for the first one's, so it refuses to trade — at once, not after
+    // waiting out the bus's connect timeout as if it were unreachable.
+    let config = write_config(second.path(), port);
+    let patient = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("connect_timeout_secs = 2", "connect_timeout_secs = 60");
+    std::fs::write(&config, patient).unwrap();
+    let began = std::time::Instant::now();
+    let other = run_once(second.path(), &config);
     let stderr = String::from_utf8_lossy(&other.stderr);
     assert!(!other.status.success());
+    assert!(
+        began.elapsed() < std::time::Duration::from_secs(20),
+        "refused at once: {:?}",
+        began.elapsed()
+    );
+    assert!(!stderr.contains("unreachable"), "{stderr}");
     assert!(
         stderr.contains("stream ALC_TEST holds another journal's events"),
         "{stderr}"

@@ -508,7 +508,10 @@ impl Startup<'_> {
             // the start-up check waits for them.
             if remote {
                 let deadline = tokio::time::Instant::now() + wait;
-                while !health.is_connected() && tokio::time::Instant::now() < deadline {
+                while !health.is_connected()
+                    && health.fault().is_none()
+                    && tokio::time::Instant::now() < deadline
+                {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 if !health.is_connected() {
@@ -807,13 +810,17 @@ impl TradingDays<'_> {
         if health.is_connected() {
             return true;
         }
-        tracing::warn!("the event bus is unreachable: holding the new workflow until it is back");
+        tracing::warn!("the event bus is not connected yet: holding the new workflow until it is");
         let give_up = self
             .once
             .then(|| tokio::time::Instant::now() + Duration::from_secs(wait_secs));
         let wait = async {
             while !health.is_connected() {
-                if give_up.is_some_and(|at| tokio::time::Instant::now() >= at) {
+                // A bus that answers but cannot be used (another journal's stream) is
+                // not waited for: it will not get better by itself.
+                if health.fault().is_some()
+                    || give_up.is_some_and(|at| tokio::time::Instant::now() >= at)
+                {
                     return false;
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;

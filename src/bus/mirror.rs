@@ -72,7 +72,9 @@ impl Mirror {
             match ended {
                 Ended::Done => return,
                 Ended::Failed(why) => {
-                    if self.health.is_connected() {
+                    if self.health.fault().is_some() {
+                        tracing::error!(error = %why, "event bus refused: new workflows are refused until it is fixed");
+                    } else if self.health.is_connected() {
                         tracing::error!(error = %why, "event bus lost: new workflows wait until it is back");
                     } else {
                         tracing::warn!(error = %why, "event bus unreachable");
