@@ -568,7 +568,7 @@ impl Broker {
                 event_id = %env.event_id,
                 event_type = kind.as_str(),
                 correlation_id = %env.correlation_id,
-                causation_id = env.causation_id.as_ref().map(tracing::field::display),
+                causation_id = %env.causation_id.map(|c| c.to_string()).unwrap_or_default(),
                 source = %env.source,
                 "published"
             );

@@ -691,7 +691,7 @@ impl HandlerActor {
             event_id = %handled.event_id,
             event_type = handled.event_type(),
             correlation_id = %handled.correlation_id,
-            causation_id = handled.causation_id.as_ref().map(tracing::field::display),
+            causation_id = %handled.causation_id.map(|c| c.to_string()).unwrap_or_default(),
             source = %handled.source,
             latency_ms = took_ms,
             "handled"
@@ -761,7 +761,7 @@ impl Handler<Deliver> for HandlerActor {
             event_id = %env.event_id,
             event_type = env.event_type(),
             correlation_id = %env.correlation_id,
-            causation_id = env.causation_id.as_ref().map(tracing::field::display),
+            causation_id = %env.causation_id.map(|c| c.to_string()).unwrap_or_default(),
             source = %env.source,
         );
         let entered = span.clone().entered();

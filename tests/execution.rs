@@ -253,6 +253,13 @@ impl alchemiser::venue::Venue for WaitsForFirstReport {
     ) -> alchemiser::venue::VenueFuture<'_, alchemiser::execution::smart_limit::Quote> {
         self.inner.quote(symbol)
     }
+
+    fn settle(
+        &self,
+        order: alchemiser::venue::VenueOrder,
+    ) -> alchemiser::venue::VenueFuture<'_, alchemiser::venue::VenueOrder> {
+        self.inner.settle(order)
+    }
 }
 
 #[actix_rt::test]

@@ -794,3 +794,75 @@ fn a_handling_longer_than_the_ack_wait_is_not_handled_twice() {
         );
     }
 }
+
+#[test]
+fn orders_a_dead_worker_left_open_are_followed_to_their_fills() {
+    let Some(binary) = nats_server_binary() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _nats = NatsServer::start(&binary, port, &dir.path().join("nats"));
+    let f = fake();
+    // As Alpaca: a market order fills a moment later, a third every 2 s (the
+    // worker that takes up a dead one's plan finds its first order still filling).
+    f.state().fill_parts = 3;
+    f.state().fill_every = Duration::from_secs(2);
+    let cfg = config(dir.path(), &f, port);
+    let mut victim = worker(&cfg, dir.path(), "victim", None);
+    let run = {
+        let cfg = cfg.clone();
+        std::thread::spawn(move || run_once(&cfg, "2023-09-21"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while f.state().created.is_empty() {
+        assert!(Instant::now() < deadline, "no order reached the venue");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    victim.0.kill().unwrap();
+    victim.0.wait().unwrap();
+    let open_when_killed = f.state().orders.iter().any(|o| o.status != "filled");
+    let _rescuer = worker(&cfg, dir.path(), "rescuer", None);
+    let out = run.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{}\nrescuer: {}",
+        String::from_utf8_lossy(&out.stderr),
+        log(dir.path(), "rescuer")
+    );
+    assert!(
+        open_when_killed,
+        "the dead worker left an order still filling"
+    );
+    // Every order the plan made settled filled, as the venue has it.
+    let journal = Journal::open(&dir.path().join("journal.sqlite"), SyncMode::Normal).unwrap();
+    let settled: Vec<String> = journal
+        .entries()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match &e.envelope.payload {
+            Payload::OrderSettled(s) => Some(
+                s.orders
+                    .iter()
+                    .map(|o| o.status.clone())
+                    .collect::<Vec<_>>(),
+            ),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert!(!settled.is_empty());
+    assert!(settled.iter().all(|s| s == "filled"), "{settled:?}");
+    assert!(f.state().orders.iter().all(|o| o.status == "filled"));
+    drop(journal);
+    assert_consistent(dir.path(), &f, 1);
+    // The next run finds the account on target: no drift, no halt.
+    let _helper = worker(&cfg, dir.path(), "helper", None);
+    let next = run_once(&cfg, "2023-09-21");
+    assert!(
+        next.status.success(),
+        "{}",
+        String::from_utf8_lossy(&next.stderr)
+    );
+    assert_consistent(dir.path(), &f, 2);
+}

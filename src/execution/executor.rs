@@ -176,6 +176,9 @@ impl Placed {
     }
 }
 
+/// Reads of the account and the placed orders before giving up on a consistent pair.
+const SNAPSHOT_TRIES: u32 = 5;
+
 pub struct Executor {
     pub venue: Arc<dyn Venue>,
     pub gate: TradingGate,
@@ -397,6 +400,65 @@ impl Executor {
         found
     }
 
+    /// Orders an earlier handling placed, reported as the venue shows them and followed
+    /// to the end as this handling's own would be: an order still open (a fill to come
+    /// on a later poll) is polled until it settles, never settled as it stood.
+    async fn follow_adopted(
+        &self,
+        adopted: Vec<&VenueOrder>,
+        intent: &OrderIntent,
+        out: &mut dyn OutputSink,
+    ) -> Result<Vec<Placed>, VenueError> {
+        let mut legs = Vec::with_capacity(adopted.len());
+        for o in adopted {
+            let sent = OrderIntent {
+                client_order_id: o.client_order_id.clone(),
+                qty: o.qty,
+                ..intent.clone()
+            };
+            let mut placed = Placed::new(sent, o.clone(), out);
+            placed.observe(o.clone(), out)?;
+            if o.status.is_open() {
+                let now = self.venue.settle(o.clone()).await?;
+                placed.observe(now, out)?;
+            }
+            legs.push(placed);
+        }
+        Ok(legs)
+    }
+
+    /// The account and the orders an earlier handling of this plan placed, read so that
+    /// they agree: a fill landing between the two reads would count twice (or never) in
+    /// the positions before the plan. The orders are read again after the account until
+    /// their fills stand still.
+    async fn account_with_placed(
+        &self,
+        correlation: crate::events::CorrelationId,
+        started: &crate::events::ExecutionStarted,
+    ) -> Result<(crate::venue::AccountSnapshot, Vec<VenueOrder>), VenueError> {
+        let fills = |orders: &[VenueOrder]| -> Vec<(String, Decimal)> {
+            orders
+                .iter()
+                .map(|o| (o.client_order_id.clone(), o.filled_qty))
+                .collect()
+        };
+        let mut placed = self.already_placed(correlation, started).await;
+        for _ in 0..SNAPSHOT_TRIES {
+            let account = self.venue.account().await?;
+            if placed.is_empty() {
+                return Ok((account, placed));
+            }
+            let again = self.already_placed(correlation, started).await;
+            if fills(&again) == fills(&placed) {
+                return Ok((account, again));
+            }
+            placed = again;
+        }
+        Err(VenueError::Unavailable(format!(
+            "the account and the orders already placed did not agree in {SNAPSHOT_TRIES} reads (fills still coming)"
+        )))
+    }
+
     /// [`Executor::execute_into`], collected.
     pub async fn execute(
         &self,
@@ -422,17 +484,16 @@ impl Executor {
         out: &mut dyn OutputSink,
     ) {
         let mut started = order_intents(correlation, plan, 0);
-        let account = match self.venue.account().await {
-            Ok(a) => a,
+        // A plan handled again (redelivered after a crash or a restart) finds some of its
+        // orders already at the venue: their fills are in the account, not "before" it.
+        let (account, placed_before) = match self.account_with_placed(correlation, &started).await {
+            Ok(read) => read,
             Err(e) => {
                 out.emit(failed(reason_of(&e), format!("account snapshot: {e}")));
                 return;
             }
         };
-        // A plan handled again (redelivered after a crash or a restart) finds some of its
-        // orders already at the venue: their fills are in the account, not "before" it.
         let mut before = account.positions.clone();
-        let placed_before = self.already_placed(correlation, &started).await;
         for o in &placed_before {
             let signed = match o.side {
                 Side::Buy => o.filled_qty,
@@ -488,18 +549,7 @@ impl Executor {
             let (qty, approved, result) = if let Some(first) = adopted.first() {
                 tracing::info!(symbol = %intent.symbol, orders = adopted.len(), "adopting orders an earlier handling of this plan placed");
                 let qty = first.qty;
-                let legs = adopted
-                    .into_iter()
-                    .map(|o| {
-                        let sent = OrderIntent {
-                            client_order_id: o.client_order_id.clone(),
-                            qty: o.qty,
-                            ..intent.clone()
-                        };
-                        let mut placed = Placed::new(sent, o.clone(), out);
-                        placed.observe(o.clone(), out).map(|()| placed)
-                    })
-                    .collect::<Result<Vec<_>, _>>();
+                let legs = self.follow_adopted(adopted, intent, out).await;
                 (qty, None, legs)
             } else {
                 let price = prices

@@ -106,4 +106,8 @@ impl Venue for FaultyVenue {
     fn quote(&self, symbol: &str) -> VenueFuture<'_, Quote> {
         self.inner.quote(symbol)
     }
+
+    fn settle(&self, order: VenueOrder) -> VenueFuture<'_, VenueOrder> {
+        self.inner.settle(order)
+    }
 }

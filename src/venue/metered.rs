@@ -119,4 +119,8 @@ impl Venue for MeteredVenue {
     fn quote(&self, symbol: &str) -> VenueFuture<'_, Quote> {
         self.metered("quote", self.inner.quote(symbol))
     }
+
+    fn settle(&self, order: VenueOrder) -> VenueFuture<'_, VenueOrder> {
+        self.metered("settle", self.inner.settle(order))
+    }
 }

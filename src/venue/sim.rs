@@ -635,6 +635,11 @@ impl Venue for SimVenue {
         Box::pin(async { Ok(true) })
     }
 
+    /// The simulated venue fills (or rests) an order when it is placed.
+    fn settle(&self, order: VenueOrder) -> VenueFuture<'_, VenueOrder> {
+        Box::pin(async move { Ok(order) })
+    }
+
     fn quote(&self, symbol: &str) -> VenueFuture<'_, Quote> {
         let state = self.lock();
         let quote = match &state.intraday {

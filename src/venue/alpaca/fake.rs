@@ -79,6 +79,13 @@ pub struct FakeState {
     pub bars_page_size: usize,
     /// Symbols that trade in whole shares only (`fractionable: false`).
     pub whole_shares_only: std::collections::BTreeSet<Symbol>,
+    /// Market orders fill in this many equal parts, one each `fill_every` after the
+    /// order is created, as Alpaca's fill a moment later and in parts; 0 (the default)
+    /// fills at once. Fills happen with time, whoever looks.
+    pub fill_parts: u32,
+    pub fill_every: Duration,
+    /// When each order (by venue id) was created, for `fill_parts`.
+    created_at: BTreeMap<String, std::time::Instant>,
     /// How long every answer takes (a slow venue); zero by default.
     pub latency: Duration,
     /// The account's number (`PA0000FAKE` when unset): two fakes with different
@@ -228,6 +235,7 @@ async fn handle(
     }
     let (fault, delay) = {
         let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
+        fill_due(&mut s);
         s.requests.push(format!("{method} {path}"));
         s.arrivals.push(std::time::Instant::now());
         let key_ok =
@@ -548,19 +556,13 @@ fn answer(shared: &Shared, method: &Method, path: &str, uri: &Uri, body: &Bytes)
                 limit_price: new.limit_price,
                 status: "new".into(),
             };
-            if fills {
-                order.status = "filled".into();
-                order.filled_qty = new.qty;
-                order.filled_avg_price = Some(fill_price);
-                let notional = new.qty * fill_price;
-                if buy {
-                    s.cash -= notional;
-                    *s.positions.entry(new.symbol.as_str().into()).or_default() += new.qty;
-                } else {
-                    s.cash += notional;
-                    *s.positions.entry(new.symbol.as_str().into()).or_default() -= new.qty;
-                }
-                s.positions.retain(|_, q| !q.is_zero());
+            let later = s.fill_parts > 0 && new.order_type != "limit";
+            if later {
+                let at = std::time::Instant::now();
+                s.created_at.insert(order.id.clone(), at);
+            }
+            if fills && !later {
+                fill(&mut s, &mut order, new.qty, fill_price);
             }
             *s.created.entry(new.client_order_id.clone()).or_default() += 1;
             s.orders.push(order.clone());
@@ -571,5 +573,71 @@ fn answer(shared: &Shared, method: &Method, path: &str, uri: &Uri, body: &Bytes)
             wire::CODE_NOT_FOUND,
             "no such endpoint",
         ),
+    }
+}
+
+/// Fills `qty` more of `order` at `price`: the account's cash and position move with it.
+fn fill(s: &mut FakeState, order: &mut wire::Order, qty: Decimal, price: Decimal) {
+    let before = order.filled_qty;
+    order.filled_qty += qty;
+    let ordered = order.qty.unwrap_or(order.filled_qty);
+    // The average over every part, as Alpaca reports it.
+    let paid = before * order.filled_avg_price.unwrap_or(price) + qty * price;
+    order.filled_avg_price = Some((paid / order.filled_qty).round_dp(4));
+    order.status = if order.filled_qty >= ordered {
+        "filled"
+    } else {
+        "partially_filled"
+    }
+    .into();
+    let notional = qty * price;
+    let position = s.positions.entry(order.symbol.as_str().into()).or_default();
+    if order.side == "buy" {
+        *position += qty;
+        s.cash -= notional;
+    } else {
+        *position -= qty;
+        s.cash += notional;
+    }
+    s.positions.retain(|_, q| !q.is_zero());
+}
+
+/// Fills what time has made due: with `fill_parts`, each open market order gets the
+/// parts whose time has come since it was created (the last part the rest).
+fn fill_due(s: &mut FakeState) {
+    if s.fill_parts == 0 {
+        return;
+    }
+    let now = std::time::Instant::now();
+    for i in 0..s.orders.len() {
+        let mut order = s.orders[i].clone();
+        if order.order_type == "limit"
+            || !matches!(
+                order.status.as_str(),
+                "new" | "accepted" | "partially_filled"
+            )
+        {
+            continue;
+        }
+        let Some(created) = s.created_at.get(&order.id).copied() else {
+            continue;
+        };
+        let Some(price) = s.prices.get(order.symbol.as_str()).copied() else {
+            continue;
+        };
+        let every = s.fill_every.max(Duration::from_millis(1));
+        let due =
+            ((now - created).as_millis() / every.as_millis()).min(u128::from(s.fill_parts)) as u32;
+        let ordered = order.qty.unwrap_or_default();
+        let target = if due >= s.fill_parts {
+            ordered
+        } else {
+            (ordered * Decimal::from(due) / Decimal::from(s.fill_parts)).round_dp(6)
+        };
+        let part = target - order.filled_qty;
+        if part > Decimal::ZERO {
+            fill(s, &mut order, part, price);
+            s.orders[i] = order;
+        }
     }
 }

@@ -58,6 +58,18 @@ impl AlpacaVenue {
     pub fn client(&self) -> &Arc<AlpacaClient> {
         &self.client
     }
+
+    /// Polls `order` until it is no longer open, at most `fill_wait.max_polls` times.
+    async fn follow(&self, mut order: wire::Order) -> Result<wire::Order, VenueError> {
+        for _ in 0..self.fill_wait.max_polls {
+            if !status_of(&order.status).is_open() {
+                break;
+            }
+            tokio::time::sleep(self.fill_wait.poll_every).await;
+            order = self.client.order(&order.id).await.map_err(venue_error)?;
+        }
+        Ok(order)
+    }
 }
 
 /// Alpaca bars as validated daily bars (prices through their JSON text into `Decimal`).
@@ -221,13 +233,7 @@ impl Venue for AlpacaVenue {
             };
             // Market orders settle quickly: wait for a final state.
             if intent.order_type == OrderType::Market {
-                for _ in 0..self.fill_wait.max_polls {
-                    if !status_of(&placed.status).is_open() {
-                        break;
-                    }
-                    tokio::time::sleep(self.fill_wait.poll_every).await;
-                    placed = self.client.order(&placed.id).await.map_err(venue_error)?;
-                }
+                placed = self.follow(placed).await?;
             }
             Ok(to_venue_order(placed, intent.qty))
         })
@@ -274,6 +280,21 @@ impl Venue for AlpacaVenue {
                 m.insert(symbol, asset.fractionable);
             }
             Ok(asset.fractionable)
+        })
+    }
+
+    fn settle(&self, order: VenueOrder) -> VenueFuture<'_, VenueOrder> {
+        Box::pin(async move {
+            if !order.status.is_open() || order.venue_order_id.is_empty() {
+                return Ok(order);
+            }
+            let now = self
+                .client
+                .order(&order.venue_order_id)
+                .await
+                .map_err(venue_error)?;
+            let followed = self.follow(now).await?;
+            Ok(to_venue_order(followed, order.qty))
         })
     }
 
