@@ -29,6 +29,8 @@ pub struct EngineDeps {
     pub prefetched: Option<Arc<SignalPrefetch>>,
     /// Where execution records each order intent before calling the venue.
     pub outbox: Option<Arc<std::sync::Mutex<Outbox>>>,
+    /// In a worker: execution records intents in the engine's outbox over the bus.
+    pub remote_intents: Option<Arc<dyn crate::execution::executor::IntentRecorder>>,
     pub gate: TradingGate,
     /// Roots of open workflows, written by the broker.
     pub roots: WorkflowRoots,
@@ -57,6 +59,7 @@ impl EngineDeps {
             market: None,
             prefetched: None,
             outbox: None,
+            remote_intents: None,
             gate: TradingGate::default(),
             roots: WorkflowRoots::remembering(closed_kept),
             deployed: DeployedLedger::default(),

@@ -46,6 +46,7 @@ impl ExecutionActor {
             }),
             clock: deps.clock.clone(),
             outbox: deps.outbox.clone(),
+            remote_intents: deps.remote_intents.clone(),
             risk: RiskLimits::from_config(&deps.config.risk),
             deployed: deps.deployed.clone(),
             roots: deps.roots.clone(),

@@ -15,8 +15,9 @@ use super::engine::business_registry;
 use super::supervision::{react, Consumed, EventHandler, PublishAll};
 use crate::bus::remote::{
     account_subject, consumed_subject, consumer_name, dead_letter_subject, handled_subject,
-    heartbeat_subject, publish_subject, root_subject, ConsumerLag, DeadLetterReport, Heartbeat,
-    RemotePublish, RemoteView, RoleEvent, StableIds, VenueAccount, Verdict,
+    heartbeat_subject, intent_subject, publish_subject, root_subject, ConsumerLag,
+    DeadLetterReport, Heartbeat, IntentRecord, RemotePublish, RemoteView, RoleEvent, StableIds,
+    VenueAccount, Verdict, RECORDED,
 };
 use crate::bus::subject;
 use crate::config::{Config, REMOTE_ROLES};
@@ -25,6 +26,7 @@ use crate::events::{
     WorkflowStarted,
 };
 use crate::halt::TradingGate;
+use crate::journal::outbox::Outbox;
 use crate::workflow_roots::WorkflowRoots;
 
 /// The durable consumers the remote roles read from: (name, subject), one per event
@@ -81,6 +83,90 @@ pub async fn watch_lag(
     }
 }
 
+/// The engine's outbox, reached over the bus: a worker's executor records each order
+/// intent there before sending it, and its outcome after.
+pub struct NatsIntents {
+    pub client: async_nats::Client,
+    pub subject: String,
+}
+
+impl NatsIntents {
+    async fn record(&self, record: &IntentRecord) -> Result<(), String> {
+        let body = serde_json::to_vec(record).map_err(|e| e.to_string())?;
+        let reply = tokio::time::timeout(
+            Duration::from_secs(2),
+            self.client.request(self.subject.clone(), body.into()),
+        )
+        .await
+        .map_err(|_| "the engine did not answer within 2 s".to_string())?
+        .map_err(|e| format!("the engine is unreachable: {e}"))?;
+        if reply.payload.as_ref() == RECORDED {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&reply.payload).into_owned())
+        }
+    }
+}
+
+impl crate::execution::executor::IntentRecorder for NatsIntents {
+    fn intend<'a>(
+        &'a self,
+        correlation: CorrelationId,
+        plan_hash: &'a str,
+        intent: &'a crate::events::OrderIntent,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>> {
+        Box::pin(self.record_owned(IntentRecord::Intend {
+            correlation_id: correlation,
+            plan_hash: plan_hash.to_string(),
+            intent: intent.clone(),
+        }))
+    }
+
+    fn resolve<'a>(
+        &'a self,
+        client_order_id: &'a str,
+        outcome: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>> {
+        Box::pin(self.record_owned(IntentRecord::Resolve {
+            client_order_id: client_order_id.to_string(),
+            outcome: outcome.to_string(),
+        }))
+    }
+}
+
+impl NatsIntents {
+    async fn record_owned(&self, record: IntentRecord) -> Result<(), String> {
+        self.record(&record).await
+    }
+}
+
+/// Records a worker's order intent (or its outcome) in the engine's outbox; the
+/// answer is [`RECORDED`] once it is on disk, the reason otherwise.
+fn record_intent(outbox: Option<&Outbox>, payload: &[u8]) -> Vec<u8> {
+    let Some(outbox) = outbox else {
+        return b"this engine keeps no outbox".to_vec();
+    };
+    let record: IntentRecord = match serde_json::from_slice(payload) {
+        Ok(r) => r,
+        Err(e) => return format!("unreadable intent: {e}").into_bytes(),
+    };
+    let written = match &record {
+        IntentRecord::Intend {
+            correlation_id,
+            plan_hash,
+            intent,
+        } => outbox.intend(*correlation_id, plan_hash, intent),
+        IntentRecord::Resolve {
+            client_order_id,
+            outcome,
+        } => outbox.resolve(client_order_id, outcome),
+    };
+    match written {
+        Ok(()) => RECORDED.to_vec(),
+        Err(e) => format!("the outbox did not take it: {e}").into_bytes(),
+    }
+}
+
 /// Whether the engine trades the account `mine` (this worker's venue): asks it, again
 /// each second while it does not answer (not started yet, or restarting). A worker
 /// trading another account than the engine reads would move money nobody reconciles.
@@ -134,7 +220,12 @@ pub async fn serve_endpoint(
     view: RemoteView,
     roots: Option<WorkflowRoots>,
     account: VenueAccount,
+    outbox: Option<(Outbox, Arc<std::sync::atomic::AtomicBool>)>,
 ) -> Result<(), String> {
+    let mut intents = client
+        .subscribe(intent_subject(&prefix))
+        .await
+        .map_err(|e| e.to_string())?;
     let mut account_asks = client
         .subscribe(account_subject(&prefix))
         .await
@@ -212,6 +303,18 @@ pub async fn serve_endpoint(
                 };
                 if let Some(reply) = msg.reply {
                     let _ = client.publish(reply, if done { "yes" } else { "no" }.into()).await;
+                }
+            }
+            Some(msg) = intents.next() => {
+                let answer = match &outbox {
+                    Some((_, open)) if !open.load(std::sync::atomic::Ordering::SeqCst) => {
+                        b"the engine is starting (its start-up check comes first): try again".to_vec()
+                    }
+                    Some((o, _)) => record_intent(Some(o), &msg.payload),
+                    None => record_intent(None, &msg.payload),
+                };
+                if let Some(reply) = msg.reply {
+                    let _ = client.publish(reply, answer.into()).await;
                 }
             }
             Some(msg) = account_asks.next() => {

@@ -51,6 +51,7 @@ fn executor(venue: Arc<SimVenue>, gate: TradingGate) -> Executor {
         smart: None,
         clock: Arc::new(SystemClock),
         outbox: None,
+        remote_intents: None,
         risk: RiskLimits::default(),
         deployed: DeployedLedger::default(),
         roots: WorkflowRoots::remembering(10),

@@ -866,3 +866,73 @@ fn orders_a_dead_worker_left_open_are_followed_to_their_fills() {
     );
     assert_consistent(dir.path(), &f, 2);
 }
+
+#[test]
+fn an_engine_killed_mid_plan_stops_the_workers_orders_and_finds_each_sent_one_on_restart() {
+    let Some(binary) = nats_server_binary() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _nats = NatsServer::start(&binary, port, &dir.path().join("nats"));
+    let f = fake();
+    // A slow venue: the plan's five orders take seconds, time to kill the engine.
+    f.state().latency = Duration::from_millis(300);
+    let cfg = config(dir.path(), &f, port);
+    let _worker = worker(&cfg, dir.path(), "w", None);
+    let mut engine = Command::new(env!("CARGO_BIN_EXE_alchemiser"))
+        .args(["run", "--once", "--as-of", "2023-09-21", "--config"])
+        .arg(&cfg)
+        .env("APCA_API_KEY_ID", KEY)
+        .env("APCA_API_SECRET_KEY", SECRET)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while f.state().created.is_empty() {
+        assert!(Instant::now() < deadline, "no order reached the venue");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    engine.kill().unwrap();
+    engine.wait().unwrap();
+    // The worker goes on with the plan for a while: every order it sends must be one
+    // the engine's journal recorded as intended.
+    std::thread::sleep(Duration::from_secs(4));
+    let journaled = || -> std::collections::BTreeSet<String> {
+        alchemiser::journal::outbox::Outbox::open(&dir.path().join("journal.sqlite"))
+            .unwrap()
+            .intent_workflows()
+            .unwrap()
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect()
+    };
+    let at_venue: std::collections::BTreeSet<String> = f.state().created.keys().cloned().collect();
+    let known = journaled();
+    assert!(
+        at_venue.is_subset(&known),
+        "orders sent with no journal to record them: {:?}",
+        at_venue.difference(&known).collect::<Vec<_>>()
+    );
+    assert!(
+        log(dir.path(), "w").contains("did not journal the order intent"),
+        "the worker said why it stopped: {}",
+        log(dir.path(), "w")
+    );
+    // Restarted, the engine finds every order in its journal and finishes the day.
+    let out = run_once(&cfg, "2023-09-21");
+    assert!(
+        out.status.success(),
+        "{}\nworker: {}",
+        String::from_utf8_lossy(&out.stderr),
+        log(dir.path(), "w")
+    );
+    let at_venue: std::collections::BTreeSet<String> = f.state().created.keys().cloned().collect();
+    assert!(at_venue.is_subset(&journaled()));
+    assert!(
+        f.state().created.values().all(|n| *n == 1),
+        "no order twice"
+    );
+}

@@ -371,6 +371,7 @@ pub(super) fn run(
         view: RemoteView::new(config.bus.remote_roles.clone()),
         roots: None,
         account,
+        intents_open: Default::default(),
     });
     let control = ControlFiles::new(config.resolve(&config.engine.control_dir));
     let metrics_config = config.metrics.clone();
@@ -412,6 +413,7 @@ pub(super) fn run(
         patience,
         control,
         resume,
+        intents_open: None,
     };
     let days = TradingDays {
         once,
@@ -457,6 +459,8 @@ struct Startup<'a> {
     patience: Duration,
     control: ControlFiles,
     resume: bool,
+    /// Opened to the workers' order intents once the start-up check is done.
+    intents_open: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Startup<'_> {
@@ -494,6 +498,7 @@ impl Startup<'_> {
             if !bus.consumers.is_empty() {
                 self.remote = Some(bus.view.clone());
             }
+            self.intents_open = Some(bus.intents_open.clone());
             let (health, remote, wait) = (
                 bus.health.clone(),
                 !bus.consumers.is_empty(),
@@ -557,6 +562,9 @@ impl Startup<'_> {
                 eprintln!("error: start-up reconciliation: {e}; not trading blind");
                 return Err(ExitCode::from(2));
             }
+        }
+        if let Some(open) = &self.intents_open {
+            open.store(true, std::sync::atomic::Ordering::SeqCst);
         }
         self.control.apply(&broker).await;
         let lifted = Resume {
@@ -1185,6 +1193,10 @@ struct EventBus {
     roots: Option<crate::workflow_roots::WorkflowRoots>,
     /// The venue account the engine trades, told to workers that ask.
     account: VenueAccount,
+    /// Whether workers' order intents are taken: not before the start-up check, which
+    /// a worker's order (a plan redelivered by the server, not held by the broker)
+    /// would otherwise race.
+    intents_open: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl EventBus {
@@ -1203,14 +1215,23 @@ impl EventBus {
         }
         if !self.consumers.is_empty() {
             // The workers' way back: their reactions, dead letters and heartbeats.
-            let (url, prefix, broker, view, roots, account) = (
+            let (url, prefix, broker, view, roots, account, intents_open) = (
                 self.config.url.clone(),
                 self.config.subject_prefix.clone(),
                 broker.clone(),
                 self.view.clone(),
                 self.roots.clone(),
                 self.account.clone(),
+                self.intents_open.clone(),
             );
+            // The workers' order intents go to this journal's outbox before the venue.
+            let outbox = match Outbox::open(&self.journal_path) {
+                Ok(o) => Some(o),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot open the outbox for the workers' intents: they will not place orders");
+                    None
+                }
+            };
             let (stream, names): (String, Vec<String>) = (
                 self.config.stream.clone(),
                 self.consumers.iter().map(|(n, _)| n.clone()).collect(),
@@ -1228,7 +1249,13 @@ impl EventBus {
                             view.clone(),
                         ));
                         crate::actors::remote::serve_endpoint(
-                            client, prefix, broker, view, roots, account,
+                            client,
+                            prefix,
+                            broker,
+                            view,
+                            roots,
+                            account,
+                            outbox.map(|o| (o, intents_open)),
                         )
                         .await
                     }

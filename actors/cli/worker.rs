@@ -146,6 +146,11 @@ pub(super) fn worker(
     if let Err(e) = system.block_on(same) {
         return refuse(e);
     }
+    // No order leaves this worker before the engine's journal has its intent.
+    deps.remote_intents = Some(Arc::new(crate::actors::remote::NatsIntents {
+        client: client.clone(),
+        subject: crate::bus::remote::intent_subject(&deps.config.bus.subject_prefix),
+    }));
     match system.block_on(crate::actors::remote::work(
         deps, client, &roles, id, before,
     )) {

@@ -46,6 +46,30 @@ pub fn root_subject(prefix: &str) -> String {
     format!("{prefix}.broker.root")
 }
 
+/// Where a worker's execution has the engine record an order intent (before sending
+/// it) and its outcome (after), in the engine's outbox.
+pub fn intent_subject(prefix: &str) -> String {
+    format!("{prefix}.broker.intent")
+}
+
+/// What a worker asks the engine's outbox to record.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum IntentRecord {
+    Intend {
+        correlation_id: CorrelationId,
+        plan_hash: String,
+        intent: crate::events::OrderIntent,
+    },
+    Resolve {
+        client_order_id: String,
+        outcome: String,
+    },
+}
+
+/// The engine's answer when the record is on disk.
+pub const RECORDED: &[u8] = b"recorded";
+
 /// Where a worker asks the engine which venue account it trades.
 pub fn account_subject(prefix: &str) -> String {
     format!("{prefix}.broker.account")

@@ -179,6 +179,24 @@ impl Placed {
 /// Reads of the account and the placed orders before giving up on a consistent pair.
 const SNAPSHOT_TRIES: u32 = 5;
 
+/// Where an executor in a worker process records its order intents: the engine's
+/// outbox, across the wire. An intent the engine has not recorded is never sent, so an
+/// engine that is down (killed, restarting) stops a worker's orders instead of letting
+/// them reach the venue with no journal to find them in.
+pub trait IntentRecorder: Send + Sync {
+    fn intend<'a>(
+        &'a self,
+        correlation: crate::events::CorrelationId,
+        plan_hash: &'a str,
+        intent: &'a OrderIntent,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>;
+    fn resolve<'a>(
+        &'a self,
+        client_order_id: &'a str,
+        outcome: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>;
+}
+
 pub struct Executor {
     pub venue: Arc<dyn Venue>,
     pub gate: TradingGate,
@@ -187,6 +205,8 @@ pub struct Executor {
     pub smart: Option<SmartLimit>,
     pub clock: Arc<dyn Clock>,
     pub outbox: Option<SharedOutbox>,
+    /// In a worker: the engine's outbox over the bus (no local journal).
+    pub remote_intents: Option<Arc<dyn IntentRecorder>>,
     pub risk: RiskLimits,
     pub deployed: DeployedLedger,
     pub roots: WorkflowRoots,
@@ -232,6 +252,14 @@ impl Executor {
                 )));
             }
             crate::drill::crash_point("outbox.intent");
+        } else if let Some(remote) = &self.remote_intents {
+            if let Err(e) = remote.intend(correlation, plan_hash, order).await {
+                tracing::warn!(client_order_id = %order.client_order_id, error = %e, "the engine did not journal the order intent: not sending it");
+                return Err(VenueError::Unavailable(format!(
+                    "the engine did not journal the order intent ({e}): not sending it"
+                )));
+            }
+            crate::drill::crash_point("outbox.intent");
         }
         let result = self.venue.submit(order).await;
         if result.is_ok() {
@@ -243,6 +271,13 @@ impl Executor {
                 if let Err(e) = outbox.resolve(&order.client_order_id, o.status.as_str()) {
                     tracing::warn!(client_order_id = %order.client_order_id, error = %e, "cannot record the order outcome");
                 }
+            }
+        } else if let (Some(remote), Ok(o)) = (&self.remote_intents, &result) {
+            if let Err(e) = remote
+                .resolve(&order.client_order_id, o.status.as_str())
+                .await
+            {
+                tracing::warn!(client_order_id = %order.client_order_id, error = %e, "cannot record the order outcome");
             }
         }
         result
