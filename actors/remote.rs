@@ -342,6 +342,9 @@ pub async fn serve_endpoint(
     }
 }
 
+/// How long a worker waits before sending a reaction the broker did not take again.
+const RESEND_AFTER: Duration = Duration::from_millis(500);
+
 /// Sends a worker's reaction to the broker, batch by batch in order, each answered
 /// before the next is sent (an atomic response: the actor takes no other message
 /// meanwhile), so [`Finish`] answers once the whole reaction is settled.
@@ -387,6 +390,12 @@ impl Handler<PublishAll> for RemoteBroker {
     type Result = AtomicResponse<Self, ()>;
 
     fn handle(&mut self, msg: PublishAll, _ctx: &mut Self::Context) -> Self::Result {
+        if self.unsettled.is_some() {
+            // An earlier batch of this reaction is not on record: a later one would
+            // reach the broker before its causes. The whole reaction is sent again, in
+            // order and with the same ids, when the event is redelivered.
+            return AtomicResponse::new(Box::pin(async {}.into_actor(self)));
+        }
         let mut events = Vec::with_capacity(msg.0.len());
         for env in msg.0 {
             let mut env = Arc::unwrap_or_clone(env);
@@ -403,17 +412,37 @@ impl Handler<PublishAll> for RemoteBroker {
             events,
         };
         let (client, subject, timeout) = (self.client.clone(), self.subject.clone(), self.timeout);
+        // Sent again while the bus or the broker is away (a server restart, an engine
+        // restarting) until the handler's time runs out: the client reconnects by
+        // itself, and the broker keeps a resent event once.
         let send = async move {
             let body = serde_json::to_vec(&request).map_err(|e| e.to_string())?;
-            let reply = tokio::time::timeout(timeout, client.request(subject, body.into()))
-                .await
-                .map_err(|_| "the broker did not answer".to_string())?
-                .map_err(|e| e.to_string())?;
-            let verdicts: Vec<Verdict> =
-                serde_json::from_slice(&reply.payload).map_err(|e| e.to_string())?;
-            match verdicts.iter().find(|v| !v.is_settled()) {
-                Some(Verdict::Unavailable { reason }) => Err(reason.clone()),
-                _ => Ok(()),
+            let deadline = tokio::time::Instant::now() + timeout;
+            loop {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                let attempt = async {
+                    let reply = tokio::time::timeout(
+                        left.min(Duration::from_secs(5)),
+                        client.request(subject.clone(), body.clone().into()),
+                    )
+                    .await
+                    .map_err(|_| "the broker did not answer".to_string())?
+                    .map_err(|e| e.to_string())?;
+                    let verdicts: Vec<Verdict> =
+                        serde_json::from_slice(&reply.payload).map_err(|e| e.to_string())?;
+                    match verdicts.iter().find(|v| !v.is_settled()) {
+                        Some(Verdict::Unavailable { reason }) => Err(reason.clone()),
+                        _ => Ok(()),
+                    }
+                };
+                match attempt.await {
+                    Ok(()) => return Ok(()),
+                    Err(e) if left > RESEND_AFTER => {
+                        tracing::warn!(error = %e, "the broker did not take a reaction: sending it again");
+                        tokio::time::sleep(RESEND_AFTER).await;
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         };
         AtomicResponse::new(Box::pin(send.into_actor(self).map(|result, act, _ctx| {
