@@ -164,6 +164,14 @@ impl ControlFiles {
         self.write(Self::RESUME, detail)
     }
 
+    /// A request no engine has taken yet: `halt` or `resume`, and its file.
+    pub fn pending(&self) -> Option<(&'static str, PathBuf)> {
+        [("halt", Self::HALT), ("resume", Self::RESUME)]
+            .into_iter()
+            .map(|(what, name)| (what, self.dir.join(name)))
+            .find(|(_, path)| path.exists())
+    }
+
     /// The request's text, if there is one.
     fn read(path: &Path) -> Option<String> {
         std::fs::read_to_string(path)

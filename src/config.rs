@@ -798,49 +798,126 @@ fn key_at(text: &str, at: usize) -> Option<String> {
 }
 
 fn every_parse_error(text: &str, first: &toml::de::Error) -> Vec<ConfigViolation> {
-    let location = error_line(text, first);
-    let mut found = vec![ConfigViolation {
-        key: location,
+    let first_found = || ConfigViolation {
+        key: error_line(text, first),
         message: plain_words(first.message().trim()),
-    }];
+    };
     // Not even a TOML table (a syntax error): nothing more can be read.
     let Ok(mut table) = toml::from_str::<toml::Table>(text) else {
-        return found;
+        return vec![first_found()];
     };
-    let mut broken = Vec::new();
-    for (section, value) in &table {
-        let mut alone = toml::Table::new();
-        alone.insert(section.clone(), value.clone());
-        if let Err(e) = toml::Value::Table(alone).try_into::<Config>() {
-            broken.push(section.clone());
-            let text = e.to_string();
-            let mut lines = text.lines();
-            let message = plain_words(lines.next().unwrap_or_default().trim());
-            let key = lines
-                .find_map(|l| l.trim().strip_prefix("in `")?.strip_suffix('`'))
-                .unwrap_or(section)
-                .to_string();
-            if message == found[0].message {
-                // The document's first error: name its key beside its line.
-                found[0].key = format!("{key} ({})", found[0].key);
+    // The deserializer stops at the first error: take each one, leave its key out (its
+    // default stands in) and read again, until the rest reads; then the rules, on the
+    // keys that did read.
+    let mut typed: Vec<(usize, ConfigViolation)> = Vec::new();
+    let mut rules = Vec::new();
+    let mut left_out: Vec<String> = Vec::new();
+    for _ in 0..MAX_TYPE_ERRORS {
+        let error = match toml::Value::Table(table.clone()).try_into::<Config>() {
+            Ok(config) => {
+                if let Err(violations) = config.validate() {
+                    rules.extend(violations.into_iter().filter(|v| {
+                        !left_out
+                            .iter()
+                            .any(|k| v.key == *k || v.key.starts_with(&format!("{k}.")))
+                    }));
+                }
+                break;
+            }
+            Err(e) => e.to_string(),
+        };
+        let mut lines = error.lines();
+        let message = lines.next().unwrap_or_default().trim().to_string();
+        let path = lines
+            .find_map(|l| l.trim().strip_prefix("in `")?.strip_suffix('`'))
+            .unwrap_or_default();
+        let key = match unknown_field(&message) {
+            Some(field) if path.is_empty() => field.to_string(),
+            Some(field) => format!("{path}.{field}"),
+            None => path.to_string(),
+        };
+        let line = line_of_key(text, &key);
+        let shown = match line {
+            Some(line) => format!("{key} (line {line})"),
+            None => key.clone(),
+        };
+        typed.push((
+            line.unwrap_or(usize::MAX),
+            ConfigViolation {
+                key: shown,
+                message: plain_words(&message),
+            },
+        ));
+        if key.is_empty() || !remove_key(&mut table, &key) {
+            break;
+        }
+        left_out.push(key);
+    }
+    // In the file's order, then the rules.
+    typed.sort_by_key(|(line, _)| *line);
+    let mut found: Vec<ConfigViolation> = typed.into_iter().map(|(_, v)| v).collect();
+    found.extend(rules);
+    if found.is_empty() {
+        found.push(first_found());
+    }
+    found
+}
+
+/// Type errors reported from one file at the most.
+const MAX_TYPE_ERRORS: usize = 64;
+
+/// The field an "unknown field `x`, expected …" message names.
+fn unknown_field(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("unknown field `")?
+        .split_once('`')
+        .map(|(field, _)| field)
+}
+
+/// The line (from 1) where the dotted `key` is set, for keys in plain tables.
+fn line_of_key(text: &str, key: &str) -> Option<usize> {
+    let mut section = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.starts_with("[[") {
+            section = format!("{}[]", line.trim_matches(['[', ']']).trim());
+        } else if line.starts_with('[') {
+            section = line.trim_matches(['[', ']']).trim().to_string();
+            if section == key {
+                return Some(i + 1);
+            }
+        } else if let Some((name, _)) = line.split_once('=') {
+            let name = name.trim().trim_matches('"');
+            let full = if section.is_empty() {
+                name.to_string()
             } else {
-                found.push(ConfigViolation { key, message });
+                format!("{section}.{name}")
+            };
+            if full == key {
+                return Some(i + 1);
             }
         }
     }
-    for section in &broken {
-        table.remove(section);
+    None
+}
+
+/// Removes the dotted `key` from `table`; false when it is not a plain table's key.
+fn remove_key(table: &mut toml::Table, key: &str) -> bool {
+    if key.contains('[') {
+        return false;
     }
-    if let Ok(rest) = toml::Value::Table(table).try_into::<Config>() {
-        if let Err(violations) = rest.validate() {
-            found.extend(violations.into_iter().filter(|v| {
-                !broken
-                    .iter()
-                    .any(|b| v.key.split('.').next() == Some(b.as_str()))
-            }));
+    let mut parts: Vec<&str> = key.split('.').collect();
+    let Some(last) = parts.pop() else {
+        return false;
+    };
+    let mut at = table;
+    for part in parts {
+        match at.get_mut(part) {
+            Some(toml::Value::Table(inner)) => at = inner,
+            _ => return false,
         }
     }
-    found
+    at.remove(last).is_some()
 }
 
 /// A deserializer's message in the words of the file's reader: what was found and what
@@ -895,6 +972,7 @@ pub fn plain_words(message: &str) -> String {
         .replace("floating point ", "the number ")
         .replace("integer ", "the number ")
         .replace("string ", "the text ")
+        .replace("sequence", "a list")
         .replace('`', "");
     let found = match found.strip_prefix("unknown value ") {
         Some(value) => format!("unknown value \"{value}\""),
@@ -1393,7 +1471,8 @@ mod tests {
             keys,
             [
                 "engine.workflow_timeout_secs (line 5)",
-                "portfolio.min_trade_pct",
+                // Every type error names its line, not just the document's first.
+                "portfolio.min_trade_pct (line 7)",
                 "venue.sim.initial_cash",
                 "venue.sim.slippage_bps",
                 "reconciliation.tolerance_pct",
@@ -1422,7 +1501,29 @@ mod tests {
     #[test]
     fn unknown_key_names_its_line() {
         let err = Config::parse("[engine]\n\nworkflow_timout_secs = 3\n", "typo.toml").unwrap_err();
-        assert_eq!(err.violations[0].key, "engine (line 3)");
+        // The key itself, with its line (it was the table's name).
+        assert_eq!(
+            err.violations[0].key,
+            "engine.workflow_timout_secs (line 3)"
+        );
         assert!(err.violations[0].message.contains("workflow_timout_secs"));
+    }
+
+    #[test]
+    fn two_type_errors_and_a_rule_in_one_table_are_all_named() {
+        let text = "[engine]\nworkflow_timeout_secs = -1\nbogus_key = 1\nmode = \"papr\"\nhandler_timeout_secs = 0\n[[strategy.files]]\npath = \"a.clj\"\n";
+        let err = Config::parse(text, "two.toml").unwrap_err();
+        let keys: Vec<_> = err.violations.iter().map(|v| v.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "engine.workflow_timeout_secs (line 2)",
+                "engine.bogus_key (line 3)",
+                "engine.mode (line 4)",
+                "engine.handler_timeout_secs",
+                "recovery.backoff_cap_ms"
+            ],
+            "{err}"
+        );
     }
 }

@@ -825,3 +825,36 @@ fn signals_backtest_and_runs_decide_the_same_on_the_same_day() {
         "restarted run"
     );
 }
+
+#[test]
+fn a_halt_no_engine_took_yet_shows_in_status_and_a_resume_withdraws_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_with(dir.path(), &default_strategy(), "");
+    let o = run_once(&cfg, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = bin().args(["halt", "--config"]).arg(&cfg).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let status = |format: &str| {
+        let o = bin()
+            .args(["status", "--format", format, "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let table = status("table");
+    assert!(table.contains("request pending: halt"), "{table}");
+    assert!(status("json").contains("\"pending_request\": \"halt\""));
+    let o = bin()
+        .args(["resume", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("pending halt request is withdrawn"),
+        "{}",
+        text(&o)
+    );
+}

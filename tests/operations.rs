@@ -385,8 +385,11 @@ fn bad_dates_are_bad_input_without_a_workflow_or_a_halt() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &default_strategy(), "");
     for (date, why) in [
-        ("2023-09-23", "not a US equity trading session (Saturday"),
-        ("2023-12-25", "not a US equity trading session"),
+        ("2023-09-23", "not a US equity trading session (a Saturday)"),
+        (
+            "2023-12-25",
+            "not a US equity trading session (a market holiday, a Monday)",
+        ),
         ("2031-01-02", "past the end of the market data"),
     ] {
         let o = run_once(&cfg, &["--as-of", date]);

@@ -27,6 +27,8 @@ pub(super) fn control_request(config: Option<PathBuf>, halt_reason: Option<Strin
     } else {
         "resume"
     };
+    let withdrawn =
+        halt_reason.is_none() && files.pending().is_some_and(|(what, _)| what == "halt");
     let written = match &halt_reason {
         Some(reason) => files.request_halt(reason),
         None => files.request_resume("alchemiser resume"),
@@ -40,10 +42,17 @@ pub(super) fn control_request(config: Option<PathBuf>, halt_reason: Option<Strin
     };
     let shown = std::path::absolute(&dir).unwrap_or(dir);
     let Some(engine) = RunFile::running(&shown) else {
-        outln!(
-            "no engine is running with control dir {}: the {what} applies at its next start",
-            shown.display()
-        );
+        if withdrawn {
+            outln!(
+                "no engine is running with control dir {}: the pending halt request is withdrawn (a halt already in the journal is lifted at its next start)",
+                shown.display()
+            );
+        } else {
+            outln!(
+                "no engine is running with control dir {}: the {what} applies at its next start",
+                shown.display()
+            );
+        }
         return ExitCode::SUCCESS;
     };
     let deadline = Instant::now() + ACKNOWLEDGE_WITHIN;

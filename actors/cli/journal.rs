@@ -105,9 +105,12 @@ pub(super) fn status(
     limit: usize,
     format: Format,
 ) -> ExitCode {
-    let remote = crate::config::Config::load_or_default(config.as_ref())
-        .ok()
-        .and_then(|c| remote_actors(&c));
+    let loaded = crate::config::Config::load_or_default(config.as_ref()).ok();
+    let remote = loaded.as_ref().and_then(remote_actors);
+    // A halt or resume no engine has taken yet: `trading` below is the journal's word.
+    let pending = loaded.as_ref().and_then(|c| {
+        crate::actors::control::ControlFiles::new(c.resolve(&c.engine.control_dir)).pending()
+    });
     let journal = match open_journal(config.as_ref(), journal) {
         Ok(j) => j,
         Err(code) => return code,
@@ -116,13 +119,23 @@ pub(super) fn status(
         Ok(view) => {
             match format {
                 Format::Table => out!(
-                    "{}{}{}",
+                    "{}{}{}{}",
+                    pending
+                        .as_ref()
+                        .map(|(what, path)| format!(
+                            "request pending: {what} ({}), not yet taken by an engine: a running one takes it within a second, a stopped one at its next start\n",
+                            path.display()
+                        ))
+                        .unwrap_or_default(),
                     crate::journal::status::trading_line(&view.trading),
                     remote.as_ref().map(remote_lines).unwrap_or_default(),
                     crate::journal::status::table(&view.workflows)
                 ),
                 Format::Json => match serde_json::to_value(&view)
                     .map(|mut v| {
+                        if let (Some((what, _)), Some(map)) = (&pending, v.as_object_mut()) {
+                            map.insert("pending_request".into(), (*what).into());
+                        }
                         if let (Some(r), Some(map)) = (&remote, v.as_object_mut()) {
                             map.insert(
                                 "remote".into(),

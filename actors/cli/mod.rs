@@ -182,7 +182,7 @@ enum Command {
         /// The NATS server (default: the configuration's bus.url).
         #[arg(long)]
         nats: Option<String>,
-        /// Configuration file (default: ./config.toml if the current folder has one, else the embedded defaults); the engine's.
+        /// The engine's configuration file (default: ./config.toml if the current folder has one, else the embedded defaults).
         #[arg(long)]
         config: Option<PathBuf>,
     },

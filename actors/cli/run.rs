@@ -147,8 +147,8 @@ fn open_venue(
                 .map_err(|e| e.to_string())?;
             if once && !UsEquityCalendar::get().is_session(as_of) {
                 return Err(format!(
-                    "--as-of {as_of}: not a US equity trading session ({}, a weekend or market holiday)",
-                    as_of.format("%A")
+                    "--as-of {as_of}: not a US equity trading session ({})",
+                    crate::calendar::closed_because(as_of)
                 ));
             }
             (alpaca, as_of)
@@ -848,7 +848,12 @@ impl TradingDays<'_> {
             eprintln!("error: no trading session in the next two weeks");
             return NextDay::Stop(ExitCode::FAILURE);
         };
-        tracing::info!(%day, at = %at, "next workflow");
+        if self.on_alpaca {
+            tracing::info!(%day, at = %at, "next workflow");
+        } else {
+            // The simulated venue replays its data's day at each scheduled time.
+            tracing::info!(at = %at, trades = %self.as_of, "next workflow (simulated venue: it trades the market data's last day)");
+        }
         crate::metrics::metrics().schedule(None, Some(at));
         let wait = (at - self.clock.now()).to_std().unwrap_or_default();
         tokio::select! {

@@ -46,6 +46,15 @@ pub struct UnknownDate {
     pub date: NaiveDate,
 }
 
+/// Why the market is shut on `date`, in words: "a Saturday", "a market holiday, a
+/// Thursday".
+pub fn closed_because(date: NaiveDate) -> String {
+    match date.weekday() {
+        Weekday::Sat | Weekday::Sun => format!("a {}", date.format("%A")),
+        _ => format!("a market holiday, a {}", date.format("%A")),
+    }
+}
+
 #[derive(Debug)]
 pub struct UsEquityCalendar {
     /// Computed years, each year's holidays and early closes.

@@ -527,9 +527,9 @@ impl StrategyBook {
             return bad(unknown.to_string());
         }
         if !calendar.is_session(as_of) {
-            let weekday = as_of.format("%A");
             return bad(format!(
-                "not a US equity trading session ({weekday}, a weekend or market holiday)"
+                "not a US equity trading session ({})",
+                crate::calendar::closed_because(as_of)
             ));
         }
         // The data's common span: from the latest first bar to the earliest last one.
