@@ -120,6 +120,22 @@ fn worker_of(cfg: &Path, dir: &Path, name: &str, crash_after: Option<&str>, role
     Worker(c.spawn().unwrap())
 }
 
+/// `run --once` of 2023-09-21 on a thread of its own, while the test does something to
+/// its workers, the server or the venue.
+fn run_in_background(cfg: &Path) -> std::thread::JoinHandle<Output> {
+    let cfg = cfg.to_path_buf();
+    std::thread::spawn(move || run_once(&cfg, "2023-09-21"))
+}
+
+/// Waits (a minute at most) until the venue has created the plan's first order.
+fn await_first_order(f: &FakeAlpaca) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while f.state().created.is_empty() {
+        assert!(Instant::now() < deadline, "no order reached the venue");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 fn run_once(cfg: &Path, as_of: &str) -> Output {
     run_once_with(cfg, as_of, &[])
 }
@@ -345,10 +361,7 @@ fn a_worker_killed_mid_plan_leaves_the_plan_to_another_and_no_order_is_placed_tw
     let cfg = config(dir.path(), &f, port);
     // The first worker dies right after the venue accepted the plan's second order.
     let mut doomed = worker(&cfg, dir.path(), "doomed", Some("venue.submit:2"));
-    let run = {
-        let cfg = cfg.clone();
-        std::thread::spawn(move || run_once(&cfg, "2023-09-21"))
-    };
+    let run = run_in_background(&cfg);
     let deadline = Instant::now() + Duration::from_secs(60);
     while doomed.0.try_wait().unwrap().is_none() {
         assert!(Instant::now() < deadline, "the doomed worker never crashed");
@@ -425,15 +438,8 @@ fn the_nats_server_restarted_mid_workflow_loses_nothing() {
         Duration::from_millis(1500),
     ));
     let _w = worker(&cfg, dir.path(), "w", None);
-    let run = {
-        let cfg = cfg.clone();
-        std::thread::spawn(move || run_once(&cfg, "2023-09-21"))
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while f.state().created.is_empty() {
-        assert!(Instant::now() < deadline, "no order reached the venue");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let run = run_in_background(&cfg);
+    await_first_order(&f);
     drop(nats);
     std::thread::sleep(Duration::from_millis(700));
     let _nats = NatsServer::start(&binary, port, &store);
@@ -599,15 +605,8 @@ fn a_worker_sigkilled_while_the_venue_holds_an_order_leaves_the_plan_to_another(
         Duration::from_secs(3),
     ));
     let mut victim = worker(&cfg, dir.path(), "victim", None);
-    let run = {
-        let cfg = cfg.clone();
-        std::thread::spawn(move || run_once(&cfg, "2023-09-21"))
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while f.state().created.is_empty() {
-        assert!(Instant::now() < deadline, "no order reached the venue");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let run = run_in_background(&cfg);
+    await_first_order(&f);
     victim.0.kill().unwrap();
     victim.0.wait().unwrap();
     let _rescuer = worker(&cfg, dir.path(), "rescuer", None);
@@ -640,10 +639,7 @@ fn a_redelivered_plan_whose_reaction_is_on_record_is_skipped_not_handled_again()
         "first",
         Some("remote.acknowledge.portfolio.rebalance.planned.v1"),
     );
-    let run = {
-        let cfg = cfg.clone();
-        std::thread::spawn(move || run_once(&cfg, "2023-09-21"))
-    };
+    let run = run_in_background(&cfg);
     let deadline = Instant::now() + Duration::from_secs(60);
     while first.0.try_wait().unwrap().is_none() {
         assert!(Instant::now() < deadline, "the first worker never crashed");
@@ -726,10 +722,7 @@ fn a_worker_on_another_account_refuses_to_serve_naming_both() {
             .replace(&engine_venue.url(), &other.url()),
     )
     .unwrap();
-    let engine = {
-        let cfg = cfg.clone();
-        std::thread::spawn(move || run_once(&cfg, "2023-09-21"))
-    };
+    let engine = run_in_background(&cfg);
     let began = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_alchemiser"))
         .args(["worker", "--roles", "execution,reconciliation", "--config"])
@@ -826,15 +819,8 @@ fn orders_a_dead_worker_left_open_are_followed_to_their_fills() {
     f.state().fill_every = Duration::from_secs(2);
     let cfg = config(dir.path(), &f, port);
     let mut victim = worker(&cfg, dir.path(), "victim", None);
-    let run = {
-        let cfg = cfg.clone();
-        std::thread::spawn(move || run_once(&cfg, "2023-09-21"))
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while f.state().created.is_empty() {
-        assert!(Instant::now() < deadline, "no order reached the venue");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    let run = run_in_background(&cfg);
+    await_first_order(&f);
     victim.0.kill().unwrap();
     victim.0.wait().unwrap();
     let open_when_killed = f.state().orders.iter().any(|o| o.status != "filled");
@@ -906,11 +892,7 @@ fn an_engine_killed_mid_plan_stops_the_workers_orders_and_finds_each_sent_one_on
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while f.state().created.is_empty() {
-        assert!(Instant::now() < deadline, "no order reached the venue");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    await_first_order(&f);
     engine.kill().unwrap();
     engine.wait().unwrap();
     // The worker goes on with the plan for a while: every order it sends must be one
@@ -967,15 +949,8 @@ fn a_nats_restart_of_eight_seconds_mid_plan_loses_no_fill() {
     f.state().latency = Duration::from_millis(300);
     let cfg = config(dir.path(), &f, port);
     let _w = worker(&cfg, dir.path(), "w", None);
-    let run = {
-        let cfg = cfg.clone();
-        std::thread::spawn(move || run_once(&cfg, "2023-09-21"))
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while f.state().created.is_empty() {
-        assert!(Instant::now() < deadline, "no order reached the venue");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let run = run_in_background(&cfg);
+    await_first_order(&f);
     drop(nats);
     std::thread::sleep(Duration::from_secs(8));
     let _nats = NatsServer::start(&binary, port, &store);
