@@ -91,8 +91,8 @@ pub struct NatsIntents {
 }
 
 impl NatsIntents {
-    async fn record(&self, record: &IntentRecord) -> Result<(), String> {
-        let body = serde_json::to_vec(record).map_err(|e| e.to_string())?;
+    async fn record(&self, record: IntentRecord) -> Result<(), String> {
+        let body = serde_json::to_vec(&record).map_err(|e| e.to_string())?;
         let reply = tokio::time::timeout(
             Duration::from_secs(2),
             self.client.request(self.subject.clone(), body.into()),
@@ -115,7 +115,7 @@ impl crate::execution::executor::IntentRecorder for NatsIntents {
         plan_hash: &'a str,
         intent: &'a crate::events::OrderIntent,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>> {
-        Box::pin(self.record_owned(IntentRecord::Intend {
+        Box::pin(self.record(IntentRecord::Intend {
             correlation_id: correlation,
             plan_hash: plan_hash.to_string(),
             intent: intent.clone(),
@@ -127,16 +127,10 @@ impl crate::execution::executor::IntentRecorder for NatsIntents {
         client_order_id: &'a str,
         outcome: &'a str,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>> {
-        Box::pin(self.record_owned(IntentRecord::Resolve {
+        Box::pin(self.record(IntentRecord::Resolve {
             client_order_id: client_order_id.to_string(),
             outcome: outcome.to_string(),
         }))
-    }
-}
-
-impl NatsIntents {
-    async fn record_owned(&self, record: IntentRecord) -> Result<(), String> {
-        self.record(&record).await
     }
 }
 
