@@ -15,9 +15,9 @@ use super::engine::business_registry;
 use super::supervision::{react, Consumed, EventHandler, PublishAll};
 use crate::bus::remote::{
     account_subject, consumed_subject, consumer_name, dead_letter_subject, handled_subject,
-    heartbeat_subject, intent_subject, publish_subject, root_subject, ConsumerLag,
+    heartbeat_subject, intent_subject, publish_subject, role_of, root_subject, ConsumerLag,
     DeadLetterReport, Heartbeat, IntentRecord, RemotePublish, RemoteView, RoleEvent, StableIds,
-    VenueAccount, Verdict, RECORDED,
+    VenueAccount, Verdict, ANY_ROLE, ORDER_PLACER, RECORDED, ROOT_ASKER, STARTING,
 };
 use crate::bus::subject;
 use crate::config::{Config, REMOTE_ROLES};
@@ -84,26 +84,51 @@ pub async fn watch_lag(
 }
 
 /// The engine's outbox, reached over the bus: a worker's executor records each order
-/// intent there before sending it, and its outcome after.
+/// intent there before sending it, and its outcome after. While the engine is away (a
+/// restart, a bus outage) or still in its start-up check, the worker waits up to
+/// `patience` before it gives the order up: an engine back within that time finds the
+/// plan going on, not a step failed for a pause.
 pub struct NatsIntents {
     pub client: async_nats::Client,
     pub subject: String,
+    pub patience: Duration,
 }
 
 impl NatsIntents {
     async fn record(&self, record: IntentRecord) -> Result<(), String> {
         let body = serde_json::to_vec(&record).map_err(|e| e.to_string())?;
-        let reply = tokio::time::timeout(
-            Duration::from_secs(2),
-            self.client.request(self.subject.clone(), body.into()),
-        )
-        .await
-        .map_err(|_| "the engine did not answer within 2 s".to_string())?
-        .map_err(|e| format!("the engine is unreachable: {e}"))?;
-        if reply.payload.as_ref() == RECORDED {
-            Ok(())
-        } else {
-            Err(String::from_utf8_lossy(&reply.payload).into_owned())
+        let deadline = tokio::time::Instant::now() + self.patience;
+        let mut waited = false;
+        loop {
+            let answer = tokio::time::timeout(
+                Duration::from_secs(2),
+                self.client
+                    .request(self.subject.clone(), body.clone().into()),
+            )
+            .await;
+            let why = match answer {
+                Ok(Ok(reply)) if reply.payload.as_ref() == RECORDED => {
+                    if waited {
+                        tracing::info!("the engine journals order intents again: going on");
+                    }
+                    return Ok(());
+                }
+                Ok(Ok(reply)) if reply.payload.as_ref() == STARTING => {
+                    String::from_utf8_lossy(STARTING).into_owned()
+                }
+                // Refused for what it is: asking again would not change the answer.
+                Ok(Ok(reply)) => return Err(String::from_utf8_lossy(&reply.payload).into_owned()),
+                Ok(Err(e)) => format!("the engine is unreachable: {e}"),
+                Err(_) => "the engine did not answer within 2 s".to_string(),
+            };
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!("{why} (waited {} s)", self.patience.as_secs()));
+            }
+            if !waited {
+                tracing::warn!(reason = %why, "waiting for the engine to journal the order intent before sending the order");
+                waited = true;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
 }
@@ -205,6 +230,18 @@ pub async fn confirm_same_account(
     }
 }
 
+/// Whether a request that says it comes from `role` came on that role's subject (which
+/// the server lets only that role's workers use).
+fn same_role(role: &str, subject: &str) -> Result<(), String> {
+    if role == role_of(subject) {
+        Ok(())
+    } else {
+        Err(format!(
+            "a request for role {role} came on {subject}: each role sends only its own"
+        ))
+    }
+}
+
 /// The broker's side: takes the workers' reactions (answered once journaled), dead
 /// letters and heartbeats. Runs on the engine's actor runtime until the connection ends.
 pub async fn serve_endpoint(
@@ -217,7 +254,7 @@ pub async fn serve_endpoint(
     outbox: Option<(Outbox, Arc<std::sync::atomic::AtomicBool>)>,
 ) -> Result<(), String> {
     let mut intents = client
-        .subscribe(intent_subject(&prefix))
+        .subscribe(intent_subject(&prefix, ANY_ROLE))
         .await
         .map_err(|e| e.to_string())?;
     let mut account_asks = client
@@ -225,29 +262,32 @@ pub async fn serve_endpoint(
         .await
         .map_err(|e| e.to_string())?;
     let mut root_asks = client
-        .subscribe(root_subject(&prefix))
+        .subscribe(root_subject(&prefix, ANY_ROLE))
         .await
         .map_err(|e| e.to_string())?;
     let mut consumed = client
-        .subscribe(consumed_subject(&prefix))
+        .subscribe(consumed_subject(&prefix, ANY_ROLE))
         .await
         .map_err(|e| e.to_string())?;
     let mut handled_asks = client
-        .subscribe(handled_subject(&prefix))
+        .subscribe(handled_subject(&prefix, ANY_ROLE))
         .await
         .map_err(|e| e.to_string())?;
-    // A role's name as the broker keeps it (a consumer mark's), and the event.
-    let role_event = |payload: &[u8]| -> Option<(&'static str, Arc<Envelope>)> {
-        let r: RoleEvent = serde_json::from_slice(payload).ok()?;
-        let role = REMOTE_ROLES.iter().find(|n| **n == r.role)?;
+    // A role's name as the broker keeps it (a consumer mark's), and the event; none
+    // when the request names another role than its subject's.
+    let role_event = |msg: &async_nats::Message| -> Option<(&'static str, Arc<Envelope>)> {
+        let r: RoleEvent = serde_json::from_slice(&msg.payload).ok()?;
+        let role = REMOTE_ROLES
+            .iter()
+            .find(|n| **n == r.role && **n == role_of(&msg.subject))?;
         Some((*role, Arc::new(Envelope::from_json(&r.event).ok()?)))
     };
     let mut publishes = client
-        .subscribe(publish_subject(&prefix))
+        .subscribe(publish_subject(&prefix, ANY_ROLE))
         .await
         .map_err(|e| e.to_string())?;
     let mut dead = client
-        .subscribe(dead_letter_subject(&prefix))
+        .subscribe(dead_letter_subject(&prefix, ANY_ROLE))
         .await
         .map_err(|e| e.to_string())?;
     let mut beats = client
@@ -258,29 +298,36 @@ pub async fn serve_endpoint(
         tokio::select! {
             Some(msg) = publishes.next() => {
                 let verdicts = match serde_json::from_slice::<RemotePublish>(&msg.payload)
-                    .map_err(|e| e.to_string())
-                    .and_then(|p| p.envelopes())
+                    .map_err(|e| format!("unreadable: {e}"))
+                    .and_then(|p| {
+                        same_role(&p.role, &msg.subject)?;
+                        p.envelopes().map_err(|e| format!("unreadable: {e}"))
+                    })
                 {
                     Ok(envs) => broker
                         .send(PublishRemote(envs.into_iter().map(Arc::new).collect()))
                         .await
                         .unwrap_or_else(|e| vec![Verdict::Unavailable { reason: e.to_string() }]),
-                    Err(e) => vec![Verdict::Refused { reason: format!("unreadable: {e}") }],
+                    Err(reason) => vec![Verdict::Refused { reason }],
                 };
                 if let (Some(reply), Ok(body)) = (msg.reply, serde_json::to_vec(&verdicts)) {
                     let _ = client.publish(reply, body.into()).await;
                 }
             }
             Some(msg) = dead.next() => {
-                if let Ok(report) = serde_json::from_slice::<DeadLetterReport>(&msg.payload) {
-                    let _ = broker.send(RemoteDeadLetter(report)).await;
+                match serde_json::from_slice::<DeadLetterReport>(&msg.payload) {
+                    Ok(report) => match same_role(&report.role, &msg.subject) {
+                        Ok(()) => { let _ = broker.send(RemoteDeadLetter(report)).await; }
+                        Err(why) => tracing::warn!(error = %why, "a dead letter refused"),
+                    },
+                    Err(e) => tracing::warn!(error = %e, "an unreadable dead letter"),
                 }
                 if let Some(reply) = msg.reply {
                     let _ = client.publish(reply, "ok".into()).await;
                 }
             }
             Some(msg) = consumed.next() => {
-                if let Some((consumer, env)) = role_event(&msg.payload) {
+                if let Some((consumer, env)) = role_event(&msg) {
                     let _ = broker.send(Consumed { consumer, env }).await;
                 }
                 if let Some(reply) = msg.reply {
@@ -288,7 +335,7 @@ pub async fn serve_endpoint(
                 }
             }
             Some(msg) = handled_asks.next() => {
-                let done = match role_event(&msg.payload) {
+                let done = match role_event(&msg) {
                     Some((consumer, env)) => broker
                         .send(AlreadyHandled { consumer, env })
                         .await
@@ -301,8 +348,11 @@ pub async fn serve_endpoint(
             }
             Some(msg) = intents.next() => {
                 let answer = match &outbox {
+                    _ if role_of(&msg.subject) != ORDER_PLACER => {
+                        format!("only {ORDER_PLACER} workers record order intents").into_bytes()
+                    }
                     Some((_, open)) if !open.load(std::sync::atomic::Ordering::SeqCst) => {
-                        b"the engine is starting (its start-up check comes first): try again".to_vec()
+                        STARTING.to_vec()
                     }
                     Some((o, _)) => record_intent(Some(o), &msg.payload),
                     None => record_intent(None, &msg.payload),
@@ -317,9 +367,9 @@ pub async fn serve_endpoint(
                 }
             }
             Some(msg) = root_asks.next() => {
-                let root = String::from_utf8_lossy(&msg.payload)
-                    .parse::<uuid::Uuid>()
-                    .ok()
+                let root = (role_of(&msg.subject) == ROOT_ASKER)
+                    .then(|| String::from_utf8_lossy(&msg.payload).parse::<uuid::Uuid>().ok())
+                    .flatten()
                     .and_then(|id| roots.as_ref()?.get(&CorrelationId(id)));
                 if let (Some(reply), Ok(body)) = (msg.reply, serde_json::to_vec(&root)) {
                     let _ = client.publish(reply, body.into()).await;
@@ -344,7 +394,8 @@ const RESEND_AFTER: Duration = Duration::from_millis(500);
 /// meanwhile), so [`Finish`] answers once the whole reaction is settled.
 struct RemoteBroker {
     client: async_nats::Client,
-    subject: String,
+    /// The bus's subject prefix: reactions go to the handling role's publish subject.
+    prefix: String,
     worker: String,
     role: &'static str,
     handled: EventId,
@@ -405,7 +456,11 @@ impl Handler<PublishAll> for RemoteBroker {
             handled: self.handled,
             events,
         };
-        let (client, subject, timeout) = (self.client.clone(), self.subject.clone(), self.timeout);
+        let (client, subject, timeout) = (
+            self.client.clone(),
+            publish_subject(&self.prefix, self.role),
+            self.timeout,
+        );
         // Sent again while the bus or the broker is away (a server restart, an engine
         // restarting) until the handler's time runs out: the client reconnects by
         // itself, and the broker keeps a resent event once.
@@ -519,14 +574,12 @@ async fn follow_halts(
     Ok(())
 }
 
-/// Serves `roles` until the connection ends: each event from the roles' durable
-/// consumers is handled by the role's actor; what it publishes goes to the broker,
-/// and the event is acknowledged only once the broker has it on record.
 /// What a worker does before handling an event (a strategy worker fetches the day's
 /// bars before a workflow's start); an error leaves the event for later.
 pub type BeforeHandling =
     Box<dyn Fn(&Envelope) -> futures_util::future::LocalBoxFuture<'static, Result<(), String>>>;
 
+/// Serves `roles` until the connection ends (see [`serve_role`]), with a heartbeat.
 pub async fn work(
     deps: EngineDeps,
     client: async_nats::Client,
@@ -539,33 +592,23 @@ pub async fn work(
     let js = jetstream::new(client.clone());
     follow_halts(&js, &client, &config, deps.gate.clone()).await?;
     let registry = business_registry(deps.clone());
-    let mut served: Vec<Role> = Vec::new();
-    let mut wanted: Vec<(usize, String)> = Vec::new();
+    let mut served: Vec<(Role, Vec<(usize, String)>)> = Vec::new();
     for sub in registry.subscriptions {
         if !roles.iter().any(|r| r == sub.name) {
             continue;
         }
-        let index = served.len();
-        for kind in &sub.consumes {
-            wanted.push((index, consumer_name(sub.name, kind.as_str())));
-        }
-        served.push(Role {
+        let wanted = sub
+            .consumes
+            .iter()
+            .map(|kind| (0, consumer_name(sub.name, kind.as_str())))
+            .collect();
+        let role = Role {
             name: sub.name,
             handler: (sub.factory)(),
             factory: sub.factory,
-        });
+        };
+        served.push((role, wanted));
     }
-    let publisher = RemoteBroker {
-        client: client.clone(),
-        subject: publish_subject(&bus.subject_prefix),
-        worker: worker.clone(),
-        role: "",
-        handled: EventId::new(),
-        ids: StableIds::default(),
-        unsettled: None,
-        timeout: Duration::from_secs(config.engine.handler_timeout_secs),
-    }
-    .start();
     let counts = Arc::new(Mutex::new((0u64, 0u64, 0u64)));
     let beat = {
         let (client, subject, worker, counts) = (
@@ -574,7 +617,7 @@ pub async fn work(
             worker.clone(),
             counts.clone(),
         );
-        let roles: Vec<String> = served.iter().map(|r| r.name.to_string()).collect();
+        let roles: Vec<String> = served.iter().map(|(r, _)| r.name.to_string()).collect();
         async move {
             loop {
                 let (handled, redelivered, failed) =
@@ -596,31 +639,95 @@ pub async fn work(
     };
     tokio::task::spawn_local(beat);
     tracing::info!(%worker, roles = %roles.join(","), "worker serving");
-    let handler_timeout = Duration::from_secs(config.engine.handler_timeout_secs);
-    // Well inside the server's wait for an acknowledgement: a long handling is never
-    // taken for a dead worker's.
-    let progress_every =
-        (Duration::from_secs(bus.ack_wait_secs) / 3).max(Duration::from_millis(100));
-    let mut feed = bind(&js, &bus.stream, &wanted).await;
+    let shared = Serving {
+        deps: &deps,
+        client: &client,
+        js: &js,
+        worker: &worker,
+        counts: &counts,
+        before: before.as_ref(),
+        handler_timeout: Duration::from_secs(config.engine.handler_timeout_secs),
+        // Well inside the server's wait for an acknowledgement: a long handling is
+        // never taken for a dead worker's.
+        progress_every: (Duration::from_secs(bus.ack_wait_secs) / 3)
+            .max(Duration::from_millis(100)),
+    };
+    // Each role handles its events on its own, as its actor does in one process: an
+    // execution waiting for the engine never holds up the reconciliation the engine's
+    // start-up check asks for.
+    futures_util::future::try_join_all(
+        served
+            .into_iter()
+            .map(|(role, wanted)| serve_role(&shared, role, wanted)),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// What every role of a worker shares.
+struct Serving<'a> {
+    deps: &'a EngineDeps,
+    client: &'a async_nats::Client,
+    js: &'a jetstream::Context,
+    worker: &'a str,
+    /// Handled, redelivered, failed: for the heartbeat.
+    counts: &'a Arc<Mutex<(u64, u64, u64)>>,
+    before: Option<&'a BeforeHandling>,
+    handler_timeout: Duration,
+    progress_every: Duration,
+}
+
+/// Serves one role until the connection ends: each event from its durable consumers
+/// is handled by its actor; what it publishes goes to the broker, and the event is
+/// acknowledged only once the broker has it on record.
+async fn serve_role(
+    serving: &Serving<'_>,
+    mut role: Role,
+    wanted: Vec<(usize, String)>,
+) -> Result<(), String> {
+    let Serving {
+        deps,
+        client,
+        js,
+        worker,
+        counts,
+        before,
+        handler_timeout,
+        progress_every,
+    } = serving;
+    let (handler_timeout, progress_every) = (*handler_timeout, *progress_every);
+    let config = &deps.config;
+    let bus = &config.bus;
+    let publisher = RemoteBroker {
+        client: (*client).clone(),
+        prefix: bus.subject_prefix.clone(),
+        worker: worker.to_string(),
+        role: role.name,
+        handled: EventId::new(),
+        ids: StableIds::default(),
+        unsettled: None,
+        timeout: handler_timeout,
+    }
+    .start();
+    let mut feed = bind(js, &bus.stream, &wanted).await;
     loop {
-        let (index, message) = match feed.next().await {
-            Some((index, Ok(message))) => (index, message),
+        let message = match feed.next().await {
+            Some((_, Ok(message))) => message,
             // The server restarted or the connection dropped: what was not
             // acknowledged is redelivered, to this worker or another, once bound again.
             Some((_, Err(e))) => {
                 tracing::warn!(error = %e, "the event feed broke: binding the consumers again");
                 tokio::time::sleep(Duration::from_millis(250)).await;
-                feed = bind(&js, &bus.stream, &wanted).await;
+                feed = bind(js, &bus.stream, &wanted).await;
                 continue;
             }
             None => {
-                feed = bind(&js, &bus.stream, &wanted).await;
+                feed = bind(js, &bus.stream, &wanted).await;
                 continue;
             }
         };
 
         let delivered = message.info().map_or(1, |i| i.delivered);
-        let role = &mut served[index];
         let env = match Envelope::from_json(&String::from_utf8_lossy(&message.payload)) {
             Ok(env) => Arc::new(env),
             Err(e) => {
@@ -640,7 +747,7 @@ pub async fn work(
             let asked = match serde_json::to_vec(&mark) {
                 Ok(body) => tokio::time::timeout(
                     Duration::from_secs(2),
-                    client.request(handled_subject(&bus.subject_prefix), body.into()),
+                    client.request(handled_subject(&bus.subject_prefix, role.name), body.into()),
                 )
                 .await
                 .ok()
@@ -654,8 +761,8 @@ pub async fn work(
             }
         }
         // Recovery retries from the failed workflow's root, which the broker keeps.
-        if let (true, Payload::WorkflowFailed(_)) = (role.name == "recovery", &env.payload) {
-            match ask_root(&client, &bus.subject_prefix, env.correlation_id).await {
+        if let (true, Payload::WorkflowFailed(_)) = (role.name == ROOT_ASKER, &env.payload) {
+            match ask_root(client, &bus.subject_prefix, env.correlation_id).await {
                 Ok(Some(started)) => deps.roots.insert(env.correlation_id, started),
                 Ok(None) => {}
                 Err(why) => {
@@ -667,7 +774,7 @@ pub async fn work(
                 }
             }
         }
-        if let Some(before) = &before {
+        if let Some(before) = before {
             if let Err(why) = before(&env).await {
                 tracing::warn!(role = role.name, event_id = %env.event_id, error = %why, "not ready to handle: redelivery later");
                 let _ = message
@@ -715,7 +822,10 @@ pub async fn work(
                 if let Ok(body) = serde_json::to_vec(&mark) {
                     let _ = tokio::time::timeout(
                         Duration::from_secs(1),
-                        client.request(consumed_subject(&bus.subject_prefix), body.into()),
+                        client.request(
+                            consumed_subject(&bus.subject_prefix, role.name),
+                            body.into(),
+                        ),
                     )
                     .await;
                 }
@@ -737,7 +847,7 @@ pub async fn work(
                 role.handler = (role.factory)();
                 if delivered >= bus.max_deliver {
                     let report = DeadLetterReport {
-                        worker: worker.clone(),
+                        worker: worker.to_string(),
                         role: role.name.to_string(),
                         event_id: env.event_id,
                         correlation_id: env.correlation_id,
@@ -747,7 +857,10 @@ pub async fn work(
                     };
                     if let Ok(body) = serde_json::to_vec(&report) {
                         let _ = client
-                            .request(dead_letter_subject(&bus.subject_prefix), body.into())
+                            .request(
+                                dead_letter_subject(&bus.subject_prefix, role.name),
+                                body.into(),
+                            )
                             .await;
                     }
                     tracing::error!(role = role.name, event_id = %env.event_id, error = %fault, "dead letter: reported to the broker");
@@ -832,7 +945,10 @@ pub async fn ask_root(
 ) -> Result<Option<WorkflowStarted>, String> {
     let reply = tokio::time::timeout(
         Duration::from_secs(10),
-        client.request(root_subject(prefix), correlation.to_string().into()),
+        client.request(
+            root_subject(prefix, ROOT_ASKER),
+            correlation.to_string().into(),
+        ),
     )
     .await
     .map_err(|_| "the broker did not answer".to_string())?

@@ -104,6 +104,12 @@ pub struct BusConfig {
     /// How long the engine waits for a live worker (a heartbeat) of every remote role
     /// before a workflow; none in time fails it, naming the role.
     pub worker_wait_secs: u64,
+    /// A PEM CA to trust for the server's certificate instead of the system's (empty:
+    /// the system's). Credentials are not here: they come from the environment.
+    pub tls_ca_file: PathBuf,
+    /// A client certificate and its key (PEM), for a server that verifies clients.
+    pub tls_cert_file: PathBuf,
+    pub tls_key_file: PathBuf,
 }
 
 /// Business actors a worker process can serve — all five: they need only the venue (a
@@ -130,6 +136,9 @@ impl Default for BusConfig {
             ack_wait_secs: 30,
             max_deliver: 3,
             worker_wait_secs: 30,
+            tls_ca_file: PathBuf::new(),
+            tls_cert_file: PathBuf::new(),
+            tls_key_file: PathBuf::new(),
         }
     }
 }

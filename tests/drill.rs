@@ -139,3 +139,38 @@ fn an_unknown_drill_is_refused_by_name() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("unknown drill `meteor-strike`"));
 }
+
+#[path = "common/nats.rs"]
+mod nats;
+
+#[test]
+fn a_short_distributed_soak_kills_each_process_and_loses_no_fill() {
+    if nats::nats_server_binary().is_none() {
+        return;
+    }
+    let (o, reports) = drill(&["distributed", "--seed", "5", "--iterations", "8"]);
+    assert!(
+        o.status.success(),
+        "{reports:#?}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let r = &reports[0];
+    assert_eq!(r["scenario"], "distributed");
+    assert_eq!(r["duplicate_orders"], 0);
+    assert_eq!(r["final_status"], "completed");
+    assert!(r["faults_injected"].as_u64().unwrap() >= 1, "{r}");
+    let names: BTreeSet<&str> = r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    for check in [
+        "every venue fill is in the journal",
+        "venue positions equal the journaled fills",
+        "every day ends on its plan",
+        "no halt",
+    ] {
+        assert!(names.contains(check), "{check}: {r}");
+    }
+}

@@ -253,3 +253,108 @@ fn a_stream_that_holds_another_journal_is_refused_not_skipped() {
         .iter()
         .all(|e| e.envelope.event_type() != "workflow.started.v1"));
 }
+
+/// A nats-server on `port` that admits only what `authorization` says.
+fn server_with_auth(binary: &Path, dir: &Path, port: u16, authorization: &str) -> NatsServer {
+    let conf = dir.join("server.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listen: 127.0.0.1:{port}\njetstream {{ store_dir: {:?} }}\nauthorization {{ {authorization} }}\n",
+            dir.join("store")
+        ),
+    )
+    .unwrap();
+    NatsServer::with_config(binary, port, &conf, &[])
+}
+
+fn run_once_as(dir: &Path, config: &Path, env: &[(&str, &str)]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_alchemiser"))
+        .current_dir(dir)
+        .args(["run", "--once", "--config"])
+        .arg(config)
+        .env_remove("APCA_API_KEY_ID")
+        .env_remove("APCA_API_SECRET_KEY")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_engine_authenticates_with_a_token_or_an_nkey_seed_and_a_refusal_stops_it_at_once() {
+    let Some(binary) = nats_server_binary() else {
+        return;
+    };
+    // A token.
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _token_server = server_with_auth(&binary, dir.path(), port, "token: \"t0ken-8c1e\"");
+    let config = write_config(dir.path(), port);
+    let out = run_once_as(
+        dir.path(),
+        &config,
+        &[("ALCHEMISER_NATS_TOKEN", "t0ken-8c1e")],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let started = std::time::Instant::now();
+    let out = run_once_as(
+        dir.path(),
+        &config,
+        &[("ALCHEMISER_NATS_TOKEN", "wr0ng-7d2f")],
+    );
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains(&format!("NATS at nats://127.0.0.1:{port} refuses a token"))
+            && said.contains("authorization violation"),
+        "{said}"
+    );
+    assert!(!said.contains("wr0ng-7d2f"), "{said}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "refused at once, not after the bus's wait"
+    );
+
+    // An NKey: the server knows the public key, the engine holds the seed.
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let pair = nkeys::KeyPair::new_user();
+    let _nkey_server = server_with_auth(
+        &binary,
+        dir.path(),
+        port,
+        &format!("users = [ {{ nkey: {} }} ]", pair.public_key()),
+    );
+    let config = write_config(dir.path(), port);
+    let seed = pair.seed().unwrap();
+    let out = run_once_as(dir.path(), &config, &[("ALCHEMISER_NATS_NKEY_SEED", &seed)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Another key is not admitted; neither is a seed that is not one.
+    let other = nkeys::KeyPair::new_user().seed().unwrap();
+    let out = run_once_as(
+        dir.path(),
+        &config,
+        &[("ALCHEMISER_NATS_NKEY_SEED", &other)],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let out = run_once_as(
+        dir.path(),
+        &config,
+        &[("ALCHEMISER_NATS_NKEY_SEED", "SUbroken")],
+    );
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("ALCHEMISER_NATS_NKEY_SEED is not an NKey user seed"),
+        "{said}"
+    );
+    assert!(!said.contains("SUbroken"), "{said}");
+}

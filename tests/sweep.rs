@@ -203,10 +203,14 @@ impl Drop for Worker {
     }
 }
 
-fn backtest_worker(config: &Path, port: u16, log: &Path, crash_after: Option<&str>) -> Worker {
+/// The bus a sweep uses: its URL and what its processes have in their environment.
+type Bus<'a> = (&'a str, &'a [(&'a str, &'a str)]);
+
+fn backtest_worker(bus: Bus, config: &Path, log: &Path, crash_after: Option<&str>) -> Worker {
     let mut c = Command::new(env!("CARGO_BIN_EXE_alchemiser"));
     c.args(["worker", "--roles", "backtest", "--nats"])
-        .arg(format!("nats://127.0.0.1:{port}"))
+        .arg(bus.0)
+        .envs(bus.1.iter().copied())
         .arg("--config")
         .arg(config)
         .env("RUST_LOG", "warn,alchemiser=info")
@@ -219,7 +223,7 @@ fn backtest_worker(config: &Path, port: u16, log: &Path, crash_after: Option<&st
     Worker(c.spawn().unwrap())
 }
 
-fn sweep_with(config: &Path, grid: &Path, out: &Path, nats: Option<u16>) -> Output {
+fn sweep_with(config: &Path, grid: &Path, out: &Path, nats: Option<Bus>) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_alchemiser"));
     c.args([
         "sweep",
@@ -235,8 +239,8 @@ fn sweep_with(config: &Path, grid: &Path, out: &Path, nats: Option<u16>) -> Outp
     .arg("--out")
     .arg(out)
     .env_remove("ALCHEMISER_CRASH_AFTER");
-    if let Some(port) = nats {
-        c.arg("--nats").arg(format!("nats://127.0.0.1:{port}"));
+    if let Some((url, env)) = nats {
+        c.arg("--nats").arg(url).envs(env.iter().copied());
     }
     c.output().unwrap()
 }
@@ -263,6 +267,8 @@ fn over_nats_a_killed_workers_variant_is_redone_elsewhere_and_none_twice() {
     let dir = tempfile::tempdir().unwrap();
     let port = nats::free_port();
     let _server = nats::NatsServer::start(&binary, port, &dir.path().join("nats"));
+    let url = format!("nats://127.0.0.1:{port}");
+    let bus: Bus = (&url, &[]);
     // The example sweep's configuration, its paths absolute, a short acknowledgement wait.
     let config = dir.path().join("sweep.toml");
     std::fs::write(
@@ -282,11 +288,11 @@ fn over_nats_a_killed_workers_variant_is_redone_elsewhere_and_none_twice() {
 
     // The first worker dies as it starts its second variant; another takes over.
     let doomed_log = dir.path().join("doomed.log");
-    let mut doomed = backtest_worker(&config, port, &doomed_log, Some("sweep.variant:2"));
+    let mut doomed = backtest_worker(bus, &config, &doomed_log, Some("sweep.variant:2"));
     let queued = dir.path().join("queued");
     let driver = {
-        let (config, g, queued) = (config.clone(), g.clone(), queued.clone());
-        std::thread::spawn(move || sweep_with(&config, &g, &queued, Some(port)))
+        let (config, g, queued, url) = (config.clone(), g.clone(), queued.clone(), url.clone());
+        std::thread::spawn(move || sweep_with(&config, &g, &queued, Some((&url, &[]))))
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while doomed.0.try_wait().unwrap().is_none() {
@@ -310,7 +316,7 @@ fn over_nats_a_killed_workers_variant_is_redone_elsewhere_and_none_twice() {
         .unwrap()
         .contains("ALCHEMISER_CRASH_AFTER"));
     let rescuer_log = dir.path().join("rescuer.log");
-    let _rescuer = backtest_worker(&config, port, &rescuer_log, None);
+    let _rescuer = backtest_worker(bus, &config, &rescuer_log, None);
     let out = driver.join().unwrap();
     assert!(
         out.status.success(),
@@ -341,7 +347,7 @@ fn over_nats_a_killed_workers_variant_is_redone_elsewhere_and_none_twice() {
 
     // A driver started again (its folder lost) finds every result in: nothing is redone.
     let again = dir.path().join("again");
-    let rerun = sweep_with(&config, &g, &again, Some(port));
+    let rerun = sweep_with(&config, &g, &again, Some(bus));
     assert!(
         rerun.status.success(),
         "{}",
@@ -350,4 +356,47 @@ fn over_nats_a_killed_workers_variant_is_redone_elsewhere_and_none_twice() {
     assert_eq!(summaries(&again), summaries(&here));
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(done(&rescuer_log), 4 - done(&doomed_log));
+}
+
+#[test]
+fn a_sweep_over_a_secured_bus_runs_as_the_research_user_inside_its_permissions() {
+    let Some(binary) = nats::nats_server_binary() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = nats::free_port();
+    let (_server, certs) = nats::secured_server(&binary, dir.path(), port);
+    let config = dir.path().join("sweep.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[strategy.files]]\npath = {:?}\nweight = \"1\"\n[strategy]\ndata = {:?}\n\
+             [bus]\ntls_ca_file = {:?}\ntls_cert_file = {:?}\ntls_key_file = {:?}\n",
+            root().join("examples/strategies/default_template.clj"),
+            root().join("examples/data"),
+            certs[0],
+            certs[3],
+            certs[4],
+        ),
+    )
+    .unwrap();
+    let g = grid(dir.path(), GRID);
+    let url = format!("tls://127.0.0.1:{port}");
+    let research = nats::as_user("research");
+    let env = nats::pairs(&research);
+    let bus: Bus = (&url, &env);
+    let _worker = backtest_worker(bus, &config, &dir.path().join("worker.log"), None);
+    let queued = dir.path().join("queued");
+    let out = sweep_with(&config, &g, &queued, Some(bus));
+    assert!(
+        out.status.success(),
+        "{}\nworker: {}",
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(dir.path().join("worker.log")).unwrap_or_default()
+    );
+    let here = dir.path().join("here");
+    assert!(sweep_with(&config, &g, &here, None).status.success());
+    assert_eq!(summaries(&queued), summaries(&here));
+    let server_log = std::fs::read_to_string(dir.path().join("nats/server.log")).unwrap();
+    assert!(!server_log.contains("Violation"), "{server_log}");
 }

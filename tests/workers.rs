@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use alchemiser::events::{EventKind, Payload};
 use alchemiser::journal::{Journal, SyncMode};
 use alchemiser::venue::alpaca::fake::FakeAlpaca;
-use nats::{free_port, nats_server_binary, NatsServer};
+use nats::{
+    as_user, free_port, nats_server_binary, pairs, password_of, secured_server, NatsServer,
+};
 use rust_decimal::Decimal;
 
 const KEY: &str = "PKWORKERTEST1";
@@ -60,7 +62,7 @@ fn config_full(
             "[strategy]\ndata = {data:?}\n[[strategy.files]]\npath = {strategy:?}\n\
              [journal]\npath = {journal:?}\n[engine]\ncontrol_dir = {control:?}\n{metrics}\
              [alpaca]\ntrading_url = {url:?}\ndata_url = {url:?}\n\
-             [bus]\ntransport = \"nats\"\nurl = \"nats://127.0.0.1:{port}\"\nstream = \"ALC_WORKERS\"\n\
+             [bus]\ntransport = \"nats\"\nurl = \"nats://127.0.0.1:{port}\"\n\
              remote_roles = [{remote}]\nack_wait_secs = 2\nmax_deliver = 3\n",
             data = root().join("examples/data"),
             strategy = root().join("examples/strategies/default.clj"),
@@ -99,7 +101,20 @@ fn worker(cfg: &Path, dir: &Path, name: &str, crash_after: Option<&str>) -> Work
 }
 
 fn worker_of(cfg: &Path, dir: &Path, name: &str, crash_after: Option<&str>, roles: &str) -> Worker {
+    worker_env(cfg, dir, name, crash_after, roles, &[])
+}
+
+/// [`worker_of`] with `env` in the worker's environment (its NATS credentials).
+fn worker_env(
+    cfg: &Path,
+    dir: &Path,
+    name: &str,
+    crash_after: Option<&str>,
+    roles: &str,
+    env: &[(&str, &str)],
+) -> Worker {
     let mut c = Command::new(env!("CARGO_BIN_EXE_alchemiser"));
+    c.envs(env.iter().copied());
     c.env_remove("ALCHEMISER_FAIL_ON");
     if let Some(fail) = crash_after.and_then(|p| p.strip_prefix("fail:")) {
         c.env("ALCHEMISER_FAIL_ON", fail);
@@ -141,7 +156,13 @@ fn run_once(cfg: &Path, as_of: &str) -> Output {
 }
 
 fn run_once_with(cfg: &Path, as_of: &str, extra: &[&str]) -> Output {
+    run_once_env(cfg, as_of, extra, &[])
+}
+
+/// [`run_once_with`] with `env` in the engine's environment (its NATS credentials).
+fn run_once_env(cfg: &Path, as_of: &str, extra: &[&str], env: &[(&str, &str)]) -> Output {
     let mut c = command(cfg);
+    c.envs(env.iter().copied());
     c.args(["--as-of", as_of]).args(extra);
     // `run` first, then its flags.
     let mut args: Vec<std::ffi::OsString> = vec!["run".into(), "--once".into()];
@@ -167,8 +188,19 @@ fn assert_consistent_retried(dir: &Path, fake: &FakeAlpaca, workflows: usize, re
     assert!(journal.open_workflows().unwrap().is_empty());
     let entries = journal.entries().unwrap();
     let count = |kind: EventKind| entries.iter().filter(|e| e.envelope.kind() == kind).count();
-    assert_eq!(count(EventKind::WorkflowCompleted), workflows);
-    assert!(count(EventKind::WorkflowFailed) <= retried);
+    let failures: Vec<String> = entries
+        .iter()
+        .filter_map(|e| match &e.envelope.payload {
+            Payload::WorkflowFailed(f) => Some(format!("{}: {}", f.reason.as_str(), f.detail)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        count(EventKind::WorkflowCompleted),
+        workflows,
+        "{failures:?}"
+    );
+    assert!(failures.len() <= retried, "{failures:?}");
     // Each step of each workflow once: no reaction was taken twice.
     let mut seen = std::collections::BTreeSet::new();
     for e in &entries {
@@ -189,13 +221,6 @@ fn assert_consistent_retried(dir: &Path, fake: &FakeAlpaca, workflows: usize, re
         }
     }
     // Every execution settled, but a failed workflow's.
-    let failures: Vec<String> = entries
-        .iter()
-        .filter_map(|e| match &e.envelope.payload {
-            Payload::WorkflowFailed(f) => Some(format!("{}: {}", f.reason.as_str(), f.detail)),
-            _ => None,
-        })
-        .collect();
     assert!(
         count(EventKind::OrderSettled) + failures.len() >= count(EventKind::ExecutionStarted),
         "every execution settled: {failures:?}"
@@ -915,7 +940,7 @@ fn an_engine_killed_mid_plan_stops_the_workers_orders_and_finds_each_sent_one_on
         at_venue.difference(&known).collect::<Vec<_>>()
     );
     assert!(
-        log(dir.path(), "w").contains("did not journal the order intent"),
+        log(dir.path(), "w").contains("waiting for the engine to journal the order intent"),
         "the worker said why it stopped: {}",
         log(dir.path(), "w")
     );
@@ -933,6 +958,49 @@ fn an_engine_killed_mid_plan_stops_the_workers_orders_and_finds_each_sent_one_on
         f.state().created.values().all(|n| *n == 1),
         "no order twice"
     );
+}
+
+#[test]
+fn an_engine_restarted_while_a_workers_order_still_fills_counts_its_fills_and_does_not_halt() {
+    let Some(binary) = nats_server_binary() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _nats = NatsServer::start(&binary, port, &dir.path().join("nats"));
+    let f = fake();
+    // Each market order fills in four parts over about three seconds.
+    f.state().fill_parts = 4;
+    f.state().fill_every = Duration::from_millis(800);
+    let cfg = config(dir.path(), &f, port);
+    let _worker = worker(&cfg, dir.path(), "w", None);
+    let mut engine = Command::new(env!("CARGO_BIN_EXE_alchemiser"))
+        .args(["run", "--once", "--as-of", "2023-09-21", "--config"])
+        .arg(&cfg)
+        .env("APCA_API_KEY_ID", KEY)
+        .env("APCA_API_SECRET_KEY", SECRET)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    await_first_order(&f);
+    engine.kill().unwrap();
+    engine.wait().unwrap();
+    // Restarted at once: the worker's first order is still filling. The start-up check
+    // counts its fills once it is done, not the part filled when it looked.
+    let out = run_once(&cfg, "2023-09-21");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{said}\nworker: {}",
+        log(dir.path(), "w")
+    );
+    assert!(!said.contains("drifted"), "{said}");
+    // The killed engine's workflow, resumed, and the restart's own; the worker's
+    // orders refused while no engine could journal them fail a step, which recovery
+    // retries.
+    assert_consistent_retried(dir.path(), &f, 2, 2);
 }
 
 #[test]
@@ -968,4 +1036,173 @@ fn a_nats_restart_of_eight_seconds_mid_plan_loses_no_fill() {
     let engine = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(!engine.contains("is not an earlier event"), "{engine}");
     assert!(!engine.contains("not allowed in stage"), "{engine}");
+}
+
+#[test]
+fn over_tls_each_role_trades_as_its_own_user_and_the_server_refuses_the_rest() {
+    let Some(binary) = nats_server_binary() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (_nats, certs) = secured_server(&binary, dir.path(), port);
+    let f = fake();
+    let cfg = config(dir.path(), &f, port);
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("nats://", "tls://");
+    std::fs::write(
+        &cfg,
+        format!(
+            "{text}tls_ca_file = {:?}\ntls_cert_file = {:?}\ntls_key_file = {:?}\n",
+            certs[0], certs[3], certs[4]
+        ),
+    )
+    .unwrap();
+
+    // A worker whose password is wrong is refused at once, the secret not shown.
+    let wrong = [
+        ("ALCHEMISER_NATS_USER", "execution"),
+        ("ALCHEMISER_NATS_PASSWORD", "guessed-wrong"),
+    ];
+    let refused = Command::new(env!("CARGO_BIN_EXE_alchemiser"))
+        .args(["worker", "--roles", "execution", "--config"])
+        .arg(&cfg)
+        .env("APCA_API_KEY_ID", KEY)
+        .env("APCA_API_SECRET_KEY", SECRET)
+        .envs(wrong)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains(&format!(
+            "NATS at tls://127.0.0.1:{port} refuses user execution"
+        )) && said.contains("authorization violation"),
+        "{said}"
+    );
+    assert!(!said.contains("guessed-wrong"), "{said}");
+
+    // Each role's worker as its own user; the engine as its.
+    let (execution, reconciliation, engine) = (
+        as_user("execution"),
+        as_user("reconciliation"),
+        as_user("engine"),
+    );
+    let _x = worker_env(&cfg, dir.path(), "x", None, "execution", &pairs(&execution));
+    let _r = worker_env(
+        &cfg,
+        dir.path(),
+        "r",
+        None,
+        "reconciliation",
+        &pairs(&reconciliation),
+    );
+    let out = run_once_env(&cfg, "2023-09-21", &[], &pairs(&engine));
+    assert!(
+        out.status.success(),
+        "{}\nexecution: {}\nreconciliation: {}",
+        String::from_utf8_lossy(&out.stderr),
+        log(dir.path(), "x"),
+        log(dir.path(), "r")
+    );
+    assert_consistent(dir.path(), &f, 1);
+    let server_log = std::fs::read_to_string(dir.path().join("nats/server.log")).unwrap();
+    assert!(
+        // The server logs "Publish Violation - User ..." (and "Subscription Violation").
+        !server_log.contains("Violation"),
+        "the engine and workers stayed inside their permissions: {server_log}"
+    );
+
+    // What the server refuses, seen by a client of the test's own.
+    let url = format!("tls://127.0.0.1:{port}");
+    let tls = || {
+        async_nats::ConnectOptions::new()
+            .add_root_certificates(certs[0].clone())
+            .add_client_certificate(certs[3].clone(), certs[4].clone())
+            .require_tls(true)
+            .connection_timeout(Duration::from_secs(3))
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        // No credentials: nothing at all.
+        let anonymous = tls().connect(&url).await.map(|_| ()).unwrap_err();
+        assert_eq!(
+            anonymous.kind(),
+            async_nats::ConnectErrorKind::AuthorizationViolation,
+            "{anonymous}"
+        );
+        // The engine's password without a client certificate: refused by TLS.
+        let without_cert = async_nats::ConnectOptions::new()
+            .add_root_certificates(certs[0].clone())
+            .user_and_password("engine".into(), password_of("engine"))
+            .connection_timeout(Duration::from_secs(3))
+            .connect(&url)
+            .await;
+        assert!(
+            without_cert.is_err(),
+            "a client without a certificate got in"
+        );
+
+        let engine = tls()
+            .user_and_password("engine".into(), password_of("engine"))
+            .connect(&url)
+            .await
+            .unwrap();
+        let js = async_nats::jetstream::new(engine);
+        let mut stream = js.get_stream("ALCHEMISER").await.unwrap();
+        let before = stream.info().await.unwrap().state.messages;
+        assert!(before > 0, "the engine's events are on the stream");
+
+        // The execution worker's user: each try below is refused by the server.
+        let (tx, mut violations) = tokio::sync::mpsc::unbounded_channel();
+        let worker = tls()
+            .user_and_password("execution".into(), password_of("execution"))
+            .event_callback(move |event| {
+                let tx = tx.clone();
+                async move {
+                    if let async_nats::Event::ServerError(e) = event {
+                        let _ = tx.send(e.to_string());
+                    }
+                }
+            })
+            .connect(&url)
+            .await
+            .unwrap();
+        for subject in [
+            // An event: only the engine publishes them.
+            "alchemiser.events.workflow.started.v1",
+            // Another role's reaction.
+            "alchemiser.broker.publish.strategy",
+            // Another role's consumer.
+            "$JS.API.CONSUMER.MSG.NEXT.ALCHEMISER.reconciliation--execution_order_settled_v1",
+            // The stream's management.
+            "$JS.API.STREAM.DELETE.ALCHEMISER",
+        ] {
+            worker.publish(subject, "{}".into()).await.unwrap();
+            worker.flush().await.unwrap();
+            let said = tokio::time::timeout(Duration::from_secs(5), violations.recv())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!("the server let the execution worker publish to {subject}")
+                })
+                .unwrap();
+            assert!(
+                said.contains("Permissions Violation for Publish") && said.contains(subject),
+                "{subject}: {said}"
+            );
+        }
+        // Its own reaction subject is open to it.
+        worker
+            .publish("alchemiser.broker.publish.execution", "{}".into())
+            .await
+            .unwrap();
+        worker.flush().await.unwrap();
+        let quiet = tokio::time::timeout(Duration::from_secs(1), violations.recv()).await;
+        assert!(quiet.is_err(), "{quiet:?}");
+        assert_eq!(stream.info().await.unwrap().state.messages, before);
+    });
 }

@@ -15,6 +15,7 @@ use super::super::broker::{
 use super::super::control::{await_outcome, reconcile_now, ControlFiles, RunFile};
 use super::super::engine::{self, EngineDeps};
 use super::super::observe;
+use crate::bus::connect::NatsAccess;
 use crate::bus::mirror::Mirror;
 use crate::bus::remote::{RemoteView, VenueAccount};
 use crate::bus::BusHealth;
@@ -363,8 +364,32 @@ pub(super) fn run(
                 return ExitCode::from(2);
             }
         };
-    let mut bus = (config.bus.transport == BusTransport::Nats).then(|| EventBus {
+    let access = match (config.bus.transport == BusTransport::Nats)
+        .then(|| NatsAccess::from_env(&config))
+        .transpose()
+    {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: NATS access: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // Credentials the server refuses will not work later either: said now, not after
+    // the bus's wait.
+    if let Some(access) = &access {
+        let refused = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok()
+            .and_then(|rt| rt.block_on(crate::bus::connect::refusal(access, &config.bus.url)));
+        if let Some(why) = refused {
+            eprintln!("error: {why}");
+            return ExitCode::from(2);
+        }
+    }
+    let mut bus = access.map(|access| EventBus {
         config: config.bus.clone(),
+        access,
         journal_path: journal_path.clone(),
         health: BusHealth::default(),
         consumers: Vec::new(),
@@ -594,7 +619,8 @@ impl Startup<'_> {
     /// during its orders: execution reports each order as it goes, so the journal may
     /// stop before fills the venue made. Such a workflow's positions are those before
     /// its first order plus what the venue filled of every order the outbox says it
-    /// sent (each intent is written before its order goes out).
+    /// sent (each intent is written before its order goes out), each followed until it
+    /// is no longer open.
     async fn expected_at_start(
         &self,
         journal: &Journal,
@@ -609,11 +635,17 @@ impl Startup<'_> {
             .intents_of(open.correlation)
             .map_err(|e| e.to_string())?
         {
-            if let Some(order) = venue
+            if let Some(mut order) = venue
                 .order_by_client_id(&id)
                 .await
                 .map_err(|e| e.to_string())?
             {
+                // Still filling (a worker's order goes on while its engine restarts): the
+                // fills are counted once it is done, not as they stand now, or the check
+                // below would take the fills that came meanwhile for drift.
+                if order.status.is_open() {
+                    order = venue.settle(order).await.map_err(|e| e.to_string())?;
+                }
                 let signed = match order.side {
                     crate::domain::Side::Buy => order.filled_qty,
                     crate::domain::Side::Sell => -order.filled_qty,
@@ -1188,6 +1220,8 @@ async fn run_workflow(
 /// JetStream stream a copy of the journal.
 struct EventBus {
     config: crate::config::BusConfig,
+    /// Who the engine is on the bus, and how the connection is secured.
+    access: NatsAccess,
     journal_path: PathBuf,
     health: BusHealth,
     /// The durable consumers of the roles served by workers: (name, subject).
@@ -1220,7 +1254,8 @@ impl EventBus {
         }
         if !self.consumers.is_empty() {
             // The workers' way back: their reactions, dead letters and heartbeats.
-            let (url, prefix, broker, view, roots, account, intents_open) = (
+            let (options, url, prefix, broker, view, roots, account, intents_open) = (
+                self.access.options(),
                 self.config.url.clone(),
                 self.config.subject_prefix.clone(),
                 broker.clone(),
@@ -1242,9 +1277,7 @@ impl EventBus {
                 self.consumers.iter().map(|(n, _)| n.clone()).collect(),
             );
             tokio::task::spawn_local(async move {
-                let connect = async_nats::ConnectOptions::new()
-                    .retry_on_initial_connect()
-                    .connect(url.as_str());
+                let connect = options.retry_on_initial_connect().connect(url.as_str());
                 let served = match connect.await {
                     Ok(client) => {
                         tokio::task::spawn_local(crate::actors::remote::watch_lag(
@@ -1271,8 +1304,8 @@ impl EventBus {
                 }
             });
         }
-        let mirror =
-            Mirror::new(self.config, self.journal_path, self.health).with_consumers(self.consumers);
+        let mirror = Mirror::new(self.config, self.access, self.journal_path, self.health)
+            .with_consumers(self.consumers);
         tokio::task::spawn_local(mirror.run(rx));
     }
 }

@@ -123,8 +123,7 @@ pub(super) fn sweep(request: SweepRequest) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let within = std::time::Duration::from_secs(config.bus.connect_timeout_secs);
-            let client = match runtime.block_on(crate::bus::connect::connect_within(url, within)) {
+            let client = match runtime.block_on(super::worker::reach_nats(&config, url)) {
                 Ok(c) => c,
                 Err(e) => {
                     bar.finish_and_clear();

@@ -42,7 +42,7 @@ pub(super) fn worker(
             Ok(rt) => rt,
             Err(e) => return refuse(e.to_string()),
         };
-        let client = match runtime.block_on(reach_nats(&config)) {
+        let client = match runtime.block_on(reach_nats(&config, &config.bus.url)) {
             Ok(c) => c,
             Err(e) => return refuse(e.to_string()),
         };
@@ -130,9 +130,9 @@ pub(super) fn worker(
         }) as crate::actors::remote::BeforeHandling
     });
     let system = actix::System::new();
-    let client = match system.block_on(reach_nats(&deps.config)) {
+    let client = match system.block_on(reach_nats(&deps.config, &deps.config.bus.url)) {
         Ok(c) => c,
-        Err(e) => return refuse(e.to_string()),
+        Err(e) => return refuse(e),
     };
     let mine = match system.block_on(account_of(&alpaca)) {
         Ok(a) => a,
@@ -149,7 +149,12 @@ pub(super) fn worker(
     // No order leaves this worker before the engine's journal has its intent.
     deps.remote_intents = Some(Arc::new(crate::actors::remote::NatsIntents {
         client: client.clone(),
-        subject: crate::bus::remote::intent_subject(&deps.config.bus.subject_prefix),
+        subject: crate::bus::remote::intent_subject(
+            &deps.config.bus.subject_prefix,
+            crate::bus::remote::ORDER_PLACER,
+        ),
+        // Well inside the handling's own time limit.
+        patience: std::time::Duration::from_secs(deps.config.engine.handler_timeout_secs / 4),
     }));
     match system.block_on(crate::actors::remote::work(
         deps, client, &roles, id, before,
@@ -162,15 +167,21 @@ pub(super) fn worker(
     }
 }
 
-/// The configured NATS server, tried for `bus.connect_timeout_secs`.
-async fn reach_nats(
+/// The configured NATS server, as the environment's credentials say, tried for
+/// `bus.connect_timeout_secs`.
+pub(super) async fn reach_nats(
     config: &crate::config::Config,
-) -> Result<async_nats::Client, crate::bus::connect::Unreachable> {
+    url: &str,
+) -> Result<async_nats::Client, String> {
+    let access = crate::bus::connect::NatsAccess::from_env(config)
+        .map_err(|e| format!("NATS access: {e}"))?;
     crate::bus::connect::connect_within(
-        &config.bus.url,
+        &access,
+        url,
         std::time::Duration::from_secs(config.bus.connect_timeout_secs),
     )
     .await
+    .map_err(|e| e.to_string())
 }
 
 /// The account this worker's keys open.

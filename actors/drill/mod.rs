@@ -4,6 +4,7 @@
 //! with no duplicate order and no lost event. Each drill prints one JSON report.
 
 mod crash;
+mod distributed;
 mod faults;
 mod rig;
 mod scenarios;
@@ -22,7 +23,8 @@ pub use faults::{FaultPlan, HandlerFaultKind, Injected};
 pub const SCENARIO_HELP: &str = "The drill to run: actor-panic, poison-event, venue-5xx-storm, \
 venue-timeout-after-accept, rate-limit-storm, crash-mid-execution, hung-workflow, \
 duplicate-delivery, reconciliation-drift; `all` for every one of them; `soak` for \
---iterations trading days with random faults";
+--iterations trading days with random faults; `distributed` for --iterations trading days \
+of an engine, two workers and nats-server as processes, one of them killed each day";
 
 pub const SCENARIOS: [&str; 9] = [
     "actor-panic",
@@ -37,8 +39,8 @@ pub const SCENARIOS: [&str; 9] = [
 ];
 
 /// Runs `scenario` (or `all`) `iterations` times from `seed`, handing each report to
-/// `out` as it is made; `soak` runs `iterations` trading days with faults drawn from
-/// `seed`. Errors name a scenario that could not be set up.
+/// `out` as it is made; `soak` and `distributed` run `iterations` trading days with
+/// faults drawn from `seed`. Errors name a scenario that could not be set up.
 pub fn run(
     scenario: &str,
     seed: u64,
@@ -53,12 +55,20 @@ pub fn run(
         out(&report);
         return Ok(vec![report]);
     }
+    if scenario == "distributed" {
+        let started = Instant::now();
+        let mut report = distributed::distributed(seed, iterations)?;
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        report.finish();
+        out(&report);
+        return Ok(vec![report]);
+    }
     let chosen: Vec<&str> = match scenario {
         "all" => SCENARIOS.to_vec(),
         s if SCENARIOS.contains(&s) => vec![s],
         other => {
             return Err(format!(
-                "unknown drill `{other}`: one of {}, all, soak",
+                "unknown drill `{other}`: one of {}, all, soak, distributed",
                 SCENARIOS.join(", ")
             ))
         }

@@ -7,6 +7,7 @@ use async_nats::jetstream::{self, message::PublishMessage, stream};
 use async_nats::HeaderMap;
 use thiserror::Error;
 
+use super::connect::NatsAccess;
 use super::{all_events, subject, SEQ_HEADER};
 use crate::config::BusConfig;
 
@@ -31,12 +32,17 @@ pub struct EventStream {
 impl EventStream {
     /// Connects and gets the stream, creating it (file storage, the configured
     /// duplicate window) when it does not exist.
-    pub async fn connect(config: &BusConfig, timeout: Duration) -> Result<Self, BusError> {
+    pub async fn connect(
+        config: &BusConfig,
+        access: &NatsAccess,
+        timeout: Duration,
+    ) -> Result<Self, BusError> {
         let connect_error = |message: String| BusError::Connect {
             url: config.url.clone(),
             message,
         };
-        let client = async_nats::ConnectOptions::new()
+        let client = access
+            .options()
             .connection_timeout(timeout)
             .request_timeout(Some(timeout))
             .retry_on_initial_connect()

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedReceiver;
 
+use super::connect::NatsAccess;
 use super::jetstream::{BusError, EventStream};
 use super::BusHealth;
 use crate::config::BusConfig;
@@ -27,6 +28,7 @@ pub type Dispatched = (u64, Arc<Envelope>);
 
 pub struct Mirror {
     config: BusConfig,
+    access: NatsAccess,
     journal_path: PathBuf,
     health: BusHealth,
     /// Durable consumers of the roles served by workers: (name, subject).
@@ -41,9 +43,15 @@ enum Ended {
 }
 
 impl Mirror {
-    pub fn new(config: BusConfig, journal_path: PathBuf, health: BusHealth) -> Self {
+    pub fn new(
+        config: BusConfig,
+        access: NatsAccess,
+        journal_path: PathBuf,
+        health: BusHealth,
+    ) -> Self {
         Self {
             config,
+            access,
             journal_path,
             health,
             consumers: Vec::new(),
@@ -62,7 +70,7 @@ impl Mirror {
         let timeout = Duration::from_secs(self.config.connect_timeout_secs.clamp(1, 10));
         let mut backoff = BACKOFF_FIRST;
         loop {
-            let ended = match EventStream::connect(&self.config, timeout).await {
+            let ended = match EventStream::connect(&self.config, &self.access, timeout).await {
                 Ok(mut stream) => {
                     backoff = BACKOFF_FIRST;
                     self.mirror(&mut stream, &mut live).await

@@ -6,32 +6,48 @@
 //!   consumes (`ROLE--TYPE`), shared by the role's workers: each event is handled by
 //!   one of them, and redelivered to another if it is not acknowledged in time.
 //! - What a handling publishes goes to the broker as a request on
-//!   `PREFIX.broker.publish`; the broker answers once it has accepted (and journaled)
+//!   `PREFIX.broker.publish.ROLE`; the broker answers once it has accepted (and journaled)
 //!   it, and only then does the worker acknowledge the event.
 //! - Workers report on `PREFIX.workers.heartbeat`; a handling that fails its last
-//!   allowed delivery is reported on `PREFIX.broker.dead_letter`.
+//!   allowed delivery is reported on `PREFIX.broker.dead_letter.ROLE`.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::events::{CorrelationId, Envelope, EventId};
 
-pub fn publish_subject(prefix: &str) -> String {
-    format!("{prefix}.broker.publish")
+/// Every request a worker makes of the broker goes to `PREFIX.broker.OP.ROLE`: the
+/// server's permissions let each role's workers send only under their own role
+/// (`ops/nats/permissions.conf`), and the broker takes what a request carries only for
+/// the role its subject names.
+fn request_subject(prefix: &str, op: &str, role: &str) -> String {
+    format!("{prefix}.broker.{op}.{role}")
 }
 
-pub fn dead_letter_subject(prefix: &str) -> String {
-    format!("{prefix}.broker.dead_letter")
+/// The role in place of a worker's when the broker listens: any.
+pub const ANY_ROLE: &str = "*";
+
+/// The role a request to the broker came from: its subject's last token.
+pub fn role_of(subject: &str) -> &str {
+    subject.rsplit('.').next().unwrap_or_default()
+}
+
+pub fn publish_subject(prefix: &str, role: &str) -> String {
+    request_subject(prefix, "publish", role)
+}
+
+pub fn dead_letter_subject(prefix: &str, role: &str) -> String {
+    request_subject(prefix, "dead_letter", role)
 }
 
 /// Where a worker tells the broker it has handled an event (the consumer mark), and
 /// asks, for a redelivered one, whether that was done already.
-pub fn consumed_subject(prefix: &str) -> String {
-    format!("{prefix}.broker.consumed")
+pub fn consumed_subject(prefix: &str, role: &str) -> String {
+    request_subject(prefix, "consumed", role)
 }
 
-pub fn handled_subject(prefix: &str) -> String {
-    format!("{prefix}.broker.handled")
+pub fn handled_subject(prefix: &str, role: &str) -> String {
+    request_subject(prefix, "handled", role)
 }
 
 /// A role and one event it handled (the event in its own JSON).
@@ -41,15 +57,21 @@ pub struct RoleEvent {
     pub event: String,
 }
 
-/// Where a worker asks the broker for a workflow's root (recovery retries from it).
-pub fn root_subject(prefix: &str) -> String {
-    format!("{prefix}.broker.root")
+/// The one role that asks for workflow roots (it retries from them).
+pub const ROOT_ASKER: &str = "recovery";
+
+/// Where a recovery worker asks the broker for a workflow's root.
+pub fn root_subject(prefix: &str, role: &str) -> String {
+    request_subject(prefix, "root", role)
 }
+
+/// The one role that places orders, so records intents.
+pub const ORDER_PLACER: &str = "execution";
 
 /// Where a worker's execution has the engine record an order intent (before sending
 /// it) and its outcome (after), in the engine's outbox.
-pub fn intent_subject(prefix: &str) -> String {
-    format!("{prefix}.broker.intent")
+pub fn intent_subject(prefix: &str, role: &str) -> String {
+    request_subject(prefix, "intent", role)
 }
 
 /// What a worker asks the engine's outbox to record.
@@ -69,6 +91,9 @@ pub enum IntentRecord {
 
 /// The engine's answer when the record is on disk.
 pub const RECORDED: &[u8] = b"recorded";
+
+/// The engine's answer while its start-up check runs: a worker waits and asks again.
+pub const STARTING: &[u8] = b"the engine is starting (its start-up check comes first)";
 
 /// Where a worker asks the engine which venue account it trades.
 pub fn account_subject(prefix: &str) -> String {
