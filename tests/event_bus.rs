@@ -37,14 +37,7 @@ fn write_config(dir: &Path, port: u16) -> PathBuf {
 }
 
 fn run_once(dir: &Path, config: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_alchemiser"))
-        .current_dir(dir)
-        .args(["run", "--once", "--config"])
-        .arg(config)
-        .env_remove("APCA_API_KEY_ID")
-        .env_remove("APCA_API_SECRET_KEY")
-        .output()
-        .unwrap()
+    run_once_as(dir, config, &[])
 }
 
 /// The stream's messages: (stream seq, subject, Nats-Msg-Id, Alchemiser-Seq, payload).

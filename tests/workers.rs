@@ -142,6 +142,23 @@ fn run_in_background(cfg: &Path) -> std::thread::JoinHandle<Output> {
     std::thread::spawn(move || run_once(&cfg, "2023-09-21"))
 }
 
+/// Runs the day's engine and kills it (SIGKILL) once the venue has its first order.
+fn engine_killed_at_first_order(cfg: &Path, f: &FakeAlpaca) {
+    let mut engine = Command::new(env!("CARGO_BIN_EXE_alchemiser"))
+        .args(["run", "--once", "--as-of", "2023-09-21", "--config"])
+        .arg(cfg)
+        .env("APCA_API_KEY_ID", KEY)
+        .env("APCA_API_SECRET_KEY", SECRET)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    await_first_order(f);
+    engine.kill().unwrap();
+    engine.wait().unwrap();
+}
+
 /// Waits (a minute at most) until the venue has created the plan's first order.
 fn await_first_order(f: &FakeAlpaca) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -907,19 +924,7 @@ fn an_engine_killed_mid_plan_stops_the_workers_orders_and_finds_each_sent_one_on
     f.state().latency = Duration::from_millis(300);
     let cfg = config(dir.path(), &f, port);
     let _worker = worker(&cfg, dir.path(), "w", None);
-    let mut engine = Command::new(env!("CARGO_BIN_EXE_alchemiser"))
-        .args(["run", "--once", "--as-of", "2023-09-21", "--config"])
-        .arg(&cfg)
-        .env("APCA_API_KEY_ID", KEY)
-        .env("APCA_API_SECRET_KEY", SECRET)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    await_first_order(&f);
-    engine.kill().unwrap();
-    engine.wait().unwrap();
+    engine_killed_at_first_order(&cfg, &f);
     // The worker goes on with the plan for a while: every order it sends must be one
     // the engine's journal recorded as intended.
     std::thread::sleep(Duration::from_secs(4));
@@ -974,19 +979,7 @@ fn an_engine_restarted_while_a_workers_order_still_fills_counts_its_fills_and_do
     f.state().fill_every = Duration::from_millis(800);
     let cfg = config(dir.path(), &f, port);
     let _worker = worker(&cfg, dir.path(), "w", None);
-    let mut engine = Command::new(env!("CARGO_BIN_EXE_alchemiser"))
-        .args(["run", "--once", "--as-of", "2023-09-21", "--config"])
-        .arg(&cfg)
-        .env("APCA_API_KEY_ID", KEY)
-        .env("APCA_API_SECRET_KEY", SECRET)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    await_first_order(&f);
-    engine.kill().unwrap();
-    engine.wait().unwrap();
+    engine_killed_at_first_order(&cfg, &f);
     // Restarted at once: the worker's first order is still filling. The start-up check
     // counts its fills once it is done, not the part filled when it looked.
     let out = run_once(&cfg, "2023-09-21");
