@@ -1126,9 +1126,19 @@ impl Handler<AlreadyHandled> for Broker {
             return true;
         }
         let hash = msg.env.payload_hash();
-        self.marks
+        let marked = self
+            .marks
             .get(&correlation)
-            .is_some_and(|m| m.contains(&(msg.consumer.to_string(), msg.env.kind(), hash)))
+            .is_some_and(|m| m.contains(&(msg.consumer.to_string(), msg.env.kind(), hash)));
+        // A worker killed after its reaction was taken, before its mark: the reaction
+        // is on record under the id a handling of this event gives it.
+        marked
+            || self
+                .log
+                .contains_event(&crate::bus::remote::StableIds::first_of(
+                    msg.env.event_id,
+                    msg.consumer,
+                ))
     }
 }
 

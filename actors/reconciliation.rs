@@ -44,6 +44,8 @@ pub struct ReconciliationActor {
     clock: Arc<dyn Clock>,
     roots: WorkflowRoots,
     outbox: Option<Arc<std::sync::Mutex<Outbox>>>,
+    /// In a worker: the engine's outbox over the bus, the record of every intent.
+    remote: Option<Arc<dyn crate::execution::executor::IntentRecorder>>,
     /// Client order ids this engine submitted (without an outbox, the only record).
     submitted: Arc<std::sync::Mutex<HashSet<String>>>,
 }
@@ -60,6 +62,7 @@ impl ReconciliationActor {
             clock: deps.clock.clone(),
             roots: deps.roots.clone(),
             outbox: deps.outbox.clone(),
+            remote: deps.remote_intents.clone(),
             submitted: Default::default(),
         }
     }
@@ -72,6 +75,7 @@ impl ReconciliationActor {
     ) -> impl std::future::Future<Output = Result<ReconciliationCompleted, String>> + 'static {
         let venue = self.venue.clone();
         let outbox = self.outbox.clone();
+        let remote = self.remote.clone();
         let submitted = self.submitted.clone();
         let tolerance = self.tolerance_pct;
         async move {
@@ -82,13 +86,28 @@ impl ReconciliationActor {
                 .map_err(|e| format!("open orders: {e}"))?;
             let symbols: Vec<Symbol> = account.positions.keys().cloned().collect();
             let prices = venue.prices(&symbols).await.unwrap_or_default();
-            let explained = |id: &str| {
+            let local = |id: &str| {
                 let seen = submitted.lock().map(|s| s.contains(id)).unwrap_or(false);
                 seen || outbox
                     .as_ref()
                     .and_then(|o| o.lock().ok().and_then(|o| o.knows(id).ok()))
                     .unwrap_or(false)
             };
+            // A worker asks the engine's outbox of each open order it does not know.
+            let mut known_remotely = HashSet::new();
+            if let Some(remote) = &remote {
+                for o in open.iter().filter(|o| !local(&o.client_order_id)) {
+                    let id = &o.client_order_id;
+                    if remote
+                        .knows(id)
+                        .await
+                        .map_err(|e| format!("the engine's outbox: {e}"))?
+                    {
+                        known_remotely.insert(id.clone());
+                    }
+                }
+            }
+            let explained = |id: &str| local(id) || known_remotely.contains(id);
             let adopted = expected.is_none();
             let expected = expected.unwrap_or_else(|| account.positions.clone());
             let mut report = reconcile(&expected, &account, &open, explained, &prices, tolerance);

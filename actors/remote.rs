@@ -15,9 +15,10 @@ use super::engine::business_registry;
 use super::supervision::{react, Consumed, EventHandler, PublishAll};
 use crate::bus::remote::{
     account_subject, consumed_subject, consumer_name, dead_letter_subject, handled_subject,
-    heartbeat_subject, intent_subject, publish_subject, role_of, root_subject, ConsumerLag,
-    DeadLetterReport, Heartbeat, IntentRecord, RemotePublish, RemoteView, RoleEvent, StableIds,
-    VenueAccount, Verdict, ANY_ROLE, ORDER_PLACER, RECORDED, ROOT_ASKER, STARTING,
+    heartbeat_subject, intent_subject, known_subject, publish_subject, role_of, root_subject,
+    ConsumerLag, DeadLetterReport, Heartbeat, IntentRecord, RemotePublish, RemoteView, RoleEvent,
+    StableIds, VenueAccount, Verdict, ANY_ROLE, NO, ORDER_PLACER, RECONCILER, RECORDED, ROOT_ASKER,
+    STARTING, YES,
 };
 use crate::bus::subject;
 use crate::config::{Config, REMOTE_ROLES};
@@ -90,7 +91,8 @@ pub async fn watch_lag(
 /// plan going on, not a step failed for a pause.
 pub struct NatsIntents {
     pub client: async_nats::Client,
-    pub subject: String,
+    /// The bus's subject prefix.
+    pub prefix: String,
     pub patience: Duration,
 }
 
@@ -102,8 +104,10 @@ impl NatsIntents {
         loop {
             let answer = tokio::time::timeout(
                 Duration::from_secs(2),
-                self.client
-                    .request(self.subject.clone(), body.clone().into()),
+                self.client.request(
+                    intent_subject(&self.prefix, ORDER_PLACER),
+                    body.clone().into(),
+                ),
             )
             .await;
             let why = match answer {
@@ -134,6 +138,30 @@ impl NatsIntents {
 }
 
 impl crate::execution::executor::IntentRecorder for NatsIntents {
+    fn knows<'a>(
+        &'a self,
+        client_order_id: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, String>> + Send + 'a>>
+    {
+        Box::pin(async move {
+            let reply = tokio::time::timeout(
+                Duration::from_secs(5),
+                self.client.request(
+                    known_subject(&self.prefix, RECONCILER),
+                    client_order_id.to_string().into(),
+                ),
+            )
+            .await
+            .map_err(|_| "the engine did not answer within 5 s".to_string())?
+            .map_err(|e| format!("the engine is unreachable: {e}"))?;
+            match reply.payload.as_ref() {
+                YES => Ok(true),
+                NO => Ok(false),
+                other => Err(String::from_utf8_lossy(other).into_owned()),
+            }
+        })
+    }
+
     fn intend<'a>(
         &'a self,
         correlation: CorrelationId,
@@ -257,6 +285,10 @@ pub async fn serve_endpoint(
         .subscribe(intent_subject(&prefix, ANY_ROLE))
         .await
         .map_err(|e| e.to_string())?;
+    let mut known_asks = client
+        .subscribe(known_subject(&prefix, ANY_ROLE))
+        .await
+        .map_err(|e| e.to_string())?;
     let mut account_asks = client
         .subscribe(account_subject(&prefix))
         .await
@@ -356,6 +388,20 @@ pub async fn serve_endpoint(
                     }
                     Some((o, _)) => record_intent(Some(o), &msg.payload),
                     None => record_intent(None, &msg.payload),
+                };
+                if let Some(reply) = msg.reply {
+                    let _ = client.publish(reply, answer.into()).await;
+                }
+            }
+            Some(msg) = known_asks.next() => {
+                let id = String::from_utf8_lossy(&msg.payload);
+                let answer: Vec<u8> = match &outbox {
+                    Some((o, _)) => match o.knows(&id) {
+                        Ok(true) => YES.to_vec(),
+                        Ok(false) => NO.to_vec(),
+                        Err(e) => format!("the outbox cannot be read: {e}").into_bytes(),
+                    },
+                    None => b"this engine keeps no outbox".to_vec(),
                 };
                 if let Some(reply) = msg.reply {
                     let _ = client.publish(reply, answer.into()).await;

@@ -997,6 +997,63 @@ fn an_engine_restarted_while_a_workers_order_still_fills_counts_its_fills_and_do
 }
 
 #[test]
+fn a_reconciliation_worker_asks_the_engines_outbox_about_an_open_order_it_never_saw() {
+    let Some(binary) = nats_server_binary() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _nats = NatsServer::start(&binary, port, &dir.path().join("nats"));
+    let f = fake();
+    // An order an earlier run placed (its intent in the engine's outbox) rests at the
+    // venue: a limit far from the market.
+    let id = "alc-earlier-run-resting-limit";
+    let intent = alchemiser::events::OrderIntent {
+        client_order_id: id.into(),
+        symbol: "AAPL".into(),
+        side: alchemiser::domain::Side::Buy,
+        qty: Decimal::ONE,
+        order_type: alchemiser::domain::OrderType::Limit,
+        limit_price: Some(Decimal::ONE),
+    };
+    drop(Journal::open(&dir.path().join("journal.sqlite"), SyncMode::Normal).unwrap());
+    alchemiser::journal::outbox::Outbox::open(&dir.path().join("journal.sqlite"))
+        .unwrap()
+        .intend(
+            alchemiser::events::CorrelationId::new(),
+            "earlier-plan",
+            &intent,
+        )
+        .unwrap();
+    f.state()
+        .orders
+        .push(alchemiser::venue::alpaca::wire::Order {
+            id: "venue-order-1".into(),
+            client_order_id: id.into(),
+            symbol: "AAPL".into(),
+            qty: Some(Decimal::ONE),
+            filled_qty: Decimal::ZERO,
+            filled_avg_price: None,
+            side: "buy".into(),
+            order_type: "limit".into(),
+            time_in_force: "day".into(),
+            limit_price: Some(Decimal::ONE),
+            status: "new".into(),
+        });
+    // Reconciliation alone in a fresh worker: it never saw that order submitted.
+    let cfg = config_full(dir.path(), &f, port, None, &["reconciliation"]);
+    let _w = worker_of(&cfg, dir.path(), "w", None, "reconciliation");
+    let out = run_once(&cfg, "2023-09-21");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{said}\nworker: {}",
+        log(dir.path(), "w")
+    );
+    assert!(!said.contains("unexplained"), "{said}");
+}
+
+#[test]
 fn a_nats_restart_of_eight_seconds_mid_plan_loses_no_fill() {
     let Some(binary) = nats_server_binary() else {
         return;

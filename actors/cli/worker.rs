@@ -149,10 +149,7 @@ pub(super) fn worker(
     // No order leaves this worker before the engine's journal has its intent.
     deps.remote_intents = Some(Arc::new(crate::actors::remote::NatsIntents {
         client: client.clone(),
-        subject: crate::bus::remote::intent_subject(
-            &deps.config.bus.subject_prefix,
-            crate::bus::remote::ORDER_PLACER,
-        ),
+        prefix: deps.config.bus.subject_prefix.clone(),
         // Well inside the handling's own time limit.
         patience: std::time::Duration::from_secs(deps.config.engine.handler_timeout_secs / 4),
     }));

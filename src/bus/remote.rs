@@ -68,6 +68,19 @@ pub fn root_subject(prefix: &str, role: &str) -> String {
 /// The one role that places orders, so records intents.
 pub const ORDER_PLACER: &str = "execution";
 
+/// Where a worker's reconciliation asks whether the engine's outbox has an intent for
+/// an order (the client order id; answered [`YES`] or [`NO`]): a worker's own memory of
+/// the orders it saw is no record, as each worker sees only some of them.
+pub fn known_subject(prefix: &str, role: &str) -> String {
+    request_subject(prefix, "known", role)
+}
+
+/// The one role that asks whether an order is known.
+pub const RECONCILER: &str = "reconciliation";
+
+pub const YES: &[u8] = b"yes";
+pub const NO: &[u8] = b"no";
+
 /// Where a worker's execution has the engine record an order intent (before sending
 /// it) and its outcome (after), in the engine's outbox.
 pub fn intent_subject(prefix: &str, role: &str) -> String {
@@ -325,16 +338,26 @@ pub struct StableIds {
 }
 
 impl StableIds {
+    fn derived(handled: EventId, role: &str, index: u64) -> EventId {
+        EventId::derived(&[
+            b"remote-reaction",
+            handled.0.as_bytes(),
+            role.as_bytes(),
+            &index.to_le_bytes(),
+        ])
+    }
+
+    /// The id the first event of `role`'s reaction to `handled` has when the handler
+    /// gave it a random one: on record, that reaction is.
+    pub fn first_of(handled: EventId, role: &str) -> EventId {
+        Self::derived(handled, role, 0)
+    }
+
     pub fn apply(&mut self, handled: EventId, role: &str, env: &mut Envelope) {
         let index = self.renamed.len() as u64;
         let old = env.event_id;
         if old.0.get_version_num() == 4 {
-            env.event_id = EventId::derived(&[
-                b"remote-reaction",
-                handled.0.as_bytes(),
-                role.as_bytes(),
-                &index.to_le_bytes(),
-            ]);
+            env.event_id = Self::derived(handled, role, index);
         }
         if let Some(cause) = env.causation_id {
             if let Some((_, new)) = self.renamed.iter().find(|(o, _)| *o == cause) {

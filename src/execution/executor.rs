@@ -195,6 +195,12 @@ pub trait IntentRecorder: Send + Sync {
         client_order_id: &'a str,
         outcome: &'a str,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>;
+    /// Whether the engine's outbox has an intent for this order (reconciliation asks of
+    /// each open order: one no intent explains was placed by someone else).
+    fn knows<'a>(
+        &'a self,
+        client_order_id: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, String>> + Send + 'a>>;
 }
 
 pub struct Executor {
