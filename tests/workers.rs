@@ -1054,6 +1054,73 @@ fn a_reconciliation_worker_asks_the_engines_outbox_about_an_open_order_it_never_
 }
 
 #[test]
+fn an_order_whose_execution_never_reached_the_journal_counts_at_the_next_start() {
+    let Some(binary) = nats_server_binary() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _nats = NatsServer::start(&binary, port, &dir.path().join("nats"));
+    let f = fake();
+    let cfg = config(dir.path(), &f, port);
+    let _w = worker(&cfg, dir.path(), "w", None);
+    let day = |d: &str| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap();
+    f.set_today(day("2023-09-20"));
+    let first = run_once(&cfg, "2023-09-20");
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    // As when the engine stops after a worker's intent is on disk and its order went
+    // out, but before the execution's start reached the journal: the intent unanswered,
+    // the order filled at the venue, nothing of it journaled.
+    let id = "alc-intent-before-its-execution-started";
+    let intent = alchemiser::events::OrderIntent {
+        client_order_id: id.into(),
+        symbol: "NFLX".into(),
+        side: alchemiser::domain::Side::Buy,
+        qty: Decimal::TEN,
+        order_type: alchemiser::domain::OrderType::Market,
+        limit_price: None,
+    };
+    alchemiser::journal::outbox::Outbox::open(&dir.path().join("journal.sqlite"))
+        .unwrap()
+        .intend(
+            alchemiser::events::CorrelationId::new(),
+            "unstarted-plan",
+            &intent,
+        )
+        .unwrap();
+    {
+        let mut state = f.state();
+        state.orders.push(alchemiser::venue::alpaca::wire::Order {
+            id: "venue-order-unstarted".into(),
+            client_order_id: id.into(),
+            symbol: "NFLX".into(),
+            qty: Some(Decimal::TEN),
+            filled_qty: Decimal::TEN,
+            filled_avg_price: Some(Decimal::ONE_HUNDRED),
+            side: "buy".into(),
+            order_type: "market".into(),
+            time_in_force: "day".into(),
+            limit_price: None,
+            status: "filled".into(),
+        });
+        *state.positions.entry("NFLX".into()).or_default() += Decimal::TEN;
+    }
+    f.set_today(day("2023-09-21"));
+    let out = run_once(&cfg, "2023-09-21");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{said}\nworker: {}",
+        log(dir.path(), "w")
+    );
+    assert!(!said.contains("drifted"), "{said}");
+}
+
+#[test]
 fn a_nats_restart_of_eight_seconds_mid_plan_loses_no_fill() {
     let Some(binary) = nats_server_binary() else {
         return;

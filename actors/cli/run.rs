@@ -498,11 +498,20 @@ impl Startup<'_> {
         journal: Journal,
         venue: &dyn Venue,
     ) -> Result<Addr<Broker>, ExitCode> {
+        // Read before they are resolved: intents of an execution the journal never saw
+        // start (the engine stopped between the two) count in the expected positions.
+        let unanswered = match self.resolver.pending() {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: cannot read the order intents left by the last run: {e}");
+                return Err(ExitCode::from(2));
+            }
+        };
         if let Err(e) = resolve_pending_intents(&self.resolver, venue).await {
             eprintln!("error: cannot resolve order intents left by the last run: {e}");
             return Err(ExitCode::from(2));
         }
-        let expected = match self.expected_at_start(&journal, venue).await {
+        let expected = match self.expected_at_start(&journal, venue, &unanswered).await {
             Ok(e) => e,
             Err(e) => {
                 eprintln!("error: cannot work out the positions the account should hold: {e}");
@@ -625,16 +634,40 @@ impl Startup<'_> {
         &self,
         journal: &Journal,
         venue: &dyn Venue,
+        unanswered: &[crate::journal::outbox::PendingIntent],
     ) -> Result<Option<std::collections::BTreeMap<Symbol, rust_decimal::Decimal>>, String> {
-        let Some(open) = journal.open_execution().map_err(|e| e.to_string())? else {
-            return Ok(self.expected.clone());
+        let open = journal.open_execution().map_err(|e| e.to_string())?;
+        let (mut positions, mut ids) = match &open {
+            Some(open) => (
+                open.positions_before.clone(),
+                self.resolver
+                    .intents_of(open.correlation)
+                    .map_err(|e| e.to_string())?,
+            ),
+            None => match self.expected.clone() {
+                Some(p) => (p, Vec::new()),
+                // Nothing journaled: the venue is the baseline.
+                None => return Ok(None),
+            },
         };
-        let mut positions = open.positions_before;
-        for id in self
-            .resolver
-            .intents_of(open.correlation)
-            .map_err(|e| e.to_string())?
-        {
+        // An intent is written before its order goes out, but its execution's start may
+        // not have reached the journal before the engine stopped: those orders' fills
+        // are in no journaled position yet.
+        for pending in unanswered {
+            let c = pending.correlation_id;
+            if open.as_ref().is_some_and(|o| o.correlation == c) {
+                continue;
+            }
+            let started = journal
+                .correlation(&c)
+                .map_err(|e| e.to_string())?
+                .iter()
+                .any(|e| e.envelope.kind() == crate::events::EventKind::ExecutionStarted);
+            if !started {
+                ids.push(pending.intent.client_order_id.clone());
+            }
+        }
+        for id in ids {
             if let Some(mut order) = venue
                 .order_by_client_id(&id)
                 .await
