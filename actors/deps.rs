@@ -30,7 +30,7 @@ pub struct EngineDeps {
     /// Where execution records each order intent before calling the venue.
     pub outbox: Option<Arc<std::sync::Mutex<Outbox>>>,
     /// In a worker: execution records intents in the engine's outbox over the bus.
-    pub remote_intents: Option<Arc<dyn crate::execution::executor::IntentRecorder>>,
+    pub remote_intents: Option<Arc<dyn crate::journal::outbox::IntentRecorder>>,
     pub gate: TradingGate,
     /// Roots of open workflows, written by the broker.
     pub roots: WorkflowRoots,

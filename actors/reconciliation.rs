@@ -45,7 +45,7 @@ pub struct ReconciliationActor {
     roots: WorkflowRoots,
     outbox: Option<Arc<std::sync::Mutex<Outbox>>>,
     /// In a worker: the engine's outbox over the bus, the record of every intent.
-    remote: Option<Arc<dyn crate::execution::executor::IntentRecorder>>,
+    remote: Option<Arc<dyn crate::journal::outbox::IntentRecorder>>,
     /// Client order ids this engine submitted (without an outbox, the only record).
     submitted: Arc<std::sync::Mutex<HashSet<String>>>,
 }

@@ -137,7 +137,7 @@ impl NatsIntents {
     }
 }
 
-impl crate::execution::executor::IntentRecorder for NatsIntents {
+impl crate::journal::outbox::IntentRecorder for NatsIntents {
     fn knows<'a>(
         &'a self,
         client_order_id: &'a str,

@@ -154,7 +154,7 @@ impl std::fmt::Display for Moment {
 pub fn distributed(seed: u64, days: u32) -> Result<DrillReport, String> {
     let mut report = DrillReport::new("distributed", seed, 0);
     let nats = nats_binary()?;
-    let rig = Rig::new("distributed", |_| {})?;
+    let mut rig = Rig::new("distributed", |_| {})?;
     let dates = rig.book.common_dates();
     let warm = 300.min(dates.len());
     let take = (days as usize).min(dates.len() - warm);
@@ -249,7 +249,7 @@ pub fn distributed(seed: u64, days: u32) -> Result<DrillReport, String> {
         }
         if !done {
             problems.push(format!(
-                "{day}: not completed after {RUNS_PER_DAY} runs (its logs: engine-{day}-*.log; ALCHEMISER_DRILL_KEEP=1 keeps them)"
+                "{day}: not completed after {RUNS_PER_DAY} runs (its logs: engine-{day}-*.log)"
             ));
         }
         let journal = Journal::open(&rig.journal_path(), SyncMode::Normal)
@@ -334,6 +334,15 @@ pub fn distributed(seed: u64, days: u32) -> Result<DrillReport, String> {
     report
         .faults
         .insert(0, format!("killed with SIGKILL: {}", kills.join(", ")));
+    // A failure that depends on timing may not come back when run again: its folder
+    // (each run's log, the workers' logs, the journal) stays for a look.
+    if report.checks.iter().any(|c| !c.passed) {
+        rig.keep = true;
+        report.faults.push(format!(
+            "failed: logs and journal kept in {}",
+            rig.dir.display()
+        ));
+    }
     Ok(report)
 }
 

@@ -51,6 +51,8 @@ pub struct Rig {
     pub as_of: NaiveDate,
     /// Closes of the as-of day: the fake's fill prices and the money tolerance's.
     pub prices: BTreeMap<Symbol, Decimal>,
+    /// Left on disk when dropped (a failed drill's logs and journal, to look into).
+    pub keep: bool,
 }
 
 impl Rig {
@@ -106,6 +108,7 @@ impl Rig {
             book: Arc::new(book),
             as_of,
             prices,
+            keep: false,
         })
     }
 
@@ -186,7 +189,7 @@ impl Rig {
 
 impl Drop for Rig {
     fn drop(&mut self) {
-        if std::env::var_os("ALCHEMISER_DRILL_KEEP").is_some() {
+        if self.keep || std::env::var_os("ALCHEMISER_DRILL_KEEP").is_some() {
             return;
         }
         let _ = std::fs::remove_dir_all(&self.dir);

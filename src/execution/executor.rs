@@ -21,7 +21,7 @@ use crate::events::{
     RebalancePlanned, WorkflowFailed,
 };
 use crate::halt::TradingGate;
-use crate::journal::outbox::Outbox;
+use crate::journal::outbox::{IntentRecorder, Outbox};
 use crate::risk::{Approved, DeployedLedger, RiskLimits};
 use crate::venue::sim::SimCosts;
 use crate::venue::{Venue, VenueError, VenueOrder, VenueOrderStatus};
@@ -178,30 +178,6 @@ impl Placed {
 
 /// Reads of the account and the placed orders before giving up on a consistent pair.
 const SNAPSHOT_TRIES: u32 = 5;
-
-/// Where an executor in a worker process records its order intents: the engine's
-/// outbox, across the wire. An intent the engine has not recorded is never sent, so an
-/// engine that is down (killed, restarting) stops a worker's orders instead of letting
-/// them reach the venue with no journal to find them in.
-pub trait IntentRecorder: Send + Sync {
-    fn intend<'a>(
-        &'a self,
-        correlation: crate::events::CorrelationId,
-        plan_hash: &'a str,
-        intent: &'a OrderIntent,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>;
-    fn resolve<'a>(
-        &'a self,
-        client_order_id: &'a str,
-        outcome: &'a str,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>;
-    /// Whether the engine's outbox has an intent for this order (reconciliation asks of
-    /// each open order: one no intent explains was placed by someone else).
-    fn knows<'a>(
-        &'a self,
-        client_order_id: &'a str,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, String>> + Send + 'a>>;
-}
 
 pub struct Executor {
     pub venue: Arc<dyn Venue>,

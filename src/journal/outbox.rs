@@ -14,6 +14,31 @@ use super::JournalError;
 use crate::domain::{OrderType, Side};
 use crate::events::{CorrelationId, OrderIntent};
 
+/// The engine's outbox as a worker reaches it, across the wire: where its executor
+/// records order intents and its reconciliation asks about orders. An intent the engine
+/// has not recorded is never sent, so an engine that is down (killed, restarting) stops
+/// a worker's orders instead of letting them reach the venue with no journal to find
+/// them in.
+pub trait IntentRecorder: Send + Sync {
+    fn intend<'a>(
+        &'a self,
+        correlation: CorrelationId,
+        plan_hash: &'a str,
+        intent: &'a OrderIntent,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>;
+    fn resolve<'a>(
+        &'a self,
+        client_order_id: &'a str,
+        outcome: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>;
+    /// Whether the engine's outbox has an intent for this order (reconciliation asks of
+    /// each open order: one no intent explains was placed by someone else).
+    fn knows<'a>(
+        &'a self,
+        client_order_id: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, String>> + Send + 'a>>;
+}
+
 /// Its own connection to the journal file (SQLite serialises the writers; WAL lets the
 /// broker's connection go on reading).
 pub struct Outbox {
