@@ -109,7 +109,16 @@ pub async fn crash_mid_execution(
     report.check(
         "restart completed the day",
         restarted.status.success(),
-        stderr.lines().last().unwrap_or("").to_string(),
+        // A panic's own lines (where, what), not the backtrace hint after them.
+        match stderr.lines().position(|l| l.contains("panicked")) {
+            Some(at) => stderr
+                .lines()
+                .skip(at)
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" "),
+            None => stderr.lines().last().unwrap_or("").to_string(),
+        },
     );
 
     let journal =
