@@ -51,7 +51,7 @@ pub async fn crash_mid_execution(
     let cfg = rig.dir.join("config.toml");
     let c = &rig.config;
     let text = format!(
-        "[strategy]\ndata = {:?}\n[[strategy.files]]\npath = {:?}\n[journal]\npath = {:?}\n[venue.sim]\nstate_file = \"\"\n[engine]\ncontrol_dir = {:?}\n[recovery]\nbackoff_ms = 20\nbackoff_cap_ms = 200\n[alpaca]\ntrading_url = {:?}\ndata_url = {:?}\ntimeout_secs = 1\n",
+        "[strategy]\ndata = {:?}\n[[strategy.files]]\npath = {:?}\n[journal]\npath = {:?}\n[venue.sim]\nstate_file = \"\"\n[engine]\ncontrol_dir = {:?}\n[metrics]\nenabled = false\n[recovery]\nbackoff_ms = 20\nbackoff_cap_ms = 200\n[alpaca]\ntrading_url = {:?}\ndata_url = {:?}\ntimeout_secs = 1\n",
         c.resolve(&c.strategy.data).display().to_string(),
         c.resolve(&c.strategy.files[0].path).display().to_string(),
         rig.journal_path().display().to_string(),
