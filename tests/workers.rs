@@ -996,6 +996,58 @@ fn an_engine_restarted_while_a_workers_order_still_fills_counts_its_fills_and_do
     assert_consistent_retried(dir.path(), &f, 2, 2);
 }
 
+/// An order an earlier run left: its intent (buy, unanswered) in the engine's outbox in
+/// `dir`'s journal, and the order at the venue — a resting limit at `limit`, or a market
+/// order filled `filled` (its shares then held).
+fn intended_and_at_venue(
+    dir: &Path,
+    f: &FakeAlpaca,
+    id: &str,
+    symbol: &str,
+    limit: Option<Decimal>,
+    filled: Decimal,
+) {
+    let qty = filled.max(Decimal::ONE);
+    let order_type = if limit.is_some() {
+        alchemiser::domain::OrderType::Limit
+    } else {
+        alchemiser::domain::OrderType::Market
+    };
+    let intent = alchemiser::events::OrderIntent {
+        client_order_id: id.into(),
+        symbol: symbol.into(),
+        side: alchemiser::domain::Side::Buy,
+        qty,
+        order_type,
+        limit_price: limit,
+    };
+    alchemiser::journal::outbox::Outbox::open(&dir.join("journal.sqlite"))
+        .unwrap()
+        .intend(
+            alchemiser::events::CorrelationId::new(),
+            "earlier-plan",
+            &intent,
+        )
+        .unwrap();
+    let mut state = f.state();
+    state.orders.push(alchemiser::venue::alpaca::wire::Order {
+        id: format!("venue-{id}"),
+        client_order_id: id.into(),
+        symbol: symbol.into(),
+        qty: Some(qty),
+        filled_qty: filled,
+        filled_avg_price: (!filled.is_zero()).then_some(Decimal::ONE_HUNDRED),
+        side: "buy".into(),
+        order_type: if limit.is_some() { "limit" } else { "market" }.into(),
+        time_in_force: "day".into(),
+        limit_price: limit,
+        status: if filled.is_zero() { "new" } else { "filled" }.into(),
+    });
+    if !filled.is_zero() {
+        *state.positions.entry(symbol.into()).or_default() += filled;
+    }
+}
+
 #[test]
 fn a_reconciliation_worker_asks_the_engines_outbox_about_an_open_order_it_never_saw() {
     let Some(binary) = nats_server_binary() else {
@@ -1008,38 +1060,15 @@ fn a_reconciliation_worker_asks_the_engines_outbox_about_an_open_order_it_never_
     // An order an earlier run placed (its intent in the engine's outbox) rests at the
     // venue: a limit far from the market.
     let id = "alc-earlier-run-resting-limit";
-    let intent = alchemiser::events::OrderIntent {
-        client_order_id: id.into(),
-        symbol: "AAPL".into(),
-        side: alchemiser::domain::Side::Buy,
-        qty: Decimal::ONE,
-        order_type: alchemiser::domain::OrderType::Limit,
-        limit_price: Some(Decimal::ONE),
-    };
     drop(Journal::open(&dir.path().join("journal.sqlite"), SyncMode::Normal).unwrap());
-    alchemiser::journal::outbox::Outbox::open(&dir.path().join("journal.sqlite"))
-        .unwrap()
-        .intend(
-            alchemiser::events::CorrelationId::new(),
-            "earlier-plan",
-            &intent,
-        )
-        .unwrap();
-    f.state()
-        .orders
-        .push(alchemiser::venue::alpaca::wire::Order {
-            id: "venue-order-1".into(),
-            client_order_id: id.into(),
-            symbol: "AAPL".into(),
-            qty: Some(Decimal::ONE),
-            filled_qty: Decimal::ZERO,
-            filled_avg_price: None,
-            side: "buy".into(),
-            order_type: "limit".into(),
-            time_in_force: "day".into(),
-            limit_price: Some(Decimal::ONE),
-            status: "new".into(),
-        });
+    intended_and_at_venue(
+        dir.path(),
+        &f,
+        id,
+        "AAPL",
+        Some(Decimal::ONE),
+        Decimal::ZERO,
+    );
     // Reconciliation alone in a fresh worker: it never saw that order submitted.
     let cfg = config_full(dir.path(), &f, port, None, &["reconciliation"]);
     let _w = worker_of(&cfg, dir.path(), "w", None, "reconciliation");
@@ -1076,39 +1105,7 @@ fn an_order_whose_execution_never_reached_the_journal_counts_at_the_next_start()
     // out, but before the execution's start reached the journal: the intent unanswered,
     // the order filled at the venue, nothing of it journaled.
     let id = "alc-intent-before-its-execution-started";
-    let intent = alchemiser::events::OrderIntent {
-        client_order_id: id.into(),
-        symbol: "NFLX".into(),
-        side: alchemiser::domain::Side::Buy,
-        qty: Decimal::TEN,
-        order_type: alchemiser::domain::OrderType::Market,
-        limit_price: None,
-    };
-    alchemiser::journal::outbox::Outbox::open(&dir.path().join("journal.sqlite"))
-        .unwrap()
-        .intend(
-            alchemiser::events::CorrelationId::new(),
-            "unstarted-plan",
-            &intent,
-        )
-        .unwrap();
-    {
-        let mut state = f.state();
-        state.orders.push(alchemiser::venue::alpaca::wire::Order {
-            id: "venue-order-unstarted".into(),
-            client_order_id: id.into(),
-            symbol: "NFLX".into(),
-            qty: Some(Decimal::TEN),
-            filled_qty: Decimal::TEN,
-            filled_avg_price: Some(Decimal::ONE_HUNDRED),
-            side: "buy".into(),
-            order_type: "market".into(),
-            time_in_force: "day".into(),
-            limit_price: None,
-            status: "filled".into(),
-        });
-        *state.positions.entry("NFLX".into()).or_default() += Decimal::TEN;
-    }
+    intended_and_at_venue(dir.path(), &f, id, "NFLX", None, Decimal::TEN);
     f.set_today(day("2023-09-21"));
     let out = run_once(&cfg, "2023-09-21");
     let said = String::from_utf8_lossy(&out.stderr);
