@@ -14,11 +14,12 @@ use super::deps::EngineDeps;
 use super::engine::business_registry;
 use super::supervision::{react, Consumed, EventHandler, PublishAll};
 use crate::bus::remote::{
-    account_subject, consumed_subject, consumer_name, dead_letter_subject, handled_subject,
-    heartbeat_subject, intent_subject, known_subject, publish_subject, role_of, root_subject,
-    ConsumerLag, DeadLetterReport, Heartbeat, IntentRecord, RemotePublish, RemoteView, RoleEvent,
-    StableIds, VenueAccount, Verdict, ANY_ROLE, NO, ORDER_PLACER, RECONCILER, RECORDED, ROOT_ASKER,
-    STARTING, YES,
+    account_subject, claim_subject, consumed_subject, consumer_name, dead_letter_subject,
+    handled_subject, heartbeat_subject, intent_subject, known_subject, publish_subject, role_of,
+    root_subject, ClaimOp, ConsumerLag, DeadLetterReport, HandlingClaim, HandlingId,
+    HandlingLeases, HandlingRef, Heartbeat, IntentRecord, RemotePublish, RemoteView, RoleEvent,
+    StableIds, VenueAccount, Verdict, ANY_ROLE, GRANTED, HELD, NO, ORDER_PLACER, RECONCILER,
+    RECORDED, ROOT_ASKER, STARTING, YES,
 };
 use crate::bus::subject;
 use crate::config::{Config, REMOTE_ROLES};
@@ -94,7 +95,13 @@ pub struct NatsIntents {
     /// The bus's subject prefix.
     pub prefix: String,
     pub patience: Duration,
+    /// The execution role's handling under way: the engine takes its intents only
+    /// while it holds the plan.
+    pub current: CurrentHandling,
 }
+
+/// The handling a role's worker is doing now (none between events).
+pub type CurrentHandling = Arc<Mutex<Option<HandlingRef>>>;
 
 impl NatsIntents {
     async fn record(&self, record: IntentRecord) -> Result<(), String> {
@@ -168,10 +175,12 @@ impl crate::journal::outbox::IntentRecorder for NatsIntents {
         plan_hash: &'a str,
         intent: &'a crate::events::OrderIntent,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>> {
+        let by = *self.current.lock().unwrap_or_else(|p| p.into_inner());
         Box::pin(self.record(IntentRecord::Intend {
             correlation_id: correlation,
             plan_hash: plan_hash.to_string(),
             intent: intent.clone(),
+            by,
         }))
     }
 
@@ -188,8 +197,10 @@ impl crate::journal::outbox::IntentRecorder for NatsIntents {
 }
 
 /// Records a worker's order intent (or its outcome) in the engine's outbox; the
-/// answer is [`RECORDED`] once it is on disk, the reason otherwise.
-fn record_intent(outbox: Option<&Outbox>, payload: &[u8]) -> Vec<u8> {
+/// answer is [`RECORDED`] once it is on disk, the reason otherwise. An intent from a
+/// handling that does not hold its plan is refused ([`HELD`]): another handling of the
+/// plan places its orders.
+fn record_intent(outbox: Option<&Outbox>, payload: &[u8], leases: &mut HandlingLeases) -> Vec<u8> {
     let Some(outbox) = outbox else {
         return b"this engine keeps no outbox".to_vec();
     };
@@ -198,10 +209,16 @@ fn record_intent(outbox: Option<&Outbox>, payload: &[u8]) -> Vec<u8> {
         Err(e) => return format!("unreadable intent: {e}").into_bytes(),
     };
     let written = match &record {
+        IntentRecord::Intend { by: Some(by), .. }
+            if !leases.admits(ORDER_PLACER, *by, std::time::Instant::now()) =>
+        {
+            return HELD.to_vec();
+        }
         IntentRecord::Intend {
             correlation_id,
             plan_hash,
             intent,
+            ..
         } => outbox.intend(*correlation_id, plan_hash, intent),
         IntentRecord::Resolve {
             client_order_id,
@@ -270,17 +287,42 @@ fn same_role(role: &str, subject: &str) -> Result<(), String> {
     }
 }
 
-/// The broker's side: takes the workers' reactions (answered once journaled), dead
-/// letters and heartbeats. Runs on the engine's actor runtime until the connection ends.
-pub async fn serve_endpoint(
-    client: async_nats::Client,
-    prefix: String,
-    broker: Addr<Broker>,
-    view: RemoteView,
-    roots: Option<WorkflowRoots>,
-    account: VenueAccount,
-    outbox: Option<(Outbox, Arc<std::sync::atomic::AtomicBool>)>,
-) -> Result<(), String> {
+/// The broker's side of the workers' requests.
+pub struct Endpoint {
+    pub prefix: String,
+    pub broker: Addr<Broker>,
+    pub view: RemoteView,
+    pub roots: Option<WorkflowRoots>,
+    pub account: VenueAccount,
+    /// The journal's outbox, and whether the start-up check is over (intents are taken
+    /// only then).
+    pub outbox: Option<(Outbox, Arc<std::sync::atomic::AtomicBool>)>,
+    /// How long a handling's claim lasts unrenewed: the bus's `ack_wait_secs`, within
+    /// which a worker renews it (see [`HandlingLeases`]).
+    pub lease: Duration,
+    /// The journal's last seq when the engine started.
+    pub journaled: u64,
+}
+
+/// The broker's side: takes the workers' claims, reactions (answered once journaled),
+/// order intents, dead letters and heartbeats. Runs on the engine's actor runtime until
+/// the connection ends.
+pub async fn serve_endpoint(client: async_nats::Client, endpoint: Endpoint) -> Result<(), String> {
+    let Endpoint {
+        prefix,
+        broker,
+        view,
+        roots,
+        account,
+        outbox,
+        lease,
+        journaled,
+    } = endpoint;
+    let mut leases = HandlingLeases::new(lease, std::time::Instant::now(), journaled);
+    let mut claims = client
+        .subscribe(claim_subject(&prefix, ANY_ROLE))
+        .await
+        .map_err(|e| e.to_string())?;
     let mut intents = client
         .subscribe(intent_subject(&prefix, ANY_ROLE))
         .await
@@ -305,14 +347,19 @@ pub async fn serve_endpoint(
         .subscribe(handled_subject(&prefix, ANY_ROLE))
         .await
         .map_err(|e| e.to_string())?;
-    // A role's name as the broker keeps it (a consumer mark's), and the event; none
-    // when the request names another role than its subject's.
-    let role_event = |msg: &async_nats::Message| -> Option<(&'static str, Arc<Envelope>)> {
+    // A role's name as the broker keeps it (a consumer mark's), the event and the
+    // handling that speaks; none when the request names another role than its subject's.
+    type Marked = (&'static str, Arc<Envelope>, Option<HandlingId>);
+    let role_event = |msg: &async_nats::Message| -> Option<Marked> {
         let r: RoleEvent = serde_json::from_slice(&msg.payload).ok()?;
         let role = REMOTE_ROLES
             .iter()
             .find(|n| **n == r.role && **n == role_of(&msg.subject))?;
-        Some((*role, Arc::new(Envelope::from_json(&r.event).ok()?)))
+        Some((
+            *role,
+            Arc::new(Envelope::from_json(&r.event).ok()?),
+            r.handling,
+        ))
     };
     let mut publishes = client
         .subscribe(publish_subject(&prefix, ANY_ROLE))
@@ -328,15 +375,35 @@ pub async fn serve_endpoint(
         .map_err(|e| e.to_string())?;
     loop {
         tokio::select! {
+            Some(msg) = claims.next() => {
+                let answer = match serde_json::from_slice::<HandlingClaim>(&msg.payload)
+                    .map_err(|e| format!("unreadable claim: {e}"))
+                    .and_then(|c| same_role(&c.role, &msg.subject).map(|()| c))
+                {
+                    Ok(claim) => leases.claim(&claim, std::time::Instant::now()).wire().to_vec(),
+                    Err(why) => why.into_bytes(),
+                };
+                if let Some(reply) = msg.reply {
+                    let _ = client.publish(reply, answer.into()).await;
+                }
+            }
             Some(msg) = publishes.next() => {
                 let verdicts = match serde_json::from_slice::<RemotePublish>(&msg.payload)
                     .map_err(|e| format!("unreadable: {e}"))
                     .and_then(|p| {
                         same_role(&p.role, &msg.subject)?;
-                        p.envelopes().map_err(|e| format!("unreadable: {e}"))
+                        let of = HandlingRef { event_id: p.handled, handling: p.handling };
+                        let envs = p.envelopes().map_err(|e| format!("unreadable: {e}"))?;
+                        Ok((leases.admits(&p.role, of, std::time::Instant::now()), envs))
                     })
                 {
-                    Ok(envs) => broker
+                    Ok((false, envs)) => envs
+                        .iter()
+                        .map(|_| Verdict::Superseded {
+                            reason: String::from_utf8_lossy(HELD).into_owned(),
+                        })
+                        .collect(),
+                    Ok((true, envs)) => broker
                         .send(PublishRemote(envs.into_iter().map(Arc::new).collect()))
                         .await
                         .unwrap_or_else(|e| vec![Verdict::Unavailable { reason: e.to_string() }]),
@@ -359,16 +426,26 @@ pub async fn serve_endpoint(
                 }
             }
             Some(msg) = consumed.next() => {
-                if let Some((consumer, env)) = role_event(&msg) {
-                    let _ = broker.send(Consumed { consumer, env }).await;
+                let mut answer = "ok";
+                if let Some((consumer, env, handling)) = role_event(&msg) {
+                    // Only the handling holding the event marks it done.
+                    let holds = handling.is_none_or(|handling| {
+                        let of = HandlingRef { event_id: env.event_id, handling };
+                        leases.admits(consumer, of, std::time::Instant::now())
+                    });
+                    if holds {
+                        let _ = broker.send(Consumed { consumer, env }).await;
+                    } else {
+                        answer = std::str::from_utf8(HELD).unwrap_or_default();
+                    }
                 }
                 if let Some(reply) = msg.reply {
-                    let _ = client.publish(reply, "ok".into()).await;
+                    let _ = client.publish(reply, answer.into()).await;
                 }
             }
             Some(msg) = handled_asks.next() => {
                 let done = match role_event(&msg) {
-                    Some((consumer, env)) => broker
+                    Some((consumer, env, _)) => broker
                         .send(AlreadyHandled { consumer, env })
                         .await
                         .unwrap_or(false),
@@ -386,8 +463,8 @@ pub async fn serve_endpoint(
                     Some((_, open)) if !open.load(std::sync::atomic::Ordering::SeqCst) => {
                         STARTING.to_vec()
                     }
-                    Some((o, _)) => record_intent(Some(o), &msg.payload),
-                    None => record_intent(None, &msg.payload),
+                    Some((o, _)) => record_intent(Some(o), &msg.payload, &mut leases),
+                    None => record_intent(None, &msg.payload, &mut leases),
                 };
                 if let Some(reply) = msg.reply {
                     let _ = client.publish(reply, answer.into()).await;
@@ -445,10 +522,20 @@ struct RemoteBroker {
     worker: String,
     role: &'static str,
     handled: EventId,
+    handling: HandlingId,
     ids: StableIds,
     /// Why the reaction is not settled, if it is not.
-    unsettled: Option<String>,
+    unsettled: Option<Unsettled>,
     timeout: Duration,
+}
+
+/// Why a handling's reaction is not (all) on record.
+#[derive(Debug)]
+enum Unsettled {
+    /// The broker or the bus was away: handled again later.
+    Away(String),
+    /// Another handling of the event holds it: left to that one.
+    Superseded(String),
 }
 
 impl Actor for RemoteBroker {
@@ -460,10 +547,11 @@ impl Actor for RemoteBroker {
 struct Begin {
     handled: EventId,
     role: &'static str,
+    handling: HandlingId,
 }
 
 #[derive(Message)]
-#[rtype(result = "Result<(), String>")]
+#[rtype(result = "Result<(), Unsettled>")]
 struct Finish;
 
 impl Handler<Begin> for RemoteBroker {
@@ -472,6 +560,7 @@ impl Handler<Begin> for RemoteBroker {
     fn handle(&mut self, msg: Begin, _ctx: &mut Self::Context) {
         self.handled = msg.handled;
         self.role = msg.role;
+        self.handling = msg.handling;
         self.ids = StableIds::default();
         self.unsettled = None;
     }
@@ -493,13 +582,14 @@ impl Handler<PublishAll> for RemoteBroker {
             self.ids.apply(self.handled, self.role, &mut env);
             match env.to_json() {
                 Ok(json) => events.push(json),
-                Err(e) => self.unsettled = Some(format!("encoding: {e}")),
+                Err(e) => self.unsettled = Some(Unsettled::Away(format!("encoding: {e}"))),
             }
         }
         let request = RemotePublish {
             worker: self.worker.clone(),
             role: self.role.to_string(),
             handled: self.handled,
+            handling: self.handling,
             events,
         };
         let (client, subject, timeout) = (
@@ -511,7 +601,7 @@ impl Handler<PublishAll> for RemoteBroker {
         // restarting) until the handler's time runs out: the client reconnects by
         // itself, and the broker keeps a resent event once.
         let send = async move {
-            let body = serde_json::to_vec(&request).map_err(|e| e.to_string())?;
+            let body = serde_json::to_vec(&request).map_err(|e| Unsettled::Away(e.to_string()))?;
             let deadline = tokio::time::Instant::now() + timeout;
             loop {
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -525,18 +615,20 @@ impl Handler<PublishAll> for RemoteBroker {
                     .map_err(|e| e.to_string())?;
                     let verdicts: Vec<Verdict> =
                         serde_json::from_slice(&reply.payload).map_err(|e| e.to_string())?;
-                    match verdicts.iter().find(|v| !v.is_settled()) {
-                        Some(Verdict::Unavailable { reason }) => Err(reason.clone()),
-                        _ => Ok(()),
-                    }
+                    Ok(verdicts.into_iter().find_map(|v| match v {
+                        Verdict::Superseded { reason } => Some(Unsettled::Superseded(reason)),
+                        Verdict::Unavailable { reason } => Some(Unsettled::Away(reason)),
+                        _ => None,
+                    }))
                 };
                 match attempt.await {
-                    Ok(()) => return Ok(()),
-                    Err(e) if left > RESEND_AFTER => {
+                    Ok(None) => return Ok(()),
+                    Ok(Some(Unsettled::Superseded(why))) => return Err(Unsettled::Superseded(why)),
+                    Ok(Some(Unsettled::Away(e))) | Err(e) if left > RESEND_AFTER => {
                         tracing::warn!(error = %e, "the broker did not take a reaction: sending it again");
                         tokio::time::sleep(RESEND_AFTER).await;
                     }
-                    Err(e) => return Err(e),
+                    Ok(Some(Unsettled::Away(e))) | Err(e) => return Err(Unsettled::Away(e)),
                 }
             }
         };
@@ -549,7 +641,7 @@ impl Handler<PublishAll> for RemoteBroker {
 }
 
 impl Handler<Finish> for RemoteBroker {
-    type Result = Result<(), String>;
+    type Result = Result<(), Unsettled>;
 
     fn handle(&mut self, _msg: Finish, _ctx: &mut Self::Context) -> Self::Result {
         match self.unsettled.take() {
@@ -627,7 +719,7 @@ pub type BeforeHandling =
 
 /// Serves `roles` until the connection ends (see [`serve_role`]), with a heartbeat.
 pub async fn work(
-    deps: EngineDeps,
+    mut deps: EngineDeps,
     client: async_nats::Client,
     roles: &[String],
     worker: String,
@@ -635,6 +727,15 @@ pub async fn work(
 ) -> Result<(), String> {
     let config = deps.config.clone();
     let bus = &config.bus;
+    // No order leaves this worker before the engine's journal has its intent.
+    let current = CurrentHandling::default();
+    deps.remote_intents = Some(Arc::new(NatsIntents {
+        client: client.clone(),
+        prefix: bus.subject_prefix.clone(),
+        // Well inside the handling's own time limit.
+        patience: Duration::from_secs(config.engine.handler_timeout_secs / 4),
+        current: current.clone(),
+    }));
     let js = jetstream::new(client.clone());
     follow_halts(&js, &client, &config, deps.gate.clone()).await?;
     let registry = business_registry(deps.clone());
@@ -697,6 +798,7 @@ pub async fn work(
         // never taken for a dead worker's.
         progress_every: (Duration::from_secs(bus.ack_wait_secs) / 3)
             .max(Duration::from_millis(100)),
+        current,
     };
     // Each role handles its events on its own, as its actor does in one process: an
     // execution waiting for the engine never holds up the reconciliation the engine's
@@ -721,6 +823,8 @@ struct Serving<'a> {
     before: Option<&'a BeforeHandling>,
     handler_timeout: Duration,
     progress_every: Duration,
+    /// The execution role's handling under way, for its order intents.
+    current: CurrentHandling,
 }
 
 /// Serves one role until the connection ends: each event from its durable consumers
@@ -740,6 +844,7 @@ async fn serve_role(
         before,
         handler_timeout,
         progress_every,
+        current,
     } = serving;
     let (handler_timeout, progress_every) = (*handler_timeout, *progress_every);
     let config = &deps.config;
@@ -750,6 +855,7 @@ async fn serve_role(
         worker: worker.to_string(),
         role: role.name,
         handled: EventId::new(),
+        handling: HandlingId::new(),
         ids: StableIds::default(),
         unsettled: None,
         timeout: handler_timeout,
@@ -782,30 +888,50 @@ async fn serve_role(
                 continue;
             }
         };
-        let mark = RoleEvent {
+        let handling = HandlingId::new();
+        let mut mark = RoleEvent {
             role: role.name.to_string(),
             event: String::from_utf8_lossy(&message.payload).into_owned(),
+            handling: None,
+        };
+        let holding = Holding {
+            message: &message,
+            every: progress_every,
+            client,
+            prefix: &bus.subject_prefix,
+            claim: HandlingClaim {
+                role: role.name.to_string(),
+                op: ClaimOp::Take,
+                of: HandlingRef {
+                    event_id: env.event_id,
+                    handling,
+                },
+                seq: message
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get(crate::bus::SEQ_HEADER))
+                    .and_then(|v| v.as_str().parse().ok()),
+            },
+            lost: std::cell::Cell::new(false),
         };
         if delivered > 1 {
             counts.lock().unwrap_or_else(|p| p.into_inner()).1 += 1;
-            // Handled already (the acknowledgement was lost) or its workflow closed:
-            // nothing to do again.
-            let asked = match serde_json::to_vec(&mark) {
-                Ok(body) => tokio::time::timeout(
-                    Duration::from_secs(2),
-                    client.request(handled_subject(&bus.subject_prefix, role.name), body.into()),
-                )
-                .await
-                .ok()
-                .and_then(Result::ok),
-                Err(_) => None,
-            };
-            if asked.is_some_and(|r| r.payload.as_ref() == b"yes") {
-                tracing::info!(role = role.name, event_id = %env.event_id, delivered, "already handled: skipped");
-                let _ = message.ack().await;
-                continue;
-            }
         }
+        // Handled already (the acknowledgement was lost, or another worker had it
+        // while the server was away): nothing to do again. Asked of every redelivery
+        // until the engine answers: handling again without knowing would act on a
+        // moment that has passed (a reconciliation while another handling trades).
+        if delivered > 1 && holding.handled(&mark).await {
+            tracing::info!(role = role.name, event_id = %env.event_id, delivered, "already handled: skipped");
+            let _ = message.ack().await;
+            continue;
+        }
+        if !holding.take(&mark).await {
+            tracing::info!(role = role.name, event_id = %env.event_id, delivered, "handled by another worker meanwhile: skipped");
+            let _ = message.ack().await;
+            continue;
+        }
+        mark.handling = Some(handling);
         // Recovery retries from the failed workflow's root, which the broker keeps.
         if let (true, Payload::WorkflowFailed(_)) = (role.name == ROOT_ASKER, &env.payload) {
             match ask_root(client, &bus.subject_prefix, env.correlation_id).await {
@@ -833,9 +959,13 @@ async fn serve_role(
             .send(Begin {
                 handled: env.event_id,
                 role: role.name,
+                handling,
             })
             .await
             .map_err(|e| e.to_string())?;
+        if role.name == ORDER_PLACER {
+            *current.lock().unwrap_or_else(|p| p.into_inner()) = Some(holding.claim.of);
+        }
         let injected = crate::drill::fails(&format!("remote.handle:{}", env.event_type()));
         let handled = if injected {
             Err("injected failure (ALCHEMISER_FAIL_ON)".to_string())
@@ -850,14 +980,27 @@ async fn serve_role(
                     publisher.clone().recipient(),
                 ),
             );
-            in_progress(&message, progress_every, handling)
+            holding
+                .during(handling)
                 .await
                 .map_err(|_| format!("no answer within {} s", handler_timeout.as_secs()))
                 .and_then(|r| r.map_err(|f| f.0))
         };
-        let settled = in_progress(&message, progress_every, publisher.send(Finish))
+        let settled = holding
+            .during(publisher.send(Finish))
             .await
             .map_err(|e| e.to_string())?;
+        *current.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        if let Err(Unsettled::Superseded(why)) = &settled {
+            holding.lost(why);
+        }
+        if holding.lost.get() {
+            // Not acknowledged, not marked: the handling that holds the event does.
+            continue;
+        }
+        let settled = settled.map_err(|u| match u {
+            Unsettled::Away(why) | Unsettled::Superseded(why) => why,
+        });
         match (handled, settled) {
             (Ok(()), Ok(())) => {
                 // The consumer mark first: a redelivery after a lost acknowledgement
@@ -919,27 +1062,133 @@ async fn serve_role(
                 }
             }
         }
+        holding.release().await;
     }
 }
 
-/// Runs `work` while telling the server, every `every`, that `message` is still being
-/// handled (JetStream's progress acknowledgement): a slow venue does not get the event
-/// redelivered to another worker, which would handle it a second time.
-async fn in_progress<T>(
-    message: &jetstream::Message,
+/// A worker's hold on one delivered event while it asks the engine and handles it:
+/// the server is told the handling goes on (JetStream's progress acknowledgement) and
+/// the engine's claim on the event is renewed (see [`HandlingLeases`]).
+struct Holding<'a> {
+    message: &'a jetstream::Message,
     every: Duration,
-    work: impl std::future::Future<Output = T>,
-) -> T {
-    tokio::pin!(work);
-    loop {
-        tokio::select! {
-            done = &mut work => return done,
-            _ = tokio::time::sleep(every) => {
-                if let Err(e) = message.ack_with(AckKind::Progress).await {
-                    tracing::warn!(error = %e, "cannot tell the server the handling goes on");
+    client: &'a async_nats::Client,
+    prefix: &'a str,
+    claim: HandlingClaim,
+    /// The engine gave the event to another handling (this one's claim lapsed).
+    lost: std::cell::Cell<bool>,
+}
+
+impl Holding<'_> {
+    /// The engine's answer on `subject`, or why there is none.
+    async fn ask(&self, subject: String, body: Vec<u8>) -> Result<Vec<u8>, String> {
+        match tokio::time::timeout(
+            Duration::from_secs(2),
+            self.client.request(subject, body.into()),
+        )
+        .await
+        {
+            Ok(Ok(reply)) => Ok(reply.payload.to_vec()),
+            Ok(Err(e)) => Err(format!("the engine is unreachable: {e}")),
+            Err(_) => Err("the engine did not answer within 2 s".to_string()),
+        }
+    }
+
+    async fn ask_claim(&self, op: ClaimOp) -> Result<Vec<u8>, String> {
+        let claim = HandlingClaim {
+            op,
+            ..self.claim.clone()
+        };
+        let body = serde_json::to_vec(&claim).map_err(|e| e.to_string())?;
+        self.ask(claim_subject(self.prefix, &self.claim.role), body)
+            .await
+    }
+
+    /// Keeps the event while waiting: the server would give it to another worker.
+    async fn pause(&self) {
+        tokio::time::sleep(self.every).await;
+        if let Err(e) = self.message.ack_with(AckKind::Progress).await {
+            tracing::warn!(error = %e, "cannot tell the server the event is still held");
+        }
+    }
+
+    /// Whether the engine has `mark`'s event handled by this role: asked until it
+    /// answers.
+    async fn handled(&self, mark: &RoleEvent) -> bool {
+        let Ok(body) = serde_json::to_vec(mark) else {
+            return false;
+        };
+        let mut waited = false;
+        loop {
+            match self
+                .ask(handled_subject(self.prefix, &mark.role), body.clone())
+                .await
+            {
+                Ok(answer) => return answer == YES,
+                Err(why) if !waited => {
+                    tracing::warn!(role = %mark.role, reason = %why, "waiting for the engine to say whether a redelivered event was handled");
+                    waited = true;
+                }
+                Err(_) => {}
+            }
+            self.pause().await;
+        }
+    }
+
+    /// Takes the engine's claim on the event: true once granted; false when, waiting
+    /// for another handling of it to end, that one handled it.
+    async fn take(&self, mark: &RoleEvent) -> bool {
+        let mut said = None;
+        loop {
+            let answer = self.ask_claim(ClaimOp::Take).await;
+            let why = match answer.as_deref() {
+                Ok(GRANTED) => return true,
+                Ok(HELD) => {
+                    if self.handled(mark).await {
+                        return false;
+                    }
+                    String::from_utf8_lossy(HELD).into_owned()
+                }
+                Ok(other) => String::from_utf8_lossy(other).into_owned(),
+                Err(why) => why.clone(),
+            };
+            if said.as_ref() != Some(&why) {
+                tracing::warn!(role = %self.claim.role, event_id = %self.claim.of.event_id, reason = %why, "waiting before handling the event");
+                said = Some(why);
+            }
+            self.pause().await;
+        }
+    }
+
+    /// Runs `work`, telling the server every `every` that the handling goes on and
+    /// renewing the engine's claim: a slow venue does not get the event handled a
+    /// second time by another worker.
+    async fn during<T>(&self, work: impl std::future::Future<Output = T>) -> T {
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                done = &mut work => return done,
+                _ = tokio::time::sleep(self.every) => {
+                    if let Err(e) = self.message.ack_with(AckKind::Progress).await {
+                        tracing::warn!(error = %e, "cannot tell the server the handling goes on");
+                    }
+                    if let Ok(HELD) = self.ask_claim(ClaimOp::Renew).await.as_deref() {
+                        self.lost(HELD.escape_ascii());
+                    }
                 }
             }
         }
+    }
+
+    fn lost(&self, why: impl std::fmt::Display) {
+        if !self.lost.replace(true) {
+            tracing::warn!(role = %self.claim.role, event_id = %self.claim.of.event_id, reason = %why, "another handling holds the event now: this one leaves it to that one");
+        }
+    }
+
+    /// Gives the claim up, so that a redelivery is handled at once, not a lease later.
+    async fn release(&self) {
+        let _ = self.ask_claim(ClaimOp::Release).await;
     }
 }
 

@@ -123,6 +123,51 @@ async fn the_same_plan_handled_again_adopts_its_orders_instead_of_sending_more()
     );
 }
 
+/// Two handlings of one plan at once (a server that forgot its delivery gave it to a
+/// second worker): the other one sent the BBB order first, sized on its own cash
+/// figure. This handling's post of the same client order id gets that order back: it is
+/// followed at the venue's quantity, not taken for a venue error that fails the plan.
+#[tokio::test]
+async fn an_order_another_handling_sized_otherwise_is_followed_at_the_venues_quantity() {
+    let v = venue();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.sqlite");
+    let _journal =
+        alchemiser::journal::Journal::open(&path, alchemiser::journal::SyncMode::Normal).unwrap();
+    let outbox = alchemiser::journal::outbox::Outbox::open(&path).unwrap();
+    let mut ex = executor(v.clone(), TradingGate::default());
+    ex.outbox = Some(Arc::new(std::sync::Mutex::new(outbox)));
+    let correlation = CorrelationId::new();
+    let started = alchemiser::execution::order_intents(correlation, &plan(), 0);
+    let mut theirs = started
+        .orders
+        .iter()
+        .find(|o| o.symbol == "BBB")
+        .unwrap()
+        .clone();
+    theirs.qty = dec!(8);
+    v.submit(&theirs).await.unwrap();
+    let out = ex.execute(correlation, &plan(), day()).await;
+    let Some(Payload::OrderSettled(settled)) = out.last().map(|o| &o.payload) else {
+        panic!("{out:?}")
+    };
+    assert_eq!((settled.placed, settled.succeeded), (2, 2));
+    let bbb: Vec<_> = out
+        .iter()
+        .filter_map(|o| match &o.payload {
+            Payload::OrderSubmitted(s) if s.symbol == "BBB" => Some(("submitted", s.qty)),
+            Payload::OrderFilled(f) if f.symbol == "BBB" => Some(("filled", f.qty)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(bbb, [("submitted", dec!(8)), ("filled", dec!(8))]);
+    assert_eq!(v.orders().len(), 2, "no second BBB order");
+    assert_eq!(
+        v.account().await.unwrap().positions.get("BBB"),
+        Some(&dec!(8))
+    );
+}
+
 #[tokio::test]
 async fn a_halted_gate_places_nothing_and_fails_the_step() {
     let v = venue();

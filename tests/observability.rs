@@ -243,6 +243,38 @@ fn a_non_loopback_metrics_address_must_be_asked_for() {
     );
 }
 
+/// A second engine on the same metrics address stops before trading, says why and
+/// exits 2: no panic on the way out (its broker had just started).
+#[test]
+fn a_metrics_address_in_use_stops_the_engine_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "[metrics]\nlisten = \"127.0.0.1:{port}\"\n[journal]\npath = {:?}\n[engine]\ncontrol_dir = {:?}\n[venue.sim]\nstate_file = \"\"\n",
+            dir.path().join("journal.sqlite"),
+            dir.path(),
+        ),
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_alchemiser"))
+        .args(["run", "--once", "--as-of", "2023-09-21", "--config"])
+        .arg(&cfg)
+        .env_remove("APCA_API_KEY_ID")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot serve metrics and health on 127.0.0.1:{port}"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
 /// Metric names an expression reads: identifiers outside strings, label matchers,
 /// ranges and `by (...)` lists that are not functions, keywords or numbers.
 fn metric_names(expr: &str) -> Vec<String> {

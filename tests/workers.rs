@@ -846,6 +846,142 @@ fn a_handling_longer_than_the_ack_wait_is_not_handled_twice() {
     }
 }
 
+/// A second handling of a plan another worker is handling (what a server killed and
+/// restarted does: it forgets its deliveries and hands the message out again) is held
+/// off by the engine: its claim, its order intents, its reactions and its consumer mark
+/// are refused while the first one works, and the day completes as if it never came.
+#[test]
+fn a_second_handling_of_a_plan_under_way_is_refused_everything() {
+    use alchemiser::bus::remote::*;
+    use futures_util::StreamExt;
+    let Some(binary) = nats_server_binary() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _nats = NatsServer::start(&binary, port, &dir.path().join("nats"));
+    let f = fake();
+    // Every answer takes 300 ms: the plan's handling lasts several seconds.
+    f.state().latency = Duration::from_millis(300);
+    let cfg = config(dir.path(), &f, port);
+    let _a = worker(&cfg, dir.path(), "a", None);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = rt
+        .block_on(async_nats::connect(format!("nats://127.0.0.1:{port}")))
+        .unwrap();
+    let planned = alchemiser::bus::subject("alchemiser", "portfolio.rebalance.planned.v1");
+    let mut plans = rt.block_on(client.subscribe(planned)).unwrap();
+    rt.block_on(client.flush()).unwrap();
+    let run = run_in_background(&cfg);
+    await_first_order(&f);
+    let plan = rt
+        .block_on(async { tokio::time::timeout(Duration::from_secs(5), plans.next()).await })
+        .unwrap()
+        .unwrap();
+    let env =
+        alchemiser::events::Envelope::from_json(&String::from_utf8_lossy(&plan.payload)).unwrap();
+    let seq = plan
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(alchemiser::bus::SEQ_HEADER))
+        .and_then(|v| v.as_str().parse().ok());
+    let of = HandlingRef {
+        event_id: env.event_id,
+        handling: HandlingId::new(),
+    };
+    let ask = |subject: String, body: Vec<u8>| {
+        let reply = rt.block_on(client.request(subject, body.into())).unwrap();
+        String::from_utf8_lossy(&reply.payload).into_owned()
+    };
+    let held = String::from_utf8_lossy(HELD).into_owned();
+    let claim = HandlingClaim {
+        role: "execution".into(),
+        op: ClaimOp::Take,
+        of,
+        seq,
+    };
+    assert_eq!(
+        ask(
+            claim_subject("alchemiser", "execution"),
+            serde_json::to_vec(&claim).unwrap()
+        ),
+        held,
+        "the plan is held by worker a's handling"
+    );
+    let started = alchemiser::execution::order_intents(
+        env.correlation_id,
+        match &env.payload {
+            Payload::RebalancePlanned(p) => p,
+            other => panic!("{other:?}"),
+        },
+        0,
+    );
+    let intent = IntentRecord::Intend {
+        correlation_id: env.correlation_id,
+        plan_hash: started.plan_hash.clone(),
+        intent: started.orders.last().unwrap().clone(),
+        by: Some(of),
+    };
+    assert_eq!(
+        ask(
+            intent_subject("alchemiser", "execution"),
+            serde_json::to_vec(&intent).unwrap()
+        ),
+        held,
+        "no order intent from the second handling"
+    );
+    let reaction = alchemiser::events::Envelope::caused_by(
+        &env,
+        alchemiser::events::WorkflowFailed {
+            step: "execution".into(),
+            reason: alchemiser::events::FailureReason::StepFailed,
+            detail: "a second handling".into(),
+        },
+        "execution",
+        &alchemiser::clock::SystemClock,
+    );
+    let publish = RemotePublish {
+        worker: "intruder".into(),
+        role: "execution".into(),
+        handled: env.event_id,
+        handling: of.handling,
+        events: vec![reaction.to_json().unwrap()],
+    };
+    let verdicts: Vec<Verdict> = serde_json::from_str(&ask(
+        publish_subject("alchemiser", "execution"),
+        serde_json::to_vec(&publish).unwrap(),
+    ))
+    .unwrap();
+    assert!(
+        matches!(verdicts.as_slice(), [Verdict::Superseded { .. }]),
+        "{verdicts:?}"
+    );
+    let mark = RoleEvent {
+        role: "execution".into(),
+        event: env.to_json().unwrap(),
+        handling: Some(of.handling),
+    };
+    assert_eq!(
+        ask(
+            consumed_subject("alchemiser", "execution"),
+            serde_json::to_vec(&mark).unwrap()
+        ),
+        held
+    );
+    let out = run.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{}\na: {}",
+        String::from_utf8_lossy(&out.stderr),
+        log(dir.path(), "a")
+    );
+    assert_consistent(dir.path(), &f, 1);
+}
+
 #[test]
 fn orders_a_dead_worker_left_open_are_followed_to_their_fills() {
     let Some(binary) = nats_server_binary() else {

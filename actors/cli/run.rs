@@ -461,7 +461,12 @@ pub(super) fn run(
     system.block_on(async move {
         match startup.start(deps, journal, venue.as_ref()).await {
             Ok(broker) => days.trade(&broker).await,
-            Err(code) => code,
+            Err(code) => {
+                // Actors started just before the refusal have not run yet: they start
+                // now, inside the runtime (dropped unstarted after it, they panic).
+                tokio::task::yield_now().await;
+                code
+            }
         }
     })
 }
@@ -1305,6 +1310,9 @@ impl EventBus {
                     None
                 }
             };
+            let lease = std::time::Duration::from_secs(self.config.ack_wait_secs);
+            let journaled = Journal::open(&self.journal_path, crate::journal::SyncMode::Normal)
+                .map_or(u64::MAX, |j| j.last_seq());
             let (stream, names): (String, Vec<String>) = (
                 self.config.stream.clone(),
                 self.consumers.iter().map(|(n, _)| n.clone()).collect(),
@@ -1319,16 +1327,17 @@ impl EventBus {
                             names,
                             view.clone(),
                         ));
-                        crate::actors::remote::serve_endpoint(
-                            client,
+                        let endpoint = crate::actors::remote::Endpoint {
                             prefix,
                             broker,
                             view,
                             roots,
                             account,
-                            outbox.map(|o| (o, intents_open)),
-                        )
-                        .await
+                            outbox: outbox.map(|o| (o, intents_open)),
+                            lease,
+                            journaled,
+                        };
+                        crate::actors::remote::serve_endpoint(client, endpoint).await
                     }
                     Err(e) => Err(e.to_string()),
                 };

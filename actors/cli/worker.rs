@@ -146,13 +146,6 @@ pub(super) fn worker(
     if let Err(e) = system.block_on(same) {
         return refuse(e);
     }
-    // No order leaves this worker before the engine's journal has its intent.
-    deps.remote_intents = Some(Arc::new(crate::actors::remote::NatsIntents {
-        client: client.clone(),
-        prefix: deps.config.bus.subject_prefix.clone(),
-        // Well inside the handling's own time limit.
-        patience: std::time::Duration::from_secs(deps.config.engine.handler_timeout_secs / 4),
-    }));
     match system.block_on(crate::actors::remote::work(
         deps, client, &roles, id, before,
     )) {

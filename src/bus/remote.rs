@@ -55,6 +55,156 @@ pub fn handled_subject(prefix: &str, role: &str) -> String {
 pub struct RoleEvent {
     pub role: String,
     pub event: String,
+    /// The handling that marks the event consumed (none when only asking).
+    #[serde(default)]
+    pub handling: Option<HandlingId>,
+}
+
+/// Where a worker claims the handling of one event, renews its claim while it works
+/// and gives it up when done ([`HandlingClaim`]).
+pub fn claim_subject(prefix: &str, role: &str) -> String {
+    request_subject(prefix, "claim", role)
+}
+
+/// One handling of one event by one worker: a redelivery to another worker (the
+/// server forgets what it delivered when it is killed) is another handling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct HandlingId(pub uuid::Uuid);
+
+impl HandlingId {
+    pub fn new() -> Self {
+        Self(uuid::Uuid::new_v4())
+    }
+}
+
+impl Default for HandlingId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The handling of `event_id` by `role` that a request speaks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandlingRef {
+    pub event_id: EventId,
+    pub handling: HandlingId,
+}
+
+/// What a worker asks of the engine's handling claims.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClaimOp {
+    /// Before handling: may this handling start?
+    Take,
+    /// While handling: still mine?
+    Renew,
+    /// Done (handled or failed): another handling may start at once.
+    Release,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandlingClaim {
+    pub role: String,
+    pub op: ClaimOp,
+    #[serde(flatten)]
+    pub of: HandlingRef,
+    /// The event's journal seq (the message's header), when known: an event this
+    /// engine published itself cannot have been handled under an engine before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+}
+
+/// The engine's answer to a claim (and to a request a handling makes while it has none).
+pub const GRANTED: &[u8] = b"granted";
+pub const HELD: &[u8] = b"another handling of this event is under way";
+
+/// The engine's word on a claim.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClaimAnswer {
+    Granted,
+    /// Another live handling holds the event.
+    Held,
+    /// The engine has just started: handlings from before it may still be running and
+    /// renew their claims first.
+    Starting,
+}
+
+impl ClaimAnswer {
+    pub fn wire(self) -> &'static [u8] {
+        match self {
+            ClaimAnswer::Granted => GRANTED,
+            ClaimAnswer::Held => HELD,
+            ClaimAnswer::Starting => STARTING,
+        }
+    }
+}
+
+/// Which handling of each event may act on it: one at a time. JetStream alone cannot
+/// promise that (a killed server forgets its deliveries and gives a message still being
+/// handled to a second worker), so the engine keeps leases: a handling takes one before
+/// it starts and renews it while it works; a lease not renewed within `lease` lapses
+/// (its worker died). Order intents, reactions and consumer marks are taken only from
+/// the handling that holds the event. In memory: after an engine restart, for one
+/// `lease`, a new handling of an event from before the start (journal seq up to
+/// `journaled`) waits, so that one already running renews its claim first.
+#[derive(Debug)]
+pub struct HandlingLeases {
+    lease: std::time::Duration,
+    opened: std::time::Instant,
+    /// The journal's last seq when the engine started.
+    journaled: u64,
+    held: std::collections::HashMap<(String, EventId), (HandlingId, std::time::Instant)>,
+}
+
+impl HandlingLeases {
+    pub fn new(lease: std::time::Duration, now: std::time::Instant, journaled: u64) -> Self {
+        Self {
+            lease,
+            opened: now,
+            journaled,
+            held: Default::default(),
+        }
+    }
+
+    /// The answer to `claim` at `now`, the leases updated.
+    pub fn claim(&mut self, claim: &HandlingClaim, now: std::time::Instant) -> ClaimAnswer {
+        let key = (claim.role.clone(), claim.of.event_id);
+        let mine = claim.of.handling;
+        let live = |(holder, renewed): &(HandlingId, std::time::Instant)| {
+            *holder != mine && now.duration_since(*renewed) < self.lease
+        };
+        if claim.op == ClaimOp::Release {
+            if self.held.get(&key).is_some_and(|(h, _)| *h == mine) {
+                self.held.remove(&key);
+            }
+            return ClaimAnswer::Granted;
+        }
+        if self.held.get(&key).is_some_and(live) {
+            return ClaimAnswer::Held;
+        }
+        let starting = now.duration_since(self.opened) < self.lease
+            && claim.seq.is_none_or(|seq| seq <= self.journaled);
+        let holding = self.held.get(&key).is_some_and(|(h, _)| *h == mine);
+        if claim.op == ClaimOp::Take && starting && !holding {
+            return ClaimAnswer::Starting;
+        }
+        self.held
+            .retain(|_, (_, renewed)| now.duration_since(*renewed) < self.lease);
+        self.held.insert(key, (mine, now));
+        ClaimAnswer::Granted
+    }
+
+    /// Whether a request of `role`'s handling `of` may act: it holds the event, or
+    /// nobody does (it then takes it, as a renewal would).
+    pub fn admits(&mut self, role: &str, of: HandlingRef, now: std::time::Instant) -> bool {
+        let renew = HandlingClaim {
+            role: role.to_string(),
+            op: ClaimOp::Renew,
+            of,
+            seq: None,
+        };
+        self.claim(&renew, now) == ClaimAnswer::Granted
+    }
 }
 
 /// The one role that asks for workflow roots (it retries from them).
@@ -95,6 +245,10 @@ pub enum IntentRecord {
         correlation_id: CorrelationId,
         plan_hash: String,
         intent: crate::events::OrderIntent,
+        /// The handling of the plan that sends the order: only the one holding the
+        /// plan may (see [`HandlingLeases`]).
+        #[serde(default)]
+        by: Option<HandlingRef>,
     },
     Resolve {
         client_order_id: String,
@@ -147,6 +301,9 @@ pub struct RemotePublish {
     pub worker: String,
     pub role: String,
     pub handled: EventId,
+    /// Which handling of `handled` this is: the broker takes a reaction only from the
+    /// one holding the event.
+    pub handling: HandlingId,
     pub events: Vec<String>,
 }
 
@@ -173,6 +330,9 @@ pub enum Verdict {
     Refused { reason: String },
     /// The broker could not take it now (halted, stopping): try again later.
     Unavailable { reason: String },
+    /// Another handling of the same event holds it now: this one's reaction is not
+    /// taken, and it leaves the event to that one.
+    Superseded { reason: String },
 }
 
 impl Verdict {
@@ -390,6 +550,79 @@ mod tests {
         assert_eq!((h.workers[0].handled, h.workers[0].redelivered), (3, 1));
     }
     use crate::events::{WorkflowCompleted, WorkflowStarted};
+
+    /// One event, two handlings (a worker's, and a second worker's after the server
+    /// forgot the first delivery): one at a time, whatever the order of their requests.
+    #[test]
+    fn one_handling_of_an_event_at_a_time() {
+        use std::time::{Duration, Instant};
+        let lease = Duration::from_secs(30);
+        let t0 = Instant::now();
+        let event = EventId::new();
+        let (a, b) = (HandlingId::new(), HandlingId::new());
+        let claim = |op, handling| HandlingClaim {
+            role: "execution".into(),
+            op,
+            of: HandlingRef {
+                event_id: event,
+                handling,
+            },
+            seq: Some(7),
+        };
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut leases = HandlingLeases::new(lease, t0, 7);
+        use ClaimAnswer::*;
+        use ClaimOp::*;
+        // A fresh engine lets only handlings that were running renew, for one lease,
+        // an event from before it started; its own events are handled at once.
+        assert_eq!(leases.claim(&claim(Take, a), at(1)), Starting);
+        let mut unknown = claim(Take, a);
+        unknown.seq = None;
+        assert_eq!(leases.claim(&unknown, at(1)), Starting);
+        let mut new = claim(Take, a);
+        new.seq = Some(8);
+        new.of.event_id = EventId::new();
+        assert_eq!(leases.claim(&new, at(1)), Granted);
+        assert_eq!(leases.claim(&claim(Renew, a), at(2)), Granted);
+        assert_eq!(leases.claim(&claim(Take, b), at(31)), Held);
+        // Renewed within the lease: still a's; a's requests are admitted, b's not.
+        assert_eq!(leases.claim(&claim(Renew, a), at(31)), Granted);
+        assert!(leases.admits("execution", claim(Take, a).of, at(40)));
+        assert!(!leases.admits("execution", claim(Take, b).of, at(40)));
+        // Another role's handling of the same event is another claim.
+        let mut other = claim(Take, b);
+        other.role = "reconciliation".into();
+        assert_eq!(leases.claim(&other, at(41)), Granted);
+        // Not renewed for a lease: a's worker is taken for dead, b may handle.
+        assert_eq!(leases.claim(&claim(Take, b), at(71)), Granted);
+        assert_eq!(leases.claim(&claim(Renew, a), at(72)), Held);
+        assert!(!leases.admits("execution", claim(Take, a).of, at(72)));
+        // A release by a handling that does not hold the event changes nothing; the
+        // holder's own frees it at once.
+        assert_eq!(leases.claim(&claim(Release, a), at(73)), Granted);
+        assert_eq!(leases.claim(&claim(Take, a), at(74)), Held);
+        assert_eq!(leases.claim(&claim(Release, b), at(75)), Granted);
+        assert_eq!(leases.claim(&claim(Take, a), at(76)), Granted);
+    }
+
+    #[test]
+    fn a_claim_reads_as_json_with_its_handling_inline() {
+        let claim = HandlingClaim {
+            role: "execution".into(),
+            op: ClaimOp::Renew,
+            of: HandlingRef {
+                event_id: EventId(uuid::Uuid::nil()),
+                handling: HandlingId(uuid::Uuid::nil()),
+            },
+            seq: None,
+        };
+        let json = serde_json::to_string(&claim).unwrap();
+        assert_eq!(
+            json,
+            r#"{"role":"execution","op":"renew","event_id":"00000000-0000-0000-0000-000000000000","handling":"00000000-0000-0000-0000-000000000000"}"#
+        );
+        assert_eq!(serde_json::from_str::<HandlingClaim>(&json).unwrap(), claim);
+    }
 
     #[test]
     fn a_repeated_handling_gets_the_same_ids_and_its_causation_chain() {

@@ -274,7 +274,15 @@ impl Executor {
         out: &mut dyn OutputSink,
     ) -> Result<Placed, VenueError> {
         let first = self.send(correlation, plan_hash, approved).await?;
-        let mut placed = Placed::new(approved.intent().clone(), first.clone(), out);
+        let mut sent = approved.intent().clone();
+        if first.qty != sent.qty {
+            // The venue had this client order id already, sent by another handling of
+            // the plan that sized it otherwise: that order is the one that trades, and
+            // is followed as the venue shows it.
+            tracing::warn!(client_order_id = %sent.client_order_id, intended = %sent.qty, at_venue = %first.qty, "the venue holds this order with another quantity: following the venue's");
+            sent.qty = first.qty;
+        }
+        let mut placed = Placed::new(sent, first.clone(), out);
         placed.observe(first, out)?;
         Ok(placed)
     }
