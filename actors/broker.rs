@@ -1118,10 +1118,17 @@ impl Handler<AlreadyHandled> for Broker {
 
     fn handle(&mut self, msg: AlreadyHandled, _ctx: &mut Self::Context) -> bool {
         let correlation = msg.env.correlation_id;
-        if self
-            .log
-            .stage(&correlation)
-            .is_some_and(|s| s.is_terminal())
+        // An event of a closed workflow needs no handling, but the closing event
+        // itself (recovery's `workflow.failed`) is handled after the close.
+        let closing = matches!(
+            msg.env.payload,
+            Payload::WorkflowCompleted(_) | Payload::WorkflowFailed(_)
+        );
+        if !closing
+            && self
+                .log
+                .stage(&correlation)
+                .is_some_and(|s| s.is_terminal())
         {
             return true;
         }

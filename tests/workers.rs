@@ -982,6 +982,79 @@ fn a_second_handling_of_a_plan_under_way_is_refused_everything() {
     assert_consistent(dir.path(), &f, 1);
 }
 
+/// A plan redelivered after the engine restarted, of a workflow the engine before it
+/// closed (a server killed mid-day forgets acknowledgements), is known as handled: the
+/// new engine's broker never saw that workflow, its journal did.
+#[test]
+fn a_plan_of_a_workflow_an_earlier_engine_closed_is_known_as_handled() {
+    use alchemiser::bus::remote::*;
+    let Some(binary) = nats_server_binary() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _nats = NatsServer::start(&binary, port, &dir.path().join("nats"));
+    let f = fake();
+    let cfg = config(dir.path(), &f, port);
+    let _a = worker(&cfg, dir.path(), "a", None);
+    f.set_today("2023-09-20".parse().unwrap());
+    let first = run_once(&cfg, "2023-09-20");
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let plan = {
+        let journal = Journal::open(&dir.path().join("journal.sqlite"), SyncMode::Normal).unwrap();
+        journal
+            .entries()
+            .unwrap()
+            .into_iter()
+            .find(|e| e.envelope.kind() == EventKind::RebalancePlanned)
+            .unwrap()
+            .envelope
+    };
+    // The next day's engine: slow answers keep it running while it is asked.
+    f.state().latency = Duration::from_millis(300);
+    f.set_today("2023-09-21".parse().unwrap());
+    let run = run_in_background(&cfg);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = rt
+        .block_on(async_nats::connect(format!("nats://127.0.0.1:{port}")))
+        .unwrap();
+    let mark = RoleEvent {
+        role: "execution".into(),
+        event: plan.to_json().unwrap(),
+        handling: None,
+    };
+    let body = serde_json::to_vec(&mark).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let answer = loop {
+        let asked = rt.block_on(client.request(
+            handled_subject("alchemiser", "execution"),
+            body.clone().into(),
+        ));
+        match asked {
+            Ok(reply) => break String::from_utf8_lossy(&reply.payload).into_owned(),
+            Err(e) => {
+                assert!(Instant::now() < deadline, "the engine never answered: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    };
+    assert_eq!(answer, "yes");
+    let out = run.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn orders_a_dead_worker_left_open_are_followed_to_their_fills() {
     let Some(binary) = nats_server_binary() else {

@@ -1311,8 +1311,10 @@ impl EventBus {
                 }
             };
             let lease = std::time::Duration::from_secs(self.config.ack_wait_secs);
-            let journaled = Journal::open(&self.journal_path, crate::journal::SyncMode::Normal)
-                .map_or(u64::MAX, |j| j.last_seq());
+            let journal = Journal::open(&self.journal_path, crate::journal::SyncMode::Normal)
+                .map_err(|e| tracing::error!(error = %e, "cannot read the journal for the workers' questions"))
+                .ok();
+            let journaled = journal.as_ref().map_or(u64::MAX, Journal::last_seq);
             let (stream, names): (String, Vec<String>) = (
                 self.config.stream.clone(),
                 self.consumers.iter().map(|(n, _)| n.clone()).collect(),
@@ -1336,6 +1338,7 @@ impl EventBus {
                             outbox: outbox.map(|o| (o, intents_open)),
                             lease,
                             journaled,
+                            journal,
                         };
                         crate::actors::remote::serve_endpoint(client, endpoint).await
                     }

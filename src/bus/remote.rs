@@ -27,6 +27,22 @@ fn request_subject(prefix: &str, op: &str, role: &str) -> String {
 /// The role in place of a worker's when the broker listens: any.
 pub const ANY_ROLE: &str = "*";
 
+/// Every request to the broker: the engine's one subscription for its workers.
+pub fn broker_requests(prefix: &str) -> String {
+    format!("{prefix}.broker.>")
+}
+
+/// What a request on `subject` asks: its operation and, for a worker's, its role
+/// (`PREFIX.broker.OP.ROLE`; the account question has none). None: not a request.
+pub fn request_of<'a>(prefix: &str, subject: &'a str) -> Option<(&'a str, Option<&'a str>)> {
+    let rest = subject.strip_prefix(prefix)?.strip_prefix(".broker.")?;
+    match rest.split_once('.') {
+        Some((op, role)) if !role.contains('.') => Some((op, Some(role))),
+        Some(_) => None,
+        None => Some((rest, None)),
+    }
+}
+
 /// The role a request to the broker came from: its subject's last token.
 pub fn role_of(subject: &str) -> &str {
     subject.rsplit('.').next().unwrap_or_default()
@@ -603,6 +619,19 @@ mod tests {
         assert_eq!(leases.claim(&claim(Take, a), at(74)), Held);
         assert_eq!(leases.claim(&claim(Release, b), at(75)), Granted);
         assert_eq!(leases.claim(&claim(Take, a), at(76)), Granted);
+    }
+
+    #[test]
+    fn a_request_subject_names_its_operation_and_role() {
+        let p = "alc";
+        for (op, role) in [("publish", "execution"), ("claim", "reconciliation")] {
+            let subject = request_subject(p, op, role);
+            assert_eq!(request_of(p, &subject), Some((op, Some(role))));
+        }
+        assert_eq!(request_of(p, &account_subject(p)), Some(("account", None)));
+        assert_eq!(request_of(p, "alc.broker.a.b.c"), None);
+        assert_eq!(request_of(p, "other.broker.publish.execution"), None);
+        assert_eq!(request_of(p, "alc.events.x"), None);
     }
 
     #[test]

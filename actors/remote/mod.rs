@@ -9,27 +9,23 @@ use actix::prelude::*;
 use async_nats::jetstream::{self, consumer::pull, AckKind};
 use futures_util::StreamExt;
 
-use super::broker::{AlreadyHandled, Broker, PublishRemote, RemoteDeadLetter};
 use super::deps::EngineDeps;
 use super::engine::business_registry;
-use super::supervision::{react, Consumed, EventHandler, PublishAll};
+use super::supervision::{react, EventHandler, PublishAll};
 use crate::bus::remote::{
     account_subject, claim_subject, consumed_subject, consumer_name, dead_letter_subject,
-    handled_subject, heartbeat_subject, intent_subject, known_subject, publish_subject, role_of,
-    root_subject, ClaimOp, ConsumerLag, DeadLetterReport, HandlingClaim, HandlingId,
-    HandlingLeases, HandlingRef, Heartbeat, IntentRecord, RemotePublish, RemoteView, RoleEvent,
-    StableIds, VenueAccount, Verdict, ANY_ROLE, GRANTED, HELD, NO, ORDER_PLACER, RECONCILER,
-    RECORDED, ROOT_ASKER, STARTING, YES,
+    handled_subject, heartbeat_subject, intent_subject, known_subject, publish_subject,
+    root_subject, ClaimOp, ConsumerLag, DeadLetterReport, HandlingClaim, HandlingId, HandlingRef,
+    Heartbeat, IntentRecord, RemotePublish, RemoteView, RoleEvent, StableIds, VenueAccount,
+    Verdict, GRANTED, HELD, NO, ORDER_PLACER, RECONCILER, RECORDED, ROOT_ASKER, STARTING, YES,
 };
 use crate::bus::subject;
-use crate::config::{Config, REMOTE_ROLES};
+use crate::config::Config;
 use crate::events::{
     CorrelationId, Envelope, EventId, EventKind, HaltReason, Payload, TradingHalted,
     WorkflowStarted,
 };
 use crate::halt::TradingGate;
-use crate::journal::outbox::Outbox;
-use crate::workflow_roots::WorkflowRoots;
 
 /// The durable consumers the remote roles read from: (name, subject), one per event
 /// type each role consumes.
@@ -196,41 +192,6 @@ impl crate::journal::outbox::IntentRecorder for NatsIntents {
     }
 }
 
-/// Records a worker's order intent (or its outcome) in the engine's outbox; the
-/// answer is [`RECORDED`] once it is on disk, the reason otherwise. An intent from a
-/// handling that does not hold its plan is refused ([`HELD`]): another handling of the
-/// plan places its orders.
-fn record_intent(outbox: Option<&Outbox>, payload: &[u8], leases: &mut HandlingLeases) -> Vec<u8> {
-    let Some(outbox) = outbox else {
-        return b"this engine keeps no outbox".to_vec();
-    };
-    let record: IntentRecord = match serde_json::from_slice(payload) {
-        Ok(r) => r,
-        Err(e) => return format!("unreadable intent: {e}").into_bytes(),
-    };
-    let written = match &record {
-        IntentRecord::Intend { by: Some(by), .. }
-            if !leases.admits(ORDER_PLACER, *by, std::time::Instant::now()) =>
-        {
-            return HELD.to_vec();
-        }
-        IntentRecord::Intend {
-            correlation_id,
-            plan_hash,
-            intent,
-            ..
-        } => outbox.intend(*correlation_id, plan_hash, intent),
-        IntentRecord::Resolve {
-            client_order_id,
-            outcome,
-        } => outbox.resolve(client_order_id, outcome),
-    };
-    match written {
-        Ok(()) => RECORDED.to_vec(),
-        Err(e) => format!("the outbox did not take it: {e}").into_bytes(),
-    }
-}
-
 /// Whether the engine trades the account `mine` (this worker's venue): asks it, again
 /// each second while it does not answer (not started yet, or restarting). A worker
 /// trading another account than the engine reads would move money nobody reconciles.
@@ -275,239 +236,8 @@ pub async fn confirm_same_account(
     }
 }
 
-/// Whether a request that says it comes from `role` came on that role's subject (which
-/// the server lets only that role's workers use).
-fn same_role(role: &str, subject: &str) -> Result<(), String> {
-    if role == role_of(subject) {
-        Ok(())
-    } else {
-        Err(format!(
-            "a request for role {role} came on {subject}: each role sends only its own"
-        ))
-    }
-}
-
-/// The broker's side of the workers' requests.
-pub struct Endpoint {
-    pub prefix: String,
-    pub broker: Addr<Broker>,
-    pub view: RemoteView,
-    pub roots: Option<WorkflowRoots>,
-    pub account: VenueAccount,
-    /// The journal's outbox, and whether the start-up check is over (intents are taken
-    /// only then).
-    pub outbox: Option<(Outbox, Arc<std::sync::atomic::AtomicBool>)>,
-    /// How long a handling's claim lasts unrenewed: the bus's `ack_wait_secs`, within
-    /// which a worker renews it (see [`HandlingLeases`]).
-    pub lease: Duration,
-    /// The journal's last seq when the engine started.
-    pub journaled: u64,
-}
-
-/// The broker's side: takes the workers' claims, reactions (answered once journaled),
-/// order intents, dead letters and heartbeats. Runs on the engine's actor runtime until
-/// the connection ends.
-pub async fn serve_endpoint(client: async_nats::Client, endpoint: Endpoint) -> Result<(), String> {
-    let Endpoint {
-        prefix,
-        broker,
-        view,
-        roots,
-        account,
-        outbox,
-        lease,
-        journaled,
-    } = endpoint;
-    let mut leases = HandlingLeases::new(lease, std::time::Instant::now(), journaled);
-    let mut claims = client
-        .subscribe(claim_subject(&prefix, ANY_ROLE))
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut intents = client
-        .subscribe(intent_subject(&prefix, ANY_ROLE))
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut known_asks = client
-        .subscribe(known_subject(&prefix, ANY_ROLE))
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut account_asks = client
-        .subscribe(account_subject(&prefix))
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut root_asks = client
-        .subscribe(root_subject(&prefix, ANY_ROLE))
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut consumed = client
-        .subscribe(consumed_subject(&prefix, ANY_ROLE))
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut handled_asks = client
-        .subscribe(handled_subject(&prefix, ANY_ROLE))
-        .await
-        .map_err(|e| e.to_string())?;
-    // A role's name as the broker keeps it (a consumer mark's), the event and the
-    // handling that speaks; none when the request names another role than its subject's.
-    type Marked = (&'static str, Arc<Envelope>, Option<HandlingId>);
-    let role_event = |msg: &async_nats::Message| -> Option<Marked> {
-        let r: RoleEvent = serde_json::from_slice(&msg.payload).ok()?;
-        let role = REMOTE_ROLES
-            .iter()
-            .find(|n| **n == r.role && **n == role_of(&msg.subject))?;
-        Some((
-            *role,
-            Arc::new(Envelope::from_json(&r.event).ok()?),
-            r.handling,
-        ))
-    };
-    let mut publishes = client
-        .subscribe(publish_subject(&prefix, ANY_ROLE))
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut dead = client
-        .subscribe(dead_letter_subject(&prefix, ANY_ROLE))
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut beats = client
-        .subscribe(heartbeat_subject(&prefix))
-        .await
-        .map_err(|e| e.to_string())?;
-    loop {
-        tokio::select! {
-            Some(msg) = claims.next() => {
-                let answer = match serde_json::from_slice::<HandlingClaim>(&msg.payload)
-                    .map_err(|e| format!("unreadable claim: {e}"))
-                    .and_then(|c| same_role(&c.role, &msg.subject).map(|()| c))
-                {
-                    Ok(claim) => leases.claim(&claim, std::time::Instant::now()).wire().to_vec(),
-                    Err(why) => why.into_bytes(),
-                };
-                if let Some(reply) = msg.reply {
-                    let _ = client.publish(reply, answer.into()).await;
-                }
-            }
-            Some(msg) = publishes.next() => {
-                let verdicts = match serde_json::from_slice::<RemotePublish>(&msg.payload)
-                    .map_err(|e| format!("unreadable: {e}"))
-                    .and_then(|p| {
-                        same_role(&p.role, &msg.subject)?;
-                        let of = HandlingRef { event_id: p.handled, handling: p.handling };
-                        let envs = p.envelopes().map_err(|e| format!("unreadable: {e}"))?;
-                        Ok((leases.admits(&p.role, of, std::time::Instant::now()), envs))
-                    })
-                {
-                    Ok((false, envs)) => envs
-                        .iter()
-                        .map(|_| Verdict::Superseded {
-                            reason: String::from_utf8_lossy(HELD).into_owned(),
-                        })
-                        .collect(),
-                    Ok((true, envs)) => broker
-                        .send(PublishRemote(envs.into_iter().map(Arc::new).collect()))
-                        .await
-                        .unwrap_or_else(|e| vec![Verdict::Unavailable { reason: e.to_string() }]),
-                    Err(reason) => vec![Verdict::Refused { reason }],
-                };
-                if let (Some(reply), Ok(body)) = (msg.reply, serde_json::to_vec(&verdicts)) {
-                    let _ = client.publish(reply, body.into()).await;
-                }
-            }
-            Some(msg) = dead.next() => {
-                match serde_json::from_slice::<DeadLetterReport>(&msg.payload) {
-                    Ok(report) => match same_role(&report.role, &msg.subject) {
-                        Ok(()) => { let _ = broker.send(RemoteDeadLetter(report)).await; }
-                        Err(why) => tracing::warn!(error = %why, "a dead letter refused"),
-                    },
-                    Err(e) => tracing::warn!(error = %e, "an unreadable dead letter"),
-                }
-                if let Some(reply) = msg.reply {
-                    let _ = client.publish(reply, "ok".into()).await;
-                }
-            }
-            Some(msg) = consumed.next() => {
-                let mut answer = "ok";
-                if let Some((consumer, env, handling)) = role_event(&msg) {
-                    // Only the handling holding the event marks it done.
-                    let holds = handling.is_none_or(|handling| {
-                        let of = HandlingRef { event_id: env.event_id, handling };
-                        leases.admits(consumer, of, std::time::Instant::now())
-                    });
-                    if holds {
-                        let _ = broker.send(Consumed { consumer, env }).await;
-                    } else {
-                        answer = std::str::from_utf8(HELD).unwrap_or_default();
-                    }
-                }
-                if let Some(reply) = msg.reply {
-                    let _ = client.publish(reply, answer.into()).await;
-                }
-            }
-            Some(msg) = handled_asks.next() => {
-                let done = match role_event(&msg) {
-                    Some((consumer, env, _)) => broker
-                        .send(AlreadyHandled { consumer, env })
-                        .await
-                        .unwrap_or(false),
-                    None => false,
-                };
-                if let Some(reply) = msg.reply {
-                    let _ = client.publish(reply, if done { "yes" } else { "no" }.into()).await;
-                }
-            }
-            Some(msg) = intents.next() => {
-                let answer = match &outbox {
-                    _ if role_of(&msg.subject) != ORDER_PLACER => {
-                        format!("only {ORDER_PLACER} workers record order intents").into_bytes()
-                    }
-                    Some((_, open)) if !open.load(std::sync::atomic::Ordering::SeqCst) => {
-                        STARTING.to_vec()
-                    }
-                    Some((o, _)) => record_intent(Some(o), &msg.payload, &mut leases),
-                    None => record_intent(None, &msg.payload, &mut leases),
-                };
-                if let Some(reply) = msg.reply {
-                    let _ = client.publish(reply, answer.into()).await;
-                }
-            }
-            Some(msg) = known_asks.next() => {
-                let id = String::from_utf8_lossy(&msg.payload);
-                let answer: Vec<u8> = match &outbox {
-                    Some((o, _)) => match o.knows(&id) {
-                        Ok(true) => YES.to_vec(),
-                        Ok(false) => NO.to_vec(),
-                        Err(e) => format!("the outbox cannot be read: {e}").into_bytes(),
-                    },
-                    None => b"this engine keeps no outbox".to_vec(),
-                };
-                if let Some(reply) = msg.reply {
-                    let _ = client.publish(reply, answer.into()).await;
-                }
-            }
-            Some(msg) = account_asks.next() => {
-                if let (Some(reply), Ok(body)) = (msg.reply, serde_json::to_vec(&account)) {
-                    let _ = client.publish(reply, body.into()).await;
-                }
-            }
-            Some(msg) = root_asks.next() => {
-                let root = (role_of(&msg.subject) == ROOT_ASKER)
-                    .then(|| String::from_utf8_lossy(&msg.payload).parse::<uuid::Uuid>().ok())
-                    .flatten()
-                    .and_then(|id| roots.as_ref()?.get(&CorrelationId(id)));
-                if let (Some(reply), Ok(body)) = (msg.reply, serde_json::to_vec(&root)) {
-                    let _ = client.publish(reply, body.into()).await;
-                }
-            }
-            Some(msg) = beats.next() => {
-                if let Ok(beat) = serde_json::from_slice::<Heartbeat>(&msg.payload) {
-                    crate::metrics::metrics().remote_heartbeat(&beat.worker, beat.redelivered);
-                    view.heard(beat);
-                }
-            }
-            else => return Ok(()),
-        }
-    }
-}
+mod endpoint;
+pub use endpoint::{serve_endpoint, Endpoint};
 
 /// How long a worker waits before sending a reaction the broker did not take again.
 const RESEND_AFTER: Duration = Duration::from_millis(500);
@@ -917,18 +647,17 @@ async fn serve_role(
         if delivered > 1 {
             counts.lock().unwrap_or_else(|p| p.into_inner()).1 += 1;
         }
-        // Handled already (the acknowledgement was lost, or another worker had it
-        // while the server was away): nothing to do again. Asked of every redelivery
-        // until the engine answers: handling again without knowing would act on a
-        // moment that has passed (a reconciliation while another handling trades).
-        if delivered > 1 && holding.handled(&mark).await {
+        // The engine's claim first (no other handling of the event runs meanwhile),
+        // then whether the event was handled already (the acknowledgement was lost,
+        // another worker had it while the server was away, or its workflow closed):
+        // nothing to do again. Both asked until the engine answers: handling without
+        // knowing would act on a moment that has passed (a reconciliation while
+        // another handling trades).
+        holding.keep(holding.take()).await;
+        if holding.keep(holding.handled(&mark)).await {
             tracing::info!(role = role.name, event_id = %env.event_id, delivered, "already handled: skipped");
             let _ = message.ack().await;
-            continue;
-        }
-        if !holding.take(&mark).await {
-            tracing::info!(role = role.name, event_id = %env.event_id, delivered, "handled by another worker meanwhile: skipped");
-            let _ = message.ack().await;
+            holding.release().await;
             continue;
         }
         mark.handling = Some(handling);
@@ -1082,15 +811,22 @@ struct Holding<'a> {
 impl Holding<'_> {
     /// The engine's answer on `subject`, or why there is none.
     async fn ask(&self, subject: String, body: Vec<u8>) -> Result<Vec<u8>, String> {
-        match tokio::time::timeout(
-            Duration::from_secs(2),
-            self.client.request(subject, body.into()),
-        )
-        .await
-        {
+        self.ask_within(subject, body, Duration::from_secs(2)).await
+    }
+
+    async fn ask_within(
+        &self,
+        subject: String,
+        body: Vec<u8>,
+        within: Duration,
+    ) -> Result<Vec<u8>, String> {
+        match tokio::time::timeout(within, self.client.request(subject, body.into())).await {
             Ok(Ok(reply)) => Ok(reply.payload.to_vec()),
             Ok(Err(e)) => Err(format!("the engine is unreachable: {e}")),
-            Err(_) => Err("the engine did not answer within 2 s".to_string()),
+            Err(_) => Err(format!(
+                "the engine did not answer within {} ms",
+                within.as_millis()
+            )),
         }
     }
 
@@ -1100,15 +836,28 @@ impl Holding<'_> {
             ..self.claim.clone()
         };
         let body = serde_json::to_vec(&claim).map_err(|e| e.to_string())?;
-        self.ask(claim_subject(self.prefix, &self.claim.role), body)
+        // A renewal is asked between two looks at the handling: briefly.
+        let within = match op {
+            ClaimOp::Renew => (self.every / 2).min(Duration::from_secs(2)),
+            _ => Duration::from_secs(2),
+        };
+        self.ask_within(claim_subject(self.prefix, &self.claim.role), body, within)
             .await
     }
 
-    /// Keeps the event while waiting: the server would give it to another worker.
-    async fn pause(&self) {
-        tokio::time::sleep(self.every).await;
-        if let Err(e) = self.message.ack_with(AckKind::Progress).await {
-            tracing::warn!(error = %e, "cannot tell the server the event is still held");
+    /// Runs `work` while telling the server every `every` that the event is still
+    /// held: it would give it to another worker.
+    async fn keep<T>(&self, work: impl std::future::Future<Output = T>) -> T {
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                done = &mut work => return done,
+                _ = tokio::time::sleep(self.every) => {
+                    if let Err(e) = self.message.ack_with(AckKind::Progress).await {
+                        tracing::warn!(error = %e, "cannot tell the server the event is still held");
+                    }
+                }
+            }
         }
     }
 
@@ -1126,29 +875,22 @@ impl Holding<'_> {
             {
                 Ok(answer) => return answer == YES,
                 Err(why) if !waited => {
-                    tracing::warn!(role = %mark.role, reason = %why, "waiting for the engine to say whether a redelivered event was handled");
+                    tracing::warn!(role = %mark.role, reason = %why, "waiting for the engine to say whether the event was handled");
                     waited = true;
                 }
                 Err(_) => {}
             }
-            self.pause().await;
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
 
-    /// Takes the engine's claim on the event: true once granted; false when, waiting
-    /// for another handling of it to end, that one handled it.
-    async fn take(&self, mark: &RoleEvent) -> bool {
+    /// Takes the engine's claim on the event, waiting while another handling holds
+    /// it or the engine is away or starting.
+    async fn take(&self) {
         let mut said = None;
         loop {
-            let answer = self.ask_claim(ClaimOp::Take).await;
-            let why = match answer.as_deref() {
-                Ok(GRANTED) => return true,
-                Ok(HELD) => {
-                    if self.handled(mark).await {
-                        return false;
-                    }
-                    String::from_utf8_lossy(HELD).into_owned()
-                }
+            let why = match self.ask_claim(ClaimOp::Take).await.as_deref() {
+                Ok(GRANTED) => return,
                 Ok(other) => String::from_utf8_lossy(other).into_owned(),
                 Err(why) => why.clone(),
             };
@@ -1156,7 +898,7 @@ impl Holding<'_> {
                 tracing::warn!(role = %self.claim.role, event_id = %self.claim.of.event_id, reason = %why, "waiting before handling the event");
                 said = Some(why);
             }
-            self.pause().await;
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
 
