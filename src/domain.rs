@@ -1,6 +1,7 @@
 //! Small domain vocabulary shared by every business module: sides, order types and
 //! plan actions. Money and quantities are `rust_decimal::Decimal` throughout.
 
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 /// Ticker symbol as the venue spells it (`"SPY"`). Stored inline (up to 24 bytes, no
@@ -48,6 +49,43 @@ impl Side {
             Side::Sell => "sell",
         }
     }
+
+    /// `qty` as it moves a position: a buy adds, a sell takes away.
+    pub fn signed(self, qty: Decimal) -> Decimal {
+        match self {
+            Side::Buy => qty,
+            Side::Sell => -qty,
+        }
+    }
+}
+
+/// Quantities held, per symbol; a symbol at zero is not held, so not listed.
+pub type Positions = std::collections::BTreeMap<Symbol, Decimal>;
+
+/// Adds fills — `(symbol, side, quantity)` — to `positions`, each by its side, and
+/// leaves out the symbols they bring to zero: the one position arithmetic of the
+/// journal, the start-up check, execution, reconciliation and reports.
+pub fn apply_fills<'a>(
+    positions: &mut Positions,
+    fills: impl IntoIterator<Item = (&'a Symbol, Side, Decimal)>,
+) {
+    for (symbol, side, qty) in fills {
+        *positions.entry(symbol.clone()).or_default() += side.signed(qty);
+    }
+    positions.retain(|_, q| !q.is_zero());
+}
+
+/// `positions` as they were before the fills — `(symbol, side, quantity)` — came in.
+pub fn undo_fills<'a>(
+    positions: &mut Positions,
+    fills: impl IntoIterator<Item = (&'a Symbol, Side, Decimal)>,
+) {
+    apply_fills(
+        positions,
+        fills
+            .into_iter()
+            .map(|(symbol, side, qty)| (symbol, side, -qty)),
+    );
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -111,7 +149,24 @@ crate::display_as_wire_name!(Side, OrderType, PlanAction, RunMode);
 
 #[cfg(test)]
 mod tests {
-    use super::parse_symbol;
+    use super::*;
+    use rust_decimal_macros::dec;
+
+    #[test]
+    fn fills_move_positions_by_their_side_and_a_closed_position_is_left_out() {
+        let (aaa, bbb) = (Symbol::from("AAA"), Symbol::from("BBB"));
+        let mut held = Positions::from([(aaa.clone(), dec!(10))]);
+        apply_fills(
+            &mut held,
+            [(&aaa, Side::Sell, dec!(10)), (&bbb, Side::Buy, dec!(2.5))],
+        );
+        assert_eq!(held, Positions::from([(bbb.clone(), dec!(2.5))]));
+        undo_fills(
+            &mut held,
+            [(&aaa, Side::Sell, dec!(10)), (&bbb, Side::Buy, dec!(2.5))],
+        );
+        assert_eq!(held, Positions::from([(aaa, dec!(10))]));
+    }
 
     #[test]
     fn share_classes_map_to_one_notation_and_paths_are_refused() {

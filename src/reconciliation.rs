@@ -5,23 +5,17 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rust_decimal::Decimal;
 
-use crate::domain::{Side, Symbol};
+use crate::domain::Symbol;
 use crate::events::{OrderOutcome, PositionCheck, ReconciliationCompleted, ReconciliationStatus};
 use crate::venue::{AccountSnapshot, VenueOrder};
 
-pub type Positions = BTreeMap<Symbol, Decimal>;
+pub use crate::domain::Positions;
 
 /// `before` plus the fills of `orders`: what the account should hold after them.
 pub fn expected_after(before: &Positions, orders: &[OrderOutcome]) -> Positions {
     let mut expected = before.clone();
-    for o in orders {
-        let signed = match o.side {
-            Side::Buy => o.filled_qty,
-            Side::Sell => -o.filled_qty,
-        };
-        *expected.entry(o.symbol.clone()).or_default() += signed;
-    }
-    expected.retain(|_, q| !q.is_zero());
+    let fills = orders.iter().map(|o| (&o.symbol, o.side, o.filled_qty));
+    crate::domain::apply_fills(&mut expected, fills);
     expected
 }
 
@@ -99,6 +93,7 @@ pub fn failed(detail: String) -> ReconciliationCompleted {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Side;
     use crate::venue::VenueOrderStatus;
     use rust_decimal_macros::dec;
 

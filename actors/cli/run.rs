@@ -684,14 +684,12 @@ impl Startup<'_> {
                 if order.status.is_open() {
                     order = venue.settle(order).await.map_err(|e| e.to_string())?;
                 }
-                let signed = match order.side {
-                    crate::domain::Side::Buy => order.filled_qty,
-                    crate::domain::Side::Sell => -order.filled_qty,
-                };
-                *positions.entry(order.symbol).or_default() += signed;
+                crate::domain::apply_fills(
+                    &mut positions,
+                    [(&order.symbol, order.side, order.filled_qty)],
+                );
             }
         }
-        positions.retain(|_, q| !q.is_zero());
         Ok(Some(positions))
     }
 

@@ -21,7 +21,7 @@ use rand::{Rng, SeedableRng};
 use rust_decimal::Decimal;
 
 use super::rig::{fake_orders, measure, Rig, KEY, SECRET};
-use crate::domain::{Side, Symbol};
+use crate::domain::Symbol;
 use crate::drill::report::DrillReport;
 use crate::events::{CorrelationId, EventKind, Payload, ReconciliationStatus};
 use crate::journal::{Journal, JournalEntry, SyncMode};
@@ -522,16 +522,11 @@ fn fills_not_journaled(entries: &[JournalEntry], fake: &FakeAlpaca) -> Vec<Strin
 
 /// Positions as the journal's fills add up (buys less sells), zeros left out.
 fn journaled_positions(entries: &[JournalEntry]) -> BTreeMap<Symbol, Decimal> {
-    let mut held: BTreeMap<Symbol, Decimal> = BTreeMap::new();
-    for e in entries {
-        if let Payload::OrderFilled(f) = &e.envelope.payload {
-            let signed = match f.side {
-                Side::Buy => f.qty,
-                Side::Sell => -f.qty,
-            };
-            *held.entry(f.symbol.clone()).or_default() += signed;
-        }
-    }
-    held.retain(|_, q| !q.is_zero());
+    let mut held = BTreeMap::new();
+    let fills = entries.iter().filter_map(|e| match &e.envelope.payload {
+        Payload::OrderFilled(f) => Some((&f.symbol, f.side, f.qty)),
+        _ => None,
+    });
+    crate::domain::apply_fills(&mut held, fills);
     held
 }

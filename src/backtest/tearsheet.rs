@@ -257,14 +257,11 @@ fn holdings(record: &BacktestRecord, market: &MarketData) -> Vec<BTreeMap<Symbol
         .points
         .iter()
         .map(|point| {
-            while let Some(fill) = fills.next_if(|f| f.date <= point.date) {
-                let q = positions.entry(fill.symbol.clone()).or_default();
-                match fill.side {
-                    Side::Buy => *q += fill.qty,
-                    Side::Sell => *q -= fill.qty,
-                }
-            }
-            positions.retain(|_, q| !q.is_zero());
+            let today = std::iter::from_fn(|| fills.next_if(|f| f.date <= point.date));
+            crate::domain::apply_fills(
+                &mut positions,
+                today.map(|fill| (&fill.symbol, fill.side, fill.qty)),
+            );
             closes.move_to(market, point.date);
             let equity = f(point.equity);
             positions

@@ -519,14 +519,10 @@ impl Executor {
             }
         };
         let mut before = account.positions.clone();
-        for o in &placed_before {
-            let signed = match o.side {
-                Side::Buy => o.filled_qty,
-                Side::Sell => -o.filled_qty,
-            };
-            *before.entry(o.symbol.clone()).or_default() -= signed;
-        }
-        before.retain(|_, q| !q.is_zero());
+        let fills = placed_before
+            .iter()
+            .map(|o| (&o.symbol, o.side, o.filled_qty));
+        crate::domain::undo_fills(&mut before, fills);
         started.positions_before = before;
         started.cash_before = Some(account.cash);
         let intents = started.orders.clone();

@@ -760,18 +760,16 @@ impl Journal {
             return Ok(None);
         };
         let mut positions = execution.positions_before.clone();
-        for entry in self.correlation(&started.envelope.correlation_id)? {
-            if let (true, Payload::OrderFilled(fill)) =
-                (entry.seq > started.seq, &entry.envelope.payload)
-            {
-                let signed = match fill.side {
-                    Side::Buy => fill.qty,
-                    Side::Sell => -fill.qty,
-                };
-                *positions.entry(fill.symbol.clone()).or_default() += signed;
-            }
-        }
-        positions.retain(|_, q| !q.is_zero());
+        let entries = self.correlation(&started.envelope.correlation_id)?;
+        let fills = entries
+            .iter()
+            .filter_map(|entry| match &entry.envelope.payload {
+                Payload::OrderFilled(fill) if entry.seq > started.seq => {
+                    Some((&fill.symbol, fill.side, fill.qty))
+                }
+                _ => None,
+            });
+        crate::domain::apply_fills(&mut positions, fills);
         Ok(Some(positions))
     }
 
