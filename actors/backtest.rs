@@ -422,7 +422,7 @@ async fn drive_journaled(
         let started = WorkflowStarted {
             as_of: *date,
             mode: RunMode::Backtest,
-            trigger: "backtest".into(),
+            trigger: crate::domain::Trigger::Backtest,
             attempt: 0,
         };
         let (_, summary) = broker

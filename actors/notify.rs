@@ -131,7 +131,7 @@ mod tests {
             WorkflowStarted {
                 as_of: chrono::NaiveDate::from_ymd_opt(2026, 12, 4).unwrap(),
                 mode: RunMode::Paper,
-                trigger: "test".into(),
+                trigger: crate::domain::Trigger::Test,
                 attempt: 0,
             },
             "test",

@@ -170,7 +170,7 @@ impl DriftPolicy {
                     WorkflowStarted {
                         as_of,
                         mode: self.mode,
-                        trigger: "reconciliation".into(),
+                        trigger: crate::domain::Trigger::Reconciliation,
                         attempt: 0,
                     },
                 ),
@@ -222,7 +222,8 @@ impl EventHandler for ReconciliationActor {
                     || crate::clock::new_york_date(self.clock.now()),
                     |r| r.as_of,
                 );
-                let corrective = root.is_some_and(|r| r.trigger == "reconciliation");
+                let corrective =
+                    root.is_some_and(|r| r.trigger == crate::domain::Trigger::Reconciliation);
                 let check = self.check(Some(expected));
                 let policy = self.policy.clone();
                 let handled = event.clone();

@@ -87,7 +87,7 @@ fn run(limit: u32, window: Duration) {
             WorkflowStarted {
                 as_of: day,
                 mode: Default::default(),
-                trigger: "bench".into(),
+                trigger: alchemiser::domain::Trigger::Bench,
                 attempt: 0,
             },
             "bench",

@@ -145,7 +145,47 @@ impl RunMode {
     }
 }
 
-crate::display_as_wire_name!(Side, OrderType, PlanAction, RunMode);
+/// What started a workflow. The wire names are the strings journals have always held
+/// (the field was a string), so payloads and their hashes do not change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// The daily schedule of `alchemiser run`.
+    Schedule,
+    /// `run --once`, or a workflow started by hand.
+    Manual,
+    Backtest,
+    /// Recovery's retry of a failed workflow.
+    Recovery,
+    /// A corrective workflow after reconciliation found drift.
+    Reconciliation,
+    Drill,
+    Bench,
+    Test,
+    /// A payload from before the field existed.
+    #[default]
+    #[serde(rename = "")]
+    Unstated,
+}
+
+impl Trigger {
+    /// The wire name (serde's).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Schedule => "schedule",
+            Trigger::Manual => "manual",
+            Trigger::Backtest => "backtest",
+            Trigger::Recovery => "recovery",
+            Trigger::Reconciliation => "reconciliation",
+            Trigger::Drill => "drill",
+            Trigger::Bench => "bench",
+            Trigger::Test => "test",
+            Trigger::Unstated => "",
+        }
+    }
+}
+
+crate::display_as_wire_name!(Side, OrderType, PlanAction, RunMode, Trigger);
 
 #[cfg(test)]
 mod tests {

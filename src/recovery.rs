@@ -60,7 +60,7 @@ pub fn decide(
         let attempt = root.attempt + 1;
         return Decision::Retry {
             started: WorkflowStarted {
-                trigger: "recovery".into(),
+                trigger: crate::domain::Trigger::Recovery,
                 attempt,
                 ..root.clone()
             },
@@ -115,7 +115,7 @@ mod tests {
         WorkflowStarted {
             as_of: NaiveDate::from_ymd_opt(2024, 3, 4).unwrap(),
             mode: Default::default(),
-            trigger: "schedule".into(),
+            trigger: crate::domain::Trigger::Schedule,
             attempt,
         }
     }
@@ -135,7 +135,10 @@ mod tests {
         let Decision::Retry { started, wait } = decide(&f, Some(&root(0)), &config()) else {
             panic!("first failure is retried");
         };
-        assert_eq!((started.attempt, started.trigger.as_str()), (1, "recovery"));
+        assert_eq!(
+            (started.attempt, started.trigger),
+            (1, crate::domain::Trigger::Recovery)
+        );
         assert_eq!(started.as_of, root(0).as_of);
         assert_eq!(wait, Duration::from_millis(100));
         let Decision::Retry { wait, .. } = decide(&f, Some(&root(1)), &config()) else {

@@ -121,7 +121,7 @@ mod tests {
             EventKind::WorkflowStarted => Payload::WorkflowStarted(WorkflowStarted {
                 as_of: NaiveDate::from_ymd_opt(2024, 1, 2).unwrap(),
                 mode: Default::default(),
-                trigger: String::new(),
+                trigger: Default::default(),
                 attempt: 0,
             }),
             EventKind::SignalGenerated => Payload::SignalGenerated(SignalGenerated {

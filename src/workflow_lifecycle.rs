@@ -121,7 +121,7 @@ mod tests {
         WorkflowStarted {
             as_of: NaiveDate::from_ymd_opt(2024, 1, 2).unwrap(),
             mode: Default::default(),
-            trigger: "test".into(),
+            trigger: crate::domain::Trigger::Test,
             attempt: 0,
         }
     }

@@ -283,7 +283,7 @@ async fn an_event_out_of_workflow_order_is_refused() {
         WorkflowStarted {
             as_of: day(4),
             mode: Default::default(),
-            trigger: "test".into(),
+            trigger: alchemiser::domain::Trigger::Test,
             attempt: 0,
         },
         "test",
@@ -452,7 +452,7 @@ async fn run_workflow_starts_and_answers_at_the_end() {
         started: WorkflowStarted {
             as_of,
             mode: Default::default(),
-            trigger: "manual".into(),
+            trigger: alchemiser::domain::Trigger::Manual,
             attempt: 0,
         },
         triggered_by: None,

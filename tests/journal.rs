@@ -13,7 +13,7 @@ fn workflow() -> Vec<Envelope> {
         WorkflowStarted {
             as_of: chrono::NaiveDate::from_ymd_opt(2024, 1, 2).unwrap(),
             mode: Default::default(),
-            trigger: "test".into(),
+            trigger: alchemiser::domain::Trigger::Test,
             attempt: 0,
         },
         "engine",
@@ -353,7 +353,7 @@ mod engine_journal {
                 started: WorkflowStarted {
                     as_of: chrono::NaiveDate::from_ymd_opt(2024, 3, day).unwrap(),
                     mode: Default::default(),
-                    trigger: "test".into(),
+                    trigger: alchemiser::domain::Trigger::Test,
                     attempt: 0,
                 },
                 triggered_by: None,
@@ -539,7 +539,7 @@ mod consumer_marks {
                         started: WorkflowStarted {
                             as_of: chrono::NaiveDate::from_ymd_opt(2024, 3, 4).unwrap(),
                             mode: Default::default(),
-                            trigger: "test".into(),
+                            trigger: alchemiser::domain::Trigger::Test,
                             attempt: 0,
                         },
                         triggered_by: None,

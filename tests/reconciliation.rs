@@ -24,7 +24,7 @@ fn settlement() -> (Envelope, Envelope) {
         WorkflowStarted {
             as_of: NaiveDate::from_ymd_opt(2023, 9, 21).unwrap(),
             mode: RunMode::Paper,
-            trigger: "test".into(),
+            trigger: alchemiser::domain::Trigger::Test,
             attempt: 0,
         },
         "test",

@@ -121,7 +121,7 @@ async fn exceeding_restart_intensity_halts_trading() {
             started: WorkflowStarted {
                 as_of: day(5),
                 mode: Default::default(),
-                trigger: "test".into(),
+                trigger: alchemiser::domain::Trigger::Test,
                 attempt: 0,
             },
             triggered_by: None,

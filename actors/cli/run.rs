@@ -25,7 +25,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::BusTransport;
 use crate::config::Config;
 use crate::data::{Adjustment, BarSeries, MarketData, SharedMarket};
-use crate::domain::{RunMode, Symbol};
+use crate::domain::{RunMode, Symbol, Trigger};
 use crate::events::{ReconciliationStatus, WorkflowStarted};
 use crate::journal::lock::JournalLock;
 use crate::journal::outbox::Outbox;
@@ -832,7 +832,11 @@ impl TradingDays<'_> {
                 }
             }
             // `run --once` is an operator's hand, not the schedule's.
-            let trigger = if self.once { "manual" } else { "schedule" };
+            let trigger = if self.once {
+                Trigger::Manual
+            } else {
+                Trigger::Schedule
+            };
             if let Some((view, wait)) = &self.workers {
                 let unserved = view.await_served(*wait).await;
                 if !unserved.is_empty() {
@@ -1217,7 +1221,7 @@ async fn watch_signals(mut signals: StopSignals, stopping: Arc<tokio::sync::Noti
 
 async fn run_workflow(
     broker: &Addr<Broker>,
-    trigger: &str,
+    trigger: Trigger,
     as_of: NaiveDate,
     mode: crate::domain::RunMode,
     patience: Duration,
@@ -1226,7 +1230,7 @@ async fn run_workflow(
     let started = WorkflowStarted {
         as_of,
         mode,
-        trigger: trigger.into(),
+        trigger,
         attempt: 0,
     };
     let correlation = broker

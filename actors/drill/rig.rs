@@ -208,7 +208,7 @@ impl Engine {
         let started = crate::events::WorkflowStarted {
             as_of,
             mode: crate::domain::RunMode::Paper,
-            trigger: "drill".into(),
+            trigger: crate::domain::Trigger::Drill,
             attempt: 0,
         };
         let correlation = self

@@ -403,7 +403,7 @@ pub async fn reconciliation_drift(seed: u64, iteration: u32) -> Result<DrillRepo
                     started: crate::events::WorkflowStarted {
                         as_of: rig.as_of,
                         mode: crate::domain::RunMode::Paper,
-                        trigger: "drill".into(),
+                        trigger: crate::domain::Trigger::Drill,
                         attempt: 0,
                     },
                     triggered_by: None,

@@ -653,8 +653,7 @@ async fn serve_role(
         // nothing to do again. Both asked until the engine answers: handling without
         // knowing would act on a moment that has passed (a reconciliation while
         // another handling trades).
-        holding.keep(holding.take()).await;
-        if holding.keep(holding.handled(&mark)).await {
+        if !holding.keep(holding.take(&mark)).await || holding.keep(holding.handled(&mark)).await {
             tracing::info!(role = role.name, event_id = %env.event_id, delivered, "already handled: skipped");
             let _ = message.ack().await;
             holding.release().await;
@@ -747,6 +746,9 @@ async fn serve_role(
                     )
                     .await;
                 }
+                // Given up before the acknowledgement: a redelivery after a crash
+                // here is skipped at once, not held off for a lease.
+                holding.release().await;
                 crate::drill::crash_point(&format!("remote.acknowledge.{}", env.event_type()));
                 let _ = message.ack().await;
                 counts.lock().unwrap_or_else(|p| p.into_inner()).0 += 1;
@@ -885,12 +887,14 @@ impl Holding<'_> {
     }
 
     /// Takes the engine's claim on the event, waiting while another handling holds
-    /// it or the engine is away or starting.
-    async fn take(&self) {
+    /// it or the engine is away or starting: true once granted; false when, while
+    /// another held it, the event came to be handled (nothing left to do).
+    async fn take(&self, mark: &RoleEvent) -> bool {
         let mut said = None;
         loop {
             let why = match self.ask_claim(ClaimOp::Take).await.as_deref() {
-                Ok(GRANTED) => return,
+                Ok(GRANTED) => return true,
+                Ok(HELD) if self.handled(mark).await => return false,
                 Ok(other) => String::from_utf8_lossy(other).into_owned(),
                 Err(why) => why.clone(),
             };

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::canonical;
 use super::decimal_text::text;
 use super::ids::{CorrelationId, EventId};
-use crate::domain::{OrderType, PlanAction, RunMode, Side, Symbol};
+use crate::domain::{OrderType, PlanAction, RunMode, Side, Symbol, Trigger};
 
 /// Root of every workflow: run the pipeline as of one trading day.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -19,9 +19,9 @@ pub struct WorkflowStarted {
     pub as_of: NaiveDate,
     #[serde(default)]
     pub mode: RunMode,
-    /// What started it: `schedule`, `manual`, `backtest`, `recovery`, `reconciliation`.
+    /// What started it.
     #[serde(default)]
-    pub trigger: String,
+    pub trigger: Trigger,
     /// 0 for a first run; n for the n-th retry of a failed workflow by recovery.
     #[serde(default)]
     pub attempt: u32,

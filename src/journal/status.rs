@@ -13,7 +13,7 @@ use crate::events::{CorrelationId, FailureReason, HaltReason, Payload};
 pub struct WorkflowRow {
     pub correlation_id: CorrelationId,
     pub as_of: NaiveDate,
-    pub trigger: String,
+    pub trigger: crate::domain::Trigger,
     pub attempt: u32,
     pub started_at: DateTime<Utc>,
     /// `completed`, `denied` (completed, but the risk limits refused some of its
@@ -95,7 +95,7 @@ pub fn recent_workflows(journal: &Journal, limit: usize) -> Result<Vec<WorkflowR
                 WorkflowRow {
                     correlation_id: env.correlation_id,
                     as_of: s.as_of,
-                    trigger: s.trigger.clone(),
+                    trigger: s.trigger,
                     attempt: s.attempt,
                     started_at: env.occurred_at,
                     status: "open",
@@ -180,7 +180,7 @@ pub fn table(rows: &[WorkflowRow]) -> String {
         let trigger = if r.attempt > 0 {
             format!("{} #{}", r.trigger, r.attempt)
         } else {
-            r.trigger.clone()
+            r.trigger.to_string()
         };
         out.push_str(&format!(
             "{:<20} {:<10} {:<16} {:<9} {:>8.1}s {:>6} {:>8} {:>5}  {}{}\n",

@@ -322,7 +322,7 @@ mod tests {
             WorkflowStarted {
                 as_of: NaiveDate::from_ymd_opt(2026, 12, 4).unwrap(),
                 mode: RunMode::Paper,
-                trigger: "schedule".into(),
+                trigger: crate::domain::Trigger::Schedule,
                 attempt: 0,
             },
             "test",

@@ -62,7 +62,7 @@ pub async fn try_start_workflow(
             started: WorkflowStarted {
                 as_of,
                 mode: Default::default(),
-                trigger: "test".into(),
+                trigger: alchemiser::domain::Trigger::Test,
                 attempt: 0,
             },
             triggered_by: None,
@@ -310,7 +310,7 @@ pub async fn run_plan_with(
         WorkflowStarted {
             as_of: day(4),
             mode: Default::default(),
-            trigger: "test".into(),
+            trigger: alchemiser::domain::Trigger::Test,
             attempt: 0,
         },
         "test",
