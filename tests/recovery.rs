@@ -131,11 +131,11 @@ async fn status_shows_the_failure_the_restart_and_the_retry() {
     assert_eq!(rows.len(), 2, "{rows:?}");
     let (retry, failed) = (&rows[0], &rows[1]);
     assert_eq!(
-        (retry.status, retry.trigger.as_str(), retry.attempt),
+        (retry.status.as_str(), retry.trigger.as_str(), retry.attempt),
         ("completed", "recovery", 1)
     );
     assert!(retry.orders >= 1);
-    assert_eq!(failed.status, "failed");
+    assert_eq!(failed.status.as_str(), "failed");
     assert_eq!(failed.restarts, 1, "the portfolio panic");
     assert_eq!(failed.dead_letters, 0);
     assert!(

@@ -16,9 +16,7 @@ pub struct WorkflowRow {
     pub trigger: crate::domain::Trigger,
     pub attempt: u32,
     pub started_at: DateTime<Utc>,
-    /// `completed`, `denied` (completed, but the risk limits refused some of its
-    /// orders: the account is not on target), `failed`, `timed_out` or `open`.
-    pub status: &'static str,
+    pub status: WorkflowRowStatus,
     pub duration_ms: i64,
     pub orders: u32,
     /// Orders the risk limits refused.
@@ -27,6 +25,35 @@ pub struct WorkflowRow {
     pub dead_letters: u32,
     pub failure: Option<String>,
 }
+
+/// Where a workflow stands by the journal, as `status` shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkflowRowStatus {
+    /// Not ended (yet, or the engine stopped during it).
+    Open,
+    Completed,
+    /// Completed, but the risk limits refused some of its orders: the account is not on
+    /// target.
+    Denied,
+    Failed,
+    TimedOut,
+}
+
+impl WorkflowRowStatus {
+    /// The wire name (serde's).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkflowRowStatus::Open => "open",
+            WorkflowRowStatus::Completed => "completed",
+            WorkflowRowStatus::Denied => "denied",
+            WorkflowRowStatus::Failed => "failed",
+            WorkflowRowStatus::TimedOut => "timed_out",
+        }
+    }
+}
+
+crate::display_as_wire_name!(WorkflowRowStatus);
 
 /// Whether the engine may trade, by the journal: a halt stays in force across restarts
 /// until it is lifted.
@@ -98,7 +125,7 @@ pub fn recent_workflows(journal: &Journal, limit: usize) -> Result<Vec<WorkflowR
                     trigger: s.trigger,
                     attempt: s.attempt,
                     started_at: env.occurred_at,
-                    status: "open",
+                    status: WorkflowRowStatus::Open,
                     duration_ms: 0,
                     orders: 0,
                     denied: 0,
@@ -132,9 +159,9 @@ pub fn recent_workflows(journal: &Journal, limit: usize) -> Result<Vec<WorkflowR
             }
             Payload::WorkflowCompleted(_) => {
                 row.status = if row.denied > 0 {
-                    "denied"
+                    WorkflowRowStatus::Denied
                 } else {
-                    "completed"
+                    WorkflowRowStatus::Completed
                 };
                 if row.denied > 1 {
                     row.failure = row
@@ -145,9 +172,9 @@ pub fn recent_workflows(journal: &Journal, limit: usize) -> Result<Vec<WorkflowR
             }
             Payload::WorkflowFailed(f) => {
                 row.status = if f.reason == FailureReason::Timeout {
-                    "timed_out"
+                    WorkflowRowStatus::TimedOut
                 } else {
-                    "failed"
+                    WorkflowRowStatus::Failed
                 };
                 row.failure = Some(format!("{} ({}): {}", f.step, f.reason.as_str(), f.detail));
             }
@@ -187,7 +214,7 @@ pub fn table(rows: &[WorkflowRow]) -> String {
             r.started_at.format("%Y-%m-%d %H:%M:%S"),
             r.as_of,
             trigger,
-            r.status,
+            r.status.as_str(),
             r.duration_ms as f64 / 1000.0,
             r.orders,
             r.restarts,
