@@ -846,6 +846,20 @@ fn a_handling_longer_than_the_ack_wait_is_not_handled_twice() {
     }
 }
 
+/// A runtime of its own (its thread keeps the connection read while the test waits)
+/// and a client of the server on `port`: the test speaks the workers' protocol itself.
+fn speaking_to(port: u16) -> (tokio::runtime::Runtime, async_nats::Client) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = rt
+        .block_on(async_nats::connect(format!("nats://127.0.0.1:{port}")))
+        .unwrap();
+    (rt, client)
+}
+
 /// A second handling of a plan another worker is handling (what a server killed and
 /// restarted does: it forgets its deliveries and hands the message out again) is held
 /// off by the engine: its claim, its order intents, its reactions and its consumer mark
@@ -865,14 +879,7 @@ fn a_second_handling_of_a_plan_under_way_is_refused_everything() {
     f.state().latency = Duration::from_millis(300);
     let cfg = config(dir.path(), &f, port);
     let _a = worker(&cfg, dir.path(), "a", None);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let client = rt
-        .block_on(async_nats::connect(format!("nats://127.0.0.1:{port}")))
-        .unwrap();
+    let (rt, client) = speaking_to(port);
     let planned = alchemiser::bus::subject("alchemiser", "portfolio.rebalance.planned.v1");
     let mut plans = rt.block_on(client.subscribe(planned)).unwrap();
     rt.block_on(client.flush()).unwrap();
@@ -1018,14 +1025,7 @@ fn a_plan_of_a_workflow_an_earlier_engine_closed_is_known_as_handled() {
     f.state().latency = Duration::from_millis(300);
     f.set_today("2023-09-21".parse().unwrap());
     let run = run_in_background(&cfg);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let client = rt
-        .block_on(async_nats::connect(format!("nats://127.0.0.1:{port}")))
-        .unwrap();
+    let (rt, client) = speaking_to(port);
     let mark = RoleEvent {
         role: "execution".into(),
         event: plan.to_json().unwrap(),

@@ -643,6 +643,7 @@ async fn serve_role(
                     .and_then(|v| v.as_str().parse().ok()),
             },
             lost: std::cell::Cell::new(false),
+            released: std::cell::Cell::new(false),
         };
         if delivered > 1 {
             counts.lock().unwrap_or_else(|p| p.into_inner()).1 += 1;
@@ -808,6 +809,7 @@ struct Holding<'a> {
     claim: HandlingClaim,
     /// The engine gave the event to another handling (this one's claim lapsed).
     lost: std::cell::Cell<bool>,
+    released: std::cell::Cell<bool>,
 }
 
 impl Holding<'_> {
@@ -850,6 +852,11 @@ impl Holding<'_> {
     /// Runs `work` while telling the server every `every` that the event is still
     /// held: it would give it to another worker.
     async fn keep<T>(&self, work: impl std::future::Future<Output = T>) -> T {
+        self.holding(work, false).await
+    }
+
+    /// [`Holding::keep`], renewing the engine's claim with each word to the server too.
+    async fn holding<T>(&self, work: impl std::future::Future<Output = T>, renew: bool) -> T {
         tokio::pin!(work);
         loop {
             tokio::select! {
@@ -857,6 +864,12 @@ impl Holding<'_> {
                 _ = tokio::time::sleep(self.every) => {
                     if let Err(e) = self.message.ack_with(AckKind::Progress).await {
                         tracing::warn!(error = %e, "cannot tell the server the event is still held");
+                    }
+                    if !renew {
+                        continue;
+                    }
+                    if let Ok(HELD) = self.ask_claim(ClaimOp::Renew).await.as_deref() {
+                        self.lost(HELD.escape_ascii());
                     }
                 }
             }
@@ -910,20 +923,7 @@ impl Holding<'_> {
     /// renewing the engine's claim: a slow venue does not get the event handled a
     /// second time by another worker.
     async fn during<T>(&self, work: impl std::future::Future<Output = T>) -> T {
-        tokio::pin!(work);
-        loop {
-            tokio::select! {
-                done = &mut work => return done,
-                _ = tokio::time::sleep(self.every) => {
-                    if let Err(e) = self.message.ack_with(AckKind::Progress).await {
-                        tracing::warn!(error = %e, "cannot tell the server the handling goes on");
-                    }
-                    if let Ok(HELD) = self.ask_claim(ClaimOp::Renew).await.as_deref() {
-                        self.lost(HELD.escape_ascii());
-                    }
-                }
-            }
-        }
+        self.holding(work, true).await
     }
 
     fn lost(&self, why: impl std::fmt::Display) {
@@ -932,9 +932,12 @@ impl Holding<'_> {
         }
     }
 
-    /// Gives the claim up, so that a redelivery is handled at once, not a lease later.
+    /// Gives the claim up, so that a redelivery is handled at once, not a lease later;
+    /// once.
     async fn release(&self) {
-        let _ = self.ask_claim(ClaimOp::Release).await;
+        if !self.released.replace(true) {
+            let _ = self.ask_claim(ClaimOp::Release).await;
+        }
     }
 }
 
