@@ -24,9 +24,6 @@ fn request_subject(prefix: &str, op: &str, role: &str) -> String {
     format!("{prefix}.broker.{op}.{role}")
 }
 
-/// The role in place of a worker's when the broker listens: any.
-pub const ANY_ROLE: &str = "*";
-
 /// Every request to the broker: the engine's one subscription for its workers.
 pub fn broker_requests(prefix: &str) -> String {
     format!("{prefix}.broker.>")
@@ -41,11 +38,6 @@ pub fn request_of<'a>(prefix: &str, subject: &'a str) -> Option<(&'a str, Option
         Some(_) => None,
         None => Some((rest, None)),
     }
-}
-
-/// The role a request to the broker came from: its subject's last token.
-pub fn role_of(subject: &str) -> &str {
-    subject.rsplit('.').next().unwrap_or_default()
 }
 
 pub fn publish_subject(prefix: &str, role: &str) -> String {
