@@ -424,6 +424,20 @@ impl Subscriber {
         self.history.total()
     }
 
+    /// Its figures for the broker's stats.
+    pub fn stats(&mut self) -> crate::engine_core::ActorStats {
+        let (handled, mean, max) = self.progress.latency();
+        crate::engine_core::ActorStats {
+            name: self.name,
+            restarts: self.restarts(),
+            handled,
+            handler_latency_mean_us: mean,
+            handler_latency_max_us: max,
+            unacknowledged: self.unacknowledged(),
+            running: self.is_running(),
+        }
+    }
+
     pub fn unacknowledged(&mut self) -> usize {
         self.trim_acked();
         self.inflight.len()

@@ -13,6 +13,7 @@ pub mod config;
 pub mod data;
 pub mod domain;
 pub mod drill;
+pub mod engine_core;
 pub mod events;
 pub mod execution;
 pub mod halt;

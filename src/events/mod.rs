@@ -8,6 +8,8 @@ pub mod describe;
 pub mod envelope;
 pub mod ids;
 pub mod payload;
+#[cfg(test)]
+pub mod sample;
 
 pub use envelope::{EncodedEnvelope, Envelope, EnvelopeError, TriggeredBy};
 pub use ids::{CorrelationId, EventId};
