@@ -10,8 +10,8 @@ use actix::prelude::*;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use thiserror::Error;
 
-use super::broker::{Observe, Observed, RunWorkflow, StartWorkflow, Tap};
-use super::engine::{self, EngineDeps};
+use super::broker::{Observe, Observed, Tap};
+use super::engine::{Day, DayError, Engine, EngineDeps};
 use crate::backtest::chain_digest::ChainDigest;
 use crate::backtest::{BacktestRecord, EquityPoint, FillRecord, Sleeve};
 use crate::calendar::UsEquityCalendar;
@@ -19,7 +19,7 @@ use crate::clock::ManualClock;
 use crate::config::{Config, FillTiming};
 use crate::data::MarketData;
 use crate::domain::RunMode;
-use crate::events::{CorrelationId, Envelope, Payload, WorkflowStarted};
+use crate::events::{CorrelationId, Envelope, Payload};
 use crate::journal::Journal;
 use crate::strategy::book::StrategyBook;
 use crate::strategy::prefetch::SignalPrefetch;
@@ -138,6 +138,33 @@ const BACKTEST_LATENCY_SAMPLE_EVERY: u32 = 64;
 const BACKTEST_RETAINED_WORKFLOWS: usize = 16;
 
 impl Recorder {
+    /// What the recorder saw, into the run's record (`dates`: the sessions run).
+    fn fill_in(
+        self,
+        record: &mut BacktestRecord,
+        dates: &[NaiveDate],
+    ) -> Result<(), BacktestError> {
+        record.chain_digest = self
+            .digest
+            .finish()
+            .map_err(|e| BacktestError::Digest(e.to_string()))?;
+        record.events = self.events;
+        record.strategy_errors = self.strategy_errors;
+        record.rejected_orders = self.rejected_orders;
+        record.sleeves = self.sleeves;
+        record.fills = self.fills.concat();
+        if record.fill == FillTiming::NextOpen {
+            // A fill happened on the session after its decision.
+            for fill in &mut record.fills {
+                let next = dates.partition_point(|d| *d <= fill.date);
+                if let Some(day) = dates.get(next) {
+                    fill.date = *day;
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn observe(&mut self, env: &Arc<Envelope>) {
         for folded in self.digest.push(env.clone()) {
             self.free(folded);
@@ -341,53 +368,15 @@ async fn drive_journaled(
     if let Some(first) = dates.first() {
         book.replay_slices_before(*first);
     }
-    let mut config = config;
-    // Days run one after another: a failed day is recorded and the next one runs. A
-    // retry would race the next day, and a halt would end the backtest.
-    config.recovery.max_attempts = 0;
-    config.recovery.halt_on_give_up = false;
-    // What a backtest measures is the strategy: handler latency is sampled sparsely.
-    config.engine.latency_sample_every = config
-        .engine
-        .latency_sample_every
-        .max(BACKTEST_LATENCY_SAMPLE_EVERY);
-    // Nothing asks a backtest for the causation trees of past days, and the broker's
-    // index of a thousand days of events missed the cache on every lookup.
-    config.engine.retain_finished_workflows = config
-        .engine
-        .retain_finished_workflows
-        .min(BACKTEST_RETAINED_WORKFLOWS);
+    let config = backtest_config(config);
     let initial_cash = venue.snapshot().cash;
     let clock = ManualClock::new(Utc.timestamp_opt(0, 0).single().unwrap_or_default());
     let prefetch = SignalPrefetch::start(book.clone(), dates.to_vec()).map(Arc::new);
     let deps = EngineDeps::new(config, Arc::new(clock.clone()), venue.clone(), book.clone())
         .with_prefetch(prefetch.clone());
-    let broker = engine::start_journaled(engine::standard_registry(deps), journal);
-    let recorder = Arc::new(Mutex::new(Some(Recorder {
-        digest: ChainDigest::new(),
-        prefetch,
-        events: 0,
-        dates: HashMap::new(),
-        strategy_errors: Vec::new(),
-        rejected_orders: 0,
-        sleeves: Vec::new(),
-        fills: Vec::new(),
-    })));
-    let tapped = recorder.clone();
-    broker
-        .send(Tap(Box::new(move |_, env| {
-            if let Some(r) = tapped.lock().ok().as_mut().and_then(|r| r.as_mut()) {
-                r.observe(env);
-            }
-        })))
-        .await
-        .map_err(|e| BacktestError::Broker(e.to_string()))?;
-    if let Some(observer) = observer {
-        broker
-            .send(Observe(observer))
-            .await
-            .map_err(|e| BacktestError::Broker(e.to_string()))?;
-    }
+    let engine = Engine::builder(deps).journal(journal).start();
+    let broker = engine.broker();
+    let recorder = record_events(broker, prefetch, observer).await?;
 
     // One equity point per day, reserved up front: growing it by doubling cost a fresh
     // (page-faulted) block per step, ~2% of a 23-year run's main thread in perf.
@@ -418,31 +407,9 @@ async fn drive_journaled(
         if let Some(next) = next_open {
             venue.fill_at_open_of(next);
         }
-        let correlation = CorrelationId::derived(&[b"backtest", date.to_string().as_bytes()]);
-        let started = WorkflowStarted {
-            as_of: *date,
-            mode: RunMode::Backtest,
-            trigger: crate::domain::Trigger::Backtest,
-            attempt: 0,
-        };
-        let (_, summary) = broker
-            .send(RunWorkflow(StartWorkflow {
-                started,
-                triggered_by: None,
-                correlation_id: Some(correlation),
-            }))
-            .await
-            .map_err(|e| BacktestError::Broker(e.to_string()))?
-            .map_err(|e| BacktestError::Broker(e.to_string()))?;
         record.workflows += 1;
-        match summary {
-            Some(s) if s.status == WorkflowStatus::Completed => {}
-            Some(s) => record
-                .failed_workflows
-                .push((*date, s.failure.unwrap_or_else(|| s.status.to_string()))),
-            None => record
-                .failed_workflows
-                .push((*date, "workflow unknown to the broker".into())),
+        if let Some(why) = run_day(&engine, *date).await? {
+            record.failed_workflows.push((*date, why));
         }
         if next_open.is_none() {
             record.points.push(equity_point(&venue, &market, *date));
@@ -455,25 +422,80 @@ async fn drive_journaled(
         .ok()
         .and_then(|mut r| r.take())
         .ok_or_else(|| BacktestError::Broker("the recorder was lost".into()))?;
-    record.chain_digest = out
-        .digest
-        .finish()
-        .map_err(|e| BacktestError::Digest(e.to_string()))?;
-    record.events = out.events;
-    record.strategy_errors = out.strategy_errors;
-    record.rejected_orders = out.rejected_orders;
-    record.sleeves = out.sleeves;
-    record.fills = out.fills.concat();
-    if timing.fill == FillTiming::NextOpen {
-        // A fill happened on the session after its decision.
-        for fill in &mut record.fills {
-            let next = dates.partition_point(|d| *d <= fill.date);
-            if let Some(day) = dates.get(next) {
-                fill.date = *day;
-            }
-        }
-    }
+    out.fill_in(&mut record, dates)?;
     Ok(record)
+}
+
+/// The configuration a backtest runs with.
+fn backtest_config(mut config: Config) -> Config {
+    // Days run one after another: a failed day is recorded and the next one runs. A
+    // retry would race the next day, and a halt would end the backtest.
+    config.recovery.max_attempts = 0;
+    config.recovery.halt_on_give_up = false;
+    // What a backtest measures is the strategy: handler latency is sampled sparsely.
+    config.engine.latency_sample_every = config
+        .engine
+        .latency_sample_every
+        .max(BACKTEST_LATENCY_SAMPLE_EVERY);
+    // Nothing asks a backtest for the causation trees of past days, and the broker's
+    // index of a thousand days of events missed the cache on every lookup.
+    config.engine.retain_finished_workflows = config
+        .engine
+        .retain_finished_workflows
+        .min(BACKTEST_RETAINED_WORKFLOWS);
+    config
+}
+
+/// Taps the broker with a fresh [`Recorder`] (and `observer`, if any).
+async fn record_events(
+    broker: &Addr<super::broker::Broker>,
+    prefetch: Option<Arc<SignalPrefetch>>,
+    observer: Option<Recipient<Observed>>,
+) -> Result<Arc<Mutex<Option<Recorder>>>, BacktestError> {
+    let recorder = Arc::new(Mutex::new(Some(Recorder {
+        digest: ChainDigest::new(),
+        prefetch,
+        events: 0,
+        dates: HashMap::new(),
+        strategy_errors: Vec::new(),
+        rejected_orders: 0,
+        sleeves: Vec::new(),
+        fills: Vec::new(),
+    })));
+    let tapped = recorder.clone();
+    broker
+        .send(Tap(Box::new(move |_, env| {
+            if let Some(r) = tapped.lock().ok().as_mut().and_then(|r| r.as_mut()) {
+                r.observe(env);
+            }
+        })))
+        .await
+        .map_err(|e| BacktestError::Broker(e.to_string()))?;
+    if let Some(observer) = observer {
+        broker
+            .send(Observe(observer))
+            .await
+            .map_err(|e| BacktestError::Broker(e.to_string()))?;
+    }
+    Ok(recorder)
+}
+
+/// One day's workflow under the id derived from its date; why it failed, if it did.
+async fn run_day(engine: &Engine, date: NaiveDate) -> Result<Option<String>, BacktestError> {
+    let correlation = CorrelationId::derived(&[b"backtest", date.to_string().as_bytes()]);
+    let day = Day {
+        correlation_id: Some(correlation),
+        follow_retries: false,
+        ..Day::new(date, RunMode::Backtest, crate::domain::Trigger::Backtest)
+    };
+    match engine.run_day(day).await {
+        Ok(attempts) => Ok(attempts
+            .last()
+            .filter(|s| s.status != WorkflowStatus::Completed)
+            .map(|s| s.failure.clone().unwrap_or_else(|| s.status.to_string()))),
+        Err(DayError::Unknown(_)) => Ok(Some("workflow unknown to the broker".into())),
+        Err(e) => Err(BacktestError::Broker(e.to_string())),
+    }
 }
 
 /// The account at `date`'s close: cash plus positions at their closes.

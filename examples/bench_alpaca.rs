@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alchemiser::actors::broker::{AwaitWorkflow, Publish};
-use alchemiser::actors::engine::{self, EngineDeps};
+use alchemiser::actors::engine::{Engine, EngineDeps};
 use alchemiser::actors::supervision::Registry;
 use alchemiser::actors::{execution, reconciliation};
 use alchemiser::clock::SystemClock;
@@ -80,7 +80,7 @@ fn run(limit: u32, window: Duration) {
         let mut registry = Registry::new(deps);
         execution::register(&mut registry);
         reconciliation::register(&mut registry);
-        let broker = engine::start(registry);
+        let broker = Engine::with_registry(registry).start().broker().clone();
         let clock = SystemClock;
         let day = NaiveDate::from_ymd_opt(2024, 1, 2).expect("date");
         let started = Envelope::root(

@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use actix::prelude::*;
 use alchemiser::actors::broker::{Publish, QueryStats};
-use alchemiser::actors::engine::{self, EngineDeps};
+use alchemiser::actors::engine::{Engine, EngineDeps};
 use alchemiser::actors::supervision::{EventHandler, HandlerFault, Reaction, Registry};
 use alchemiser::clock::SystemClock;
 use alchemiser::config::Config;
@@ -135,7 +135,11 @@ async fn broker_round_journaled(n: usize, sync: Option<SyncMode>) -> f64 {
     let dir = tempfile_dir();
     let journal =
         sync.map(|mode| Journal::open(&dir.join("bench-journal.sqlite"), mode).expect("journal"));
-    let broker = engine::start_journaled(registry, journal);
+    let broker = Engine::with_registry(registry)
+        .journal(journal)
+        .start()
+        .broker()
+        .clone();
     let start = Instant::now();
     for env in events {
         broker.do_send(Publish::from(env));

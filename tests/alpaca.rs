@@ -7,7 +7,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alchemiser::actors::engine::{self, EngineDeps};
+use alchemiser::actors::engine::{Engine, EngineDeps};
 use alchemiser::clock::SystemClock;
 use alchemiser::domain::{OrderType, PlanAction, Side};
 use alchemiser::events::*;
@@ -558,7 +558,7 @@ async fn refused_credentials_fail_the_workflow_and_halt_trading() {
         Arc::new(StrategyBook::empty()),
     );
     let gate = deps.gate.clone();
-    let broker = engine::start(engine::standard_registry(deps));
+    let broker = Engine::builder(deps).start().broker().clone();
     let id = start_workflow(&broker, day(4)).await;
     let summary = finish(&broker, id, Duration::from_secs(10)).await;
     assert_eq!(summary.status, WorkflowStatus::Failed);

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use alchemiser::actors::broker::{Publish, PublishError, QueryTree};
-use alchemiser::actors::engine::{self, standard_registry};
+use alchemiser::actors::engine::{self, standard_registry, Engine};
 use alchemiser::causation::{Refusal, TreeNode};
 use alchemiser::clock::SystemClock;
 use alchemiser::events::*;
@@ -44,7 +44,10 @@ fn audited(
     registry.add("audit", EventKind::ALL, move || Recorder {
         seen: s.clone(),
     });
-    (engine::start(registry), seen)
+    (
+        Engine::with_registry(registry).start().broker().clone(),
+        seen,
+    )
 }
 
 /// A workflow's events as the audit actor saw them, once its end is seen.
@@ -390,7 +393,11 @@ async fn a_waiter_asking_while_a_late_event_commits_is_answered() {
     use alchemiser::journal::{Journal, SyncMode};
     let dir = tempfile::tempdir().unwrap();
     let journal = Journal::open(&dir.path().join("journal.sqlite"), SyncMode::Normal).unwrap();
-    let broker = engine::start_journaled(standard_registry(deps(test_config())), Some(journal));
+    let broker = Engine::builder(deps(test_config()))
+        .journal(Some(journal))
+        .start()
+        .broker()
+        .clone();
     let id = start_workflow(&broker, day(4)).await;
     assert_eq!(
         finish(&broker, id, Duration::from_secs(10)).await.status,

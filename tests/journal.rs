@@ -323,7 +323,7 @@ mod engine_journal {
     use std::time::Duration;
 
     use alchemiser::actors::broker::{AwaitWorkflow, QueryStats, StartWorkflow};
-    use alchemiser::actors::engine::{self, EngineDeps};
+    use alchemiser::actors::engine::{Engine, EngineDeps};
     use alchemiser::clock::SystemClock;
     use alchemiser::config::Config;
     use alchemiser::events::{EventKind, WorkflowStarted};
@@ -347,7 +347,11 @@ mod engine_journal {
         day: u32,
     ) -> (alchemiser::causation::WorkflowSummary, u64) {
         let journal = Journal::open(path, SyncMode::Full).unwrap();
-        let broker = engine::start_journaled(engine::standard_registry(deps()), Some(journal));
+        let broker = Engine::builder(deps())
+            .journal(Some(journal))
+            .start()
+            .broker()
+            .clone();
         let id = broker
             .send(StartWorkflow {
                 started: WorkflowStarted {
@@ -484,7 +488,7 @@ mod consumer_marks {
     use std::time::Duration;
 
     use alchemiser::actors::broker::{QueryStats, StartWorkflow};
-    use alchemiser::actors::engine::{self, EngineDeps};
+    use alchemiser::actors::engine::{Engine, EngineDeps};
     use alchemiser::actors::supervision::{EventHandler, HandlerFault, Reaction, Registry};
     use alchemiser::clock::SystemClock;
     use alchemiser::config::Config;
@@ -532,8 +536,11 @@ mod consumer_marks {
             let p = path.clone();
             system.block_on(async move {
                 let journal = Journal::open(&p, SyncMode::Full).unwrap();
-                let broker =
-                    engine::start_journaled(registry(&[("handled", f.clone())]), Some(journal));
+                let broker = Engine::with_registry(registry(&[("handled", f.clone())]))
+                    .journal(Some(journal))
+                    .start()
+                    .broker()
+                    .clone();
                 broker
                     .send(StartWorkflow {
                         started: WorkflowStarted {
@@ -569,10 +576,12 @@ mod consumer_marks {
         let (a, n, p) = (again.clone(), newcomer.clone(), path.clone());
         let skipped = system.block_on(async move {
             let journal = Journal::open(&p, SyncMode::Full).unwrap();
-            let broker = engine::start_journaled(
-                registry(&[("handled", a.clone()), ("newcomer", n.clone())]),
-                Some(journal),
-            );
+            let broker =
+                Engine::with_registry(registry(&[("handled", a.clone()), ("newcomer", n.clone())]))
+                    .journal(Some(journal))
+                    .start()
+                    .broker()
+                    .clone();
             for _ in 0..200 {
                 if n.load(Ordering::SeqCst) == 1 {
                     break;

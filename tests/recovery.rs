@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alchemiser::actors::broker::{FollowUp, QueryFollowUp, QueryTree, Resume};
-use alchemiser::actors::control::await_outcome;
-use alchemiser::actors::engine::{self, EngineDeps};
+use alchemiser::actors::engine::await_outcome;
+use alchemiser::actors::engine::{self, Engine, EngineDeps};
 use alchemiser::clock::SystemClock;
 use alchemiser::events::*;
 use alchemiser::venue::faulty::FaultyVenue;
@@ -22,7 +22,7 @@ async fn a_failed_workflow_is_retried_and_the_retry_is_linked_to_the_failure() {
     let venue = Arc::new(FaultyVenue::new(sim(&book, as_of)));
     venue.fail_submits(1);
     let deps = EngineDeps::new(config, Arc::new(SystemClock), venue.clone(), book);
-    let broker = engine::start(engine::standard_registry(deps));
+    let broker = Engine::builder(deps).start().broker().clone();
     let first = try_start_workflow(&broker, as_of).await.unwrap();
     let attempts = await_outcome(&broker, first, Duration::from_secs(10))
         .await
@@ -56,7 +56,7 @@ async fn recovery_gives_up_after_its_retries_and_halts_until_resumed() {
     venue.fail_submits(1000);
     let deps = EngineDeps::new(config, Arc::new(SystemClock), venue.clone(), book);
     let gate = deps.gate.clone();
-    let broker = engine::start(engine::standard_registry(deps));
+    let broker = Engine::builder(deps).start().broker().clone();
     let first = try_start_workflow(&broker, as_of).await.unwrap();
     let attempts = await_outcome(&broker, first, Duration::from_secs(10))
         .await
@@ -115,7 +115,11 @@ async fn status_shows_the_failure_the_restart_and_the_retry() {
         Injected::default(),
     );
     registry.wrap("portfolio", move |h| fault.wrap(h));
-    let broker = engine::start_journaled(registry, Some(journal));
+    let broker = Engine::with_registry(registry)
+        .journal(Some(journal))
+        .start()
+        .broker()
+        .clone();
     let first = try_start_workflow(&broker, as_of).await.unwrap();
     let attempts = await_outcome(&broker, first, Duration::from_secs(10))
         .await

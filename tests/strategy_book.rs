@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alchemiser::actors::broker::QueryStats;
-use alchemiser::actors::engine;
+use alchemiser::actors::engine::{self, Engine};
 use alchemiser::clock::SystemClock;
 use alchemiser::config::{OnStrategyError, StrategyConfig, StrategyFile};
 use alchemiser::data::Adjustment;
@@ -139,7 +139,7 @@ async fn a_failing_strategy_in_fail_mode_fails_the_workflow() {
         Arc::new(SimVenue::with_cash(Decimal::from(1000))),
         strategies,
     );
-    let broker = engine::start(engine::standard_registry(deps));
+    let broker = Engine::builder(deps).start().broker().clone();
     let id = common::start_workflow(&broker, day()).await;
     let summary = common::finish(&broker, id, Duration::from_secs(10)).await;
     assert_eq!(summary.status, WorkflowStatus::Failed);

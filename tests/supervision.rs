@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use alchemiser::actors::broker::{Publish, PublishError, StartWorkflow};
-use alchemiser::actors::engine;
+use alchemiser::actors::engine::Engine;
 use alchemiser::actors::supervision::{EventHandler, HandlerFault, Reaction, Registry};
 use alchemiser::clock::SystemClock;
 use alchemiser::events::*;
@@ -25,7 +25,7 @@ async fn a_panicking_actor_is_restarted_and_the_event_redelivered() {
         pick: |e: &Envelope| e.kind() == EventKind::WorkflowStarted,
         remaining: r.clone(),
     });
-    let broker = engine::start(registry);
+    let broker = Engine::with_registry(registry).start().broker().clone();
     let id = start_workflow(&broker, day(4)).await;
     let summary = finish(&broker, id, Duration::from_secs(10)).await;
     assert_eq!(summary.status, WorkflowStatus::Completed, "{summary:?}");
@@ -51,7 +51,7 @@ async fn a_poison_event_is_dead_lettered_and_fails_only_its_workflow() {
         pick: move |e: &Envelope| is_started_on(e, poison),
         remaining: Arc::new(AtomicU32::new(u32::MAX)),
     });
-    let broker = engine::start(registry);
+    let broker = Engine::with_registry(registry).start().broker().clone();
     let bad = start_workflow(&broker, poison).await;
     let good = start_workflow(&broker, day(14)).await;
 
@@ -97,7 +97,7 @@ async fn exceeding_restart_intensity_halts_trading() {
         pick: |e: &Envelope| e.kind() == EventKind::WorkflowStarted,
         remaining: Arc::new(AtomicU32::new(u32::MAX)),
     });
-    let broker = engine::start(registry);
+    let broker = Engine::with_registry(registry).start().broker().clone();
     let id = start_workflow(&broker, day(4)).await;
     let summary = finish(&broker, id, Duration::from_secs(10)).await;
     assert_eq!(summary.status, WorkflowStatus::Failed);
@@ -173,7 +173,7 @@ async fn ten_thousand_events_survive_a_crashing_subscriber() {
             crashed: c.clone(),
         }
     });
-    let broker = engine::start(registry);
+    let broker = Engine::with_registry(registry).start().broker().clone();
     let clock = SystemClock;
     let fill = |n: u64| OrderFilled {
         client_order_id: "c".into(),
@@ -232,7 +232,7 @@ async fn a_handler_that_never_answers_times_the_workflow_out() {
         inner,
         pick: move |e: &Envelope| is_started_on(e, hung),
     });
-    let broker = engine::start(registry);
+    let broker = Engine::with_registry(registry).start().broker().clone();
     let id = start_workflow(&broker, hung).await;
     let summary = finish(&broker, id, Duration::from_secs(10)).await;
     assert_eq!(summary.status, WorkflowStatus::TimedOut);
@@ -257,7 +257,7 @@ async fn a_hung_handler_is_aborted_so_later_workflows_still_run() {
         inner,
         pick: move |e: &Envelope| is_started_on(e, hung),
     });
-    let broker = engine::start(registry);
+    let broker = Engine::with_registry(registry).start().broker().clone();
     let stuck = start_workflow(&broker, hung).await;
     let next = start_workflow(&broker, day(21)).await;
 

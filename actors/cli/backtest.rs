@@ -1,7 +1,6 @@
 //! `alchemiser backtest`: history replayed through the actors, the files written.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
@@ -10,68 +9,56 @@ use crate::backtest::tearsheet::{find_benchmark, Benchmark, Tearsheet};
 use crate::journal::lock::JournalLock;
 use crate::journal::Journal;
 
+use super::error::CliError;
 use super::{load_book, load_config};
 
-/// What `alchemiser backtest` was asked for.
+// What `alchemiser backtest` was asked for (no doc comment: clap would take it for the
+// subcommand's description).
+#[derive(clap::Args)]
 pub(super) struct BacktestRequest {
+    /// Configuration file (default: ./config.toml if the current folder has one, else the embedded defaults).
+    #[arg(long)]
     pub config: Option<PathBuf>,
+    /// First day (YYYY-MM-DD); trading starts when every strategy can evaluate.
+    #[arg(long)]
     pub from: NaiveDate,
+    /// Last day (YYYY-MM-DD), included.
+    #[arg(long)]
     pub to: NaiveDate,
+    /// Market data folder (LEAN or plain CSV, detected) instead of the configured one.
+    #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Where the files go.
+    #[arg(long, default_value = "out/backtest")]
     pub out: PathBuf,
+    /// Journal every event to this SQLite file (default: an in-memory journal).
+    #[arg(long)]
     pub journal: Option<PathBuf>,
+    /// Buy-and-hold benchmark for report.html (default: the first of SPY, VOO, IVV,
+    /// VTI, QQQ that the data has).
+    #[arg(long)]
     pub benchmark: Option<String>,
 }
 
-pub(super) fn backtest(request: BacktestRequest) -> ExitCode {
-    let BacktestRequest {
-        config,
-        from,
-        to,
-        data,
-        out,
-        journal: journal_path,
-        benchmark,
-    } = request;
-    let config = match load_config(config.as_ref()) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let mut book = match load_book(&config, data.as_ref()) {
-        Ok(b) => b,
-        Err(code) => return code,
-    };
+pub(super) fn backtest(request: BacktestRequest) -> Result<(), CliError> {
+    let config = load_config(request.config.as_ref())?;
+    let mut book = load_book(&config, request.data.as_ref())?;
+    let out = &request.out;
     if out.exists() && !out.is_dir() {
-        eprintln!(
-            "error: --out {} is a file: the backtest writes a folder of files",
+        return Err(CliError::input(format!(
+            "--out {} is a file: the backtest writes a folder of files",
             out.display()
-        );
-        return ExitCode::from(2);
+        )));
     }
-    let sessions = match super::super::backtest::sessions(&book, from, to) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let benchmark = match find_benchmark(&book.source, &book.data, benchmark.as_deref()) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("error: benchmark: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let sessions = super::super::backtest::sessions(&book, request.from, request.to)
+        .map_err(CliError::input)?;
+    let benchmark = find_benchmark(&book.source, &book.data, request.benchmark.as_deref())
+        .map_err(|e| CliError::input(format!("benchmark: {e}")))?;
     // What the run never reads is not held.
-    book.keep_until(to);
+    book.keep_until(request.to);
     let book = Arc::new(book);
-    let (dates, warm_up) = match super::super::backtest::after_warm_up(&book, &sessions) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let (dates, warm_up) =
+        super::super::backtest::after_warm_up(&book, &sessions).map_err(CliError::input)?;
     if warm_up > 0 {
         eprintln!(
             "warm-up: the strategies first evaluate on {}; trading starts then ({warm_up} sessions from {} skipped)",
@@ -79,11 +66,11 @@ pub(super) fn backtest(request: BacktestRequest) -> ExitCode {
         );
     }
     // Found out now, once the inputs are known good, not after the whole run.
-    if let Err(e) = check_writable(&out) {
-        eprintln!("error: --out {}: cannot write there: {e}", out.display());
-        return ExitCode::from(2);
-    }
+    check_writable(out).map_err(|e| {
+        CliError::input(format!("--out {}: cannot write there: {e}", out.display()))
+    })?;
     let dates = dates.to_vec();
+    let (journal, _lock) = open_journal(request.journal.as_deref(), &config)?;
     let bar = indicatif::ProgressBar::new(dates.len() as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -91,38 +78,8 @@ pub(super) fn backtest(request: BacktestRequest) -> ExitCode {
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let system = actix::System::new();
     let progress = bar.clone();
-    let mut _lock = None;
-    let journal = match &journal_path {
-        Some(p) => match JournalLock::acquire(p) {
-            Ok(lock) => {
-                _lock = Some(lock);
-                Journal::open(p, config.journal.sync)
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
-        },
-        None => Journal::in_memory(),
-    };
-    let journal = match journal {
-        Ok(j) => j,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    if let (Some(p), true) = (&journal_path, journal.last_seq() > 0) {
-        eprintln!(
-            "error: journal {} already holds {} events: a backtest writes a journal of its own (remove the file or name another)",
-            p.display(),
-            journal.last_seq()
-        );
-        return ExitCode::from(2);
-    }
-    let result = system.block_on(super::super::backtest::run_journaled(
+    let result = actix::System::new().block_on(super::super::backtest::run_journaled(
         config,
         book.clone(),
         &dates,
@@ -130,66 +87,70 @@ pub(super) fn backtest(request: BacktestRequest) -> ExitCode {
         journal,
     ));
     bar.finish_and_clear();
-    let mut record = match result {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let mut record = result.map_err(CliError::failed)?;
     record.warm_up_sessions = warm_up;
-    let Some(summary) = crate::backtest::summarize(&record) else {
-        eprintln!("error: the backtest produced no sessions");
-        return ExitCode::FAILURE;
+    write_files(out, &record, &book, benchmark.as_ref())
+}
+
+/// The journal the backtest writes: in memory, or a fresh file (held locked).
+fn open_journal(
+    path: Option<&std::path::Path>,
+    config: &crate::config::Config,
+) -> Result<(Journal, Option<JournalLock>), CliError> {
+    let Some(path) = path else {
+        return Ok((Journal::in_memory().map_err(CliError::input)?, None));
     };
-    let sheet = Tearsheet::of(
-        &record,
-        &summary,
-        &book.data,
-        benchmark
-            .as_ref()
-            .map(|(symbol, series)| Benchmark {
-                symbol: symbol.clone(),
-                series,
-            })
-            .as_ref(),
-    );
+    let lock = JournalLock::acquire(path).map_err(CliError::input)?;
+    let journal = Journal::open(path, config.journal.sync).map_err(CliError::input)?;
+    if journal.last_seq() > 0 {
+        return Err(CliError::input(format!(
+            "journal {} already holds {} events: a backtest writes a journal of its own (remove the file or name another)",
+            path.display(),
+            journal.last_seq()
+        )));
+    }
+    Ok((journal, Some(lock)))
+}
+
+/// The tearsheet and the run's files; the summary on standard output.
+fn write_files(
+    out: &std::path::Path,
+    record: &crate::backtest::BacktestRecord,
+    book: &crate::strategy::book::StrategyBook,
+    benchmark: Option<&(crate::domain::Symbol, Arc<crate::data::BarSeries>)>,
+) -> Result<(), CliError> {
+    let summary = crate::backtest::summarize(record)
+        .ok_or_else(|| CliError::failed("the backtest produced no sessions"))?;
+    let benchmark = benchmark.map(|(symbol, series)| Benchmark {
+        symbol: symbol.clone(),
+        series,
+    });
+    let sheet = Tearsheet::of(record, &summary, &book.data, benchmark.as_ref());
     let no_benchmark = benchmark
         .is_none()
         .then(crate::backtest::html::no_benchmark_note);
-    match crate::backtest::report::write_all(
-        &out,
-        &record,
-        &summary,
-        &sheet,
-        no_benchmark.as_deref(),
-    ) {
-        Ok(files) => {
-            if let Ok(json) = serde_json::to_string_pretty(&summary) {
-                outln!("{json}");
-            }
-            for f in files {
-                eprintln!("wrote {}", f.display());
-            }
-            for (date, why) in &record.failed_workflows {
-                eprintln!("warning: workflow of {date} failed: {why}");
-            }
-            let errors = &summary.strategy_errors;
-            if let (Some(first), Some(last), Some(reason)) =
-                (errors.first_day, errors.last_day, &errors.reason)
-            {
-                eprintln!(
-                    "warning: {} strategy evaluation errors from {first} to {last}; the first: {reason}",
-                    errors.count
-                );
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
+    let files =
+        crate::backtest::report::write_all(out, record, &summary, &sheet, no_benchmark.as_deref())
+            .map_err(CliError::failed)?;
+    if let Ok(json) = serde_json::to_string_pretty(&summary) {
+        outln!("{json}");
     }
+    for f in files {
+        eprintln!("wrote {}", f.display());
+    }
+    for (date, why) in &record.failed_workflows {
+        eprintln!("warning: workflow of {date} failed: {why}");
+    }
+    let errors = &summary.strategy_errors;
+    if let (Some(first), Some(last), Some(reason)) =
+        (errors.first_day, errors.last_day, &errors.reason)
+    {
+        eprintln!(
+            "warning: {} strategy evaluation errors from {first} to {last}; the first: {reason}",
+            errors.count
+        );
+    }
+    Ok(())
 }
 
 /// Makes `dir` if needed and writes (then removes) a probe file in it.

@@ -3,11 +3,11 @@
 //! took the request, or that none is running and the request waits for its next start.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use super::super::control::{ControlFiles, RunFile};
 
+use super::error::CliError;
 use super::load_config;
 
 /// How long a request waits for a running engine to take it (it looks twice a second).
@@ -15,11 +15,11 @@ const ACKNOWLEDGE_WITHIN: Duration = Duration::from_secs(2);
 
 /// Leaves a halt (`reason` given) or resume request for the engine and waits for a
 /// running one to acknowledge it.
-pub(super) fn control_request(config: Option<PathBuf>, halt_reason: Option<String>) -> ExitCode {
-    let config = match load_config(config.as_ref()) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
+pub(super) fn control_request(
+    config: Option<PathBuf>,
+    halt_reason: Option<String>,
+) -> Result<(), CliError> {
+    let config = load_config(config.as_ref())?;
     let dir = config.resolve(&config.engine.control_dir);
     let files = ControlFiles::new(dir.clone());
     let what = if halt_reason.is_some() {
@@ -33,13 +33,7 @@ pub(super) fn control_request(config: Option<PathBuf>, halt_reason: Option<Strin
         Some(reason) => files.request_halt(reason),
         None => files.request_resume("alchemiser resume"),
     };
-    let request = match written {
-        Ok(path) => path,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let request = written.map_err(CliError::input)?;
     let shown = std::path::absolute(&dir).unwrap_or(dir);
     let Some(engine) = RunFile::running(&shown) else {
         if withdrawn {
@@ -53,7 +47,7 @@ pub(super) fn control_request(config: Option<PathBuf>, halt_reason: Option<Strin
                 shown.display()
             );
         }
-        return ExitCode::SUCCESS;
+        return Ok(());
     };
     let deadline = Instant::now() + ACKNOWLEDGE_WITHIN;
     while request.exists() && Instant::now() < deadline {
@@ -65,15 +59,14 @@ pub(super) fn control_request(config: Option<PathBuf>, halt_reason: Option<Strin
         "resumed"
     };
     if request.exists() {
-        eprintln!(
-            "error: engine pid {} (control dir {}) did not acknowledge the {what} within {} s; the request stays in {} and applies when the engine reads it",
+        return Err(CliError::failed(format!(
+            "engine pid {} (control dir {}) did not acknowledge the {what} within {} s; the request stays in {} and applies when the engine reads it",
             engine.pid,
             shown.display(),
             ACKNOWLEDGE_WITHIN.as_secs(),
             request.display()
-        );
-        return ExitCode::FAILURE;
+        )));
     }
     outln!("{done} (engine pid {} acknowledged)", engine.pid);
-    ExitCode::SUCCESS
+    Ok(())
 }

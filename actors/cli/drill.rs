@@ -1,8 +1,8 @@
 //! `alchemiser drill`: the recovery drills, one JSON report per line.
 
-use std::process::ExitCode;
+use super::error::CliError;
 
-pub(super) fn drill(scenario: &str, seed: u64, iterations: u32) -> ExitCode {
+pub(super) fn drill(scenario: &str, seed: u64, iterations: u32) -> Result<(), CliError> {
     // Injected panics are the point of a drill: one log line each, not a backtrace.
     std::panic::set_hook(Box::new(|info| {
         tracing::debug!(panic = %info, "panic (caught at the handler boundary)");
@@ -18,7 +18,7 @@ pub(super) fn drill(scenario: &str, seed: u64, iterations: u32) -> ExitCode {
             },
         );
     match printed {
-        Ok(reports) if reports.iter().all(|r| r.passed) => ExitCode::SUCCESS,
+        Ok(reports) if reports.iter().all(|r| r.passed) => Ok(()),
         Ok(reports) => {
             for r in reports.iter().filter(|r| !r.passed) {
                 let failed: Vec<&str> = r
@@ -28,15 +28,17 @@ pub(super) fn drill(scenario: &str, seed: u64, iterations: u32) -> ExitCode {
                     .map(|c| c.name.as_str())
                     .collect();
                 eprintln!(
-                    "drill {} (seed {}, iteration {}) failed: duplicates {}, lost events {}, checks {:?}",
-                    r.scenario, r.seed, r.iteration, r.duplicate_orders, r.lost_events, failed
+                    "drill {} (seed {}, iteration {}) failed: duplicates {}, lost events {}, checks failed: {}",
+                    r.scenario,
+                    r.seed,
+                    r.iteration,
+                    r.duplicate_orders,
+                    r.lost_events,
+                    failed.join(", ")
                 );
             }
-            ExitCode::FAILURE
+            Err(CliError::Reported)
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
-        }
+        Err(e) => Err(CliError::input(e)),
     }
 }

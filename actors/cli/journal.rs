@@ -1,14 +1,14 @@
 //! `status`, `journal verify`, `journal replay` and `trace`: what the journal says.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use crate::events::CorrelationId;
 use crate::journal::Journal;
 
+use super::error::CliError;
 use super::{load_config, Format};
 
-fn open_journal(config: Option<&PathBuf>, journal: Option<PathBuf>) -> Result<Journal, ExitCode> {
+fn open_journal(config: Option<&PathBuf>, journal: Option<PathBuf>) -> Result<Journal, CliError> {
     let path = match journal {
         Some(p) => p,
         None => {
@@ -17,13 +17,9 @@ fn open_journal(config: Option<&PathBuf>, journal: Option<PathBuf>) -> Result<Jo
         }
     };
     if !path.exists() {
-        eprintln!("error: no journal at {}", path.display());
-        return Err(ExitCode::from(2));
+        return Err(CliError::input(format!("no journal at {}", path.display())));
     }
-    Journal::open(&path, crate::journal::SyncMode::Normal).map_err(|e| {
-        eprintln!("error: {e}");
-        ExitCode::from(2)
-    })
+    Journal::open(&path, crate::journal::SyncMode::Normal).map_err(CliError::input)
 }
 
 /// The running engine's view of its remote actors (`/healthz`), when it gives roles to
@@ -104,19 +100,17 @@ pub(super) fn status(
     journal: Option<PathBuf>,
     limit: usize,
     format: Format,
-) -> ExitCode {
+) -> Result<(), CliError> {
     let loaded = crate::config::Config::load_or_default(config.as_ref()).ok();
     let remote = loaded.as_ref().and_then(remote_actors);
     // A halt or resume no engine has taken yet: `trading` below is the journal's word.
     let pending = loaded.as_ref().and_then(|c| {
         crate::actors::control::ControlFiles::new(c.resolve(&c.engine.control_dir)).pending()
     });
-    let journal = match open_journal(config.as_ref(), journal) {
-        Ok(j) => j,
-        Err(code) => return code,
-    };
-    match crate::journal::status::view(&journal, limit) {
-        Ok(view) => {
+    let journal = open_journal(config.as_ref(), journal)?;
+    let view = crate::journal::status::view(&journal, limit).map_err(CliError::input)?;
+    {
+        {
             match format {
                 Format::Table => out!(
                     "{}{}{}{}",
@@ -150,44 +144,31 @@ pub(super) fn status(
                     .and_then(|v| serde_json::to_string_pretty(&v))
                 {
                     Ok(j) => outln!("{j}"),
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        return ExitCode::FAILURE;
-                    }
+                    Err(e) => return Err(CliError::failed(e)),
                 },
             }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
+            Ok(())
         }
     }
 }
 
-pub(super) fn journal_verify(config: Option<PathBuf>, journal: Option<PathBuf>) -> ExitCode {
-    let journal = match open_journal(config.as_ref(), journal) {
-        Ok(j) => j,
-        Err(code) => return code,
-    };
-    match journal.verify() {
-        Ok(report) => {
-            outln!(
-                "{}",
-                serde_json::to_string_pretty(&report).unwrap_or_default()
-            );
-            match report.first_broken {
-                None => ExitCode::SUCCESS,
-                Some((seq, why)) => {
-                    eprintln!("error: journal broken at seq {seq}: {why}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
-        Err(e) => {
-            eprintln!("error: journal unreadable: {e}");
-            ExitCode::FAILURE
-        }
+pub(super) fn journal_verify(
+    config: Option<PathBuf>,
+    journal: Option<PathBuf>,
+) -> Result<(), CliError> {
+    let journal = open_journal(config.as_ref(), journal)?;
+    let report = journal
+        .verify()
+        .map_err(|e| CliError::failed(format!("journal unreadable: {e}")))?;
+    outln!(
+        "{}",
+        serde_json::to_string_pretty(&report).unwrap_or_default()
+    );
+    match report.first_broken {
+        None => Ok(()),
+        Some((seq, why)) => Err(CliError::failed(format!(
+            "journal broken at seq {seq}: {why}"
+        ))),
     }
 }
 
@@ -201,9 +182,9 @@ fn rebuild(
         crate::causation::CausationLog,
         Vec<crate::journal::JournalEntry>,
     ),
-    (ExitCode, String),
+    CliError,
 > {
-    let bad_input = |message: String| (ExitCode::from(2), message);
+    let bad_input = CliError::Input;
     let correlation: CorrelationId = id
         .parse()
         .map_err(|e| bad_input(format!("`{id}` is not a correlation id: {e}")))?;
@@ -219,7 +200,7 @@ fn rebuild(
     let now = std::time::Instant::now();
     for e in &entries {
         log.record(&e.envelope, e.seq, || now)
-            .map_err(|r| (ExitCode::FAILURE, format!("seq {}: {r}", e.seq)))?;
+            .map_err(|r| CliError::failed(format!("seq {}: {r}", e.seq)))?;
     }
     Ok((correlation, log, entries))
 }
@@ -229,18 +210,9 @@ pub(super) fn journal_replay(
     journal: Option<PathBuf>,
     id: &str,
     format: Format,
-) -> ExitCode {
-    let journal = match open_journal(config.as_ref(), journal) {
-        Ok(j) => j,
-        Err(code) => return code,
-    };
-    let (correlation, log, entries) = match rebuild(&journal, id) {
-        Ok(found) => found,
-        Err((code, e)) => {
-            eprintln!("error: {e}");
-            return code;
-        }
-    };
+) -> Result<(), CliError> {
+    let journal = open_journal(config.as_ref(), journal)?;
+    let (correlation, log, entries) = rebuild(&journal, id)?;
     let summary = log.workflow(&correlation, std::time::Instant::now());
     match format {
         Format::Json => {
@@ -279,7 +251,7 @@ pub(super) fn journal_replay(
             out!("{out}");
         }
     }
-    ExitCode::SUCCESS
+    Ok(())
 }
 
 pub(super) fn trace(
@@ -287,22 +259,12 @@ pub(super) fn trace(
     journal: Option<PathBuf>,
     id: &str,
     format: Format,
-) -> ExitCode {
-    let journal = match open_journal(config.as_ref(), journal) {
-        Ok(j) => j,
-        Err(code) => return code,
-    };
-    let (correlation, log, entries) = match rebuild(&journal, id) {
-        Ok(found) => found,
-        Err((code, e)) => {
-            eprintln!("error: {e}");
-            return code;
-        }
-    };
-    let Some(tree) = log.tree(&correlation) else {
-        eprintln!("error: no causation tree for {id}");
-        return ExitCode::FAILURE;
-    };
+) -> Result<(), CliError> {
+    let journal = open_journal(config.as_ref(), journal)?;
+    let (correlation, log, entries) = rebuild(&journal, id)?;
+    let tree = log
+        .tree(&correlation)
+        .ok_or_else(|| CliError::failed(format!("no causation tree for {id}")))?;
     // What each event says, by sequence number.
     let says: std::collections::HashMap<u64, String> = entries
         .iter()
@@ -345,7 +307,7 @@ pub(super) fn trace(
             out!("{out}");
         }
     }
-    ExitCode::SUCCESS
+    Ok(())
 }
 
 /// A causation tree node as JSON, with what its event says.

@@ -18,6 +18,7 @@ macro_rules! outln {
 mod backtest;
 mod control;
 mod drill;
+mod error;
 mod journal;
 mod run;
 mod signals;
@@ -35,6 +36,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{Config, LogFormat};
 use crate::strategy::book::StrategyBook;
+use error::CliError;
 
 #[derive(Parser)]
 #[command(
@@ -85,28 +87,7 @@ enum JournalCommand {
 enum Command {
     /// Run the engine: the daily workflow at `schedule.time` New York on trading days until
     /// SIGINT/SIGTERM (or just one, now, with --once).
-    Run {
-        /// Configuration file (default: ./config.toml if the current folder has one, else the embedded defaults).
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Run a single workflow, print its report as JSON and exit (non-zero unless it completed).
-        #[arg(long)]
-        once: bool,
-        /// The trading day to run as of (default: the last day of the market data on the
-        /// simulated venue; today in New York on Alpaca).
-        #[arg(long)]
-        as_of: Option<NaiveDate>,
-        /// Trade real money: needs `engine.mode = "live"` in the config as well.
-        #[arg(long)]
-        live: bool,
-        /// Lift a halt the journal ends with (after the start-up reconciliation).
-        #[arg(long)]
-        resume: bool,
-        /// With --once: keep serving /metrics this many seconds after the report, so a
-        /// scraper collects the final counters.
-        #[arg(long, requires = "once")]
-        linger: Option<u64>,
-    },
+    Run(run::RunArgs),
     /// Halt trading: a running engine halts within a second (no new workflows, no new
     /// orders); a stopped one starts halted. Lifted only by `resume` or `run --resume`.
     Halt {
@@ -147,30 +128,7 @@ enum Command {
     },
     /// Backtest every combination of a grid's values (symphony placeholders, config
     /// keys) on every core: a summary per variant and a ranked leaderboard.
-    Sweep {
-        /// Configuration file (default: ./config.toml if the current folder has one, else the embedded defaults).
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// The grid (TOML: rank, [params], [config]).
-        #[arg(long)]
-        grid: PathBuf,
-        /// First day (YYYY-MM-DD).
-        #[arg(long)]
-        from: NaiveDate,
-        /// Last day (YYYY-MM-DD), included.
-        #[arg(long)]
-        to: NaiveDate,
-        /// Where the variants' folders and the leaderboard go.
-        #[arg(long, default_value = "out/sweep")]
-        out: PathBuf,
-        /// Variants run at once (default: one per core).
-        #[arg(long)]
-        threads: Option<usize>,
-        /// Queue the variants on this NATS server for `worker --roles backtest`
-        /// processes (which must see the same market data) instead of running them here.
-        #[arg(long)]
-        nats: Option<String>,
-    },
+    Sweep(sweep::SweepRequest),
     /// Serve business actors for an engine over NATS (`bus.remote_roles`): each role's
     /// events come from its durable consumers, shared with the role's other workers.
     Worker {
@@ -194,30 +152,7 @@ enum Command {
     },
     /// Replay history day by day through the actors on the simulated venue; write
     /// summary.json, equity.csv, orders.csv, equity.svg and report.html (the tearsheet).
-    Backtest {
-        /// Configuration file (default: ./config.toml if the current folder has one, else the embedded defaults).
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// First day (YYYY-MM-DD); trading starts when every strategy can evaluate.
-        #[arg(long)]
-        from: NaiveDate,
-        /// Last day (YYYY-MM-DD), included.
-        #[arg(long)]
-        to: NaiveDate,
-        /// Market data folder (LEAN or plain CSV, detected) instead of the configured one.
-        #[arg(long)]
-        data: Option<PathBuf>,
-        /// Where the files go.
-        #[arg(long, default_value = "out/backtest")]
-        out: PathBuf,
-        /// Journal every event to this SQLite file (default: an in-memory journal).
-        #[arg(long)]
-        journal: Option<PathBuf>,
-        /// Buy-and-hold benchmark for report.html (default: the first of SPY, VOO, IVV,
-        /// VTI, QQQ that the data has).
-        #[arg(long)]
-        benchmark: Option<String>,
-    },
+    Backtest(backtest::BacktestRequest),
     /// The durable journal: verify it, or rebuild a workflow from it.
     Journal {
         #[command(subcommand)]
@@ -257,10 +192,10 @@ enum Command {
 impl Command {
     fn config_path(&self) -> Option<&PathBuf> {
         match self {
-            Command::Run { config, .. }
+            Command::Run(run::RunArgs { config, .. })
             | Command::Halt { config, .. }
             | Command::Resume { config }
-            | Command::Backtest { config, .. }
+            | Command::Backtest(backtest::BacktestRequest { config, .. })
             | Command::Trace { config, .. }
             | Command::Status { config, .. }
             | Command::Signals { config, .. } => config.as_ref(),
@@ -270,7 +205,9 @@ impl Command {
                 }
             },
             Command::Drill { .. } => None,
-            Command::Worker { config, .. } | Command::Sweep { config, .. } => config.as_ref(),
+            Command::Worker { config, .. } | Command::Sweep(sweep::SweepRequest { config, .. }) => {
+                config.as_ref()
+            }
         }
     }
 }
@@ -278,15 +215,13 @@ impl Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.command.config_path());
-    match cli.command {
-        Command::Run {
-            config,
-            once,
-            as_of,
-            live,
-            resume,
-            linger,
-        } => run::run(config, once, as_of, live, resume, linger.unwrap_or(0)),
+    error::exit(dispatch(cli.command))
+}
+
+/// Runs one subcommand.
+fn dispatch(command: Command) -> Result<(), CliError> {
+    match command {
+        Command::Run(args) => run::run(args),
         Command::Halt { config, reason } => control::control_request(config, Some(reason)),
         Command::Resume { config } => control::control_request(config, None),
         Command::Worker {
@@ -294,23 +229,7 @@ pub fn main() -> ExitCode {
             nats,
             config,
         } => worker::worker(config, roles, nats),
-        Command::Sweep {
-            config,
-            grid,
-            from,
-            to,
-            out,
-            threads,
-            nats,
-        } => sweep::sweep(sweep::SweepRequest {
-            config,
-            grid,
-            from,
-            to,
-            out,
-            threads,
-            nats,
-        }),
+        Command::Sweep(request) => sweep::sweep(request),
         Command::Drill {
             scenario,
             seed,
@@ -328,23 +247,7 @@ pub fn main() -> ExitCode {
             data,
             format,
         } => signals::signals(config, as_of, data, format),
-        Command::Backtest {
-            config,
-            from,
-            to,
-            data,
-            out,
-            journal,
-            benchmark,
-        } => backtest::backtest(backtest::BacktestRequest {
-            config,
-            from,
-            to,
-            data,
-            out,
-            journal,
-            benchmark,
-        }),
+        Command::Backtest(request) => backtest::backtest(request),
         Command::Journal { command } => match command {
             JournalCommand::Verify { journal, config } => journal::journal_verify(config, journal),
             JournalCommand::Replay {
@@ -389,23 +292,17 @@ fn init_tracing(config: Option<&PathBuf>) {
     };
 }
 
-fn load_config(path: Option<&PathBuf>) -> Result<Config, ExitCode> {
-    Config::load_or_default(path).map_err(|e| {
-        eprintln!("error: {e}");
-        ExitCode::from(2)
-    })
+fn load_config(path: Option<&PathBuf>) -> Result<Config, CliError> {
+    Config::load_or_default(path).map_err(CliError::input)
 }
 
-fn load_book(config: &Config, data: Option<&PathBuf>) -> Result<StrategyBook, ExitCode> {
+fn load_book(config: &Config, data: Option<&PathBuf>) -> Result<StrategyBook, CliError> {
     StrategyBook::load(
         &config.strategy,
         &config.base_dir,
         data.map(PathBuf::as_path),
     )
-    .map_err(|e| {
-        eprintln!("error: {e}");
-        ExitCode::from(2)
-    })
+    .map_err(CliError::input)
 }
 
 /// Writes to standard output. A closed pipe means the reader has what it wanted: the

@@ -1,13 +1,13 @@
 //! `alchemiser signals`: one day's targets and how each strategy decided them.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use chrono::NaiveDate;
 
 use crate::config::OnStrategyError;
 use crate::events::SignalGenerated;
 
+use super::error::CliError;
 use super::{load_book, load_config, Format};
 
 pub(super) fn signals(
@@ -15,42 +15,24 @@ pub(super) fn signals(
     as_of: NaiveDate,
     data: Option<PathBuf>,
     format: Format,
-) -> ExitCode {
-    let config = match load_config(config.as_ref()) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let mut book = match load_book(&config, data.as_ref()) {
-        Ok(b) => b,
-        Err(code) => return code,
-    };
+) -> Result<(), CliError> {
+    let config = load_config(config.as_ref())?;
+    let mut book = load_book(&config, data.as_ref())?;
     book.on_error = OnStrategyError::Fail;
-    if let Err(e) = book.check_as_of(as_of) {
-        eprintln!("error: {e}");
-        return ExitCode::from(2);
-    }
+    book.check_as_of(as_of).map_err(CliError::input)?;
     // Slices that trade on a calendar or a threshold need the days before.
     book.replay_slices_before(as_of);
     // The strategies cannot evaluate on this data (too little history for a window,
     // a flat series): bad input, like a date the data lacks.
-    let signal = match book.evaluate(as_of) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let signal = book.evaluate(as_of).map_err(CliError::input)?;
     match format {
-        Format::Json => match serde_json::to_string_pretty(&signal) {
-            Ok(json) => outln!("{json}"),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
-        },
+        Format::Json => {
+            let json = serde_json::to_string_pretty(&signal).map_err(CliError::failed)?;
+            outln!("{json}");
+        }
         Format::Table => out!("{}", signal_table(&signal)),
     }
-    ExitCode::SUCCESS
+    Ok(())
 }
 
 /// A terminal rendering of a signal.

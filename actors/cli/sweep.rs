@@ -2,99 +2,58 @@
 //! with a summary per variant and a ranked leaderboard (CSV and a chart).
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use chrono::NaiveDate;
 
+use super::error::CliError;
 use super::load_config;
 use crate::actors::sweep::{materialize, outcomes, run_all, SweepPlan};
 use crate::backtest::chart::{bars, Unit};
-use crate::config::EMBEDDED_DEFAULT;
-use crate::sweep::{leaderboard, sweep_id, Grid};
+use crate::config::{Config, EMBEDDED_DEFAULT};
+use crate::sweep::{leaderboard, sweep_id, Grid, Outcome, VariantJob};
 
 /// Variants drawn in the leaderboard's chart (the best ones).
 const CHARTED: usize = 30;
 
+// What `alchemiser sweep` was asked for (no doc comment: clap would take it for the
+// subcommand's description).
+#[derive(clap::Args)]
 pub(super) struct SweepRequest {
+    /// Configuration file (default: ./config.toml if the current folder has one, else the embedded defaults).
+    #[arg(long)]
     pub config: Option<PathBuf>,
+    /// The grid (TOML: rank, [params], [config]).
+    #[arg(long)]
     pub grid: PathBuf,
+    /// First day (YYYY-MM-DD).
+    #[arg(long)]
     pub from: NaiveDate,
+    /// Last day (YYYY-MM-DD), included.
+    #[arg(long)]
     pub to: NaiveDate,
+    /// Where the variants' folders and the leaderboard go.
+    #[arg(long, default_value = "out/sweep")]
     pub out: PathBuf,
+    /// Variants run at once (default: one per core).
+    #[arg(long)]
     pub threads: Option<usize>,
-    /// Run the variants on `worker --roles backtest` processes through this NATS server.
+    /// Queue the variants on this NATS server for `worker --roles backtest`
+    /// processes (which must see the same market data) instead of running them here.
+    #[arg(long)]
     pub nats: Option<String>,
 }
 
-pub(super) fn sweep(request: SweepRequest) -> ExitCode {
-    let config = match load_config(request.config.as_ref()) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let text = match &request.config {
-        Some(path) => match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("error: {}: {e}", path.display());
-                return ExitCode::from(2);
-            }
-        },
-        None => EMBEDDED_DEFAULT.to_string(),
-    };
-    let base: toml::Table = match toml::from_str(crate::readable::without_bom(&text)) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: configuration: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let grid_name = request.grid.display().to_string();
-    let grid_text = match std::fs::read_to_string(&request.grid) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {grid_name}: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let grid = match Grid::parse(&grid_text, &grid_name) {
-        Ok(g) => g,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let sweep = sweep_id(&grid_text, &text, request.from, request.to);
-    if request.out.exists() && !request.out.is_dir() {
-        eprintln!(
-            "error: --out {} is a file: the sweep writes a folder",
-            request.out.display()
-        );
-        return ExitCode::from(2);
-    }
-    let plan = SweepPlan {
-        grid,
-        base,
-        // Absolute: each variant's paths are made absolute from it.
-        base_dir: std::path::absolute(&config.base_dir).unwrap_or_else(|_| config.base_dir.clone()),
-        from: request.from,
-        to: request.to,
-        out: request.out.clone(),
-    };
+pub(super) fn sweep(request: SweepRequest) -> Result<(), CliError> {
+    let config = load_config(request.config.as_ref())?;
+    let (plan, sweep) = plan_of(&request, &config)?;
     let variants = plan.grid.variants();
     // Every variant's configuration is checked (and written to its folder) before any
     // runs: a bad key or value is named at once, not after an hour of backtests.
     let mut jobs = Vec::with_capacity(variants.len());
     for v in &variants {
-        let made = plan
-            .job(&sweep, v)
-            .and_then(|job| materialize(&job, &plan.folder(v)).map(|_| job));
-        match made {
-            Ok(job) => jobs.push(job),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
-        }
+        let job = plan.job(&sweep, v).map_err(CliError::input)?;
+        materialize(&job, &plan.folder(v)).map_err(CliError::input)?;
+        jobs.push(job);
     }
     let threads = request.threads.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
@@ -111,46 +70,106 @@ pub(super) fn sweep(request: SweepRequest) -> ExitCode {
     let ran = match &request.nats {
         None => run_all(&plan, &jobs, threads, &progress)
             .map(|_| ())
-            .map_err(|e| e.to_string()),
-        Some(url) => {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build();
-            let runtime = match runtime {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let client = match runtime.block_on(super::worker::reach_nats(&config, url)) {
-                Ok(c) => c,
-                Err(e) => {
-                    bar.finish_and_clear();
-                    eprintln!("error: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            runtime.block_on(crate::actors::sweep_queue::drive(
-                client,
-                &plan,
-                &jobs,
-                std::time::Duration::from_secs(config.bus.ack_wait_secs),
-                config.bus.max_deliver,
-                &progress,
-            ))
-        }
+            .map_err(CliError::failed),
+        Some(url) => on_workers(&config, url, &plan, &jobs, &progress),
     };
-    if let Err(e) = ran {
-        bar.finish_and_clear();
-        eprintln!("error: {e}");
-        return ExitCode::FAILURE;
-    }
-    let outcomes = outcomes(&plan, &variants);
     bar.finish_and_clear();
+    ran?;
+    let outcomes = outcomes(&plan, &variants);
     let (order, csv) = leaderboard(&plan.grid, &outcomes);
-    let board = request.out.join("leaderboard.csv");
-    let chart = request.out.join("leaderboard.svg");
+    let (board, chart) = write_leaderboard(&plan, &outcomes, &order, csv)?;
+    let on = match &request.nats {
+        Some(url) => format!("workers via {url}"),
+        None => format!("{threads} threads"),
+    };
+    eprintln!(
+        "{} variants in {:.1} s on {on}; wrote {} and {}",
+        outcomes.len(),
+        started.elapsed().as_secs_f64(),
+        board.display(),
+        chart.display()
+    );
+    if let Some(best) = order.first() {
+        let values: Vec<String> = outcomes[*best]
+            .variant
+            .values
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let id = &outcomes[*best].variant.id;
+        outln!("best by {}: {id} {}", plan.grid.rank, values.join(" "));
+    }
+    Ok(())
+}
+
+/// The sweep's plan from its base configuration and grid, and the sweep's id.
+fn plan_of(request: &SweepRequest, config: &Config) -> Result<(SweepPlan, String), CliError> {
+    let text = match &request.config {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| CliError::input(format!("{}: {e}", path.display())))?,
+        None => EMBEDDED_DEFAULT.to_string(),
+    };
+    let base: toml::Table = toml::from_str(crate::readable::without_bom(&text))
+        .map_err(|e| CliError::input(format!("configuration: {e}")))?;
+    let grid_name = request.grid.display().to_string();
+    let grid_text = std::fs::read_to_string(&request.grid)
+        .map_err(|e| CliError::input(format!("{grid_name}: {e}")))?;
+    let grid = Grid::parse(&grid_text, &grid_name).map_err(CliError::input)?;
+    let sweep = sweep_id(&grid_text, &text, request.from, request.to);
+    if request.out.exists() && !request.out.is_dir() {
+        return Err(CliError::input(format!(
+            "--out {} is a file: the sweep writes a folder",
+            request.out.display()
+        )));
+    }
+    let plan = SweepPlan {
+        grid,
+        base,
+        // Absolute: each variant's paths are made absolute from it.
+        base_dir: std::path::absolute(&config.base_dir).unwrap_or_else(|_| config.base_dir.clone()),
+        from: request.from,
+        to: request.to,
+        out: request.out.clone(),
+    };
+    Ok((plan, sweep))
+}
+
+/// Runs the variants on `worker --roles backtest` processes through the NATS server at `url`.
+fn on_workers(
+    config: &Config,
+    url: &str,
+    plan: &SweepPlan,
+    jobs: &[VariantJob],
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<(), CliError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::failed)?;
+    let client = runtime
+        .block_on(super::worker::reach_nats(config, url))
+        .map_err(CliError::input)?;
+    runtime
+        .block_on(crate::actors::sweep_queue::drive(
+            client,
+            plan,
+            jobs,
+            std::time::Duration::from_secs(config.bus.ack_wait_secs),
+            config.bus.max_deliver,
+            progress,
+        ))
+        .map_err(CliError::failed)
+}
+
+/// Writes the leaderboard (CSV) and its chart of the best variants; their paths.
+fn write_leaderboard(
+    plan: &SweepPlan,
+    outcomes: &[Outcome],
+    order: &[usize],
+    csv: String,
+) -> Result<(PathBuf, PathBuf), CliError> {
+    let board = plan.out.join("leaderboard.csv");
+    let chart = plan.out.join("leaderboard.svg");
     let charted: Vec<usize> = order.iter().copied().take(CHARTED).collect();
     let labels: Vec<String> = charted
         .iter()
@@ -180,35 +199,8 @@ pub(super) fn sweep(request: SweepRequest) -> ExitCode {
         (&board, csv),
         (&chart, bars(&title, &labels, &values, unit)),
     ] {
-        if let Err(e) = std::fs::write(path, body) {
-            eprintln!("error: {}: {e}", path.display());
-            return ExitCode::FAILURE;
-        }
+        std::fs::write(path, body)
+            .map_err(|e| CliError::failed(format!("{}: {e}", path.display())))?;
     }
-    let on = match &request.nats {
-        Some(url) => format!("workers via {url}"),
-        None => format!("{threads} threads"),
-    };
-    eprintln!(
-        "{} variants in {:.1} s on {on}; wrote {} and {}",
-        outcomes.len(),
-        started.elapsed().as_secs_f64(),
-        board.display(),
-        chart.display()
-    );
-    if let Some(best) = order.first() {
-        outln!(
-            "best by {}: {} {}",
-            plan.grid.rank,
-            outcomes[*best].variant.id,
-            outcomes[*best]
-                .variant
-                .values
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        );
-    }
-    ExitCode::SUCCESS
+    Ok((board, chart))
 }

@@ -1,108 +1,43 @@
 //! `alchemiser worker --roles ...`: business actors for an engine, in this process.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::Arc;
 
+use super::error::CliError;
 use super::{load_book, load_config};
 use crate::actors::deps::EngineDeps;
+use crate::actors::remote::BeforeHandling;
 use crate::clock::SystemClock;
-use crate::config::{BusTransport, REMOTE_ROLES};
+use crate::config::{BusTransport, Config, REMOTE_ROLES};
 
 pub(super) fn worker(
     config: Option<PathBuf>,
     roles: Vec<String>,
     nats: Option<String>,
-) -> ExitCode {
-    let mut config = match load_config(config.as_ref()) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
+) -> Result<(), CliError> {
+    let mut config = load_config(config.as_ref())?;
     if let Some(url) = nats {
         config.bus.url = url;
     }
-    let refuse = |why: String| {
-        eprintln!("error: {why}");
-        ExitCode::from(2)
-    };
     let id = format!(
         "{}-{}",
         std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into()),
         std::process::id()
     );
     if roles.iter().any(|r| r == "backtest") {
-        if roles.len() > 1 {
-            return refuse("role \"backtest\" runs alone in its worker".into());
-        }
-        let scratch = std::env::temp_dir().join(format!("alchemiser-sweep-{id}"));
-        let runtime = match tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt,
-            Err(e) => return refuse(e.to_string()),
-        };
-        let client = match runtime.block_on(reach_nats(&config, &config.bus.url)) {
-            Ok(c) => c,
-            Err(e) => return refuse(e.to_string()),
-        };
-        let served = runtime.block_on(crate::actors::sweep_queue::serve_backtests(
-            client,
-            id,
-            scratch,
-            std::time::Duration::from_secs(config.bus.ack_wait_secs),
-            config.bus.max_deliver,
-        ));
-        return match served {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: worker: {e}");
-                ExitCode::FAILURE
-            }
-        };
+        return backtest_worker(&config, &roles, id);
     }
-    if config.bus.transport != BusTransport::Nats {
-        return refuse(
-            "a worker needs bus.transport = \"nats\" (the engine's configuration)".into(),
-        );
-    }
-    for role in &roles {
-        if !REMOTE_ROLES.contains(&role.as_str()) {
-            return refuse(format!(
-                "role {role:?} cannot run in a worker (one of {})",
-                REMOTE_ROLES.join(", ")
-            ));
-        }
-        // Served here and by the engine, each event would be handled twice.
-        if !config.bus.remote_roles.contains(role) {
-            return refuse(format!(
-                "role {role:?} is not in bus.remote_roles: the engine serves it itself"
-            ));
-        }
-    }
-    // The daily buying ledger lives with the engine's journal: a worker could not
-    // enforce the cap, so it does not pretend to.
-    if roles.iter().any(|r| r == "execution") && config.risk.max_daily_notional.is_some() {
-        return refuse(
-            "risk.max_daily_notional is set: execution must stay in the engine, which keeps the day's purchases".into(),
-        );
-    }
-    let venue = match super::run::alpaca_venue(&config) {
-        Ok(Some((alpaca, described))) => {
+    check_roles(&config, &roles)?;
+    let venue = match super::run::alpaca_venue(&config).map_err(CliError::input)? {
+        Some((alpaca, described)) => {
             tracing::info!(venue = %described, "worker venue");
             alpaca
         }
-        Ok(None) => {
-            return refuse(
-                "a worker trades through Alpaca: set APCA_API_KEY_ID and APCA_API_SECRET_KEY (the simulated venue lives in the engine's process)".into(),
-            )
-        }
-        Err(e) => return refuse(e),
+        None => return Err(CliError::input(
+            "a worker trades through Alpaca: set APCA_API_KEY_ID and APCA_API_SECRET_KEY (the simulated venue lives in the engine's process)",
+        )),
     };
-    let book = match load_book(&config, None) {
-        Ok(b) => b,
-        Err(code) => return code,
-    };
+    let book = load_book(&config, None)?;
     // A strategy worker evaluates on the day's bars from Alpaca, fetched before each
     // workflow's start as the engine would.
     let live = roles
@@ -111,50 +46,98 @@ pub(super) fn worker(
         .then(|| std::rc::Rc::new(super::run::LiveBars::new(&venue, &book, &config)));
     let alpaca = venue.clone();
     let mut deps = EngineDeps::new(config, Arc::new(SystemClock), venue, Arc::new(book));
-    let before: Option<crate::actors::remote::BeforeHandling> = live.map(|live| {
-        deps = deps.clone().with_market(live.market.clone());
-        Box::new(move |env: &crate::events::Envelope| {
-            let (live, day) = (
-                live.clone(),
-                match &env.payload {
-                    crate::events::Payload::WorkflowStarted(s) => Some(s.as_of),
-                    _ => None,
-                },
-            );
-            Box::pin(async move {
-                match day {
-                    Some(day) => live.refresh(day).await,
-                    None => Ok(()),
-                }
-            }) as futures_util::future::LocalBoxFuture<'static, Result<(), String>>
-        }) as crate::actors::remote::BeforeHandling
-    });
-    let system = actix::System::new();
-    let client = match system.block_on(reach_nats(&deps.config, &deps.config.bus.url)) {
-        Ok(c) => c,
-        Err(e) => return refuse(e),
-    };
-    let mine = match system.block_on(account_of(&alpaca)) {
-        Ok(a) => a,
-        Err(e) => return refuse(e),
-    };
-    let same = crate::actors::remote::confirm_same_account(
-        &client,
-        &deps.config.bus.subject_prefix,
-        &mine,
-    );
-    if let Err(e) = system.block_on(same) {
-        return refuse(e);
+    if let Some(live) = &live {
+        deps = deps.with_market(live.market.clone());
     }
-    match system.block_on(crate::actors::remote::work(
-        deps, client, &roles, id, before,
-    )) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: worker: {e}");
-            ExitCode::FAILURE
+    let before = live.map(refresh_before_start);
+    let system = actix::System::new();
+    let client = system
+        .block_on(reach_nats(&deps.config, &deps.config.bus.url))
+        .map_err(CliError::input)?;
+    let mine = system
+        .block_on(account_of(&alpaca))
+        .map_err(CliError::input)?;
+    let prefix = &deps.config.bus.subject_prefix;
+    let same = crate::actors::remote::confirm_same_account(&client, prefix, &mine);
+    system.block_on(same).map_err(CliError::input)?;
+    system
+        .block_on(crate::actors::remote::work(
+            deps, client, &roles, id, before,
+        ))
+        .map_err(|e| CliError::failed(format!("worker: {e}")))
+}
+
+/// Refuses roles a worker cannot serve, or that the engine serves itself.
+fn check_roles(config: &Config, roles: &[String]) -> Result<(), CliError> {
+    if config.bus.transport != BusTransport::Nats {
+        return Err(CliError::input(
+            "a worker needs bus.transport = \"nats\" (the engine's configuration)",
+        ));
+    }
+    for role in roles {
+        if !REMOTE_ROLES.contains(&role.as_str()) {
+            return Err(CliError::input(format!(
+                "role \"{role}\" cannot run in a worker (one of {})",
+                REMOTE_ROLES.join(", ")
+            )));
+        }
+        // Served here and by the engine, each event would be handled twice.
+        if !config.bus.remote_roles.contains(role) {
+            return Err(CliError::input(format!(
+                "role \"{role}\" is not in bus.remote_roles: the engine serves it itself"
+            )));
         }
     }
+    // The daily buying ledger lives with the engine's journal: a worker could not
+    // enforce the cap, so it does not pretend to.
+    if roles.iter().any(|r| r == "execution") && config.risk.max_daily_notional.is_some() {
+        return Err(CliError::input(
+            "risk.max_daily_notional is set: execution must stay in the engine, which keeps the day's purchases",
+        ));
+    }
+    Ok(())
+}
+
+/// A strategy worker's day: the bars refreshed before a workflow's start is handled.
+fn refresh_before_start(live: std::rc::Rc<super::run::LiveBars>) -> BeforeHandling {
+    Box::new(move |env: &crate::events::Envelope| {
+        let day = match &env.payload {
+            crate::events::Payload::WorkflowStarted(s) => Some(s.as_of),
+            _ => None,
+        };
+        let live = live.clone();
+        Box::pin(async move {
+            match day {
+                Some(day) => live.refresh(day).await,
+                None => Ok(()),
+            }
+        }) as futures_util::future::LocalBoxFuture<'static, Result<(), String>>
+    })
+}
+
+/// `worker --roles backtest`: a sweep's variants, taken from the queue one at a time.
+fn backtest_worker(config: &Config, roles: &[String], id: String) -> Result<(), CliError> {
+    if roles.len() > 1 {
+        return Err(CliError::input(
+            "role \"backtest\" runs alone in its worker",
+        ));
+    }
+    let scratch = std::env::temp_dir().join(format!("alchemiser-sweep-{id}"));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::input)?;
+    let client = runtime
+        .block_on(reach_nats(config, &config.bus.url))
+        .map_err(CliError::input)?;
+    let served = runtime.block_on(crate::actors::sweep_queue::serve_backtests(
+        client,
+        id,
+        scratch,
+        std::time::Duration::from_secs(config.bus.ack_wait_secs),
+        config.bus.max_deliver,
+    ));
+    served.map_err(|e| CliError::failed(format!("worker: {e}")))
 }
 
 /// The configured NATS server, as the environment's credentials say, tried for

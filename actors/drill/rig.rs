@@ -12,13 +12,12 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
 use super::super::broker::{Broker, BrokerStats, QueryStats};
-use super::super::control::await_outcome;
-use super::super::engine::{self, EngineDeps};
+use super::super::engine::{await_outcome, Day, Engine, EngineDeps};
 use super::super::supervision::Registry;
 use crate::causation::WorkflowSummary;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::domain::{Side, Symbol};
+use crate::domain::{RunMode, Side, Symbol, Trigger};
 use crate::drill::report::{compare_positions, duplicate_fills, DrillReport};
 use crate::events::CorrelationId;
 use crate::journal::outbox::Outbox;
@@ -169,18 +168,21 @@ impl Rig {
         &self,
         venue: Arc<dyn Venue>,
         faults: impl FnOnce(&mut Registry),
-    ) -> Result<Engine, String> {
+    ) -> Result<DrillEngine, String> {
         let path = self.journal_path();
         let journal = Journal::open(&path, SyncMode::Normal).map_err(|e| e.to_string())?;
         let outbox = Outbox::open(&path).map_err(|e| e.to_string())?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let deps = EngineDeps::new(self.config.clone(), clock.clone(), venue, self.book.clone())
             .with_outbox(outbox);
-        let mut registry = engine::standard_registry(deps);
-        faults(&mut registry);
-        let broker = engine::start_journaled(registry, Some(journal));
-        Ok(Engine {
-            broker,
+        let engine = Engine::builder(deps)
+            .registry(faults)
+            .journal(Some(journal))
+            .patience(Duration::from_secs(10))
+            .start();
+        Ok(DrillEngine {
+            broker: engine.broker().clone(),
+            engine,
             clock,
             journal: path,
         })
@@ -196,32 +198,19 @@ impl Drop for Rig {
     }
 }
 
-pub struct Engine {
+/// A drill's engine, and where its journal is.
+pub struct DrillEngine {
+    pub engine: Engine,
     pub broker: Addr<Broker>,
     pub clock: Arc<dyn Clock>,
     pub journal: PathBuf,
 }
 
-impl Engine {
+impl DrillEngine {
     /// Runs the day's workflow and follows its retries to the end.
     pub async fn day(&self, as_of: NaiveDate) -> Result<Vec<WorkflowSummary>, String> {
-        let started = crate::events::WorkflowStarted {
-            as_of,
-            mode: crate::domain::RunMode::Paper,
-            trigger: crate::domain::Trigger::Drill,
-            attempt: 0,
-        };
-        let correlation = self
-            .broker
-            .send(super::super::broker::StartWorkflow {
-                started,
-                triggered_by: None,
-                correlation_id: None,
-            })
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
-        self.follow(correlation).await
+        let day = Day::new(as_of, RunMode::Paper, Trigger::Drill);
+        self.engine.run_day(day).await.map_err(|e| e.to_string())
     }
 
     pub async fn follow(&self, correlation: CorrelationId) -> Result<Vec<WorkflowSummary>, String> {
@@ -354,7 +343,7 @@ pub fn measure(
     }
 }
 
-impl Engine {
+impl DrillEngine {
     /// For a drill on the simulated venue: waits until the engine settles, then
     /// [`measure`]s; the stats, for the drill's own checks.
     pub async fn settle_and_measure(

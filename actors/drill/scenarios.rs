@@ -12,7 +12,7 @@ use rust_decimal::Decimal;
 use super::faults::{FaultPlan, HandlerFaultKind, Injected};
 use super::rig::{completed, expect_day_on_plan, fake_orders, measure, Rig};
 use crate::actors::broker::{FollowUp, Publish, QueryFollowUp, StartWorkflow};
-use crate::actors::control::reconcile_now;
+use crate::actors::engine::reconcile_now;
 use crate::actors::{execution, portfolio, reconciliation, recovery, strategy};
 use crate::config::OnDrift;
 use crate::domain::Symbol;

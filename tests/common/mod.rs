@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use actix::Addr;
 use alchemiser::actors::broker::{AwaitWorkflow, Broker, QueryStats, StartWorkflow};
-use alchemiser::actors::engine::{self, EngineDeps};
+use alchemiser::actors::engine::{Engine, EngineDeps};
 use alchemiser::actors::supervision::{EventHandler, HandlerFault, Reaction, Registry};
 use alchemiser::actors::{execution, portfolio, reconciliation, recovery, strategy};
 use alchemiser::causation::WorkflowSummary;
@@ -179,7 +179,7 @@ impl EventHandler for Recorder {
 }
 
 pub fn start_standard(config: Config) -> Addr<Broker> {
-    engine::start(engine::standard_registry(deps(config)))
+    Engine::builder(deps(config)).start().broker().clone()
 }
 
 pub fn kinds(events: &[Envelope]) -> Vec<EventKind> {
@@ -304,7 +304,7 @@ pub async fn run_plan_with(
         seen: s.clone(),
     });
     tweak(&mut registry);
-    let broker = engine::start(registry);
+    let broker = Engine::with_registry(registry).start().broker().clone();
     let clock = SystemClock;
     let started = Envelope::root(
         WorkflowStarted {

@@ -1,0 +1,339 @@
+//! The venue `run` trades and the day it trades: Alpaca when its keys are in the
+//! environment (today, live bars, Alpaca's clock and calendar), else the simulated
+//! venue on the market data.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+
+use crate::bus::remote::VenueAccount;
+use crate::calendar::UsEquityCalendar;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::data::{Adjustment, BarSeries, MarketData, SharedMarket};
+use crate::domain::{RunMode, Symbol};
+use crate::strategy::book::StrategyBook;
+use crate::venue::alpaca::client::{
+    AlpacaClient, ClientSettings, Credentials, LIVE_TRADING_URL, PAPER_TRADING_URL,
+};
+use crate::venue::alpaca::{to_daily_bars, AlpacaVenue, FillWait};
+use crate::venue::sim::SimVenue;
+use crate::venue::Venue;
+
+/// The Alpaca venue when keys are in the environment.
+pub(in super::super) fn alpaca_venue(
+    config: &Config,
+) -> Result<Option<(Arc<AlpacaVenue>, String)>, String> {
+    let Some(credentials) = Credentials::from_env() else {
+        // Live means real money at Alpaca: never a quiet fall-back to the simulator.
+        if config.engine.mode == RunMode::Live {
+            return Err("engine.mode is \"live\" but APCA_API_KEY_ID and APCA_API_SECRET_KEY are not both set: refusing to run live on the simulated venue".into());
+        }
+        return Ok(None);
+    };
+    let a = &config.alpaca;
+    let trading_url = if !a.trading_url.is_empty() {
+        a.trading_url.clone()
+    } else if config.engine.mode == RunMode::Live {
+        LIVE_TRADING_URL.to_string()
+    } else {
+        PAPER_TRADING_URL.to_string()
+    };
+    let settings = ClientSettings {
+        trading_url: trading_url.clone(),
+        data_url: a.data_url.clone(),
+        requests_per_minute: a.requests_per_minute,
+        timeout: Duration::from_secs(a.timeout_secs),
+        max_attempts: a.max_attempts,
+        ..ClientSettings::default()
+    };
+    let masked = credentials.masked_key_id();
+    let client = AlpacaClient::new(settings, credentials).map_err(|e| e.to_string())?;
+    Ok(Some((
+        Arc::new(AlpacaVenue::new(client, FillWait::default())),
+        format!("alpaca at {trading_url}, key {masked}"),
+    )))
+}
+
+/// The venue to trade and the day to trade as of.
+pub(super) struct OpenedVenue {
+    pub venue: Arc<dyn Venue>,
+    pub as_of: NaiveDate,
+    /// The simulated account and where it is saved after each workflow.
+    pub sim_state: Option<(Arc<SimVenue>, PathBuf)>,
+    /// On Alpaca: the daily bars the strategies evaluate on.
+    pub live_bars: Option<LiveBars>,
+    /// The account traded, which workers must share.
+    pub account: VenueAccount,
+}
+
+/// Alpaca when its keys are in the environment (today, live bars), else the simulated
+/// venue on the market data (the data's last day, the saved account, every held
+/// symbol priced). Bad input (a day that is not a session or lies outside the data) is
+/// an error.
+pub(super) fn open_venue(
+    config: &Config,
+    book: &StrategyBook,
+    as_of: Option<NaiveDate>,
+    once: bool,
+    clock: &dyn Clock,
+) -> Result<OpenedVenue, String> {
+    let strategies: Vec<String> = book.files.iter().map(|f| f.symphony.name.clone()).collect();
+    let strategies = strategies.join(", ");
+    match alpaca_venue(config)? {
+        Some((alpaca, described)) => {
+            let mode = config.engine.mode;
+            tracing::info!(venue = %described, %mode, %strategies, "starting");
+            open_alpaca(alpaca, config, book, as_of, once)
+        }
+        None => {
+            let opened = open_simulated(config, book, as_of, clock)?;
+            let venue = format!("simulated, data {}", book.source.describe());
+            tracing::info!(%venue, %strategies, "starting (no Alpaca keys in the environment)");
+            Ok(opened)
+        }
+    }
+}
+
+/// Alpaca: today's session in New York, the only one a real venue can trade.
+fn open_alpaca(
+    alpaca: Arc<AlpacaVenue>,
+    config: &Config,
+    book: &StrategyBook,
+    as_of: Option<NaiveDate>,
+    once: bool,
+) -> Result<OpenedVenue, String> {
+    let live_bars = Some(LiveBars::new(&alpaca, book, config));
+    let (today, account) = venue_today(&alpaca)?;
+    // A real venue trades now, at today's prices: a signal of another day would be
+    // traded at prices it never saw.
+    if let Some(asked) = as_of.filter(|d| *d != today) {
+        return Err(format!(
+            "--as-of {asked}: on Alpaca only the current session can be traded, and today in New York is {today}; leave --as-of out, or run {asked} on the simulated venue (`backtest` or no Alpaca keys)"
+        ));
+    }
+    UsEquityCalendar::get()
+        .check_known(today)
+        .map_err(|e| e.to_string())?;
+    if once && !UsEquityCalendar::get().is_session(today) {
+        return Err(format!(
+            "--as-of {today}: not a US equity trading session ({})",
+            crate::calendar::closed_because(today)
+        ));
+    }
+    Ok(OpenedVenue {
+        venue: alpaca,
+        as_of: today,
+        sim_state: None,
+        live_bars,
+        account,
+    })
+}
+
+/// The simulated venue on the market data: the data's last day (or the one asked),
+/// the saved account, every held symbol priced.
+fn open_simulated(
+    config: &Config,
+    book: &StrategyBook,
+    asked: Option<NaiveDate>,
+    clock: &dyn Clock,
+) -> Result<OpenedVenue, String> {
+    let as_of = asked
+        .or_else(|| book.common_dates().last().copied())
+        .unwrap_or_else(|| clock.now().date_naive());
+    // A day the data does not have is bad input, not a failed workflow.
+    book.check_as_of(as_of).map_err(|e| e.to_string())?;
+    let mut sim = SimVenue::new(
+        config.venue.sim.initial_cash,
+        config.venue.sim.costs(),
+        Some(Arc::new(book.data.clone())),
+    );
+    sim.set_date(as_of);
+    let state_path = (!config.venue.sim.state_file.as_os_str().is_empty())
+        .then(|| config.resolve(&config.venue.sim.state_file));
+    if let Some(path) = &state_path {
+        let restored = sim
+            .restore(path)
+            .map_err(|e| format!("cannot restore the simulated account: {e}"))?;
+        if restored {
+            tracing::info!(state = %path.display(), "simulated account restored");
+        }
+        check_time_runs_forward(asked, as_of, sim.last_traded(), path)?;
+    }
+    // Positions the strategies no longer reference are priced from the data folder
+    // too, so that the plan can sell them.
+    let held: Vec<Symbol> = sim.snapshot().positions.into_keys().collect();
+    let market = book
+        .market_with_held(&held)
+        .map_err(|e| format!("cannot price a held position: {e}"))?;
+    sim.set_market(Arc::new(market));
+    let sim = Arc::new(sim);
+    Ok(OpenedVenue {
+        venue: sim.clone(),
+        as_of,
+        sim_state: state_path.map(|path| (sim, path)),
+        live_bars: None,
+        account: VenueAccount {
+            venue: "simulated".into(),
+            account: None,
+        },
+    })
+}
+
+/// The simulated account lives forward in time like a real one: trading it on a day
+/// before the last one it traded on would fill at prices older than its positions.
+fn check_time_runs_forward(
+    asked: Option<NaiveDate>,
+    as_of: NaiveDate,
+    last_traded: Option<NaiveDate>,
+    state: &std::path::Path,
+) -> Result<(), String> {
+    let Some(last) = last_traded.filter(|last| as_of < *last) else {
+        return Ok(());
+    };
+    let state = state.display();
+    let fresh = format!("to trade an earlier day, start from a fresh account: move {state} aside (or set venue.sim.state_file = \"\")");
+    Err(match asked {
+        Some(_) => format!(
+            "--as-of {as_of} is before {last}, the last day the simulated account in {state} traded: time runs forward on the simulated venue; {fresh}"
+        ),
+        None => format!(
+            "the market data ends on {as_of}, before {last}, the last day the simulated account in {state} traded: refusing to trade on older prices; update the data, or {fresh}"
+        ),
+    })
+}
+
+/// Daily bars from Alpaca for the strategies' symbols, refreshed before each workflow.
+pub(in super::super) struct LiveBars {
+    pub(super) client: Arc<AlpacaClient>,
+    pub(in super::super) market: SharedMarket,
+    symbols: Vec<Symbol>,
+    adjustment: &'static str,
+    feed: String,
+}
+
+impl LiveBars {
+    /// The book's symbols, fetched from `alpaca` as each day needs them.
+    pub(in super::super) fn new(
+        alpaca: &AlpacaVenue,
+        book: &StrategyBook,
+        config: &Config,
+    ) -> Self {
+        LiveBars {
+            client: alpaca.client().clone(),
+            market: SharedMarket::new(Default::default()),
+            symbols: book.symbols(),
+            adjustment: match config.strategy.adjustment {
+                Adjustment::Raw => "raw",
+                Adjustment::Adjusted => "all",
+            },
+            feed: config.alpaca.feed.clone(),
+        }
+    }
+
+    /// History for indicators: enough calendar days for 200+ sessions and RSI tails.
+    const HISTORY_DAYS: i64 = 500;
+
+    pub(in super::super) async fn refresh(&self, day: NaiveDate) -> Result<(), String> {
+        let start = day - chrono::Duration::days(Self::HISTORY_DAYS);
+        let bars = self
+            .client
+            .daily_bars(&self.symbols, start, day, self.adjustment, &self.feed)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut series = std::collections::BTreeMap::new();
+        for symbol in &self.symbols {
+            let raw = bars
+                .get(symbol.as_str())
+                .ok_or_else(|| format!("no bars for {symbol}"))?;
+            let daily = to_daily_bars(symbol, raw)?;
+            check_fresh(symbol, daily.last().map(|b| b.date), day)?;
+            series.insert(
+                Symbol::from(symbol.as_str()),
+                Arc::new(BarSeries::new(symbol.as_str().into(), daily)),
+            );
+        }
+        tracing::info!(symbols = self.symbols.len(), %start, end = %day, "daily bars refreshed");
+        self.market.replace(MarketData { series });
+        Ok(())
+    }
+}
+
+/// The venue's day in New York, from Alpaca's clock (the only session it can trade),
+/// and the account the keys open (workers must serve the same one). Read before
+/// anything else on the venue; unreadable means not trading blind.
+fn venue_today(alpaca: &AlpacaVenue) -> Result<(NaiveDate, VenueAccount), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a runtime to read Alpaca's clock: {e}"))?;
+    let account = runtime
+        .block_on(alpaca.client().account())
+        .map_err(|e| format!("cannot read the Alpaca account ({e}): not trading blind"))?;
+    let account = VenueAccount {
+        venue: "alpaca".into(),
+        account: Some(account.account_number),
+    };
+    let clock = runtime
+        .block_on(alpaca.client().clock())
+        .map_err(|e| format!("cannot read Alpaca's clock ({e}): not trading blind"))?;
+    chrono::DateTime::parse_from_rfc3339(&clock.timestamp)
+        .map(|t| {
+            (
+                crate::clock::new_york_date(t.with_timezone(&chrono::Utc)),
+                account,
+            )
+        })
+        .map_err(|e| {
+            format!(
+                "Alpaca's clock says `{}`, which is not a time ({e}): not trading blind",
+                clock.timestamp
+            )
+        })
+}
+
+/// Refuses bars that end before the session before `day`: a strategy evaluated on them
+/// would trade today on a market weeks old (a delisted or halted symbol, a feed gap).
+fn check_fresh(symbol: &str, last_bar: Option<NaiveDate>, day: NaiveDate) -> Result<(), String> {
+    let needed = UsEquityCalendar::get().previous_session(day);
+    match last_bar {
+        Some(last) if last >= needed => Ok(()),
+        Some(last) => Err(format!(
+            "stale market data: the last daily bar of {symbol} is {last}, but trading on {day} needs the {needed} session's; not evaluating"
+        )),
+        None => Err(format!(
+            "stale market data: Alpaca has no daily bar of {symbol} up to {day}; not evaluating"
+        )),
+    }
+}
+
+/// Compares the built-in calendar with Alpaca's for the next 30 days and says where they
+/// differ (a holiday announced after the built-in list was made); the daily clock check
+/// then keeps the engine from trading on a day Alpaca says is closed.
+pub(super) async fn confirm_calendar(client: &AlpacaClient, today: NaiveDate) {
+    let end = today + chrono::Duration::days(30);
+    match client.calendar(today, end).await {
+        Ok(days) => {
+            let alpaca: std::collections::BTreeSet<String> =
+                days.iter().map(|d| d.date.clone()).collect();
+            let ours: std::collections::BTreeSet<String> = UsEquityCalendar::get()
+                .sessions(today, end)
+                .iter()
+                .map(|d| d.to_string())
+                .collect();
+            let differ: Vec<&String> = alpaca.symmetric_difference(&ours).collect();
+            if differ.is_empty() {
+                tracing::info!(%today, %end, "calendar confirmed by Alpaca");
+            } else {
+                let differ: Vec<&str> = differ.iter().map(|d| d.as_str()).collect();
+                tracing::warn!(
+                    differ = %differ.join(", "),
+                    "the built-in calendar and Alpaca's differ; Alpaca's clock decides each day"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read Alpaca's calendar"),
+    }
+}
