@@ -19,7 +19,7 @@ use crate::clock::ManualClock;
 use crate::config::{Config, FillTiming};
 use crate::data::MarketData;
 use crate::domain::RunMode;
-use crate::events::{CorrelationId, Envelope, Payload};
+use crate::events::{CorrelationId, Envelope, OutcomeStatus, Payload};
 use crate::journal::Journal;
 use crate::strategy::book::StrategyBook;
 use crate::strategy::prefetch::SignalPrefetch;
@@ -204,7 +204,10 @@ impl Recorder {
                 }
             }
             Payload::OrderSettled(settled) => {
-                let rejected = settled.orders.iter().filter(|o| o.status == "rejected");
+                let rejected = settled
+                    .orders
+                    .iter()
+                    .filter(|o| o.status == OutcomeStatus::Rejected);
                 self.rejected_orders += rejected.count() as u64;
             }
             Payload::OrderFilled(f) => {

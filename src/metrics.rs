@@ -285,7 +285,7 @@ impl Metrics {
                     self.workflow_completed_at(*at);
                 }
             }
-            Audit::OrderSettled(status) => self.order_settled(status),
+            Audit::OrderSettled(status) => self.order_settled(&status.to_string()),
             Audit::Restarted(actor) => self.restarted(actor),
             Audit::DeadLettered => {
                 self.dead_letters.inc();

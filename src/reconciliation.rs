@@ -94,6 +94,7 @@ pub fn failed(detail: String) -> ReconciliationCompleted {
 mod tests {
     use super::*;
     use crate::domain::Side;
+    use crate::events::OutcomeStatus;
     use crate::venue::VenueOrderStatus;
     use rust_decimal_macros::dec;
 
@@ -128,9 +129,9 @@ mod tests {
             filled_qty: filled,
             avg_price: Some(dec!(10)),
             status: if filled == requested {
-                "filled".into()
+                OutcomeStatus::Filled
             } else {
-                "partially_filled".into()
+                OutcomeStatus::PartiallyFilled
             },
             reason: None,
         }

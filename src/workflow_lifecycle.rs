@@ -4,8 +4,8 @@
 //! applies the consequences in order; tests drive the rules without an actor.
 
 use crate::events::{
-    CorrelationId, Envelope, FailureReason, HaltReason, Payload, RecoveryKind, TradingHalted,
-    WorkflowStarted,
+    CorrelationId, Envelope, FailureReason, HaltReason, OutcomeStatus, Payload, RecoveryKind,
+    TradingHalted, WorkflowStarted,
 };
 use crate::workflow::{WorkflowStage, WorkflowStatus};
 
@@ -27,7 +27,7 @@ pub enum Consequence {
     /// A workflow reached its end with this status.
     Closed(WorkflowStatus),
     /// Orders settled with these statuses (for the counters).
-    OrdersSettled(Vec<String>),
+    OrdersSettled(Vec<OutcomeStatus>),
     /// Recovery will not retry this failed workflow.
     FinalFailure(CorrelationId),
     /// The workflow is done: publish `workflow.completed.v1`.
@@ -70,7 +70,7 @@ pub fn consequences(env: &Envelope, stage: Option<WorkflowStage>) -> Vec<Consequ
         }),
         Payload::WorkflowCompleted(_) => out.push(Consequence::Closed(WorkflowStatus::Completed)),
         Payload::OrderSettled(settled) => out.push(Consequence::OrdersSettled(
-            settled.orders.iter().map(|o| o.status.clone()).collect(),
+            settled.orders.iter().map(|o| o.status).collect(),
         )),
         Payload::RecoveryAction(a)
             if matches!(a.action, RecoveryKind::GiveUp | RecoveryKind::Noted) =>

@@ -127,7 +127,7 @@ async fn orders_under_a_dollar_are_skipped_with_a_reason() {
     assert!(submitted(&events).is_empty());
     let s = settled(&events);
     assert_eq!((s.placed, s.succeeded), (0, 0));
-    assert_eq!(s.orders[0].status, "skipped");
+    assert_eq!(s.orders[0].status, OutcomeStatus::Skipped);
     assert!(s.orders[0]
         .reason
         .as_deref()

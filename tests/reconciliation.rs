@@ -12,7 +12,8 @@ use alchemiser::clock::SystemClock;
 use alchemiser::config::Config;
 use alchemiser::domain::{RunMode, Side};
 use alchemiser::events::{
-    Envelope, OrderOutcome, OrderSettled, Payload, ReconciliationStatus, WorkflowStarted,
+    Envelope, OrderOutcome, OrderSettled, OutcomeStatus, Payload, ReconciliationStatus,
+    WorkflowStarted,
 };
 use alchemiser::strategy::book::StrategyBook;
 use alchemiser::venue::sim::SimVenue;
@@ -43,7 +44,7 @@ fn settlement() -> (Envelope, Envelope) {
                 requested_qty: dec!(3),
                 filled_qty: dec!(3),
                 avg_price: Some(dec!(100)),
-                status: "filled".into(),
+                status: OutcomeStatus::Filled,
                 reason: None,
             }],
             placed: 1,

@@ -77,7 +77,7 @@ async fn an_order_over_the_notional_limit_is_denied_and_the_rest_trades() {
         })
         .unwrap();
     let spy = settled.orders.iter().find(|o| o.symbol == "SPY").unwrap();
-    assert_eq!(spy.status, "denied");
+    assert_eq!(spy.status, OutcomeStatus::Denied);
     assert!(spy
         .reason
         .as_deref()

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use alchemiser::events::{EventKind, Payload};
+use alchemiser::events::{EventKind, OutcomeStatus, Payload};
 use alchemiser::journal::{Journal, SyncMode};
 use alchemiser::venue::alpaca::fake::FakeAlpaca;
 use nats::{
@@ -1089,23 +1089,21 @@ fn orders_a_dead_worker_left_open_are_followed_to_their_fills() {
     );
     // Every order the plan made settled filled, as the venue has it.
     let journal = Journal::open(&dir.path().join("journal.sqlite"), SyncMode::Normal).unwrap();
-    let settled: Vec<String> = journal
+    let settled: Vec<OutcomeStatus> = journal
         .entries()
         .unwrap()
         .iter()
         .filter_map(|e| match &e.envelope.payload {
-            Payload::OrderSettled(s) => Some(
-                s.orders
-                    .iter()
-                    .map(|o| o.status.clone())
-                    .collect::<Vec<_>>(),
-            ),
+            Payload::OrderSettled(s) => Some(s.orders.iter().map(|o| o.status).collect::<Vec<_>>()),
             _ => None,
         })
         .flatten()
         .collect();
     assert!(!settled.is_empty());
-    assert!(settled.iter().all(|s| s == "filled"), "{settled:?}");
+    assert!(
+        settled.iter().all(|s| *s == OutcomeStatus::Filled),
+        "{settled:?}"
+    );
     assert!(f.state().orders.iter().all(|o| o.status == "filled"));
     drop(journal);
     assert_consistent(dir.path(), &f, 1);

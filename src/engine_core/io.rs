@@ -10,8 +10,8 @@ use thiserror::Error;
 use crate::bus::remote::DeadLetterReport;
 use crate::causation::Refusal;
 use crate::events::{
-    CorrelationId, Envelope, EventId, EventKind, HaltReason, TradingHalted, TriggeredBy,
-    WorkflowStarted,
+    CorrelationId, Envelope, EventId, EventKind, HaltReason, OutcomeStatus, TradingHalted,
+    TriggeredBy, WorkflowStarted,
 };
 use crate::journal::group_commit::Accepted;
 use crate::journal::{ConsumerMark, JournalEntry};
@@ -151,7 +151,7 @@ pub enum Audit {
         status: WorkflowStatus,
         at: DateTime<Utc>,
     },
-    OrderSettled(String),
+    OrderSettled(OutcomeStatus),
     Restarted(&'static str),
     DeadLettered,
 }

@@ -386,10 +386,25 @@ pub struct OrderOutcome {
     #[serde(default)]
     #[serde(serialize_with = "text::opt")]
     pub avg_price: Option<Decimal>,
-    /// `filled`, `partially_filled`, `rejected`, `skipped`, `canceled`.
-    pub status: String,
+    pub status: OutcomeStatus,
     #[serde(default)]
     pub reason: Option<String>,
+}
+
+/// What became of one order of a plan. The wire names are those journals hold
+/// (payload hashes cover them): `filled`, `partially_filled`, `accepted` (still open
+/// when execution stopped following it), `canceled`, `rejected`, `skipped` (not sent),
+/// `denied` (refused by the risk limits).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeStatus {
+    Filled,
+    PartiallyFilled,
+    Accepted,
+    Canceled,
+    Rejected,
+    Skipped,
+    Denied,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -802,6 +817,7 @@ mod tests {
 }
 
 crate::display_as_wire_name!(
+    OutcomeStatus,
     ReconciliationStatus,
     RiskCode,
     RecoveryKind,

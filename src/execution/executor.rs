@@ -17,8 +17,8 @@ use super::{affordable_qty, client_order_id, order_intents, MIN_NOTIONAL};
 use crate::clock::Clock;
 use crate::domain::{OrderType, Side};
 use crate::events::{
-    FailureReason, OrderFilled, OrderIntent, OrderOutcome, OrderSettled, OrderSubmitted, Payload,
-    RebalancePlanned, WorkflowFailed,
+    FailureReason, OrderFilled, OrderIntent, OrderOutcome, OrderSettled, OrderSubmitted,
+    OutcomeStatus, Payload, RebalancePlanned, WorkflowFailed,
 };
 use crate::halt::TradingGate;
 use crate::journal::outbox::{IntentRecorder, Outbox};
@@ -108,7 +108,7 @@ fn skipped(intent: &OrderIntent, reason: String) -> OrderOutcome {
         requested_qty: intent.qty,
         filled_qty: Decimal::ZERO,
         avg_price: None,
-        status: "skipped".into(),
+        status: OutcomeStatus::Skipped,
         reason: Some(reason),
     }
 }
@@ -636,7 +636,7 @@ impl Executor {
                     Err(denied) => {
                         tracing::warn!(symbol = %denied.symbol, code = denied.code.as_str(), detail = %denied.detail, "order denied by risk limits");
                         outcomes.push(OrderOutcome {
-                            status: "denied".into(),
+                            status: OutcomeStatus::Denied,
                             reason: Some(format!("{}: {}", denied.code.as_str(), denied.detail)),
                             ..skipped(&order, String::new())
                         });
@@ -663,7 +663,7 @@ impl Executor {
                     unauthorized |= matches!(e, VenueError::Unauthorized(_));
                     venue_errors.push(format!("{}: {e}", intent.symbol));
                     outcomes.push(OrderOutcome {
-                        status: "rejected".into(),
+                        status: OutcomeStatus::Rejected,
                         reason: Some(e.to_string()),
                         ..skipped(&order, String::new())
                     });
@@ -715,7 +715,7 @@ impl Executor {
                         requested_qty: qty,
                         filled_qty: filled,
                         avg_price: (filled > Decimal::ZERO).then(|| (value / filled).round_dp(4)),
-                        status: status.as_str().into(),
+                        status: status.into(),
                         reason,
                     });
                 }

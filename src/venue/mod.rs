@@ -66,6 +66,19 @@ pub enum VenueOrderStatus {
     Rejected,
 }
 
+impl From<VenueOrderStatus> for crate::events::OutcomeStatus {
+    fn from(status: VenueOrderStatus) -> Self {
+        use crate::events::OutcomeStatus as O;
+        match status {
+            VenueOrderStatus::Accepted => O::Accepted,
+            VenueOrderStatus::PartiallyFilled => O::PartiallyFilled,
+            VenueOrderStatus::Filled => O::Filled,
+            VenueOrderStatus::Canceled => O::Canceled,
+            VenueOrderStatus::Rejected => O::Rejected,
+        }
+    }
+}
+
 impl VenueOrderStatus {
     pub fn is_open(self) -> bool {
         matches!(
