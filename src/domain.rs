@@ -229,3 +229,18 @@ mod tests {
         }
     }
 }
+
+/// Best bid and ask, and when they were quoted (what a venue tells, what smart limit
+/// pricing reads).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quote {
+    pub bid: Decimal,
+    pub ask: Decimal,
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+impl Quote {
+    pub fn mid(&self) -> Decimal {
+        (self.bid + self.ask) / Decimal::TWO
+    }
+}

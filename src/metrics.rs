@@ -273,26 +273,6 @@ impl Metrics {
         }
     }
 
-    /// Counts what the engine core reports it did.
-    pub fn audit(&self, audit: &crate::engine_core::Audit) {
-        use crate::engine_core::Audit;
-        match audit {
-            Audit::Published(kind) => self.published(*kind),
-            Audit::Reconciled(status) => self.reconciled(status),
-            Audit::WorkflowEnded { status, at } => {
-                self.workflow_ended(&status.to_string());
-                if *status == crate::workflow::WorkflowStatus::Completed {
-                    self.workflow_completed_at(*at);
-                }
-            }
-            Audit::OrderSettled(status) => self.order_settled(&status.to_string()),
-            Audit::Restarted(actor) => self.restarted(actor),
-            Audit::DeadLettered => {
-                self.dead_letters.inc();
-            }
-        }
-    }
-
     pub fn published(&self, kind: EventKind) {
         if let Some(c) = self.published_by_kind.get(kind.index()) {
             c.inc();

@@ -256,3 +256,120 @@ fn the_layer_rule_catches_an_upward_import() {
         ["execution", "portfolio"]
     );
 }
+
+/// The `crate::` modules each top-level module of `src/` uses outside its tests: the
+/// import graph of the core, as a crate split would see it.
+fn core_graph() -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let src = root().join("src");
+    let mut modules = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(&src).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let name = name.trim_end_matches(".rs").to_string();
+        if name != "lib" && name != "main" {
+            modules.insert(name);
+        }
+    }
+    let mut graph = std::collections::BTreeMap::new();
+    for module in &modules {
+        let mut files = Vec::new();
+        let file = src.join(format!("{module}.rs"));
+        if file.exists() {
+            files.push(file);
+        }
+        rust_files(&src.join(module), &mut files);
+        let mut uses = std::collections::BTreeSet::new();
+        for file in files {
+            let name = file.file_name().unwrap().to_string_lossy().to_string();
+            if name == "tests.rs" || name == "sample.rs" {
+                continue;
+            }
+            for (_, line) in code(&file)
+                .into_iter()
+                .take_while(|(_, l)| l != "#[cfg(test)]")
+            {
+                for (at, _) in line.match_indices("crate::") {
+                    let rest = &line[at + "crate::".len()..];
+                    let to: String = rest
+                        .chars()
+                        .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                        .collect();
+                    if modules.contains(&to) && &to != module {
+                        uses.insert(to);
+                    }
+                }
+            }
+        }
+        graph.insert(module.clone(), uses);
+    }
+    graph
+}
+
+/// A cycle in `graph`, as the modules along it, if there is one.
+fn a_cycle(
+    graph: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+) -> Option<Vec<String>> {
+    fn visit(
+        at: &str,
+        graph: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut std::collections::BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(start) = path.iter().position(|p| p == at) {
+            let mut cycle = path[start..].to_vec();
+            cycle.push(at.to_string());
+            return Some(cycle);
+        }
+        if done.contains(at) {
+            return None;
+        }
+        path.push(at.to_string());
+        for next in graph.get(at).into_iter().flatten() {
+            if let Some(cycle) = visit(next, graph, path, done) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        done.insert(at.to_string());
+        None
+    }
+    let mut done = std::collections::BTreeSet::new();
+    graph
+        .keys()
+        .find_map(|m| visit(m, graph, &mut Vec::new(), &mut done))
+}
+
+#[test]
+fn the_cores_modules_import_one_another_without_a_cycle() {
+    let graph = core_graph();
+    assert!(graph.len() > 20, "the core's modules are found: {graph:?}");
+    assert!(
+        graph["engine_core"].contains("causation"),
+        "imports are read"
+    );
+    if let Some(cycle) = a_cycle(&graph) {
+        panic!(
+            "the core's modules import in a cycle (a crate split would need it gone): {}",
+            cycle.join(" -> ")
+        );
+    }
+}
+
+#[test]
+fn the_cycle_rule_catches_a_cycle() {
+    let mut graph = std::collections::BTreeMap::new();
+    let edge = |to: &str| std::collections::BTreeSet::from([to.to_string()]);
+    graph.insert("config".to_string(), edge("bus"));
+    graph.insert("bus".to_string(), edge("metrics"));
+    graph.insert("metrics".to_string(), std::collections::BTreeSet::new());
+    assert_eq!(a_cycle(&graph), None);
+    graph.insert("metrics".to_string(), edge("config"));
+    assert_eq!(
+        a_cycle(&graph),
+        Some(vec![
+            "bus".into(),
+            "metrics".into(),
+            "config".into(),
+            "bus".into()
+        ])
+    );
+}

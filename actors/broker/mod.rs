@@ -21,7 +21,7 @@ pub use super::supervision::PublishAll;
 use super::supervision::{BrokerLink, Registry, Subscriber};
 use crate::causation::WorkflowSummary;
 use crate::engine_core::{
-    ActorFailure, Answer, Consumer, CoreSettings, DeadDelivery, Effect, EngineCore, Input,
+    ActorFailure, Answer, Audit, Consumer, CoreSettings, DeadDelivery, Effect, EngineCore, Input,
 };
 pub use crate::engine_core::{ActorStats, BrokerStats, DeadLetter, FollowUp, PublishError, BROKER};
 use crate::events::{CorrelationId, Envelope};
@@ -29,6 +29,7 @@ use crate::journal::group_commit::{Flushed, GroupCommit};
 use crate::journal::Journal;
 use crate::metrics::metrics;
 use crate::supervision::RestartPolicy;
+use crate::workflow::WorkflowStatus;
 pub use messages::*;
 
 /// Most events in one group commit; a longer broker turn commits in slices.
@@ -243,7 +244,7 @@ impl Broker {
                     self.deps.roots.remove(&correlation);
                 }
             }
-            Effect::Audit(audit) => metrics().audit(&audit),
+            Effect::Audit(audit) => count(&audit),
         }
     }
 
@@ -385,5 +386,25 @@ impl Actor for Broker {
         ctx.run_interval(self.settings.timeout_check, |act, ctx| {
             act.check_timeouts(ctx)
         });
+    }
+}
+
+/// The counters keep the tally of what the core reports it did.
+fn count(audit: &Audit) {
+    let m = metrics();
+    match audit {
+        Audit::Published(kind) => m.published(*kind),
+        Audit::Reconciled(status) => m.reconciled(status),
+        Audit::WorkflowEnded { status, at } => {
+            m.workflow_ended(&status.to_string());
+            if *status == WorkflowStatus::Completed {
+                m.workflow_completed_at(*at);
+            }
+        }
+        Audit::OrderSettled(status) => m.order_settled(&status.to_string()),
+        Audit::Restarted(actor) => m.restarted(actor),
+        Audit::DeadLettered => {
+            m.dead_letters.inc();
+        }
     }
 }

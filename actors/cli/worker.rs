@@ -146,7 +146,7 @@ pub(super) async fn reach_nats(
     config: &crate::config::Config,
     url: &str,
 ) -> Result<async_nats::Client, String> {
-    let access = crate::bus::connect::NatsAccess::from_env(config)
+    let access = crate::bus::connect::NatsAccess::from_env(&config.bus, &config.base_dir)
         .map_err(|e| format!("NATS access: {e}"))?;
     crate::bus::connect::connect_within(
         &access,

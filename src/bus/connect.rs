@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-use crate::config::Config;
+use super::settings::BusConfig;
 
 pub const USER_VAR: &str = "ALCHEMISER_NATS_USER";
 pub const PASSWORD_VAR: &str = "ALCHEMISER_NATS_PASSWORD";
@@ -81,14 +81,16 @@ impl NatsAccess {
         Self::default()
     }
 
-    /// The credentials in this process's environment and the TLS files of `config`.
-    pub fn from_env(config: &Config) -> Result<Self, AccessError> {
-        Self::from_vars(config, |name| std::env::var(name).ok())
+    /// The credentials in this process's environment and the TLS files of `bus`
+    /// (relative paths from `base_dir`, the configuration's folder).
+    pub fn from_env(bus: &BusConfig, base_dir: &Path) -> Result<Self, AccessError> {
+        Self::from_vars(bus, base_dir, |name| std::env::var(name).ok())
     }
 
     /// [`Self::from_env`] with the variables read through `var` (empty counts as unset).
     pub fn from_vars(
-        config: &Config,
+        bus: &BusConfig,
+        base_dir: &Path,
         var: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, AccessError> {
         let var = |name: &str| var(name).filter(|v| !v.is_empty());
@@ -125,7 +127,7 @@ impl NatsAccess {
                 Credentials::NKeySeed(seed)
             }
             (_, _, _, _, Some(path)) => {
-                let path = config.resolve(Path::new(&path));
+                let path = base_dir.join(&path);
                 let file = |why: String| AccessError::File {
                     what: format!("{CREDS_VAR}:"),
                     path: path.display().to_string(),
@@ -143,12 +145,11 @@ impl NatsAccess {
             }
             _ => Credentials::None,
         };
-        let bus = &config.bus;
         let file = |key: &str, path: &Path| -> Result<Option<PathBuf>, AccessError> {
             if path.as_os_str().is_empty() {
                 return Ok(None);
             }
-            let resolved = config.resolve(path);
+            let resolved = base_dir.join(path);
             std::fs::metadata(&resolved)
                 .map_err(|e| AccessError::File {
                     what: format!("bus.{key}"),
@@ -328,8 +329,8 @@ mod tests {
     use super::*;
 
     fn access(vars: &[(&str, &str)]) -> Result<NatsAccess, AccessError> {
-        let config = Config::default();
-        NatsAccess::from_vars(&config, |name| {
+        let config = crate::config::Config::default();
+        NatsAccess::from_vars(&config.bus, &config.base_dir, |name| {
             vars.iter()
                 .find(|(n, _)| *n == name)
                 .map(|(_, v)| v.to_string())
@@ -382,15 +383,15 @@ mod tests {
         assert!(shown.contains("not a NATS credentials file"), "{shown}");
         assert!(!shown.contains("hunter2"), "{shown}");
 
-        let mut config = Config::default();
+        let mut config = crate::config::Config::default();
         config.bus.tls_ca_file = PathBuf::from("missing-ca.pem");
-        let e = NatsAccess::from_vars(&config, |_| None).unwrap_err();
+        let e = NatsAccess::from_vars(&config.bus, &config.base_dir, |_| None).unwrap_err();
         assert!(e.to_string().starts_with("bus.tls_ca_file "), "{e}");
         assert!(e.to_string().contains("missing-ca.pem"), "{e}");
 
-        let mut config = Config::default();
+        let mut config = crate::config::Config::default();
         config.bus.tls_cert_file = creds.clone();
-        let e = NatsAccess::from_vars(&config, |_| None).unwrap_err();
+        let e = NatsAccess::from_vars(&config.bus, &config.base_dir, |_| None).unwrap_err();
         assert_eq!(
             e.to_string(),
             "bus.tls_cert_file is set but bus.tls_key_file is not: set both"

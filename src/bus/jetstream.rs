@@ -8,8 +8,8 @@ use async_nats::HeaderMap;
 use thiserror::Error;
 
 use super::connect::NatsAccess;
+use super::settings::BusConfig;
 use super::{all_events, subject, SEQ_HEADER};
-use crate::config::BusConfig;
 
 #[derive(Debug, Error)]
 pub enum BusError {

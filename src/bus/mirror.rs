@@ -12,8 +12,8 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::connect::NatsAccess;
 use super::jetstream::{BusError, EventStream};
+use super::settings::BusConfig;
 use super::BusHealth;
-use crate::config::BusConfig;
 use crate::events::Envelope;
 use crate::journal::{Journal, SyncMode};
 use crate::metrics::metrics;

@@ -12,6 +12,7 @@ pub mod connect;
 pub mod jetstream;
 pub mod mirror;
 pub mod remote;
+pub mod settings;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

@@ -10,19 +10,7 @@ use thiserror::Error;
 
 use crate::domain::Side;
 
-/// Best bid and ask, and when they were quoted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Quote {
-    pub bid: Decimal,
-    pub ask: Decimal,
-    pub at: DateTime<Utc>,
-}
-
-impl Quote {
-    pub fn mid(&self) -> Decimal {
-        (self.bid + self.ask) / Decimal::TWO
-    }
-}
+pub use crate::domain::Quote;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QuoteLimits {

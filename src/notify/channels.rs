@@ -13,8 +13,10 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use thiserror::Error;
 
+use super::settings::{
+    EmailConfig, NotificationsConfig, SmtpSecurity, WebhookConfig, WebhookFormat,
+};
 use super::Notification;
-use crate::config::{EmailConfig, NotificationsConfig, SmtpSecurity, WebhookConfig, WebhookFormat};
 
 /// Environment variables holding the SMTP login.
 pub const SMTP_USERNAME_ENV: &str = "ALCHEMISER_SMTP_USERNAME";

@@ -7,6 +7,7 @@
 
 pub mod channels;
 pub mod delivery;
+pub mod settings;
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -10,9 +10,9 @@ use std::time::Duration;
 use rust_decimal::Decimal;
 
 use super::{AccountSnapshot, Venue, VenueError, VenueFuture, VenueOrder};
+use crate::domain::Quote;
 use crate::domain::Symbol;
 use crate::events::OrderIntent;
-use crate::execution::smart_limit::Quote;
 
 pub struct FaultyVenue {
     inner: Arc<dyn Venue>,

@@ -11,9 +11,9 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use super::{AccountSnapshot, Venue, VenueError, VenueFuture, VenueOrder};
+use crate::domain::Quote;
 use crate::domain::Symbol;
 use crate::events::OrderIntent;
-use crate::execution::smart_limit::Quote;
 use crate::metrics::metrics;
 
 /// How the venue has been answering.

@@ -141,7 +141,7 @@ pub trait Venue: Send + Sync + 'static {
     /// Whether `symbol` trades in fractions of a share (else whole shares only).
     fn is_fractionable(&self, symbol: &str) -> VenueFuture<'_, bool>;
     /// The current best bid and ask.
-    fn quote(&self, symbol: &str) -> VenueFuture<'_, crate::execution::smart_limit::Quote>;
+    fn quote(&self, symbol: &str) -> VenueFuture<'_, crate::domain::Quote>;
     /// Follows an order the venue holds until it is no longer open (or the venue's
     /// wait for a market order ends), so fills that come on a later poll are seen: a
     /// handling that takes up an order another one placed follows it as its own.

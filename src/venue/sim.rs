@@ -24,9 +24,9 @@ use chrono::NaiveTime;
 use super::{AccountSnapshot, Venue, VenueError, VenueFuture, VenueOrder, VenueOrderStatus};
 use crate::data::intraday::MinuteQuote;
 use crate::data::{DayCloses, DayOpens, MarketData};
+use crate::domain::Quote;
 use crate::domain::{OrderType, Side, Symbol};
 use crate::events::OrderIntent;
-use crate::execution::smart_limit::Quote;
 
 /// Costs of trading at the simulated venue.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -265,8 +265,8 @@ fn event_bus(
     if config.bus.transport != BusTransport::Nats {
         return Ok(None);
     }
-    let access =
-        NatsAccess::from_env(config).map_err(|e| CliError::input(format!("NATS access: {e}")))?;
+    let access = NatsAccess::from_env(&config.bus, &config.base_dir)
+        .map_err(|e| CliError::input(format!("NATS access: {e}")))?;
     let refused = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -298,7 +298,7 @@ impl Venue for AlpacaVenue {
         })
     }
 
-    fn quote(&self, symbol: &str) -> VenueFuture<'_, crate::execution::smart_limit::Quote> {
+    fn quote(&self, symbol: &str) -> VenueFuture<'_, crate::domain::Quote> {
         let symbol = Symbol::from(symbol);
         Box::pin(async move {
             let quotes = self
@@ -315,7 +315,7 @@ impl Venue for AlpacaVenue {
             let no_price = || VenueError::NoPrice {
                 symbol: symbol.clone(),
             };
-            Ok(crate::execution::smart_limit::Quote {
+            Ok(crate::domain::Quote {
                 bid: Decimal::from_f64(q.bp).ok_or_else(no_price)?.round_dp(4),
                 ask: Decimal::from_f64(q.ap).ok_or_else(no_price)?.round_dp(4),
                 at: chrono::DateTime::parse_from_rfc3339(&q.t)
