@@ -62,7 +62,6 @@ impl RecoveryActor {
     fn on_failure(&mut self, event: &Envelope, failure: &WorkflowFailed) -> Reaction {
         let correlation = event.correlation_id;
         let root = self.roots.get(&correlation);
-        let roots = self.roots.clone();
         let decision = decide(failure, root.as_ref(), &self.config);
         let ids = self.orders_of(correlation);
         let venue = self.venue.clone();
@@ -106,9 +105,8 @@ impl RecoveryActor {
                     }
                 }
             }
-            // Decided: the root is needed no more (a redelivery before this point
-            // decides again from it).
-            roots.remove(&correlation);
+            // The root is forgotten once the decision is accepted (the broker does it):
+            // a redelivery before that decides again from it.
             Ok(out)
         }))
     }

@@ -30,6 +30,8 @@ pub enum Consequence {
     OrdersSettled(Vec<OutcomeStatus>),
     /// Recovery will not retry this failed workflow.
     FinalFailure(CorrelationId),
+    /// Recovery decided on this failed workflow (a retry, giving up): its root can go.
+    Decided(CorrelationId),
     /// The workflow is done: publish `workflow.completed.v1`.
     Complete,
 }
@@ -72,10 +74,12 @@ pub fn consequences(env: &Envelope, stage: Option<WorkflowStage>) -> Vec<Consequ
         Payload::OrderSettled(settled) => out.push(Consequence::OrdersSettled(
             settled.orders.iter().map(|o| o.status).collect(),
         )),
-        Payload::RecoveryAction(a)
-            if matches!(a.action, RecoveryKind::GiveUp | RecoveryKind::Noted) =>
-        {
-            out.push(Consequence::FinalFailure(a.failed_correlation))
+        Payload::RecoveryAction(a) => {
+            if matches!(a.action, RecoveryKind::GiveUp | RecoveryKind::Noted) {
+                out.push(Consequence::FinalFailure(a.failed_correlation));
+            }
+            // Decided: the failed workflow's root is needed no more.
+            out.push(Consequence::Decided(a.failed_correlation));
         }
         _ => {}
     }

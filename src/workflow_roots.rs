@@ -4,8 +4,8 @@
 //! execution and reconciliation whether a workflow is still open (a redelivered plan of
 //! a timed-out workflow must not place orders beside its retry; a late settlement of a
 //! failed one is not reconciled). The broker writes roots and closings as events are
-//! accepted; recovery forgets a failed workflow's root once it has dealt with it. It
-//! outlives actor restarts, as the broker does.
+//! accepted, and forgets a failed workflow's root once recovery's decision is accepted.
+//! It outlives actor restarts, as the broker does.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};

@@ -244,6 +244,9 @@ impl Broker {
                     self.deps.roots.remove(&correlation);
                 }
             }
+            Effect::RootForgotten(correlation) => {
+                self.deps.roots.remove(&correlation);
+            }
             Effect::Audit(audit) => count(&audit),
         }
     }

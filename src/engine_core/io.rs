@@ -138,6 +138,8 @@ pub enum Effect {
         correlation: CorrelationId,
         completed: bool,
     },
+    /// Recovery decided on a failed workflow: its root is forgotten.
+    RootForgotten(CorrelationId),
     /// For the counters.
     Audit(Audit),
 }

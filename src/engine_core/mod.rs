@@ -554,6 +554,7 @@ impl EngineCore {
             Consequence::FinalFailure(failed) => {
                 self.final_failures.insert(failed);
             }
+            Consequence::Decided(failed) => turn.push(Effect::RootForgotten(failed)),
             Consequence::Complete => {
                 let summary = self.log.workflow(&correlation, turn.now());
                 let completed = WorkflowCompleted {

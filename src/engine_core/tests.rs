@@ -526,8 +526,12 @@ fn a_retry_is_the_successor_of_the_failed_workflow_and_giving_up_is_final() {
         "recovery",
         &SystemClock,
     );
-    rig.publish_committed(Arc::new(give_up));
+    let (_, effects) = rig.publish_committed(Arc::new(give_up));
     assert_eq!(rig.core.follow_up(&first.correlation_id), FollowUp::Final);
+    // Decided: the failed workflow's root goes.
+    assert!(effects
+        .iter()
+        .any(|e| matches!(e, Effect::RootForgotten(c) if *c == first.correlation_id)));
 }
 
 fn entries(events: &[Arc<Envelope>]) -> Vec<JournalEntry> {
