@@ -6,6 +6,7 @@
 //! them again), the group commit (events are dispatched only once journaled), and those
 //! waiting for answers, taps and observers.
 
+mod audit;
 mod handlers;
 mod messages;
 
@@ -21,7 +22,7 @@ pub use super::supervision::PublishAll;
 use super::supervision::{BrokerLink, Registry, Subscriber};
 use crate::causation::WorkflowSummary;
 use crate::engine_core::{
-    ActorFailure, Answer, Audit, Consumer, CoreSettings, DeadDelivery, Effect, EngineCore, Input,
+    ActorFailure, Answer, Consumer, CoreSettings, DeadDelivery, Effect, EngineCore, Input,
 };
 pub use crate::engine_core::{ActorStats, BrokerStats, DeadLetter, FollowUp, PublishError, BROKER};
 use crate::events::{CorrelationId, Envelope};
@@ -29,7 +30,6 @@ use crate::journal::group_commit::{Flushed, GroupCommit};
 use crate::journal::Journal;
 use crate::metrics::metrics;
 use crate::supervision::RestartPolicy;
-use crate::workflow::WorkflowStatus;
 pub use messages::*;
 
 /// Most events in one group commit; a longer broker turn commits in slices.
@@ -247,7 +247,7 @@ impl Broker {
             Effect::RootForgotten(correlation) => {
                 self.deps.roots.remove(&correlation);
             }
-            Effect::Audit(audit) => count(&audit),
+            Effect::Audit(audit) => audit::count(&audit),
         }
     }
 
@@ -389,25 +389,5 @@ impl Actor for Broker {
         ctx.run_interval(self.settings.timeout_check, |act, ctx| {
             act.check_timeouts(ctx)
         });
-    }
-}
-
-/// The counters keep the tally of what the core reports it did.
-fn count(audit: &Audit) {
-    let m = metrics();
-    match audit {
-        Audit::Published(kind) => m.published(*kind),
-        Audit::Reconciled(status) => m.reconciled(status),
-        Audit::WorkflowEnded { status, at } => {
-            m.workflow_ended(&status.to_string());
-            if *status == WorkflowStatus::Completed {
-                m.workflow_completed_at(*at);
-            }
-        }
-        Audit::OrderSettled(status) => m.order_settled(&status.to_string()),
-        Audit::Restarted(actor) => m.restarted(actor),
-        Audit::DeadLettered => {
-            m.dead_letters.inc();
-        }
     }
 }

@@ -10,8 +10,8 @@ use thiserror::Error;
 use crate::bus::remote::DeadLetterReport;
 use crate::causation::Refusal;
 use crate::events::{
-    CorrelationId, Envelope, EventId, EventKind, HaltReason, OutcomeStatus, TradingHalted,
-    TriggeredBy, WorkflowStarted,
+    CorrelationId, Envelope, EventId, EventKind, HaltReason, OutcomeStatus, ReconciliationStatus,
+    TradingHalted, TriggeredBy, WorkflowStarted,
 };
 use crate::journal::group_commit::Accepted;
 use crate::journal::{ConsumerMark, JournalEntry};
@@ -148,7 +148,7 @@ pub enum Effect {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Audit {
     Published(EventKind),
-    Reconciled(String),
+    Reconciled(ReconciliationStatus),
     WorkflowEnded {
         status: WorkflowStatus,
         at: DateTime<Utc>,

@@ -489,7 +489,7 @@ impl EngineCore {
         self.published[kind.index()] += 1;
         turn.push(Effect::Audit(Audit::Published(kind)));
         if let Payload::ReconciliationCompleted(r) = &env.payload {
-            turn.push(Effect::Audit(Audit::Reconciled(r.status.to_string())));
+            turn.push(Effect::Audit(Audit::Reconciled(r.status)));
         }
         if self.log_events {
             tracing::debug!(
