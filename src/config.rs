@@ -10,13 +10,19 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::data::Adjustment;
 use crate::domain::RunMode;
 use crate::supervision::RestartPolicy;
 
+pub use crate::backtest::FillTiming;
 pub use crate::bus::settings::{BusConfig, BusTransport, REMOTE_ROLES};
+pub use crate::engine_core::ResumeMode;
 pub use crate::notify::settings::{
     EmailConfig, NotificationsConfig, SmtpSecurity, WebhookConfig, WebhookFormat,
+};
+pub use crate::recovery::RecoveryConfig;
+pub use crate::risk::RiskConfig;
+pub use crate::strategy::settings::{
+    AccountRebalance, OnStrategyError, StrategyConfig, StrategyFile,
 };
 
 /// The defaults shipped in the repository's `config.toml`, compiled in so that the
@@ -51,21 +57,7 @@ pub struct Config {
     pub base_dir: PathBuf,
 }
 
-/// When a backtest's orders fill. A stated model, because it moves results: a fill at
-/// the close that produced the signal is optimistic (live trading decides at 15:45 on a
-/// partial bar and cannot trade at a close it has not seen yet).
-#[derive(Clone, Copy, Debug, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum FillTiming {
-    /// At the close the signal was computed on (what Composer's backtests assume).
-    #[default]
-    Close,
-    /// At the next session's open: the decision uses the close, the trade happens the
-    /// next morning. The last session's decision has no next open and is not traded.
-    NextOpen,
-}
-
-crate::display_as_wire_name!(FillTiming, SmtpSecurity, WebhookFormat, BusTransport);
+crate::display_as_wire_name!(SmtpSecurity, WebhookFormat, BusTransport);
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -75,93 +67,6 @@ pub struct BacktestConfig {
 }
 
 /// Where accepted events go besides the journal.
-/// What to do when a strategy file cannot be evaluated. The default keeps the
-/// positions: an evaluation error (too little history, a data gap) must never turn into
-/// a liquidation that reports success.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum OnStrategyError {
-    /// Fail the workflow: nothing trades, recovery retries, the failure is reported.
-    #[default]
-    Fail,
-    /// Give the file's slice to cash, say why in the signal and log a warning.
-    Cash,
-}
-
-/// When the account sets each file's share back to its configured weight.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum AccountRebalance {
-    /// Every session: the files are merged with their configured weights every day.
-    #[default]
-    Daily,
-    Weekly,
-    Monthly,
-    Quarterly,
-    Yearly,
-    /// Never (only `rebalance_threshold`, if set): each file is funded once and its
-    /// share drifts with its own performance, as separately funded symphonies do.
-    None,
-}
-
-impl AccountRebalance {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AccountRebalance::Daily => "daily",
-            AccountRebalance::Weekly => "weekly",
-            AccountRebalance::Monthly => "monthly",
-            AccountRebalance::Quarterly => "quarterly",
-            AccountRebalance::Yearly => "yearly",
-            AccountRebalance::None => "none",
-        }
-    }
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct StrategyConfig {
-    /// Market data folder: plain CSV (`SYMBOL.csv`) or a LEAN data root, detected.
-    pub data: PathBuf,
-    /// `raw` or `adjusted` (LEAN data, via factor files).
-    pub adjustment: Adjustment,
-    pub on_strategy_error: OnStrategyError,
-    /// Symphony files with their allocation weights (normalised to 1).
-    pub files: Vec<StrategyFile>,
-    /// When the files' shares go back to their configured weights.
-    pub rebalance: AccountRebalance,
-    /// Also when a file's share has drifted more than this (absolute) from its weight.
-    pub rebalance_threshold: Option<Decimal>,
-    /// The first day the files' slices are followed from, when any file (or the account)
-    /// trades other than daily; the data's first evaluable day if unset.
-    pub slices_from: Option<chrono::NaiveDate>,
-}
-
-impl Default for StrategyConfig {
-    fn default() -> Self {
-        Self {
-            data: PathBuf::from("examples/data"),
-            adjustment: Adjustment::Raw,
-            on_strategy_error: OnStrategyError::Fail,
-            files: Vec::new(),
-            rebalance: AccountRebalance::Daily,
-            rebalance_threshold: None,
-            slices_from: None,
-        }
-    }
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct StrategyFile {
-    pub path: PathBuf,
-    #[serde(default = "one")]
-    pub weight: Decimal,
-}
-
-fn one() -> Decimal {
-    Decimal::ONE
-}
-
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct VenueConfig {
@@ -222,55 +127,6 @@ impl SimVenueConfig {
                     cat_per_share: self.cat_fee_per_share,
                 }),
         }
-    }
-}
-
-/// What the engine does at start with workflows the journal shows unfinished.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum ResumeMode {
-    /// Hand each one's last event to its consumers again (idempotent ids stop doubles).
-    #[default]
-    Resume,
-    /// Fail them (recovery then decides).
-    Fail,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct RecoveryConfig {
-    pub resume: ResumeMode,
-    /// Retries of a failed workflow (each a new workflow triggered by the failure);
-    /// after the last one recovery gives up and halts trading.
-    pub max_attempts: u32,
-    /// Wait before retry n: `backoff_ms` × 2^(n−1), at most `backoff_cap_ms`.
-    pub backoff_ms: u64,
-    pub backoff_cap_ms: u64,
-    /// Halt trading when giving up (backtests record the failed day and go on).
-    pub halt_on_give_up: bool,
-}
-
-impl Default for RecoveryConfig {
-    fn default() -> Self {
-        Self {
-            resume: ResumeMode::Resume,
-            max_attempts: 2,
-            backoff_ms: 1000,
-            backoff_cap_ms: 30_000,
-            halt_on_give_up: true,
-        }
-    }
-}
-
-impl RecoveryConfig {
-    /// The wait before retry `attempt` (1-based).
-    pub fn backoff(&self, attempt: u32) -> Duration {
-        let factor = 1u64 << attempt.saturating_sub(1).min(20);
-        Duration::from_millis(
-            self.backoff_ms
-                .saturating_mul(factor)
-                .min(self.backoff_cap_ms),
-        )
     }
 }
 
@@ -339,18 +195,6 @@ impl Default for ReconciliationConfig {
             on_drift: OnDrift::Halt,
         }
     }
-}
-
-/// Limits checked by execution before every order; absent keys are no limit.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct RiskConfig {
-    /// Largest notional (qty × plan price) of one order, either side.
-    pub max_order_notional: Option<Decimal>,
-    /// Largest notional bought per trading day: the circuit breaker on money deployed.
-    pub max_daily_notional: Option<Decimal>,
-    /// Only these symbols may be traded (either side), when given.
-    pub allowed_symbols: Option<Vec<String>>,
 }
 
 /// The durable event journal of `run` (backtests keep theirs in memory unless told).

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use crate::config::RecoveryConfig;
+use crate::engine_core::ResumeMode;
 use crate::events::{
     CorrelationId, FailureReason, HaltReason, TradingHalted, WorkflowFailed, WorkflowStarted,
 };
@@ -96,6 +96,44 @@ pub fn describe(failure: &WorkflowFailed) -> String {
 /// starts the same workflow again, which the broker refuses as a second root.
 pub fn retry_correlation(failed: CorrelationId) -> CorrelationId {
     CorrelationId::derived(&[b"recovery.retry", failed.0.as_bytes()])
+}
+
+#[derive(Clone, Debug, serde::Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecoveryConfig {
+    pub resume: ResumeMode,
+    /// Retries of a failed workflow (each a new workflow triggered by the failure);
+    /// after the last one recovery gives up and halts trading.
+    pub max_attempts: u32,
+    /// Wait before retry n: `backoff_ms` × 2^(n−1), at most `backoff_cap_ms`.
+    pub backoff_ms: u64,
+    pub backoff_cap_ms: u64,
+    /// Halt trading when giving up (backtests record the failed day and go on).
+    pub halt_on_give_up: bool,
+}
+
+impl Default for RecoveryConfig {
+    fn default() -> Self {
+        Self {
+            resume: ResumeMode::Resume,
+            max_attempts: 2,
+            backoff_ms: 1000,
+            backoff_cap_ms: 30_000,
+            halt_on_give_up: true,
+        }
+    }
+}
+
+impl RecoveryConfig {
+    /// The wait before retry `attempt` (1-based).
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 1u64 << attempt.saturating_sub(1).min(20);
+        Duration::from_millis(
+            self.backoff_ms
+                .saturating_mul(factor)
+                .min(self.backoff_cap_ms),
+        )
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex};
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
-use crate::config::RiskConfig;
 use crate::domain::{OrderType, Side, Symbol};
 use crate::events::{OrderDenied, OrderIntent, RiskCode};
 
@@ -169,6 +168,18 @@ impl DeployedLedger {
     pub fn seed(&self, day: NaiveDate, bought: Decimal) {
         *self.lock().entry(day).or_default() += bought;
     }
+}
+
+/// Limits checked by execution before every order; absent keys are no limit.
+#[derive(Clone, Debug, Default, serde::Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RiskConfig {
+    /// Largest notional (qty × plan price) of one order, either side.
+    pub max_order_notional: Option<Decimal>,
+    /// Largest notional bought per trading day: the circuit breaker on money deployed.
+    pub max_daily_notional: Option<Decimal>,
+    /// Only these symbols may be traded (either side), when given.
+    pub allowed_symbols: Option<Vec<String>>,
 }
 
 #[cfg(test)]

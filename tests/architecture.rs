@@ -283,10 +283,13 @@ fn core_graph() -> std::collections::BTreeMap<String, std::collections::BTreeSet
             if name == "tests.rs" || name == "sample.rs" {
                 continue;
             }
-            for (_, line) in code(&file)
-                .into_iter()
-                .take_while(|(_, l)| l != "#[cfg(test)]")
-            {
+            let lines = code(&file);
+            // Up to the file's test module (a `mod tests;` declaration is not one).
+            let end = lines
+                .windows(2)
+                .position(|w| w[0].1 == "#[cfg(test)]" && w[1].1.starts_with("mod tests {"))
+                .unwrap_or(lines.len());
+            for (_, line) in &lines[..end] {
                 for (at, _) in line.match_indices("crate::") {
                     let rest = &line[at + "crate::".len()..];
                     let to: String = rest

@@ -162,6 +162,10 @@ impl Broker {
             tracing::error!(error = %e, "cannot read unfinished workflows from the journal");
             Vec::new()
         });
+        let open = open
+            .into_iter()
+            .map(|w| w.into_iter().map(|e| (e.seq, e.envelope)).collect())
+            .collect();
         let marks = journal.open_marks().unwrap_or_else(|e| {
             tracing::error!(error = %e, "cannot read consumer marks from the journal");
             Vec::new()

@@ -9,8 +9,8 @@ use rust_decimal::Decimal;
 
 use super::chart::{self, escape, Panel, Scale, Series, Unit, PALETTE};
 use super::tearsheet::{Tearsheet, DEFAULT_BENCHMARKS, RISK_FREE_RATE, ROLLING_WINDOW};
+use super::FillTiming;
 use super::{BacktestRecord, Summary};
-use crate::config::FillTiming;
 use crate::readable::{money, two_places};
 
 /// Trades listed on the page (the latest); `orders.csv` has them all.

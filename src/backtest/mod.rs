@@ -13,7 +13,6 @@ use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Serialize;
 
-use crate::config::FillTiming;
 use crate::domain::Side;
 
 /// End-of-day state: equity = cash + Σ qty·close.
@@ -200,6 +199,22 @@ pub fn summarize(record: &BacktestRecord) -> Option<Summary> {
         chain_digest: record.chain_digest.clone(),
     })
 }
+
+/// When a backtest's orders fill. A stated model, because it moves results: a fill at
+/// the close that produced the signal is optimistic (live trading decides at 15:45 on a
+/// partial bar and cannot trade at a close it has not seen yet).
+#[derive(Clone, Copy, Debug, Default, serde::Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FillTiming {
+    /// At the close the signal was computed on (what Composer's backtests assume).
+    #[default]
+    Close,
+    /// At the next session's open: the decision uses the close, the trade happens the
+    /// next morning. The last session's decision has no next open and is not traded.
+    NextOpen,
+}
+
+crate::display_as_wire_name!(FillTiming);
 
 #[cfg(test)]
 mod tests {

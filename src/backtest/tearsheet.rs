@@ -12,8 +12,8 @@ use chrono::{Datelike, NaiveDate};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 
+use super::FillTiming;
 use super::{BacktestRecord, Summary};
-use crate::config::FillTiming;
 use crate::data::{BarSeries, DataError, DataSource, DayCloses, MarketData};
 use crate::domain::{Side, Symbol};
 

@@ -5,18 +5,31 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::bus::remote::DeadLetterReport;
+use crate::causation::Recorded;
 use crate::causation::Refusal;
 use crate::events::{
     CorrelationId, Envelope, EventId, EventKind, HaltReason, OutcomeStatus, ReconciliationStatus,
     TradingHalted, TriggeredBy, WorkflowStarted,
 };
-use crate::journal::group_commit::Accepted;
-use crate::journal::{ConsumerMark, JournalEntry};
 use crate::supervision::RestartDecision;
 use crate::workflow::WorkflowStatus;
+
+/// An accepted event: its sequence number, the event, and where it took its workflow.
+pub type Accepted = (u64, Arc<Envelope>, Recorded);
+
+/// A consumer has handled an event: recorded in the same transaction as the events it
+/// published, so that a redelivered or replayed copy is skipped.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ConsumerMark {
+    pub consumer: String,
+    pub event_type: String,
+    pub correlation_id: CorrelationId,
+    pub payload_hash: String,
+    pub seq: u64,
+}
 
 /// One thing that happened, for the core to decide on.
 pub enum Input {
@@ -24,7 +37,7 @@ pub enum Input {
     /// unfinished (their events in order) and the consumer marks of open workflows.
     Restore {
         halt: Option<TradingHalted>,
-        open: Vec<Vec<JournalEntry>>,
+        open: Vec<Vec<(u64, Envelope)>>,
         marks: Vec<ConsumerMark>,
     },
     /// An event to accept or refuse.
@@ -156,4 +169,17 @@ pub enum Audit {
     OrderSettled(OutcomeStatus),
     Restarted(&'static str),
     DeadLettered,
+}
+
+/// A worker in another process gave up on an event after its last allowed delivery
+/// (sent over the bus; a dead letter, as an in-process actor's would be).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DeadLetterReport {
+    pub worker: String,
+    pub role: String,
+    pub event_id: EventId,
+    pub correlation_id: CorrelationId,
+    pub event_type: String,
+    pub deliveries: u64,
+    pub error: String,
 }

@@ -21,25 +21,36 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use io::{ActorFailure, Answer, Audit, DeadDelivery, Effect, Input, PublishError};
+pub use io::{
+    Accepted, ActorFailure, Answer, Audit, ConsumerMark, DeadDelivery, DeadLetterReport, Effect,
+    Input, PublishError,
+};
 pub use stats::{ActorStats, BrokerStats, DeadLetter};
 
-use crate::bus::remote::{DeadLetterReport, StableIds};
 use crate::causation::{CausationLog, CausationTree, Recorded, Refusal, WorkflowSummary};
 use crate::clock::Clock;
-use crate::config::ResumeMode;
 use crate::events::{
     ActorRestarted, CorrelationId, Envelope, EventId, EventKind, EventRejected, FailureReason,
-    HaltReason, Payload, TradingHalted, TradingResumed, WorkflowCompleted, WorkflowFailed,
+    HaltReason, Payload, StableIds, TradingHalted, TradingResumed, WorkflowCompleted,
+    WorkflowFailed,
 };
-use crate::journal::group_commit::Accepted;
-use crate::journal::{ConsumerMark, JournalEntry};
 use crate::supervision::{RestartDecision, RestartPolicy};
 use crate::workflow::{WorkflowStage, WorkflowStatus};
 use crate::workflow_lifecycle::{consequences, refuse_start, Consequence};
 
 /// The broker's own name as an event source.
 pub const BROKER: &str = "broker";
+
+/// What the engine does at start with workflows the journal shows unfinished.
+#[derive(Clone, Copy, Debug, Default, serde::Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ResumeMode {
+    /// Hand each one's last event to its consumers again (idempotent ids stop doubles).
+    #[default]
+    Resume,
+    /// Fail them (recovery then decides).
+    Fail,
+}
 
 /// What the core decides by.
 #[derive(Clone, Debug)]
@@ -350,7 +361,7 @@ impl EngineCore {
     fn restore(
         &mut self,
         halt: Option<TradingHalted>,
-        open: Vec<Vec<JournalEntry>>,
+        open: Vec<Vec<(u64, Envelope)>>,
         marks: Vec<ConsumerMark>,
         turn: &mut Turn,
     ) {
@@ -385,19 +396,19 @@ impl EngineCore {
     /// the journal's chain does not restore.
     fn restore_workflow(
         &mut self,
-        entries: &[JournalEntry],
+        entries: &[(u64, Envelope)],
         turn: &mut Turn,
     ) -> Option<Vec<(u64, Arc<Envelope>)>> {
         let now = turn.now();
-        for e in entries {
-            if let Payload::WorkflowStarted(started) = &e.envelope.payload {
+        for (seq, env) in entries {
+            if let Payload::WorkflowStarted(started) = &env.payload {
                 turn.push(Effect::RootOpened {
-                    correlation: e.envelope.correlation_id,
+                    correlation: env.correlation_id,
                     started: started.clone(),
                 });
             }
-            if let Err(refusal) = self.log.record(&e.envelope, e.seq, || now) {
-                tracing::error!(seq = e.seq, %refusal, "journaled event does not restore");
+            if let Err(refusal) = self.log.record(env, *seq, || now) {
+                tracing::error!(seq, %refusal, "journaled event does not restore");
                 return None;
             }
         }
@@ -407,22 +418,22 @@ impl EngineCore {
         // consume, after the plan that execution must finish.
         let mut again = BTreeSet::new();
         for slot in 0..self.names.len() {
-            if let Some(e) = entries
+            if let Some((seq, _)) = entries
                 .iter()
                 .rev()
-                .find(|e| self.routes[e.envelope.kind().index()].contains(&slot))
+                .find(|(_, env)| self.routes[env.kind().index()].contains(&slot))
             {
-                again.insert(e.seq);
+                again.insert(*seq);
             }
         }
-        if let Some(last) = entries.last() {
-            again.insert(last.seq);
+        if let Some((last, _)) = entries.last() {
+            again.insert(*last);
         }
         Some(
             entries
                 .iter()
-                .filter(|e| again.contains(&e.seq))
-                .map(|e| (e.seq, Arc::new(e.envelope.clone())))
+                .filter(|(seq, _)| again.contains(seq))
+                .map(|(seq, env)| (*seq, Arc::new(env.clone())))
                 .collect(),
         )
     }

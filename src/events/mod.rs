@@ -8,9 +8,11 @@ pub mod describe;
 pub mod envelope;
 pub mod ids;
 pub mod payload;
+pub mod reaction_ids;
 #[cfg(test)]
 pub mod sample;
 
 pub use envelope::{EncodedEnvelope, Envelope, EnvelopeError, TriggeredBy};
 pub use ids::{CorrelationId, EventId};
 pub use payload::*;
+pub use reaction_ids::StableIds;

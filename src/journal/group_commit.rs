@@ -8,15 +8,12 @@
 //! on events it could not record.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 
 use super::writer::{Done, JournalWriter};
 use super::{ConsumerMark, Journal, Serialized};
-use crate::causation::Recorded;
 use crate::events::{CorrelationId, Envelope};
 
-/// An accepted event: its sequence number, the event, and where it took its workflow.
-pub type Accepted = (u64, Arc<Envelope>, Recorded);
+pub use crate::engine_core::Accepted;
 
 /// Where commits go.
 enum Store {
@@ -206,8 +203,10 @@ impl GroupCommit {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::causation::Recorded;
     use crate::clock::SystemClock;
     use crate::events::TradingResumed;
+    use std::sync::Arc;
 
     fn accepted(seq: u64) -> Accepted {
         let env = Envelope::root(

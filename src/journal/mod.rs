@@ -69,16 +69,7 @@ pub enum JournalError {
     Head { path: String, message: String },
 }
 
-/// A consumer has handled an event: recorded in the same transaction as the events it
-/// published, so that a redelivered or replayed copy is skipped.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct ConsumerMark {
-    pub consumer: String,
-    pub event_type: String,
-    pub correlation_id: CorrelationId,
-    pub payload_hash: String,
-    pub seq: u64,
-}
+pub use crate::engine_core::ConsumerMark;
 
 /// An event's row as stored — the envelope encoded (JSON, payload hash, the column
 /// texts inside the JSON) and the entry hash — computed once, on the broker's thread, so

@@ -4,6 +4,7 @@
 pub mod book;
 pub mod dsl;
 pub mod prefetch;
+pub mod settings;
 pub mod slices;
 
 use std::collections::BTreeMap;

@@ -143,10 +143,10 @@ impl TradingRule {
     /// The account's rule over the files' shares (`[strategy] rebalance` and
     /// `rebalance_threshold`), read like a file's header.
     pub fn for_account(
-        rebalance: crate::config::AccountRebalance,
+        rebalance: super::settings::AccountRebalance,
         threshold: Option<Decimal>,
     ) -> TradingRule {
-        use crate::config::AccountRebalance as A;
+        use super::settings::AccountRebalance as A;
         TradingRule {
             calendar: match rebalance {
                 A::Daily => Calendar::Daily,
