@@ -1,40 +1,33 @@
 //! alchemiser: a trading engine of supervised actors.
 //!
-//! `src/` is the pure core (no actor runtime): event contracts, domain types, planning
-//! maths, venues and configuration. `actors/` is the actix layer that carries events
-//! between the cores through one broker.
+//! `crates/core` is the pure core (no I/O, no actor runtime): event contracts, domain
+//! types, lineage, the engine's decisions; re-exported here. `src/` holds the business
+//! cores, venues, the journal and configuration; `actors/` is the actix layer that
+//! carries events between the cores through one broker.
 
 pub mod backtest;
 pub mod bus;
-pub mod calendar;
-pub mod causation;
-pub mod clock;
 pub mod config;
 pub mod data;
-pub mod domain;
 pub mod drill;
-pub mod engine_core;
-pub mod events;
 pub mod execution;
 pub mod halt;
-pub mod indicators;
 pub mod journal;
 pub mod metrics;
 pub mod notify;
 pub mod portfolio;
-pub mod readable;
 pub mod reconciliation;
 pub mod recovery;
 pub mod risk;
-pub mod schedule;
 pub mod strategy;
-pub mod supervision;
 pub mod sweep;
 pub mod venue;
-pub mod wire_name;
-pub mod workflow;
-pub mod workflow_lifecycle;
-pub mod workflow_roots;
+
+// The pure core is its own crate (`crates/core`), re-exported under the same names.
+pub use alchemiser_core::{
+    calendar, causation, clock, display_as_wire_name, domain, engine_core, events, indicators,
+    readable, schedule, supervision, wire_name, workflow, workflow_lifecycle, workflow_roots,
+};
 
 #[path = "../actors/mod.rs"]
 pub mod actors;

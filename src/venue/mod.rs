@@ -157,7 +157,7 @@ mod tests {
             positions: [("SPY".into(), rust_decimal::Decimal::ONE)].into(),
         };
         let json = serde_json::to_vec(&super::SnapshotContent::from(&a)).unwrap();
-        assert!(crate::events::canonical::tests::keys_sorted(&json));
+        assert!(crate::events::canonical::keys_sorted(&json));
         assert_eq!(json, br#"{"cash":"1.5","positions":{"SPY":"1"}}"#);
     }
 }

@@ -64,16 +64,19 @@ pub fn dec_map<K: AsRef<str>, S: Serializer>(
     )
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
+/// Whether `json`'s objects all have their keys in sorted order, as canonical encodings
+/// do (false for text that is not JSON): `serde_json::Value` sorts them (its maps are
+/// `BTreeMap`s), so sorted JSON survives the round trip.
+pub fn keys_sorted(json: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(json)
+        .ok()
+        .and_then(|value| serde_json::to_vec(&value).ok())
+        .is_some_and(|again| again == json)
+}
 
-    /// Whether `json`'s objects all have their keys in sorted order: `serde_json::Value`
-    /// sorts them (its maps are `BTreeMap`s), so sorted JSON survives the round trip.
-    pub(crate) fn keys_sorted(json: &[u8]) -> bool {
-        let value: serde_json::Value = serde_json::from_slice(json).expect("json");
-        serde_json::to_vec(&value).expect("json") == json
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     #[test]
     fn the_sortedness_check_can_fail() {

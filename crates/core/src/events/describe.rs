@@ -140,7 +140,8 @@ mod tests {
     /// Every v1 fixture describes itself in plain values: no Rust debug forms.
     #[test]
     fn every_kind_reads_plainly() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/events/v1");
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/events/v1");
         for kind in EventKind::ALL {
             let text =
                 std::fs::read_to_string(dir.join(format!("{}.json", kind.as_str()))).unwrap();

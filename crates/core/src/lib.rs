@@ -1,0 +1,20 @@
+//! alchemiser's pure core: domain types, event contracts and their hashes, the workflow's
+//! stages and lifecycle rules, lineage, the restart policy, and the engine's decisions
+//! as a state machine ([`engine_core`]). No I/O and no actor runtime: the compiler holds
+//! that, since this crate depends on neither. The `alchemiser` crate (adapters, the actix
+//! engine, the command line) re-exports these modules under the same names.
+
+pub mod calendar;
+pub mod causation;
+pub mod clock;
+pub mod domain;
+pub mod engine_core;
+pub mod events;
+pub mod indicators;
+pub mod readable;
+pub mod schedule;
+pub mod supervision;
+pub mod wire_name;
+pub mod workflow;
+pub mod workflow_lifecycle;
+pub mod workflow_roots;
