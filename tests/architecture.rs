@@ -33,7 +33,11 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 /// The files that make up business module `name`, in the core and in the actor layer.
 fn module_files(name: &str) -> Vec<PathBuf> {
     let mut files = Vec::new();
-    for base in [root().join("src"), root().join("actors")] {
+    for base in [
+        root().join("src"),
+        root().join("crates/core/src"),
+        root().join("actors"),
+    ] {
         let file = base.join(format!("{name}.rs"));
         if file.exists() {
             files.push(file);

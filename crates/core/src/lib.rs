@@ -1,6 +1,7 @@
 //! alchemiser's pure core: domain types, event contracts and their hashes, the workflow's
-//! stages and lifecycle rules, lineage, the restart policy, and the engine's decisions
-//! as a state machine ([`engine_core`]). No I/O and no actor runtime: the compiler holds
+//! stages and lifecycle rules, lineage, the restart policy, the engine's decisions as a
+//! state machine ([`engine_core`]), and the business rules that need no venue: risk
+//! limits and recovery's decisions. No I/O and no actor runtime: the compiler holds
 //! that, since this crate depends on neither. The `alchemiser` crate (adapters, the actix
 //! engine, the command line) re-exports these modules under the same names.
 
@@ -12,6 +13,8 @@ pub mod engine_core;
 pub mod events;
 pub mod indicators;
 pub mod readable;
+pub mod recovery;
+pub mod risk;
 pub mod schedule;
 pub mod supervision;
 pub mod wire_name;
