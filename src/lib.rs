@@ -15,8 +15,6 @@ pub mod halt;
 pub mod journal;
 pub mod metrics;
 pub mod notify;
-pub mod portfolio;
-pub mod reconciliation;
 pub mod strategy;
 pub mod sweep;
 pub mod venue;
@@ -24,8 +22,8 @@ pub mod venue;
 // The pure core is its own crate (`crates/core`), re-exported under the same names.
 pub use alchemiser_core::{
     calendar, causation, clock, display_as_wire_name, domain, engine_core, events, indicators,
-    readable, recovery, risk, schedule, supervision, wire_name, workflow, workflow_lifecycle,
-    workflow_roots,
+    portfolio, readable, reconciliation, recovery, risk, schedule, supervision, wire_name,
+    workflow, workflow_lifecycle, workflow_roots,
 };
 
 #[path = "../actors/mod.rs"]
