@@ -57,8 +57,6 @@ pub struct Config {
     pub base_dir: PathBuf,
 }
 
-crate::display_as_wire_name!(SmtpSecurity, WebhookFormat, BusTransport);
-
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct BacktestConfig {

@@ -173,7 +173,7 @@ impl Rig {
         let journal = Journal::open(&path, SyncMode::Normal).map_err(|e| e.to_string())?;
         let outbox = Outbox::open(&path).map_err(|e| e.to_string())?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let deps = EngineDeps::new(self.config.clone(), clock.clone(), venue, self.book.clone())
+        let deps = EngineDeps::new(self.config.clone(), clock, venue, self.book.clone())
             .with_outbox(outbox);
         let engine = Engine::builder(deps)
             .registry(faults)
@@ -181,9 +181,7 @@ impl Rig {
             .patience(Duration::from_secs(10))
             .start();
         Ok(DrillEngine {
-            broker: engine.broker().clone(),
             engine,
-            clock,
             journal: path,
         })
     }
@@ -201,12 +199,18 @@ impl Drop for Rig {
 /// A drill's engine, and where its journal is.
 pub struct DrillEngine {
     pub engine: Engine,
-    pub broker: Addr<Broker>,
-    pub clock: Arc<dyn Clock>,
     pub journal: PathBuf,
 }
 
 impl DrillEngine {
+    pub fn broker(&self) -> &Addr<Broker> {
+        self.engine.broker()
+    }
+
+    pub fn clock(&self) -> &dyn Clock {
+        &*self.engine.deps().clock
+    }
+
     /// Runs the day's workflow and follows its retries to the end.
     pub async fn day(&self, as_of: NaiveDate) -> Result<Vec<WorkflowSummary>, String> {
         let day = Day::new(as_of, RunMode::Paper, Trigger::Drill);
@@ -214,7 +218,7 @@ impl DrillEngine {
     }
 
     pub async fn follow(&self, correlation: CorrelationId) -> Result<Vec<WorkflowSummary>, String> {
-        await_outcome(&self.broker, correlation, Duration::from_secs(10))
+        await_outcome(self.broker(), correlation, self.engine.patience())
             .await
             .map_err(|e| e.to_string())
     }
@@ -224,7 +228,7 @@ impl DrillEngine {
         let mut quiet = 0;
         for _ in 0..250 {
             let stats = self
-                .broker
+                .broker()
                 .send(QueryStats)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -235,7 +239,7 @@ impl DrillEngine {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        self.broker
+        self.broker()
             .send(QueryStats)
             .await
             .map_err(|e| e.to_string())

@@ -180,10 +180,10 @@ pub async fn poison_event(seed: u64, iteration: u32, plans: &Plans) -> Result<Dr
             detail: "drill: lineage that does not exist".into(),
         },
         "drill",
-        &*engine.clock,
+        engine.clock(),
     );
     let refused = matches!(
-        engine.broker.send(Publish(Arc::new(bogus))).await,
+        engine.broker().send(Publish(Arc::new(bogus))).await,
         Ok(Err(_))
     );
     let stats = engine
@@ -303,7 +303,7 @@ pub async fn duplicate_delivery(
     let orders_before = sim.orders().len();
     let refused = match planned_event {
         Some(e) => matches!(
-            engine.broker.send(Publish(Arc::new(e.envelope))).await,
+            engine.broker().send(Publish(Arc::new(e.envelope))).await,
             Ok(Err(_))
         ),
         None => false,
@@ -358,8 +358,8 @@ pub async fn reconciliation_drift(seed: u64, iteration: u32) -> Result<DrillRepo
         .and_then(|j| j.expected_positions())
         .map_err(|e| e.to_string())?;
     let (request, found) = reconcile_now(
-        &engine.broker,
-        &*engine.clock,
+        engine.broker(),
+        engine.clock(),
         "drill",
         expected,
         rig.as_of,
@@ -377,7 +377,7 @@ pub async fn reconciliation_drift(seed: u64, iteration: u32) -> Result<DrillRepo
             let deadline = Instant::now() + Duration::from_secs(5);
             let mut corrective = None;
             while corrective.is_none() && Instant::now() < deadline {
-                match engine.broker.send(QueryFollowUp(request)).await {
+                match engine.broker().send(QueryFollowUp(request)).await {
                     Ok(FollowUp::Successor(c)) => corrective = Some(c),
                     _ => tokio::time::sleep(Duration::from_millis(20)).await,
                 }
@@ -398,7 +398,7 @@ pub async fn reconciliation_drift(seed: u64, iteration: u32) -> Result<DrillRepo
         }
         OnDrift::Halt => {
             let refused = engine
-                .broker
+                .broker()
                 .send(StartWorkflow {
                     started: crate::events::WorkflowStarted {
                         as_of: rig.as_of,

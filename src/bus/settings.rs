@@ -77,3 +77,5 @@ impl Default for BusConfig {
         }
     }
 }
+
+crate::display_as_wire_name!(BusTransport);

@@ -106,3 +106,5 @@ impl NotificationsConfig {
         }
     }
 }
+
+crate::display_as_wire_name!(SmtpSecurity, WebhookFormat);
