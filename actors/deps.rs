@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::data::SharedMarket;
 use crate::halt::TradingGate;
-use crate::journal::outbox::Outbox;
+use crate::intents::IntentRecorder;
+use crate::journal::outbox::{Outbox, SharedOutbox};
+use crate::market::SharedMarket;
 use crate::notify::delivery::Notifier;
 use crate::risk::DeployedLedger;
 use crate::strategy::book::StrategyBook;
@@ -28,9 +29,9 @@ pub struct EngineDeps {
     /// Backtests: the book's signals, evaluated ahead on a thread of their own.
     pub prefetched: Option<Arc<SignalPrefetch>>,
     /// Where execution records each order intent before calling the venue.
-    pub outbox: Option<Arc<std::sync::Mutex<Outbox>>>,
+    pub outbox: Option<SharedOutbox>,
     /// In a worker: execution records intents in the engine's outbox over the bus.
-    pub remote_intents: Option<Arc<dyn crate::journal::outbox::IntentRecorder>>,
+    pub remote_intents: Option<Arc<dyn IntentRecorder>>,
     pub gate: TradingGate,
     /// Roots of open workflows, written by the broker.
     pub roots: WorkflowRoots,
@@ -69,8 +70,17 @@ impl EngineDeps {
 
     /// Execution records intents and outcomes in `outbox`.
     pub fn with_outbox(mut self, outbox: Outbox) -> Self {
-        self.outbox = Some(Arc::new(std::sync::Mutex::new(outbox)));
+        self.outbox = Some(SharedOutbox::new(outbox));
         self
+    }
+
+    /// Where execution records its intents: the local outbox, else the engine's over the
+    /// bus (a worker), else nowhere (nothing journaled).
+    pub fn intents(&self) -> Option<Arc<dyn IntentRecorder>> {
+        match &self.outbox {
+            Some(outbox) => Some(Arc::new(outbox.clone())),
+            None => self.remote_intents.clone(),
+        }
     }
 
     /// The strategy actor takes the book's evaluations from `prefetched` when they are

@@ -25,7 +25,8 @@ use crate::events::{
     CorrelationId, Envelope, EventKind, FailureReason, HaltReason, Payload,
     ReconciliationCompleted, ReconciliationStatus, TradingHalted, WorkflowFailed, WorkflowStarted,
 };
-use crate::journal::outbox::Outbox;
+use crate::intents::IntentRecorder;
+use crate::journal::outbox::SharedOutbox;
 use crate::reconciliation::{expected_after, failed, reconcile, Positions};
 use crate::venue::Venue;
 use crate::workflow_roots::WorkflowRoots;
@@ -43,9 +44,9 @@ pub struct ReconciliationActor {
     policy: DriftPolicy,
     clock: Arc<dyn Clock>,
     roots: WorkflowRoots,
-    outbox: Option<Arc<std::sync::Mutex<Outbox>>>,
+    outbox: Option<SharedOutbox>,
     /// In a worker: the engine's outbox over the bus, the record of every intent.
-    remote: Option<Arc<dyn crate::journal::outbox::IntentRecorder>>,
+    remote: Option<Arc<dyn IntentRecorder>>,
     /// Client order ids this engine submitted (without an outbox, the only record).
     submitted: Arc<std::sync::Mutex<HashSet<String>>>,
 }
@@ -90,7 +91,7 @@ impl ReconciliationActor {
                 let seen = submitted.lock().map(|s| s.contains(id)).unwrap_or(false);
                 seen || outbox
                     .as_ref()
-                    .and_then(|o| o.lock().ok().and_then(|o| o.knows(id).ok()))
+                    .and_then(|o| o.with(|o| o.knows(id)).ok())
                     .unwrap_or(false)
             };
             // A worker asks the engine's outbox of each open order it does not know.

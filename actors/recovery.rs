@@ -12,7 +12,7 @@ use crate::config::RecoveryConfig;
 use crate::events::{
     CorrelationId, Envelope, EventKind, Payload, RecoveryAction, RecoveryKind, WorkflowFailed,
 };
-use crate::journal::outbox::Outbox;
+use crate::journal::outbox::SharedOutbox;
 use crate::recovery::{decide, describe, retry_correlation, Decision};
 use crate::venue::Venue;
 use crate::workflow_roots::WorkflowRoots;
@@ -28,7 +28,7 @@ pub struct RecoveryActor {
     venue: Arc<dyn Venue>,
     config: RecoveryConfig,
     roots: WorkflowRoots,
-    outbox: Option<Arc<std::sync::Mutex<Outbox>>>,
+    outbox: Option<SharedOutbox>,
     /// Client order ids submitted by each open workflow (the outbox, when there is one,
     /// also knows those of workflows from before a restart).
     submitted: HashMap<CorrelationId, BTreeSet<String>>,
@@ -48,12 +48,11 @@ impl RecoveryActor {
     fn orders_of(&mut self, correlation: CorrelationId) -> BTreeSet<String> {
         let mut ids = self.submitted.remove(&correlation).unwrap_or_default();
         if let Some(outbox) = &self.outbox {
-            match outbox.lock().map(|o| o.intents_of(correlation)) {
-                Ok(Ok(known)) => ids.extend(known),
-                Ok(Err(e)) => {
+            match outbox.with(|o| o.intents_of(correlation)) {
+                Ok(known) => ids.extend(known),
+                Err(e) => {
                     tracing::warn!(%correlation, error = %e, "cannot read the workflow's intents")
                 }
-                Err(_) => tracing::warn!(%correlation, "outbox lock poisoned"),
             }
         }
         ids

@@ -19,9 +19,10 @@ use super::backtest::drive;
 use super::broker::Observed;
 use crate::config::Config;
 use crate::data::intraday::{bar_until, read_quotes, read_trades, MinuteQuote};
-use crate::data::{DataSource, MarketData};
+use crate::data::DataSource;
 use crate::domain::Symbol;
 use crate::events::{Envelope, Payload};
+use crate::market::MarketData;
 use crate::strategy::book::StrategyBook;
 use crate::venue::sim::SimVenue;
 
@@ -113,8 +114,9 @@ fn intraday_data(
 /// workflow completed.
 pub fn replay_day(opts: &ReplayOptions) -> Result<(Value, bool), String> {
     let config = Config::load_or_default(opts.config.as_ref()).map_err(|e| e.to_string())?;
-    let mut book = StrategyBook::load(&config.strategy, &config.base_dir, opts.data.as_deref())
-        .map_err(|e| e.to_string())?;
+    let mut book =
+        crate::symphony_files::load_book(&config.strategy, &config.base_dir, opts.data.as_deref())
+            .map_err(|e| e.to_string())?;
     let at = opts.at;
     let date = opts
         .date
@@ -122,8 +124,14 @@ pub fn replay_day(opts: &ReplayOptions) -> Result<(Value, bool), String> {
         .ok_or_else(|| "the data has no common date".to_string())?;
     let decision = new_york(date, at)?;
 
-    let lean_root = match &book.source {
-        DataSource::Lean { root, .. } => Some(root.clone()),
+    let source = crate::symphony_files::data_source(
+        &config.strategy,
+        &config.base_dir,
+        opts.data.as_deref(),
+    )
+    .map_err(|e| e.to_string())?;
+    let lean_root = match source {
+        DataSource::Lean { root, .. } => Some(root),
         DataSource::CsvFolder { .. } => None,
     };
     let (mode, market, quotes, marks_after) = match lean_root {

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use super::deps::EngineDeps;
 use super::supervision::{EventHandler, HandlerFault, Reaction, Registry};
-use crate::data::SharedMarket;
 use crate::events::{Envelope, EventKind, FailureReason, Payload, WorkflowFailed};
+use crate::market::SharedMarket;
 use crate::strategy::book::StrategyBook;
 use crate::strategy::prefetch::SignalPrefetch;
 

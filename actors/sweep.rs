@@ -13,7 +13,7 @@ use chrono::NaiveDate;
 use super::backtest::{after_warm_up, run, sessions};
 use crate::backtest::summarize;
 use crate::config::Config;
-use crate::strategy::book::StrategyBook;
+
 use crate::sweep::{fill_placeholders, set_key, Grid, Outcome, SweepError, Variant, VariantJob};
 
 /// What every variant starts from.
@@ -157,7 +157,7 @@ pub fn materialize(job: &VariantJob, folder: &Path) -> Result<Config, SweepError
 pub fn run_job(job: &VariantJob, folder: &Path) -> Result<String, SweepError> {
     let fail = variant_error(&job.variant);
     let config = materialize(job, folder)?;
-    let mut book = StrategyBook::load(&config.strategy, &config.base_dir, None)
+    let mut book = crate::symphony_files::load_book(&config.strategy, &config.base_dir, None)
         .map_err(|e| fail(e.to_string()))?;
     let all = sessions(&book, job.from, job.to).map_err(|e| fail(e.to_string()))?;
     book.keep_until(job.to);

@@ -25,7 +25,6 @@ use std::time::Instant;
 
 use alchemiser::actors::backtest::{run, sessions};
 use alchemiser::config::Config;
-use alchemiser::strategy::book::StrategyBook;
 use chrono::NaiveDate;
 
 fn root() -> PathBuf {
@@ -46,7 +45,8 @@ struct Round {
 fn one_run(from: &str, to: &str) -> Round {
     let config = Config::load(&root().join("examples/lean_sample.toml")).expect("config");
     let book = Arc::new(
-        StrategyBook::load(&config.strategy, &config.base_dir, None).expect("strategies and data"),
+        alchemiser::symphony_files::load_book(&config.strategy, &config.base_dir, None)
+            .expect("strategies and data"),
     );
     let dates = sessions(&book, date(from), date(to)).expect("sessions");
     let symbols = book.data.series.len();

@@ -26,7 +26,6 @@ use alchemiser::actors::backtest::{run_observed, sessions};
 use alchemiser::actors::broker::Observed;
 use alchemiser::config::Config;
 use alchemiser::events::{CorrelationId, EventKind};
-use alchemiser::strategy::book::StrategyBook;
 
 const SYMBOLS: [&str; 6] = ["AAPL", "AMZN", "GOOG", "META", "NFLX", "NVDA"];
 const SESSIONS: usize = 250;
@@ -135,8 +134,10 @@ fn scale_child(copies: usize) {
         std::env::temp_dir().join(format!("alchemiser-scale-{}-{copies}", std::process::id()));
     let cfg = universe(&dir, copies);
     let config = Config::load(&cfg).expect("config");
-    let book =
-        Arc::new(StrategyBook::load(&config.strategy, &config.base_dir, None).expect("book"));
+    let book = Arc::new(
+        alchemiser::symphony_files::load_book(&config.strategy, &config.base_dir, None)
+            .expect("book"),
+    );
     let all = book.common_dates();
     let from = all[all.len() - SESSIONS];
     let to = *all.last().expect("dates");

@@ -14,8 +14,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use alchemiser::config::{OnStrategyError, StrategyConfig, StrategyFile};
-use alchemiser::data::Adjustment;
-use alchemiser::strategy::book::StrategyBook;
+use alchemiser::market::Adjustment;
 use rust_decimal::Decimal;
 
 fn time_book(label: &str, data: PathBuf, files: Vec<PathBuf>, anchor: &str) {
@@ -33,7 +32,7 @@ fn time_book(label: &str, data: PathBuf, files: Vec<PathBuf>, anchor: &str) {
             .collect(),
         ..StrategyConfig::default()
     };
-    let book = match StrategyBook::load(&config, &root, None) {
+    let book = match alchemiser::symphony_files::load_book(&config, &root, None) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("{label}: skipped: {e}");

@@ -34,7 +34,6 @@ use std::time::Instant;
 use alchemiser::actors::backtest::{run, sessions};
 use alchemiser::calendar::UsEquityCalendar;
 use alchemiser::config::Config;
-use alchemiser::strategy::book::StrategyBook;
 use chrono::NaiveDate;
 
 /// Candidates picked each day.
@@ -49,7 +48,8 @@ fn child(dir: &Path, from: &str, to: &str) {
     let start = Instant::now();
     let config = Config::load(&dir.join("config.toml")).expect("config");
     let book = Arc::new(
-        StrategyBook::load(&config.strategy, &config.base_dir, None).expect("strategies and data"),
+        alchemiser::symphony_files::load_book(&config.strategy, &config.base_dir, None)
+            .expect("strategies and data"),
     );
     let loaded = start.elapsed().as_secs_f64();
     let dates = sessions(&book, date(from), date(to)).expect("sessions");

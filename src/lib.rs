@@ -10,20 +10,19 @@ pub mod bus;
 pub mod config;
 pub mod data;
 pub mod drill;
-pub mod execution;
-pub mod halt;
 pub mod journal;
 pub mod metrics;
 pub mod notify;
-pub mod strategy;
 pub mod sweep;
+pub mod symphony_files;
 pub mod venue;
 
 // The pure core is its own crate (`crates/core`), re-exported under the same names.
 pub use alchemiser_core::{
-    calendar, causation, clock, display_as_wire_name, domain, engine_core, events, indicators,
-    portfolio, readable, reconciliation, recovery, risk, schedule, supervision, wire_name,
-    workflow, workflow_lifecycle, workflow_roots,
+    calendar, causation, clock, costs, display_as_wire_name, domain, engine_core, events,
+    execution, fault, halt, indicators, intents, market, portfolio, readable, reconciliation,
+    recovery, risk, schedule, strategy, supervision, wire_name, workflow, workflow_lifecycle,
+    workflow_roots,
 };
 
 #[path = "../actors/mod.rs"]

@@ -410,6 +410,16 @@ pub fn metrics() -> &'static Metrics {
     &METRICS
 }
 
+/// Halts or resumes trading through `gate`, and shows it on the `trading_halted` gauge.
+pub fn move_gate(gate: &crate::halt::TradingGate, halted: bool) {
+    if halted {
+        gate.halt();
+    } else {
+        gate.resume();
+    }
+    metrics().trading_halted.set(i64::from(halted));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,9 +12,9 @@ use alchemiser::actors::broker::Observed;
 use alchemiser::backtest::report::{equity_csv, orders_csv};
 use alchemiser::backtest::{summarize, BacktestRecord};
 use alchemiser::config::{Config, FillTiming};
-use alchemiser::data::MarketData;
 use alchemiser::domain::Side;
 use alchemiser::events::{Envelope, Payload};
+use alchemiser::market::MarketData;
 use alchemiser::strategy::book::StrategyBook;
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
@@ -29,7 +29,8 @@ fn d(s: &str) -> NaiveDate {
 
 fn bundled() -> (Config, Arc<StrategyBook>) {
     let config = Config::load(&root().join("config.toml")).unwrap();
-    let book = StrategyBook::load(&config.strategy, &config.base_dir, None).unwrap();
+    let book =
+        alchemiser::symphony_files::load_book(&config.strategy, &config.base_dir, None).unwrap();
     (config, Arc::new(book))
 }
 
@@ -39,7 +40,8 @@ fn lean() -> Option<(Config, Arc<StrategyBook>)> {
         return None;
     }
     let config = Config::load(&root().join("examples/lean_sample.toml")).unwrap();
-    let book = StrategyBook::load(&config.strategy, &config.base_dir, None).unwrap();
+    let book =
+        alchemiser::symphony_files::load_book(&config.strategy, &config.base_dir, None).unwrap();
     Some((config, Arc::new(book)))
 }
 

@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use alchemiser::data::{BarSeries, MarketData};
+use alchemiser::market::{BarSeries, MarketData};
 use alchemiser::strategy::dsl::{evaluate, parse_symphony};
 use chrono::{Days, NaiveDate};
 use rust_decimal::prelude::FromPrimitive;
@@ -357,9 +357,9 @@ mod trading_settings {
     use std::path::{Path, PathBuf};
 
     use alchemiser::config::{AccountRebalance, OnStrategyError, StrategyConfig, StrategyFile};
-    use alchemiser::data::Adjustment;
     use alchemiser::domain::Symbol;
     use alchemiser::events::{SignalGenerated, SliceTrading};
+    use alchemiser::market::Adjustment;
     use alchemiser::strategy::book::StrategyBook;
     use chrono::NaiveDate;
     use rust_decimal::Decimal;
@@ -402,7 +402,7 @@ mod trading_settings {
                 }
             })
             .collect();
-        StrategyBook::load(
+        alchemiser::symphony_files::load_book(
             &StrategyConfig {
                 data: dir.to_path_buf(),
                 adjustment: Adjustment::Raw,

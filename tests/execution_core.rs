@@ -10,6 +10,7 @@ use alchemiser::domain::{PlanAction, Side};
 use alchemiser::events::*;
 use alchemiser::execution::executor::{Executor, Output};
 use alchemiser::halt::TradingGate;
+use alchemiser::journal::outbox::SharedOutbox;
 use alchemiser::risk::{DeployedLedger, RiskLimits};
 use alchemiser::venue::sim::{SimCosts, SimVenue};
 use alchemiser::venue::Venue;
@@ -50,8 +51,8 @@ fn executor(venue: Arc<SimVenue>, gate: TradingGate) -> Executor {
         qty_dp: 6,
         smart: None,
         clock: Arc::new(SystemClock),
-        outbox: None,
-        remote_intents: None,
+        intents: None,
+        pause: Arc::new(|wait| Box::pin(tokio::time::sleep(wait))),
         risk: RiskLimits::default(),
         deployed: DeployedLedger::default(),
         roots: WorkflowRoots::remembering(10),
@@ -136,7 +137,7 @@ async fn an_order_another_handling_sized_otherwise_is_followed_at_the_venues_qua
         alchemiser::journal::Journal::open(&path, alchemiser::journal::SyncMode::Normal).unwrap();
     let outbox = alchemiser::journal::outbox::Outbox::open(&path).unwrap();
     let mut ex = executor(v.clone(), TradingGate::default());
-    ex.outbox = Some(Arc::new(std::sync::Mutex::new(outbox)));
+    ex.intents = Some(Arc::new(SharedOutbox::new(outbox)));
     let correlation = CorrelationId::new();
     let started = alchemiser::execution::order_intents(correlation, &plan(), 0);
     let mut theirs = started

@@ -11,7 +11,6 @@ use alchemiser::actors::backtest::{run, sessions};
 use alchemiser::backtest::report::orders_csv;
 use alchemiser::config::Config;
 use alchemiser::events::*;
-use alchemiser::strategy::book::StrategyBook;
 use alchemiser::venue::AccountSnapshot;
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
@@ -149,7 +148,9 @@ fn content_hashes_of_the_v1_fixtures() {
 #[actix_rt::test]
 async fn a_short_backtest_on_the_bundled_data_is_pinned() {
     let config = Config::load(&root().join("config.toml")).unwrap();
-    let book = Arc::new(StrategyBook::load(&config.strategy, &config.base_dir, None).unwrap());
+    let book = Arc::new(
+        alchemiser::symphony_files::load_book(&config.strategy, &config.base_dir, None).unwrap(),
+    );
     let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
     let dates = sessions(&book, d("2016-01-01"), d("2016-06-30")).unwrap();
     let record = run(config, book, &dates, |_, _| {}).await.unwrap();

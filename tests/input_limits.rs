@@ -5,7 +5,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use alchemiser::data::MarketData;
+use alchemiser::market::MarketData;
 use alchemiser::strategy::dsl::parse::MAX_DEPTH;
 use alchemiser::strategy::dsl::{evaluate, parse_symphony};
 use chrono::NaiveDate;

@@ -1,10 +1,12 @@
 //! Market data readers on real files: the LEAN sample in ../shared/data (skipped with a
 //! message when that folder is absent) and the bundled CSV folder.
 
+use alchemiser::market::BarSource;
 use std::path::{Path, PathBuf};
 
-use alchemiser::data::snapshot::snapshot_id;
-use alchemiser::data::{Adjustment, DataError, DataSource};
+use alchemiser::data::DataSource;
+use alchemiser::market::snapshot::snapshot_id;
+use alchemiser::market::{Adjustment, DataError};
 use chrono::NaiveDate;
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
@@ -61,8 +63,9 @@ fn lean_prices_are_scaled_and_adjusted_by_the_factor_in_force() {
         .unwrap()
         .read("SPY")
         .unwrap();
-    let on =
-        |s: &[alchemiser::data::DailyBar], d: &str| *s.iter().find(|b| b.date == date(d)).unwrap();
+    let on = |s: &[alchemiser::market::DailyBar], d: &str| {
+        *s.iter().find(|b| b.date == date(d)).unwrap()
+    };
     // 1998-01-02 is itself a factor row: 0.6566606 × 1.
     assert_eq!(on(&raw, "1998-01-02").close, dec("97.36"));
     assert_eq!(on(&adj, "1998-01-02").close, dec("63.932476"));
@@ -147,7 +150,7 @@ fn snapshot_ids_identify_the_bars_up_to_a_day() {
     let symbols: Vec<alchemiser::domain::Symbol> = vec!["AAPL".into(), "NVDA".into()];
     let a = source.load_all(&symbols).unwrap();
     let b = source.load_all(&symbols).unwrap();
-    let id = |m: &alchemiser::data::MarketData, d: &str| snapshot_id(m, date(d));
+    let id = |m: &alchemiser::market::MarketData, d: &str| snapshot_id(m, date(d));
     assert_eq!(id(&a, "2020-06-30"), id(&b, "2020-06-30"));
     assert_ne!(id(&a, "2020-06-30"), id(&a, "2020-06-29"));
     // Friday 2020-06-26 to Sunday 2020-06-28: no bar between.
@@ -160,7 +163,7 @@ fn snapshot_ids_identify_the_bars_up_to_a_day() {
         .collect();
     gap.series.insert(
         "AAPL".into(),
-        std::sync::Arc::new(alchemiser::data::BarSeries::new("AAPL".into(), without)),
+        std::sync::Arc::new(alchemiser::market::BarSeries::new("AAPL".into(), without)),
     );
     assert_eq!(id(&a, "2020-05-29"), id(&gap, "2020-05-29"));
     assert_ne!(id(&a, "2020-06-30"), id(&gap, "2020-06-30"));

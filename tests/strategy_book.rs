@@ -11,8 +11,8 @@ use alchemiser::actors::broker::QueryStats;
 use alchemiser::actors::engine::{self, Engine};
 use alchemiser::clock::SystemClock;
 use alchemiser::config::{OnStrategyError, StrategyConfig, StrategyFile};
-use alchemiser::data::Adjustment;
 use alchemiser::events::EventKind;
+use alchemiser::market::Adjustment;
 use alchemiser::strategy::book::{StrategyBook, StrategyError};
 use alchemiser::venue::sim::SimVenue;
 use alchemiser::workflow::WorkflowStatus;
@@ -44,7 +44,7 @@ fn book(files: Vec<(PathBuf, &str)>, on_error: OnStrategyError) -> StrategyBook 
             .collect(),
         ..StrategyConfig::default()
     };
-    StrategyBook::load(&config, &root(), None).unwrap()
+    alchemiser::symphony_files::load_book(&config, &root(), None).unwrap()
 }
 
 fn day() -> NaiveDate {
@@ -228,7 +228,8 @@ fn groups_cost_one_evaluation_per_new_day_in_a_backtest() {
     // The default strategy weights two groups by inverse volatility over 20 days: each
     // new day adds one remembered holding per group (and the first day its window).
     let config = alchemiser::config::Config::load(&root().join("config.toml")).unwrap();
-    let book = StrategyBook::load(&config.strategy, &config.base_dir, None).unwrap();
+    let book =
+        alchemiser::symphony_files::load_book(&config.strategy, &config.base_dir, None).unwrap();
     let days: Vec<NaiveDate> = book
         .common_dates()
         .into_iter()
@@ -252,7 +253,7 @@ fn a_trading_setting_the_engine_does_not_know_is_refused_naming_file_and_key() {
         "fortnightly.clj",
         "(defsymphony \"f\" {:rebalance-frequency :fortnightly} (asset \"AAPL\"))",
     );
-    let err = StrategyBook::load(
+    let err = alchemiser::symphony_files::load_book(
         &StrategyConfig {
             data: root().join("examples/data"),
             adjustment: Adjustment::Raw,
@@ -277,7 +278,8 @@ fn a_trading_setting_the_engine_does_not_know_is_refused_naming_file_and_key() {
 #[test]
 fn a_book_cut_after_a_day_signals_as_the_whole_one_up_to_it() {
     let (config, full, _) = common::bundled();
-    let mut cut = StrategyBook::load(&config.strategy, &config.base_dir, None).unwrap();
+    let mut cut =
+        alchemiser::symphony_files::load_book(&config.strategy, &config.base_dir, None).unwrap();
     let last = NaiveDate::from_ymd_opt(2016, 6, 30).unwrap();
     cut.keep_until(last);
     assert!(cut

@@ -10,9 +10,9 @@ use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use alchemiser::data::{BarSeries, MarketData};
 use alchemiser::domain::Symbol;
 use alchemiser::indicators::rsi;
+use alchemiser::market::{BarSeries, MarketData};
 use alchemiser::strategy::book::referenced_symbols;
 use alchemiser::strategy::dsl::{evaluate, parse_symphony, Evaluation, Symphony};
 use chrono::{Days, NaiveDate};

@@ -14,7 +14,6 @@ use alchemiser::backtest::report::orders_csv;
 use alchemiser::backtest::summarize;
 use alchemiser::calendar::UsEquityCalendar;
 use alchemiser::config::Config;
-use alchemiser::strategy::book::StrategyBook;
 use chrono::NaiveDate;
 
 fn d(s: &str) -> NaiveDate {
@@ -32,7 +31,9 @@ async fn a_universe_backtest_keeps_its_orders_and_summary() {
     let days = UsEquityCalendar::get().sessions(d("2021-01-01"), d("2023-12-31"));
     universe::write_case(dir.path(), 60, 5, &days);
     let config = Config::load(&dir.path().join("config.toml")).unwrap();
-    let book = Arc::new(StrategyBook::load(&config.strategy, &config.base_dir, None).unwrap());
+    let book = Arc::new(
+        alchemiser::symphony_files::load_book(&config.strategy, &config.base_dir, None).unwrap(),
+    );
     let dates = sessions(&book, d("2022-01-01"), d("2023-12-31")).unwrap();
     let record = run(config, book, &dates, |_, _| {}).await.unwrap();
     let mut summary = serde_json::to_value(summarize(&record).unwrap()).unwrap();

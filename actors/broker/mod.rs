@@ -143,7 +143,7 @@ impl Broker {
             // an in-memory one (backtests) stays inline, where a commit costs no thread hop.
             if let Err(e) = broker.commit.start_writer() {
                 tracing::error!(error = %e, "cannot start the journal writer: halting");
-                broker.deps.gate.halt();
+                crate::metrics::move_gate(&broker.deps.gate, true);
             }
             broker
         })
@@ -233,8 +233,7 @@ impl Broker {
             Effect::Restart { slot, delay } => {
                 ctx.run_later(delay, move |act, ctx| act.spawn_slot(slot, ctx));
             }
-            Effect::Gate { halted: true } => self.deps.gate.halt(),
-            Effect::Gate { halted: false } => self.deps.gate.resume(),
+            Effect::Gate { halted } => crate::metrics::move_gate(&self.deps.gate, halted),
             Effect::RootOpened {
                 correlation,
                 started,

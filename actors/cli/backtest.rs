@@ -52,8 +52,12 @@ pub(super) fn backtest(request: BacktestRequest) -> Result<(), CliError> {
     }
     let sessions = super::super::backtest::sessions(&book, request.from, request.to)
         .map_err(CliError::input)?;
-    let benchmark = find_benchmark(&book.source, &book.data, request.benchmark.as_deref())
-        .map_err(|e| CliError::input(format!("benchmark: {e}")))?;
+    let benchmark = find_benchmark(
+        book.source.as_ref(),
+        &book.data,
+        request.benchmark.as_deref(),
+    )
+    .map_err(|e| CliError::input(format!("benchmark: {e}")))?;
     // What the run never reads is not held.
     book.keep_until(request.to);
     let book = Arc::new(book);
@@ -117,7 +121,7 @@ fn write_files(
     out: &std::path::Path,
     record: &crate::backtest::BacktestRecord,
     book: &crate::strategy::book::StrategyBook,
-    benchmark: Option<&(crate::domain::Symbol, Arc<crate::data::BarSeries>)>,
+    benchmark: Option<&(crate::domain::Symbol, Arc<crate::market::BarSeries>)>,
 ) -> Result<(), CliError> {
     let summary = crate::backtest::summarize(record)
         .ok_or_else(|| CliError::failed("the backtest produced no sessions"))?;

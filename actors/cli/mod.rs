@@ -297,7 +297,7 @@ fn load_config(path: Option<&PathBuf>) -> Result<Config, CliError> {
 }
 
 fn load_book(config: &Config, data: Option<&PathBuf>) -> Result<StrategyBook, CliError> {
-    StrategyBook::load(
+    crate::symphony_files::load_book(
         &config.strategy,
         &config.base_dir,
         data.map(PathBuf::as_path),

@@ -87,7 +87,7 @@ impl Rig {
                 .collect();
             format!("drill config: {}", broken.join("; "))
         })?;
-        let book = StrategyBook::load(&config.strategy, &config.base_dir, None)
+        let book = crate::symphony_files::load_book(&config.strategy, &config.base_dir, None)
             .map_err(|e| e.to_string())?;
         let as_of = *book
             .common_dates()

@@ -140,7 +140,15 @@ impl NatsIntents {
     }
 }
 
-impl crate::journal::outbox::IntentRecorder for NatsIntents {
+impl crate::intents::IntentRecorder for NatsIntents {
+    /// Not asked over the wire: a worker's executor looks up every id its plan can use.
+    fn intents_of<'a>(
+        &'a self,
+        _correlation: CorrelationId,
+    ) -> crate::intents::Recorded<'a, Option<Vec<String>>> {
+        Box::pin(std::future::ready(Ok(None)))
+    }
+
     fn knows<'a>(
         &'a self,
         client_order_id: &'a str,
@@ -415,7 +423,7 @@ async fn follow_halts(
         last(stream.get_last_raw_message_by_subject(&resumed).await),
     );
     if h > r {
-        gate.halt();
+        crate::metrics::move_gate(&gate, true);
         tracing::warn!("trading is halted: this worker places no order until it is resumed");
     }
     let mut subs = futures_util::stream::select(
@@ -428,13 +436,13 @@ async fn follow_halts(
             match Envelope::from_json(&text).map(|e| e.payload) {
                 Ok(Payload::TradingHalted(TradingHalted { reason, detail })) => {
                     tracing::error!(%reason, %detail, "trading halted: this worker places no order");
-                    gate.halt();
+                    crate::metrics::move_gate(&gate, true);
                 }
-                Ok(Payload::TradingResumed(_)) => gate.resume(),
+                Ok(Payload::TradingResumed(_)) => crate::metrics::move_gate(&gate, false),
                 _ => {
                     // An unreadable notice: fail closed.
                     tracing::error!(reason = %HaltReason::Manual, "unreadable halt notice: halting this worker");
-                    gate.halt();
+                    crate::metrics::move_gate(&gate, true);
                 }
             }
         }

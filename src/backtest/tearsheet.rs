@@ -14,8 +14,9 @@ use rust_decimal::Decimal;
 
 use super::FillTiming;
 use super::{BacktestRecord, Summary};
-use crate::data::{BarSeries, DataError, DataSource, DayCloses, MarketData};
+
 use crate::domain::{Side, Symbol};
+use crate::market::{BarSeries, BarSource, DataError, DayCloses, MarketData};
 
 /// Benchmarks tried in order when none is named: the first the data has is used.
 pub const DEFAULT_BENCHMARKS: [&str; 5] = ["SPY", "VOO", "IVV", "VTI", "QQQ"];
@@ -43,7 +44,7 @@ pub struct Benchmark<'a> {
 /// data has (none: `Ok(None)`). A named symbol without data, or a benchmark file that
 /// does not read, is an error naming it, never a silent report without one.
 pub fn find_benchmark(
-    source: &DataSource,
+    source: &dyn BarSource,
     market: &MarketData,
     named: Option<&str>,
 ) -> Result<Option<(Symbol, std::sync::Arc<BarSeries>)>, DataError> {
@@ -599,7 +600,7 @@ mod tests {
     #[test]
     fn attribution_weighs_each_files_targets_by_its_file_weight() {
         use crate::backtest::Sleeve;
-        use crate::data::DailyBar;
+        use crate::market::DailyBar;
         use rust_decimal_macros::dec;
         let series = |symbol: &str, closes: [Decimal; 3]| {
             let bars = closes

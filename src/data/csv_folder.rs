@@ -7,7 +7,7 @@ use std::str::FromStr;
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
-use super::{BarSeries, BarSink, DailyBar, DataError, ValidatedBars};
+use crate::market::{BarSeries, BarSink, DailyBar, DataError, ValidatedBars};
 
 pub const HEADER: &str = "date,open,high,low,close,volume";
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use chrono::{NaiveDate, NaiveTime};
 use rust_decimal::Decimal;
 
-use super::{DailyBar, DataError};
+use crate::market::{DailyBar, DataError};
 
 /// One minute of trades; `start` is when the minute begins.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use rust_decimal::{Decimal, RoundingStrategy};
 
-use super::{check_order, Adjustment, DailyBar, DataError, ValidatedBars};
+use crate::market::{check_order, Adjustment, DailyBar, DataError, ValidatedBars};
 
 /// Decimal places of adjusted prices.
 const ADJUSTED_DP: u32 = 6;

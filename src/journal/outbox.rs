@@ -5,6 +5,7 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension};
@@ -13,36 +14,63 @@ use rust_decimal::Decimal;
 use super::JournalError;
 use crate::domain::{OrderType, Side};
 use crate::events::{CorrelationId, OrderIntent};
-
-/// The engine's outbox as a worker reaches it, across the wire: where its executor
-/// records order intents and its reconciliation asks about orders. An intent the engine
-/// has not recorded is never sent, so an engine that is down (killed, restarting) stops
-/// a worker's orders instead of letting them reach the venue with no journal to find
-/// them in.
-pub trait IntentRecorder: Send + Sync {
-    fn intend<'a>(
-        &'a self,
-        correlation: CorrelationId,
-        plan_hash: &'a str,
-        intent: &'a OrderIntent,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>;
-    fn resolve<'a>(
-        &'a self,
-        client_order_id: &'a str,
-        outcome: &'a str,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>;
-    /// Whether the engine's outbox has an intent for this order (reconciliation asks of
-    /// each open order: one no intent explains was placed by someone else).
-    fn knows<'a>(
-        &'a self,
-        client_order_id: &'a str,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, String>> + Send + 'a>>;
-}
+pub use crate::intents::IntentRecorder;
+use crate::intents::Recorded;
 
 /// Its own connection to the journal file (SQLite serialises the writers; WAL lets the
 /// broker's connection go on reading).
 pub struct Outbox {
     conn: Connection,
+}
+
+/// The outbox the actors of one process share: execution records through it, recovery
+/// and reconciliation ask it.
+#[derive(Clone)]
+pub struct SharedOutbox(Arc<Mutex<Outbox>>);
+
+impl SharedOutbox {
+    pub fn new(outbox: Outbox) -> Self {
+        Self(Arc::new(Mutex::new(outbox)))
+    }
+
+    /// Runs `read` on the outbox (a poisoned lock is an error like any other).
+    pub fn with<T>(
+        &self,
+        read: impl FnOnce(&Outbox) -> Result<T, JournalError>,
+    ) -> Result<T, String> {
+        let outbox = self
+            .0
+            .lock()
+            .map_err(|_| "outbox lock poisoned".to_string())?;
+        read(&outbox).map_err(|e| e.to_string())
+    }
+}
+
+impl IntentRecorder for SharedOutbox {
+    fn intend<'a>(
+        &'a self,
+        correlation: CorrelationId,
+        plan_hash: &'a str,
+        intent: &'a OrderIntent,
+    ) -> Recorded<'a, ()> {
+        let done = self.with(|o| o.intend(correlation, plan_hash, intent));
+        Box::pin(std::future::ready(done))
+    }
+
+    fn resolve<'a>(&'a self, client_order_id: &'a str, outcome: &'a str) -> Recorded<'a, ()> {
+        let done = self.with(|o| o.resolve(client_order_id, outcome));
+        Box::pin(std::future::ready(done))
+    }
+
+    fn knows<'a>(&'a self, client_order_id: &'a str) -> Recorded<'a, bool> {
+        let known = self.with(|o| o.knows(client_order_id));
+        Box::pin(std::future::ready(known))
+    }
+
+    fn intents_of<'a>(&'a self, correlation: CorrelationId) -> Recorded<'a, Option<Vec<String>>> {
+        let ids = self.with(|o| o.intents_of(correlation)).map(Some);
+        Box::pin(std::future::ready(ids))
+    }
 }
 
 /// An intent the outbox holds, with the workflow it belongs to.

@@ -382,7 +382,8 @@ pub fn bundled() -> (Config, Arc<StrategyBook>, chrono::NaiveDate) {
     config.engine.timeout_check_ms = 20;
     config.recovery.backoff_ms = 10;
     config.recovery.backoff_cap_ms = 40;
-    let book = StrategyBook::load(&config.strategy, &config.base_dir, None).unwrap();
+    let book =
+        alchemiser::symphony_files::load_book(&config.strategy, &config.base_dir, None).unwrap();
     let as_of = *book.common_dates().last().unwrap();
     (config, Arc::new(book), as_of)
 }
@@ -400,7 +401,7 @@ pub fn sim(book: &StrategyBook, as_of: chrono::NaiveDate) -> Arc<SimVenue> {
 
 /// One bar a calendar day from 2020-01-01, every price the close (to 6 decimals): a
 /// crafted series for strategy tests.
-pub fn daily_series(symbol: &str, closes: &[f64]) -> alchemiser::data::BarSeries {
+pub fn daily_series(symbol: &str, closes: &[f64]) -> alchemiser::market::BarSeries {
     use std::str::FromStr;
     let start = NaiveDate::from_ymd_opt(2020, 1, 1).expect("date");
     let bars = closes
@@ -408,8 +409,8 @@ pub fn daily_series(symbol: &str, closes: &[f64]) -> alchemiser::data::BarSeries
         .enumerate()
         .map(|(i, c)| {
             let p = Decimal::from_str(&format!("{c:.6}")).expect("price");
-            alchemiser::data::DailyBar::flat(start + chrono::Days::new(i as u64), p)
+            alchemiser::market::DailyBar::flat(start + chrono::Days::new(i as u64), p)
         })
         .collect();
-    alchemiser::data::BarSeries::new(symbol.into(), bars)
+    alchemiser::market::BarSeries::new(symbol.into(), bars)
 }

@@ -12,8 +12,8 @@ use crate::bus::remote::VenueAccount;
 use crate::calendar::UsEquityCalendar;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::data::{Adjustment, BarSeries, MarketData, SharedMarket};
 use crate::domain::{RunMode, Symbol};
+use crate::market::{Adjustment, BarSeries, MarketData, SharedMarket};
 use crate::strategy::book::StrategyBook;
 use crate::venue::alpaca::client::{
     AlpacaClient, ClientSettings, Credentials, LIVE_TRADING_URL, PAPER_TRADING_URL,

@@ -76,9 +76,9 @@ impl AlpacaVenue {
 pub fn to_daily_bars(
     symbol: &str,
     bars: &[wire::Bar],
-) -> Result<Vec<crate::data::DailyBar>, String> {
+) -> Result<Vec<crate::market::DailyBar>, String> {
     use std::str::FromStr;
-    let mut out: Vec<crate::data::DailyBar> = Vec::with_capacity(bars.len());
+    let mut out: Vec<crate::market::DailyBar> = Vec::with_capacity(bars.len());
     for (i, b) in bars.iter().enumerate() {
         let where_ = || format!("{symbol} bar {} ({})", i + 1, b.t);
         let date = chrono::DateTime::parse_from_rfc3339(&b.t)
@@ -95,7 +95,7 @@ pub fn to_daily_bars(
                     )
                 })
         };
-        let bar = crate::data::DailyBar {
+        let bar = crate::market::DailyBar {
             date,
             open: price(&b.o, "open")?,
             high: price(&b.h, "high")?,
@@ -107,7 +107,7 @@ pub fn to_daily_bars(
                 .or_else(|| b.v.as_f64().map(|v| v as u64))
                 .unwrap_or(0),
         };
-        crate::data::check_bar(&bar).map_err(|m| format!("{}: {m}", where_()))?;
+        crate::market::check_bar(&bar).map_err(|m| format!("{}: {m}", where_()))?;
         if out.last().is_some_and(|p| p.date >= date) {
             return Err(format!("{}: dates not increasing", where_()));
         }

@@ -128,7 +128,7 @@ pub struct Bar {
 
 impl Bar {
     /// The bar as Alpaca serves it: stamped at New York midnight of its session.
-    pub fn from_daily(bar: &crate::data::DailyBar) -> Bar {
+    pub fn from_daily(bar: &crate::market::DailyBar) -> Bar {
         use chrono::TimeZone;
         let midnight = bar
             .date

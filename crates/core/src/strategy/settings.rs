@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
-use crate::data::Adjustment;
+use crate::market::Adjustment;
 
 /// What to do when a strategy file cannot be evaluated. The default keeps the
 /// positions: an evaluation error (too little history, a data gap) must never turn into

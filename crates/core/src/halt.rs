@@ -1,5 +1,6 @@
 //! The trading gate: one flag, set by the broker when trading halts, read by execution
 //! before every order. Halting is an event (`trading.halted.v1`); this is its fast path.
+//! Whoever moves the gate also sets the `trading_halted` gauge (`metrics::move_gate`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -14,11 +15,9 @@ impl TradingGate {
 
     pub fn halt(&self) {
         self.0.store(true, Ordering::SeqCst);
-        crate::metrics::metrics().trading_halted.set(1);
     }
 
     pub fn resume(&self) {
         self.0.store(false, Ordering::SeqCst);
-        crate::metrics::metrics().trading_halted.set(0);
     }
 }

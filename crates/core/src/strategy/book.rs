@@ -2,7 +2,8 @@
 //! they need, evaluated together as of a day into one signal.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
@@ -10,13 +11,13 @@ use thiserror::Error;
 
 use super::consolidate;
 use super::dsl::ast::{Node, Operand};
-use super::dsl::{evaluate_remembering, parse_symphony, GroupMemo, Span, Symphony};
+use super::dsl::{evaluate_remembering, GroupMemo, Span, Symphony};
 use super::settings::{OnStrategyError, StrategyConfig};
 use super::slices::{drift, Decision, Slice, SliceLedger, TradingRule};
-use crate::data::snapshot::SnapshotCursor;
-use crate::data::{DataError, DataSource, MarketData};
 use crate::domain::Symbol;
 use crate::events::{SignalGenerated, SliceTrading, StrategyAllocation};
+use crate::market::snapshot::SnapshotCursor;
+use crate::market::{BarSource, DataError, MarketData, NoBars};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum StrategyError {
@@ -55,7 +56,8 @@ pub struct LoadedSymphony {
 pub struct StrategyBook {
     pub files: Vec<LoadedSymphony>,
     pub data: MarketData,
-    pub source: DataSource,
+    /// Where the bars came from (and more come from: held symbols the files do not name).
+    pub source: Arc<dyn BarSource>,
     pub on_error: OnStrategyError,
     /// When the account sets the files' shares back to their weights (`[strategy]
     /// rebalance`, `rebalance_threshold`).
@@ -69,48 +71,6 @@ pub struct StrategyBook {
     slices: std::sync::Arc<std::sync::Mutex<SliceLedger>>,
     /// The market snapshot id of the last evaluated day, ready for the next.
     snapshot: std::sync::Arc<std::sync::Mutex<Option<SnapshotCursor>>>,
-}
-
-/// Loads `symbols` from `source` on every core the machine has (a 500-symbol universe
-/// spent half its backtest reading CSV on one), each result in its symbol's place.
-fn load_all(
-    source: &DataSource,
-    symbols: &[&Symbol],
-) -> Vec<Result<crate::data::BarSeries, DataError>> {
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(symbols.len());
-    if workers <= 1 {
-        return symbols.iter().map(|s| source.load(s)).collect();
-    }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut done: Vec<(usize, Result<crate::data::BarSeries, DataError>)> =
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..workers)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut mine = Vec::new();
-                        loop {
-                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let Some(symbol) = symbols.get(i) else {
-                                return mine;
-                            };
-                            mine.push((i, source.load(symbol)));
-                        }
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().unwrap_or_default())
-                .collect()
-        });
-    done.sort_by_key(|(i, _)| *i);
-    if done.len() != symbols.len() {
-        // A reader thread panicked: load in place, where the panic shows.
-        return symbols.iter().map(|s| source.load(s)).collect();
-    }
-    done.into_iter().map(|(_, r)| r).collect()
 }
 
 /// Every symbol a symphony references, with where (first occurrence).
@@ -196,9 +156,7 @@ impl StrategyBook {
         Self {
             files: Vec::new(),
             data: MarketData::default(),
-            source: DataSource::CsvFolder {
-                dir: PathBuf::new(),
-            },
+            source: Arc::new(NoBars),
             on_error: OnStrategyError::Fail,
             account_rule: TradingRule::DAILY,
             slices_from: None,
@@ -208,71 +166,17 @@ impl StrategyBook {
         }
     }
 
-    /// Parses the configured files (paths relative to `base`) and loads the bars of every
-    /// symbol they reference from `data_dir` (the configured folder unless overridden).
-    pub fn load(
+    /// The book of parsed `files` with the bars they need (`data`, read from `source`),
+    /// under the `[strategy]` section's rules.
+    pub fn new(
         config: &StrategyConfig,
-        base: &Path,
-        data_dir: Option<&Path>,
-    ) -> Result<Self, StrategyError> {
-        let data_path = data_dir
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| base.join(&config.data));
-        let source = DataSource::detect(&data_path, config.adjustment)?;
-        let mut files = Vec::new();
-        // Each symbol once, where it is first referenced (for the error naming it).
-        let mut wanted: Vec<(Symbol, Span, String)> = Vec::new();
-        let mut seen = std::collections::BTreeSet::new();
-        for f in &config.files {
-            let path = base.join(&f.path);
-            let shown = path.display().to_string();
-            let text = std::fs::read_to_string(&path).map_err(|e| StrategyError::Read {
-                file: shown.clone(),
-                message: e.to_string(),
-            })?;
-            let symphony = parse_symphony(&text).map_err(|e| StrategyError::Located {
-                file: shown.clone(),
-                span: e.span,
-                message: e.message,
-            })?;
-            for (symbol, span) in referenced_symbols(&symphony) {
-                if seen.insert(symbol.clone()) {
-                    wanted.push((symbol, span, shown.clone()));
-                }
-            }
-            let rule = TradingRule::from_options(&symphony.options).map_err(|message| {
-                StrategyError::Read {
-                    file: shown.clone(),
-                    message,
-                }
-            })?;
-            files.push(LoadedSymphony {
-                path,
-                weight: f.weight,
-                symphony,
-                rule,
-            });
-        }
-        let symbols: Vec<&Symbol> = wanted.iter().map(|(s, _, _)| s).collect();
-        let mut series = BTreeMap::new();
-        for ((symbol, span, shown), loaded) in wanted.iter().zip(load_all(&source, &symbols)) {
-            match loaded {
-                Ok(s) => {
-                    series.insert(symbol.clone(), s);
-                }
-                Err(DataError::UnknownSymbol { symbol, dir }) => {
-                    return Err(StrategyError::Located {
-                        file: shown.clone(),
-                        span: *span,
-                        message: format!("no market data for symbol {symbol} in {dir}"),
-                    })
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(Self {
+        files: Vec<LoadedSymphony>,
+        data: MarketData,
+        source: Arc<dyn BarSource>,
+    ) -> Self {
+        Self {
             files,
-            data: MarketData::sharing_dates(series),
+            data,
             source,
             on_error: config.on_strategy_error,
             account_rule: TradingRule::for_account(config.rebalance, config.rebalance_threshold),
@@ -280,7 +184,7 @@ impl StrategyBook {
             memo: Default::default(),
             slices: Default::default(),
             snapshot: Default::default(),
-        })
+        }
     }
 
     /// Drops every bar after `last` (a backtest ending before its data: what it never
@@ -308,7 +212,7 @@ impl StrategyBook {
     }
 
     /// The id of the bars of every symbol the book uses, up to `as_of` (see
-    /// [`crate::data::snapshot`]): each evaluated day adds its own bars to the last.
+    /// [`crate::market::snapshot`]): each evaluated day adds its own bars to the last.
     pub fn market_snapshot_id(&self, as_of: NaiveDate) -> String {
         let mut cursor = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
         SnapshotCursor::id(&mut cursor, &self.data, as_of)

@@ -89,7 +89,7 @@ pub fn snapshot_id(market: &MarketData, as_of: NaiveDate) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::{BarSeries, DailyBar};
+    use crate::market::{BarSeries, DailyBar};
     use chrono::Days;
     use rust_decimal::Decimal;
     use std::sync::Arc;

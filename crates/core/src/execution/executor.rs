@@ -15,15 +15,15 @@ use super::order::{Order, OrderError, OrderStatus};
 use super::smart_limit::{check_quote, initial_limit, repeg, QuoteLimits};
 use super::{affordable_qty, client_order_id, order_intents, MIN_NOTIONAL};
 use crate::clock::Clock;
+use crate::costs::SimCosts;
 use crate::domain::{OrderType, Side};
 use crate::events::{
     FailureReason, OrderFilled, OrderIntent, OrderOutcome, OrderSettled, OrderSubmitted,
     OutcomeStatus, Payload, RebalancePlanned, WorkflowFailed,
 };
 use crate::halt::TradingGate;
-use crate::journal::outbox::{IntentRecorder, Outbox};
+use crate::intents::IntentRecorder;
 use crate::risk::{Approved, DeployedLedger, RiskLimits};
-use crate::venue::sim::SimCosts;
 use crate::venue::{Venue, VenueError, VenueOrder, VenueOrderStatus};
 use crate::workflow_roots::WorkflowRoots;
 
@@ -81,8 +81,6 @@ impl Output {
         }
     }
 }
-
-type SharedOutbox = Arc<std::sync::Mutex<Outbox>>;
 
 fn failed(reason: FailureReason, detail: String) -> Output {
     Output::now(WorkflowFailed {
@@ -179,6 +177,13 @@ impl Placed {
 /// Reads of the account and the placed orders before giving up on a consistent pair.
 const SNAPSHOT_TRIES: u32 = 5;
 
+/// Waits a while on the runtime's timer (the actor hands in tokio's sleep).
+pub type Pause = Arc<
+    dyn Fn(Duration) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+        + Send
+        + Sync,
+>;
+
 pub struct Executor {
     pub venue: Arc<dyn Venue>,
     pub gate: TradingGate,
@@ -186,9 +191,11 @@ pub struct Executor {
     pub qty_dp: u32,
     pub smart: Option<SmartLimit>,
     pub clock: Arc<dyn Clock>,
-    pub outbox: Option<SharedOutbox>,
-    /// In a worker: the engine's outbox over the bus (no local journal).
-    pub remote_intents: Option<Arc<dyn IntentRecorder>>,
+    /// Where intents are recorded before orders go out: the journal's outbox, or in a
+    /// worker the engine's over the bus (`None`: nothing journaled, as in backtests).
+    pub intents: Option<Arc<dyn IntentRecorder>>,
+    /// The runtime's timer, handed in so that the core names no runtime.
+    pub pause: Pause,
     pub risk: RiskLimits,
     pub deployed: DeployedLedger,
     pub roots: WorkflowRoots,
@@ -222,40 +229,23 @@ impl Executor {
         approved: &Approved,
     ) -> Result<VenueOrder, VenueError> {
         let order = approved.intent();
-        if let Some(outbox) = &self.outbox {
-            let recorded = outbox
-                .lock()
-                .map_err(|_| VenueError::Unavailable("outbox lock poisoned".into()))?
-                .intend(correlation, plan_hash, order);
-            if let Err(e) = recorded {
-                // Without the intent on disk the order must not be sent.
+        if let Some(intents) = &self.intents {
+            if let Err(e) = intents.intend(correlation, plan_hash, order).await {
+                // Without the intent on record the order must not be sent.
+                tracing::warn!(client_order_id = %order.client_order_id, error = %e, "the order intent was not recorded: not sending it");
                 return Err(VenueError::Unavailable(format!(
-                    "cannot record the order intent: {e}"
+                    "the order intent was not recorded ({e}): not sending it"
                 )));
             }
-            crate::drill::crash_point("outbox.intent");
-        } else if let Some(remote) = &self.remote_intents {
-            if let Err(e) = remote.intend(correlation, plan_hash, order).await {
-                tracing::warn!(client_order_id = %order.client_order_id, error = %e, "the engine did not journal the order intent: not sending it");
-                return Err(VenueError::Unavailable(format!(
-                    "the engine did not journal the order intent ({e}): not sending it"
-                )));
-            }
-            crate::drill::crash_point("outbox.intent");
+            crate::fault::crash_point("outbox.intent");
         }
         let result = self.venue.submit(order).await;
         if result.is_ok() {
             // The venue has the order; nothing here knows it yet.
-            crate::drill::crash_point("venue.accepted");
+            crate::fault::crash_point("venue.accepted");
         }
-        if let (Some(outbox), Ok(o)) = (&self.outbox, &result) {
-            if let Ok(outbox) = outbox.lock() {
-                if let Err(e) = outbox.resolve(&order.client_order_id, o.status.as_str()) {
-                    tracing::warn!(client_order_id = %order.client_order_id, error = %e, "cannot record the order outcome");
-                }
-            }
-        } else if let (Some(remote), Ok(o)) = (&self.remote_intents, &result) {
-            if let Err(e) = remote
+        if let (Some(intents), Ok(o)) = (&self.intents, &result) {
+            if let Err(e) = intents
                 .resolve(&order.client_order_id, o.status.as_str())
                 .await
             {
@@ -348,7 +338,7 @@ impl Executor {
                 .await?;
             let id = placed.sent.client_order_id.clone();
             if !placed.life.status.is_terminal() {
-                tokio::time::sleep(smart.fill_wait).await;
+                (self.pause)(smart.fill_wait).await;
                 if let Some(now) = self.venue.order_by_client_id(&id).await? {
                     placed.observe(now, out)?;
                 }
@@ -398,11 +388,13 @@ impl Executor {
         correlation: crate::events::CorrelationId,
         started: &crate::events::ExecutionStarted,
     ) -> Vec<VenueOrder> {
-        let ids: Vec<String> = match &self.outbox {
-            Some(outbox) => match outbox.lock().map(|o| o.intents_of(correlation)) {
-                Ok(Ok(ids)) => ids,
-                _ => Vec::new(),
-            },
+        let listed = match &self.intents {
+            // An outbox that cannot be read: every id the plan can use is looked up.
+            Some(intents) => intents.intents_of(correlation).await.unwrap_or_default(),
+            None => None,
+        };
+        let ids: Vec<String> = match listed {
+            Some(ids) => ids,
             None => {
                 let attempts = self.smart.as_ref().map_or(0, |s| s.max_repegs + 1);
                 started
@@ -648,7 +640,7 @@ impl Executor {
                     .place(correlation, &started.plan_hash, &approved, began, out)
                     .await;
                 if result.is_ok() {
-                    crate::drill::crash_point("venue.submit");
+                    crate::fault::crash_point("venue.submit");
                 }
                 (qty, Some(approved), result)
             };

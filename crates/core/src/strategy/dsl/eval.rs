@@ -34,10 +34,10 @@ use thiserror::Error;
 
 use super::ast::{Condition, IndicatorCall, Node, Operand, Select, Symphony};
 use super::parse::Span;
-use crate::data::series::CountsUntil;
-use crate::data::{BarSeries, MarketData};
 use crate::domain::Symbol;
 use crate::indicators::{Indicator, IndicatorKind};
+use crate::market::series::CountsUntil;
+use crate::market::{BarSeries, MarketData};
 use crate::strategy::largest_remainder;
 
 /// A node's weights by symbol, in symbol order. A node holds a handful of symbols: a

@@ -1,0 +1,134 @@
+//! The strategy book from files: the symphony files a configuration names, read and
+//! parsed, and the bars they need read from the data folder (in parallel). The book
+//! itself, and everything it decides, is the core's ([`crate::strategy::book`]).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::data::DataSource;
+use crate::domain::Symbol;
+use crate::market::{BarSeries, BarSource, DataError, MarketData};
+use crate::strategy::book::{referenced_symbols, LoadedSymphony, StrategyBook, StrategyError};
+use crate::strategy::dsl::{parse_symphony, Span};
+use crate::strategy::settings::StrategyConfig;
+use crate::strategy::slices::TradingRule;
+
+/// The configured data folder (relative to `base`), or `data_dir` when given, with its
+/// layout detected.
+pub fn data_source(
+    config: &StrategyConfig,
+    base: &Path,
+    data_dir: Option<&Path>,
+) -> Result<DataSource, DataError> {
+    let path = data_dir
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| base.join(&config.data));
+    DataSource::detect(&path, config.adjustment)
+}
+
+/// Reads the configured symphony files (paths relative to `base`), parses them, and loads
+/// the bars of every symbol they reference from `data_dir` (the configured folder unless
+/// overridden): the strategy book, ready to evaluate.
+pub fn load_book(
+    config: &StrategyConfig,
+    base: &Path,
+    data_dir: Option<&Path>,
+) -> Result<StrategyBook, StrategyError> {
+    let source = data_source(config, base, data_dir)?;
+    let mut files = Vec::new();
+    // Each symbol once, where it is first referenced (for the error naming it).
+    let mut wanted: Vec<(Symbol, Span, String)> = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for f in &config.files {
+        let path = base.join(&f.path);
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(&path).map_err(|e| StrategyError::Read {
+            file: shown.clone(),
+            message: e.to_string(),
+        })?;
+        let symphony = parse_symphony(&text).map_err(|e| StrategyError::Located {
+            file: shown.clone(),
+            span: e.span,
+            message: e.message,
+        })?;
+        for (symbol, span) in referenced_symbols(&symphony) {
+            if seen.insert(symbol.clone()) {
+                wanted.push((symbol, span, shown.clone()));
+            }
+        }
+        let rule = TradingRule::from_options(&symphony.options).map_err(|message| {
+            StrategyError::Read {
+                file: shown.clone(),
+                message,
+            }
+        })?;
+        files.push(LoadedSymphony {
+            path,
+            weight: f.weight,
+            symphony,
+            rule,
+        });
+    }
+    let symbols: Vec<&Symbol> = wanted.iter().map(|(s, _, _)| s).collect();
+    let mut series = BTreeMap::new();
+    for ((symbol, span, shown), loaded) in wanted.iter().zip(load_all(&source, &symbols)) {
+        match loaded {
+            Ok(s) => {
+                series.insert(symbol.clone(), s);
+            }
+            Err(DataError::UnknownSymbol { symbol, dir }) => {
+                return Err(StrategyError::Located {
+                    file: shown.clone(),
+                    span: *span,
+                    message: format!("no market data for symbol {symbol} in {dir}"),
+                })
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(StrategyBook::new(
+        config,
+        files,
+        MarketData::sharing_dates(series),
+        Arc::new(source),
+    ))
+}
+
+/// Loads `symbols` from `source` on every core the machine has (a 500-symbol universe
+/// spent half its backtest reading CSV on one), each result in its symbol's place.
+fn load_all(source: &DataSource, symbols: &[&Symbol]) -> Vec<Result<BarSeries, DataError>> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(symbols.len());
+    if workers <= 1 {
+        return symbols.iter().map(|s| source.load(s)).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut done: Vec<(usize, Result<BarSeries, DataError>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(symbol) = symbols.get(i) else {
+                            return mine;
+                        };
+                        mine.push((i, source.load(symbol)));
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    done.sort_by_key(|(i, _)| *i);
+    if done.len() != symbols.len() {
+        // A reader thread panicked: load in place, where the panic shows.
+        return symbols.iter().map(|s| source.load(s)).collect();
+    }
+    done.into_iter().map(|(_, r)| r).collect()
+}
