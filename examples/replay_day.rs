@@ -11,7 +11,7 @@
 
 use std::path::PathBuf;
 
-use alchemiser::actors::replay::{replay_day, ReplayOptions};
+use alchemiser::drivers::replay::{replay_day, ReplayOptions};
 use chrono::{NaiveDate, NaiveTime};
 use clap::Parser;
 

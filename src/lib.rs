@@ -1,29 +1,26 @@
 //! alchemiser: a trading engine of supervised actors.
 //!
-//! `crates/core` is the pure core (no I/O, no actor runtime): event contracts, domain
-//! types, lineage, the engine's decisions; re-exported here. `src/` holds the business
-//! cores, venues, the journal and configuration; `actors/` is the actix layer that
-//! carries events between the cores through one broker.
+//! The crates are the layers, each using only those below it:
+//! - `crates/core` (alchemiser-core): the pure core, no I/O and no actor runtime: event
+//!   contracts, domain types, lineage, the engine's decisions and the business rules;
+//! - `crates/adapters` (alchemiser-adapters): what the core meets the world through:
+//!   journal, venues, bus, notification channels, data readers, metrics, configuration;
+//! - `crates/engine` (alchemiser-engine): the actix layer, `actors`: the broker, the
+//!   business actors, the `Engine` runtime, the worker loop, the backtest driver;
+//! - this crate: the drivers (`drivers`: command line, drills, replay, sweeps) and the
+//!   binary.
+//!
+//! The lower crates' modules are re-exported here under their names.
 
-pub mod backtest;
-pub mod bus;
-pub mod config;
-pub mod data;
-pub mod drill;
-pub mod journal;
-pub mod metrics;
-pub mod notify;
-pub mod sweep;
-pub mod symphony_files;
-pub mod venue;
-
-// The pure core is its own crate (`crates/core`), re-exported under the same names.
+pub use alchemiser_adapters::{
+    backtest, bus, config, data, drill, journal, metrics, notify, sweep, symphony_files, venue,
+};
 pub use alchemiser_core::{
     calendar, causation, clock, costs, display_as_wire_name, domain, engine_core, events,
     execution, fault, halt, indicators, intents, market, portfolio, readable, reconciliation,
     recovery, risk, schedule, strategy, supervision, wire_name, workflow, workflow_lifecycle,
     workflow_roots,
 };
+pub use alchemiser_engine::actors;
 
-#[path = "../actors/mod.rs"]
-pub mod actors;
+pub mod drivers;

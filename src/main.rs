@@ -10,5 +10,5 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
-    alchemiser::actors::cli::main()
+    alchemiser::drivers::cli::main()
 }

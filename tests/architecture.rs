@@ -1,5 +1,8 @@
-//! The architecture as a test: `src/` (the core) never touches the actor runtime, and
-//! no business module imports another (they share only events and domain types).
+//! The architecture as a test, where the compiler does not hold it: the crates below
+//! the engine name no actor runtime in their manifests, no business module imports
+//! another (they share only events and domain types), the engine's actors import only
+//! lower layers, and no crate's modules import one another in a cycle. That crates
+//! import only the crates below them the compiler holds (`Cargo.toml`).
 
 use std::path::{Path, PathBuf};
 
@@ -34,9 +37,9 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 fn module_files(name: &str) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for base in [
-        root().join("src"),
         root().join("crates/core/src"),
-        root().join("actors"),
+        root().join("crates/adapters/src"),
+        root().join("crates/engine/src/actors"),
     ] {
         let file = base.join(format!("{name}.rs"));
         if file.exists() {
@@ -114,29 +117,61 @@ fn the_rule_catches_a_cross_import() {
         .any(|r| grouped.contains(r.as_str())));
 }
 
-#[test]
-fn the_core_has_no_actor_runtime() {
-    let mut files = Vec::new();
-    rust_files(&root().join("src"), &mut files);
-    rust_files(&root().join("crates/core/src"), &mut files);
-    let mut found = Vec::new();
-    for file in files {
-        for (line_no, line) in code(&file) {
-            // lib.rs mounts the actor layer as a module; that line is the only link.
-            if line.starts_with("#[path = \"../actors/mod.rs\"]") || line == "pub mod actors;" {
-                continue;
-            }
-            if line.contains("actix") {
-                found.push(format!("{}:{line_no}: {line}", file.display()));
-            }
-        }
-    }
-    assert!(found.is_empty(), "actix in the core:\n{}", found.join("\n"));
+/// The names under `[dependencies]` of `crates/<name>/Cargo.toml`.
+fn dependencies(name: &str) -> Vec<String> {
+    let path = root().join("crates").join(name).join("Cargo.toml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let manifest: toml::Table = text.parse().unwrap();
+    manifest["dependencies"]
+        .as_table()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect()
 }
 
-/// Layers of `actors/`, lowest first: a module imports only from lower layers, so the
-/// arrows point one way (drivers → engine wiring → broker and supervision → deps and
-/// the core). A module's own submodules (`drill/`) are its own business.
+/// Crates a lower layer must not depend on: the core does no I/O and runs no runtime;
+/// the adapters do I/O but leave the actor runtime to the engine.
+const FORBIDDEN: &[(&str, &[&str])] = &[
+    (
+        "core",
+        &[
+            "actix",
+            "actix-rt",
+            "tokio",
+            "rusqlite",
+            "reqwest",
+            "async-nats",
+            "axum",
+            "lettre",
+            "alchemiser-adapters",
+            "alchemiser-engine",
+        ],
+    ),
+    ("adapters", &["actix", "actix-rt", "alchemiser-engine"]),
+];
+
+#[test]
+fn the_lower_crates_depend_on_no_runtime_above_them() {
+    let mut found = Vec::new();
+    for (krate, forbidden) in FORBIDDEN {
+        let deps = dependencies(krate);
+        assert!(
+            deps.iter().any(|d| d == "serde"),
+            "{krate}'s manifest is read"
+        );
+        for dep in deps.iter().filter(|d| forbidden.contains(&d.as_str())) {
+            found.push(format!("crates/{krate} depends on {dep}"));
+        }
+    }
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}
+
+/// Layers of the engine's `actors/`, lowest first: a module imports only from lower
+/// layers, so the arrows point one way (runtime and drivers' entry points → engine
+/// wiring → broker and supervision → deps). A module's own submodules (`broker/`) are
+/// its own business. The drivers above (command line, drills, sweeps) are another
+/// crate: the compiler keeps the engine from reaching them.
 const ACTOR_LAYERS: &[&[&str]] = &[
     &["deps"],
     &["supervision"],
@@ -151,10 +186,6 @@ const ACTOR_LAYERS: &[&[&str]] = &[
     ],
     &["engine"],
     &["control", "observe", "backtest", "remote"],
-    &["sweep"],
-    &["sweep_queue"],
-    &["replay", "drill"],
-    &["cli"],
 ];
 
 fn layer_of(module: &str) -> Option<usize> {
@@ -207,9 +238,11 @@ fn actor_imports(line: &str, own_submodules: bool) -> Vec<String> {
 fn actor_modules_import_only_lower_layers() {
     let mut found = Vec::new();
     let mut files = Vec::new();
-    rust_files(&root().join("actors"), &mut files);
+    let actors = root().join("crates/engine/src/actors");
+    rust_files(&actors, &mut files);
+    assert!(files.len() > 15, "the engine's actors are found");
     for file in files {
-        let rel = file.strip_prefix(root().join("actors")).unwrap();
+        let rel = file.strip_prefix(&actors).unwrap();
         let module = rel
             .components()
             .next()
@@ -262,11 +295,12 @@ fn the_layer_rule_catches_an_upward_import() {
     );
 }
 
-/// The `crate::` modules each top-level module of `src/` and of the core crate
-/// (`crates/core/src`, re-exported by `src/lib.rs` under the same names) uses outside
-/// its tests: the import graph a further crate split would see.
-fn core_graph() -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
-    let dirs = [root().join("src"), root().join("crates/core/src")];
+/// The `crate::` modules of the crate each top-level module of `crates/<name>/src` uses
+/// outside its tests (modules re-exported from a lower crate are not the crate's own).
+fn module_graph(
+    name: &str,
+) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let dirs = [root().join("crates").join(name).join("src")];
     let mut modules = std::collections::BTreeMap::new();
     for src in &dirs {
         for entry in std::fs::read_dir(src).unwrap().flatten() {
@@ -350,18 +384,20 @@ fn a_cycle(
 }
 
 #[test]
-fn the_cores_modules_import_one_another_without_a_cycle() {
-    let graph = core_graph();
-    assert!(graph.len() > 20, "the core's modules are found: {graph:?}");
+fn each_crates_modules_import_one_another_without_a_cycle() {
+    let core = module_graph("core");
+    assert!(core.len() > 20, "the core's modules are found: {core:?}");
     assert!(
-        graph["engine_core"].contains("causation"),
+        core["engine_core"].contains("causation"),
         "imports are read"
     );
-    if let Some(cycle) = a_cycle(&graph) {
-        panic!(
-            "the core's modules import in a cycle (a crate split would need it gone): {}",
-            cycle.join(" -> ")
-        );
+    let adapters = module_graph("adapters");
+    assert!(adapters.len() > 8, "the adapters are found: {adapters:?}");
+    assert!(adapters["bus"].contains("journal"), "imports are read");
+    for (name, graph) in [("core", core), ("adapters", adapters)] {
+        if let Some(cycle) = a_cycle(&graph) {
+            panic!("{name}'s modules import in a cycle: {}", cycle.join(" -> "));
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::process::{Command, Output};
 
-use alchemiser::actors::drill::SCENARIOS;
+use alchemiser::drivers::drill::SCENARIOS;
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_alchemiser"));

@@ -141,7 +141,7 @@ async fn orders_under_a_dollar_are_skipped_with_a_reason() {
 /// and reconciliation would see drift (the soak found exactly this).
 #[actix_rt::test]
 async fn a_redelivered_plan_adopts_its_orders_even_when_the_cash_is_spent() {
-    use alchemiser::actors::drill::{FaultPlan, HandlerFaultKind, Injected};
+    use alchemiser::drivers::drill::{FaultPlan, HandlerFaultKind, Injected};
     let venue = Arc::new(SimVenue::with_cash(dec("1000")));
     venue.set_mark("AAA", dec("100"));
     let mut config = test_config();

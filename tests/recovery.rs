@@ -95,7 +95,7 @@ async fn recovery_gives_up_after_its_retries_and_halts_until_resumed() {
 /// reason and restarts, and recovery's retry that completed.
 #[actix_rt::test]
 async fn status_shows_the_failure_the_restart_and_the_retry() {
-    use alchemiser::actors::drill::{FaultPlan, HandlerFaultKind, Injected};
+    use alchemiser::drivers::drill::{FaultPlan, HandlerFaultKind, Injected};
     use alchemiser::journal::status::{recent_workflows, table};
     use alchemiser::journal::{outbox::Outbox, Journal, SyncMode};
     let dir = tempfile::tempdir().unwrap();

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use alchemiser::actors::replay::{replay_day, ReplayOptions};
 use alchemiser::data::intraday::{read_quotes, read_trades};
+use alchemiser::drivers::replay::{replay_day, ReplayOptions};
 use chrono::{NaiveDate, NaiveTime};
 use rust_decimal::Decimal;
 

@@ -15,8 +15,8 @@ use chrono_tz::America::New_York;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
-use super::backtest::drive;
-use super::broker::Observed;
+use crate::actors::backtest::drive;
+use crate::actors::broker::Observed;
 use crate::config::Config;
 use crate::data::intraday::{bar_until, read_quotes, read_trades, MinuteQuote};
 use crate::data::DataSource;

@@ -18,10 +18,10 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
-use super::super::control::{ControlFiles, RunFile};
-use super::super::engine::EngineDeps;
 use super::error::CliError;
 use super::{load_book, load_config};
+use crate::actors::control::{ControlFiles, RunFile};
+use crate::actors::engine::EngineDeps;
 use crate::bus::connect::NatsAccess;
 use crate::bus::remote::RemoteView;
 use crate::bus::BusHealth;

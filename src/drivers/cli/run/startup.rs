@@ -10,14 +10,14 @@ use actix::Addr;
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
-use super::super::super::broker::{Broker, QueryStats, Resume};
-use super::super::super::control::ControlFiles;
-use super::super::super::engine::{await_outcome, Engine, EngineDeps};
-use super::super::super::observe;
 use super::super::error::CliError;
 use super::bus::EventBus;
 use super::venue::confirm_calendar;
 use super::{unserved_message, LiveBars};
+use crate::actors::broker::{Broker, QueryStats, Resume};
+use crate::actors::control::ControlFiles;
+use crate::actors::engine::{await_outcome, Engine, EngineDeps};
+use crate::actors::observe;
 use crate::bus::remote::RemoteView;
 use crate::clock::Clock;
 use crate::domain::Symbol;

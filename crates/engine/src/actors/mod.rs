@@ -1,19 +1,17 @@
 //! The actix layer: one broker, five supervised business actors (and a notifier that
-//! only listens), and the CLI that starts them. Actors receive an event, call their core in `src/`, and publish.
+//! only listens), the `Engine` runtime that starts them, the worker loop that serves
+//! them over NATS, and the backtest driver. Actors receive an event, call their core in
+//! alchemiser-core, and publish. Each business actor's module carries the name of the
+//! component it runs (`actors::strategy` runs `strategy`).
 
 pub mod backtest;
 pub mod broker;
-pub mod cli;
 pub mod control;
 pub mod deps;
-pub mod drill;
 pub mod engine;
 pub mod observe;
 pub mod remote;
-pub mod replay;
 pub mod supervision;
-pub mod sweep;
-pub mod sweep_queue;
 
 pub mod execution;
 pub mod notify;

@@ -7,9 +7,9 @@ use chrono::NaiveDate;
 
 use super::error::CliError;
 use super::load_config;
-use crate::actors::sweep::{materialize, outcomes, run_all, SweepPlan};
 use crate::backtest::chart::{bars, Unit};
 use crate::config::{Config, EMBEDDED_DEFAULT};
+use crate::drivers::sweep::{materialize, outcomes, run_all, SweepPlan};
 use crate::sweep::{leaderboard, sweep_id, Grid, Outcome, VariantJob};
 
 /// Variants drawn in the leaderboard's chart (the best ones).
@@ -150,7 +150,7 @@ fn on_workers(
         .block_on(super::worker::reach_nats(config, url))
         .map_err(CliError::input)?;
     runtime
-        .block_on(crate::actors::sweep_queue::drive(
+        .block_on(crate::drivers::sweep_queue::drive(
             client,
             plan,
             jobs,

@@ -130,7 +130,7 @@ fn backtest_worker(config: &Config, roles: &[String], id: String) -> Result<(), 
     let client = runtime
         .block_on(reach_nats(config, &config.bus.url))
         .map_err(CliError::input)?;
-    let served = runtime.block_on(crate::actors::sweep_queue::serve_backtests(
+    let served = runtime.block_on(crate::drivers::sweep_queue::serve_backtests(
         client,
         id,
         scratch,

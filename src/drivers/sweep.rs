@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::NaiveDate;
 
-use super::backtest::{after_warm_up, run, sessions};
+use crate::actors::backtest::{after_warm_up, run, sessions};
 use crate::backtest::summarize;
 use crate::config::Config;
 

@@ -8,10 +8,10 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use super::super::super::broker::{BrokerStats, QueryStats, QueryTree};
-use super::super::super::engine::{Day, DayError, Engine};
 use super::super::error::CliError;
 use super::{unserved_message, LiveBars};
+use crate::actors::broker::{BrokerStats, QueryStats, QueryTree};
+use crate::actors::engine::{Day, DayError, Engine};
 use crate::bus::remote::RemoteView;
 use crate::bus::BusHealth;
 use crate::calendar::UsEquityCalendar;

@@ -27,7 +27,7 @@ pub use crate::strategy::settings::{
 
 /// The defaults shipped in the repository's `config.toml`, compiled in so that the
 /// engine runs with no file at all.
-pub const EMBEDDED_DEFAULT: &str = include_str!("../config.toml");
+pub const EMBEDDED_DEFAULT: &str = include_str!("../../../config.toml");
 
 /// The configuration read when no `--config` is given and the current folder has it.
 pub const DEFAULT_CONFIG_FILE: &str = "config.toml";

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::super::control::{ControlFiles, RunFile};
+use crate::actors::control::{ControlFiles, RunFile};
 
 use super::error::CliError;
 use super::load_config;

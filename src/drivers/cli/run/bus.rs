@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use actix::Addr;
 
-use super::super::super::broker::{Broker, Tap};
-use super::super::super::engine::EngineDeps;
+use crate::actors::broker::{Broker, Tap};
+use crate::actors::engine::EngineDeps;
 use crate::bus::connect::NatsAccess;
 use crate::bus::mirror::Mirror;
 use crate::bus::remote::{RemoteView, VenueAccount};

@@ -4,14 +4,14 @@
 /// instead of panicking on the broken pipe.
 macro_rules! out {
     ($($t:tt)*) => {
-        $crate::actors::cli::emit(format_args!($($t)*))
+        $crate::drivers::cli::emit(format_args!($($t)*))
     };
 }
 
 /// `println!`, likewise.
 macro_rules! outln {
     ($($t:tt)*) => {
-        $crate::actors::cli::emit(format_args!("{}\n", format_args!($($t)*)))
+        $crate::drivers::cli::emit(format_args!("{}\n", format_args!($($t)*)))
     };
 }
 

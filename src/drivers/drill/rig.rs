@@ -11,9 +11,9 @@ use actix::Addr;
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
-use super::super::broker::{Broker, BrokerStats, QueryStats};
-use super::super::engine::{await_outcome, Day, Engine, EngineDeps};
-use super::super::supervision::Registry;
+use crate::actors::broker::{Broker, BrokerStats, QueryStats};
+use crate::actors::engine::{await_outcome, Day, Engine, EngineDeps};
+use crate::actors::supervision::Registry;
 use crate::causation::WorkflowSummary;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;

@@ -50,7 +50,7 @@ pub(super) fn backtest(request: BacktestRequest) -> Result<(), CliError> {
             out.display()
         )));
     }
-    let sessions = super::super::backtest::sessions(&book, request.from, request.to)
+    let sessions = crate::actors::backtest::sessions(&book, request.from, request.to)
         .map_err(CliError::input)?;
     let benchmark = find_benchmark(
         book.source.as_ref(),
@@ -62,7 +62,7 @@ pub(super) fn backtest(request: BacktestRequest) -> Result<(), CliError> {
     book.keep_until(request.to);
     let book = Arc::new(book);
     let (dates, warm_up) =
-        super::super::backtest::after_warm_up(&book, &sessions).map_err(CliError::input)?;
+        crate::actors::backtest::after_warm_up(&book, &sessions).map_err(CliError::input)?;
     if warm_up > 0 {
         eprintln!(
             "warm-up: the strategies first evaluate on {}; trading starts then ({warm_up} sessions from {} skipped)",
@@ -83,7 +83,7 @@ pub(super) fn backtest(request: BacktestRequest) -> Result<(), CliError> {
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let progress = bar.clone();
-    let result = actix::System::new().block_on(super::super::backtest::run_journaled(
+    let result = actix::System::new().block_on(crate::actors::backtest::run_journaled(
         config,
         book.clone(),
         &dates,
