@@ -11,10 +11,9 @@
 //! sweep (24 variants) on this machine's cores and over NATS with 1 and 2
 //! `worker --roles backtest` processes. `-- --runs N` sets RUNS (20).
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/integration/common/mod.rs"]
 mod common;
-#[path = "../tests/common/nats.rs"]
-mod nats;
+use common::nats;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

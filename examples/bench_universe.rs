@@ -16,7 +16,7 @@
 //! reuses it: for profiling the child, `--child DIR/500x20 2006-01-01 2024-12-31`).
 
 /// The binary's allocator (see `src/main.rs`), so that the figures are the engine's.
-#[path = "../tests/common/universe.rs"]
+#[path = "../tests/integration/common/universe.rs"]
 mod universe;
 
 #[global_allocator]

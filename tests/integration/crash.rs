@@ -3,7 +3,7 @@
 //! started again. Every time: the interrupted workflow completes, every intended order
 //! exists exactly once at the venue, positions equal the fills, and the journal verifies.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -4,9 +4,8 @@
 //! (every client order id once at the venue); two workers of a role share its events
 //! (each handled once); the journal verifies and the venue's positions equal the fills.
 
-mod common;
-#[path = "common/nats.rs"]
-mod nats;
+use crate::common;
+use crate::common::nats;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -1,7 +1,7 @@
 //! Supervision in a real actix system: restarts with redelivery, dead letters, halting
 //! on restart intensity, no loss under crashes, and timeouts of hung workflows.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::sync::atomic::AtomicU32;

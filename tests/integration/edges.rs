@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use alchemiser::journal::{Journal, SyncMode};
 use alchemiser::venue::alpaca::fake::FakeAlpaca;
 
-mod common;
+use crate::common;
 
 const KEY: &str = "PKEDGES00001";
 const SECRET: &str = "edges-secret-never-printed";

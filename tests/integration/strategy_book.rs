@@ -1,7 +1,7 @@
 //! The strategy book on the bundled data: several files combined by weight, a failing
 //! file's slice to cash (or the whole signal failed), and the strategy actor's output.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::sync::Arc;

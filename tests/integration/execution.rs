@@ -2,7 +2,7 @@
 //! cash, sub-$1 orders skipped with a reason, deterministic client order ids, and the
 //! reconciliation that follows.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -2,7 +2,7 @@
 //! failure; after `recovery.max_attempts` retries it gives up and halts trading. Each
 //! step is an event.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

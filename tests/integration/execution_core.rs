@@ -1,7 +1,7 @@
 //! The execution core on its own: a plan executed over the simulated venue by the
 //! [`Executor`], with no actor system, only an async runtime.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! Risk limits in execution: a breach denies the order with a coded reason in a
 //! `risk.order.denied.v1` event, the rest of the plan goes on, and the workflow completes.
 
-mod common;
+use crate::common;
 
 use std::str::FromStr;
 use std::sync::Arc;

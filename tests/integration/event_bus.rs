@@ -8,8 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-#[path = "common/nats.rs"]
-mod nats;
+use crate::common::nats;
 use nats::{free_port, nats_server_binary, NatsServer};
 
 use alchemiser::journal::{Journal, SyncMode};

@@ -4,8 +4,7 @@
 //! summary's chain digest (of the journaled events) is pinned apart: the signal's
 //! market snapshot id and its indicator list changed deliberately with that rebuild.
 
-#[path = "common/universe.rs"]
-mod universe;
+use crate::common::universe;
 
 use std::sync::Arc;
 

@@ -1,6 +1,6 @@
 //! The broker in a real actix system: lineage of a full workflow, refusals, retention.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! The Alpaca venue against the fake Alpaca server on 127.0.0.1: auth, typed errors,
 //! retries, and order submission that never creates an order twice under faults.
 
-mod common;
+use crate::common;
 
 use std::str::FromStr;
 use std::sync::Arc;

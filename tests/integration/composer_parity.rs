@@ -1,7 +1,7 @@
 //! Composer parity, rule by rule, on crafted series whose answers are worked out by
 //! hand in the comments (not by the evaluator).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

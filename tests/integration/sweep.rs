@@ -190,8 +190,7 @@ fn bad_grids_and_bad_values_are_named_before_anything_runs() {
     assert!(String::from_utf8_lossy(&rank.stderr).contains("rank = \"luck\""));
 }
 
-#[path = "common/nats.rs"]
-mod nats;
+use crate::common::nats;
 
 /// A worker process; killed on drop.
 struct Worker(std::process::Child);

@@ -3,7 +3,7 @@
 //! it relies on, and the test checks the crafted data really has them before checking
 //! the allocation.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

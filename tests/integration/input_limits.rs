@@ -1,6 +1,6 @@
 //! Input that is too big or too deep ends in an error naming where, never a crash.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -140,8 +140,7 @@ fn an_unknown_drill_is_refused_by_name() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("unknown drill `meteor-strike`"));
 }
 
-#[path = "common/nats.rs"]
-mod nats;
+use crate::common::nats;
 
 #[test]
 fn a_short_distributed_soak_kills_each_process_and_loses_no_fill() {

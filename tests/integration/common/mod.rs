@@ -2,6 +2,9 @@
 //! fast restart policy, handler decorators that inject faults, and polling.
 #![allow(dead_code)]
 
+pub mod nats;
+pub mod universe;
+
 use std::collections::HashSet;
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
