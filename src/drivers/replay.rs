@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 
 use crate::actors::backtest::drive;
 use crate::actors::broker::Observed;
+use crate::backtest::BacktestRecord;
 use crate::config::Config;
 use crate::data::intraday::{bar_until, read_quotes, read_trades, MinuteQuote};
 use crate::data::DataSource;
@@ -130,32 +131,12 @@ pub fn replay_day(opts: &ReplayOptions) -> Result<(Value, bool), String> {
         opts.data.as_deref(),
     )
     .map_err(|e| e.to_string())?;
-    let lean_root = match source {
-        DataSource::Lean { root, .. } => Some(root),
-        DataSource::CsvFolder { .. } => None,
-    };
-    let (mode, market, quotes, marks_after) = match lean_root {
-        Some(lean) => {
-            let day = intraday_data(&lean, &book, date, at)?;
-            ("intraday", day.market, Some(day.quotes), day.last_trades)
-        }
-        None => {
-            if !book.common_dates().contains(&date) {
-                return Err(format!("no bars for every symbol on {date}"));
-            }
-            let closes = book
-                .data
-                .series
-                .keys()
-                .filter_map(|s| {
-                    book.data
-                        .close_on_or_before(s, date)
-                        .map(|(_, c)| (s.clone(), c))
-                })
-                .collect();
-            ("daily", book.data.clone(), None, closes)
-        }
-    };
+    let ReplayMarket {
+        mode,
+        market,
+        quotes,
+        marks_after,
+    } = replay_market(source, &book, date, at)?;
     book.data = market.clone();
     let market = Arc::new(market);
     let cash = config.venue.sim.initial_cash;
@@ -194,49 +175,123 @@ pub fn replay_day(opts: &ReplayOptions) -> Result<(Value, bool), String> {
     let (record, account) = result.map_err(|e| e.to_string())?;
     let events = events.lock().map(|v| v.clone()).unwrap_or_default();
 
-    let marked: Decimal = account
-        .positions
-        .iter()
-        .map(|(s, q)| *q * marks_after.get(s).copied().unwrap_or_default())
-        .sum();
-    let mut by_type: BTreeMap<&str, u64> = BTreeMap::new();
-    let mut orders = Vec::new();
-    let mut signal = Value::Null;
-    for e in &events {
-        *by_type.entry(e.event_type()).or_default() += 1;
-        match &e.payload {
-            Payload::OrderSubmitted(o) => orders.push(json!({"client_order_id": o.client_order_id, "symbol": o.symbol, "side": o.side, "qty": o.qty, "type": o.order_type})),
-            Payload::SignalGenerated(s) => signal = json!({"target_weights": s.target_weights, "signal_hash": s.signal_hash, "indicators": s.strategies.iter().map(|a| &a.indicators).collect::<Vec<_>>()}),
-            _ => {}
+    let summary = Summary {
+        date,
+        mode,
+        decision: format!("{at} America/New_York ({decision})"),
+        cash,
+        marks_after,
+    };
+    let completed = record.failed_workflows.is_empty();
+    Ok((summary.of(&record, &account, &events), completed))
+}
+
+/// The day's market as the replay sees it: intraday (minute quotes up to the decision
+/// time, from a LEAN folder) or the day's daily bars (a CSV folder).
+struct ReplayMarket {
+    mode: &'static str,
+    market: MarketData,
+    quotes: Option<BTreeMap<Symbol, Vec<MinuteQuote>>>,
+    /// The prices positions are marked at after the replay.
+    marks_after: BTreeMap<Symbol, Decimal>,
+}
+
+fn replay_market(
+    source: DataSource,
+    book: &StrategyBook,
+    date: NaiveDate,
+    at: NaiveTime,
+) -> Result<ReplayMarket, String> {
+    match source {
+        DataSource::Lean { root, .. } => {
+            let day = intraday_data(&root, book, date, at)?;
+            Ok(ReplayMarket {
+                mode: "intraday",
+                market: day.market,
+                quotes: Some(day.quotes),
+                marks_after: day.last_trades,
+            })
+        }
+        DataSource::CsvFolder { .. } => {
+            if !book.common_dates().contains(&date) {
+                return Err(format!("no bars for every symbol on {date}"));
+            }
+            let closes = book
+                .data
+                .series
+                .keys()
+                .filter_map(|s| {
+                    book.data
+                        .close_on_or_before(s, date)
+                        .map(|(_, c)| (s.clone(), c))
+                })
+                .collect();
+            Ok(ReplayMarket {
+                mode: "daily",
+                market: book.data.clone(),
+                quotes: None,
+                marks_after: closes,
+            })
         }
     }
-    let fills: Vec<_> = record
-        .fills
-        .iter()
-        .map(|f| json!({"symbol": f.symbol, "side": f.side, "qty": f.qty, "price": f.price, "commission": f.commission}))
-        .collect();
-    let completed = record.failed_workflows.is_empty();
-    let workflow = record
-        .failed_workflows
-        .first()
-        .map_or("completed".to_string(), |(_, why)| format!("failed: {why}"));
-    Ok((
+}
+
+/// What the replay's JSON summary says besides the run's record and the account.
+struct Summary {
+    date: NaiveDate,
+    mode: &'static str,
+    decision: String,
+    cash: Decimal,
+    marks_after: BTreeMap<Symbol, Decimal>,
+}
+
+impl Summary {
+    fn of(
+        &self,
+        record: &BacktestRecord,
+        account: &crate::venue::AccountSnapshot,
+        events: &[Arc<Envelope>],
+    ) -> Value {
+        let marked: Decimal = account
+            .positions
+            .iter()
+            .map(|(s, q)| *q * self.marks_after.get(s).copied().unwrap_or_default())
+            .sum();
+        let mut by_type: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut orders = Vec::new();
+        let mut signal = Value::Null;
+        for e in events {
+            *by_type.entry(e.event_type()).or_default() += 1;
+            match &e.payload {
+                Payload::OrderSubmitted(o) => orders.push(json!({"client_order_id": o.client_order_id, "symbol": o.symbol, "side": o.side, "qty": o.qty, "type": o.order_type})),
+                Payload::SignalGenerated(s) => signal = json!({"target_weights": s.target_weights, "signal_hash": s.signal_hash, "indicators": s.strategies.iter().map(|a| &a.indicators).collect::<Vec<_>>()}),
+                _ => {}
+            }
+        }
+        let fills: Vec<_> = record
+            .fills
+            .iter()
+            .map(|f| json!({"symbol": f.symbol, "side": f.side, "qty": f.qty, "price": f.price, "commission": f.commission}))
+            .collect();
+        let workflow = record
+            .failed_workflows
+            .first()
+            .map_or("completed".to_string(), |(_, why)| format!("failed: {why}"));
         json!({
-            "date": date,
-            "mode": mode,
-            "decision_time": format!("{at} America/New_York ({decision})"),
+            "date": self.date,
+            "mode": self.mode,
+            "decision_time": self.decision,
             "workflow": workflow,
             "signal": signal,
             "events": record.events,
             "events_by_type": by_type,
             "orders": orders,
             "fills": fills,
-            "equity_before": cash,
+            "equity_before": self.cash,
             "equity_after": (account.cash + marked).round_dp(2),
             "cash_after": account.cash.round_dp(2),
             "positions_after": account.positions,
             "chain_digest": record.chain_digest,
-        }),
-        completed,
-    ))
+        })
+    }
 }

@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 
 use super::deps::EngineDeps;
 use super::engine::business_registry;
-use super::supervision::{react, EventHandler, PublishAll};
+use super::supervision::{react, EventHandler, PublishAll, Registry};
 use crate::bus::remote::{
     account_subject, claim_subject, consumed_subject, consumer_name, dead_letter_subject,
     handled_subject, heartbeat_subject, intent_subject, known_subject, publish_subject,
@@ -476,52 +476,16 @@ pub async fn work(
     }));
     let js = jetstream::new(client.clone());
     follow_halts(&js, &client, &config, deps.gate.clone()).await?;
-    let registry = business_registry(deps.clone());
-    let mut served: Vec<(Role, Vec<(usize, String)>)> = Vec::new();
-    for sub in registry.subscriptions {
-        if !roles.iter().any(|r| r == sub.name) {
-            continue;
-        }
-        let wanted = sub
-            .consumes
-            .iter()
-            .map(|kind| (0, consumer_name(sub.name, kind.as_str())))
-            .collect();
-        let role = Role {
-            name: sub.name,
-            handler: (sub.factory)(),
-            factory: sub.factory,
-        };
-        served.push((role, wanted));
-    }
+    let served = roles_served(business_registry(deps.clone()), roles);
     let counts = Arc::new(Mutex::new((0u64, 0u64, 0u64)));
-    let beat = {
-        let (client, subject, worker, counts) = (
-            client.clone(),
-            heartbeat_subject(&bus.subject_prefix),
-            worker.clone(),
-            counts.clone(),
-        );
-        let roles: Vec<String> = served.iter().map(|(r, _)| r.name.to_string()).collect();
-        async move {
-            loop {
-                let (handled, redelivered, failed) =
-                    *counts.lock().unwrap_or_else(|p| p.into_inner());
-                let beat = Heartbeat {
-                    worker: worker.clone(),
-                    roles: roles.clone(),
-                    handled,
-                    redelivered,
-                    failed,
-                    at: chrono::Utc::now(),
-                };
-                if let Ok(body) = serde_json::to_vec(&beat) {
-                    let _ = client.publish(subject.clone(), body.into()).await;
-                }
-                tokio::time::sleep(Duration::from_secs(2)).await;
-            }
-        }
-    };
+    let names = served.iter().map(|(r, _)| r.name.to_string()).collect();
+    let beat = heartbeat(
+        client.clone(),
+        heartbeat_subject(&bus.subject_prefix),
+        worker.clone(),
+        names,
+        counts.clone(),
+    );
     tokio::task::spawn_local(beat);
     tracing::info!(%worker, roles = %roles.join(","), "worker serving");
     let shared = Serving {
@@ -550,6 +514,55 @@ pub async fn work(
     .map(|_| ())
 }
 
+/// The registry's business actors this worker was asked to serve, each with the
+/// durable consumers of the events it takes.
+fn roles_served(registry: Registry, roles: &[String]) -> Vec<(Role, Vec<(usize, String)>)> {
+    let mut served = Vec::new();
+    for sub in registry.subscriptions {
+        if !roles.iter().any(|r| r == sub.name) {
+            continue;
+        }
+        let wanted = sub
+            .consumes
+            .iter()
+            .map(|kind| (0, consumer_name(sub.name, kind.as_str())))
+            .collect();
+        let role = Role {
+            name: sub.name,
+            handler: (sub.factory)(),
+            factory: sub.factory,
+        };
+        served.push((role, wanted));
+    }
+    served
+}
+
+/// The worker's heartbeat every 2 s: its roles and what it has handled, redelivered
+/// and failed (the engine's `/healthz` and `status` show them).
+async fn heartbeat(
+    client: async_nats::Client,
+    subject: String,
+    worker: String,
+    roles: Vec<String>,
+    counts: Arc<Mutex<(u64, u64, u64)>>,
+) {
+    loop {
+        let (handled, redelivered, failed) = *counts.lock().unwrap_or_else(|p| p.into_inner());
+        let beat = Heartbeat {
+            worker: worker.clone(),
+            roles: roles.clone(),
+            handled,
+            redelivered,
+            failed,
+            at: chrono::Utc::now(),
+        };
+        if let Ok(body) = serde_json::to_vec(&beat) {
+            let _ = client.publish(subject.clone(), body.into()).await;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
 /// What every role of a worker shares.
 struct Serving<'a> {
     deps: &'a EngineDeps,
@@ -565,6 +578,13 @@ struct Serving<'a> {
     current: CurrentHandling,
 }
 
+impl Serving<'_> {
+    /// Updates the heartbeat's counts.
+    fn count(&self, update: impl FnOnce(&mut (u64, u64, u64))) {
+        update(&mut self.counts.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+}
+
 /// Serves one role until the connection ends: each event from its durable consumers
 /// is handled by its actor; what it publishes goes to the broker, and the event is
 /// acknowledged only once the broker has it on record.
@@ -573,33 +593,20 @@ async fn serve_role(
     mut role: Role,
     wanted: Vec<(usize, String)>,
 ) -> Result<(), String> {
-    let Serving {
-        deps,
-        client,
-        js,
-        worker,
-        counts,
-        before,
-        handler_timeout,
-        progress_every,
-        current,
-    } = serving;
-    let (handler_timeout, progress_every) = (*handler_timeout, *progress_every);
-    let config = &deps.config;
-    let bus = &config.bus;
+    let bus = &serving.deps.config.bus;
     let publisher = RemoteBroker {
-        client: (*client).clone(),
+        client: serving.client.clone(),
         prefix: bus.subject_prefix.clone(),
-        worker: worker.to_string(),
+        worker: serving.worker.to_string(),
         role: role.name,
         handled: EventId::new(),
         handling: HandlingId::new(),
         ids: StableIds::default(),
         unsettled: None,
-        timeout: handler_timeout,
+        timeout: serving.handler_timeout,
     }
     .start();
-    let mut feed = bind(js, &bus.stream, &wanted).await;
+    let mut feed = bind(serving.js, &bus.stream, &wanted).await;
     loop {
         let message = match feed.next().await {
             Some((_, Ok(message))) => message,
@@ -608,201 +615,232 @@ async fn serve_role(
             Some((_, Err(e))) => {
                 tracing::warn!(error = %e, "the event feed broke: binding the consumers again");
                 tokio::time::sleep(Duration::from_millis(250)).await;
-                feed = bind(js, &bus.stream, &wanted).await;
+                feed = bind(serving.js, &bus.stream, &wanted).await;
                 continue;
             }
             None => {
-                feed = bind(js, &bus.stream, &wanted).await;
+                feed = bind(serving.js, &bus.stream, &wanted).await;
                 continue;
             }
         };
+        serve_message(serving, &mut role, &publisher, &message).await?;
+    }
+}
 
-        let delivered = message.info().map_or(1, |i| i.delivered);
-        let env = match Envelope::from_json(&String::from_utf8_lossy(&message.payload)) {
-            Ok(env) => Arc::new(env),
-            Err(e) => {
-                tracing::error!(role = role.name, error = %e, "unreadable event: dropped");
-                let _ = message.ack_with(AckKind::Term).await;
-                continue;
-            }
-        };
-        let handling = HandlingId::new();
-        let mut mark = RoleEvent {
-            role: role.name.to_string(),
-            event: String::from_utf8_lossy(&message.payload).into_owned(),
-            handling: None,
-        };
-        let holding = Holding {
-            message: &message,
-            every: progress_every,
-            client,
-            prefix: &bus.subject_prefix,
-            claim: HandlingClaim {
-                role: role.name.to_string(),
-                op: ClaimOp::Take,
-                of: HandlingRef {
-                    event_id: env.event_id,
-                    handling,
-                },
-                seq: message
-                    .headers
-                    .as_ref()
-                    .and_then(|h| h.get(crate::bus::SEQ_HEADER))
-                    .and_then(|v| v.as_str().parse().ok()),
-            },
-            lost: std::cell::Cell::new(false),
-            released: std::cell::Cell::new(false),
-        };
-        if delivered > 1 {
-            counts.lock().unwrap_or_else(|p| p.into_inner()).1 += 1;
+/// One delivered event, from the engine's claim to its acknowledgement (or not).
+async fn serve_message(
+    serving: &Serving<'_>,
+    role: &mut Role,
+    publisher: &Addr<RemoteBroker>,
+    message: &jetstream::Message,
+) -> Result<(), String> {
+    let delivered = message.info().map_or(1, |i| i.delivered);
+    let env = match Envelope::from_json(&String::from_utf8_lossy(&message.payload)) {
+        Ok(env) => Arc::new(env),
+        Err(e) => {
+            tracing::error!(role = role.name, error = %e, "unreadable event: dropped");
+            let _ = message.ack_with(AckKind::Term).await;
+            return Ok(());
         }
-        // The engine's claim first (no other handling of the event runs meanwhile),
-        // then whether the event was handled already (the acknowledgement was lost,
-        // another worker had it while the server was away, or its workflow closed):
-        // nothing to do again. Both asked until the engine answers: handling without
-        // knowing would act on a moment that has passed (a reconciliation while
-        // another handling trades).
-        if !holding.keep(holding.take(&mark)).await || holding.keep(holding.handled(&mark)).await {
-            tracing::info!(role = role.name, event_id = %env.event_id, delivered, "already handled: skipped");
-            let _ = message.ack().await;
-            holding.release().await;
-            continue;
-        }
-        mark.handling = Some(handling);
-        // Recovery retries from the failed workflow's root, which the broker keeps.
-        if let (true, Payload::WorkflowFailed(_)) = (role.name == ROOT_ASKER, &env.payload) {
-            match ask_root(client, &bus.subject_prefix, env.correlation_id).await {
-                Ok(Some(started)) => deps.roots.insert(env.correlation_id, started),
-                Ok(None) => {}
-                Err(why) => {
-                    tracing::warn!(event_id = %env.event_id, error = %why, "cannot ask the broker for the workflow's root: redelivery later");
-                    let _ = message
-                        .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
-                        .await;
-                    continue;
-                }
-            }
-        }
-        if let Some(before) = before {
-            if let Err(why) = before(&env).await {
-                tracing::warn!(role = role.name, event_id = %env.event_id, error = %why, "not ready to handle: redelivery later");
-                let _ = message
-                    .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
-                    .await;
-                continue;
-            }
-        }
-        publisher
-            .send(Begin {
-                handled: env.event_id,
-                role: role.name,
-                handling,
-            })
-            .await
-            .map_err(|e| e.to_string())?;
-        if role.name == ORDER_PLACER {
-            *current.lock().unwrap_or_else(|p| p.into_inner()) = Some(holding.claim.of);
-        }
-        let injected = crate::drill::fails(&format!("remote.handle:{}", env.event_type()));
-        let handled = if injected {
-            Err("injected failure (ALCHEMISER_FAIL_ON)".to_string())
-        } else {
-            let handling = tokio::time::timeout(
-                handler_timeout,
-                react(
-                    role.handler.as_mut(),
-                    env.clone(),
-                    role.name,
-                    deps.clock.clone(),
-                    publisher.clone().recipient(),
-                ),
-            );
-            holding
-                .during(handling)
-                .await
-                .map_err(|_| format!("no answer within {} s", handler_timeout.as_secs()))
-                .and_then(|r| r.map_err(|f| f.0))
-        };
-        let settled = holding
-            .during(publisher.send(Finish))
-            .await
-            .map_err(|e| e.to_string())?;
-        *current.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        if let Err(Unsettled::Superseded(why)) = &settled {
-            holding.lost(why);
-        }
-        if holding.lost.get() {
-            // Not acknowledged, not marked: the handling that holds the event does.
-            continue;
-        }
-        let settled = settled.map_err(|u| match u {
-            Unsettled::Away(why) | Unsettled::Superseded(why) => why,
-        });
-        match (handled, settled) {
-            (Ok(()), Ok(())) => {
-                // The consumer mark first: a redelivery after a lost acknowledgement
-                // is then skipped.
-                // Answered once the broker has it; waited on briefly: without the
-                // engine (it may have just stopped) a redelivery is handled again,
-                // harmlessly.
-                if let Ok(body) = serde_json::to_vec(&mark) {
-                    let _ = tokio::time::timeout(
-                        Duration::from_secs(1),
-                        client.request(
-                            consumed_subject(&bus.subject_prefix, role.name),
-                            body.into(),
-                        ),
-                    )
-                    .await;
-                }
-                // Given up before the acknowledgement: a redelivery after a crash
-                // here is skipped at once, not held off for a lease.
-                holding.release().await;
-                crate::drill::crash_point(&format!("remote.acknowledge.{}", env.event_type()));
-                let _ = message.ack().await;
-                counts.lock().unwrap_or_else(|p| p.into_inner()).0 += 1;
-                tracing::info!(role = role.name, event_type = env.event_type(), event_id = %env.event_id, delivered, "handled");
-            }
-            // Handled, but the broker does not have it all: handled again later (the
-            // same ids; client order ids keep the venue from a second order).
-            (Ok(()), Err(why)) => {
-                tracing::warn!(role = role.name, event_id = %env.event_id, error = %why, "the broker did not take the reaction: redelivery later");
-                let _ = message
-                    .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
-                    .await;
-            }
-            (Err(fault), _) => {
-                counts.lock().unwrap_or_else(|p| p.into_inner()).2 += 1;
-                role.handler = (role.factory)();
-                if delivered >= bus.max_deliver {
-                    let report = DeadLetterReport {
-                        worker: worker.to_string(),
-                        role: role.name.to_string(),
-                        event_id: env.event_id,
-                        correlation_id: env.correlation_id,
-                        event_type: env.event_type().to_string(),
-                        deliveries: delivered.max(0) as u64,
-                        error: fault.clone(),
-                    };
-                    if let Ok(body) = serde_json::to_vec(&report) {
-                        let _ = client
-                            .request(
-                                dead_letter_subject(&bus.subject_prefix, role.name),
-                                body.into(),
-                            )
-                            .await;
-                    }
-                    tracing::error!(role = role.name, event_id = %env.event_id, error = %fault, "dead letter: reported to the broker");
-                    let _ = message.ack_with(AckKind::Term).await;
-                } else {
-                    tracing::warn!(role = role.name, event_id = %env.event_id, delivered, error = %fault, "handling failed: redelivery");
-                    let _ = message
-                        .ack_with(AckKind::Nak(Some(Duration::from_millis(500))))
-                        .await;
-                }
-            }
-        }
+    };
+    let handling = HandlingId::new();
+    let mut mark = RoleEvent {
+        role: role.name.to_string(),
+        event: String::from_utf8_lossy(&message.payload).into_owned(),
+        handling: None,
+    };
+    let holding = Holding::new(serving, role.name, message, env.event_id, handling);
+    if delivered > 1 {
+        serving.count(|c| c.1 += 1);
+    }
+    // The engine's claim first (no other handling of the event runs meanwhile),
+    // then whether the event was handled already (the acknowledgement was lost,
+    // another worker had it while the server was away, or its workflow closed):
+    // nothing to do again. Both asked until the engine answers: handling without
+    // knowing would act on a moment that has passed (a reconciliation while
+    // another handling trades).
+    if !holding.keep(holding.take(&mark)).await || holding.keep(holding.handled(&mark)).await {
+        tracing::info!(role = role.name, event_id = %env.event_id, delivered, "already handled: skipped");
+        let _ = message.ack().await;
         holding.release().await;
+        return Ok(());
+    }
+    mark.handling = Some(handling);
+    if let Err(why) = ready_to_handle(serving, role, &env).await {
+        tracing::warn!(role = role.name, event_id = %env.event_id, error = %why, "not ready to handle: redelivery later");
+        let _ = message
+            .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+            .await;
+        return Ok(());
+    }
+    let (handled, settled) = handle(serving, role, publisher, &holding, &env, handling).await?;
+    if holding.lost.get() {
+        // Not acknowledged, not marked: the handling that holds the event does.
+        return Ok(());
+    }
+    match (handled, settled) {
+        (Ok(()), Ok(())) => acknowledge(serving, role, &holding, &env, &mark, delivered).await,
+        // Handled, but the broker does not have it all: handled again later (the
+        // same ids; client order ids keep the venue from a second order).
+        (Ok(()), Err(why)) => {
+            tracing::warn!(role = role.name, event_id = %env.event_id, error = %why, "the broker did not take the reaction: redelivery later");
+            let _ = message
+                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                .await;
+        }
+        (Err(fault), _) => failed(serving, role, message, &env, delivered, fault).await,
+    }
+    holding.release().await;
+    Ok(())
+}
+
+/// What must hold before the role handles `env`: recovery retries from the failed
+/// workflow's root, which the broker keeps (asked for here); a worker's own check
+/// (`before`: its live bars refreshed) passed.
+async fn ready_to_handle(serving: &Serving<'_>, role: &Role, env: &Envelope) -> Result<(), String> {
+    if let (true, Payload::WorkflowFailed(_)) = (role.name == ROOT_ASKER, &env.payload) {
+        let prefix = &serving.deps.config.bus.subject_prefix;
+        match ask_root(serving.client, prefix, env.correlation_id).await {
+            Ok(Some(started)) => serving.deps.roots.insert(env.correlation_id, started),
+            Ok(None) => {}
+            Err(why) => {
+                return Err(format!(
+                    "cannot ask the broker for the workflow's root: {why}"
+                ))
+            }
+        }
+    }
+    match serving.before {
+        Some(before) => before(env).await,
+        None => Ok(()),
+    }
+}
+
+/// Runs the role's actor on `env` under the handler timeout, then settles what it
+/// published with the broker: (how the handling went, whether the broker has it all).
+async fn handle(
+    serving: &Serving<'_>,
+    role: &mut Role,
+    publisher: &Addr<RemoteBroker>,
+    holding: &Holding<'_>,
+    env: &Arc<Envelope>,
+    handling: HandlingId,
+) -> Result<(Result<(), String>, Result<(), String>), String> {
+    publisher
+        .send(Begin {
+            handled: env.event_id,
+            role: role.name,
+            handling,
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    if role.name == ORDER_PLACER {
+        *serving.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(holding.claim.of);
+    }
+    let injected = crate::drill::fails(&format!("remote.handle:{}", env.event_type()));
+    let handled = if injected {
+        Err("injected failure (ALCHEMISER_FAIL_ON)".to_string())
+    } else {
+        let timeout = serving.handler_timeout;
+        let handling = tokio::time::timeout(
+            timeout,
+            react(
+                role.handler.as_mut(),
+                env.clone(),
+                role.name,
+                serving.deps.clock.clone(),
+                publisher.clone().recipient(),
+            ),
+        );
+        holding
+            .during(handling)
+            .await
+            .map_err(|_| format!("no answer within {} s", timeout.as_secs()))
+            .and_then(|r| r.map_err(|f| f.0))
+    };
+    let settled = holding
+        .during(publisher.send(Finish))
+        .await
+        .map_err(|e| e.to_string())?;
+    *serving.current.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    if let Err(Unsettled::Superseded(why)) = &settled {
+        holding.lost(why);
+    }
+    let settled = settled.map_err(|u| match u {
+        Unsettled::Away(why) | Unsettled::Superseded(why) => why,
+    });
+    Ok((handled, settled))
+}
+
+/// Handled and on record: the consumer mark, then the acknowledgement.
+async fn acknowledge(
+    serving: &Serving<'_>,
+    role: &Role,
+    holding: &Holding<'_>,
+    env: &Envelope,
+    mark: &RoleEvent,
+    delivered: i64,
+) {
+    // The consumer mark first: a redelivery after a lost acknowledgement is then
+    // skipped. Answered once the broker has it; waited on briefly: without the engine
+    // (it may have just stopped) a redelivery is handled again, harmlessly.
+    if let Ok(body) = serde_json::to_vec(mark) {
+        let subject = consumed_subject(&serving.deps.config.bus.subject_prefix, role.name);
+        let _ = tokio::time::timeout(
+            Duration::from_secs(1),
+            serving.client.request(subject, body.into()),
+        )
+        .await;
+    }
+    // Given up before the acknowledgement: a redelivery after a crash here is skipped
+    // at once, not held off for a lease.
+    holding.release().await;
+    crate::drill::crash_point(&format!("remote.acknowledge.{}", env.event_type()));
+    let _ = holding.message.ack().await;
+    serving.count(|c| c.0 += 1);
+    tracing::info!(role = role.name, event_type = env.event_type(), event_id = %env.event_id, delivered, "handled");
+}
+
+/// The handling failed: a fresh actor for the role, and the event redelivered, or
+/// reported to the broker as a dead letter once it has been delivered `max_deliver`
+/// times.
+async fn failed(
+    serving: &Serving<'_>,
+    role: &mut Role,
+    message: &jetstream::Message,
+    env: &Envelope,
+    delivered: i64,
+    fault: String,
+) {
+    let bus = &serving.deps.config.bus;
+    serving.count(|c| c.2 += 1);
+    role.handler = (role.factory)();
+    if delivered >= bus.max_deliver {
+        let report = DeadLetterReport {
+            worker: serving.worker.to_string(),
+            role: role.name.to_string(),
+            event_id: env.event_id,
+            correlation_id: env.correlation_id,
+            event_type: env.event_type().to_string(),
+            deliveries: delivered.max(0) as u64,
+            error: fault.clone(),
+        };
+        if let Ok(body) = serde_json::to_vec(&report) {
+            let _ = serving
+                .client
+                .request(
+                    dead_letter_subject(&bus.subject_prefix, role.name),
+                    body.into(),
+                )
+                .await;
+        }
+        tracing::error!(role = role.name, event_id = %env.event_id, error = %fault, "dead letter: reported to the broker");
+        let _ = message.ack_with(AckKind::Term).await;
+    } else {
+        tracing::warn!(role = role.name, event_id = %env.event_id, delivered, error = %fault, "handling failed: redelivery");
+        let _ = message
+            .ack_with(AckKind::Nak(Some(Duration::from_millis(500))))
+            .await;
     }
 }
 
@@ -820,7 +858,34 @@ struct Holding<'a> {
     released: std::cell::Cell<bool>,
 }
 
-impl Holding<'_> {
+impl<'a> Holding<'a> {
+    /// A hold on `message` for one handling of `event_id` by `role`, not yet claimed.
+    fn new(
+        serving: &Serving<'a>,
+        role: &str,
+        message: &'a jetstream::Message,
+        event_id: EventId,
+        handling: HandlingId,
+    ) -> Self {
+        Holding {
+            message,
+            every: serving.progress_every,
+            client: serving.client,
+            prefix: &serving.deps.config.bus.subject_prefix,
+            claim: HandlingClaim {
+                role: role.to_string(),
+                op: ClaimOp::Take,
+                of: HandlingRef { event_id, handling },
+                seq: message
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get(crate::bus::SEQ_HEADER))
+                    .and_then(|v| v.as_str().parse().ok()),
+            },
+            lost: std::cell::Cell::new(false),
+            released: std::cell::Cell::new(false),
+        }
+    }
     /// The engine's answer on `subject`, or why there is none.
     async fn ask(&self, subject: String, body: Vec<u8>) -> Result<Vec<u8>, String> {
         self.ask_within(subject, body, Duration::from_secs(2)).await
