@@ -23,9 +23,9 @@ use alchemiser::config::Config;
 use alchemiser::domain::PlanAction;
 use alchemiser::events::*;
 use alchemiser::strategy::book::StrategyBook;
-use alchemiser::venue::alpaca::client::{AlpacaClient, ClientSettings, Credentials};
-use alchemiser::venue::alpaca::fake::FakeAlpaca;
-use alchemiser::venue::alpaca::{AlpacaVenue, FillWait};
+use alchemiser::venues::alpaca::client::{AlpacaClient, ClientSettings, Credentials};
+use alchemiser::venues::alpaca::fake::FakeAlpaca;
+use alchemiser::venues::alpaca::{AlpacaVenue, FillWait};
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 

@@ -24,7 +24,7 @@ use alchemiser::domain::Side;
 use alchemiser::events::{Envelope, EventKind, OrderFilled};
 use alchemiser::journal::{Journal, SyncMode};
 use alchemiser::strategy::book::StrategyBook;
-use alchemiser::venue::sim::SimVenue;
+use alchemiser::venues::sim::SimVenue;
 use rust_decimal::Decimal;
 use tokio::sync::Notify;
 

@@ -23,7 +23,7 @@ use std::time::Instant;
 use alchemiser::calendar::UsEquityCalendar;
 use alchemiser::events::EventKind;
 use alchemiser::journal::{Journal, SyncMode};
-use alchemiser::venue::alpaca::fake::FakeAlpaca;
+use alchemiser::venues::alpaca::fake::FakeAlpaca;
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 

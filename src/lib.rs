@@ -13,13 +13,14 @@
 //! The lower crates' modules are re-exported here under their names.
 
 pub use alchemiser_adapters::{
-    backtest, bus, config, data, drill, journal, metrics, notify, sweep, symphony_files, venue,
+    backtest, bus, config, data, drill_report, journal, metrics, notify, sweep, symphony_files,
+    venues,
 };
 pub use alchemiser_core::{
     calendar, causation, clock, costs, display_as_wire_name, domain, engine_core, events,
     execution, fault, halt, indicators, intents, market, portfolio, readable, reconciliation,
-    recovery, risk, schedule, strategy, supervision, wire_name, workflow, workflow_lifecycle,
-    workflow_roots,
+    recovery, risk, schedule, strategy, supervision, venue, wire_name, workflow,
+    workflow_lifecycle, workflow_roots,
 };
 pub use alchemiser_engine::actors;
 

@@ -25,7 +25,7 @@ use crate::domain::Symbol;
 use crate::events::{Envelope, Payload};
 use crate::market::MarketData;
 use crate::strategy::book::StrategyBook;
-use crate::venue::sim::SimVenue;
+use crate::venues::sim::SimVenue;
 
 /// What to replay.
 #[derive(Clone, Debug)]

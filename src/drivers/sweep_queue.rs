@@ -220,7 +220,7 @@ pub async fn serve_backtests(
             let _ = message.ack().await;
             continue;
         }
-        crate::drill::crash_point("sweep.variant");
+        crate::fault::crash_point("sweep.variant");
         let folder = scratch.join(&job.sweep).join(&job.variant.id);
         let running = tokio::task::spawn_blocking({
             let job = job.clone();

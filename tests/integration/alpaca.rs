@@ -12,10 +12,10 @@ use alchemiser::clock::SystemClock;
 use alchemiser::domain::{OrderType, PlanAction, Side};
 use alchemiser::events::*;
 use alchemiser::strategy::book::StrategyBook;
-use alchemiser::venue::alpaca::client::{AlpacaClient, ClientSettings, Credentials};
-use alchemiser::venue::alpaca::fake::{FakeAlpaca, Fault, Route};
-use alchemiser::venue::alpaca::{AlpacaVenue, FillWait};
 use alchemiser::venue::{Venue, VenueError, VenueOrderStatus};
+use alchemiser::venues::alpaca::client::{AlpacaClient, ClientSettings, Credentials};
+use alchemiser::venues::alpaca::fake::{FakeAlpaca, Fault, Route};
+use alchemiser::venues::alpaca::{AlpacaVenue, FillWait};
 use alchemiser::workflow::WorkflowStatus;
 use common::*;
 use rust_decimal::Decimal;
@@ -375,7 +375,7 @@ async fn workflows_under_each_fault_reach_the_planned_positions() {
 
 #[tokio::test]
 async fn daily_bars_follow_every_page_into_exact_decimals() {
-    use alchemiser::venue::alpaca::{to_daily_bars, wire::Bar};
+    use alchemiser::venues::alpaca::{to_daily_bars, wire::Bar};
     let f = fake();
     let bar = |d: &str, c: &str| Bar {
         t: format!("{d}T05:00:00Z"),

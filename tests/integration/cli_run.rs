@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::str::FromStr;
 
-use alchemiser::venue::alpaca::fake::{FakeAlpaca, Fault, Route};
+use alchemiser::venues::alpaca::fake::{FakeAlpaca, Fault, Route};
 use rust_decimal::Decimal;
 
 const KEY: &str = "PKRUNTEST12345";
@@ -145,7 +145,7 @@ fn run_once_on_alpaca_never_prints_the_secret() {
 }
 
 /// The bundled CSV as Alpaca would serve it: bars stamped at midnight New York.
-fn bars_from_bundled(symbol: &str) -> Vec<alchemiser::venue::alpaca::wire::Bar> {
+fn bars_from_bundled(symbol: &str) -> Vec<alchemiser::venues::alpaca::wire::Bar> {
     use chrono::TimeZone;
     let text = std::fs::read_to_string(root().join(format!("examples/data/{symbol}.csv"))).unwrap();
     text.lines()
@@ -158,7 +158,7 @@ fn bars_from_bundled(symbol: &str) -> Vec<alchemiser::venue::alpaca::wire::Bar> 
                 .unwrap()
                 .with_timezone(&chrono::Utc);
             let n = |s: &str| serde_json::Number::from_str(s).unwrap();
-            alchemiser::venue::alpaca::wire::Bar {
+            alchemiser::venues::alpaca::wire::Bar {
                 t: midnight.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 o: n(f[1]),
                 h: n(f[2]),

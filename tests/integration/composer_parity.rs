@@ -98,7 +98,7 @@ mod tickers {
     use std::path::{Path, PathBuf};
     use std::process::Command;
 
-    use alchemiser::venue::alpaca::fake::FakeAlpaca;
+    use alchemiser::venues::alpaca::fake::FakeAlpaca;
     use rust_decimal::Decimal;
 
     use super::common;

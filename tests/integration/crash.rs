@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 
 use alchemiser::events::{EventKind, Payload};
 use alchemiser::journal::{Journal, SyncMode};
-use alchemiser::venue::alpaca::fake::FakeAlpaca;
+use alchemiser::venues::alpaca::fake::FakeAlpaca;
 use rust_decimal::Decimal;
 
 const KEY: &str = "PKCRASHTEST01";

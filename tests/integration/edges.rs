@@ -8,7 +8,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use alchemiser::journal::{Journal, SyncMode};
-use alchemiser::venue::alpaca::fake::FakeAlpaca;
+use alchemiser::venues::alpaca::fake::FakeAlpaca;
 
 use crate::common;
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use alchemiser::domain::{PlanAction, Side};
 use alchemiser::events::*;
 use alchemiser::execution::client_order_id;
-use alchemiser::venue::sim::{SimCosts, SimVenue};
+use alchemiser::venues::sim::{SimCosts, SimVenue};
 use alchemiser::workflow::WorkflowStatus;
 use common::*;
 use rust_decimal::Decimal;

@@ -329,7 +329,7 @@ mod engine_journal {
     use alchemiser::events::{EventKind, WorkflowStarted};
     use alchemiser::journal::{Journal, SyncMode};
     use alchemiser::strategy::book::StrategyBook;
-    use alchemiser::venue::sim::SimVenue;
+    use alchemiser::venues::sim::SimVenue;
     use alchemiser::workflow::WorkflowStatus;
     use rust_decimal::Decimal;
 
@@ -495,7 +495,7 @@ mod consumer_marks {
     use alchemiser::events::{Envelope, EventKind, WorkflowStarted};
     use alchemiser::journal::{Journal, SyncMode};
     use alchemiser::strategy::book::StrategyBook;
-    use alchemiser::venue::sim::SimVenue;
+    use alchemiser::venues::sim::SimVenue;
     use rust_decimal::Decimal;
 
     /// Counts what it handles and publishes nothing (the workflow stays open).

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use alchemiser::journal::{Journal, SyncMode};
-use alchemiser::venue::alpaca::fake::FakeAlpaca;
+use alchemiser::venues::alpaca::fake::FakeAlpaca;
 use rust_decimal::Decimal;
 
 fn bin() -> Command {

@@ -16,7 +16,7 @@ use alchemiser::events::{
     WorkflowStarted,
 };
 use alchemiser::strategy::book::StrategyBook;
-use alchemiser::venue::sim::SimVenue;
+use alchemiser::venues::sim::SimVenue;
 use chrono::NaiveDate;
 use rust_decimal_macros::dec;
 

@@ -12,7 +12,7 @@ use alchemiser::actors::engine::await_outcome;
 use alchemiser::actors::engine::{self, Engine, EngineDeps};
 use alchemiser::clock::SystemClock;
 use alchemiser::events::*;
-use alchemiser::venue::faulty::FaultyVenue;
+use alchemiser::venues::faulty::FaultyVenue;
 use alchemiser::workflow::WorkflowStatus;
 use common::*;
 

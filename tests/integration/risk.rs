@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use alchemiser::domain::PlanAction;
 use alchemiser::events::*;
-use alchemiser::venue::sim::SimVenue;
 use alchemiser::venue::Venue;
+use alchemiser::venues::sim::SimVenue;
 use alchemiser::workflow::WorkflowStatus;
 use common::*;
 use rust_decimal::Decimal;

@@ -14,7 +14,7 @@ use alchemiser::config::{OnStrategyError, StrategyConfig, StrategyFile};
 use alchemiser::events::EventKind;
 use alchemiser::market::Adjustment;
 use alchemiser::strategy::book::{StrategyBook, StrategyError};
-use alchemiser::venue::sim::SimVenue;
+use alchemiser::venues::sim::SimVenue;
 use alchemiser::workflow::WorkflowStatus;
 use chrono::NaiveDate;
 use rust_decimal::Decimal;

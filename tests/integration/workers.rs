@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use alchemiser::events::{EventKind, OutcomeStatus, Payload};
 use alchemiser::journal::{Journal, SyncMode};
-use alchemiser::venue::alpaca::fake::FakeAlpaca;
+use alchemiser::venues::alpaca::fake::FakeAlpaca;
 use nats::{
     as_user, free_port, nats_server_binary, pairs, password_of, secured_server, NatsServer,
 };
@@ -475,7 +475,7 @@ fn the_nats_server_restarted_mid_workflow_loses_nothing() {
     let f = fake();
     let cfg = config(dir.path(), &f, port);
     // The first order's answer is held 1.5 s: the server goes down meanwhile.
-    f.inject(alchemiser::venue::alpaca::fake::Fault::DelayAfterCreate(
+    f.inject(alchemiser::venues::alpaca::fake::Fault::DelayAfterCreate(
         Duration::from_millis(1500),
     ));
     let _w = worker(&cfg, dir.path(), "w", None);
@@ -642,7 +642,7 @@ fn a_worker_sigkilled_while_the_venue_holds_an_order_leaves_the_plan_to_another(
     let cfg = config(dir.path(), &f, port);
     // The venue creates the first order and holds its answer: the worker is killed
     // (SIGKILL) while it waits.
-    f.inject(alchemiser::venue::alpaca::fake::Fault::DelayAfterCreate(
+    f.inject(alchemiser::venues::alpaca::fake::Fault::DelayAfterCreate(
         Duration::from_secs(3),
     ));
     let mut victim = worker(&cfg, dir.path(), "victim", None);
@@ -1236,7 +1236,7 @@ fn intended_and_at_venue(
         )
         .unwrap();
     let mut state = f.state();
-    state.orders.push(alchemiser::venue::alpaca::wire::Order {
+    state.orders.push(alchemiser::venues::alpaca::wire::Order {
         id: format!("venue-{id}"),
         client_order_id: id.into(),
         symbol: symbol.into(),

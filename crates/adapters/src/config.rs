@@ -101,24 +101,24 @@ impl Default for SimVenueConfig {
             commission_per_order: Decimal::ZERO,
             commission_bps: Decimal::ZERO,
             regulatory_fees: false,
-            sec_fee_rate: crate::venue::sim::RegulatoryFees::alpaca().sec_rate,
-            finra_taf_per_share: crate::venue::sim::RegulatoryFees::alpaca().taf_per_share,
-            finra_taf_max: crate::venue::sim::RegulatoryFees::alpaca().taf_max,
-            cat_fee_per_share: crate::venue::sim::RegulatoryFees::alpaca().cat_per_share,
+            sec_fee_rate: crate::venues::sim::RegulatoryFees::alpaca().sec_rate,
+            finra_taf_per_share: crate::venues::sim::RegulatoryFees::alpaca().taf_per_share,
+            finra_taf_max: crate::venues::sim::RegulatoryFees::alpaca().taf_max,
+            cat_fee_per_share: crate::venues::sim::RegulatoryFees::alpaca().cat_per_share,
             state_file: PathBuf::from("state/sim_account.json"),
         }
     }
 }
 
 impl SimVenueConfig {
-    pub fn costs(&self) -> crate::venue::sim::SimCosts {
-        crate::venue::sim::SimCosts {
+    pub fn costs(&self) -> crate::venues::sim::SimCosts {
+        crate::venues::sim::SimCosts {
             slippage_bps: self.slippage_bps,
             commission_per_order: self.commission_per_order,
             commission_bps: self.commission_bps,
             regulatory: self
                 .regulatory_fees
-                .then_some(crate::venue::sim::RegulatoryFees {
+                .then_some(crate::venues::sim::RegulatoryFees {
                     sec_rate: self.sec_fee_rate,
                     taf_per_share: self.finra_taf_per_share,
                     taf_max: self.finra_taf_max,
@@ -295,7 +295,7 @@ impl Default for AlpacaConfig {
     fn default() -> Self {
         Self {
             trading_url: String::new(),
-            data_url: crate::venue::alpaca::client::DATA_URL.into(),
+            data_url: crate::venues::alpaca::client::DATA_URL.into(),
             requests_per_minute: 200,
             timeout_secs: 10,
             max_attempts: 5,
@@ -1091,7 +1091,7 @@ mod tests {
         let on = Config::parse(&format!("{base}regulatory_fees = true\n"), "c.toml").unwrap();
         assert_eq!(
             on.venue.sim.costs().regulatory,
-            Some(crate::venue::sim::RegulatoryFees::alpaca())
+            Some(crate::venues::sim::RegulatoryFees::alpaca())
         );
         let bad = format!("{base}regulatory_fees = true\nsec_fee_rate = \"-0.1\"\n");
         let err = Config::parse(&bad, "c.toml").unwrap_err();

@@ -11,17 +11,17 @@ pub mod backtest;
 pub mod bus;
 pub mod config;
 pub mod data;
-pub mod drill;
+pub mod drill_report;
 pub mod journal;
 pub mod metrics;
 pub mod notify;
 pub mod sweep;
 pub mod symphony_files;
-pub mod venue;
+pub mod venues;
 
 pub use alchemiser_core::{
     calendar, causation, clock, costs, display_as_wire_name, domain, engine_core, events,
     execution, fault, halt, indicators, intents, market, portfolio, readable, reconciliation,
-    recovery, risk, schedule, strategy, supervision, wire_name, workflow, workflow_lifecycle,
-    workflow_roots,
+    recovery, risk, schedule, strategy, supervision, venue, wire_name, workflow,
+    workflow_lifecycle, workflow_roots,
 };

@@ -159,7 +159,7 @@ pub(super) async fn reach_nats(
 
 /// The account this worker's keys open.
 async fn account_of(
-    alpaca: &crate::venue::alpaca::AlpacaVenue,
+    alpaca: &crate::venues::alpaca::AlpacaVenue,
 ) -> Result<crate::bus::remote::VenueAccount, String> {
     let account = alpaca
         .client()

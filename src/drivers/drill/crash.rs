@@ -11,7 +11,7 @@ use rand::{Rng, SeedableRng};
 
 use super::rig::{fake_orders, measure, Rig, KEY, SECRET};
 use super::scenarios::Plans;
-use crate::drill::report::DrillReport;
+use crate::drill_report::DrillReport;
 use crate::journal::{Journal, SyncMode};
 
 /// Crash points and how many times a run of the bundled day passes each (at least):
@@ -66,7 +66,7 @@ pub async fn crash_mid_execution(
             let bars = bars
                 .iter()
                 .filter(|b| b.date <= rig.as_of)
-                .map(crate::venue::alpaca::wire::Bar::from_daily)
+                .map(crate::venues::alpaca::wire::Bar::from_daily)
                 .collect();
             fake.state().bars.insert(s.clone(), bars);
         }

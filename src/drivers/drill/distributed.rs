@@ -22,10 +22,10 @@ use rust_decimal::Decimal;
 
 use super::rig::{fake_orders, measure, Rig, KEY, SECRET};
 use crate::domain::Symbol;
-use crate::drill::report::DrillReport;
+use crate::drill_report::DrillReport;
 use crate::events::{CorrelationId, EventKind, Payload, ReconciliationStatus};
 use crate::journal::{Journal, JournalEntry, SyncMode};
-use crate::venue::alpaca::fake::{FakeAlpaca, Fault, Route};
+use crate::venues::alpaca::fake::{FakeAlpaca, Fault, Route};
 
 /// How long one run of a day may take before the drill calls it hung.
 const DAY_BOUND: Duration = Duration::from_secs(120);
@@ -405,7 +405,7 @@ fn prepare_venue(rig: &Rig, fake: &FakeAlpaca, day: NaiveDate, rng: &mut StdRng)
             let bars = bars
                 .iter()
                 .filter(|b| b.date <= day)
-                .map(crate::venue::alpaca::wire::Bar::from_daily)
+                .map(crate::venues::alpaca::wire::Bar::from_daily)
                 .collect();
             state.bars.insert(s.clone(), bars);
         }

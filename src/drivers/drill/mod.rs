@@ -12,7 +12,7 @@ mod soak;
 
 use std::time::Instant;
 
-use crate::drill::report::DrillReport;
+use crate::drill_report::DrillReport;
 use scenarios::Plans;
 
 pub use faults::{FaultPlan, HandlerFaultKind, Injected};

@@ -18,16 +18,16 @@ use crate::causation::WorkflowSummary;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::domain::{RunMode, Side, Symbol, Trigger};
-use crate::drill::report::{compare_positions, duplicate_fills, DrillReport};
+use crate::drill_report::{compare_positions, duplicate_fills, DrillReport};
 use crate::events::CorrelationId;
 use crate::journal::outbox::Outbox;
 use crate::journal::{Journal, SyncMode};
 use crate::strategy::book::StrategyBook;
-use crate::venue::alpaca::client::{AlpacaClient, ClientSettings, Credentials};
-use crate::venue::alpaca::fake::FakeAlpaca;
-use crate::venue::alpaca::{AlpacaVenue, FillWait};
-use crate::venue::sim::SimVenue;
 use crate::venue::Venue;
+use crate::venues::alpaca::client::{AlpacaClient, ClientSettings, Credentials};
+use crate::venues::alpaca::fake::FakeAlpaca;
+use crate::venues::alpaca::{AlpacaVenue, FillWait};
+use crate::venues::sim::SimVenue;
 use crate::workflow::WorkflowStatus;
 
 /// Credentials of the fake server (not secrets: it runs inside the drill).

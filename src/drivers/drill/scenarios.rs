@@ -16,13 +16,13 @@ use crate::actors::engine::reconcile_now;
 use crate::actors::{execution, portfolio, reconciliation, recovery, strategy};
 use crate::config::OnDrift;
 use crate::domain::Symbol;
-use crate::drill::report::DrillReport;
+use crate::drill_report::DrillReport;
 use crate::events::{
     CorrelationId, Envelope, EventId, EventKind, HaltReason, ReconciliationStatus, TradingResumed,
 };
 use crate::journal::{Journal, SyncMode};
-use crate::venue::alpaca::fake::{Fault, Route};
-use crate::venue::faulty::FaultyVenue;
+use crate::venues::alpaca::fake::{Fault, Route};
+use crate::venues::faulty::FaultyVenue;
 use crate::workflow::WorkflowStatus;
 
 /// Final positions of the fault-free day, per venue kind.
@@ -535,7 +535,7 @@ async fn on_fake(
     iteration: u32,
     plans: &Plans,
     rate: Option<(u32, Duration)>,
-    inject: impl FnOnce(&crate::venue::alpaca::fake::FakeAlpaca, &mut DrillReport) -> u32,
+    inject: impl FnOnce(&crate::venues::alpaca::fake::FakeAlpaca, &mut DrillReport) -> u32,
 ) -> Result<DrillReport, String> {
     let mut report = DrillReport::new(scenario, seed, iteration);
     let rig = Rig::new(scenario, |_| {})?;

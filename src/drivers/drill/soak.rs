@@ -14,9 +14,9 @@ use super::faults::{FaultPlan, HandlerFaultKind, Injected};
 use super::rig::{completed, measure, sim_orders, Rig};
 use super::scenarios::ACTORS;
 use crate::domain::Symbol;
-use crate::drill::report::DrillReport;
+use crate::drill_report::DrillReport;
 use crate::events::EventKind;
-use crate::venue::faulty::FaultyVenue;
+use crate::venues::faulty::FaultyVenue;
 
 fn kinds_of(actor: &str) -> &'static [EventKind] {
     match actor {

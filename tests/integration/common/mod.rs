@@ -21,7 +21,7 @@ use alchemiser::clock::SystemClock;
 use alchemiser::config::Config;
 use alchemiser::events::{CorrelationId, Envelope, EventKind, Payload, WorkflowStarted};
 use alchemiser::strategy::book::StrategyBook;
-use alchemiser::venue::sim::SimVenue;
+use alchemiser::venues::sim::SimVenue;
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
@@ -194,7 +194,7 @@ pub fn distinct<T: std::hash::Hash + Eq + Clone>(items: &[T]) -> usize {
 }
 
 /// A bundled CSV as Alpaca would serve it: daily bars stamped at midnight New York.
-pub fn bars_from_bundled(symbol: &str) -> Vec<alchemiser::venue::alpaca::wire::Bar> {
+pub fn bars_from_bundled(symbol: &str) -> Vec<alchemiser::venues::alpaca::wire::Bar> {
     use chrono::TimeZone;
     use std::str::FromStr;
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -211,7 +211,7 @@ pub fn bars_from_bundled(symbol: &str) -> Vec<alchemiser::venue::alpaca::wire::B
                 .expect("one midnight")
                 .with_timezone(&chrono::Utc);
             let n = |s: &str| serde_json::Number::from_str(s).expect("number");
-            alchemiser::venue::alpaca::wire::Bar {
+            alchemiser::venues::alpaca::wire::Bar {
                 t: midnight.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 o: n(f[1]),
                 h: n(f[2]),
@@ -229,10 +229,11 @@ pub fn fake_alpaca(
     key: &str,
     secret: &str,
     today: &str,
-) -> alchemiser::venue::alpaca::fake::FakeAlpaca {
+) -> alchemiser::venues::alpaca::fake::FakeAlpaca {
     use std::str::FromStr;
-    let f = alchemiser::venue::alpaca::fake::FakeAlpaca::start(key, secret, Decimal::from(100_000))
-        .expect("fake Alpaca");
+    let f =
+        alchemiser::venues::alpaca::fake::FakeAlpaca::start(key, secret, Decimal::from(100_000))
+            .expect("fake Alpaca");
     for (s, p) in BUNDLED_CLOSES {
         f.state()
             .prices

@@ -493,7 +493,7 @@ impl Journal {
                 ])?;
             }
         }
-        crate::drill::crash_point("journal.commit");
+        crate::fault::crash_point("journal.commit");
         tx.commit()?;
         let moved = last_seq != self.last_seq;
         self.last_seq = last_seq;

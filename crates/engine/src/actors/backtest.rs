@@ -23,7 +23,7 @@ use crate::journal::Journal;
 use crate::market::MarketData;
 use crate::strategy::book::StrategyBook;
 use crate::strategy::prefetch::SignalPrefetch;
-use crate::venue::sim::SimVenue;
+use crate::venues::sim::SimVenue;
 use crate::workflow::WorkflowStatus;
 
 #[derive(Debug, Error, PartialEq, Eq)]

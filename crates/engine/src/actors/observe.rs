@@ -17,7 +17,7 @@ use super::broker::{Broker, QueryStats};
 use crate::bus::remote::{RemoteHealth, RemoteView};
 use crate::events::TradingHalted;
 use crate::metrics::metrics;
-use crate::venue::metered::{MeteredVenue, VenueHealth};
+use crate::venues::metered::{MeteredVenue, VenueHealth};
 
 struct Window {
     broker: Addr<Broker>,

@@ -20,8 +20,8 @@ use crate::clock::Clock;
 use crate::domain::{RunMode, Trigger};
 use crate::engine_core::PublishError;
 use crate::notify::delivery::Notifier;
-use crate::venue::sim::SimVenue;
 use crate::venue::{AccountSnapshot, Venue};
+use crate::venues::sim::SimVenue;
 
 #[derive(Serialize)]
 struct RunReport {

@@ -33,9 +33,9 @@ use crate::journal::outbox::Outbox;
 use crate::journal::Journal;
 use crate::notify::delivery::Notifier;
 use crate::strategy::book::StrategyBook;
-use crate::venue::alpaca::client::Credentials;
-use crate::venue::metered::MeteredVenue;
 use crate::venue::Venue;
+use crate::venues::alpaca::client::Credentials;
+use crate::venues::metered::MeteredVenue;
 
 use bus::EventBus;
 use days::TradingDays;

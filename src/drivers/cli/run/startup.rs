@@ -24,8 +24,8 @@ use crate::domain::Symbol;
 use crate::events::ReconciliationStatus;
 use crate::journal::outbox::Outbox;
 use crate::journal::Journal;
-use crate::venue::metered::MeteredVenue;
 use crate::venue::Venue;
+use crate::venues::metered::MeteredVenue;
 
 /// What the engine needs before its first workflow.
 pub(super) struct Startup<'a> {

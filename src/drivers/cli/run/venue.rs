@@ -15,12 +15,12 @@ use crate::config::Config;
 use crate::domain::{RunMode, Symbol};
 use crate::market::{Adjustment, BarSeries, MarketData, SharedMarket};
 use crate::strategy::book::StrategyBook;
-use crate::venue::alpaca::client::{
+use crate::venue::Venue;
+use crate::venues::alpaca::client::{
     AlpacaClient, ClientSettings, Credentials, LIVE_TRADING_URL, PAPER_TRADING_URL,
 };
-use crate::venue::alpaca::{to_daily_bars, AlpacaVenue, FillWait};
-use crate::venue::sim::SimVenue;
-use crate::venue::Venue;
+use crate::venues::alpaca::{to_daily_bars, AlpacaVenue, FillWait};
+use crate::venues::sim::SimVenue;
 
 /// The Alpaca venue when keys are in the environment.
 pub(in super::super) fn alpaca_venue(

@@ -323,7 +323,7 @@ impl Broker {
             Flushed::Nothing => {}
             Flushed::Committed(batch) => {
                 for (_, env, _) in &batch {
-                    crate::drill::crash_point(env.event_type());
+                    crate::fault::crash_point(env.event_type());
                 }
                 self.process(Input::Committed(batch), ctx);
             }

@@ -737,7 +737,7 @@ async fn handle(
     if role.name == ORDER_PLACER {
         *serving.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(holding.claim.of);
     }
-    let injected = crate::drill::fails(&format!("remote.handle:{}", env.event_type()));
+    let injected = crate::fault::fails(&format!("remote.handle:{}", env.event_type()));
     let handled = if injected {
         Err("injected failure (ALCHEMISER_FAIL_ON)".to_string())
     } else {
@@ -795,7 +795,7 @@ async fn acknowledge(
     // Given up before the acknowledgement: a redelivery after a crash here is skipped
     // at once, not held off for a lease.
     holding.release().await;
-    crate::drill::crash_point(&format!("remote.acknowledge.{}", env.event_type()));
+    crate::fault::crash_point(&format!("remote.acknowledge.{}", env.event_type()));
     let _ = holding.message.ack().await;
     serving.count(|c| c.0 += 1);
     tracing::info!(role = role.name, event_type = env.event_type(), event_id = %env.event_id, delivered, "handled");

@@ -10,11 +10,11 @@ use std::time::Instant;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use super::{AccountSnapshot, Venue, VenueError, VenueFuture, VenueOrder};
 use crate::domain::Quote;
 use crate::domain::Symbol;
 use crate::events::OrderIntent;
 use crate::metrics::metrics;
+use crate::venue::{AccountSnapshot, Venue, VenueError, VenueFuture, VenueOrder};
 
 /// How the venue has been answering.
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]

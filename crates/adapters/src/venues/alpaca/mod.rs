@@ -19,9 +19,9 @@ use rust_decimal::Decimal;
 
 use self::client::AlpacaClient;
 use self::error::AlpacaError;
-use super::{AccountSnapshot, Venue, VenueError, VenueFuture, VenueOrder, VenueOrderStatus};
 use crate::domain::{OrderType, Side, Symbol};
 use crate::events::OrderIntent;
+use crate::venue::{AccountSnapshot, Venue, VenueError, VenueFuture, VenueOrder, VenueOrderStatus};
 
 /// How long `submit` waits for a market order to reach a final state.
 #[derive(Clone, Debug)]

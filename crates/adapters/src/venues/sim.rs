@@ -21,12 +21,12 @@ use rust_decimal::Decimal;
 
 use chrono::NaiveTime;
 
-use super::{AccountSnapshot, Venue, VenueError, VenueFuture, VenueOrder, VenueOrderStatus};
 use crate::data::intraday::MinuteQuote;
 use crate::domain::Quote;
 use crate::domain::{OrderType, Side, Symbol};
 use crate::events::OrderIntent;
 use crate::market::{DayCloses, DayOpens, MarketData};
+use crate::venue::{AccountSnapshot, Venue, VenueError, VenueFuture, VenueOrder, VenueOrderStatus};
 
 pub use alchemiser_core::costs::{RegulatoryFees, SimCosts};
 

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use rust_decimal::Decimal;
 
-use super::{AccountSnapshot, Venue, VenueError, VenueFuture, VenueOrder};
 use crate::domain::Quote;
 use crate::domain::Symbol;
 use crate::events::OrderIntent;
+use crate::venue::{AccountSnapshot, Venue, VenueError, VenueFuture, VenueOrder};
 
 pub struct FaultyVenue {
     inner: Arc<dyn Venue>,
