@@ -5,7 +5,7 @@
 //! result is never run again (workers look before they run; results are one per
 //! variant, deduplicated by id); a driver that restarts finds the results already in.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::pull, stream, AckKind};
@@ -221,20 +221,7 @@ pub async fn serve_backtests(
             continue;
         }
         crate::fault::crash_point("sweep.variant");
-        let folder = scratch.join(&job.sweep).join(&job.variant.id);
-        let running = tokio::task::spawn_blocking({
-            let job = job.clone();
-            move || run_job(&job, &folder).map_err(|e| e.to_string())
-        });
-        tokio::pin!(running);
-        let summary = loop {
-            tokio::select! {
-                done = &mut running => break done.map_err(|e| e.to_string()).and_then(|r| r),
-                _ = tokio::time::sleep(ack_wait / 3) => {
-                    let _ = message.ack_with(AckKind::Progress).await;
-                }
-            }
-        };
+        let summary = run_holding(&message, &job, &scratch, ack_wait).await;
         let result = VariantResult {
             sweep: job.sweep.clone(),
             variant: job.variant.id.clone(),
@@ -266,4 +253,28 @@ pub async fn serve_backtests(
         }
     }
     Err("the sweep queue ended".into())
+}
+
+/// Runs the variant on a blocking thread, telling the server every third of its
+/// acknowledgement wait that the work goes on (a long backtest is not a dead worker's).
+async fn run_holding(
+    message: &jetstream::Message,
+    job: &VariantJob,
+    scratch: &Path,
+    ack_wait: Duration,
+) -> Result<String, String> {
+    let folder = scratch.join(&job.sweep).join(&job.variant.id);
+    let running = tokio::task::spawn_blocking({
+        let job = job.clone();
+        move || run_job(&job, &folder).map_err(|e| e.to_string())
+    });
+    tokio::pin!(running);
+    loop {
+        tokio::select! {
+            done = &mut running => break done.map_err(|e| e.to_string()).and_then(|r| r),
+            _ = tokio::time::sleep(ack_wait / 3) => {
+                let _ = message.ack_with(AckKind::Progress).await;
+            }
+        }
+    }
 }
