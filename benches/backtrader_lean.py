@@ -132,7 +132,7 @@ class Rotation(bt.Strategy):
 
 
 def main():
-    root = sys.argv[1] if len(sys.argv) > 1 else str(Path(__file__).resolve().parents[2] / "shared/data/lean")
+    root = sys.argv[1] if len(sys.argv) > 1 else str(Path(__file__).resolve().parents[1] / "examples/lean")
     start = datetime.datetime.strptime(sys.argv[2], "%Y-%m-%d") if len(sys.argv) > 2 else datetime.datetime(1998, 1, 1)
     end = datetime.datetime.strptime(sys.argv[3], "%Y-%m-%d") if len(sys.argv) > 3 else datetime.datetime(2021, 3, 31)
     cerebro = bt.Cerebro(stdstats=False)

@@ -1,7 +1,7 @@
 //! Full-pipeline backtest speed and memory, and the ratio to backtrader.
 //!
 //! `cargo run --release --example bench_backtest` runs the LEAN sample rotation
-//! (examples/lean_sample.toml: 6 symbols of ../shared/data/lean, adjusted) through the
+//! (examples/lean_sample.toml: 6 symbols of examples/lean, adjusted) through the
 //! five actors for every session 1998-2021, five times, and prints the median
 //! workflows/s, bars/s and events/s; then peak memory for 5, 10 and 21 years (each in a
 //! fresh process); then, if `python3 -c "import backtrader"` works, the same strategy in
@@ -76,10 +76,6 @@ fn main() {
         println!("{} {} {:.1}", r.sessions, r.events, peak_mib());
         return;
     }
-    if !root().join("../shared/data/lean").is_dir() {
-        eprintln!("../shared/data/lean is absent: nothing to benchmark");
-        return;
-    }
     let (from, to) = ("1998-01-01", "2021-03-31");
     let mut rounds: Vec<Round> = (0..5).map(|_| one_run(from, to)).collect();
     rounds.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
@@ -120,7 +116,7 @@ fn main() {
     }
 
     let script = root().join("benches/backtrader_lean.py");
-    let lean = root().join("../shared/data/lean");
+    let lean = root().join("examples/lean");
     let bt = Command::new("python3")
         .arg(&script)
         .arg(&lean)

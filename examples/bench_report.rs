@@ -4,8 +4,7 @@
 //! actix, journaled events/s), a full-pipeline backtest at 1x, 10x and 100x the bundled
 //! symbols (universes made from the real series, prices scaled per copy; each size in a
 //! fresh process for its peak memory, with signal -> order latency measured in process),
-//! and `bench_backtest` (the LEAN sample and backtrader) when ../shared/data/lean is
-//! there. Figures are medians of repeated runs or ratios taken in the same run.
+//! and `bench_backtest` (the LEAN sample and backtrader). Figures are medians of repeated runs or ratios taken in the same run.
 
 /// The binary's allocator (see `src/main.rs`), so that the figures are the engine's.
 #[global_allocator]
@@ -314,39 +313,31 @@ fn main() {
     }
 
     let bt_cmd = "cargo run --release --example bench_backtest";
-    if root().join("../shared/data/lean").is_dir() {
-        eprintln!("LEAN sample backtest and backtrader (bench_backtest)...");
-        match example("bench_backtest", &[]) {
-            Some(b) => {
-                rows.push((
-                    "Backtest, LEAN sample 1998-2021 (median of 5)".into(),
-                    format!(
-                        "{} workflows/s, {} bars/s",
-                        fmt(&b, "workflows_per_s"),
-                        fmt(&b, "bars_per_s")
-                    ),
-                    bt_cmd.into(),
-                ));
-                rows.push((
-                    "backtrader / alchemiser, same strategy and data".into(),
-                    b["ratio_backtrader"]
-                        .as_f64()
-                        .map_or("backtrader not installed".into(), |r| format!("{r:.1}x")),
-                    bt_cmd.into(),
-                ));
-            }
-            None => rows.push((
-                "Backtest, LEAN sample".into(),
-                "bench_backtest did not report".into(),
+    eprintln!("LEAN sample backtest and backtrader (bench_backtest)...");
+    match example("bench_backtest", &[]) {
+        Some(b) => {
+            rows.push((
+                "Backtest, LEAN sample 1998-2021 (median of 5)".into(),
+                format!(
+                    "{} workflows/s, {} bars/s",
+                    fmt(&b, "workflows_per_s"),
+                    fmt(&b, "bars_per_s")
+                ),
                 bt_cmd.into(),
-            )),
+            ));
+            rows.push((
+                "backtrader / alchemiser, same strategy and data".into(),
+                b["ratio_backtrader"]
+                    .as_f64()
+                    .map_or("backtrader not installed".into(), |r| format!("{r:.1}x")),
+                bt_cmd.into(),
+            ));
         }
-    } else {
-        rows.push((
-            "Backtest, LEAN sample; ratio to backtrader".into(),
-            "../shared/data/lean absent".into(),
+        None => rows.push((
+            "Backtest, LEAN sample".into(),
+            "bench_backtest did not report".into(),
             bt_cmd.into(),
-        ));
+        )),
     }
 
     // Large universes: backtrader on the cases it finishes in minutes, not the largest.

@@ -1,7 +1,7 @@
 //! Strategy evaluation speed: every trading day of a long daily history.
 //!
 //! `cargo run --release --example bench_strategy -- [DATA_DIR] [SYMPHONY...]` evaluates
-//! the symphonies (default: `examples/strategies/lean_etfs.clj` on `../shared/data/lean`,
+//! the symphonies (default: `examples/strategies/lean_etfs.clj` on `examples/lean`,
 //! adjusted prices) as of every SPY session once every symbol has 200 bars (2001-2021),
 //! and prints evaluations/s, wall and CPU time. The bundled default symphony on
 //! `examples/data` (2013-2023) is timed too.
@@ -87,7 +87,7 @@ fn main() {
     let data = args
         .next()
         .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("../shared/data/lean"));
+        .unwrap_or_else(|| root.join("examples/lean"));
     let files: Vec<PathBuf> = args.map(PathBuf::from).collect();
     let files = if files.is_empty() {
         vec![root.join("examples/strategies/lean_etfs.clj")]

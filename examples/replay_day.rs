@@ -2,7 +2,7 @@
 //! (events, orders, fills, equity before and after, chain digest).
 //!
 //! `cargo run --release --example replay_day` replays the last day of the bundled data
-//! with the daily fill model. With `--data ../shared/data/lean --date 2013-10-07` it
+//! with the daily fill model. With `--data examples/lean --date 2013-10-07` it
 //! replays intraday: the decision is taken at 15:45 New York time from the daily
 //! history up to the previous day plus a bar for today built from the regular-session
 //! minute trades before 15:45, and orders fill against the minute quotes. Without

@@ -1,4 +1,4 @@
-; A rotation over symbols of the LEAN sample data (../shared/data/lean) whose daily
+; A rotation over symbols of the LEAN sample data (examples/lean) whose daily
 ; series have no long gaps: used by tests and benchmarks on real history (2000-2021).
 (defsymphony "LEAN sample rotation" {:asset-class "EQUITIES"}
   (if (> (current-price "SPY") (moving-average-price "SPY" {:window 200}))

@@ -420,3 +420,49 @@ fn the_cycle_rule_catches_a_cycle() {
         ])
     );
 }
+
+/// Lines of the tests, examples and benchmarks that name a folder beside the repository:
+/// a user's clone has none, so nothing may read one (the data they use is carried in
+/// `examples/`).
+fn reaches_outside(dir: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    rust_files(dir, &mut files);
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path
+            .extension()
+            .is_some_and(|e| e == "toml" || e == "py" || e == "clj")
+        {
+            files.push(path);
+        }
+    }
+    // Spelled in pieces, so that this file does not name what it looks for.
+    let (beside, python_beside) = (["..", "/shared"].concat(), ["parents", "[2]"].concat());
+    let mut found = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            if line.contains(&beside) || line.contains(&python_beside) {
+                found.push(format!("{}:{}: {}", file.display(), i + 1, line.trim()));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn nothing_reads_outside_the_repository() {
+    let mut found = Vec::new();
+    for dir in ["tests", "examples", "examples/strategies", "benches"] {
+        found.extend(reaches_outside(&root().join(dir)));
+    }
+    assert!(found.is_empty(), "{}", found.join("\n"));
+    let planted = tempfile::tempdir().unwrap();
+    let outside = format!("data = \"../{}/data/lean\"\n", ["..", "/shared"].concat());
+    std::fs::write(planted.path().join("x.toml"), outside).unwrap();
+    assert_eq!(
+        reaches_outside(planted.path()).len(),
+        1,
+        "the check sees a path outside"
+    );
+}

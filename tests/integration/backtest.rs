@@ -34,15 +34,11 @@ fn bundled() -> (Config, Arc<StrategyBook>) {
     (config, Arc::new(book))
 }
 
-fn lean() -> Option<(Config, Arc<StrategyBook>)> {
-    if !root().join("../shared/data/lean").is_dir() {
-        eprintln!("skipped: ../shared/data/lean is absent (CI always has it)");
-        return None;
-    }
+fn lean() -> (Config, Arc<StrategyBook>) {
     let config = Config::load(&root().join("examples/lean_sample.toml")).unwrap();
     let book =
         alchemiser::symphony_files::load_book(&config.strategy, &config.base_dir, None).unwrap();
-    Some((config, Arc::new(book)))
+    (config, Arc::new(book))
 }
 
 async fn backtest(config: Config, book: Arc<StrategyBook>, from: &str, to: &str) -> BacktestRecord {
@@ -93,7 +89,7 @@ impl Handler<Observed> for Audit {
 
 #[actix_rt::test]
 async fn a_multi_year_lean_backtest_keeps_its_invariants() {
-    let Some((config, book)) = lean() else { return };
+    let (config, book) = lean();
     let initial = config.venue.sim.initial_cash;
     let dates = sessions(&book, d("2004-01-01"), d("2012-12-31")).unwrap();
     let events = Arc::new(Mutex::new(Vec::new()));

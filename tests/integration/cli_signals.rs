@@ -85,11 +85,7 @@ fn table_output_lists_weights_and_indicators() {
 
 #[test]
 fn lean_data_is_accepted_with_data_flag() {
-    let lean = root().join("../shared/data/lean");
-    if !lean.is_dir() {
-        eprintln!("skipped: {} is absent (CI always has it)", lean.display());
-        return;
-    }
+    let lean = root().join("examples/lean");
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(
         dir.path(),

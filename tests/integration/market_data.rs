@@ -1,5 +1,5 @@
-//! Market data readers on real files: the LEAN sample in ../shared/data (skipped with a
-//! message when that folder is absent) and the bundled CSV folder.
+//! Market data readers on real files: the LEAN sample (`examples/lean`) and the bundled
+//! CSV folder.
 
 use alchemiser::market::BarSource;
 use std::path::{Path, PathBuf};
@@ -16,15 +16,9 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The LEAN sample, or `None` (with a note) on a clone without ../shared.
-fn lean() -> Option<PathBuf> {
-    let dir = root().join("../shared/data/lean");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("skipped: {} is absent (CI always has it)", dir.display());
-        None
-    }
+/// The LEAN sample the repository carries.
+fn lean() -> PathBuf {
+    root().join("examples/lean")
 }
 
 fn date(s: &str) -> NaiveDate {
@@ -37,7 +31,7 @@ fn dec(s: &str) -> Decimal {
 
 #[test]
 fn every_lean_daily_file_loads_raw_and_adjusted() {
-    let Some(dir) = lean() else { return };
+    let dir = lean();
     for symbol in [
         "SPY", "QQQ", "IWM", "EEM", "USO", "BNO", "AAPL", "IBM", "AIG", "BAC",
     ] {
@@ -54,7 +48,7 @@ fn every_lean_daily_file_loads_raw_and_adjusted() {
 
 #[test]
 fn lean_prices_are_scaled_and_adjusted_by_the_factor_in_force() {
-    let Some(dir) = lean() else { return };
+    let dir = lean();
     let raw = DataSource::detect(&dir, Adjustment::Raw)
         .unwrap()
         .read("SPY")
@@ -85,7 +79,7 @@ fn layouts_are_detected_from_their_contents() {
     let empty = tempfile::tempdir().unwrap();
     let err = DataSource::detect(empty.path(), Adjustment::Raw).unwrap_err();
     assert!(matches!(err, DataError::UnknownLayout { .. }));
-    let Some(dir) = lean() else { return };
+    let dir = lean();
     assert!(matches!(
         DataSource::detect(&dir, Adjustment::Raw).unwrap(),
         DataSource::Lean { .. }

@@ -1,5 +1,5 @@
-//! `replay_day`: intraday on the LEAN minute bars of 2013-10-07 (skipped with a note when
-//! ../shared is absent) and daily on the bundled data.
+//! `replay_day`: intraday on the LEAN minute bars of 2013-10-07 and daily on the bundled
+//! data.
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -19,11 +19,7 @@ fn dec(v: &serde_json::Value) -> Decimal {
 
 #[test]
 fn intraday_replay_decides_at_1545_and_fills_on_the_next_quote() {
-    let lean = root().join("../shared/data/lean");
-    if !lean.is_dir() {
-        eprintln!("skipped: {} is absent (CI always has it)", lean.display());
-        return;
-    }
+    let lean = root().join("examples/lean");
     let date = NaiveDate::from_ymd_opt(2013, 10, 7).unwrap();
     let at = NaiveTime::from_hms_opt(15, 45, 0).unwrap();
     let opts = ReplayOptions {

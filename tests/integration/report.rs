@@ -94,10 +94,6 @@ fn percent(summary: &serde_json::Value, key: &str) -> String {
 #[test]
 fn the_report_renders_in_a_browser_and_shows_the_summarys_figures() {
     let Some(chromium) = chromium() else { return };
-    if !root().join("../shared/data/lean").is_dir() {
-        eprintln!("skipped: ../shared/data/lean is absent (CI always has it)");
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     // Two weighted files, for the attribution table.
     let config = dir.path().join("two_files.toml");
@@ -107,7 +103,7 @@ fn the_report_renders_in_a_browser_and_shows_the_summarys_figures() {
             "[strategy]\ndata = \"{data}\"\nadjustment = \"adjusted\"\n\
              [[strategy.files]]\npath = \"{etfs}\"\nweight = \"3\"\n\
              [[strategy.files]]\npath = \"{groups}\"\nweight = \"1\"\n",
-            data = root().join("../shared/data/lean").display(),
+            data = root().join("examples/lean").display(),
             etfs = root().join("examples/strategies/lean_etfs.clj").display(),
             groups = root().join("examples/strategies/lean_groups.clj").display(),
         ),
