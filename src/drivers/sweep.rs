@@ -2,7 +2,9 @@
 //! filled-in symphonies, a [`VariantJob`]), written to a folder, and backtested through
 //! the same actors as `backtest` (one actor system per variant) — on every core here,
 //! or by `worker --roles backtest` processes over NATS (`sweep_queue`). A variant whose
-//! folder already holds its summary is not run again: a sweep whose driver died resumes.
+//! folder holds a summary computed from the same inputs (configuration, symphonies,
+//! market data, dates, engine version: [`Inputs`]) is not run again, so a sweep whose
+//! driver died resumes; any other is recomputed.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,7 +16,14 @@ use crate::actors::backtest::{after_warm_up, run, sessions};
 use crate::backtest::summarize;
 use crate::config::Config;
 
-use crate::sweep::{fill_placeholders, set_key, Grid, Outcome, SweepError, Variant, VariantJob};
+use crate::data::DataSource;
+use crate::market::snapshot::snapshot_id;
+use crate::market::Adjustment;
+use crate::strategy::book::referenced_symbols;
+use crate::strategy::dsl::parse_symphony;
+use crate::sweep::{
+    fill_placeholders, set_key, sweep_id, Grid, Inputs, Outcome, SweepError, Variant, VariantJob,
+};
 
 /// What every variant starts from.
 pub struct SweepPlan {
@@ -26,6 +35,21 @@ pub struct SweepPlan {
     pub from: NaiveDate,
     pub to: NaiveDate,
     pub out: PathBuf,
+    /// The grid's and the configuration's text, for the sweep's id.
+    pub grid_text: String,
+    pub config_text: String,
+    /// Market snapshot ids already computed, by data folder, adjustment and symbols.
+    pub snapshots: Mutex<std::collections::BTreeMap<String, String>>,
+}
+
+/// Whether a variant's recorded result is reused, and why not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reuse {
+    Reused,
+    /// Nothing finished in its folder.
+    New,
+    /// Finished, from other inputs (the parts that changed).
+    Changed(Vec<&'static str>),
 }
 
 fn variant_error(variant: &Variant) -> impl Fn(String) -> SweepError + '_ {
@@ -40,9 +64,30 @@ impl SweepPlan {
         self.out.join("variants").join(&variant.id)
     }
 
+    /// Every variant as a job, checked (configuration keys, placeholders, symphonies,
+    /// data) before any runs, stamped with the sweep's id.
+    pub fn jobs(&self) -> Result<Vec<VariantJob>, SweepError> {
+        let mut jobs = self
+            .grid
+            .variants()
+            .iter()
+            .map(|v| self.job(v))
+            .collect::<Result<Vec<_>, _>>()?;
+        let sweep = sweep_id(
+            &self.grid_text,
+            &self.config_text,
+            jobs.iter().map(|j| &j.inputs),
+        );
+        for job in &mut jobs {
+            job.sweep = sweep.clone();
+        }
+        Ok(jobs)
+    }
+
     /// The variant as a job any process can run: its configuration (the data's path
-    /// absolute) and its symphonies, placeholders filled in.
-    pub fn job(&self, sweep: &str, variant: &Variant) -> Result<VariantJob, SweepError> {
+    /// absolute), its symphonies with placeholders filled in, and what its result is
+    /// computed from. Its sweep is stamped by [`SweepPlan::jobs`].
+    pub fn job(&self, variant: &Variant) -> Result<VariantJob, SweepError> {
         let fail = variant_error(variant);
         let mut table = self.base.clone();
         let mut params = std::collections::BTreeMap::new();
@@ -93,37 +138,108 @@ impl SweepPlan {
             );
             symphonies.push((format!("{i}-{name}"), filled));
         }
-        Ok(VariantJob {
-            sweep: sweep.to_string(),
+        let market = self.snapshot(&table, &symphonies).map_err(&fail)?;
+        let mut job = VariantJob {
+            sweep: String::new(),
             variant: variant.clone(),
             from: self.from,
             to: self.to,
             config: toml::to_string(&table).map_err(|e| fail(e.to_string()))?,
             base_dir: self.base_dir.display().to_string(),
             symphonies,
-        })
+            inputs: Inputs::default(),
+        };
+        job.inputs = Inputs::of(&job, &market);
+        Ok(job)
     }
 
-    /// The summary a finished variant left in its folder (a resumed sweep skips it).
-    pub fn finished(&self, variant: &Variant) -> Option<String> {
-        let folder = self.folder(variant);
-        let recorded: Variant =
-            serde_json::from_slice(&std::fs::read(folder.join("variant.json")).ok()?).ok()?;
-        if recorded != *variant {
-            return None;
+    /// The market snapshot id, up to the sweep's last day, of the bars the symphonies
+    /// name in the configuration's data folder (each folder, adjustment and symbol set
+    /// read once per sweep).
+    fn snapshot(
+        &self,
+        table: &toml::Table,
+        symphonies: &[(String, String)],
+    ) -> Result<String, String> {
+        let strategy = table.get("strategy");
+        let data = strategy
+            .and_then(|s| s.get("data"))
+            .and_then(|d| d.as_str())
+            .unwrap_or_default();
+        let adjustment: Adjustment = match strategy.and_then(|s| s.get("adjustment")) {
+            Some(value) => value
+                .clone()
+                .try_into()
+                .map_err(|e| format!("strategy.adjustment: {e}"))?,
+            None => Adjustment::default(),
+        };
+        let mut symbols = std::collections::BTreeSet::new();
+        for (name, text) in symphonies {
+            let symphony =
+                parse_symphony(text).map_err(|e| format!("{name}:{}: {}", e.span, e.message))?;
+            symbols.extend(referenced_symbols(&symphony).into_keys());
         }
-        std::fs::read_to_string(folder.join("summary.json")).ok()
+        let key = format!("{data}|{adjustment:?}|{symbols:?}");
+        if let Some(id) = self
+            .snapshots
+            .lock()
+            .ok()
+            .and_then(|s| s.get(&key).cloned())
+        {
+            return Ok(id);
+        }
+        let source = DataSource::detect(Path::new(data), adjustment).map_err(|e| e.to_string())?;
+        let market = source.load_all(&symbols).map_err(|e| e.to_string())?;
+        let id = snapshot_id(&market, self.to);
+        if let Ok(mut known) = self.snapshots.lock() {
+            known.insert(key, id.clone());
+        }
+        Ok(id)
     }
 
-    /// Records a variant's summary in its folder; the variant file last, as the mark
-    /// that it is finished.
-    pub fn record(&self, variant: &Variant, summary: &str) -> Result<(), SweepError> {
+    /// Whether `job`'s folder holds a result computed from the same variant and inputs.
+    pub fn reuse(&self, job: &VariantJob) -> Reuse {
+        let folder = self.folder(&job.variant);
+        let read = |name: &str| std::fs::read(folder.join(name)).ok();
+        let recorded: Option<Variant> =
+            read("variant.json").and_then(|b| serde_json::from_slice(&b).ok());
+        if recorded.as_ref() != Some(&job.variant) || read("summary.json").is_none() {
+            return Reuse::New;
+        }
+        let inputs: Inputs = read("inputs.json")
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        match job.inputs.changed_since(&inputs) {
+            changed if changed.is_empty() => Reuse::Reused,
+            changed => Reuse::Changed(changed),
+        }
+    }
+
+    /// The summary a finished variant left in its folder, when it was computed from the
+    /// job's inputs (a resumed sweep skips the variant).
+    pub fn finished(&self, job: &VariantJob) -> Option<String> {
+        (self.reuse(job) == Reuse::Reused)
+            .then(|| std::fs::read_to_string(self.folder(&job.variant).join("summary.json")).ok())
+            .flatten()
+    }
+
+    /// Records a variant's summary and inputs in its folder; the variant file last, as
+    /// the mark that it is finished (a stale one is removed first).
+    pub fn record(&self, job: &VariantJob, summary: &str) -> Result<(), SweepError> {
+        let variant = &job.variant;
         let fail = variant_error(variant);
         let folder = self.folder(variant);
         std::fs::create_dir_all(&folder).map_err(|e| fail(e.to_string()))?;
+        let mark = folder.join("variant.json");
+        if mark.exists() {
+            std::fs::remove_file(&mark).map_err(|e| fail(e.to_string()))?;
+        }
         std::fs::write(folder.join("summary.json"), summary).map_err(|e| fail(e.to_string()))?;
+        let inputs = serde_json::to_string_pretty(&job.inputs).map_err(|e| fail(e.to_string()))?;
+        std::fs::write(folder.join("inputs.json"), inputs + "\n")
+            .map_err(|e| fail(e.to_string()))?;
         let text = serde_json::to_string_pretty(variant).map_err(|e| fail(e.to_string()))?;
-        std::fs::write(folder.join("variant.json"), text + "\n").map_err(|e| fail(e.to_string()))
+        std::fs::write(mark, text + "\n").map_err(|e| fail(e.to_string()))
     }
 }
 
@@ -175,14 +291,13 @@ pub fn run_job(job: &VariantJob, folder: &Path) -> Result<String, SweepError> {
         .map_err(|e| fail(e.to_string()))
 }
 
-/// The outcomes of `variants`, in order, from their recorded summaries.
-pub fn outcomes(plan: &SweepPlan, variants: &[Variant]) -> Vec<Outcome> {
-    variants
-        .iter()
-        .filter_map(|v| {
-            let summary = serde_json::from_str(&plan.finished(v)?).ok()?;
+/// The outcomes of `jobs`, in order, from their recorded summaries.
+pub fn outcomes(plan: &SweepPlan, jobs: &[VariantJob]) -> Vec<Outcome> {
+    jobs.iter()
+        .filter_map(|j| {
+            let summary = serde_json::from_str(&plan.finished(j)?).ok()?;
             Some(Outcome {
-                variant: v.clone(),
+                variant: j.variant.clone(),
                 summary,
             })
         })
@@ -197,13 +312,7 @@ pub fn run_all(
     threads: usize,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<Vec<Outcome>, SweepError> {
-    let variants: Vec<Variant> = jobs.iter().map(|j| j.variant.clone()).collect();
-    let done = AtomicUsize::new(
-        variants
-            .iter()
-            .filter(|v| plan.finished(v).is_some())
-            .count(),
-    );
+    let done = AtomicUsize::new(jobs.iter().filter(|j| plan.finished(j).is_some()).count());
     let next = AtomicUsize::new(0);
     let failure: Mutex<Option<SweepError>> = Mutex::new(None);
     progress(done.load(Ordering::SeqCst), jobs.len());
@@ -215,11 +324,11 @@ pub fn run_all(
                 if failure.lock().map_or(true, |f| f.is_some()) {
                     return;
                 }
-                if plan.finished(&job.variant).is_some() {
+                if plan.finished(job).is_some() {
                     continue;
                 }
                 let ran = run_job(job, &plan.folder(&job.variant))
-                    .and_then(|summary| plan.record(&job.variant, &summary));
+                    .and_then(|summary| plan.record(job, &summary));
                 match ran {
                     Ok(()) => progress(done.fetch_add(1, Ordering::SeqCst) + 1, jobs.len()),
                     Err(e) => {
@@ -235,5 +344,5 @@ pub fn run_all(
     if let Some(e) = failure.into_inner().ok().flatten() {
         return Err(e);
     }
-    Ok(outcomes(plan, &variants))
+    Ok(outcomes(plan, jobs))
 }

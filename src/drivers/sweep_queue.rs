@@ -110,7 +110,7 @@ pub async fn drive(
     };
     let mut waiting = 0;
     for job in jobs {
-        if plan.finished(&job.variant).is_some() {
+        if plan.finished(job).is_some() {
             continue;
         }
         if let Some(done) = recorded(&results, &sweep, &job.variant.id).await {
@@ -151,14 +151,11 @@ pub async fn drive(
         let Some(job) = jobs.iter().find(|j| j.variant.id == result.variant) else {
             continue;
         };
-        if plan.finished(&job.variant).is_some() {
+        if plan.finished(job).is_some() {
             continue;
         }
         settle(plan, job, &result)?;
-        let done = jobs
-            .iter()
-            .filter(|j| plan.finished(&j.variant).is_some())
-            .count();
+        let done = jobs.iter().filter(|j| plan.finished(j).is_some()).count();
         progress(done, total);
         if done == total {
             return Ok(());
@@ -170,9 +167,7 @@ pub async fn drive(
 /// Records a worker's result in the variant's folder (or ends the sweep with its error).
 fn settle(plan: &SweepPlan, job: &VariantJob, result: &VariantResult) -> Result<(), String> {
     match &result.summary {
-        Ok(summary) => plan
-            .record(&job.variant, summary)
-            .map_err(|e| e.to_string()),
+        Ok(summary) => plan.record(job, summary).map_err(|e| e.to_string()),
         Err(e) => Err(format!(
             "variant {} failed on worker {}: {e}",
             job.variant.id, result.worker

@@ -399,3 +399,143 @@ fn a_sweep_over_a_secured_bus_runs_as_the_research_user_inside_its_permissions()
     let server_log = std::fs::read_to_string(dir.path().join("nats/server.log")).unwrap();
     assert!(!server_log.contains("Violation"), "{server_log}");
 }
+
+/// The example sweep's configuration, template and data copied into `dir` (so that the
+/// test can change them), and the configuration's path.
+fn own_copy(dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir.join("strategies")).unwrap();
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    std::fs::copy(
+        root().join("examples/strategies/default_template.clj"),
+        dir.join("strategies/default_template.clj"),
+    )
+    .unwrap();
+    for entry in std::fs::read_dir(root().join("examples/data")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "csv") {
+            std::fs::copy(&path, dir.join("data").join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let config = dir.join("sweep.toml");
+    std::fs::copy(root().join("examples/sweep.toml"), &config).unwrap();
+    config
+}
+
+/// Rewrites the line of `file` that starts with `prefix`.
+fn rewrite_line(file: &Path, prefix: &str, line: &str) {
+    let text = std::fs::read_to_string(file).unwrap();
+    assert!(text.contains(prefix), "{prefix} in {}", file.display());
+    let changed: Vec<&str> = text
+        .lines()
+        .map(|l| if l.starts_with(prefix) { line } else { l })
+        .collect();
+    std::fs::write(file, changed.join("\n") + "\n").unwrap();
+}
+
+#[test]
+fn a_rerun_reuses_a_variant_only_while_its_inputs_hold_and_says_why_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = own_copy(&dir.path().join("work"));
+    let g = grid(dir.path(), GRID);
+    let out = dir.path().join("out");
+    let said = |run: Output| {
+        let err = String::from_utf8_lossy(&run.stderr).into_owned();
+        assert!(run.status.success(), "{err}");
+        err.lines()
+            .find(|l| l.starts_with("reused "))
+            .unwrap_or_else(|| panic!("no reuse line in: {err}"))
+            .to_string()
+    };
+    let first = said(sweep_with(&config, &g, &out, None));
+    assert_eq!(
+        first,
+        "reused 0 of 4 variants; computing 4: 4 not run before"
+    );
+    let board = std::fs::read_to_string(out.join("leaderboard.csv")).unwrap();
+    assert_eq!(
+        said(sweep_with(&config, &g, &out, None)),
+        "reused 4 of 4 variants"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("leaderboard.csv")).unwrap(),
+        board
+    );
+
+    // A bar after the sweep's last day (2022-12-31) is not an input: reused.
+    let aapl = config.parent().unwrap().join("data/AAPL.csv");
+    rewrite_line(
+        &aapl,
+        "2023-06-13,",
+        "2023-06-13,182.8000,184.1500,182.4400,183.0000,54929100",
+    );
+    assert_eq!(
+        said(sweep_with(&config, &g, &out, None)),
+        "reused 4 of 4 variants"
+    );
+
+    // A bar before it is: every variant reads AAPL.
+    rewrite_line(
+        &aapl,
+        "2022-06-13,",
+        "2022-06-13,132.8700,135.2000,131.4400,135.1000,122207100",
+    );
+    assert_eq!(
+        said(sweep_with(&config, &g, &out, None)),
+        "reused 0 of 4 variants; computing 4: 4 with changed market data"
+    );
+
+    // The template: a wider momentum window changes what every variant holds, and the
+    // board is computed afresh from it.
+    let template = config
+        .parent()
+        .unwrap()
+        .join("strategies/default_template.clj");
+    let text = std::fs::read_to_string(&template).unwrap();
+    std::fs::write(
+        &template,
+        text.replace(
+            "(moving-average-return {:window 60})",
+            "(moving-average-return {:window 90})",
+        ),
+    )
+    .unwrap();
+    let before = std::fs::read_to_string(out.join("leaderboard.csv")).unwrap();
+    assert_eq!(
+        said(sweep_with(&config, &g, &out, None)),
+        "reused 0 of 4 variants; computing 4: 4 with changed symphony"
+    );
+    let after = std::fs::read_to_string(out.join("leaderboard.csv")).unwrap();
+    assert_ne!(after, before, "the leaderboard is the new inputs'");
+    // Each variant's summary is the one `backtest` gives its own configuration now.
+    let variants = out.join("variants");
+    let some = std::fs::read_dir(&variants)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let bt = dir.path().join("bt");
+    let ran = Command::new(env!("CARGO_BIN_EXE_alchemiser"))
+        .args([
+            "backtest",
+            "--from",
+            "2022-01-01",
+            "--to",
+            "2022-12-31",
+            "--config",
+        ])
+        .arg(some.join("config.toml"))
+        .arg("--out")
+        .arg(&bt)
+        .output()
+        .unwrap();
+    assert!(
+        ran.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(bt.join("summary.json")).unwrap(),
+        std::fs::read_to_string(some.join("summary.json")).unwrap()
+    );
+}

@@ -9,8 +9,8 @@ use super::error::CliError;
 use super::load_config;
 use crate::backtest::chart::{bars, Unit};
 use crate::config::{Config, EMBEDDED_DEFAULT};
-use crate::drivers::sweep::{materialize, outcomes, run_all, SweepPlan};
-use crate::sweep::{leaderboard, sweep_id, Grid, Outcome, VariantJob};
+use crate::drivers::sweep::{materialize, outcomes, run_all, Reuse, SweepPlan};
+use crate::sweep::{leaderboard, Grid, Outcome, VariantJob};
 
 /// Variants drawn in the leaderboard's chart (the best ones).
 const CHARTED: usize = 30;
@@ -45,20 +45,19 @@ pub(super) struct SweepRequest {
 
 pub(super) fn sweep(request: SweepRequest) -> Result<(), CliError> {
     let config = load_config(request.config.as_ref())?;
-    let (plan, sweep) = plan_of(&request, &config)?;
-    let variants = plan.grid.variants();
-    // Every variant's configuration is checked (and written to its folder) before any
-    // runs: a bad key or value is named at once, not after an hour of backtests.
-    let mut jobs = Vec::with_capacity(variants.len());
-    for v in &variants {
-        let job = plan.job(&sweep, v).map_err(CliError::input)?;
-        materialize(&job, &plan.folder(v)).map_err(CliError::input)?;
-        jobs.push(job);
+    let plan = plan_of(&request, &config)?;
+    // Every variant is checked (its configuration written to its folder, its
+    // symphonies parsed, its data read) before any runs: a bad key, value or symbol is
+    // named at once, not after an hour of backtests.
+    let jobs = plan.jobs().map_err(CliError::input)?;
+    for job in &jobs {
+        materialize(job, &plan.folder(&job.variant)).map_err(CliError::input)?;
     }
+    let reuse = reuse_line(&plan, &jobs);
     let threads = request.threads.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
-    let bar = indicatif::ProgressBar::new(variants.len() as u64);
+    let bar = indicatif::ProgressBar::new(jobs.len() as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
             "{bar:40} {pos}/{len} variants  {elapsed} (eta {eta})",
@@ -75,13 +74,14 @@ pub(super) fn sweep(request: SweepRequest) -> Result<(), CliError> {
     };
     bar.finish_and_clear();
     ran?;
-    let outcomes = outcomes(&plan, &variants);
+    let outcomes = outcomes(&plan, &jobs);
     let (order, csv) = leaderboard(&plan.grid, &outcomes);
     let (board, chart) = write_leaderboard(&plan, &outcomes, &order, csv)?;
     let on = match &request.nats {
         Some(url) => format!("workers via {url}"),
         None => format!("{threads} threads"),
     };
+    eprintln!("{reuse}");
     eprintln!(
         "{} variants in {:.1} s on {on}; wrote {} and {}",
         outcomes.len(),
@@ -103,7 +103,42 @@ pub(super) fn sweep(request: SweepRequest) -> Result<(), CliError> {
 }
 
 /// The sweep's plan from its base configuration and grid, and the sweep's id.
-fn plan_of(request: &SweepRequest, config: &Config) -> Result<(SweepPlan, String), CliError> {
+/// How many variants a rerun reuses, and why the others are computed.
+fn reuse_line(plan: &SweepPlan, jobs: &[VariantJob]) -> String {
+    let (mut reused, mut new) = (0, 0);
+    let mut changed: std::collections::BTreeMap<&str, usize> = Default::default();
+    for job in jobs {
+        match plan.reuse(job) {
+            Reuse::Reused => reused += 1,
+            Reuse::New => new += 1,
+            Reuse::Changed(parts) => {
+                for part in parts {
+                    *changed.entry(part).or_default() += 1;
+                }
+            }
+        }
+    }
+    let mut why: Vec<String> = Vec::new();
+    if new > 0 {
+        why.push(format!("{new} not run before"));
+    }
+    why.extend(
+        changed
+            .iter()
+            .map(|(part, n)| format!("{n} with changed {part}")),
+    );
+    let computed = jobs.len() - reused;
+    match why.is_empty() {
+        true => format!("reused {reused} of {} variants", jobs.len()),
+        false => format!(
+            "reused {reused} of {} variants; computing {computed}: {}",
+            jobs.len(),
+            why.join(", ")
+        ),
+    }
+}
+
+fn plan_of(request: &SweepRequest, config: &Config) -> Result<SweepPlan, CliError> {
     let text = match &request.config {
         Some(path) => std::fs::read_to_string(path)
             .map_err(|e| CliError::input(format!("{}: {e}", path.display())))?,
@@ -115,7 +150,6 @@ fn plan_of(request: &SweepRequest, config: &Config) -> Result<(SweepPlan, String
     let grid_text = std::fs::read_to_string(&request.grid)
         .map_err(|e| CliError::input(format!("{grid_name}: {e}")))?;
     let grid = Grid::parse(&grid_text, &grid_name).map_err(CliError::input)?;
-    let sweep = sweep_id(&grid_text, &text, request.from, request.to);
     if request.out.exists() && !request.out.is_dir() {
         return Err(CliError::input(format!(
             "--out {} is a file: the sweep writes a folder",
@@ -130,8 +164,11 @@ fn plan_of(request: &SweepRequest, config: &Config) -> Result<(SweepPlan, String
         from: request.from,
         to: request.to,
         out: request.out.clone(),
+        grid_text,
+        config_text: text,
+        snapshots: Default::default(),
     };
-    Ok((plan, sweep))
+    Ok(plan)
 }
 
 /// Runs the variants on `worker --roles backtest` processes through the NATS server at `url`.

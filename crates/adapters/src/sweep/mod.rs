@@ -291,6 +291,64 @@ pub struct VariantJob {
     /// Where the configuration's other relative paths resolve.
     pub base_dir: String,
     pub symphonies: Vec<(String, String)>,
+    /// What its result is computed from (see [`Inputs`]).
+    pub inputs: Inputs,
+}
+
+/// What a variant's result is computed from, each part hashed: its configuration, its
+/// symphonies' bytes, the market snapshot id of its data up to the last day, its dates
+/// and the engine's version. A finished variant is reused only while every part is the
+/// same, and a rerun names the parts that changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inputs {
+    pub config: String,
+    pub symphonies: String,
+    pub market: String,
+    pub dates: String,
+    pub engine: String,
+}
+
+/// blake3 of `parts`, each length-prefixed; 16 hex digits.
+fn digest<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
+    let mut h = blake3::Hasher::new();
+    for part in parts {
+        h.update(&(part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    h.finalize().to_hex()[..16].to_string()
+}
+
+impl Inputs {
+    /// The inputs of `job` (its own `inputs` aside), its data's snapshot id being
+    /// `market_snapshot`.
+    pub fn of(job: &VariantJob, market_snapshot: &str) -> Self {
+        let (from, to) = (job.from.to_string(), job.to.to_string());
+        Inputs {
+            config: digest([job.config.as_str(), job.base_dir.as_str()]),
+            symphonies: digest(
+                job.symphonies
+                    .iter()
+                    .flat_map(|(name, text)| [name.as_str(), text.as_str()]),
+            ),
+            market: digest([market_snapshot]),
+            dates: digest([from.as_str(), to.as_str()]),
+            engine: digest([env!("CARGO_PKG_VERSION")]),
+        }
+    }
+
+    /// The parts that differ from `earlier`, as a person names them.
+    pub fn changed_since(&self, earlier: &Inputs) -> Vec<&'static str> {
+        [
+            (self.config != earlier.config, "configuration"),
+            (self.symphonies != earlier.symphonies, "symphony"),
+            (self.market != earlier.market, "market data"),
+            (self.dates != earlier.dates, "dates"),
+            (self.engine != earlier.engine, "engine version"),
+        ]
+        .into_iter()
+        .filter_map(|(changed, name)| changed.then_some(name))
+        .collect()
+    }
 }
 
 /// What a worker reports for one variant.
@@ -303,20 +361,27 @@ pub struct VariantResult {
     pub summary: Result<String, String>,
 }
 
-/// A sweep's identity: the same grid, configuration and dates are the same sweep (its
-/// results found again by a driver that restarted).
-pub fn sweep_id(
+/// A sweep's identity: the same grid and configuration over the same variants' inputs
+/// (symphonies, data, dates, engine) are the same sweep, its results found again by a
+/// driver that restarted; a change to any input is another sweep, whose workers'
+/// results are never taken for this one's.
+pub fn sweep_id<'a>(
     grid: &str,
     config: &str,
-    from: chrono::NaiveDate,
-    to: chrono::NaiveDate,
+    inputs: impl IntoIterator<Item = &'a Inputs>,
 ) -> String {
-    let mut h = blake3::Hasher::new();
-    for part in [grid, config, &from.to_string(), &to.to_string()] {
-        h.update(&(part.len() as u64).to_le_bytes());
-        h.update(part.as_bytes());
-    }
-    format!("s{}", &h.finalize().to_hex()[..12])
+    let inputs: Vec<String> = inputs
+        .into_iter()
+        .map(|i| {
+            [&i.config, &i.symphonies, &i.market, &i.dates, &i.engine]
+                .map(String::as_str)
+                .concat()
+        })
+        .collect();
+    let all = [grid, config]
+        .into_iter()
+        .chain(inputs.iter().map(String::as_str));
+    format!("s{}", &digest(all)[..12])
 }
 
 /// Subjects and streams of sweeps over NATS: a work queue of variants (each taken by
