@@ -247,6 +247,10 @@ impl SweepPlan {
 /// configuration back (validated), its files pointing there.
 pub fn materialize(job: &VariantJob, folder: &Path) -> Result<Config, SweepError> {
     let fail = variant_error(&job.variant);
+    // Absolute: the configuration's other paths resolve against its base folder, not
+    // the folder the command runs in.
+    let folder =
+        &std::path::absolute(folder).map_err(|e| fail(format!("{}: {e}", folder.display())))?;
     std::fs::create_dir_all(folder).map_err(|e| fail(format!("{}: {e}", folder.display())))?;
     let mut table: toml::Table = toml::from_str(&job.config).map_err(|e| fail(e.to_string()))?;
     for (i, (name, text)) in job.symphonies.iter().enumerate() {

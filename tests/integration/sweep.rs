@@ -539,3 +539,53 @@ fn a_rerun_reuses_a_variant_only_while_its_inputs_hold_and_says_why_not() {
         std::fs::read_to_string(some.join("summary.json")).unwrap()
     );
 }
+
+/// Copies `from` into `to`, folders and all.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_tree(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn the_readmes_sweep_example_runs_as_written() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let at = readme
+        .find("Example: `alchemiser sweep")
+        .expect("the README shows a sweep example");
+    let rest = &readme[at + "Example: `".len()..];
+    let command: Vec<&str> = rest[..rest.find('`').unwrap()].split_whitespace().collect();
+    assert_eq!(command[..2], ["alchemiser", "sweep"], "{command:?}");
+    // A user's checkout, with nothing but the examples: the command's paths are theirs.
+    let dir = tempfile::tempdir().unwrap();
+    for part in ["sweep.toml", "sweep_grid.toml", "strategies", "data"] {
+        let from = root().join("examples").join(part);
+        if from.is_dir() {
+            copy_tree(&from, &dir.path().join("examples").join(part));
+        } else {
+            std::fs::create_dir_all(dir.path().join("examples")).unwrap();
+            std::fs::copy(&from, dir.path().join("examples").join(part)).unwrap();
+        }
+    }
+    let run = Command::new(env!("CARGO_BIN_EXE_alchemiser"))
+        .args(&command[1..])
+        .current_dir(dir.path())
+        .env_remove("ALCHEMISER_CRASH_AFTER")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{command:?}: {err}");
+    assert!(
+        err.contains("reused 0 of 24 variants; computing 24: 24 not run before"),
+        "{err}"
+    );
+    let board = std::fs::read_to_string(dir.path().join("out/sweep/leaderboard.csv")).unwrap();
+    assert_eq!(board.lines().count(), 25, "{board}");
+}
