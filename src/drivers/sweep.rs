@@ -231,8 +231,10 @@ impl SweepPlan {
         let folder = self.folder(variant);
         std::fs::create_dir_all(&folder).map_err(|e| fail(e.to_string()))?;
         let mark = folder.join("variant.json");
-        if mark.exists() {
-            std::fs::remove_file(&mark).map_err(|e| fail(e.to_string()))?;
+        for stale in [&mark, &folder.join(FAILURE)] {
+            if stale.exists() {
+                std::fs::remove_file(stale).map_err(|e| fail(e.to_string()))?;
+            }
         }
         std::fs::write(folder.join("summary.json"), summary).map_err(|e| fail(e.to_string()))?;
         let inputs = serde_json::to_string_pretty(&job.inputs).map_err(|e| fail(e.to_string()))?;
@@ -240,6 +242,32 @@ impl SweepPlan {
             .map_err(|e| fail(e.to_string()))?;
         let text = serde_json::to_string_pretty(variant).map_err(|e| fail(e.to_string()))?;
         std::fs::write(mark, text + "\n").map_err(|e| fail(e.to_string()))
+    }
+}
+
+/// The file in a variant's folder that says why it failed (a rerun computes it again).
+const FAILURE: &str = "failure.txt";
+
+impl SweepPlan {
+    /// Records why `job` could not be computed; the sweep goes on without it.
+    pub fn record_failure(&self, job: &VariantJob, why: &str) -> Result<(), SweepError> {
+        let fail = variant_error(&job.variant);
+        let folder = self.folder(&job.variant);
+        std::fs::create_dir_all(&folder).map_err(|e| fail(e.to_string()))?;
+        let mark = folder.join("variant.json");
+        if mark.exists() {
+            std::fs::remove_file(&mark).map_err(|e| fail(e.to_string()))?;
+        }
+        std::fs::write(folder.join(FAILURE), format!("{why}\n")).map_err(|e| fail(e.to_string()))
+    }
+
+    /// Why `job` failed in this sweep, if it did and has not been computed since.
+    pub fn failure(&self, job: &VariantJob) -> Option<String> {
+        if self.finished(job).is_some() {
+            return None;
+        }
+        let text = std::fs::read_to_string(self.folder(&job.variant).join(FAILURE)).ok()?;
+        Some(text.trim_end().to_string())
     }
 }
 
@@ -295,21 +323,29 @@ pub fn run_job(job: &VariantJob, folder: &Path) -> Result<String, SweepError> {
         .map_err(|e| fail(e.to_string()))
 }
 
-/// The outcomes of `jobs`, in order, from their recorded summaries.
+/// The outcomes of `jobs`, in order, from their recorded summaries and failures.
 pub fn outcomes(plan: &SweepPlan, jobs: &[VariantJob]) -> Vec<Outcome> {
     jobs.iter()
         .filter_map(|j| {
-            let summary = serde_json::from_str(&plan.finished(j)?).ok()?;
+            let (summary, failure) = match plan.finished(j) {
+                Some(text) => match serde_json::from_str(&text) {
+                    Ok(summary) => (summary, None),
+                    Err(e) => (serde_json::Value::Null, Some(format!("summary.json: {e}"))),
+                },
+                None => (serde_json::Value::Null, Some(plan.failure(j)?)),
+            };
             Some(Outcome {
                 variant: j.variant.clone(),
                 summary,
+                failure,
             })
         })
         .collect()
 }
 
 /// Runs every variant not finished yet on `threads` threads; `progress(done, total)`
-/// after each. Outcomes in variant order; the first error stops the sweep.
+/// after each. A variant that fails is recorded with its reason and the others go on;
+/// an error recording a result stops the sweep. Outcomes in variant order.
 pub fn run_all(
     plan: &SweepPlan,
     jobs: &[VariantJob],
@@ -318,25 +354,28 @@ pub fn run_all(
 ) -> Result<Vec<Outcome>, SweepError> {
     let done = AtomicUsize::new(jobs.iter().filter(|j| plan.finished(j).is_some()).count());
     let next = AtomicUsize::new(0);
-    let failure: Mutex<Option<SweepError>> = Mutex::new(None);
+    let broken: Mutex<Option<SweepError>> = Mutex::new(None);
     progress(done.load(Ordering::SeqCst), jobs.len());
     std::thread::scope(|scope| {
         for _ in 0..threads.max(1) {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(job) = jobs.get(i) else { return };
-                if failure.lock().map_or(true, |f| f.is_some()) {
+                if broken.lock().map_or(true, |f| f.is_some()) {
                     return;
                 }
                 if plan.finished(job).is_some() {
                     continue;
                 }
-                let ran = run_job(job, &plan.folder(&job.variant))
-                    .and_then(|summary| plan.record(job, &summary));
-                match ran {
+                let recorded = match run_job(job, &plan.folder(&job.variant)) {
+                    Ok(summary) => plan.record(job, &summary),
+                    Err(SweepError::Variant { message, .. }) => plan.record_failure(job, &message),
+                    Err(e) => plan.record_failure(job, &e.to_string()),
+                };
+                match recorded {
                     Ok(()) => progress(done.fetch_add(1, Ordering::SeqCst) + 1, jobs.len()),
                     Err(e) => {
-                        if let Ok(mut f) = failure.lock() {
+                        if let Ok(mut f) = broken.lock() {
                             f.get_or_insert(e);
                         }
                         return;
@@ -345,7 +384,7 @@ pub fn run_all(
             });
         }
     });
-    if let Some(e) = failure.into_inner().ok().flatten() {
+    if let Some(e) = broken.into_inner().ok().flatten() {
         return Err(e);
     }
     Ok(outcomes(plan, jobs))

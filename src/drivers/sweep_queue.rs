@@ -109,12 +109,19 @@ pub async fn drive(
         return Ok(());
     };
     let mut waiting = 0;
+    // Variants with a result in this run: finished before, or settled now.
+    let mut settled: std::collections::HashSet<&str> = jobs
+        .iter()
+        .filter(|j| plan.finished(j).is_some())
+        .map(|j| j.variant.id.as_str())
+        .collect();
     for job in jobs {
-        if plan.finished(job).is_some() {
+        if settled.contains(job.variant.id.as_str()) {
             continue;
         }
         if let Some(done) = recorded(&results, &sweep, &job.variant.id).await {
             settle(plan, job, &done)?;
+            settled.insert(&job.variant.id);
             continue;
         }
         let body = serde_json::to_vec(job).map_err(|e| e.to_string())?;
@@ -164,15 +171,14 @@ pub async fn drive(
     Err("the results feed ended".into())
 }
 
-/// Records a worker's result in the variant's folder (or ends the sweep with its error).
+/// Records a worker's result in the variant's folder: its summary, or why it failed
+/// (the sweep goes on without it).
 fn settle(plan: &SweepPlan, job: &VariantJob, result: &VariantResult) -> Result<(), String> {
-    match &result.summary {
-        Ok(summary) => plan.record(job, summary).map_err(|e| e.to_string()),
-        Err(e) => Err(format!(
-            "variant {} failed on worker {}: {e}",
-            job.variant.id, result.worker
-        )),
-    }
+    let recorded = match &result.summary {
+        Ok(summary) => plan.record(job, summary),
+        Err(e) => plan.record_failure(job, &format!("{e} (on worker {})", result.worker)),
+    };
+    recorded.map_err(|e| e.to_string())
 }
 
 /// `worker --roles backtest`: takes variants from the queue until stopped. Each is

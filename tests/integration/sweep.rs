@@ -589,3 +589,37 @@ fn the_readmes_sweep_example_runs_as_written() {
     let board = std::fs::read_to_string(dir.path().join("out/sweep/leaderboard.csv")).unwrap();
     assert_eq!(board.lines().count(), 25, "{board}");
 }
+
+#[test]
+fn a_failing_variant_is_listed_with_its_reason_and_the_others_are_ranked() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    // A 5000-day trend window: more history than the data holds.
+    let g = grid(
+        dir.path(),
+        "rank = \"sharpe\"\n[params]\ntrend_window = [100, 5000]\ntop_n = [3]\n[config]\n\"portfolio.cash_reserve_pct\" = [\"0.01\", \"0.05\"]\n",
+    );
+    let run = sweep(&g, &out);
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{err}");
+    assert!(err.contains("2 of 4 variants failed"), "{err}");
+    let board = std::fs::read_to_string(out.join("leaderboard.csv")).unwrap();
+    let header: Vec<&str> = board.lines().next().unwrap().split(',').collect();
+    assert_eq!(header.last(), Some(&"failure"), "{board}");
+    let rows: Vec<&str> = board.lines().skip(1).collect();
+    assert_eq!(rows.len(), 4, "{board}");
+    // Ranked first, each with figures and no failure; then the failed, unranked.
+    for row in &rows[..2] {
+        assert!(
+            row.starts_with(['1', '2']) && row.contains(",100,") && row.ends_with(','),
+            "{board}"
+        );
+    }
+    for row in &rows[2..] {
+        assert!(row.starts_with(",v") && row.contains(",5000,"), "{board}");
+        assert!(row.contains("5000"), "{board}");
+        let reason = row.rsplit(',').next().unwrap();
+        assert!(!reason.is_empty(), "{board}");
+        assert!(err.contains(reason.trim_matches('"')), "{err}");
+    }
+}

@@ -99,10 +99,23 @@ pub(super) fn sweep(request: SweepRequest) -> Result<(), CliError> {
         let id = &outcomes[*best].variant.id;
         outln!("best by {}: {id} {}", plan.grid.rank, values.join(" "));
     }
+    // Failed variants are on the board, unranked; the sweep says so and fails.
+    let failed: Vec<&Outcome> = outcomes.iter().filter(|o| o.failure.is_some()).collect();
+    for o in &failed {
+        let why = o.failure.as_deref().unwrap_or_default();
+        eprintln!("variant {} failed: {why}", o.variant.id);
+    }
+    if !failed.is_empty() {
+        return Err(CliError::failed(format!(
+            "{} of {} variants failed (listed in {})",
+            failed.len(),
+            outcomes.len(),
+            board.display()
+        )));
+    }
     Ok(())
 }
 
-/// The sweep's plan from its base configuration and grid, and the sweep's id.
 /// How many variants a rerun reuses, and why the others are computed.
 fn reuse_line(plan: &SweepPlan, jobs: &[VariantJob]) -> String {
     let (mut reused, mut new) = (0, 0);
@@ -138,6 +151,7 @@ fn reuse_line(plan: &SweepPlan, jobs: &[VariantJob]) -> String {
     }
 }
 
+/// The sweep's plan from its base configuration and grid.
 fn plan_of(request: &SweepRequest, config: &Config) -> Result<SweepPlan, CliError> {
     let text = match &request.config {
         Some(path) => std::fs::read_to_string(path)

@@ -409,12 +409,15 @@ pub mod queue {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Outcome {
     pub variant: Variant,
-    /// `summary.json`'s fields.
+    /// `summary.json`'s fields (null when it failed).
     pub summary: serde_json::Value,
+    /// Why the variant could not be computed, when it could not.
+    pub failure: Option<String>,
 }
 
 /// The leaderboard as CSV: ranked by `rank` (best first; ties by variant id), one
-/// column per axis, then the headline statistics.
+/// column per axis, then the headline statistics and why a variant failed; failed
+/// variants last, unranked. The order returned ranks the variants that ran.
 pub fn leaderboard(grid: &Grid, outcomes: &[Outcome]) -> (Vec<usize>, String) {
     let higher_better = RANKABLE
         .iter()
@@ -427,7 +430,9 @@ pub fn leaderboard(grid: &Grid, outcomes: &[Outcome]) -> (Vec<usize>, String) {
             .or_else(|| o.summary[key].as_f64())
             .unwrap_or(f64::NAN)
     };
-    let mut order: Vec<usize> = (0..outcomes.len()).collect();
+    let mut order: Vec<usize> = (0..outcomes.len())
+        .filter(|i| outcomes[*i].failure.is_none())
+        .collect();
     order.sort_by(|a, b| {
         let (x, y) = (
             stat(&outcomes[*a], &grid.rank),
@@ -465,10 +470,15 @@ pub fn leaderboard(grid: &Grid, outcomes: &[Outcome]) -> (Vec<usize>, String) {
         csv.push(',');
         csv.push_str(c);
     }
-    csv.push('\n');
-    for (place, i) in order.iter().enumerate() {
-        let o = &outcomes[*i];
-        csv.push_str(&format!("{},{}", place + 1, o.variant.id));
+    csv.push_str(",failure\n");
+    let failed = (0..outcomes.len()).filter(|i| outcomes[*i].failure.is_some());
+    let ranks = (1..=order.len()).map(|r| r.to_string());
+    for (place, i) in ranks
+        .chain(std::iter::repeat(String::new()))
+        .zip(order.iter().copied().chain(failed))
+    {
+        let o = &outcomes[i];
+        csv.push_str(&format!("{place},{}", o.variant.id));
         for (_, v) in &o.variant.values {
             csv.push(',');
             csv.push_str(&quote(v));
@@ -477,9 +487,12 @@ pub fn leaderboard(grid: &Grid, outcomes: &[Outcome]) -> (Vec<usize>, String) {
             csv.push(',');
             csv.push_str(&quote(&match &o.summary[c] {
                 serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Null => String::new(),
                 other => other.to_string(),
             }));
         }
+        csv.push(',');
+        csv.push_str(&quote(o.failure.as_deref().unwrap_or_default()));
         csv.push('\n');
     }
     (order, csv)
@@ -578,6 +591,7 @@ window = [100, 200]
             .map(|(variant, dd)| Outcome {
                 variant,
                 summary: serde_json::json!({"max_drawdown": dd, "trades": 5}),
+                failure: None,
             })
             .collect();
         let (order, csv) = leaderboard(&grid, &outcomes);
