@@ -23,6 +23,7 @@ use crate::strategy::book::referenced_symbols;
 use crate::strategy::dsl::parse_symphony;
 use crate::sweep::{
     fill_placeholders, set_key, sweep_id, Grid, Inputs, Outcome, SweepError, Variant, VariantJob,
+    FIGURES,
 };
 
 /// What every variant starts from.
@@ -35,6 +36,8 @@ pub struct SweepPlan {
     pub from: NaiveDate,
     pub to: NaiveDate,
     pub out: PathBuf,
+    /// Where the in-sample period ends (`--split`), if the sweep is split.
+    pub split: Option<NaiveDate>,
     /// The grid's and the configuration's text, for the sweep's id.
     pub grid_text: String,
     pub config_text: String,
@@ -147,6 +150,7 @@ impl SweepPlan {
             config: toml::to_string(&table).map_err(|e| fail(e.to_string()))?,
             base_dir: self.base_dir.display().to_string(),
             symphonies,
+            split: self.split,
             inputs: Inputs::default(),
         };
         job.inputs = Inputs::of(&job, &market);
@@ -223,9 +227,10 @@ impl SweepPlan {
             .flatten()
     }
 
-    /// Records a variant's summary and inputs in its folder; the variant file last, as
+    /// Records a variant's summaries and inputs in its folder; the variant file last, as
     /// the mark that it is finished (a stale one is removed first).
-    pub fn record(&self, job: &VariantJob, summary: &str) -> Result<(), SweepError> {
+    pub fn record(&self, job: &VariantJob, computed: &Computed) -> Result<(), SweepError> {
+        let summary = &computed.summary;
         let variant = &job.variant;
         let fail = variant_error(variant);
         let folder = self.folder(variant);
@@ -237,6 +242,11 @@ impl SweepPlan {
             }
         }
         std::fs::write(folder.join("summary.json"), summary).map_err(|e| fail(e.to_string()))?;
+        match &computed.split {
+            Some(split) => std::fs::write(folder.join(SPLIT), split),
+            None => std::fs::remove_file(folder.join(SPLIT)).or(Ok(())),
+        }
+        .map_err(|e| fail(e.to_string()))?;
         let inputs = serde_json::to_string_pretty(&job.inputs).map_err(|e| fail(e.to_string()))?;
         std::fs::write(folder.join("inputs.json"), inputs + "\n")
             .map_err(|e| fail(e.to_string()))?;
@@ -247,6 +257,16 @@ impl SweepPlan {
 
 /// The file in a variant's folder that says why it failed (a rerun computes it again).
 const FAILURE: &str = "failure.txt";
+/// The file with a split sweep's figures before and after the split.
+const SPLIT: &str = "split.json";
+
+/// What computing a variant gives: its `summary.json` (the same bytes `backtest`
+/// writes for its configuration) and, split, its `split.json`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Computed {
+    pub summary: String,
+    pub split: Option<String>,
+}
 
 impl SweepPlan {
     /// Records why `job` could not be computed; the sweep goes on without it.
@@ -300,9 +320,8 @@ pub fn materialize(job: &VariantJob, folder: &Path) -> Result<Config, SweepError
     Ok(config)
 }
 
-/// Backtests `job` (made in `folder`) on this thread: its `summary.json` text, the
-/// same bytes `backtest` writes for that configuration.
-pub fn run_job(job: &VariantJob, folder: &Path) -> Result<String, SweepError> {
+/// Backtests `job` (made in `folder`) on this thread.
+pub fn run_job(job: &VariantJob, folder: &Path) -> Result<Computed, SweepError> {
     let fail = variant_error(&job.variant);
     let config = materialize(job, folder)?;
     let mut book = crate::symphony_files::load_book(&config.strategy, &config.base_dir, None)
@@ -318,9 +337,38 @@ pub fn run_job(job: &VariantJob, folder: &Path) -> Result<String, SweepError> {
         .map_err(|e| fail(e.to_string()))?;
     record.warm_up_sessions = warm_up;
     let summary = summarize(&record).ok_or_else(|| fail("no sessions".into()))?;
-    serde_json::to_string_pretty(&summary)
-        .map(|t| t + "\n")
-        .map_err(|e| fail(e.to_string()))
+    let split = match job.split {
+        Some(at) => {
+            let (before, after) = record.split_at(at);
+            let figures = |r| summarize(r).map(|s| figures_of(&s)).unwrap_or_default();
+            let split = serde_json::json!({
+                "split": at,
+                "in_sample": figures(&before),
+                "out_of_sample": figures(&after),
+            });
+            Some(pretty(&split).map_err(|e| fail(e.to_string()))?)
+        }
+        None => None,
+    };
+    Ok(Computed {
+        summary: pretty(&summary).map_err(|e| fail(e.to_string()))?,
+        split,
+    })
+}
+
+/// `value` as the files of a run hold JSON: pretty, with a final newline.
+fn pretty(value: &impl serde::Serialize) -> Result<String, serde_json::Error> {
+    serde_json::to_string_pretty(value).map(|t| t + "\n")
+}
+
+/// A period's figures as the leaderboard shows them (its first and last day besides).
+fn figures_of(summary: &crate::backtest::Summary) -> serde_json::Value {
+    let all = serde_json::to_value(summary).unwrap_or_default();
+    let mut picked = serde_json::Map::new();
+    for key in ["start", "end"].into_iter().chain(FIGURES) {
+        picked.insert(key.to_string(), all[key].clone());
+    }
+    serde_json::Value::Object(picked)
 }
 
 /// The outcomes of `jobs`, in order, from their recorded summaries and failures.
@@ -334,11 +382,27 @@ pub fn outcomes(plan: &SweepPlan, jobs: &[VariantJob]) -> Vec<Outcome> {
                 },
                 None => (serde_json::Value::Null, Some(plan.failure(j)?)),
             };
-            Some(Outcome {
+            let mut outcome = Outcome {
                 variant: j.variant.clone(),
                 summary,
                 failure,
-            })
+                out_of_sample: None,
+            };
+            if j.split.is_some() && outcome.failure.is_none() {
+                // Ranked on the figures before the split, those after beside them.
+                let read = std::fs::read(plan.folder(&j.variant).join(SPLIT));
+                match read
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                {
+                    Some(split) => {
+                        outcome.summary = split["in_sample"].clone();
+                        outcome.out_of_sample = Some(split["out_of_sample"].clone());
+                    }
+                    None => outcome.failure = Some(format!("{SPLIT} is missing or unreadable")),
+                }
+            }
+            Some(outcome)
         })
         .collect()
 }
@@ -368,7 +432,7 @@ pub fn run_all(
                     continue;
                 }
                 let recorded = match run_job(job, &plan.folder(&job.variant)) {
-                    Ok(summary) => plan.record(job, &summary),
+                    Ok(computed) => plan.record(job, &computed),
                     Err(SweepError::Variant { message, .. }) => plan.record_failure(job, &message),
                     Err(e) => plan.record_failure(job, &e.to_string()),
                 };

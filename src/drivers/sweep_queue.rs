@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer::pull, stream, AckKind};
 use futures_util::StreamExt;
 
-use super::sweep::{run_job, SweepPlan};
+use super::sweep::{run_job, Computed, SweepPlan};
 use crate::sweep::queue::{
     jobs_subject, result_subject, results_of, JOBS_CONSUMER, JOBS_STREAM, RESULTS_STREAM,
 };
@@ -175,7 +175,13 @@ pub async fn drive(
 /// (the sweep goes on without it).
 fn settle(plan: &SweepPlan, job: &VariantJob, result: &VariantResult) -> Result<(), String> {
     let recorded = match &result.summary {
-        Ok(summary) => plan.record(job, summary),
+        Ok(summary) => plan.record(
+            job,
+            &Computed {
+                summary: summary.clone(),
+                split: result.split.clone(),
+            },
+        ),
         Err(e) => plan.record_failure(job, &format!("{e} (on worker {})", result.worker)),
     };
     recorded.map_err(|e| e.to_string())
@@ -222,12 +228,13 @@ pub async fn serve_backtests(
             continue;
         }
         crate::fault::crash_point("sweep.variant");
-        let summary = run_holding(&message, &job, &scratch, ack_wait).await;
+        let computed = run_holding(&message, &job, &scratch, ack_wait).await;
         let result = VariantResult {
             sweep: job.sweep.clone(),
             variant: job.variant.id.clone(),
             worker: worker.clone(),
-            summary,
+            split: computed.as_ref().ok().and_then(|c| c.split.clone()),
+            summary: computed.map(|c| c.summary),
         };
         let body = serde_json::to_vec(&result).map_err(|e| e.to_string())?;
         let publish = jetstream::message::PublishMessage::build()
@@ -263,7 +270,7 @@ async fn run_holding(
     job: &VariantJob,
     scratch: &Path,
     ack_wait: Duration,
-) -> Result<String, String> {
+) -> Result<Computed, String> {
     let folder = scratch.join(&job.sweep).join(&job.variant.id);
     let running = tokio::task::spawn_blocking({
         let job = job.clone();

@@ -623,3 +623,120 @@ fn a_failing_variant_is_listed_with_its_reason_and_the_others_are_ranked() {
         assert!(err.contains(reason.trim_matches('"')), "{err}");
     }
 }
+
+#[test]
+fn a_split_sweep_ranks_before_the_split_and_reports_after_it_beside() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let g = grid(
+        dir.path(),
+        "rank = \"sharpe\"\n[params]\ntrend_window = [100, 200]\ntop_n = [2, 3]\n",
+    );
+    let split_sweep = |split: &str, out: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_alchemiser"))
+            .args([
+                "sweep",
+                "--from",
+                "2019-01-01",
+                "--to",
+                "2022-12-31",
+                "--split",
+                split,
+            ])
+            .arg("--config")
+            .arg(root().join("examples/sweep.toml"))
+            .arg("--grid")
+            .arg(&g)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    let run = split_sweep("2022-01-01", &out);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let board = std::fs::read_to_string(out.join("leaderboard.csv")).unwrap();
+    let header: Vec<&str> = board.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .unwrap_or_else(|| panic!("{name}: {board}"))
+    };
+    let rows: Vec<Vec<&str>> = board
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(rows.len(), 4, "{board}");
+    let sharpes: Vec<f64> = rows
+        .iter()
+        .map(|r| r[col("sharpe")].parse().unwrap())
+        .collect();
+    assert!(
+        sharpes.windows(2).all(|w| w[0] >= w[1]),
+        "ranked on the in-sample sharpe: {board}"
+    );
+
+    // The best variant's figures against its own backtest over the whole period: the
+    // in-sample return ends on the last session before the split, the out-of-sample one
+    // starts from there.
+    let best = rows[0][col("variant")];
+    let bt = dir.path().join("bt");
+    let ran = Command::new(env!("CARGO_BIN_EXE_alchemiser"))
+        .args([
+            "backtest",
+            "--from",
+            "2019-01-01",
+            "--to",
+            "2022-12-31",
+            "--config",
+        ])
+        .arg(out.join("variants").join(best).join("config.toml"))
+        .arg("--out")
+        .arg(&bt)
+        .output()
+        .unwrap();
+    assert!(
+        ran.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    let equity = std::fs::read_to_string(bt.join("equity.csv")).unwrap();
+    let points: Vec<(String, f64)> = equity
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let mut cells = l.split(',');
+            (
+                cells.next().unwrap().to_string(),
+                cells.next().unwrap().parse().unwrap(),
+            )
+        })
+        .collect();
+    let at_split = points
+        .iter()
+        .rev()
+        .find(|(d, _)| d.as_str() < "2022-01-01")
+        .unwrap()
+        .1;
+    let last = points.last().unwrap().1;
+    let close = |got: &str, want: f64| {
+        let got: f64 = got.parse().unwrap();
+        assert!((got - want).abs() < 1e-5, "{got} vs {want}: {board}");
+    };
+    close(rows[0][col("total_return")], at_split / 100_000.0 - 1.0);
+    close(
+        rows[0][col("out_of_sample_total_return")],
+        last / at_split - 1.0,
+    );
+
+    // A split outside the period is bad input, before anything runs.
+    let outside = split_sweep("2023-01-01", &dir.path().join("out2"));
+    assert_eq!(outside.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&outside.stderr).contains("--split 2023-01-01"));
+    assert!(!dir.path().join("out2").exists(), "nothing written");
+}

@@ -31,6 +31,10 @@ pub(super) struct SweepRequest {
     /// Last day (YYYY-MM-DD), included.
     #[arg(long)]
     pub to: NaiveDate,
+    /// Out of sample: rank on the days before this one (YYYY-MM-DD) and report each
+    /// variant's figures from it on beside them.
+    #[arg(long)]
+    pub split: Option<NaiveDate>,
     /// Where the variants' folders and the leaderboard go.
     #[arg(long, default_value = "out/sweep")]
     pub out: PathBuf,
@@ -170,6 +174,14 @@ fn plan_of(request: &SweepRequest, config: &Config) -> Result<SweepPlan, CliErro
             request.out.display()
         )));
     }
+    if let Some(split) = request.split {
+        if split <= request.from || split > request.to {
+            return Err(CliError::input(format!(
+                "--split {split} is not after --from {} and on or before --to {}: both periods need days",
+                request.from, request.to
+            )));
+        }
+    }
     let plan = SweepPlan {
         grid,
         base,
@@ -178,6 +190,7 @@ fn plan_of(request: &SweepRequest, config: &Config) -> Result<SweepPlan, CliErro
         from: request.from,
         to: request.to,
         out: request.out.clone(),
+        split: request.split,
         grid_text,
         config_text: text,
         snapshots: Default::default(),

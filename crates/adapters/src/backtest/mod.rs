@@ -67,6 +67,53 @@ pub struct BacktestRecord {
     pub sleeves: Vec<(NaiveDate, Vec<Sleeve>)>,
 }
 
+impl BacktestRecord {
+    /// The run seen as two periods: the sessions before `split`, and those from it on
+    /// starting from the equity the first ended with — what a researcher ranks on, and
+    /// the out-of-sample check of it. Fills, failures and errors go with their day; the
+    /// whole run's counts (workflows, events, its chain digest) stay with the whole.
+    pub fn split_at(&self, split: NaiveDate) -> (BacktestRecord, BacktestRecord) {
+        let before = |d: &NaiveDate| *d < split;
+        let part = |keep: &dyn Fn(&NaiveDate) -> bool, initial_equity: Decimal| BacktestRecord {
+            initial_equity,
+            fill: self.fill,
+            points: self
+                .points
+                .iter()
+                .filter(|p| keep(&p.date))
+                .cloned()
+                .collect(),
+            fills: self
+                .fills
+                .iter()
+                .filter(|f| keep(&f.date))
+                .cloned()
+                .collect(),
+            rejected_orders: 0,
+            failed_workflows: self
+                .failed_workflows
+                .iter()
+                .filter(|(d, _)| keep(d))
+                .cloned()
+                .collect(),
+            strategy_errors: self
+                .strategy_errors
+                .iter()
+                .filter(|(d, _)| keep(d))
+                .cloned()
+                .collect(),
+            ..BacktestRecord::default()
+        };
+        let first = part(&before, self.initial_equity);
+        let carried = first
+            .points
+            .last()
+            .map_or(self.initial_equity, |p| p.equity);
+        let second = part(&|d| !before(d), carried);
+        (first, second)
+    }
+}
+
 /// Strategy evaluation errors of a run, as `summary.json` reports them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct StrategyErrors {

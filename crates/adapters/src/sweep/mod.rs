@@ -291,6 +291,10 @@ pub struct VariantJob {
     /// Where the configuration's other relative paths resolve.
     pub base_dir: String,
     pub symphonies: Vec<(String, String)>,
+    /// Where the in-sample period ends (`--split`): the figures before it rank the
+    /// variants, those from it on are reported beside them.
+    #[serde(default)]
+    pub split: Option<chrono::NaiveDate>,
     /// What its result is computed from (see [`Inputs`]).
     pub inputs: Inputs,
 }
@@ -323,6 +327,7 @@ impl Inputs {
     /// `market_snapshot`.
     pub fn of(job: &VariantJob, market_snapshot: &str) -> Self {
         let (from, to) = (job.from.to_string(), job.to.to_string());
+        let split = job.split.map(|d| d.to_string()).unwrap_or_default();
         Inputs {
             config: digest([job.config.as_str(), job.base_dir.as_str()]),
             symphonies: digest(
@@ -331,7 +336,7 @@ impl Inputs {
                     .flat_map(|(name, text)| [name.as_str(), text.as_str()]),
             ),
             market: digest([market_snapshot]),
-            dates: digest([from.as_str(), to.as_str()]),
+            dates: digest([from.as_str(), to.as_str(), split.as_str()]),
             engine: digest([env!("CARGO_PKG_VERSION")]),
         }
     }
@@ -359,6 +364,9 @@ pub struct VariantResult {
     pub worker: String,
     /// `summary.json`'s text, or why the variant could not run.
     pub summary: Result<String, String>,
+    /// `split.json`'s text, when the sweep is split.
+    #[serde(default)]
+    pub split: Option<String>,
 }
 
 /// A sweep's identity: the same grid and configuration over the same variants' inputs
@@ -413,11 +421,25 @@ pub struct Outcome {
     pub summary: serde_json::Value,
     /// Why the variant could not be computed, when it could not.
     pub failure: Option<String>,
+    /// With `--split`: the figures after the split (`summary` holds those before it).
+    pub out_of_sample: Option<serde_json::Value>,
 }
 
+/// The figures a leaderboard shows for each variant (and, split, for each period).
+pub const FIGURES: [&str; 7] = [
+    "total_return",
+    "cagr",
+    "sharpe",
+    "max_drawdown",
+    "annual_volatility",
+    "turnover",
+    "trades",
+];
+
 /// The leaderboard as CSV: ranked by `rank` (best first; ties by variant id), one
-/// column per axis, then the headline statistics and why a variant failed; failed
-/// variants last, unranked. The order returned ranks the variants that ran.
+/// column per axis, then the headline statistics (split: those before the split, which
+/// rank, then those after it), and why a variant failed; failed variants last,
+/// unranked. The order returned ranks the variants that ran.
 pub fn leaderboard(grid: &Grid, outcomes: &[Outcome]) -> (Vec<usize>, String) {
     let higher_better = RANKABLE
         .iter()
@@ -445,15 +467,7 @@ pub fn leaderboard(grid: &Grid, outcomes: &[Outcome]) -> (Vec<usize>, String) {
         };
         by.then_with(|| outcomes[*a].variant.id.cmp(&outcomes[*b].variant.id))
     });
-    let columns = [
-        "total_return",
-        "cagr",
-        "sharpe",
-        "max_drawdown",
-        "annual_volatility",
-        "turnover",
-        "trades",
-    ];
+    let split = outcomes.iter().any(|o| o.out_of_sample.is_some());
     let quote = |s: &str| {
         if s.contains([',', '"', '\n']) {
             format!("\"{}\"", s.replace('"', "\"\""))
@@ -466,9 +480,15 @@ pub fn leaderboard(grid: &Grid, outcomes: &[Outcome]) -> (Vec<usize>, String) {
         csv.push(',');
         csv.push_str(&quote(&axis.name));
     }
-    for c in columns {
+    for c in FIGURES {
         csv.push(',');
         csv.push_str(c);
+    }
+    if split {
+        for c in FIGURES {
+            csv.push_str(",out_of_sample_");
+            csv.push_str(c);
+        }
     }
     csv.push_str(",failure\n");
     let failed = (0..outcomes.len()).filter(|i| outcomes[*i].failure.is_some());
@@ -483,13 +503,21 @@ pub fn leaderboard(grid: &Grid, outcomes: &[Outcome]) -> (Vec<usize>, String) {
             csv.push(',');
             csv.push_str(&quote(v));
         }
-        for c in columns {
+        let cell = |v: &serde_json::Value| match v {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Null => String::new(),
+            other => other.to_string(),
+        };
+        for c in FIGURES {
             csv.push(',');
-            csv.push_str(&quote(&match &o.summary[c] {
-                serde_json::Value::String(s) => s.clone(),
-                serde_json::Value::Null => String::new(),
-                other => other.to_string(),
-            }));
+            csv.push_str(&quote(&cell(&o.summary[c])));
+        }
+        if split {
+            let after = o.out_of_sample.clone().unwrap_or_default();
+            for c in FIGURES {
+                csv.push(',');
+                csv.push_str(&quote(&cell(&after[c])));
+            }
         }
         csv.push(',');
         csv.push_str(&quote(o.failure.as_deref().unwrap_or_default()));
@@ -592,6 +620,7 @@ window = [100, 200]
                 variant,
                 summary: serde_json::json!({"max_drawdown": dd, "trades": 5}),
                 failure: None,
+                out_of_sample: None,
             })
             .collect();
         let (order, csv) = leaderboard(&grid, &outcomes);
