@@ -384,6 +384,36 @@ fn main() {
         }
     }
 
+    // Sweep throughput: in process and per worker over NATS (bench_nats also times
+    // the engine with a bus and with workers; its sweep figures are what go here).
+    let nats_cmd = "cargo run --release --example bench_nats -- --runs 3";
+    eprintln!("sweeps in process and over NATS (bench_nats --runs 3)...");
+    match example("bench_nats", &["--runs", "3"]) {
+        Some(n) => {
+            let rate = |k: &str| n[k].as_f64().map_or("n/a".into(), |x| format!("{x:.1}"));
+            rows.push((
+                "Sweep, example grid (24 variants), in process on every core".into(),
+                format!("{} variants/s", rate("in_process_variants_per_s")),
+                nats_cmd.into(),
+            ));
+            rows.push((
+                "Sweep over NATS, 1 and 2 backtest workers".into(),
+                format!(
+                    "{} and {} variants/s ({} per worker with 2)",
+                    rate("nats_1_worker_variants_per_s"),
+                    rate("nats_2_workers_variants_per_s"),
+                    rate("nats_variants_per_s_per_worker")
+                ),
+                nats_cmd.into(),
+            ));
+        }
+        None => rows.push((
+            "Sweep throughput".into(),
+            "bench_nats did not report (release binary and nats-server needed)".into(),
+            nats_cmd.into(),
+        )),
+    }
+
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let mut md = format!(
         "# Benchmarks\n\nProduced by `cargo run --release --example bench_report` on a {cpus}-CPU machine \
