@@ -176,11 +176,13 @@ fn scale_child(copies: usize) {
     );
 }
 
+/// The first `REPORT ` line of an example's output that holds JSON (some print
+/// human-readable `REPORT` lines too).
 fn report_line(out: &[u8]) -> Option<serde_json::Value> {
     String::from_utf8_lossy(out)
         .lines()
-        .find_map(|l| l.strip_prefix("REPORT "))
-        .and_then(|j| serde_json::from_str(j).ok())
+        .filter_map(|l| l.strip_prefix("REPORT "))
+        .find_map(|j| serde_json::from_str(j).ok())
 }
 
 fn example(name: &str, args: &[&str]) -> Option<serde_json::Value> {
