@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::NaiveDate;
 
-use crate::actors::backtest::{after_warm_up, run, sessions};
+use crate::actors::backtest::{after_warm_up, run, sessions, sessions_in};
 use crate::backtest::summarize;
 use crate::config::Config;
 
@@ -194,6 +194,8 @@ impl SweepPlan {
         }
         let source = DataSource::detect(Path::new(data), adjustment).map_err(|e| e.to_string())?;
         let market = source.load_all(&symbols).map_err(|e| e.to_string())?;
+        // The dates against the data, before anything runs.
+        sessions_in(&market, self.from, self.to).map_err(|e| e.to_string())?;
         let id = snapshot_id(&market, self.to);
         if let Ok(mut known) = self.snapshots.lock() {
             known.insert(key, id.clone());

@@ -740,3 +740,32 @@ fn a_split_sweep_ranks_before_the_split_and_reports_after_it_beside() {
     assert!(String::from_utf8_lossy(&outside.stderr).contains("--split 2023-01-01"));
     assert!(!dir.path().join("out2").exists(), "nothing written");
 }
+
+#[test]
+fn dates_outside_the_data_are_bad_input_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let run = Command::new(env!("CARGO_BIN_EXE_alchemiser"))
+        .args([
+            "sweep",
+            "--from",
+            "2030-01-01",
+            "--to",
+            "2030-12-31",
+            "--config",
+        ])
+        .arg(root().join("examples/sweep.toml"))
+        .arg("--grid")
+        .arg(grid(dir.path(), GRID))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("variant v0000-") && err.contains("outside the data"),
+        "{err}"
+    );
+    assert!(!out.exists(), "nothing written");
+}

@@ -178,6 +178,19 @@ impl MarketData {
         total + axes.values().sum::<usize>()
     }
 
+    /// The dates on which every series has a bar.
+    pub fn common_dates(&self) -> Vec<NaiveDate> {
+        let mut iter = self.series.values();
+        let Some(first) = iter.next() else {
+            return Vec::new();
+        };
+        let mut dates: Vec<NaiveDate> = first.dates().to_vec();
+        for s in iter {
+            dates.retain(|d| s.dates().binary_search(d).is_ok());
+        }
+        dates
+    }
+
     pub fn get(&self, symbol: &str) -> Option<&Arc<BarSeries>> {
         self.series.get(symbol)
     }

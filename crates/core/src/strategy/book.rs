@@ -546,14 +546,6 @@ impl StrategyBook {
 
     /// Dates on which every symbol the book uses has a bar, in order.
     pub fn common_dates(&self) -> Vec<NaiveDate> {
-        let mut iter = self.data.series.values();
-        let Some(first) = iter.next() else {
-            return Vec::new();
-        };
-        let mut dates: Vec<NaiveDate> = first.dates().to_vec();
-        for s in iter {
-            dates.retain(|d| s.dates().binary_search(d).is_ok());
-        }
-        dates
+        self.data.common_dates()
     }
 }

@@ -57,17 +57,28 @@ pub enum BacktestError {
     Digest(String),
 }
 
-/// Sessions of the US equity calendar in `[from, to]` on which every symbol has a bar.
+/// Sessions of the US equity calendar in `[from, to]` on which every symbol of the
+/// book has a bar.
 pub fn sessions(
     book: &StrategyBook,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<NaiveDate>, BacktestError> {
+    sessions_in(&book.data, from, to)
+}
+
+/// Sessions of the US equity calendar in `[from, to]` on which every symbol of `market`
+/// has a bar (a sweep checks its dates with it before any variant runs).
+pub fn sessions_in(
+    market: &MarketData,
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<Vec<NaiveDate>, BacktestError> {
     if from > to {
         return Err(BacktestError::EmptyRange { from, to });
     }
-    let firsts = book.data.series.values().filter_map(|s| s.first_date());
-    let lasts = book.data.series.values().filter_map(|s| s.last_date());
+    let firsts = market.series.values().filter_map(|s| s.first_date());
+    let lasts = market.series.values().filter_map(|s| s.last_date());
     let (Some(first), Some(last)) = (firsts.max(), lasts.min()) else {
         return Err(BacktestError::NoSymbols);
     };
@@ -83,7 +94,7 @@ pub fn sessions(
     // Data in a year the calendar cannot speak for would be skipped in silence.
     calendar.check_known(from.max(first))?;
     calendar.check_known(to.min(last))?;
-    let dates: Vec<NaiveDate> = book
+    let dates: Vec<NaiveDate> = market
         .common_dates()
         .into_iter()
         .filter(|d| *d >= from && *d <= to && calendar.is_session(*d))
