@@ -34,6 +34,17 @@ fn grid(dir: &Path, text: &str) -> PathBuf {
     path
 }
 
+/// `backtest` on a variant's own `config.toml` over `from..to`, its files in `out`.
+fn backtest_variant(variant: &Path, from: &str, to: &str, out: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_alchemiser"))
+        .args(["backtest", "--from", from, "--to", to, "--config"])
+        .arg(variant.join("config.toml"))
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
 const GRID: &str = "rank = \"sharpe\"\n[params]\ntrend_window = [100, 200]\ntop_n = [3]\n[config]\n\"portfolio.cash_reserve_pct\" = [\"0.01\", \"0.05\"]\n";
 
 #[test]
@@ -72,20 +83,7 @@ fn each_variant_is_the_backtest_of_its_configuration_and_the_board_ranks_them() 
     for row in &rows {
         let folder = out.join("variants").join(row[1]);
         let alone = dir.path().join(format!("alone-{}", row[1]));
-        let check = Command::new(env!("CARGO_BIN_EXE_alchemiser"))
-            .args([
-                "backtest",
-                "--from",
-                "2022-01-01",
-                "--to",
-                "2022-12-31",
-                "--config",
-            ])
-            .arg(folder.join("config.toml"))
-            .arg("--out")
-            .arg(&alone)
-            .output()
-            .unwrap();
+        let check = backtest_variant(&folder, "2022-01-01", "2022-12-31", &alone);
         assert!(
             check.status.success(),
             "{}",
@@ -515,20 +513,7 @@ fn a_rerun_reuses_a_variant_only_while_its_inputs_hold_and_says_why_not() {
         .unwrap()
         .path();
     let bt = dir.path().join("bt");
-    let ran = Command::new(env!("CARGO_BIN_EXE_alchemiser"))
-        .args([
-            "backtest",
-            "--from",
-            "2022-01-01",
-            "--to",
-            "2022-12-31",
-            "--config",
-        ])
-        .arg(some.join("config.toml"))
-        .arg("--out")
-        .arg(&bt)
-        .output()
-        .unwrap();
+    let ran = backtest_variant(&some, "2022-01-01", "2022-12-31", &bt);
     assert!(
         ran.status.success(),
         "{}",
@@ -686,20 +671,12 @@ fn a_split_sweep_ranks_before_the_split_and_reports_after_it_beside() {
     // starts from there.
     let best = rows[0][col("variant")];
     let bt = dir.path().join("bt");
-    let ran = Command::new(env!("CARGO_BIN_EXE_alchemiser"))
-        .args([
-            "backtest",
-            "--from",
-            "2019-01-01",
-            "--to",
-            "2022-12-31",
-            "--config",
-        ])
-        .arg(out.join("variants").join(best).join("config.toml"))
-        .arg("--out")
-        .arg(&bt)
-        .output()
-        .unwrap();
+    let ran = backtest_variant(
+        &out.join("variants").join(best),
+        "2019-01-01",
+        "2022-12-31",
+        &bt,
+    );
     assert!(
         ran.status.success(),
         "{}",
