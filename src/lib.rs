@@ -13,8 +13,8 @@
 //! The lower crates' modules are re-exported here under their names.
 
 pub use alchemiser_adapters::{
-    backtest, bus, config, data, drill_report, journal, metrics, notify, sweep, symphony_files,
-    venues,
+    backtest, bus, config, data, drill_report, journal, metrics, notify, store, sweep,
+    symphony_files, venues,
 };
 pub use alchemiser_core::{
     calendar, causation, clock, costs, display_as_wire_name, domain, engine_core, events,

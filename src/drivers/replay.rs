@@ -212,7 +212,7 @@ fn replay_market(
                 marks_after: day.last_trades,
             })
         }
-        DataSource::CsvFolder { .. } => {
+        DataSource::CsvFolder { .. } | DataSource::Store { .. } => {
             if !book.common_dates().contains(&date) {
                 return Err(format!("no bars for every symbol on {date}"));
             }

@@ -111,10 +111,23 @@ impl SweepPlan {
             .and_then(|d| d.as_str())
             .unwrap_or("examples/data")
             .to_string();
+        // The variant reads what `backtest` on its configuration would: the store once
+        // it holds bars, else strategy.data.
+        let store = table
+            .get("data")
+            .and_then(|s| s.get("store"))
+            .and_then(|d| d.as_str())
+            .map_or_else(|| crate::config::DataConfig::default().store, PathBuf::from);
+        let store = self.base_dir.join(store);
+        let folder = if crate::store::BarStore::is_store(&store) {
+            store
+        } else {
+            self.base_dir.join(data)
+        };
         set_key(
             &mut table,
             "strategy.data",
-            self.base_dir.join(data).display().to_string().into(),
+            folder.display().to_string().into(),
         )
         .map_err(&fail)?;
         let paths: Vec<String> = table

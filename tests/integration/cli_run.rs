@@ -130,7 +130,7 @@ fn run_once_on_alpaca_never_prints_the_secret() {
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(report["workflow"]["status"], "completed");
     assert!(
-        all.contains("daily bars refreshed"),
+        all.contains("evaluating on the store's daily bars"),
         "strategies ran on Alpaca's bars: {all}"
     );
     assert!(all.contains("calendar confirmed by Alpaca"), "{all}");

@@ -92,7 +92,7 @@ fn lean_data_is_accepted_with_data_flag() {
         &root().join("examples/data"),
         &[root().join("examples/strategies/lean_etfs.clj")],
     );
-    let o = run(&[
+    let args = [
         "signals",
         "--config",
         cfg.to_str().unwrap(),
@@ -100,7 +100,20 @@ fn lean_data_is_accepted_with_data_flag() {
         "2020-03-16",
         "--data",
         lean.to_str().unwrap(),
-    ]);
+    ];
+    // The sample's AIG closes 59% up on 2009-03-16 and falls back the next day: a
+    // finding, refused until accepted.
+    let o = run(&args);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("AIG: 2009-03-16: the close moved 59.2%"),
+        "{}",
+        stderr(&o)
+    );
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str("[data]\naccept = [\"AIG 2009-03-16\"]\n");
+    std::fs::write(&cfg, text).unwrap();
+    let o = run(&args);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     // 2020-03-16: SPY far below its 200-day average and deeply oversold → SPY.

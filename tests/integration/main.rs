@@ -25,6 +25,7 @@ mod input_limits;
 mod journal;
 mod kill_switch;
 mod market_data;
+mod market_store;
 mod notifications;
 mod operations;
 mod reconciliation;

@@ -52,6 +52,7 @@ pub struct Config {
     pub backtest: BacktestConfig,
     pub notifications: NotificationsConfig,
     pub bus: BusConfig,
+    pub data: DataConfig,
     /// Folder that relative paths are resolved against: the config file's folder.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -277,6 +278,46 @@ impl ScheduleConfig {
 }
 
 /// The Alpaca connection (used when `APCA_API_KEY_ID` and `APCA_API_SECRET_KEY` are set).
+/// The market-data store (`alchemiser data`).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// The store's folder (relative to the config's folder).
+    pub store: PathBuf,
+    /// The first day of history a pull asks for a symbol the store does not hold.
+    pub from: chrono::NaiveDate,
+    /// `run` pulls the day's completed bar into the store after the close.
+    pub refresh: bool,
+    /// `data check`: a one-day close-to-close move beyond this fraction that the next
+    /// bar does not confirm is a finding.
+    pub max_move: Decimal,
+    /// Findings looked at and accepted (a real move, a known halt), each
+    /// `"SYMBOL YYYY-MM-DD"` as `data check` dates it: not refused.
+    pub accept: Vec<String>,
+}
+
+impl DataConfig {
+    /// Whether the finding of `symbol` on `date` was accepted.
+    pub fn accepts(&self, symbol: &str, date: chrono::NaiveDate) -> bool {
+        self.accept.iter().any(|a| {
+            a.split_once(' ')
+                .is_some_and(|(s, d)| s.trim() == symbol && d.trim() == date.to_string())
+        })
+    }
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            store: PathBuf::from("state/bars"),
+            from: chrono::NaiveDate::from_ymd_opt(2016, 1, 4).unwrap_or_default(),
+            refresh: false,
+            max_move: Decimal::new(5, 1),
+            accept: Vec::new(),
+        }
+    }
+}
+
 /// Keys never go in this file.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -732,6 +773,20 @@ impl Config {
         self.base_dir.join(path)
     }
 
+    /// The folder a command reads bars from: `data` when given (`--data DIR`); else the
+    /// store once it holds bars (`data.store`); else `strategy.data`.
+    pub fn bars_folder(&self, data: Option<&Path>) -> PathBuf {
+        if let Some(dir) = data {
+            return dir.to_path_buf();
+        }
+        let store = self.resolve(&self.data.store);
+        if crate::store::BarStore::is_store(&store) {
+            store
+        } else {
+            self.resolve(&self.strategy.data)
+        }
+    }
+
     /// Parses TOML text; `source_name` names it in errors. Every violation is
     /// reported at once: when a value does not parse, the other sections are still
     /// read and checked.
@@ -829,6 +884,22 @@ impl Config {
             "must be > 0",
         );
         self.validate_notifications(&mut v);
+        v.check(
+            self.data.max_move > Decimal::ZERO,
+            "data.max_move",
+            "must be > 0 (a fraction: 0.5 is a 50% move)",
+        );
+        for a in &self.data.accept {
+            let ok = a.split_once(' ').is_some_and(|(s, d)| {
+                crate::domain::parse_symbol(s.trim()).is_ok()
+                    && d.trim().parse::<chrono::NaiveDate>().is_ok()
+            });
+            v.check(
+                ok,
+                "data.accept",
+                format!("\"{a}\" is not \"SYMBOL YYYY-MM-DD\""),
+            );
+        }
         let bus = &self.bus;
         if bus.transport == BusTransport::Nats {
             v.check(

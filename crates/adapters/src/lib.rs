@@ -15,6 +15,7 @@ pub mod drill_report;
 pub mod journal;
 pub mod metrics;
 pub mod notify;
+pub mod store;
 pub mod sweep;
 pub mod symphony_files;
 pub mod venues;

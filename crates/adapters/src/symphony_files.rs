@@ -36,9 +36,53 @@ pub fn load_book(
     data_dir: Option<&Path>,
 ) -> Result<StrategyBook, StrategyError> {
     let source = data_source(config, base, data_dir)?;
+    let (files, wanted) = read_symphonies(config, base)?;
+    let symbols: Vec<&Symbol> = wanted.iter().map(|(s, _, _)| s).collect();
+    let mut series = BTreeMap::new();
+    for ((symbol, span, shown), loaded) in wanted.iter().zip(load_all(&source, &symbols)) {
+        match loaded {
+            Ok(s) => {
+                series.insert(symbol.clone(), s);
+            }
+            Err(DataError::UnknownSymbol { symbol, dir }) => {
+                return Err(StrategyError::Located {
+                    file: shown.clone(),
+                    span: *span,
+                    message: format!("no market data for symbol {symbol} in {dir}"),
+                })
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(StrategyBook::new(
+        config,
+        files,
+        MarketData::sharing_dates(series),
+        Arc::new(source),
+    ))
+}
+
+/// Every symbol the configured symphony files reference, each once, in the order they
+/// are first named (what `data pull` fetches by default).
+pub fn symbols_of(config: &StrategyConfig, base: &Path) -> Result<Vec<Symbol>, StrategyError> {
+    Ok(read_symphonies(config, base)?
+        .1
+        .into_iter()
+        .map(|(s, _, _)| s)
+        .collect())
+}
+
+/// A symbol a file references, where it is first referenced, and the file as shown.
+type Wanted = (Symbol, Span, String);
+
+/// The configured symphony files read and parsed, and the symbols they reference.
+fn read_symphonies(
+    config: &StrategyConfig,
+    base: &Path,
+) -> Result<(Vec<LoadedSymphony>, Vec<Wanted>), StrategyError> {
     let mut files = Vec::new();
     // Each symbol once, where it is first referenced (for the error naming it).
-    let mut wanted: Vec<(Symbol, Span, String)> = Vec::new();
+    let mut wanted: Vec<Wanted> = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for f in &config.files {
         let path = base.join(&f.path);
@@ -70,28 +114,38 @@ pub fn load_book(
             rule,
         });
     }
-    let symbols: Vec<&Symbol> = wanted.iter().map(|(s, _, _)| s).collect();
-    let mut series = BTreeMap::new();
-    for ((symbol, span, shown), loaded) in wanted.iter().zip(load_all(&source, &symbols)) {
-        match loaded {
-            Ok(s) => {
-                series.insert(symbol.clone(), s);
-            }
-            Err(DataError::UnknownSymbol { symbol, dir }) => {
-                return Err(StrategyError::Located {
-                    file: shown.clone(),
-                    span: *span,
-                    message: format!("no market data for symbol {symbol} in {dir}"),
-                })
-            }
-            Err(e) => return Err(e.into()),
+    Ok((files, wanted))
+}
+
+/// Refuses to trade on bars with a finding of `data check` that `data.accept` does not
+/// list: each symbol of `symbols` read from `source` and checked; the error names every
+/// symbol with one, and its first.
+pub fn refuse_findings(
+    source: &dyn BarSource,
+    symbols: &[Symbol],
+    data: &crate::config::DataConfig,
+) -> Result<(), String> {
+    let mut refused = Vec::new();
+    for symbol in symbols {
+        let bars = source.read(symbol).map_err(|e| e.to_string())?;
+        let found: Vec<_> = crate::market::checks::findings(&bars, data.max_move)
+            .into_iter()
+            .filter(|f| !data.accepts(symbol, f.date))
+            .collect();
+        if let Some(first) = found.first() {
+            let more = match found.len() {
+                1 => String::new(),
+                n => format!(" (and {} more)", n - 1),
+            };
+            refused.push(format!("{symbol}: {first}{more}"));
         }
     }
-    Ok(StrategyBook::new(
-        config,
-        files,
-        MarketData::sharing_dates(series),
-        Arc::new(source),
+    if refused.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "market data with unresolved findings, not trading on it: {}; `alchemiser data check` lists them (pull or import the data again, or accept a real one in data.accept as \"SYMBOL YYYY-MM-DD\")",
+        refused.join("; ")
     ))
 }
 

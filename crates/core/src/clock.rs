@@ -55,6 +55,20 @@ pub fn new_york_date(at: DateTime<Utc>) -> chrono::NaiveDate {
     at.with_timezone(&chrono_tz::America::New_York).date_naive()
 }
 
+/// The instant of New York wall time `local` (the earlier one when a clock change makes
+/// it ambiguous, the hour after when it does not exist).
+pub fn new_york_to_utc(local: chrono::NaiveDateTime) -> DateTime<Utc> {
+    use chrono::TimeZone;
+    let ny = chrono_tz::America::New_York;
+    ny.from_local_datetime(&local)
+        .earliest()
+        .or_else(|| {
+            ny.from_local_datetime(&(local + chrono::TimeDelta::hours(1)))
+                .earliest()
+        })
+        .map_or_else(|| local.and_utc(), |t| t.with_timezone(&Utc))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

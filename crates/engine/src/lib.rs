@@ -6,8 +6,8 @@
 //! `crate::journal` read here as they do in the crate that defines them.
 
 pub use alchemiser_adapters::{
-    backtest, bus, config, data, drill_report, journal, metrics, notify, sweep, symphony_files,
-    venues,
+    backtest, bus, config, data, drill_report, journal, metrics, notify, store, sweep,
+    symphony_files, venues,
 };
 pub use alchemiser_core::{
     calendar, causation, clock, costs, display_as_wire_name, domain, engine_core, events,

@@ -17,6 +17,7 @@ macro_rules! outln {
 
 mod backtest;
 mod control;
+mod data;
 mod drill;
 mod error;
 mod journal;
@@ -158,6 +159,11 @@ enum Command {
         #[command(subcommand)]
         command: JournalCommand,
     },
+    /// The market-data store: pull daily bars from Alpaca, import a folder, check, list, show.
+    Data {
+        #[command(subcommand)]
+        command: data::DataCommand,
+    },
     /// The causation tree of one workflow, from the journal.
     Trace {
         /// The workflow's correlation id (as `status` lists it).
@@ -180,7 +186,7 @@ enum Command {
         /// The trading session to evaluate as of (YYYY-MM-DD): its close is the last bar used.
         #[arg(long)]
         as_of: NaiveDate,
-        /// Market data folder (LEAN or plain CSV, detected) instead of the configured one.
+        /// Market data folder (LEAN, plain CSV or a store, detected) instead of the store.
         #[arg(long)]
         data: Option<PathBuf>,
         /// `json` (the stable contract) or `table` for a terminal.
@@ -205,6 +211,7 @@ impl Command {
                 }
             },
             Command::Drill { .. } => None,
+            Command::Data { command } => command.config_path(),
             Command::Worker { config, .. } | Command::Sweep(sweep::SweepRequest { config, .. }) => {
                 config.as_ref()
             }
@@ -248,6 +255,7 @@ fn dispatch(command: Command) -> Result<(), CliError> {
             format,
         } => signals::signals(config, as_of, data, format),
         Command::Backtest(request) => backtest::backtest(request),
+        Command::Data { command } => data::data(command),
         Command::Journal { command } => match command {
             JournalCommand::Verify { journal, config } => journal::journal_verify(config, journal),
             JournalCommand::Replay {
@@ -296,13 +304,25 @@ fn load_config(path: Option<&PathBuf>) -> Result<Config, CliError> {
     Config::load_or_default(path).map_err(CliError::input)
 }
 
+/// The configured book on the bars of `data` when given, else of the store once it
+/// holds bars, else of `strategy.data` ([`Config::bars_folder`]).
 fn load_book(config: &Config, data: Option<&PathBuf>) -> Result<StrategyBook, CliError> {
-    crate::symphony_files::load_book(
-        &config.strategy,
-        &config.base_dir,
-        data.map(PathBuf::as_path),
-    )
-    .map_err(CliError::input)
+    let folder = config.bars_folder(data.map(PathBuf::as_path));
+    crate::symphony_files::load_book(&config.strategy, &config.base_dir, Some(&folder))
+        .map_err(CliError::input)
+}
+
+/// [`load_book`], refused when a symbol's bars have a finding of `data check`: what
+/// `signals` and `run` decide on (a backtest may study any data).
+fn load_book_to_trade(config: &Config, data: Option<&PathBuf>) -> Result<StrategyBook, CliError> {
+    refuse_findings(config, load_book(config, data)?)
+}
+
+/// `book`, unless a symbol's bars have a finding `data.accept` does not list.
+fn refuse_findings(config: &Config, book: StrategyBook) -> Result<StrategyBook, CliError> {
+    crate::symphony_files::refuse_findings(&*book.source, &book.symbols(), &config.data)
+        .map_err(CliError::input)?;
+    Ok(book)
 }
 
 /// Writes to standard output. A closed pipe means the reader has what it wanted: the

@@ -23,11 +23,22 @@ pub enum DataSource {
     },
     /// A folder of `SYMBOL.csv` files.
     CsvFolder { dir: PathBuf },
+    /// The market-data store ([`crate::store`]): a Parquet file per symbol.
+    Store {
+        dir: PathBuf,
+        adjustment: Adjustment,
+    },
 }
 
 impl DataSource {
     /// Detects the layout of `dir` from its contents.
     pub fn detect(dir: &Path, adjustment: Adjustment) -> Result<DataSource, DataError> {
+        if crate::store::BarStore::is_store(dir) {
+            return Ok(DataSource::Store {
+                dir: dir.to_path_buf(),
+                adjustment,
+            });
+        }
         if let Some(root) = lean::root_of(dir) {
             return Ok(DataSource::Lean { root, adjustment });
         }
@@ -39,6 +50,31 @@ impl DataSource {
         Err(DataError::UnknownLayout {
             dir: dir.display().to_string(),
         })
+    }
+
+    /// The symbols the folder holds, sorted: its files' names (upper-cased for LEAN's
+    /// lower-case ones); a store's symbols are its manifest's.
+    pub fn symbols(&self) -> Result<Vec<Symbol>, DataError> {
+        let (dir, extensions): (PathBuf, &[&str]) = match self {
+            DataSource::Lean { root, .. } => (root.join("equity/usa/daily"), &["zip", "csv"]),
+            DataSource::CsvFolder { dir } => (dir.clone(), &["csv"]),
+            DataSource::Store { dir, .. } => (dir.clone(), &["parquet"]),
+        };
+        let entries = std::fs::read_dir(&dir).map_err(|e| DataError::file(&dir, e.to_string()))?;
+        let mut symbols = std::collections::BTreeSet::new();
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let (Some(stem), Some(ext)) = (path.file_stem(), path.extension()) else {
+                continue;
+            };
+            if extensions.iter().any(|x| ext == *x) {
+                let symbol = stem.to_string_lossy().to_uppercase();
+                if crate::domain::parse_symbol(&symbol).is_ok() {
+                    symbols.insert(Symbol::from(symbol.as_str()));
+                }
+            }
+        }
+        Ok(symbols.into_iter().collect())
     }
 
     /// Loads every symbol; the first failure is returned.
@@ -64,6 +100,9 @@ impl BarSource for DataSource {
                 csv_folder::load(dir, symbol)
             }
             DataSource::Lean { .. } => Ok(BarSeries::new(symbol.into(), self.read(symbol)?)),
+            DataSource::Store { dir, adjustment } => {
+                crate::store::load_series(dir, symbol, *adjustment)
+            }
         }
     }
 
@@ -75,13 +114,18 @@ impl BarSource for DataSource {
         match self {
             DataSource::Lean { root, adjustment } => lean::read_daily(root, symbol, *adjustment),
             DataSource::CsvFolder { dir } => csv_folder::read(dir, symbol),
+            DataSource::Store { dir, adjustment } => {
+                crate::store::read_bars(dir, symbol, *adjustment)
+            }
         }
     }
 
     fn describe(&self) -> String {
         match self {
             DataSource::Lean { root, .. } => root.display().to_string(),
-            DataSource::CsvFolder { dir } => dir.display().to_string(),
+            DataSource::CsvFolder { dir } | DataSource::Store { dir, .. } => {
+                dir.display().to_string()
+            }
         }
     }
 }

@@ -55,6 +55,10 @@ pub fn closed_because(date: NaiveDate) -> String {
     }
 }
 
+/// How long after the close a day's bar is taken as final (the closing auction's prints
+/// and late reports land in the minutes after 16:00).
+pub const BAR_SETTLES_AFTER_CLOSE: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
+
 #[derive(Debug)]
 pub struct UsEquityCalendar {
     /// Computed years, each year's holidays and early closes.
@@ -228,6 +232,20 @@ impl UsEquityCalendar {
             }
         }
         day
+    }
+
+    /// The last session whose daily bar is final at `now` (New York time): today's
+    /// once [`BAR_SETTLES_AFTER_CLOSE`] has passed since its close, else the one before.
+    /// A bar of a session still trading would change after it is stored.
+    pub fn last_completed_session(&self, now: chrono::NaiveDateTime) -> NaiveDate {
+        let today = now.date();
+        let settled = self.is_session(today)
+            && now.time() >= self.close_time(today) + BAR_SETTLES_AFTER_CLOSE;
+        if settled {
+            today
+        } else {
+            self.previous_session(today)
+        }
     }
 
     /// Sessions in `[from, to]`.

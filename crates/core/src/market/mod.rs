@@ -3,6 +3,7 @@
 //! [`snapshot`] names what a book holds up to a day. Where bars come from is a
 //! [`BarSource`]: the readers of folders live with the adapters (`alchemiser::data`).
 
+pub mod checks;
 pub mod series;
 pub mod snapshot;
 

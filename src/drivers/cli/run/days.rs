@@ -55,6 +55,8 @@ pub(super) struct TradingDays<'a> {
     pub venue: Arc<dyn Venue>,
     pub sim_state: Option<(Arc<SimVenue>, PathBuf)>,
     pub live_bars: Option<&'a LiveBars>,
+    /// `data.refresh`: pull the day's completed bars after the close.
+    pub refresh_after_close: bool,
 }
 
 /// A day's workflow as reported: every attempt, the last one's causation tree, the
@@ -151,7 +153,41 @@ impl TradingDays<'_> {
             if stop_after {
                 return Ok(());
             }
+            if self.refresh_after_close {
+                if let Some(live) = self.live_bars {
+                    if !self.pull_after_close(live, day, &stopping).await {
+                        return Ok(());
+                    }
+                }
+            }
         }
+    }
+
+    /// `data.refresh`: once the day's bar is final, it goes into the store (the next
+    /// workflow would pull it anyway; the store is then current for backtests tonight).
+    /// False when the engine is stopping.
+    async fn pull_after_close(
+        &self,
+        live: &LiveBars,
+        day: NaiveDate,
+        stopping: &tokio::sync::Notify,
+    ) -> bool {
+        let calendar = UsEquityCalendar::get();
+        let settled =
+            day.and_time(calendar.close_time(day)) + crate::calendar::BAR_SETTLES_AFTER_CLOSE;
+        let at = crate::clock::new_york_to_utc(settled);
+        let wait = (at - self.clock.now()).to_std().unwrap_or_default();
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stopping.notified() => return false,
+        }
+        match live.pull_completed(day).await {
+            Ok(()) => tracing::info!(%day, "the day's completed bars pulled into the store"),
+            Err(e) => {
+                tracing::warn!(%day, error = %e, "cannot pull the day's completed bars; the next workflow pulls them")
+            }
+        }
+        true
     }
 
     /// Fresh bars, a connected event bus, a worker for every remote role: or why not.

@@ -19,7 +19,7 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
 use super::error::CliError;
-use super::{load_book, load_config};
+use super::{load_book_to_trade, load_config, refuse_findings};
 use crate::actors::control::{ControlFiles, RunFile};
 use crate::actors::engine::EngineDeps;
 use crate::bus::connect::NatsAccess;
@@ -40,7 +40,7 @@ use crate::venues::metered::MeteredVenue;
 use bus::EventBus;
 use days::TradingDays;
 use startup::Startup;
-pub(super) use venue::{alpaca_venue, LiveBars};
+pub(super) use venue::{alpaca_data_client, alpaca_venue, LiveBars};
 use venue::{open_venue, OpenedVenue};
 
 // What `run` was asked (no doc comment: clap would take it for the subcommand's
@@ -83,7 +83,14 @@ pub fn check_live(mode: RunMode, live_flag: bool) -> Result<(), String> {
 pub(super) fn run(args: RunArgs) -> Result<(), CliError> {
     let config = load_config(args.config.as_ref())?;
     check_live(config.engine.mode, args.live).map_err(CliError::input)?;
-    let book = Arc::new(load_book(&config, None)?);
+    let book = Arc::new(if on_alpaca() {
+        refuse_findings(
+            &config,
+            venue::book_on_the_store(&config).map_err(CliError::input)?,
+        )?
+    } else {
+        load_book_to_trade(&config, None)?
+    });
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let opened =
         open_venue(&config, &book, args.as_of, args.once, &*clock).map_err(CliError::input)?;
@@ -117,6 +124,7 @@ pub(super) fn run(args: RunArgs) -> Result<(), CliError> {
         venue: venue.clone(),
         sim_state: opened.sim_state.clone(),
         live_bars: opened.live_bars.as_ref(),
+        refresh_after_close: config.data.refresh,
     };
     let startup = Startup {
         bus,

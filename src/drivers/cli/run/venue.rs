@@ -13,13 +13,13 @@ use crate::calendar::UsEquityCalendar;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::{RunMode, Symbol};
-use crate::market::{Adjustment, BarSeries, MarketData, SharedMarket};
+use crate::market::{Adjustment, MarketData, SharedMarket};
 use crate::strategy::book::StrategyBook;
 use crate::venue::Venue;
 use crate::venues::alpaca::client::{
     AlpacaClient, ClientSettings, Credentials, LIVE_TRADING_URL, PAPER_TRADING_URL,
 };
-use crate::venues::alpaca::{to_daily_bars, AlpacaVenue, FillWait};
+use crate::venues::alpaca::{AlpacaVenue, FillWait};
 use crate::venues::sim::SimVenue;
 
 /// The Alpaca venue when keys are in the environment.
@@ -33,6 +33,26 @@ pub(in super::super) fn alpaca_venue(
         }
         return Ok(None);
     };
+    let settings = client_settings(config);
+    let trading_url = settings.trading_url.clone();
+    let masked = credentials.masked_key_id();
+    let client = AlpacaClient::new(settings, credentials).map_err(|e| e.to_string())?;
+    Ok(Some((
+        Arc::new(AlpacaVenue::new(client, FillWait::default())),
+        format!("alpaca at {trading_url}, key {masked}"),
+    )))
+}
+
+/// An Alpaca client for market data (`data pull`): the keys from the environment.
+pub(in super::super) fn alpaca_data_client(config: &Config) -> Result<Arc<AlpacaClient>, String> {
+    let credentials = Credentials::from_env().ok_or(
+        "pulling bars from Alpaca needs APCA_API_KEY_ID and APCA_API_SECRET_KEY in the environment (free paper-trading keys serve market data)",
+    )?;
+    AlpacaClient::new(client_settings(config), credentials).map_err(|e| e.to_string())
+}
+
+/// The client's settings from `[alpaca]`: paper trading unless live, or the URL set.
+fn client_settings(config: &Config) -> ClientSettings {
     let a = &config.alpaca;
     let trading_url = if !a.trading_url.is_empty() {
         a.trading_url.clone()
@@ -41,20 +61,44 @@ pub(in super::super) fn alpaca_venue(
     } else {
         PAPER_TRADING_URL.to_string()
     };
-    let settings = ClientSettings {
-        trading_url: trading_url.clone(),
+    ClientSettings {
+        trading_url,
         data_url: a.data_url.clone(),
         requests_per_minute: a.requests_per_minute,
         timeout: Duration::from_secs(a.timeout_secs),
         max_attempts: a.max_attempts,
         ..ClientSettings::default()
-    };
-    let masked = credentials.masked_key_id();
-    let client = AlpacaClient::new(settings, credentials).map_err(|e| e.to_string())?;
-    Ok(Some((
-        Arc::new(AlpacaVenue::new(client, FillWait::default())),
-        format!("alpaca at {trading_url}, key {masked}"),
-    )))
+    }
+}
+
+/// On Alpaca, the book evaluates on the store: before it is loaded, the store gets every
+/// completed session's bar of the configured symphonies' symbols it lacks.
+pub(in super::super) fn book_on_the_store(config: &Config) -> Result<StrategyBook, String> {
+    let client = alpaca_data_client(config)?;
+    let symbols = crate::symphony_files::symbols_of(&config.strategy, &config.base_dir)
+        .map_err(|e| e.to_string())?;
+    let store = config.resolve(&config.data.store);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a runtime to pull daily bars: {e}"))?;
+    runtime.block_on(async {
+        let to = last_completed_session(&client)
+            .await
+            .map_err(|e| format!("{e}: not trading blind"))?;
+        pull_for(
+            &client,
+            &store,
+            &symbols,
+            config.data.from,
+            to,
+            config.strategy.adjustment,
+            &config.alpaca.feed,
+        )
+        .await
+    })?;
+    crate::symphony_files::load_book(&config.strategy, &config.base_dir, Some(&store))
+        .map_err(|e| e.to_string())
 }
 
 /// The venue to trade and the day to trade as of.
@@ -205,17 +249,22 @@ fn check_time_runs_forward(
     })
 }
 
-/// Daily bars from Alpaca for the strategies' symbols, refreshed before each workflow.
+/// Daily bars for the strategies' symbols on Alpaca: before each workflow the store
+/// gets every completed session's bar it lacks from Alpaca (`data.store`), and the
+/// strategies evaluate on the store's bars — the ones a later backtest of the day
+/// reads, so that the signal can be reproduced.
 pub(in super::super) struct LiveBars {
     pub(super) client: Arc<AlpacaClient>,
     pub(in super::super) market: SharedMarket,
     symbols: Vec<Symbol>,
-    adjustment: &'static str,
+    store: PathBuf,
+    data: crate::config::DataConfig,
+    adjustment: Adjustment,
     feed: String,
 }
 
 impl LiveBars {
-    /// The book's symbols, fetched from `alpaca` as each day needs them.
+    /// The book's symbols, pulled from `alpaca` into the configured store.
     pub(in super::super) fn new(
         alpaca: &AlpacaVenue,
         book: &StrategyBook,
@@ -225,39 +274,105 @@ impl LiveBars {
             client: alpaca.client().clone(),
             market: SharedMarket::new(Default::default()),
             symbols: book.symbols(),
-            adjustment: match config.strategy.adjustment {
-                Adjustment::Raw => "raw",
-                Adjustment::Adjusted => "all",
-            },
+            store: config.resolve(&config.data.store),
+            data: config.data.clone(),
+            adjustment: config.strategy.adjustment,
             feed: config.alpaca.feed.clone(),
         }
     }
 
-    /// History for indicators: enough calendar days for 200+ sessions and RSI tails.
-    const HISTORY_DAYS: i64 = 500;
-
+    /// Pulls what the store lacks up to the last completed session (by Alpaca's clock),
+    /// then evaluates on the store: each symbol's bars fresh (to the session before
+    /// `day`) and without findings, or an error naming it.
     pub(in super::super) async fn refresh(&self, day: NaiveDate) -> Result<(), String> {
-        let start = day - chrono::Duration::days(Self::HISTORY_DAYS);
-        let bars = self
-            .client
-            .daily_bars(&self.symbols, start, day, self.adjustment, &self.feed)
-            .await
-            .map_err(|e| e.to_string())?;
+        self.pull_completed(day).await?;
+        let source = crate::data::DataSource::Store {
+            dir: self.store.clone(),
+            adjustment: self.adjustment,
+        };
         let mut series = std::collections::BTreeMap::new();
         for symbol in &self.symbols {
-            let raw = bars
-                .get(symbol.as_str())
-                .ok_or_else(|| format!("no bars for {symbol}"))?;
-            let daily = to_daily_bars(symbol, raw)?;
-            check_fresh(symbol, daily.last().map(|b| b.date), day)?;
-            series.insert(
-                Symbol::from(symbol.as_str()),
-                Arc::new(BarSeries::new(symbol.as_str().into(), daily)),
-            );
+            let loaded =
+                crate::market::BarSource::load(&source, symbol).map_err(|e| e.to_string())?;
+            check_fresh(symbol, loaded.last_date(), day)?;
+            series.insert(symbol.clone(), loaded);
         }
-        tracing::info!(symbols = self.symbols.len(), %start, end = %day, "daily bars refreshed");
-        self.market.replace(MarketData { series });
+        crate::symphony_files::refuse_findings(&source, &self.symbols, &self.data)?;
+        tracing::info!(symbols = self.symbols.len(), %day, store = %self.store.display(), "evaluating on the store's daily bars");
+        self.market.replace(MarketData::sharing_dates(series));
         Ok(())
+    }
+}
+
+impl LiveBars {
+    /// Pulls into the store every bar final by Alpaca's clock, through `day`.
+    pub(super) async fn pull_completed(&self, day: NaiveDate) -> Result<(), String> {
+        let to = last_completed_session(&self.client).await?.min(day);
+        pull_for(
+            &self.client,
+            &self.store,
+            &self.symbols,
+            self.data.from,
+            to,
+            self.adjustment,
+            &self.feed,
+        )
+        .await
+    }
+}
+
+/// The last session whose bar is final by Alpaca's clock.
+pub(super) async fn last_completed_session(client: &AlpacaClient) -> Result<NaiveDate, String> {
+    let clock = client
+        .clock()
+        .await
+        .map_err(|e| format!("cannot read Alpaca's clock ({e})"))?;
+    let now = chrono::DateTime::parse_from_rfc3339(&clock.timestamp)
+        .map_err(|e| {
+            format!(
+                "Alpaca's clock says `{}`, which is not a time ({e})",
+                clock.timestamp
+            )
+        })?
+        .with_timezone(&chrono_tz::America::New_York)
+        .naive_local();
+    Ok(UsEquityCalendar::get().last_completed_session(now))
+}
+
+/// Pulls `symbols` into the store at `store` through `to`; any symbol not pulled is an
+/// error naming it.
+pub(super) async fn pull_for(
+    client: &AlpacaClient,
+    store: &std::path::Path,
+    symbols: &[Symbol],
+    from: NaiveDate,
+    to: NaiveDate,
+    adjustment: Adjustment,
+    feed: &str,
+) -> Result<(), String> {
+    let mut opened = crate::store::BarStore::open(store).map_err(|e| e.to_string())?;
+    let request = crate::venues::alpaca::pull::PullRequest {
+        symbols: symbols.to_vec(),
+        from,
+        to,
+        adjustment,
+        feed: feed.to_string(),
+    };
+    let report = crate::venues::alpaca::pull::pull(&mut opened, client, &request, &mut |_| {})
+        .await
+        .map_err(|e| e.to_string())?;
+    let failed: Vec<String> = report
+        .failed()
+        .map(|(s, why)| format!("{s}: {why}"))
+        .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "cannot pull daily bars from Alpaca into {}: {}",
+            store.display(),
+            failed.join("; ")
+        ))
     }
 }
 

@@ -31,6 +31,7 @@ pub enum Route {
     Account,
     Positions,
     Quotes,
+    Bars,
     Any,
 }
 
@@ -46,12 +47,21 @@ pub enum Fault {
     DelayAfterCreate(Duration),
     /// Close the connection without answering.
     DropConnection(Route),
+    /// Let `skip` more requests of `route` through, then answer one with `status` (a
+    /// fault in the middle of a paginated read).
+    Later {
+        route: Route,
+        skip: u32,
+        status: u16,
+    },
 }
 
 impl Fault {
     fn route(&self) -> Route {
         match self {
-            Fault::Status { route, .. } | Fault::DropConnection(route) => *route,
+            Fault::Status { route, .. }
+            | Fault::DropConnection(route)
+            | Fault::Later { route, .. } => *route,
             Fault::DelayAfterCreate(_) => Route::SubmitOrder,
         }
     }
@@ -215,6 +225,7 @@ fn route_of(method: &Method, path: &str) -> Route {
         (&Method::GET, "/v2/account") => Route::Account,
         (&Method::GET, "/v2/positions") => Route::Positions,
         (&Method::GET, "/v2/stocks/quotes/latest") => Route::Quotes,
+        (&Method::GET, "/v2/stocks/bars") => Route::Bars,
         _ => Route::Any,
     }
 }
@@ -251,11 +262,26 @@ async fn handle(
                 "request is not authorized",
             );
         }
-        let pos = s
+        let mut pos = s
             .faults
             .iter()
             .position(|f| f.route() == route || f.route() == Route::Any);
+        // A later fault lets its requests through first.
+        if let Some(Fault::Later { skip, .. }) = pos.and_then(|i| s.faults.get_mut(i)) {
+            if *skip > 0 {
+                *skip -= 1;
+                pos = None;
+            }
+        }
         let fault = pos.and_then(|i| s.faults.remove(i));
+        let fault = match fault {
+            Some(Fault::Later { route, status, .. }) => Some(Fault::Status {
+                route,
+                status,
+                reset_in_secs: (status == 429).then_some(1),
+            }),
+            other => other,
+        };
         match fault {
             Some(Fault::DelayAfterCreate(d)) => (None, Some(d)),
             other => (other, None),
@@ -415,10 +441,16 @@ fn answer(shared: &Shared, method: &Method, path: &str, uri: &Uri, body: &Bytes)
                     }
                 }
             }
-            let size = if s.bars_page_size == 0 {
-                all.len().max(1)
-            } else {
-                s.bars_page_size
+            // Alpaca's `limit` counts bars across the page's symbols; the fake's own
+            // page size, when set, is smaller.
+            let limit: usize = q
+                .get("limit")
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(1000)
+                .clamp(1, 10_000);
+            let size = match s.bars_page_size {
+                0 => limit,
+                n => n.min(limit),
             };
             let page: Vec<_> = all.iter().skip(offset).take(size).cloned().collect();
             let next = (offset + size < all.len()).then(|| (offset + size).to_string());

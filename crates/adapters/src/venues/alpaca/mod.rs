@@ -7,6 +7,7 @@
 pub mod client;
 pub mod error;
 pub mod fake;
+pub mod pull;
 pub mod ratelimit;
 pub mod wire;
 
