@@ -111,7 +111,7 @@ impl Page {
 fn fill_model(fill: FillTiming) -> &'static str {
     match fill {
         FillTiming::Close => {
-            "Fills: at the close the signal was computed on (backtest.fill = \"close\", as Composer's backtests assume). Optimistic: live trading decides at 15:45 on a partial bar and cannot trade at a close it has not seen."
+            "Fills: at the close the signal was computed on (backtest.fill = \"close\", as Composer's backtests assume). Optimistic: live trading decides at 15:45 on the previous session's close and cannot trade at a close it has not seen."
         }
         FillTiming::NextOpen => {
             "Fills: at the next session's open after the decision on the close (backtest.fill = \"next_open\"); each day's equity is the account after the morning's fills marked at that day's close."

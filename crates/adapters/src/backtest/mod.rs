@@ -248,8 +248,8 @@ pub fn summarize(record: &BacktestRecord) -> Option<Summary> {
 }
 
 /// When a backtest's orders fill. A stated model, because it moves results: a fill at
-/// the close that produced the signal is optimistic (live trading decides at 15:45 on a
-/// partial bar and cannot trade at a close it has not seen yet).
+/// the close that produced the signal is optimistic (live trading decides at 15:45 on the
+/// previous session's close and cannot trade at a close it has not seen yet).
 #[derive(Clone, Copy, Debug, Default, serde::Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum FillTiming {
