@@ -517,3 +517,57 @@ fn a_live_days_snapshot_id_equals_the_one_computed_from_the_store() {
     let next: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_ne!(next["market_snapshot_id"], live[0].as_str());
 }
+
+/// The same bars from the store or from the folder they were imported from: the same
+/// backtest files, byte for byte (prices keep the scale they were written with).
+#[test]
+fn a_backtest_on_the_store_writes_the_files_of_one_on_its_source_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.toml"),
+        format!(
+            "[strategy]\ndata = {:?}\n[[strategy.files]]\npath = {:?}\n",
+            root().join("examples/data").display().to_string(),
+            root()
+                .join("examples/strategies/default.clj")
+                .display()
+                .to_string()
+        ),
+    )
+    .unwrap();
+    let backtest = |out: &str| {
+        let o = bin(dir.path())
+            .args([
+                "backtest",
+                "--from",
+                "2022-06-01",
+                "--to",
+                "2023-09-21",
+                "--out",
+                out,
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+    };
+    backtest("from_folder");
+    let o = bin(dir.path())
+        .arg("data")
+        .arg("import")
+        .arg(root().join("examples/data"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    backtest("from_store");
+    for file in [
+        "summary.json",
+        "equity.csv",
+        "orders.csv",
+        "equity.svg",
+        "report.html",
+    ] {
+        let a = std::fs::read(dir.path().join("from_folder").join(file)).unwrap();
+        let b = std::fs::read(dir.path().join("from_store").join(file)).unwrap();
+        assert!(a == b, "{file} differs");
+    }
+}

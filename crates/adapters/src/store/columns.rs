@@ -1,6 +1,6 @@
 //! One symbol's daily bars as a Parquet file, readable by any Parquet reader (pandas,
 //! DuckDB, Polars): `date` (DATE), `open`/`high`/`low`/`close` (DECIMAL(18, s), one scale
-//! per file: the most decimal places any of its prices has) and `volume` (INT64), one
+//! per file: the prices' own, or the most decimal places any needs) and `volume` (INT64), one
 //! row group, delta-encoded and uncompressed (a 20-year file is ~40 kB; decoding is
 //! what loading costs, and compression would add to it). Where the bars came from is in
 //! the file's key-value metadata, so a file explains itself without the manifest.
@@ -68,12 +68,19 @@ pub fn encode(
     bars: &[DailyBar],
     provenance: &Provenance,
 ) -> Result<Vec<u8>, ColumnsError> {
-    let scale = bars
-        .iter()
-        .flat_map(|b| [b.open, b.high, b.low, b.close])
-        .map(|p| p.normalize().scale())
-        .max()
-        .unwrap_or(0);
+    // The prices' own scale when they share one (a file's "392.8400" stays as written, so
+    // the events of a run on the store are those of one on the folder it came from);
+    // else the most places any needs.
+    let prices_of = || bars.iter().flat_map(|b| [b.open, b.high, b.low, b.close]);
+    let written = prices_of().map(|p| p.scale()).max().unwrap_or(0);
+    let scale = if written <= MAX_SCALE {
+        written
+    } else {
+        prices_of()
+            .map(|p| p.normalize().scale())
+            .max()
+            .unwrap_or(0)
+    };
     let mantissas = |pick: fn(&DailyBar) -> Decimal| -> Result<Vec<i64>, ColumnsError> {
         bars.iter()
             .map(|b| {
