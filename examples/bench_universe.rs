@@ -120,6 +120,7 @@ fn import_store(dir: &Path) {
         };
         store.replace(&symbol, &bars, provenance).expect("write");
     }
+    store.commit().expect("manifest");
 }
 
 /// The median (by `key`) of `runs` fresh children with `args`, or the last error line.

@@ -245,6 +245,9 @@ fn import(
             bars[bars.len() - 1].date
         );
     }
+    store
+        .commit()
+        .map_err(|e| CliError::Failed(e.to_string()))?;
     outln!(
         "imported {} symbols into {}",
         symbols.len(),
@@ -289,10 +292,13 @@ fn check(
         with_findings += usize::from(open > 0);
         if let Some(store) = store.as_mut() {
             let texts = found.iter().map(ToString::to_string).collect();
-            store
-                .record_findings(symbol, texts, at.clone())
-                .map_err(|e| CliError::Failed(e.to_string()))?;
+            store.record_findings(symbol, texts, at.clone());
         }
+    }
+    if let Some(store) = &store {
+        store
+            .commit()
+            .map_err(|e| CliError::Failed(e.to_string()))?;
     }
     outln!(
         "checked {} symbols in {}: {}",

@@ -170,8 +170,9 @@ impl BarStore {
         Ok(columns::decode(&self.file_of(symbol))?.0)
     }
 
-    /// Replaces `symbol`'s bars with `bars` (ascending, validated): the file atomically,
-    /// then the manifest.
+    /// Replaces `symbol`'s bars with `bars` (ascending, validated): the file atomically
+    /// (it is the truth from then on); the manifest at the next [`BarStore::commit`] —
+    /// rewriting it per symbol made a 500-symbol pull write it 500 times.
     pub fn replace(
         &mut self,
         symbol: &str,
@@ -182,22 +183,22 @@ impl BarStore {
         let bytes = columns::encode(symbol, bars, &provenance)?;
         std::fs::create_dir_all(&self.dir).map_err(|e| io(&self.dir, e))?;
         write_atomically(&self.file_of(symbol), &bytes)?;
-        self.describe(symbol, bars, provenance)?;
+        self.describe(symbol, bars, provenance)
+    }
+
+    /// Writes the manifest (atomically). Files replaced since the last commit are
+    /// described again from their contents by the next [`BarStore::open`] if it never
+    /// happens (a killed writer).
+    pub fn commit(&self) -> Result<(), StoreError> {
         self.save()
     }
 
-    /// Records the findings of a check of `symbol`.
-    pub fn record_findings(
-        &mut self,
-        symbol: &str,
-        findings: Vec<String>,
-        at: String,
-    ) -> Result<(), StoreError> {
+    /// Records the findings of a check of `symbol` (written at the next commit).
+    pub fn record_findings(&mut self, symbol: &str, findings: Vec<String>, at: String) {
         if let Some(e) = self.manifest.symbols.get_mut(symbol) {
             e.findings = findings;
             e.checked_at = Some(at);
         }
-        self.save()
     }
 
     fn describe(

@@ -432,15 +432,19 @@ fn answer(shared: &Shared, method: &Method, path: &str, uri: &Uri, body: &Bytes)
                 .get("page_token")
                 .and_then(|t| t.parse().ok())
                 .unwrap_or(0);
-            let mut all: Vec<(String, wire::Bar)> = Vec::new();
-            for sym in &symbols {
-                for b in s.bars.get(sym.as_str()).into_iter().flatten() {
-                    let day = &b.t[..10.min(b.t.len())];
-                    if day >= start.as_str() && day <= end.as_str() {
-                        all.push((sym.clone(), b.clone()));
-                    }
-                }
-            }
+            // The bars in range, symbol by symbol, as references: only the page's are
+            // copied (a 500-symbol history is millions of bars).
+            let all = symbols.iter().flat_map(|sym| {
+                s.bars
+                    .get(sym.as_str())
+                    .into_iter()
+                    .flatten()
+                    .filter(|b| {
+                        let day = &b.t[..10.min(b.t.len())];
+                        day >= start.as_str() && day <= end.as_str()
+                    })
+                    .map(move |b| (sym, b))
+            });
             // Alpaca's `limit` counts bars across the page's symbols; the fake's own
             // page size, when set, is smaller.
             let limit: usize = q
@@ -452,12 +456,12 @@ fn answer(shared: &Shared, method: &Method, path: &str, uri: &Uri, body: &Bytes)
                 0 => limit,
                 n => n.min(limit),
             };
-            let page: Vec<_> = all.iter().skip(offset).take(size).cloned().collect();
-            let next = (offset + size < all.len()).then(|| (offset + size).to_string());
             let mut bars: BTreeMap<String, Vec<wire::Bar>> = BTreeMap::new();
-            for (sym, b) in page {
-                bars.entry(sym).or_default().push(b);
+            let mut rest = all.skip(offset);
+            for (sym, b) in rest.by_ref().take(size) {
+                bars.entry(sym.clone()).or_default().push(b.clone());
             }
+            let next = rest.next().map(|_| (offset + size).to_string());
             axum::Json(json!({ "bars": bars, "next_page_token": next })).into_response()
         }
         (&Method::GET, "/v2/orders") => {

@@ -148,6 +148,7 @@ pub async fn pull(
                 progress(&done);
                 report.symbols.push(done);
             }
+            store.commit()?;
         }
     }
     // Histories the venue rewrote: each pulled again from the first day it held.
@@ -173,6 +174,7 @@ pub async fn pull(
         let done = SymbolPulled { symbol, pulled };
         progress(&done);
         report.symbols.push(done);
+        store.commit()?;
     }
     report.requests = client.requests_sent() - sent_before;
     report.symbols.sort_by(|a, b| a.symbol.cmp(&b.symbol));
