@@ -571,3 +571,152 @@ fn a_backtest_on_the_store_writes_the_files_of_one_on_its_source_folder() {
         assert!(a == b, "{file} differs");
     }
 }
+
+/// A store as an operator may find it: its manifest lost or corrupt, one file truncated,
+/// an import that meets a bad file. The files stay the truth, the bad one is named, an
+/// import checks everything before it writes, and importing again repairs it.
+#[test]
+fn a_damaged_store_is_named_and_importing_again_repairs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.toml"),
+        format!(
+            "[metrics]\nenabled = false\n[strategy]\ndata = \"nowhere\"\n[[strategy.files]]\npath = {:?}\n",
+            root().join("examples/strategies/default.clj").display().to_string()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| bin(dir.path()).args(args).output().unwrap();
+    let data = root().join("examples/data");
+    let o = bin(dir.path())
+        .args(["data", "import"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let store = dir.path().join("state/bars");
+    let signal = |o: &Output| -> serde_json::Value {
+        assert!(o.status.success(), "{}", text(o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let before = signal(&run(&["signals", "--as-of", "2023-09-21"]));
+    // The manifest deleted, then corrupt: still the store, described from its files.
+    std::fs::remove_file(store.join("manifest.json")).unwrap();
+    assert_eq!(
+        signal(&run(&["signals", "--as-of", "2023-09-21"]))["market_snapshot_id"],
+        before["market_snapshot_id"]
+    );
+    std::fs::write(store.join("manifest.json"), "[]").unwrap();
+    let o = run(&["data", "list"]);
+    assert!(
+        o.status.success() && text(&o).contains("6 symbols in"),
+        "{}",
+        text(&o)
+    );
+    // A truncated file: named by list, check and the commands that need it; the others read.
+    let nvda = store.join("NVDA.parquet");
+    let bytes = std::fs::read(&nvda).unwrap();
+    std::fs::write(&nvda, &bytes[..bytes.len() / 2]).unwrap();
+    let o = run(&["data", "list"]);
+    assert!(
+        text(&o).contains("NVDA     unreadable:") && text(&o).contains("6 symbols in"),
+        "{}",
+        text(&o)
+    );
+    let o = run(&["data", "check"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("NVDA unreadable:"), "{}", text(&o));
+    let o = run(&["signals", "--as-of", "2023-09-21"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let said = text(&o);
+    assert_eq!(
+        said.matches("NVDA.parquet").count(),
+        1,
+        "the file named once: {said}"
+    );
+    // An import that meets a bad file writes nothing.
+    let broken = dir.path().join("broken");
+    std::fs::create_dir(&broken).unwrap();
+    for symbol in ["AAPL", "NVDA"] {
+        std::fs::copy(
+            data.join(format!("{symbol}.csv")),
+            broken.join(format!("{symbol}.csv")),
+        )
+        .unwrap();
+    }
+    let text_nvda = std::fs::read_to_string(broken.join("NVDA.csv")).unwrap();
+    std::fs::write(
+        broken.join("NVDA.csv"),
+        text_nvda.replacen("2023-09-20,", "2023-09-20,x", 1),
+    )
+    .unwrap();
+    let aapl_before = std::fs::read(store.join("AAPL.parquet")).unwrap();
+    let o = run(&["data", "import", "broken"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("NVDA.csv"), "{}", text(&o));
+    assert_eq!(
+        std::fs::read(store.join("AAPL.parquet")).unwrap(),
+        aapl_before,
+        "nothing written"
+    );
+    // Importing the good file again repairs the store.
+    let o = bin(dir.path())
+        .args(["data", "import", "--symbols", "nvda"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("NVDA     2699 bars, 2013-01-02 to 2023-09-21"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(
+        signal(&run(&["signals", "--as-of", "2023-09-21"]))["market_snapshot_id"],
+        before["market_snapshot_id"]
+    );
+    let o = run(&["data", "list"]);
+    assert!(!text(&o).contains("unreadable"), "{}", text(&o));
+}
+
+/// `data.accept` as people write it: a lower-case symbol, a range of days; a date that is
+/// not one is refused naming the entry; a finding after `--as-of` does not block it.
+#[test]
+fn accepted_findings_are_lifted_and_later_ones_do_not_block_an_earlier_day() {
+    let dir = tempfile::tempdir().unwrap();
+    let lean = root().join("examples/lean");
+    let config = |accept: &str| {
+        std::fs::write(
+            dir.path().join("config.toml"),
+            format!(
+                "[strategy]\ndata = {:?}\nadjustment = \"adjusted\"\n[[strategy.files]]\npath = {:?}\n[data]\naccept = [{accept}]\n",
+                lean.display().to_string(),
+                root().join("examples/strategies/lean_etfs.clj").display().to_string()
+            ),
+        )
+        .unwrap();
+    };
+    let signals = |as_of: &str| {
+        bin(dir.path())
+            .args(["signals", "--format", "table", "--as-of", as_of])
+            .output()
+            .unwrap()
+    };
+    config("");
+    let o = signals("2020-03-16");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("AIG: 2009-03-16"), "{}", text(&o));
+    // Before AIG's print, nothing blocks.
+    assert!(signals("2009-03-13").status.success());
+    config("\"aig 2009-03-01..2009-03-31\"");
+    let o = signals("2020-03-16");
+    assert!(o.status.success(), "{}", text(&o));
+    config("\"AIG 2009-3-16\"");
+    let o = signals("2020-03-16");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("data.accept") && text(&o).contains("AIG 2009-3-16"),
+        "{}",
+        text(&o)
+    );
+}

@@ -300,10 +300,35 @@ impl DataConfig {
     /// Whether the finding of `symbol` on `date` was accepted.
     pub fn accepts(&self, symbol: &str, date: chrono::NaiveDate) -> bool {
         self.accept.iter().any(|a| {
-            a.split_once(' ')
-                .is_some_and(|(s, d)| s.trim() == symbol && d.trim() == date.to_string())
+            accepted(a)
+                .is_ok_and(|(s, from, to)| s.as_str() == symbol && (from..=to).contains(&date))
         })
     }
+}
+
+/// An entry of `data.accept`: `"SYMBOL YYYY-MM-DD"`, or a range of days
+/// `"SYMBOL YYYY-MM-DD..YYYY-MM-DD"` (a sample's years of gaps); the symbol in any case.
+fn accepted(
+    entry: &str,
+) -> Result<(crate::domain::Symbol, chrono::NaiveDate, chrono::NaiveDate), String> {
+    let bad =
+        || format!("\"{entry}\" is not \"SYMBOL YYYY-MM-DD\" or \"SYMBOL YYYY-MM-DD..YYYY-MM-DD\"");
+    let (symbol, days) = entry.trim().split_once(' ').ok_or_else(bad)?;
+    let symbol = crate::domain::parse_symbol(&symbol.trim().to_uppercase())?;
+    let day = |d: &str| {
+        chrono::NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d")
+            .ok()
+            .filter(|p| p.format("%Y-%m-%d").to_string() == d.trim())
+            .ok_or_else(bad)
+    };
+    let (from, to) = match days.split_once("..") {
+        Some((a, b)) => (day(a)?, day(b)?),
+        None => (day(days)?, day(days)?),
+    };
+    if from > to {
+        return Err(format!("\"{entry}\": the range ends before it starts"));
+    }
+    Ok((symbol, from, to))
 }
 
 impl Default for DataConfig {
@@ -890,16 +915,20 @@ impl Config {
             "must be > 0 (a fraction: 0.5 is a 50% move)",
         );
         for a in &self.data.accept {
-            let ok = a.split_once(' ').is_some_and(|(s, d)| {
-                crate::domain::parse_symbol(s.trim()).is_ok()
-                    && d.trim().parse::<chrono::NaiveDate>().is_ok()
-            });
-            v.check(
-                ok,
-                "data.accept",
-                format!("\"{a}\" is not \"SYMBOL YYYY-MM-DD\""),
-            );
+            if let Err(why) = accepted(a) {
+                v.check(false, "data.accept", why);
+            }
         }
+        v.check(
+            !self.data.store.as_os_str().is_empty(),
+            "data.store",
+            "must name a folder (the market-data store)",
+        );
+        v.check(
+            self.data.store != self.strategy.data,
+            "data.store",
+            "must not be strategy.data's folder: the store is written to, a data folder only read",
+        );
         let bus = &self.bus;
         if bus.transport == BusTransport::Nats {
             v.check(

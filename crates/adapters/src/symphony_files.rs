@@ -117,20 +117,22 @@ fn read_symphonies(
     Ok((files, wanted))
 }
 
-/// Refuses to trade on bars with a finding of `data check` that `data.accept` does not
-/// list: each symbol of `symbols` read from `source` and checked; the error names every
+/// Refuses to trade on bars with a finding of `data check` dated on or before `through`
+/// that `data.accept` does not list: each symbol of `symbols` read from `source` and checked; the error names every
 /// symbol with one, and its first.
 pub fn refuse_findings(
     source: &dyn BarSource,
     symbols: &[Symbol],
     data: &crate::config::DataConfig,
+    through: chrono::NaiveDate,
 ) -> Result<(), String> {
     let mut refused = Vec::new();
     for symbol in symbols {
         let bars = source.read(symbol).map_err(|e| e.to_string())?;
+        // What comes after the day cannot have moved its decision.
         let found: Vec<_> = crate::market::checks::findings(&bars, data.max_move)
             .into_iter()
-            .filter(|f| !data.accepts(symbol, f.date))
+            .filter(|f| f.date <= through && !data.accepts(symbol, f.date))
             .collect();
         if let Some(first) = found.first() {
             let more = match found.len() {
@@ -144,8 +146,9 @@ pub fn refuse_findings(
         return Ok(());
     }
     Err(format!(
-        "market data with unresolved findings, not trading on it: {}; `alchemiser data check` lists them (pull or import the data again, or accept a real one in data.accept as \"SYMBOL YYYY-MM-DD\")",
-        refused.join("; ")
+        "market data with unresolved findings, not trading on it: {}; `alchemiser data check --data {}` lists them (pull or import the data again, or accept a real one in data.accept as \"SYMBOL YYYY-MM-DD\")",
+        refused.join("; "),
+        source.describe()
     ))
 }
 

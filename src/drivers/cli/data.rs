@@ -220,8 +220,8 @@ fn import(
     if symbols.is_empty() {
         symbols = source.symbols().map_err(CliError::input)?;
     }
-    let shown = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
-    let mut store = open(store_dir)?;
+    // Every symbol read and checked before anything is written: a bad file leaves the
+    // store as it was, not half imported.
     for symbol in &symbols {
         let bars = source.read(symbol).map_err(CliError::input)?;
         if bars.is_empty() {
@@ -230,27 +230,33 @@ fn import(
                 dir.display()
             )));
         }
+    }
+    let shown = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let mut store = open(store_dir)?;
+    for symbol in &symbols {
+        let bars = source.read(symbol).map_err(CliError::input)?;
         let provenance = Provenance {
             source: format!("import from {}", shown.display()),
             adjustment: adjustment_name(config.strategy.adjustment).into(),
             written_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         };
+        let replaced = store.get(symbol).map(|e| e.bars);
         store
             .replace(symbol, &bars, provenance)
             .map_err(|e| CliError::Failed(e.to_string()))?;
+        let (first, last) = (bars[0].date, bars[bars.len() - 1].date);
+        let replaced = replaced.map_or(String::new(), |n| format!(" (replaced {n} stored bars)"));
         outln!(
-            "{symbol:<8} {} bars, {} to {}",
-            bars.len(),
-            bars[0].date,
-            bars[bars.len() - 1].date
+            "{symbol:<8} {} bars, {first} to {last}{replaced}",
+            bars.len()
         );
     }
     store
         .commit()
         .map_err(|e| CliError::Failed(e.to_string()))?;
     outln!(
-        "imported {} symbols into {}",
-        symbols.len(),
+        "imported {} into {}",
+        count(symbols.len(), "symbol"),
         store_dir.display()
     );
     Ok(())
@@ -276,14 +282,24 @@ fn check(
     }
     let mut store = data.is_none().then(|| open(&dir)).transpose()?;
     let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let mut with_findings = 0;
+    let (mut with_findings, mut accepted) = (0, 0);
     for symbol in &symbols {
-        let bars = source.read(symbol).map_err(CliError::input)?;
+        let bars = match source.read(symbol) {
+            Ok(bars) => bars,
+            // One unreadable file is a finding, not the end of the check.
+            Err(e @ crate::market::DataError::File { .. }) => {
+                outln!("{symbol} unreadable: {e} (pull or import it again)");
+                with_findings += 1;
+                continue;
+            }
+            Err(e) => return Err(CliError::input(e)),
+        };
         let found = crate::market::checks::findings(&bars, config.data.max_move);
         let mut open = 0;
         for f in &found {
             if config.data.accepts(symbol, f.date) {
                 outln!("{symbol} {f} (accepted in data.accept)");
+                accepted += 1;
             } else {
                 outln!("{symbol} {f}");
                 open += 1;
@@ -301,12 +317,13 @@ fn check(
             .map_err(|e| CliError::Failed(e.to_string()))?;
     }
     outln!(
-        "checked {} symbols in {}: {}",
-        symbols.len(),
+        "checked {} in {}: {}",
+        count(symbols.len(), "symbol"),
         dir.display(),
-        match with_findings {
-            0 => "no findings".to_string(),
-            n => format!("{n} with findings"),
+        match (with_findings, accepted) {
+            (0, 0) => "no findings".to_string(),
+            (0, k) => format!("no findings but the {k} accepted in data.accept"),
+            (n, _) => format!("{n} with findings"),
         }
     );
     if with_findings == 0 {
@@ -318,7 +335,7 @@ fn check(
 
 fn list(store: &BarStore) -> Result<(), CliError> {
     outln!(
-        "{:<8} {:>6}  {:<10}  {:<10}  {:<8}  {:<20}  source",
+        "{:<8} {:>6}  {:<10}  {:<10}  {:<9}  {:<20}  source",
         "symbol",
         "bars",
         "first",
@@ -333,7 +350,7 @@ fn list(store: &BarStore) -> Result<(), CliError> {
             (Some(_), k) => k.to_string(),
         };
         outln!(
-            "{symbol:<8} {:>6}  {:<10}  {:<10}  {findings:<8}  {:<20}  {}",
+            "{symbol:<8} {:>6}  {:<10}  {:<10}  {findings:<9}  {:<20}  {}",
             e.bars,
             e.first,
             e.last,
@@ -342,12 +359,22 @@ fn list(store: &BarStore) -> Result<(), CliError> {
         );
         n += 1;
     }
-    outln!("{n} symbols in {}", store.dir().display());
+    for (symbol, why) in store.unreadable() {
+        outln!("{symbol:<8} unreadable: {why} (pull or import it again)");
+        n += 1;
+    }
+    outln!("{} in {}", count(n, "symbol"), store.dir().display());
     Ok(())
 }
 
 fn show(store: &BarStore, typed: &str) -> Result<(), CliError> {
     let symbol = parse_symbol(&typed.trim().to_uppercase()).map_err(CliError::input)?;
+    if let Some((_, why)) = store.unreadable().find(|(s, _)| *s == symbol.as_str()) {
+        return Err(CliError::input(format!(
+            "{symbol}: its file in {} does not read ({why}): pull or import it again",
+            store.dir().display()
+        )));
+    }
     let Some(e) = store.get(&symbol) else {
         return Err(CliError::input(format!(
             "the store {} holds no bars of {symbol}: `alchemiser data pull --symbols {symbol}` fetches them",
@@ -389,4 +416,13 @@ fn show(store: &BarStore, typed: &str) -> Result<(), CliError> {
         );
     }
     Ok(())
+}
+
+/// `n` things, in words ("1 symbol", "2 symbols").
+fn count(n: usize, thing: &str) -> String {
+    if n == 1 {
+        format!("1 {thing}")
+    } else {
+        format!("{n} {thing}s")
+    }
 }

@@ -314,13 +314,22 @@ fn load_book(config: &Config, data: Option<&PathBuf>) -> Result<StrategyBook, Cl
 
 /// [`load_book`], refused when a symbol's bars have a finding of `data check`: what
 /// `signals` and `run` decide on (a backtest may study any data).
-fn load_book_to_trade(config: &Config, data: Option<&PathBuf>) -> Result<StrategyBook, CliError> {
-    refuse_findings(config, load_book(config, data)?)
+fn load_book_to_trade(
+    config: &Config,
+    data: Option<&PathBuf>,
+    through: NaiveDate,
+) -> Result<StrategyBook, CliError> {
+    refuse_findings(config, load_book(config, data)?, through)
 }
 
-/// `book`, unless a symbol's bars have a finding `data.accept` does not list.
-fn refuse_findings(config: &Config, book: StrategyBook) -> Result<StrategyBook, CliError> {
-    crate::symphony_files::refuse_findings(&*book.source, &book.symbols(), &config.data)
+/// `book`, unless a symbol's bars have a finding dated on or before `through` that
+/// `data.accept` does not list.
+fn refuse_findings(
+    config: &Config,
+    book: StrategyBook,
+    through: NaiveDate,
+) -> Result<StrategyBook, CliError> {
+    crate::symphony_files::refuse_findings(&*book.source, &book.symbols(), &config.data, through)
         .map_err(CliError::input)?;
     Ok(book)
 }

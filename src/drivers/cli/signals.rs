@@ -17,7 +17,7 @@ pub(super) fn signals(
     format: Format,
 ) -> Result<(), CliError> {
     let config = load_config(config.as_ref())?;
-    let mut book = load_book_to_trade(&config, data.as_ref())?;
+    let mut book = load_book_to_trade(&config, data.as_ref(), as_of)?;
     book.on_error = OnStrategyError::Fail;
     book.check_as_of(as_of).map_err(CliError::input)?;
     // Slices that trade on a calendar or a threshold need the days before.

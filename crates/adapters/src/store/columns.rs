@@ -55,6 +55,18 @@ pub enum ColumnsError {
     },
 }
 
+impl ColumnsError {
+    /// As the data readers' error, the file named once.
+    pub fn into_data_error(self, file: &Path) -> crate::market::DataError {
+        match self {
+            ColumnsError::Unreadable { file, message } => {
+                crate::market::DataError::File { file, message }
+            }
+            other => crate::market::DataError::file(file, other.to_string()),
+        }
+    }
+}
+
 fn unreadable(file: &Path, message: impl ToString) -> ColumnsError {
     ColumnsError::Unreadable {
         file: file.display().to_string(),

@@ -89,12 +89,23 @@ pub fn adjustment_name(a: Adjustment) -> &'static str {
 pub struct BarStore {
     dir: PathBuf,
     manifest: Manifest,
+    /// Symbols whose file does not read, and why.
+    unreadable: BTreeMap<String, String>,
 }
 
 impl BarStore {
-    /// Whether `dir` is a store (it has a manifest).
+    /// Whether `dir` is a store: it has a manifest or a symbol's Parquet file (the files
+    /// are the truth: a store whose manifest was lost is still one).
     pub fn is_store(dir: &Path) -> bool {
         dir.join(MANIFEST).is_file()
+            || std::fs::read_dir(dir).is_ok_and(|entries| {
+                entries.flatten().any(|e| {
+                    e.file_name()
+                        .to_str()
+                        .and_then(|n| n.strip_suffix(".parquet"))
+                        .is_some_and(|s| crate::domain::parse_symbol(s).is_ok())
+                })
+            })
     }
 
     /// The store in `dir` (empty when the folder does not exist yet: nothing is created
@@ -103,7 +114,11 @@ impl BarStore {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let path = dir.join(MANIFEST);
         let mut manifest = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice::<Manifest>(&bytes).map_err(|e| io(&path, e))?,
+            // An index that does not read is rebuilt from the files it indexes.
+            Ok(bytes) => serde_json::from_slice::<Manifest>(&bytes).unwrap_or_else(|e| {
+                tracing::warn!(manifest = %path.display(), error = %e, "the store's manifest does not read: describing the store again from its files");
+                Manifest::default()
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Manifest::default(),
             Err(e) => return Err(io(&path, e)),
         };
@@ -122,6 +137,7 @@ impl BarStore {
                 format: FORMAT,
                 symbols: BTreeMap::new(),
             },
+            unreadable: BTreeMap::new(),
         };
         let mut changed = false;
         for symbol in store.files()? {
@@ -131,11 +147,18 @@ impl BarStore {
                 Some(e) if e.file_bytes == bytes && e.file_modified_ns == modified => {
                     store.manifest.symbols.insert(symbol, e);
                 }
-                _ => {
-                    let (bars, provenance) = columns::decode(&file)?;
-                    store.describe(&symbol, &bars, provenance)?;
-                    changed = true;
-                }
+                _ => match columns::decode(&file) {
+                    Ok((bars, provenance)) => {
+                        store.describe(&symbol, &bars, provenance)?;
+                        changed = true;
+                    }
+                    // One bad file does not close the store: it is named (`data list`,
+                    // and any command that reads the symbol) until pulled or imported again.
+                    Err(e) => {
+                        store.unreadable.insert(symbol, e.to_string());
+                        changed = true;
+                    }
+                },
             }
         }
         // Entries whose file is gone.
@@ -153,6 +176,13 @@ impl BarStore {
     /// The symbols held, in order, with what is held of each.
     pub fn symbols(&self) -> impl Iterator<Item = (&str, &StoredSymbol)> {
         self.manifest.symbols.iter().map(|(s, e)| (s.as_str(), e))
+    }
+
+    /// Symbols whose file does not read, with why (pull or import them again).
+    pub fn unreadable(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.unreadable
+            .iter()
+            .map(|(s, e)| (s.as_str(), e.as_str()))
     }
 
     pub fn get(&self, symbol: &str) -> Option<&StoredSymbol> {
@@ -183,6 +213,7 @@ impl BarStore {
         let bytes = columns::encode(symbol, bars, &provenance)?;
         std::fs::create_dir_all(&self.dir).map_err(|e| io(&self.dir, e))?;
         write_atomically(&self.file_of(symbol), &bytes)?;
+        self.unreadable.remove(symbol);
         self.describe(symbol, bars, provenance)
     }
 
@@ -280,8 +311,8 @@ pub fn load_series(
     if !file.is_file() {
         return Err(missing(dir, symbol));
     }
-    let (series, provenance) = columns::decode_series(&file, &symbol.into())
-        .map_err(|e| DataError::file(&file, e.to_string()))?;
+    let (series, provenance) =
+        columns::decode_series(&file, &symbol.into()).map_err(|e| e.into_data_error(&file))?;
     check_adjustment(&file, symbol, &provenance, adjustment)?;
     Ok(series)
 }
@@ -297,8 +328,7 @@ pub fn read_bars(
     if !file.is_file() {
         return Err(missing(dir, symbol));
     }
-    let (bars, provenance) =
-        columns::decode(&file).map_err(|e| DataError::file(&file, e.to_string()))?;
+    let (bars, provenance) = columns::decode(&file).map_err(|e| e.into_data_error(&file))?;
     check_adjustment(&file, symbol, &provenance, adjustment)?;
     Ok(bars)
 }
@@ -307,7 +337,7 @@ fn missing(dir: &Path, symbol: &str) -> DataError {
     DataError::UnknownSymbol {
         symbol: symbol.into(),
         dir: format!(
-            "the store {} (`alchemiser data pull --symbols {symbol}` fetches it)",
+            "the store {} (`alchemiser data pull --symbols {symbol}` or `alchemiser data import DIR` adds it)",
             dir.display()
         ),
     }
@@ -326,7 +356,7 @@ fn check_adjustment(
     Err(DataError::file(
         file,
         format!(
-            "holds {} bars of {symbol} and the configuration asks for {wanted} (strategy.adjustment): `alchemiser data pull --symbols {symbol}` pulls them again",
+            "holds {} bars of {symbol} and the configuration asks for {wanted} (strategy.adjustment): pull them again (`alchemiser data pull --symbols {symbol}`) or import {wanted} ones",
             if provenance.adjustment.is_empty() { "unlabelled" } else { &provenance.adjustment }
         ),
     ))

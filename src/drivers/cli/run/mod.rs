@@ -87,9 +87,10 @@ pub(super) fn run(args: RunArgs) -> Result<(), CliError> {
         refuse_findings(
             &config,
             venue::book_on_the_store(&config).map_err(CliError::input)?,
+            NaiveDate::MAX,
         )?
     } else {
-        load_book_to_trade(&config, None)?
+        load_book_to_trade(&config, None, args.as_of.unwrap_or(NaiveDate::MAX))?
     });
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let opened =

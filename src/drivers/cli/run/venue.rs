@@ -297,7 +297,7 @@ impl LiveBars {
             check_fresh(symbol, loaded.last_date(), day)?;
             series.insert(symbol.clone(), loaded);
         }
-        crate::symphony_files::refuse_findings(&source, &self.symbols, &self.data)?;
+        crate::symphony_files::refuse_findings(&source, &self.symbols, &self.data, day)?;
         tracing::info!(symbols = self.symbols.len(), %day, store = %self.store.display(), "evaluating on the store's daily bars");
         self.market.replace(MarketData::sharing_dates(series));
         Ok(())
