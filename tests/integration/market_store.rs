@@ -56,6 +56,19 @@ fn folder(f: &FakeAlpaca, extra: &str) -> tempfile::TempDir {
     dir
 }
 
+/// A config in `dir` on the default strategy whose only bars are the store's
+/// (`strategy.data` names no folder).
+fn store_only_config(dir: &Path) {
+    std::fs::write(
+        dir.join("config.toml"),
+        format!(
+            "[metrics]\nenabled = false\n[strategy]\ndata = \"nowhere\"\n[[strategy.files]]\npath = {:?}\n",
+            root().join("examples/strategies/default.clj").display().to_string()
+        ),
+    )
+    .unwrap();
+}
+
 fn pull(dir: &Path, args: &[&str]) -> Output {
     bin(dir).args(["data", "pull"]).args(args).output().unwrap()
 }
@@ -389,14 +402,7 @@ fn check_finds_what_is_wrong_and_signals_refuse_the_symbol_until_it_is_fixed() {
         .collect::<Vec<_>>()
         .join("\n");
     std::fs::write(data.join("META.csv"), broken + "\n").unwrap();
-    std::fs::write(
-        dir.path().join("config.toml"),
-        format!(
-            "[metrics]\nenabled = false\n[strategy]\ndata = \"nowhere\"\n[[strategy.files]]\npath = {:?}\n",
-            root().join("examples/strategies/default.clj").display().to_string()
-        ),
-    )
-    .unwrap();
+    store_only_config(dir.path());
     let o = bin(dir.path())
         .args(["data", "import", "csv"])
         .output()
@@ -578,14 +584,7 @@ fn a_backtest_on_the_store_writes_the_files_of_one_on_its_source_folder() {
 #[test]
 fn a_damaged_store_is_named_and_importing_again_repairs_it() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("config.toml"),
-        format!(
-            "[metrics]\nenabled = false\n[strategy]\ndata = \"nowhere\"\n[[strategy.files]]\npath = {:?}\n",
-            root().join("examples/strategies/default.clj").display().to_string()
-        ),
-    )
-    .unwrap();
+    store_only_config(dir.path());
     let run = |args: &[&str]| bin(dir.path()).args(args).output().unwrap();
     let data = root().join("examples/data");
     let o = bin(dir.path())
