@@ -565,6 +565,27 @@ fn a_backtest_on_the_store_writes_the_files_of_one_on_its_source_folder() {
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
     backtest("from_store");
+    // A range wider than the data runs on what it covers, and says so.
+    let o = bin(dir.path())
+        .args([
+            "backtest",
+            "--from",
+            "2022-06-01",
+            "--to",
+            "2024-01-02",
+            "--out",
+            "wider",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains(
+            "covers 2022-06-01 to 2023-09-21 of the sessions asked (2022-06-01 to 2024-01-02)"
+        ),
+        "{}",
+        text(&o)
+    );
     for file in [
         "summary.json",
         "equity.csv",

@@ -52,6 +52,19 @@ pub(super) fn backtest(request: BacktestRequest) -> Result<(), CliError> {
     }
     let sessions = crate::actors::backtest::sessions(&book, request.from, request.to)
         .map_err(CliError::input)?;
+    // A range wider than the data is run on the part the data covers: said, not silent.
+    if let (Some(first), Some(last)) = (sessions.first(), sessions.last()) {
+        let calendar = crate::calendar::UsEquityCalendar::get();
+        let asked = calendar.sessions(request.from, request.to);
+        if asked.first() < Some(first) || asked.last() > Some(last) {
+            eprintln!(
+                "the data ({}) covers {first} to {last} of the sessions asked ({} to {}): backtesting those",
+                book.source.describe(),
+                request.from,
+                request.to
+            );
+        }
+    }
     let benchmark = find_benchmark(
         book.source.as_ref(),
         &book.data,

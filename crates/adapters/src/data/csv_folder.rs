@@ -46,14 +46,16 @@ pub fn load(dir: &Path, symbol: &str) -> Result<BarSeries, DataError> {
     parse_into(&text, &path, series)
 }
 
+/// `SYMBOL.csv`, or `symbol.csv` as some exports name it.
 fn text_of(dir: &Path, symbol: &str) -> Result<(String, std::path::PathBuf), DataError> {
-    let path = dir.join(format!("{symbol}.csv"));
-    if !path.exists() {
+    let named = dir.join(format!("{symbol}.csv"));
+    let lower = dir.join(format!("{}.csv", symbol.to_lowercase()));
+    let Some(path) = [named, lower].into_iter().find(|p| p.exists()) else {
         return Err(DataError::UnknownSymbol {
             symbol: symbol.into(),
             dir: dir.display().to_string(),
         });
-    }
+    };
     let text = std::fs::read_to_string(&path).map_err(|e| DataError::file(&path, e.to_string()))?;
     Ok((text, path))
 }

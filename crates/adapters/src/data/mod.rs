@@ -47,6 +47,31 @@ impl DataSource {
                 dir: dir.to_path_buf(),
             });
         }
+        // CSV files with another header: name one, and what it starts with.
+        let csv = std::fs::read_dir(dir).ok().and_then(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.path())
+                .find(|p| p.extension().is_some_and(|x| x == "csv"))
+        });
+        if let Some(file) = csv {
+            let first = std::fs::read_to_string(&file)
+                .ok()
+                .and_then(|t| {
+                    t.lines()
+                        .next()
+                        .map(|l| l.trim().chars().take(80).collect::<String>())
+                })
+                .unwrap_or_default();
+            return Err(DataError::invalid(
+                &file,
+                1,
+                format!(
+                    "the header is `{first}`; a data folder's CSV files start with `{}`",
+                    csv_folder::HEADER
+                ),
+            ));
+        }
         Err(DataError::UnknownLayout {
             dir: dir.display().to_string(),
         })
@@ -127,5 +152,39 @@ impl BarSource for DataSource {
                 dir.display().to_string()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// CSV files as people export them: a capitalised header is named with its file and
+    /// line; a lower-case file name is found.
+    #[test]
+    fn exported_csv_folders_are_read_or_refused_naming_file_and_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let bars = "2023-01-03,10,11,9,10.5,100\n";
+        std::fs::write(
+            dir.path().join("AAPL.csv"),
+            format!("Date,Open,High,Low,Close,Volume\n{bars}"),
+        )
+        .unwrap();
+        let e = DataSource::detect(dir.path(), Adjustment::Raw)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with("AAPL.csv:1: the header is `Date,Open,High,Low,Close,Volume`; a data folder's CSV files start with `date,open,high,low,close,volume`"),
+            "{e}"
+        );
+        std::fs::remove_file(dir.path().join("AAPL.csv")).unwrap();
+        std::fs::write(
+            dir.path().join("aapl.csv"),
+            format!("{}\n{bars}", csv_folder::HEADER),
+        )
+        .unwrap();
+        let source = DataSource::detect(dir.path(), Adjustment::Raw).unwrap();
+        assert_eq!(source.symbols().unwrap(), vec![Symbol::from("AAPL")]);
+        assert_eq!(source.read("AAPL").unwrap().len(), 1);
     }
 }
