@@ -118,19 +118,36 @@ fn read_symphonies(
 }
 
 /// Refuses to trade on bars with a finding of `data check` dated on or before `through`
-/// that `data.accept` does not list: each symbol of `symbols` read from `source` and checked; the error names every
-/// symbol with one, and its first.
+/// that `data.accept` does not list: each symbol of `symbols` read from `source` and
+/// checked ([`refuse_findings_in`]).
 pub fn refuse_findings(
     source: &dyn BarSource,
     symbols: &[Symbol],
     data: &crate::config::DataConfig,
     through: chrono::NaiveDate,
 ) -> Result<(), String> {
-    let mut refused = Vec::new();
+    let mut read = Vec::with_capacity(symbols.len());
     for symbol in symbols {
-        let bars = source.read(symbol).map_err(|e| e.to_string())?;
+        read.push((
+            symbol.clone(),
+            source.read(symbol).map_err(|e| e.to_string())?,
+        ));
+    }
+    refuse_findings_in(&read, &source.describe(), data, through)
+}
+
+/// [`refuse_findings`] on bars already read from `folder`: the error names every symbol
+/// with a finding, and its first.
+pub fn refuse_findings_in(
+    bars: &[(Symbol, Vec<crate::market::DailyBar>)],
+    folder: &str,
+    data: &crate::config::DataConfig,
+    through: chrono::NaiveDate,
+) -> Result<(), String> {
+    let mut refused = Vec::new();
+    for (symbol, bars) in bars {
         // What comes after the day cannot have moved its decision.
-        let found: Vec<_> = crate::market::checks::findings(&bars, data.max_move)
+        let found: Vec<_> = crate::market::checks::findings(bars, data.max_move)
             .into_iter()
             .filter(|f| f.date <= through && !data.accepts(symbol, f.date))
             .collect();
@@ -146,9 +163,8 @@ pub fn refuse_findings(
         return Ok(());
     }
     Err(format!(
-        "market data with unresolved findings, not trading on it: {}; `alchemiser data check --data {}` lists them (pull or import the data again, or accept a real one in data.accept as \"SYMBOL YYYY-MM-DD\")",
-        refused.join("; "),
-        source.describe()
+        "market data with unresolved findings, not trading on it: {}; `alchemiser data check --data {folder}` lists them (pull or import the data again, or accept a real one in data.accept as \"SYMBOL YYYY-MM-DD\")",
+        refused.join("; ")
     ))
 }
 

@@ -166,7 +166,7 @@ fn pull_into(
     };
     let report = runtime
         .block_on(pull(&mut store, &client, &request, &mut progress))
-        .map_err(|e| CliError::Failed(e.to_string()))?;
+        .map_err(CliError::failed)?;
     bar.finish_and_clear();
     for s in &report.symbols {
         let held = store
@@ -243,7 +243,7 @@ fn import(
         let replaced = store.get(symbol).map(|e| e.bars);
         store
             .replace(symbol, &bars, provenance)
-            .map_err(|e| CliError::Failed(e.to_string()))?;
+            .map_err(CliError::failed)?;
         let (first, last) = (bars[0].date, bars[bars.len() - 1].date);
         let replaced = replaced.map_or(String::new(), |n| format!(" (replaced {n} stored bars)"));
         outln!(
@@ -251,9 +251,7 @@ fn import(
             bars.len()
         );
     }
-    store
-        .commit()
-        .map_err(|e| CliError::Failed(e.to_string()))?;
+    store.commit().map_err(CliError::failed)?;
     outln!(
         "imported {} into {}",
         count(symbols.len(), "symbol"),
@@ -312,9 +310,7 @@ fn check(
         }
     }
     if let Some(store) = &store {
-        store
-            .commit()
-            .map_err(|e| CliError::Failed(e.to_string()))?;
+        store.commit().map_err(CliError::failed)?;
     }
     outln!(
         "checked {} in {}: {}",
@@ -400,9 +396,7 @@ fn show(store: &BarStore, typed: &str) -> Result<(), CliError> {
             }
         }
     }
-    let bars = store
-        .bars(&symbol)
-        .map_err(|e| CliError::Failed(e.to_string()))?;
+    let bars = store.bars(&symbol).map_err(CliError::failed)?;
     outln!("last bars   date        open        high        low         close       volume");
     for b in bars.iter().rev().take(5).rev() {
         outln!(

@@ -48,45 +48,6 @@ impl PackedDecimal {
     }
 }
 
-/// The `f64` that `Decimal::to_f64` gives for `mantissa × 10^-scale`, by its steps
-/// (integral and fractional parts, their sum rounded to `scale` places) in 64-bit
-/// arithmetic: its 128-bit division took 40 ns a value, most of loading a 500-symbol
-/// universe. A test holds the two to the same bits.
-pub fn scaled_to_f64(mantissa: i64, scale: u32) -> f64 {
-    if scale == 0 {
-        return mantissa as f64;
-    }
-    if scale > 19 {
-        return Decimal::try_new(mantissa, scale)
-            .ok()
-            .and_then(|d| d.to_f64())
-            .unwrap_or(f64::NAN);
-    }
-    let m = mantissa.unsigned_abs();
-    let precision = 10_u64.pow(scale);
-    let integral = (m / precision) as f64;
-    let fraction = (m % precision) as f64 / precision as f64;
-    let magnitude = if fraction == 0.0 {
-        integral
-    } else {
-        let round_to = 10f64.powi(scale as i32);
-        ((integral + fraction) * round_to).round() / round_to
-    };
-    if mantissa < 0 {
-        -magnitude
-    } else {
-        magnitude
-    }
-}
-
-/// `d` as an `f64`, as `Decimal::to_f64` gives it.
-fn decimal_to_f64(d: Decimal) -> f64 {
-    match i64::try_from(d.mantissa()) {
-        Ok(m) => scaled_to_f64(m, d.scale()),
-        Err(_) => d.to_f64().unwrap_or(f64::NAN),
-    }
-}
-
 /// A normalised decimal's bytes: its scale, then its mantissa little-endian in 8 bytes,
 /// or (scale + 128) then 16 bytes when the mantissa needs more than 64 bits.
 fn put_normalised(m: i128, scale: u32, out: &mut Vec<u8>) {
@@ -218,8 +179,8 @@ impl BarSeries {
     }
 
     /// The series of columns read from a columnar file: ascending `dates`, and the opens
-    /// and closes as mantissas of `scale` decimal places (a store's prices). Nothing is
-    /// made a `Decimal` on the way: a universe loads at the speed of its files.
+    /// and closes as mantissas of `scale` decimal places (a store's prices), packed as
+    /// they are; the closes' `f64`s are `Decimal::to_f64`'s, as for bars pushed one by one.
     pub fn from_scaled(
         symbol: Symbol,
         dates: Vec<NaiveDate>,
@@ -231,7 +192,15 @@ impl BarSeries {
             symbol,
             axis: Arc::new(dates),
             start: 0,
-            closes: closes.iter().map(|m| scaled_to_f64(*m, scale)).collect(),
+            closes: closes
+                .iter()
+                .map(|m| {
+                    Decimal::try_new(*m, scale)
+                        .ok()
+                        .and_then(|d| d.to_f64())
+                        .unwrap_or(f64::NAN)
+                })
+                .collect(),
             close_prices: PriceColumn::of_scaled(closes, scale),
             open_prices: PriceColumn::of_scaled(opens, scale),
             returns_pct: OnceLock::new(),
@@ -268,7 +237,7 @@ impl BarSeries {
                 self.start = 0;
             }
         }
-        self.closes.push(decimal_to_f64(bar.close));
+        self.closes.push(bar.close.to_f64().unwrap_or(f64::NAN));
         self.close_prices.push(bar.close);
         self.open_prices.push(bar.open);
         self.returns_pct = OnceLock::new();
@@ -491,44 +460,6 @@ mod tests {
             .collect();
         let want: Vec<String> = pushed.iter().map(Decimal::to_string).collect();
         assert_eq!(back, want);
-    }
-
-    /// The 64-bit conversion gives `Decimal::to_f64`'s bits, whatever the mantissa and
-    /// scale (the closes indicators read must not depend on where the bars came from).
-    #[test]
-    fn scaled_to_f64_gives_the_bits_of_decimal_to_f64() {
-        let mut rng = StdRng::seed_from_u64(33);
-        let mut cases: Vec<(i64, u32)> = vec![
-            (0, 0),
-            (0, 4),
-            (1, 19),
-            (-1, 19),
-            (i64::MAX, 0),
-            (i64::MIN + 1, 3),
-            (i64::MAX, 19),
-            (123_456, 22),
-        ];
-        for _ in 0..200_000 {
-            let scale = rng.random_range(0..=20);
-            let m = match rng.random_range(0..3) {
-                0 => rng.random_range(-10_000_000..10_000_000),
-                1 => rng.random_range(i64::MIN + 1..i64::MAX),
-                _ => rng.random_range(0..100_000) * 10_i64.pow(rng.random_range(0..12)),
-            };
-            cases.push((m, scale));
-        }
-        for (m, scale) in cases {
-            let want = Decimal::new(m, scale).to_f64().unwrap();
-            assert_eq!(
-                scaled_to_f64(m, scale).to_bits(),
-                want.to_bits(),
-                "{m}e-{scale}"
-            );
-            assert_eq!(
-                decimal_to_f64(Decimal::new(m, scale)).to_bits(),
-                want.to_bits()
-            );
-        }
     }
 
     /// A series made from columns holds what the same bars pushed one by one hold.

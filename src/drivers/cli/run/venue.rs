@@ -13,7 +13,7 @@ use crate::calendar::UsEquityCalendar;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::{RunMode, Symbol};
-use crate::market::{Adjustment, MarketData, SharedMarket};
+use crate::market::{Adjustment, BarSeries, MarketData, SharedMarket};
 use crate::strategy::book::StrategyBook;
 use crate::venue::Venue;
 use crate::venues::alpaca::client::{
@@ -290,14 +290,20 @@ impl LiveBars {
             dir: self.store.clone(),
             adjustment: self.adjustment,
         };
-        let mut series = std::collections::BTreeMap::new();
+        // Each symbol's bars read once: checked, then kept as its series.
+        let mut read = Vec::with_capacity(self.symbols.len());
         for symbol in &self.symbols {
-            let loaded =
-                crate::market::BarSource::load(&source, symbol).map_err(|e| e.to_string())?;
-            check_fresh(symbol, loaded.last_date(), day)?;
-            series.insert(symbol.clone(), loaded);
+            let bars =
+                crate::market::BarSource::read(&source, symbol).map_err(|e| e.to_string())?;
+            check_fresh(symbol, bars.last().map(|b| b.date), day)?;
+            read.push((symbol.clone(), bars));
         }
-        crate::symphony_files::refuse_findings(&source, &self.symbols, &self.data, day)?;
+        let folder = crate::market::BarSource::describe(&source);
+        crate::symphony_files::refuse_findings_in(&read, &folder, &self.data, day)?;
+        let series = read
+            .into_iter()
+            .map(|(symbol, bars)| (symbol.clone(), BarSeries::new(symbol, bars)))
+            .collect();
         tracing::info!(symbols = self.symbols.len(), %day, store = %self.store.display(), "evaluating on the store's daily bars");
         self.market.replace(MarketData::sharing_dates(series));
         Ok(())
